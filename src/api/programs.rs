@@ -1,0 +1,546 @@
+//! Program endpoints: CRUD, lifecycle actions, events, console tail/input/stream, apply.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::AppState;
+use super::authn::Caller;
+use super::error::{ApiError, ErrorBody, Json, Path, Query};
+use crate::auth::Role;
+use crate::bus::{ConsoleLine, Event};
+use crate::program::{ExitInfo, ProgramSpec, State as LifeState};
+use crate::store::events::EventRecord;
+use crate::store::now_ms;
+use crate::supervisor::ProgramHandle;
+
+/// A program with its live status.
+#[derive(Serialize, ToSchema)]
+pub struct ProgramView {
+    /// The definition.
+    #[serde(flatten)]
+    pub spec: ProgramSpec,
+    /// Lifecycle state.
+    pub state: LifeState,
+    /// Process id, when running.
+    pub pid: Option<u32>,
+    /// Seconds since the current process was spawned.
+    pub uptime_seconds: Option<u64>,
+    /// Automatic restarts since the last requested start.
+    pub restarts: u32,
+    /// Unix ms of the last state change.
+    pub since_ms: i64,
+    /// How the last process ended.
+    pub last_exit: Option<ExitInfo>,
+    /// True when adopted from a previous warden run.
+    pub adopted: bool,
+}
+
+impl ProgramView {
+    fn of(h: &ProgramHandle, now: i64) -> ProgramView {
+        let snap = h.snapshot();
+        let s = &snap.status;
+        ProgramView {
+            spec: (*snap.spec).clone(),
+            state: s.state,
+            pid: s.pid,
+            uptime_seconds: s
+                .started_at_ms
+                .filter(|_| s.state.is_active())
+                .map(|t| u64::try_from((now - t).max(0) / 1000).unwrap_or(0)),
+            restarts: s.restarts,
+            since_ms: s.since_ms,
+            last_exit: s.last_exit.clone(),
+            adopted: s.adopted,
+        }
+    }
+}
+
+/// All programs.
+#[derive(Serialize, ToSchema)]
+pub struct ProgramList {
+    /// Programs by name.
+    pub programs: Vec<ProgramView>,
+}
+
+/// Lists every program with its status, in one call.
+#[utoipa::path(get, path = "/api/programs", tag = "programs",
+    responses((status = 200, body = ProgramList), (status = 401, body = ErrorBody)))]
+async fn list(State(app): State<AppState>, caller: Caller) -> Result<Json<ProgramList>, ApiError> {
+    caller.require(Role::Viewer)?;
+    let now = now_ms();
+    let programs = app
+        .sup
+        .list()
+        .iter()
+        .map(|h| ProgramView::of(h, now))
+        .collect();
+    Ok(Json(ProgramList { programs }))
+}
+
+/// Creates a program (admin: a program is a command line).
+#[utoipa::path(post, path = "/api/programs", tag = "programs", request_body = ProgramSpec,
+    responses((status = 201, body = ProgramView), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn create(
+    State(app): State<AppState>,
+    caller: Caller,
+    Json(spec): Json<ProgramSpec>,
+) -> Result<Response, ApiError> {
+    caller.require(Role::Admin)?;
+    let h = app.sup.create(spec).await?;
+    app.audit(&caller, "program.create", h.name(), None).await;
+    Ok((StatusCode::CREATED, Json(ProgramView::of(&h, now_ms()))).into_response())
+}
+
+/// One program with its status.
+#[utoipa::path(get, path = "/api/programs/{name}", tag = "programs",
+    params(("name" = String, Path, description = "program name")),
+    responses((status = 200, body = ProgramView), (status = 404, body = ErrorBody)))]
+async fn get_one(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<ProgramView>, ApiError> {
+    caller.require(Role::Viewer)?;
+    let h = app.sup.get(&name)?;
+    Ok(Json(ProgramView::of(&h, now_ms())))
+}
+
+/// Replaces a program's definition; a running process picks it up at its next start.
+#[utoipa::path(put, path = "/api/programs/{name}", tag = "programs", request_body = ProgramSpec,
+    params(("name" = String, Path, description = "program name")),
+    responses((status = 200, body = ProgramView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn update(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Json(spec): Json<ProgramSpec>,
+) -> Result<Json<ProgramView>, ApiError> {
+    caller.require(Role::Admin)?;
+    if spec.name != name {
+        return Err(ApiError::validation(vec![crate::program::FieldError {
+            field: "name".into(),
+            message: format!(
+                "must match the program in the URL ('{name}'); renaming is not supported — create a new program instead"
+            ),
+        }]));
+    }
+    app.sup.update(spec).await?;
+    app.audit(&caller, "program.update", &name, None).await;
+    Ok(Json(ProgramView::of(&app.sup.get(&name)?, now_ms())))
+}
+
+/// Options for delete.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+struct DeleteQuery {
+    /// Stop a running program first instead of refusing.
+    #[serde(default)]
+    force: bool,
+}
+
+/// Deletes a program. A running one is refused (409) unless `force=true`, which stops it
+/// gracefully first.
+#[utoipa::path(delete, path = "/api/programs/{name}", tag = "programs",
+    params(("name" = String, Path, description = "program name"), DeleteQuery),
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn delete(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Query(q): Query<DeleteQuery>,
+) -> Result<StatusCode, ApiError> {
+    caller.require(Role::Admin)?;
+    app.sup.delete(&name, q.force).await?;
+    app.audit(&caller, "program.delete", &name, None).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+macro_rules! action {
+    ($fn:ident, $method:ident, $path:literal, $doc:literal) => {
+        #[doc = $doc]
+        #[utoipa::path(post, path = $path, tag = "programs",
+            params(("name" = String, Path, description = "program name")),
+            responses((status = 200, body = ProgramView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+        async fn $fn(
+            State(app): State<AppState>,
+            caller: Caller,
+            Path(name): Path<String>,
+        ) -> Result<Json<ProgramView>, ApiError> {
+            caller.require(Role::Operator)?;
+            let h = app.sup.get(&name)?;
+            h.$method().await?;
+            app.audit(&caller, concat!("program.", stringify!($method)), &name, None).await;
+            Ok(Json(ProgramView::of(&h, now_ms())))
+        }
+    };
+}
+
+action!(start, start, "/api/programs/{name}/start", "Starts the program (no-op when running).");
+action!(stop, stop, "/api/programs/{name}/stop", "Stops the program with its stop sequence (no-op when stopped).");
+action!(restart, restart, "/api/programs/{name}/restart", "Stops, then starts the program.");
+action!(kill, kill, "/api/programs/{name}/kill", "Kills the program's whole process group now.");
+
+/// Event paging.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct EventQuery {
+    /// Only events with an id below this (the `next_before` of the previous page).
+    before: Option<i64>,
+    /// Page size, 1-500 (default 50).
+    limit: Option<u32>,
+    /// Only this program's events (for `/api/events`).
+    program: Option<String>,
+}
+
+/// A page of events, newest first.
+#[derive(Serialize, ToSchema)]
+pub struct EventPage {
+    /// Events, newest first.
+    pub events: Vec<EventRecord>,
+    /// Pass as `before` to get the next (older) page; absent on the last page.
+    pub next_before: Option<i64>,
+}
+
+async fn event_page(
+    app: &AppState,
+    program: Option<String>,
+    q: &EventQuery,
+) -> Result<EventPage, ApiError> {
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            "limit must be between 1 and 500",
+        ));
+    }
+    let events = app.store.events(program, q.before, limit).await?;
+    let next_before = if events.len() == limit as usize {
+        events.last().map(|e| e.id)
+    } else {
+        None
+    };
+    Ok(EventPage {
+        events,
+        next_before,
+    })
+}
+
+/// A program's lifecycle events, newest first.
+#[utoipa::path(get, path = "/api/programs/{name}/events", tag = "programs",
+    params(("name" = String, Path, description = "program name"), EventQuery),
+    responses((status = 200, body = EventPage), (status = 404, body = ErrorBody)))]
+async fn program_events(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Query(q): Query<EventQuery>,
+) -> Result<Json<EventPage>, ApiError> {
+    caller.require(Role::Viewer)?;
+    app.sup.get(&name)?;
+    Ok(Json(event_page(&app, Some(name), &q).await?))
+}
+
+/// All events (optionally of one program), newest first.
+#[utoipa::path(get, path = "/api/events", tag = "events", params(EventQuery),
+    responses((status = 200, body = EventPage)))]
+async fn all_events(
+    State(app): State<AppState>,
+    caller: Caller,
+    Query(q): Query<EventQuery>,
+) -> Result<Json<EventPage>, ApiError> {
+    caller.require(Role::Viewer)?;
+    let program = q.program.clone();
+    Ok(Json(event_page(&app, program, &q).await?))
+}
+
+/// Console tail size.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+struct TailQuery {
+    /// Number of lines, 1-10000 (default 100).
+    lines: Option<usize>,
+}
+
+impl TailQuery {
+    fn lines(&self) -> Result<usize, ApiError> {
+        let n = self.lines.unwrap_or(100);
+        if !(1..=10_000).contains(&n) {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                "lines must be between 1 and 10000",
+            ));
+        }
+        Ok(n)
+    }
+}
+
+/// The last console lines.
+#[derive(Serialize, ToSchema)]
+pub struct ConsoleTail {
+    /// Lines, oldest first.
+    pub lines: Vec<ConsoleLine>,
+}
+
+/// The last N console lines of a program (from memory).
+#[utoipa::path(get, path = "/api/programs/{name}/console", tag = "console",
+    params(("name" = String, Path, description = "program name"), TailQuery),
+    responses((status = 200, body = ConsoleTail), (status = 404, body = ErrorBody)))]
+async fn console_tail(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Query(q): Query<TailQuery>,
+) -> Result<Json<ConsoleTail>, ApiError> {
+    caller.require(Role::Viewer)?;
+    let h = app.sup.get(&name)?;
+    Ok(Json(ConsoleTail {
+        lines: h.console_tail(q.lines()?),
+    }))
+}
+
+/// A line for the program's stdin.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleInput {
+    /// The line, without newline.
+    pub line: String,
+}
+
+/// Sends a line to the program's stdin.
+#[utoipa::path(post, path = "/api/programs/{name}/console", tag = "console",
+    params(("name" = String, Path, description = "program name")), request_body = ConsoleInput,
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn console_input(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Json(body): Json<ConsoleInput>,
+) -> Result<StatusCode, ApiError> {
+    caller.require(Role::Operator)?;
+    if body.line.contains('\n') || body.line.contains('\r') || body.line.len() > 8192 {
+        return Err(ApiError::validation(vec![crate::program::FieldError {
+            field: "line".into(),
+            message: "must be a single line of at most 8192 bytes".into(),
+        }]));
+    }
+    let h = app.sup.get(&name)?;
+    app.audit(&caller, "program.console", &name, Some(body.line.clone()))
+        .await;
+    h.send_input(body.line).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Streams the console as JSON lines: the last `lines` lines, then live ones, until the
+/// client disconnects or warden shuts down. A client that cannot keep up is cut off
+/// (its queue is bounded) rather than allowed to grow warden's memory.
+#[utoipa::path(get, path = "/api/programs/{name}/console/stream", tag = "console",
+    params(("name" = String, Path, description = "program name"), TailQuery),
+    responses((status = 200, description = "application/x-ndjson stream of console lines"), (status = 404, body = ErrorBody)))]
+async fn console_stream(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Query(q): Query<TailQuery>,
+) -> Result<Response, ApiError> {
+    caller.require(Role::Viewer)?;
+    let h = app.sup.get(&name)?;
+    let mut bus = app.bus.subscribe();
+    let backlog = h.console_tail(q.lines()?);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(512);
+    let shutdown = app.shutdown.clone();
+    tokio::spawn(async move {
+        for line in backlog {
+            if tx.try_send(ndjson(&line)).is_err() {
+                return;
+            }
+        }
+        loop {
+            let ev = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tx.closed() => return,
+                ev = bus.recv() => ev,
+            };
+            match ev {
+                Ok(ev) => {
+                    if let Event::Console(line) = &*ev
+                        && line.program == name
+                        && tx.try_send(ndjson(line)).is_err()
+                    {
+                        return;
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    let note = format!("{{\"lagged\":{n}}}\n");
+                    if tx.try_send(Bytes::from(note)).is_err() {
+                        return;
+                    }
+                }
+                Err(_) => return,
+            }
+        }
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx))
+    });
+    Ok((
+        [(header::CONTENT_TYPE, "application/x-ndjson"), (header::CACHE_CONTROL, "no-cache")],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+fn ndjson(line: &ConsoleLine) -> Bytes {
+    let mut v = serde_json::to_vec(line).unwrap_or_default();
+    v.push(b'\n');
+    Bytes::from(v)
+}
+
+/// Programs to create or update.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApplyRequest {
+    /// The desired programs.
+    pub programs: Vec<ProgramSpec>,
+}
+
+/// What apply did.
+#[derive(Serialize, ToSchema, Default)]
+pub struct ApplyResult {
+    /// Programs created.
+    pub created: Vec<String>,
+    /// Programs whose definition changed.
+    pub updated: Vec<String>,
+    /// Programs already as described.
+    pub unchanged: Vec<String>,
+}
+
+/// Creates or updates programs from a declarative list (what `warden apply FILE` sends).
+/// Everything is validated first; nothing is changed if any program is invalid.
+#[utoipa::path(post, path = "/api/apply", tag = "programs", request_body = ApplyRequest,
+    responses((status = 200, body = ApplyResult), (status = 422, body = ErrorBody)))]
+async fn apply(
+    State(app): State<AppState>,
+    caller: Caller,
+    Json(req): Json<ApplyRequest>,
+) -> Result<Json<ApplyResult>, ApiError> {
+    caller.require(Role::Admin)?;
+    let mut problems = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (i, spec) in req.programs.iter().enumerate() {
+        if !seen.insert(spec.name.clone()) {
+            problems.push(crate::program::FieldError {
+                field: format!("programs[{i}].name"),
+                message: format!("'{}' appears more than once", spec.name),
+            });
+        }
+        for p in spec.validate() {
+            problems.push(crate::program::FieldError {
+                field: format!("programs[{i}].{}", p.field),
+                message: p.message,
+            });
+        }
+    }
+    if !problems.is_empty() {
+        return Err(ApiError::validation(problems));
+    }
+    let mut result = ApplyResult::default();
+    for spec in req.programs {
+        let name = spec.name.clone();
+        match app.sup.get(&name) {
+            Ok(h) if *h.snapshot().spec == spec => result.unchanged.push(name),
+            Ok(_) => {
+                app.sup.update(spec).await?;
+                result.updated.push(name);
+            }
+            Err(_) => {
+                app.sup.create(spec).await?;
+                result.created.push(name);
+            }
+        }
+    }
+    app.audit(
+        &caller,
+        "programs.apply",
+        "*",
+        Some(format!(
+            "created {:?}, updated {:?}",
+            result.created, result.updated
+        )),
+    )
+    .await;
+    Ok(Json(result))
+}
+
+/// Waits up to `timeout` for a program to reach `state` (helper for tests and the CLI's `--wait`).
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+struct WaitQuery {
+    /// Target state.
+    state: LifeState,
+    /// Seconds to wait at most (1-25, default 10; below the request timeout).
+    timeout: Option<u64>,
+}
+
+/// Waits until the program is in the given state (or the timeout passes) and returns it.
+#[utoipa::path(get, path = "/api/programs/{name}/wait", tag = "programs",
+    params(("name" = String, Path, description = "program name"), WaitQuery),
+    responses((status = 200, body = ProgramView), (status = 404, body = ErrorBody), (status = 408, body = ErrorBody)))]
+async fn wait(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Query(q): Query<WaitQuery>,
+) -> Result<Json<ProgramView>, ApiError> {
+    caller.require(Role::Viewer)?;
+    let secs = q.timeout.unwrap_or(10);
+    if !(1..=25).contains(&secs) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            "timeout must be between 1 and 25 seconds",
+        ));
+    }
+    let h = app.sup.get(&name)?;
+    let target = q.state;
+    let snap = h
+        .wait_for(Duration::from_secs(secs), |s| s.state == target)
+        .await;
+    if snap.status.state != target {
+        return Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "timeout",
+            format!(
+                "program '{name}' is still {} after {secs} s",
+                snap.status.state.as_str()
+            ),
+        ));
+    }
+    Ok(Json(ProgramView::of(&h, now_ms())))
+}
+
+/// Routes of this module.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(get_one, update, delete))
+        .routes(routes!(start))
+        .routes(routes!(stop))
+        .routes(routes!(restart))
+        .routes(routes!(kill))
+        .routes(routes!(wait))
+        .routes(routes!(program_events))
+        .routes(routes!(all_events))
+        .routes(routes!(console_tail, console_input))
+        .routes(routes!(console_stream))
+        .routes(routes!(apply))
+}

@@ -1,0 +1,372 @@
+//! Users, roles, API tokens and browser sessions: hashing, verification and the rules
+//! for who may do what. Shared by the HTTP API and the CLI (which edits users directly
+//! in the store, so it works whether or not the server runs).
+//!
+//! Secrets: passwords are hashed with argon2id; tokens and session ids are 256-bit
+//! random values stored as SHA-256 (a slow hash adds nothing to a random secret).
+//! Nothing here logs or returns a secret after it was first shown.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use argon2::Argon2;
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use utoipa::ToSchema;
+
+use crate::store::{Store, StoreError, now_ms};
+
+/// What a principal may do. Ordered: each role includes the ones below it.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema, Hash,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Read-only.
+    Viewer,
+    /// Start, stop, restart, console, actions.
+    Operator,
+    /// Everything, including defining programs (which is code execution) and users.
+    Admin,
+}
+
+impl Role {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// Parses a stored or user-given name.
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "viewer" => Some(Role::Viewer),
+            "operator" => Some(Role::Operator),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// Who is making a request.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// User name, or `token:<name>` for API tokens.
+    pub name: String,
+    /// Granted role.
+    pub role: Role,
+    /// For browser sessions, the CSRF token state-changing requests must echo.
+    pub csrf: Option<String>,
+}
+
+/// Authentication failures. Deliberately vague towards the client.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// Wrong user/password or unknown, revoked or malformed token.
+    #[error("invalid credentials")]
+    Invalid,
+    /// The password does not meet the rules.
+    #[error("{0}")]
+    WeakPassword(String),
+    /// A user or token name problem.
+    #[error("{0}")]
+    BadInput(String),
+    /// Hashing failed (should not happen).
+    #[error("password hashing failed")]
+    Hash,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Minimum password length.
+pub const MIN_PASSWORD: usize = 8;
+/// How long a verified token is trusted without asking the store again. Revocation
+/// through the API takes effect at once; through the CLI (another process) within this.
+const TOKEN_CACHE_TTL: Duration = Duration::from_secs(2);
+
+fn sha256(data: &[u8]) -> Vec<u8> {
+    Sha256::digest(data).to_vec()
+}
+
+fn random_secret() -> String {
+    let bytes: [u8; 32] = rand::random();
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Hashes a password with argon2id (slow on purpose: run it on a blocking thread).
+pub fn hash_password(password: &str) -> Result<String, AuthError> {
+    if password.chars().count() < MIN_PASSWORD {
+        return Err(AuthError::WeakPassword(format!(
+            "the password must have at least {MIN_PASSWORD} characters"
+        )));
+    }
+    Argon2::default()
+        .hash_password(password.as_bytes())
+        .map(|h| h.to_string())
+        .map_err(|_| AuthError::Hash)
+}
+
+fn verify_password(hash: &str, password: &str) -> bool {
+    PasswordHash::new(hash)
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// Checks a user name: 1–64 chars of letters, digits, `.`, `-`, `_`.
+pub fn valid_user_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+}
+
+/// A newly created token: the only time its secret is visible.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NewToken {
+    /// Row id.
+    pub id: i64,
+    /// Public id (safe to show; used to revoke).
+    pub public_id: String,
+    /// The full token, to put in `Authorization: Bearer …`. Shown once.
+    pub token: String,
+}
+
+/// Authentication service.
+pub struct Auth {
+    store: Store,
+    session_ttl: Duration,
+    /// Verified tokens by full-token hash. A std mutex, never held across `.await`.
+    cache: Mutex<HashMap<Vec<u8>, (Principal, Instant, String)>>,
+    /// A dummy hash verified when the user does not exist, so timing does not reveal
+    /// which user names exist.
+    dummy_hash: String,
+}
+
+impl Auth {
+    /// Creates the service.
+    pub fn new(store: Store, session_ttl: Duration) -> Auth {
+        let dummy_hash = Argon2::default()
+            .hash_password(b"timing-equaliser")
+            .map(|h| h.to_string())
+            .unwrap_or_default();
+        Auth {
+            store,
+            session_ttl,
+            cache: Mutex::new(HashMap::new()),
+            dummy_hash,
+        }
+    }
+
+    /// Creates a user.
+    pub async fn add_user(&self, name: &str, password: String, role: Role) -> Result<(), AuthError> {
+        if !valid_user_name(name) {
+            return Err(AuthError::BadInput(format!(
+                "{name:?} is not a valid user name: use 1-64 letters, digits, '.', '-' or '_'"
+            )));
+        }
+        let hash = blocking(move || hash_password(&password)).await?;
+        self.store.insert_user(name, hash, role.as_str()).await?;
+        Ok(())
+    }
+
+    /// Changes a password (ends the user's sessions).
+    pub async fn set_password(&self, name: &str, password: String) -> Result<(), AuthError> {
+        let hash = blocking(move || hash_password(&password)).await?;
+        self.store.set_password(name, hash).await?;
+        Ok(())
+    }
+
+    /// Verifies a login; on success creates a session and returns
+    /// `(cookie value, principal)`.
+    pub async fn login(&self, name: &str, password: String) -> Result<(String, Principal), AuthError> {
+        let user = self.store.user(name).await?;
+        let hash = user
+            .as_ref()
+            .map(|u| u.password_hash.clone())
+            .unwrap_or_else(|| self.dummy_hash.clone());
+        let ok = blocking(move || Ok(verify_password(&hash, &password))).await?;
+        let Some(user) = user.filter(|_| ok) else {
+            return Err(AuthError::Invalid);
+        };
+        let role = Role::parse(&user.role).ok_or(AuthError::Invalid)?;
+        let cookie = random_secret();
+        let csrf = random_secret();
+        let expires = now_ms() + i64::try_from(self.session_ttl.as_millis()).unwrap_or(i64::MAX / 2);
+        self.store
+            .insert_session(sha256(cookie.as_bytes()), &user.name, csrf.clone(), expires)
+            .await?;
+        Ok((
+            cookie,
+            Principal {
+                name: user.name,
+                role,
+                csrf: Some(csrf),
+            },
+        ))
+    }
+
+    /// Ends a session.
+    pub async fn logout(&self, cookie: &str) -> Result<(), AuthError> {
+        self.store.delete_session(sha256(cookie.as_bytes())).await?;
+        Ok(())
+    }
+
+    /// Resolves a session cookie.
+    pub async fn session(&self, cookie: &str) -> Result<Principal, AuthError> {
+        let row = self
+            .store
+            .session(sha256(cookie.as_bytes()))
+            .await?
+            .ok_or(AuthError::Invalid)?;
+        Ok(Principal {
+            name: row.user,
+            role: Role::parse(&row.role).ok_or(AuthError::Invalid)?,
+            csrf: Some(row.csrf),
+        })
+    }
+
+    /// Creates an API token.
+    pub async fn create_token(
+        &self,
+        name: &str,
+        role: Role,
+        created_by: Option<String>,
+    ) -> Result<NewToken, AuthError> {
+        if name.trim().is_empty() || name.len() > 100 {
+            return Err(AuthError::BadInput(
+                "a token needs a name of 1-100 characters".into(),
+            ));
+        }
+        let public_id = hex(&rand::random::<[u8; 6]>());
+        let secret = random_secret();
+        let id = self
+            .store
+            .insert_token(
+                public_id.clone(),
+                name.to_string(),
+                role.as_str().to_string(),
+                sha256(secret.as_bytes()),
+                created_by,
+            )
+            .await?;
+        Ok(NewToken {
+            id,
+            token: format!("wdn_{public_id}_{secret}"),
+            public_id,
+        })
+    }
+
+    /// Revokes a token by id or public id; effective immediately in this process.
+    pub async fn revoke_token(&self, key: &str) -> Result<String, AuthError> {
+        let public_id = self.store.revoke_token(key).await?;
+        if let Ok(mut c) = self.cache.lock() {
+            c.retain(|_, (_, _, pid)| *pid != public_id);
+        }
+        Ok(public_id)
+    }
+
+    /// Resolves a bearer token.
+    pub async fn token(&self, token: &str) -> Result<Principal, AuthError> {
+        let key = sha256(token.as_bytes());
+        if let Ok(c) = self.cache.lock()
+            && let Some((p, at, _)) = c.get(&key)
+            && at.elapsed() < TOKEN_CACHE_TTL
+        {
+            return Ok(p.clone());
+        }
+        let rest = token.strip_prefix("wdn_").ok_or(AuthError::Invalid)?;
+        let (public_id, secret) = rest.split_once('_').ok_or(AuthError::Invalid)?;
+        let row = self
+            .store
+            .token(public_id)
+            .await?
+            .ok_or(AuthError::Invalid)?;
+        let matches: bool = row.secret_hash.ct_eq(&sha256(secret.as_bytes())).into();
+        if !matches || row.revoked_at.is_some() {
+            return Err(AuthError::Invalid);
+        }
+        let principal = Principal {
+            name: format!("token:{}", row.name),
+            role: Role::parse(&row.role).ok_or(AuthError::Invalid)?,
+            csrf: None,
+        };
+        // Record use at most once a minute per token, off the request path.
+        if row.last_used_at.is_none_or(|t| now_ms() - t > 60_000)
+            && let Err(e) = self.store.touch_token(row.public_id.clone()).await
+        {
+            tracing::debug!(error = %e, "cannot record token use");
+        }
+        if let Ok(mut c) = self.cache.lock() {
+            if c.len() > 1024 {
+                c.clear();
+            }
+            c.insert(key, (principal.clone(), Instant::now(), row.public_id));
+        }
+        Ok(principal)
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, AuthError> + Send + 'static,
+) -> Result<T, AuthError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| AuthError::Hash)?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_are_ordered() {
+        assert!(Role::Admin > Role::Operator && Role::Operator > Role::Viewer);
+        assert_eq!(Role::parse("operator"), Some(Role::Operator));
+        assert_eq!(Role::parse("root"), None);
+    }
+
+    #[test]
+    fn passwords_hash_and_verify() {
+        let h = hash_password("correct horse").expect("hash");
+        assert!(h.starts_with("$argon2id$"));
+        assert!(verify_password(&h, "correct horse"));
+        assert!(!verify_password(&h, "wrong horse!"));
+        assert!(matches!(hash_password("short"), Err(AuthError::WeakPassword(_))));
+    }
+
+    #[tokio::test]
+    async fn tokens_verify_and_revoke() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("w.db")).expect("open");
+        let auth = Auth::new(store, Duration::from_secs(60));
+        let t = auth
+            .create_token("ci", Role::Operator, None)
+            .await
+            .expect("create");
+        let p = auth.token(&t.token).await.expect("valid");
+        assert_eq!(p.role, Role::Operator);
+        assert!(auth.token(&format!("{}x", t.token)).await.is_err());
+        assert!(auth.token("garbage").await.is_err());
+        auth.revoke_token(&t.public_id).await.expect("revoke");
+        assert!(auth.token(&t.token).await.is_err());
+    }
+}

@@ -1,0 +1,384 @@
+//! `warden ctl …` and `warden apply`: a small HTTP client of the API, with readable
+//! tables or `--json`. The token comes from `--token` or `WARDEN_TOKEN`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use clap::{Args, Subcommand};
+use futures_util::StreamExt;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::config::DEFAULT_LISTEN;
+use crate::program::ProgramSpec;
+
+/// Connection to the server.
+#[derive(Args, Clone)]
+pub struct Remote {
+    /// Base URL of the warden server.
+    #[arg(long, env = "WARDEN_URL", default_value_t = format!("http://{DEFAULT_LISTEN}"))]
+    url: String,
+    /// API token (create one with `warden token create NAME --role operator`).
+    #[arg(long, env = "WARDEN_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Print the server's JSON instead of a table.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+/// `warden ctl`.
+#[derive(Args)]
+pub struct CtlArgs {
+    #[command(flatten)]
+    remote: Remote,
+    #[command(subcommand)]
+    cmd: CtlCmd,
+}
+
+#[derive(Subcommand)]
+enum CtlCmd {
+    /// List programs with their status.
+    List,
+    /// Show one program.
+    Status {
+        /// Program name.
+        name: String,
+    },
+    /// Start a program.
+    Start {
+        /// Program name.
+        name: String,
+    },
+    /// Stop a program (its graceful stop sequence).
+    Stop {
+        /// Program name.
+        name: String,
+    },
+    /// Restart a program.
+    Restart {
+        /// Program name.
+        name: String,
+    },
+    /// Kill a program's whole process group.
+    Kill {
+        /// Program name.
+        name: String,
+    },
+    /// Show console output.
+    Logs {
+        /// Program name.
+        name: String,
+        /// Lines to show.
+        #[arg(short = 'n', long, default_value_t = 100)]
+        lines: usize,
+        /// Keep following new lines.
+        #[arg(short, long)]
+        follow: bool,
+    },
+    /// Send a line to a program's console (stdin).
+    Send {
+        /// Program name.
+        name: String,
+        /// The line (words are joined with spaces).
+        #[arg(required = true, trailing_var_arg = true)]
+        line: Vec<String>,
+    },
+    /// Show a program's lifecycle events.
+    Events {
+        /// Program name.
+        name: String,
+        /// How many.
+        #[arg(short = 'n', long, default_value_t = 20)]
+        limit: u32,
+    },
+}
+
+/// `warden apply FILE`.
+#[derive(Args)]
+pub struct ApplyArgs {
+    /// TOML file with `[[program]]` tables (same fields as the API).
+    file: std::path::PathBuf,
+    #[command(flatten)]
+    remote: Remote,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProgramsFile {
+    #[serde(default)]
+    program: Vec<ProgramSpec>,
+}
+
+/// Reads and validates a programs file, reporting every problem with its program.
+pub fn load_programs_file(path: &Path) -> anyhow::Result<Vec<ProgramSpec>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let file: ProgramsFile =
+        toml::from_str(&text).map_err(|e| anyhow!("invalid programs file {}: {}", path.display(), e.to_string().trim_end()))?;
+    let mut problems = Vec::new();
+    for (i, spec) in file.program.iter().enumerate() {
+        for p in spec.validate() {
+            problems.push(format!(
+                "  - program #{} ({:?}): {}: {}",
+                i + 1,
+                spec.name,
+                p.field,
+                p.message
+            ));
+        }
+    }
+    if !problems.is_empty() {
+        bail!("invalid programs file {}:\n{}", path.display(), problems.join("\n"));
+    }
+    Ok(file.program)
+}
+
+struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Client {
+    fn new(r: &Remote) -> anyhow::Result<Client> {
+        let token = r.token.clone().ok_or_else(|| {
+            anyhow!("no API token: pass --token or set WARDEN_TOKEN (create one with `warden token create NAME --role operator`)")
+        })?;
+        Ok(Client {
+            http: reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .build()?,
+            base: r.url.trim_end_matches('/').to_string(),
+            token,
+        })
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> anyhow::Result<Value> {
+        let resp = req
+            .bearer_auth(&self.token)
+            .timeout(Duration::from_secs(40))
+            .send()
+            .await
+            .map_err(|e| anyhow!("cannot reach warden at {}: {e}", self.base))?;
+        let status = resp.status();
+        let body = resp.bytes().await?;
+        let value: Value = if body.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&body).unwrap_or(Value::String(String::from_utf8_lossy(&body).into()))
+        };
+        if !status.is_success() {
+            let msg = value["error"]["message"]
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| value.to_string());
+            let code = value["error"]["code"].as_str().unwrap_or("error");
+            bail!("{msg} ({code}, HTTP {})", status.as_u16());
+        }
+        Ok(value)
+    }
+
+    async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        self.send(self.http.get(format!("{}{path}", self.base))).await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
+        self.send(self.http.post(format!("{}{path}", self.base)).json(&body))
+            .await
+    }
+}
+
+/// Formats unix ms as local time.
+pub fn fmt_ms(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| {
+            t.with_timezone(&chrono::Local)
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string()
+        })
+        .unwrap_or_default()
+}
+
+fn fmt_uptime(v: &Value) -> String {
+    let Some(s) = v.as_u64() else {
+        return "-".into();
+    };
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{}s", s / 60, s % 60),
+        3600..86400 => format!("{}h{}m", s / 3600, (s % 3600) / 60),
+        _ => format!("{}d{}h", s / 86400, (s % 86400) / 3600),
+    }
+}
+
+fn print_programs(list: &[Value]) {
+    println!(
+        "{:<20} {:<9} {:>8} {:>9} {:>8}  LAST EXIT",
+        "NAME", "STATE", "PID", "UPTIME", "RESTARTS"
+    );
+    for p in list {
+        println!(
+            "{:<20} {:<9} {:>8} {:>9} {:>8}  {}",
+            p["name"].as_str().unwrap_or(""),
+            p["state"].as_str().unwrap_or(""),
+            p["pid"].as_u64().map(|v| v.to_string()).unwrap_or("-".into()),
+            fmt_uptime(&p["uptime_seconds"]),
+            p["restarts"].as_u64().unwrap_or(0),
+            p["last_exit"]["description"].as_str().unwrap_or("-"),
+        );
+    }
+}
+
+fn print_json(v: &Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+fn print_line(v: &Value) {
+    let ts = v["ts"].as_i64().map(fmt_ms).unwrap_or_default();
+    let stream = v["stream"].as_str().unwrap_or("");
+    let marker = if stream == "stdin" { "> " } else { "" };
+    println!("{ts} {marker}{}", v["text"].as_str().unwrap_or(""));
+}
+
+/// Runs `warden ctl`.
+pub async fn run(args: CtlArgs) -> anyhow::Result<()> {
+    let c = Client::new(&args.remote)?;
+    let json = args.remote.json;
+    match args.cmd {
+        CtlCmd::List => {
+            let v = c.get("/api/programs").await?;
+            if json {
+                return print_json(&v);
+            }
+            print_programs(v["programs"].as_array().map(Vec::as_slice).unwrap_or(&[]));
+        }
+        CtlCmd::Status { name } => {
+            let v = c.get(&format!("/api/programs/{name}")).await?;
+            if json {
+                return print_json(&v);
+            }
+            print_programs(std::slice::from_ref(&v));
+        }
+        CtlCmd::Start { name } => action(&c, &name, "start", json).await?,
+        CtlCmd::Stop { name } => action(&c, &name, "stop", json).await?,
+        CtlCmd::Restart { name } => action(&c, &name, "restart", json).await?,
+        CtlCmd::Kill { name } => action(&c, &name, "kill", json).await?,
+        CtlCmd::Send { name, line } => {
+            c.post(
+                &format!("/api/programs/{name}/console"),
+                serde_json::json!({ "line": line.join(" ") }),
+            )
+            .await?;
+        }
+        CtlCmd::Events { name, limit } => {
+            let v = c
+                .get(&format!("/api/programs/{name}/events?limit={limit}"))
+                .await?;
+            if json {
+                return print_json(&v);
+            }
+            for e in v["events"].as_array().map(Vec::as_slice).unwrap_or(&[]).iter().rev() {
+                println!(
+                    "{} {:<16} {}",
+                    e["ts"].as_i64().map(fmt_ms).unwrap_or_default(),
+                    e["kind"].as_str().unwrap_or(""),
+                    e["message"].as_str().unwrap_or("")
+                );
+            }
+        }
+        CtlCmd::Logs {
+            name,
+            lines,
+            follow,
+        } => {
+            if follow {
+                return follow_logs(&c, &name, lines, json).await;
+            }
+            let v = c
+                .get(&format!("/api/programs/{name}/console?lines={lines}"))
+                .await?;
+            if json {
+                return print_json(&v);
+            }
+            for l in v["lines"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
+                print_line(l);
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn action(c: &Client, name: &str, what: &str, json: bool) -> anyhow::Result<()> {
+    let v = c
+        .post(&format!("/api/programs/{name}/{what}"), Value::Null)
+        .await?;
+    if json {
+        return print_json(&v);
+    }
+    println!(
+        "{name}: {}{}",
+        v["state"].as_str().unwrap_or("?"),
+        v["pid"].as_u64().map(|p| format!(" (pid {p})")).unwrap_or_default()
+    );
+    Ok(())
+}
+
+async fn follow_logs(c: &Client, name: &str, lines: usize, json: bool) -> anyhow::Result<()> {
+    let resp = c
+        .http
+        .get(format!(
+            "{}/api/programs/{name}/console/stream?lines={lines}",
+            c.base
+        ))
+        .bearer_auth(&c.token)
+        .send()
+        .await
+        .map_err(|e| anyhow!("cannot reach warden at {}: {e}", c.base))?;
+    if !resp.status().is_success() {
+        let status = resp.status();
+        let v: Value = resp.json().await.unwrap_or(Value::Null);
+        bail!(
+            "{} (HTTP {})",
+            v["error"]["message"].as_str().unwrap_or("request failed"),
+            status.as_u16()
+        );
+    }
+    let mut stream = resp.bytes_stream();
+    let mut buf: Vec<u8> = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        buf.extend_from_slice(&chunk?);
+        while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = buf.drain(..=pos).collect();
+            if json {
+                print!("{}", String::from_utf8_lossy(&line));
+            } else if let Ok(v) = serde_json::from_slice::<Value>(&line) {
+                if let Some(n) = v["lagged"].as_u64() {
+                    eprintln!("({n} lines skipped: this client fell behind)");
+                } else {
+                    print_line(&v);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs `warden apply FILE`.
+pub async fn apply(args: ApplyArgs) -> anyhow::Result<()> {
+    let programs = load_programs_file(&args.file)?;
+    let c = Client::new(&args.remote)?;
+    let v = c
+        .post("/api/apply", serde_json::json!({ "programs": programs }))
+        .await?;
+    if args.remote.json {
+        return print_json(&v);
+    }
+    for (key, verb) in [("created", "created"), ("updated", "updated"), ("unchanged", "unchanged")] {
+        for n in v[key].as_array().map(Vec::as_slice).unwrap_or(&[]) {
+            println!("{verb:<9} {}", n.as_str().unwrap_or(""));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,330 @@
+//! The command-line interface: argument definitions and the local commands (serve, user,
+//! token, config check). Remote commands (`ctl`, `apply`) live in `ctl.rs` and talk to a
+//! running server over HTTP with a token.
+
+mod ctl;
+
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::{Auth, Role};
+use crate::config::{Config, LogFormat};
+use crate::server;
+
+#[derive(Parser)]
+#[command(name = "warden", version, about = "Supervise, monitor and schedule the programs of one machine", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Cmd>,
+    #[command(flatten)]
+    place: Place,
+}
+
+/// Where the daemon's config and data live (shared by local commands).
+#[derive(Args, Clone)]
+struct Place {
+    /// Daemon config file (TOML). Without it, built-in defaults are used.
+    #[arg(long, global = true, env = "WARDEN_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory (overrides the config file's `data_dir`).
+    #[arg(long, global = true, env = "WARDEN_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the daemon (the default when no command is given).
+    Serve {
+        /// Address to listen on (overrides the config file), e.g. 127.0.0.1:9180.
+        #[arg(long)]
+        listen: Option<String>,
+        /// Create and start a demo game server program named `demo` if it is missing.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Manage users (works whether or not the server runs).
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Manage API tokens (works whether or not the server runs).
+    #[command(subcommand)]
+    Token(TokenCmd),
+    /// Control a running server.
+    Ctl(ctl::CtlArgs),
+    /// Create or update programs from a TOML file on a running server.
+    Apply(ctl::ApplyArgs),
+    /// Validate configuration.
+    #[command(subcommand)]
+    Config(ConfigCmd),
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    /// Add a user.
+    Add {
+        /// Login name.
+        name: String,
+        /// admin, operator or viewer.
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        /// Read the password from standard input (otherwise you are prompted on a terminal).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Change a user's password (ends their sessions).
+    Passwd {
+        /// Login name.
+        name: String,
+        /// Read the password from standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users.
+    List,
+    /// Remove a user.
+    Remove {
+        /// Login name.
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCmd {
+    /// Create an API token; it is printed once.
+    Create {
+        /// A label, e.g. `backup-script`.
+        name: String,
+        /// admin, operator or viewer.
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+    },
+    /// List tokens (never their secrets).
+    List,
+    /// Revoke a token by id or public id.
+    Revoke {
+        /// Id or public id.
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCmd {
+    /// Check a daemon config file (or a programs file with --programs) without starting.
+    Check {
+        /// The file.
+        file: PathBuf,
+        /// The file is a programs file for `warden apply`.
+        #[arg(long)]
+        programs: bool,
+    },
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    Role::parse(s).ok_or_else(|| format!("unknown role {s:?}; use admin, operator or viewer"))
+}
+
+/// Parses the command line and runs the command.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let command = cli.command.unwrap_or(Cmd::Serve {
+        listen: None,
+        demo: false,
+    });
+    let result = match command {
+        Cmd::Ctl(args) => runtime().and_then(|rt| rt.block_on(ctl::run(args))),
+        Cmd::Apply(args) => runtime().and_then(|rt| rt.block_on(ctl::apply(args))),
+        Cmd::Config(ConfigCmd::Check { file, programs }) => config_check(&file, programs),
+        other => load_config(&cli.place).and_then(|cfg| {
+            init_logging(&cfg);
+            let rt = runtime()?;
+            match other {
+                Cmd::Serve { listen, demo } => rt.block_on(serve(cfg, listen, demo)),
+                Cmd::User(cmd) => rt.block_on(user(cfg, cmd)),
+                Cmd::Token(cmd) => rt.block_on(token(cfg, cmd)),
+                Cmd::Ctl(_) | Cmd::Apply(_) | Cmd::Config(_) => Ok(()),
+            }
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        // Two workers are plenty for a supervisor and keep it small beside the games.
+        .worker_threads(2)
+        .max_blocking_threads(16)
+        .enable_all()
+        .build()?)
+}
+
+fn load_config(place: &Place) -> anyhow::Result<Config> {
+    let mut cfg = match &place.config {
+        Some(path) => Config::load(path)?,
+        None => Config::defaults()?,
+    };
+    if let Some(d) = &place.data_dir {
+        cfg.data_dir = d.clone();
+    }
+    Ok(cfg)
+}
+
+fn init_logging(cfg: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WARDEN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log_level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match cfg.log_format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+    };
+}
+
+async fn serve(mut cfg: Config, listen: Option<String>, demo: bool) -> anyhow::Result<()> {
+    if let Some(l) = listen {
+        cfg.listen = l
+            .parse()
+            .map_err(|_| anyhow::anyhow!("--listen {l:?} is not an address with a port, e.g. 127.0.0.1:9180"))?;
+    }
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.listen))?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(watch_signals(shutdown.clone()));
+    server::serve(cfg, listener, shutdown, server::ServeOptions { demo }).await
+}
+
+/// Cancels `token` on SIGINT or SIGTERM (Ctrl-C / Ctrl-Break on Windows).
+async fn watch_signals(token: CancellationToken) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int)) =
+            (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+        else {
+            tracing::error!("cannot install signal handlers");
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    token.cancel();
+}
+
+fn read_password(from_stdin: bool) -> anyhow::Result<String> {
+    let mut pw = String::new();
+    if from_stdin || !std::io::stdin().is_terminal() {
+        std::io::stdin().read_to_string(&mut pw)?;
+    } else {
+        eprint!("password: ");
+        std::io::stdin().read_line(&mut pw)?;
+    }
+    let pw = pw.trim_end_matches(['\n', '\r']).to_string();
+    Ok(pw)
+}
+
+async fn user(cfg: Config, cmd: UserCmd) -> anyhow::Result<()> {
+    let store = server::open_store(&cfg.data_dir)?;
+    let auth = Auth::new(store.clone(), cfg.api.session_ttl);
+    match cmd {
+        UserCmd::Add {
+            name,
+            role,
+            password_stdin,
+        } => {
+            let pw = read_password(password_stdin)?;
+            auth.add_user(&name, pw, role).await?;
+            println!("user '{name}' added with role {}", role.as_str());
+        }
+        UserCmd::Passwd {
+            name,
+            password_stdin,
+        } => {
+            let pw = read_password(password_stdin)?;
+            auth.set_password(&name, pw).await?;
+            println!("password of '{name}' changed; their sessions were ended");
+        }
+        UserCmd::List => {
+            let users = store.users().await?;
+            println!("{:<24} {:<9} CREATED", "NAME", "ROLE");
+            for u in users {
+                println!("{:<24} {:<9} {}", u.name, u.role, ctl::fmt_ms(u.created_at));
+            }
+        }
+        UserCmd::Remove { name } => {
+            store.delete_user(&name).await?;
+            println!("user '{name}' removed");
+        }
+    }
+    store.close().await;
+    Ok(())
+}
+
+async fn token(cfg: Config, cmd: TokenCmd) -> anyhow::Result<()> {
+    let store = server::open_store(&cfg.data_dir)?;
+    let auth = Auth::new(store.clone(), cfg.api.session_ttl);
+    match cmd {
+        TokenCmd::Create { name, role } => {
+            let t = auth
+                .create_token(&name, role, Some("cli".into()))
+                .await?;
+            eprintln!(
+                "token '{name}' ({}) created with role {}. It is shown only now:",
+                t.public_id,
+                role.as_str()
+            );
+            println!("{}", t.token);
+        }
+        TokenCmd::List => {
+            println!(
+                "{:<4} {:<13} {:<20} {:<9} {:<20} STATUS",
+                "ID", "PUBLIC ID", "NAME", "ROLE", "LAST USED"
+            );
+            for t in store.tokens().await? {
+                let status = if t.revoked_at.is_some() { "revoked" } else { "active" };
+                println!(
+                    "{:<4} {:<13} {:<20} {:<9} {:<20} {status}",
+                    t.id,
+                    t.public_id,
+                    t.name,
+                    t.role,
+                    t.last_used_at.map(ctl::fmt_ms).unwrap_or_else(|| "never".into())
+                );
+            }
+        }
+        TokenCmd::Revoke { id } => {
+            let public_id = auth.revoke_token(&id).await?;
+            println!("token {public_id} revoked");
+        }
+    }
+    store.close().await;
+    Ok(())
+}
+
+fn config_check(file: &std::path::Path, programs: bool) -> anyhow::Result<()> {
+    if programs {
+        let specs = ctl::load_programs_file(file)?;
+        println!("{}: OK ({} programs)", file.display(), specs.len());
+    } else {
+        Config::load(file)?;
+        println!("{}: OK", file.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,26 @@
+//! warden: supervises, monitors and schedules the long-running programs of one machine.
+//!
+//! This file is only the command line: parse, set up logging, dispatch. See
+//! ARCHITECTURE.md for where everything lives.
+
+mod api;
+mod auth;
+mod bus;
+mod cli;
+mod config;
+mod demo;
+mod os;
+mod program;
+mod server;
+mod store;
+mod supervisor;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("demo-game") {
+        return demo_game::run_from_args(args.into_iter().skip(2).collect());
+    }
+    cli::main()
+}

@@ -1,0 +1,215 @@
+//! Unix process control: each program runs as the leader of its own process group,
+//! which is signalled and killed as a whole; warden is a child subreaper on Linux so
+//! orphaned grandchildren are reparented to it and reaped instead of lingering.
+
+use std::io;
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::signal::{Signal, killpg};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
+
+use crate::program::ExitInfo;
+
+/// Puts the child in a new process group led by itself, so that the whole tree it forks
+/// can be signalled at once, and so a Ctrl-C at warden's terminal does not reach it.
+pub fn prepare_command(cmd: &mut tokio::process::Command) {
+    cmd.process_group(0);
+}
+
+/// Makes warden the reaper of orphaned descendants (Linux). Without it, grandchildren
+/// killed at stop would be reparented to PID 1, which in containers often never reaps.
+pub fn become_subreaper() -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    nix::sys::prctl::set_child_subreaper(true).map_err(io::Error::from)?;
+    Ok(())
+}
+
+fn signal_by_name(name: &str) -> Option<Signal> {
+    name.parse::<Signal>().ok()
+}
+
+/// Sends the named signal (e.g. `SIGTERM`) to every process in the group.
+/// A group that no longer exists is not an error.
+pub fn signal_group(pgid: u32, signal: &str) -> io::Result<()> {
+    let sig = signal_by_name(signal).ok_or_else(|| {
+        io::Error::new(io::ErrorKind::InvalidInput, format!("unknown signal {signal}"))
+    })?;
+    send_group(pgid, Some(sig))
+}
+
+/// Kills every process in the group (SIGKILL).
+pub fn kill_group(pgid: u32) -> io::Result<()> {
+    send_group(pgid, Some(Signal::SIGKILL))
+}
+
+fn send_group(pgid: u32, sig: Option<Signal>) -> io::Result<()> {
+    let pgid = i32::try_from(pgid).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    match killpg(Pid::from_raw(pgid), sig) {
+        Ok(()) | Err(Errno::ESRCH) => Ok(()),
+        Err(e) => Err(io::Error::from(e)),
+    }
+}
+
+fn group_exists(pgid: u32) -> bool {
+    let Ok(pgid) = i32::try_from(pgid) else {
+        return false;
+    };
+    // EPERM means a process exists that we may not signal: still "exists".
+    !matches!(killpg(Pid::from_raw(pgid), None), Err(Errno::ESRCH))
+}
+
+/// Reaps every exited child of warden that belongs to the group (orphans that were
+/// reparented to us). Only touches that group, so children owned by tokio elsewhere are
+/// never stolen.
+fn reap_group(pgid: u32) {
+    let Ok(pgid) = i32::try_from(pgid) else {
+        return;
+    };
+    loop {
+        match waitpid(Pid::from_raw(-pgid), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) | Err(_) => return,
+            Ok(_) => continue,
+        }
+    }
+}
+
+/// After the group leader has exited, waits for the rest of its process group to go:
+/// gives it `grace`, then kills it, and reaps what was reparented to warden. Returns
+/// true when the group is gone. Bounded: gives up 5 s after the kill.
+pub async fn drain_group(pgid: u32, grace: Duration) -> bool {
+    let started = Instant::now();
+    let mut killed = false;
+    if grace.is_zero() {
+        let _ = kill_group(pgid);
+        killed = true;
+    }
+    // A short poll: the usual case (no leftovers) returns on the first check, and the
+    // kernel offers no notification for "process group became empty".
+    loop {
+        reap_group(pgid);
+        if !group_exists(pgid) {
+            return true;
+        }
+        if !killed && started.elapsed() >= grace {
+            let _ = kill_group(pgid);
+            killed = true;
+        }
+        if started.elapsed() >= grace + Duration::from_secs(5) {
+            tracing::warn!(pgid, "processes of the group survived SIGKILL for 5 s");
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The start time of `pid` in clock ticks since boot (field 22 of `/proc/PID/stat`).
+/// Together with the pid it identifies a process: a reused pid has another start time.
+#[cfg(target_os = "linux")]
+pub fn process_start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may contain spaces or ')', so
+    // split after the last ')'. Fields then start at field 3 (state).
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(22 - 3)?.parse().ok()
+}
+
+/// Non-Linux Unix (not a supported target): no reliable start time, so warden never
+/// adopts a process there and starts programs afresh after a crash of warden.
+#[cfg(not(target_os = "linux"))]
+pub fn process_start_time(_pid: u32) -> Option<u64> {
+    None
+}
+
+/// Resolves when the process `pid` (not a child of warden: an adopted one) has exited.
+/// Uses a pidfd on Linux (an immediate notification); falls back to checking every
+/// 250 ms where pidfds are unavailable.
+pub async fn wait_foreign(pid: u32) {
+    #[cfg(target_os = "linux")]
+    if let Some(fd) = pidfd_open(pid) {
+        // SAFETY: `fd` is an OwnedFd we just opened; the AsyncFd owns it from here on, so
+        // it stays open and refers to the same pidfd for the AsyncFd's whole lifetime.
+        let registered = unsafe {
+            tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE)
+        };
+        if let Ok(afd) = registered {
+            let _ = afd.readable().await;
+            return;
+        }
+    }
+    while process_start_time(pid).is_some() && pid_alive(pid) {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn pidfd_open(pid: u32) -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let pid = i32::try_from(pid).ok()?;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new file descriptor or -1;
+    // it touches no memory of ours.
+    let fd = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return None;
+    }
+    let fd = i32::try_from(fd).ok()?;
+    // SAFETY: the kernel just returned this descriptor to us and nothing else owns it.
+    Some(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+/// True if a process with this pid exists (zombies included).
+pub fn pid_alive(pid: u32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
+    !matches!(
+        nix::sys::signal::kill(Pid::from_raw(pid), None),
+        Err(Errno::ESRCH)
+    )
+}
+
+/// Describes how a child ended.
+pub fn describe_exit(status: ExitStatus) -> ExitInfo {
+    if let Some(code) = status.code() {
+        return ExitInfo {
+            code: Some(code),
+            signal: None,
+            description: format!("exit code {code}"),
+        };
+    }
+    let signal = status
+        .signal()
+        .map(|s| {
+            Signal::try_from(s)
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_else(|_| format!("signal {s}"))
+        })
+        .unwrap_or_else(|| "unknown signal".to_string());
+    ExitInfo {
+        code: None,
+        description: format!("killed by {signal}"),
+        signal: Some(signal),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_start_time_is_stable_and_others_differ() {
+        let me = std::process::id();
+        let a = process_start_time(me).expect("own start time");
+        assert_eq!(Some(a), process_start_time(me));
+        assert_eq!(process_start_time(u32::MAX / 2), None);
+    }
+
+    #[test]
+    fn signal_names() {
+        assert!(signal_by_name("SIGTERM").is_some());
+        assert!(signal_by_name("SIGNOPE").is_none());
+    }
+}

@@ -1,0 +1,332 @@
+//! What a program *is*: the user-editable [`ProgramSpec`] (same field names in JSON, TOML
+//! and the CLI) and its validation. How a program *runs* lives in `supervisor`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// A supervised program as the user defines it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProgramSpec {
+    /// Unique slug used in URLs and the CLI: lowercase letters, digits, `-` and `_`.
+    #[schema(example = "survival")]
+    pub name: String,
+    /// Human-friendly name shown in the dashboard and alerts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// Executable to run (a path, or a name looked up in `PATH`).
+    #[schema(example = "java")]
+    pub command: String,
+    /// Arguments passed to the command.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Working directory; warden's own working directory when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    /// Extra environment variables (added to warden's environment).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Start the program when warden starts.
+    #[serde(default)]
+    pub autostart: bool,
+    /// Seconds the program must stay up to count as started (0 = at once).
+    #[serde(default = "default_start_seconds")]
+    pub start_seconds: u64,
+    /// What to do when the program exits on its own.
+    #[serde(default)]
+    pub restart: RestartSpec,
+    /// How to stop the program.
+    #[serde(default)]
+    pub stop: StopSpec,
+}
+
+fn default_start_seconds() -> u64 {
+    1
+}
+
+/// When to restart a program that exited without being asked to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    /// Never restart.
+    Never,
+    /// Restart after a non-zero exit or a signal (the default).
+    #[default]
+    OnFailure,
+    /// Restart after every exit that was not requested.
+    Always,
+}
+
+/// Restart policy and backoff.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct RestartSpec {
+    /// `never`, `on-failure` (default) or `always`.
+    pub policy: RestartPolicy,
+    /// Delay before the second consecutive restart; doubles for each next one. The first
+    /// restart after a crash is immediate.
+    pub backoff_initial_ms: u64,
+    /// Upper bound of the backoff delay.
+    pub backoff_max_ms: u64,
+    /// Give up (state `fatal`) after this many failures within `window_seconds`.
+    pub max_failed_starts: u32,
+    /// The window for `max_failed_starts`; a run longer than this resets the backoff.
+    pub window_seconds: u64,
+}
+
+impl Default for RestartSpec {
+    fn default() -> Self {
+        RestartSpec {
+            policy: RestartPolicy::OnFailure,
+            backoff_initial_ms: 1000,
+            backoff_max_ms: 60_000,
+            max_failed_starts: 5,
+            window_seconds: 60,
+        }
+    }
+}
+
+/// The stop sequence: a graceful step, a wait, then killing the whole process group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct StopSpec {
+    /// Signal sent to the program's process group (ignored when `stdin` is set).
+    /// One of SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGKILL.
+    pub signal: String,
+    /// A line written to the program's stdin instead of a signal (e.g. `stop`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stdin: Option<String>,
+    /// Seconds to wait after the graceful step before killing the process group.
+    pub timeout_seconds: u64,
+}
+
+impl Default for StopSpec {
+    fn default() -> Self {
+        StopSpec {
+            signal: "SIGTERM".to_string(),
+            stdin: None,
+            timeout_seconds: 30,
+        }
+    }
+}
+
+/// Signals accepted in `stop.signal`.
+pub const STOP_SIGNALS: &[&str] = &[
+    "SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGKILL",
+];
+
+/// One problem in a spec, naming the field.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct FieldError {
+    /// Dotted path of the field, e.g. `restart.policy`.
+    pub field: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+/// Checks a program name: 1–63 chars, lowercase ASCII letters, digits, `-`, `_`,
+/// starting with a letter or digit.
+pub fn valid_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 63
+        && bytes[0].is_ascii_alphanumeric()
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-' || *b == b'_')
+}
+
+impl ProgramSpec {
+    /// Every problem with this spec; empty when valid.
+    pub fn validate(&self) -> Vec<FieldError> {
+        let mut errs = Vec::new();
+        let mut err = |field: &str, message: String| {
+            errs.push(FieldError {
+                field: field.to_string(),
+                message,
+            })
+        };
+        if !valid_name(&self.name) {
+            err(
+                "name",
+                format!(
+                    "{:?} is not a valid name: use 1-63 lowercase letters, digits, '-' or '_', starting with a letter or digit",
+                    self.name
+                ),
+            );
+        }
+        if self.command.trim().is_empty() {
+            err("command", "must not be empty".into());
+        }
+        if self.command.contains('\0') || self.args.iter().any(|a| a.contains('\0')) {
+            err("command", "must not contain NUL bytes".into());
+        }
+        if let Some(d) = &self.display_name
+            && d.chars().count() > 200
+        {
+            err("display_name", "must be at most 200 characters".into());
+        }
+        for k in self.env.keys() {
+            if k.is_empty() || k.contains('=') || k.contains('\0') {
+                err("env", format!("{k:?} is not a valid variable name"));
+            }
+        }
+        if self.start_seconds > 3600 {
+            err("start_seconds", "must be at most 3600".into());
+        }
+        let r = &self.restart;
+        if r.backoff_max_ms < r.backoff_initial_ms {
+            err(
+                "restart.backoff_max_ms",
+                format!(
+                    "must be at least restart.backoff_initial_ms ({})",
+                    r.backoff_initial_ms
+                ),
+            );
+        }
+        if r.max_failed_starts == 0 {
+            err("restart.max_failed_starts", "must be at least 1".into());
+        }
+        if r.window_seconds == 0 {
+            err("restart.window_seconds", "must be at least 1".into());
+        }
+        if !STOP_SIGNALS.contains(&self.stop.signal.as_str()) {
+            err(
+                "stop.signal",
+                format!(
+                    "{:?} is not supported; use one of {}",
+                    self.stop.signal,
+                    STOP_SIGNALS.join(", ")
+                ),
+            );
+        }
+        if let Some(line) = &self.stop.stdin
+            && (line.contains('\n') || line.contains('\0'))
+        {
+            err("stop.stdin", "must be a single line".into());
+        }
+        if self.stop.timeout_seconds == 0 || self.stop.timeout_seconds > 3600 {
+            err("stop.timeout_seconds", "must be between 1 and 3600".into());
+        }
+        errs
+    }
+}
+
+/// Lifecycle states of a program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// Not running, by request or after a clean exit.
+    Stopped,
+    /// Spawned, waiting to stay up for `start_seconds`.
+    Starting,
+    /// Up and past its start period.
+    Running,
+    /// Asked to stop; waiting for it to exit.
+    Stopping,
+    /// Crashed; waiting before the next restart.
+    Backoff,
+    /// Crashed and will not be restarted (policy `never`).
+    Crashed,
+    /// Crashed too often; warden gave up until someone starts it again.
+    Fatal,
+}
+
+impl State {
+    /// The snake_case name used in the API and events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Stopped => "stopped",
+            State::Starting => "starting",
+            State::Running => "running",
+            State::Stopping => "stopping",
+            State::Backoff => "backoff",
+            State::Crashed => "crashed",
+            State::Fatal => "fatal",
+        }
+    }
+
+    /// True while a process of the program exists (or may exist).
+    pub fn is_active(self) -> bool {
+        matches!(self, State::Starting | State::Running | State::Stopping)
+    }
+}
+
+/// How a process ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ExitInfo {
+    /// Exit code, when it exited normally.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<i32>,
+    /// Signal name (e.g. `SIGKILL`), when a signal ended it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signal: Option<String>,
+    /// Readable summary, e.g. `exit code 1` or `killed by SIGKILL`.
+    pub description: String,
+}
+
+impl ExitInfo {
+    /// True for exit code 0.
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(json: &str) -> Result<ProgramSpec, serde_json::Error> {
+        serde_json::from_str(json)
+    }
+
+    #[test]
+    fn the_documented_example_parses_and_validates() {
+        let s = spec(r#"{"name": "survival", "display_name": "Survival world", "command": "java", "args": ["-Xmx6G", "-jar", "server.jar", "nogui"], "cwd": "/srv/mc", "env": {"K": "v"}, "autostart": true, "start_seconds": 1, "restart": {"policy": "on-failure", "backoff_initial_ms": 0, "backoff_max_ms": 60000, "max_failed_starts": 5, "window_seconds": 60}, "stop": {"signal": "SIGTERM", "stdin": "stop", "timeout_seconds": 30}}"#)
+            .expect("parses");
+        assert!(s.validate().is_empty(), "{:?}", s.validate());
+    }
+
+    #[test]
+    fn defaults_fill_missing_fields() {
+        let s = spec(r#"{"name":"a","command":"x"}"#).expect("parses");
+        assert_eq!(s.start_seconds, 1);
+        assert_eq!(s.restart.policy, RestartPolicy::OnFailure);
+        assert_eq!(s.stop.signal, "SIGTERM");
+        assert_eq!(s.stop.timeout_seconds, 30);
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected() {
+        assert!(spec(r#"{"name":"a","command":"x","comand":"y"}"#).is_err());
+        assert!(spec(r#"{"name":"a","command":"x","restart":{"polcy":"never"}}"#).is_err());
+    }
+
+    #[test]
+    fn every_problem_names_its_field() {
+        let s = spec(r#"{"name":"Bad Name","command":" ","stop":{"signal":"SIGFOO","timeout_seconds":0},"restart":{"backoff_initial_ms":10,"backoff_max_ms":1}}"#)
+            .expect("parses");
+        let fields: Vec<_> = s.validate().into_iter().map(|e| e.field).collect();
+        for f in [
+            "name",
+            "command",
+            "stop.signal",
+            "stop.timeout_seconds",
+            "restart.backoff_max_ms",
+        ] {
+            assert!(fields.contains(&f.to_string()), "{f} missing in {fields:?}");
+        }
+    }
+
+    #[test]
+    fn names() {
+        assert!(valid_name("mc-1_a"));
+        assert!(!valid_name(""));
+        assert!(!valid_name("-x"));
+        assert!(!valid_name("A"));
+        assert!(!valid_name("a/b"));
+        assert!(!valid_name(&"a".repeat(64)));
+    }
+}

@@ -1,0 +1,158 @@
+//! `warden serve`: wires the store, bus, supervisor and API together, runs until a
+//! shutdown signal, then shuts everything down in order.
+//!
+//! Shutdown order: stop accepting requests → stop (or leave) programs in parallel within
+//! the deadline → record the stop event → commit everything queued and checkpoint the
+//! store. One `CancellationToken` reaches every long-lived task.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, App, authn::LoginLimiter};
+use crate::auth::Auth;
+use crate::bus::Bus;
+use crate::config::{Config, OnShutdown};
+use crate::store::{Store, now_ms};
+use crate::supervisor::{Ctx, Supervisor};
+
+/// The database file inside the data directory.
+pub fn db_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("warden.db")
+}
+
+/// Opens the store of a data directory, creating the directory if needed.
+pub fn open_store(data_dir: &Path) -> anyhow::Result<Store> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+    Ok(Store::open(&db_path(data_dir))?)
+}
+
+/// Holds the data directory's lock for as long as it lives: two wardens on one data
+/// directory would both start the same programs.
+pub struct DataDirLock {
+    _file: File,
+}
+
+fn lock_data_dir(data_dir: &Path) -> anyhow::Result<DataDirLock> {
+    let path = data_dir.join("warden.lock");
+    let file = File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(DataDirLock { _file: file }),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another warden is already running with data directory {} (it holds {}); stop it first or use another --data-dir",
+            data_dir.display(),
+            path.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
+}
+
+/// Options for [`serve`] beyond the config file.
+pub struct ServeOptions {
+    /// Create the demo program if it does not exist.
+    pub demo: bool,
+}
+
+/// Runs the daemon until `shutdown` is cancelled.
+pub async fn serve(
+    cfg: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+    opts: ServeOptions,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let store = open_store(&cfg.data_dir)?;
+    let _lock = lock_data_dir(&cfg.data_dir)?;
+    let bus = Bus::new();
+    let ctx = Ctx {
+        store: store.clone(),
+        bus: bus.clone(),
+        cfg: Arc::new(cfg.supervisor.clone()),
+        logs_dir: cfg.data_dir.join("logs"),
+    };
+    ctx.record(None, "warden_started", format!("warden {} started", env!("CARGO_PKG_VERSION")))
+        .await;
+    let sup = Supervisor::boot(ctx.clone()).await?;
+    if opts.demo {
+        crate::demo::ensure_demo_program(&sup, &cfg.data_dir).await?;
+    }
+    let auth = Auth::new(store.clone(), cfg.api.session_ttl);
+    let addr = listener.local_addr()?;
+    if store.users().await?.is_empty() {
+        println!(
+            "warden is listening on http://{addr} but has no users yet. Create the first admin with:\n  warden user add admin --role admin --password-stdin --data-dir {}",
+            cfg.data_dir.display()
+        );
+    }
+    tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "warden listening");
+    let app = Arc::new(App {
+        sup: sup.clone(),
+        store: store.clone(),
+        auth,
+        bus,
+        login_limiter: LoginLimiter::new(cfg.api.login_attempts_per_minute),
+        cfg: cfg.clone(),
+        shutdown: shutdown.clone(),
+        started,
+    });
+    let pruner = tokio::spawn(prune_events(store.clone(), cfg.retention.events, shutdown.clone()));
+    let router = api::router(app);
+    let token = shutdown.clone();
+    let served = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { token.cancelled().await })
+    .await;
+    if let Err(e) = served {
+        tracing::error!(error = %e, "HTTP server failed");
+    }
+    tracing::info!("shutting down");
+    let stop = cfg.supervisor.on_shutdown == OnShutdown::Stop;
+    ctx.record(
+        None,
+        "warden_stopping",
+        if stop {
+            "warden is stopping; stopping programs".to_string()
+        } else {
+            "warden is stopping; leaving programs running".to_string()
+        },
+    )
+    .await;
+    sup.shutdown(stop, cfg.supervisor.shutdown_timeout).await;
+    pruner.abort();
+    store.close().await;
+    tracing::info!("shutdown complete");
+    Ok(())
+}
+
+/// Prunes events past their retention: hourly, in small steps so the writer is never
+/// held for long.
+async fn prune_events(store: Store, keep: Duration, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let cutoff = now_ms() - i64::try_from(keep.as_millis()).unwrap_or(i64::MAX / 2);
+        loop {
+            match store.prune_events(cutoff, 5000).await {
+                Ok(n) if n == 5000 => tokio::task::yield_now().await,
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "event pruning failed");
+                    break;
+                }
+            }
+        }
+    }
+}

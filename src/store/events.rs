@@ -1,0 +1,111 @@
+//! The durable event log: lifecycle transitions and warden's own events, newest first.
+
+use rusqlite::params;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::{Store, StoreError};
+
+/// One stored event.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EventRecord {
+    /// Monotonic id; use it as the `before` cursor for the next page.
+    pub id: i64,
+    /// Unix ms.
+    pub ts: i64,
+    /// RFC 3339 time, for people.
+    pub time: String,
+    /// Program name; absent for warden's own events.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub program: Option<String>,
+    /// Kind, e.g. `state`, `program_created`, `warden_started`.
+    pub kind: String,
+    /// Readable summary.
+    pub message: String,
+    /// Structured details.
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+}
+
+/// An event to append.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// Unix ms.
+    pub ts: i64,
+    /// Program name, if the event concerns one.
+    pub program: Option<String>,
+    /// Kind.
+    pub kind: String,
+    /// Readable summary.
+    pub message: String,
+    /// Structured details.
+    pub data: serde_json::Value,
+}
+
+fn rfc3339(ts: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ts)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+impl Store {
+    /// Appends an event without waiting for the commit (the writer queue is bounded, so
+    /// this waits only when the writer is far behind).
+    pub async fn append_event(&self, ev: NewEvent) -> Result<(), StoreError> {
+        self.write_detached("event", move |t| {
+            t.execute(
+                "INSERT INTO events(ts, program, kind, message, data) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![ev.ts, ev.program, ev.kind, ev.message, ev.data.to_string()],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// A page of events, newest first: those with `id < before` (all when `None`), at
+    /// most `limit`, for one program or for all.
+    pub async fn events(
+        &self,
+        program: Option<String>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        self.read(move |c| {
+            let before = before.unwrap_or(i64::MAX);
+            let mut st = c.prepare_cached(
+                "SELECT id, ts, program, kind, message, data FROM events
+                 WHERE id < ?1 AND (?2 IS NULL OR program = ?2)
+                 ORDER BY id DESC LIMIT ?3",
+            )?;
+            let rows = st.query_map(params![before, program, limit], |r| {
+                let data: Option<String> = r.get(5)?;
+                let ts: i64 = r.get(1)?;
+                Ok(EventRecord {
+                    id: r.get(0)?,
+                    ts,
+                    time: rfc3339(ts),
+                    program: r.get(2)?,
+                    kind: r.get(3)?,
+                    message: r.get(4)?,
+                    data: data
+                        .and_then(|d| serde_json::from_str(&d).ok())
+                        .unwrap_or(serde_json::Value::Null),
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    /// Deletes events older than `cutoff_ms`, at most `max_rows` per call so a large
+    /// backlog is pruned in small steps. Returns how many were deleted.
+    pub async fn prune_events(&self, cutoff_ms: i64, max_rows: u32) -> Result<usize, StoreError> {
+        self.write(move |t| {
+            Ok(t.execute(
+                "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE ts < ?1 ORDER BY id LIMIT ?2)",
+                params![cutoff_ms, max_rows],
+            )?)
+        })
+        .await
+    }
+}

@@ -1,0 +1,128 @@
+//! Program rows (the specs) and runtime rows (pid + start time of live children).
+
+use rusqlite::{OptionalExtension, params};
+
+use super::{Store, StoreError, now_ms};
+use crate::program::ProgramSpec;
+
+/// Identity of a child process recorded while it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuntimeRow {
+    /// Process id.
+    pub pid: u32,
+    /// OS start time of that pid (see `os::process_start_time`).
+    pub start_time: u64,
+    /// Unix ms when warden spawned it.
+    pub started_at: i64,
+}
+
+impl Store {
+    /// All program specs, ordered by name.
+    pub async fn program_specs(&self) -> Result<Vec<ProgramSpec>, StoreError> {
+        self.read(|c| {
+            let mut st = c.prepare("SELECT spec FROM programs ORDER BY name")?;
+            let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+            let mut out = Vec::new();
+            for json in rows {
+                out.push(serde_json::from_str(&json?)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Inserts a new program; `Conflict` if the name is taken.
+    pub async fn insert_program(&self, spec: ProgramSpec) -> Result<(), StoreError> {
+        let json = serde_json::to_string(&spec)?;
+        self.write(move |t| {
+            let now = now_ms();
+            let n = t.execute(
+                "INSERT INTO programs(name, spec, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)
+                 ON CONFLICT(name) DO NOTHING",
+                params![spec.name, json, now],
+            )?;
+            if n == 0 {
+                return Err(StoreError::Conflict(format!(
+                    "a program named '{}' already exists",
+                    spec.name
+                )));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Replaces an existing program's spec; `NotFound` if there is none.
+    pub async fn update_program(&self, spec: ProgramSpec) -> Result<(), StoreError> {
+        let json = serde_json::to_string(&spec)?;
+        self.write(move |t| {
+            let n = t.execute(
+                "UPDATE programs SET spec = ?2, updated_at = ?3 WHERE name = ?1",
+                params![spec.name, json, now_ms()],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!(
+                    "no program named '{}'",
+                    spec.name
+                )));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Deletes a program (its runtime row goes with it).
+    pub async fn delete_program(&self, name: &str) -> Result<(), StoreError> {
+        let name = name.to_string();
+        self.write(move |t| {
+            t.execute("DELETE FROM programs WHERE name = ?1", params![name])?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Records the identity of a freshly spawned child. Awaited before the program is
+    /// reported as started, so a crash of warden right after cannot lose it.
+    pub async fn set_runtime(&self, name: &str, row: RuntimeRow) -> Result<(), StoreError> {
+        let name = name.to_string();
+        self.write(move |t| {
+            t.execute(
+                "INSERT INTO program_runtime(name, pid, start_time, started_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(name) DO UPDATE SET pid = ?2, start_time = ?3, started_at = ?4",
+                params![name, row.pid, row.start_time as i64, row.started_at],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Forgets the child of a program (it exited).
+    pub async fn clear_runtime(&self, name: &str) -> Result<(), StoreError> {
+        let name = name.to_string();
+        self.write(move |t| {
+            t.execute("DELETE FROM program_runtime WHERE name = ?1", params![name])?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The recorded child of a program, if any.
+    pub async fn runtime(&self, name: &str) -> Result<Option<RuntimeRow>, StoreError> {
+        let name = name.to_string();
+        self.read(move |c| {
+            Ok(c.query_row(
+                "SELECT pid, start_time, started_at FROM program_runtime WHERE name = ?1",
+                params![name],
+                |r| {
+                    Ok(RuntimeRow {
+                        pid: r.get(0)?,
+                        start_time: r.get::<_, i64>(1)? as u64,
+                        started_at: r.get(2)?,
+                    })
+                },
+            )
+            .optional()?)
+        })
+        .await
+    }
+}

@@ -1,0 +1,344 @@
+//! Console capture: reading a child's output line by line (splitting, never truncating,
+//! over-long lines), the in-memory ring for the live view, and size-rotated log files.
+//!
+//! One writer task per program owns the log file; readers feed it through a bounded
+//! channel. When the channel is full the readers wait, which back-pressures the child's
+//! pipe: warden prefers slowing a chatty program for a moment to losing its output.
+
+use std::collections::VecDeque;
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::sync::mpsc;
+
+use crate::bus::{Bus, ConsoleLine, Event, Stream};
+use crate::store::now_ms;
+
+/// Longest line kept whole; longer lines are split into pieces marked `split`.
+pub const MAX_LINE: usize = 16 * 1024;
+/// Lines queued between readers and the writer task.
+const QUEUE: usize = 1024;
+
+/// The in-memory tail of a program's console. A std mutex: held only to push or copy,
+/// never across `.await`.
+pub struct Ring {
+    lines: Mutex<VecDeque<ConsoleLine>>,
+    cap: usize,
+}
+
+impl Ring {
+    fn new(cap: usize) -> Ring {
+        Ring {
+            lines: Mutex::new(VecDeque::with_capacity(cap.min(4096))),
+            cap,
+        }
+    }
+
+    fn push(&self, line: ConsoleLine) {
+        if let Ok(mut l) = self.lines.lock() {
+            if l.len() == self.cap {
+                l.pop_front();
+            }
+            l.push_back(line);
+        }
+    }
+
+    /// The last `n` lines, oldest first.
+    pub fn tail(&self, n: usize) -> Vec<ConsoleLine> {
+        match self.lines.lock() {
+            Ok(l) => l.iter().skip(l.len().saturating_sub(n)).cloned().collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+}
+
+/// Settings for a program's console log files.
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    /// Directory of this program's logs.
+    pub dir: PathBuf,
+    /// Rotate when the current file exceeds this size.
+    pub max_bytes: u64,
+    /// Rotated files kept.
+    pub keep: usize,
+}
+
+/// A program's console: the ring plus the sender into its writer task.
+#[derive(Clone)]
+pub struct Console {
+    /// Shared tail for readers of the live view.
+    pub ring: Arc<Ring>,
+    tx: mpsc::Sender<ConsoleLine>,
+    program: Arc<str>,
+}
+
+impl Console {
+    /// Creates the ring and starts the writer task (it ends when every `Console` clone and
+    /// reader is dropped, after flushing).
+    pub fn start(program: &str, ring_lines: usize, logs: LogSettings, bus: Bus) -> Console {
+        let ring = Arc::new(Ring::new(ring_lines));
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(writer_task(rx, ring.clone(), logs, bus));
+        Console {
+            ring,
+            tx,
+            program: Arc::from(program),
+        }
+    }
+
+    /// Records a line (a stdin echo, or a note from warden).
+    pub async fn record(&self, stream: Stream, text: String) {
+        let _ = self
+            .tx
+            .send(ConsoleLine {
+                program: self.program.to_string(),
+                ts: now_ms(),
+                stream,
+                text,
+                split: false,
+            })
+            .await;
+    }
+
+    /// Starts a task that reads `src` line by line into this console; it ends at EOF.
+    pub fn attach<R>(&self, stream: Stream, src: R) -> tokio::task::JoinHandle<()>
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+    {
+        let tx = self.tx.clone();
+        let program = self.program.clone();
+        tokio::spawn(async move {
+            let mut reader = BufReader::with_capacity(64 * 1024, src);
+            let mut buf: Vec<u8> = Vec::new();
+            loop {
+                let piece = match read_piece(&mut reader, &mut buf).await {
+                    Ok(Some(p)) => p,
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::debug!(program = %program, error = %e, "console read ended");
+                        break;
+                    }
+                };
+                let line = ConsoleLine {
+                    program: program.to_string(),
+                    ts: now_ms(),
+                    stream,
+                    text: piece.0,
+                    split: piece.1,
+                };
+                if tx.send(line).await.is_err() {
+                    break;
+                }
+            }
+        })
+    }
+}
+
+/// Reads the next line, or the next `MAX_LINE` bytes of an over-long one. Returns the
+/// text (lossily decoded as UTF-8, `\r\n` trimmed) and whether the line continues.
+async fn read_piece<R: AsyncRead + Unpin>(
+    reader: &mut BufReader<R>,
+    buf: &mut Vec<u8>,
+) -> io::Result<Option<(String, bool)>> {
+    buf.clear();
+    loop {
+        let available = reader.fill_buf().await?;
+        if available.is_empty() {
+            if buf.is_empty() {
+                return Ok(None);
+            }
+            return Ok(Some((decode(buf), false)));
+        }
+        let room = MAX_LINE - buf.len();
+        let window = &available[..available.len().min(room)];
+        if let Some(pos) = window.iter().position(|b| *b == b'\n') {
+            buf.extend_from_slice(&window[..pos]);
+            reader.consume(pos + 1);
+            return Ok(Some((decode(buf), false)));
+        }
+        let n = window.len();
+        buf.extend_from_slice(window);
+        reader.consume(n);
+        if buf.len() >= MAX_LINE {
+            return Ok(Some((decode(buf), true)));
+        }
+    }
+}
+
+fn decode(buf: &[u8]) -> String {
+    let b = buf.strip_suffix(b"\r").unwrap_or(buf);
+    String::from_utf8_lossy(b).into_owned()
+}
+
+async fn writer_task(
+    mut rx: mpsc::Receiver<ConsoleLine>,
+    ring: Arc<Ring>,
+    logs: LogSettings,
+    bus: Bus,
+) {
+    let mut log = match LogFile::open(logs) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot open console log; lines stay in memory only");
+            None
+        }
+    };
+    while let Some(line) = rx.recv().await {
+        // Writes go to a buffer and reach the OS in one syscall per burst (flushed when
+        // the queue is empty): cheap enough to do on this task.
+        handle_line(&line, &ring, &mut log);
+        bus.publish(Event::Console(line));
+        if rx.is_empty()
+            && let Some(l) = log.as_mut()
+            && let Err(e) = l.flush()
+        {
+            tracing::warn!(error = %e, "console log flush failed");
+        }
+    }
+    if let Some(mut l) = log
+        && let Err(e) = l.flush()
+    {
+        tracing::warn!(error = %e, "console log flush failed");
+    }
+}
+
+fn handle_line(line: &ConsoleLine, ring: &Ring, log: &mut Option<LogFile>) {
+    ring.push(line.clone());
+    if let Some(l) = log.as_mut()
+        && let Err(e) = l.write(line)
+    {
+        tracing::warn!(error = %e, "console log write failed");
+    }
+}
+
+/// The current log file of a program, rotated by size: `console.log`, `console.log.1`, …
+struct LogFile {
+    settings: LogSettings,
+    out: BufWriter<File>,
+    size: u64,
+}
+
+impl LogFile {
+    fn path(dir: &Path, n: usize) -> PathBuf {
+        if n == 0 {
+            dir.join("console.log")
+        } else {
+            dir.join(format!("console.log.{n}"))
+        }
+    }
+
+    fn open(settings: LogSettings) -> io::Result<LogFile> {
+        std::fs::create_dir_all(&settings.dir)?;
+        let path = Self::path(&settings.dir, 0);
+        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        let size = file.metadata()?.len();
+        Ok(LogFile {
+            settings,
+            out: BufWriter::with_capacity(64 * 1024, file),
+            size,
+        })
+    }
+
+    fn write(&mut self, line: &ConsoleLine) -> io::Result<()> {
+        let ts = chrono::DateTime::from_timestamp_millis(line.ts)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+            .unwrap_or_default();
+        let marker = if line.split { " [line continues]" } else { "" };
+        let text = format!("{ts} {} {}{marker}\n", line.stream.tag(), line.text);
+        self.out.write_all(text.as_bytes())?;
+        self.size += text.len() as u64;
+        if self.size >= self.settings.max_bytes {
+            self.rotate()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
+    fn rotate(&mut self) -> io::Result<()> {
+        self.out.flush()?;
+        let dir = self.settings.dir.clone();
+        let keep = self.settings.keep;
+        if keep == 0 {
+            std::fs::remove_file(Self::path(&dir, 0))?;
+        } else {
+            for n in (1..keep).rev() {
+                let from = Self::path(&dir, n);
+                if from.exists() {
+                    std::fs::rename(&from, Self::path(&dir, n + 1))?;
+                }
+            }
+            std::fs::rename(Self::path(&dir, 0), Self::path(&dir, 1))?;
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(Self::path(&dir, 0))?;
+        self.out = BufWriter::with_capacity(64 * 1024, file);
+        self.size = 0;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn pieces(input: &[u8]) -> Vec<(String, bool)> {
+        let mut r = BufReader::with_capacity(1024, input);
+        let mut buf = Vec::new();
+        let mut out = Vec::new();
+        while let Some(p) = read_piece(&mut r, &mut buf).await.expect("read") {
+            out.push(p);
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn lines_are_split_not_truncated() {
+        let long = "x".repeat(MAX_LINE * 2 + 5);
+        let input = format!("a\r\nb\n{long}\nlast");
+        let got = pieces(input.as_bytes()).await;
+        assert_eq!(got[0], ("a".into(), false));
+        assert_eq!(got[1], ("b".into(), false));
+        assert_eq!(got[2], ("x".repeat(MAX_LINE), true));
+        assert_eq!(got[3], ("x".repeat(MAX_LINE), true));
+        assert_eq!(got[4], ("xxxxx".into(), false));
+        assert_eq!(got[5], ("last".into(), false));
+        let total: usize = got.iter().map(|p| p.0.len()).sum();
+        assert_eq!(total, 1 + 1 + long.len() + 4);
+    }
+
+    #[test]
+    fn rotation_keeps_n_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut log = LogFile::open(LogSettings {
+            dir: dir.path().to_path_buf(),
+            max_bytes: 100,
+            keep: 2,
+        })
+        .expect("open");
+        for i in 0..50 {
+            log.write(&ConsoleLine {
+                program: "p".into(),
+                ts: 0,
+                stream: Stream::Stdout,
+                text: format!("line {i}"),
+                split: false,
+            })
+            .expect("write");
+        }
+        log.flush().expect("flush");
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .expect("read_dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, vec!["console.log", "console.log.1", "console.log.2"]);
+    }
+}

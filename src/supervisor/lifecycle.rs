@@ -1,0 +1,512 @@
+//! The program lifecycle as a pure state machine: `(state, input) -> (transitions, actions)`.
+//!
+//! Nothing here spawns, signals or sleeps; the actor performs the returned [`Action`]s.
+//! Time and randomness come in as arguments, so every rule (backoff, start limit, "a
+//! requested stop is never a crash") is tested table-driven without processes.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use crate::program::{ExitInfo, RestartPolicy, RestartSpec, State};
+
+/// Something that happened to the program.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// Someone asked to start it.
+    Start,
+    /// Someone asked to stop it gracefully.
+    Stop,
+    /// Someone asked to restart it.
+    Restart,
+    /// Someone asked to kill it now.
+    Kill,
+    /// The process was spawned.
+    Spawned,
+    /// The process could not be spawned.
+    SpawnFailed(String),
+    /// The process exited after running for `ran`.
+    Exited {
+        /// How it ended.
+        exit: ExitInfo,
+        /// How long it ran.
+        ran: Duration,
+    },
+    /// The one timer fired.
+    Timer,
+}
+
+/// The single timer a program can have armed: which purpose it serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimerKind {
+    /// `start_seconds` after spawning: the program counts as started.
+    StartPeriod,
+    /// The backoff delay before the next restart.
+    Backoff,
+    /// `stop.timeout_seconds` after the graceful step: kill the group.
+    StopTimeout,
+}
+
+/// Work for the actor.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Spawn the process (answer with `Spawned` or `SpawnFailed`).
+    Spawn,
+    /// Perform the graceful stop step (signal or stdin line).
+    GracefulStop,
+    /// Kill the whole process group.
+    KillGroup,
+    /// Arm the timer (replacing any armed one).
+    Arm(TimerKind, Duration),
+    /// Disarm the timer.
+    Disarm,
+}
+
+/// One state change, with the reason to record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transition {
+    /// State before.
+    pub from: State,
+    /// State after.
+    pub to: State,
+    /// Why, in words.
+    pub reason: String,
+    /// The exit that caused it, if any.
+    pub exit: Option<ExitInfo>,
+}
+
+/// What one input produced.
+#[derive(Debug, Default, PartialEq)]
+pub struct Outcome {
+    /// State changes, in order.
+    pub transitions: Vec<Transition>,
+    /// Work to perform, in order.
+    pub actions: Vec<Action>,
+}
+
+/// Lifecycle state and the counters the rules need.
+#[derive(Debug, Clone)]
+pub struct Lifecycle {
+    state: State,
+    timer: Option<TimerKind>,
+    restart: RestartSpec,
+    start_seconds: u64,
+    stop_timeout: Duration,
+    /// Times of recent failures, for the start limit.
+    failures: VecDeque<Instant>,
+    /// Consecutive failures, for the backoff exponent; reset by a healthy run.
+    consecutive: u32,
+    /// Automatic restarts since the last requested start.
+    restarts: u32,
+    /// A restart was requested while stopping: start again once stopped.
+    start_after_stop: bool,
+}
+
+impl Lifecycle {
+    /// A stopped program with the given settings.
+    pub fn new(restart: RestartSpec, start_seconds: u64, stop_timeout: Duration) -> Lifecycle {
+        Lifecycle {
+            state: State::Stopped,
+            timer: None,
+            restart,
+            start_seconds,
+            stop_timeout,
+            failures: VecDeque::new(),
+            consecutive: 0,
+            restarts: 0,
+            start_after_stop: false,
+        }
+    }
+
+    /// A program found running at boot (adopted after an unclean exit of warden).
+    pub fn adopted(restart: RestartSpec, start_seconds: u64, stop_timeout: Duration) -> Lifecycle {
+        Lifecycle {
+            state: State::Running,
+            ..Lifecycle::new(restart, start_seconds, stop_timeout)
+        }
+    }
+
+    /// Current state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// Automatic restarts since the last requested start.
+    pub fn restarts(&self) -> u32 {
+        self.restarts
+    }
+
+    /// Applies new settings; they govern the next decisions.
+    pub fn reconfigure(&mut self, restart: RestartSpec, start_seconds: u64, stop_timeout: Duration) {
+        self.restart = restart;
+        self.start_seconds = start_seconds;
+        self.stop_timeout = stop_timeout;
+    }
+
+    /// Feeds one input. `jitter` in `[0, 1)` randomises the backoff delay.
+    pub fn on(&mut self, input: Input, now: Instant, jitter: f64) -> Outcome {
+        let mut out = Outcome::default();
+        use State::*;
+        match (self.state, input) {
+            (Stopped | Crashed | Fatal, Input::Start | Input::Restart) => {
+                self.reset_counters();
+                self.go(&mut out, Starting, "start requested", None);
+                out.actions.push(Action::Spawn);
+            }
+            (Backoff, Input::Start | Input::Restart) => {
+                self.reset_counters();
+                self.disarm(&mut out);
+                self.go(&mut out, Starting, "start requested", None);
+                out.actions.push(Action::Spawn);
+            }
+            (Stopping, Input::Start | Input::Restart) => self.start_after_stop = true,
+            (Starting | Running, Input::Restart) => {
+                self.begin_stop(&mut out, "restart requested");
+                self.start_after_stop = true;
+            }
+            (Starting | Running, Input::Stop) => self.begin_stop(&mut out, "stop requested"),
+            (Stopping, Input::Stop) => self.start_after_stop = false,
+            (Backoff, Input::Stop | Input::Kill) => {
+                self.disarm(&mut out);
+                self.go(&mut out, Stopped, "stop requested during backoff", None);
+            }
+            (Starting | Running | Stopping, Input::Kill) => {
+                self.disarm(&mut out);
+                self.start_after_stop = false;
+                if self.state != Stopping {
+                    self.go(&mut out, Stopping, "kill requested", None);
+                }
+                out.actions.push(Action::KillGroup);
+            }
+            (Starting, Input::Spawned) => {
+                if self.start_seconds == 0 {
+                    self.go(&mut out, Running, "started", None);
+                } else {
+                    self.arm(
+                        &mut out,
+                        TimerKind::StartPeriod,
+                        Duration::from_secs(self.start_seconds),
+                    );
+                }
+            }
+            (Starting, Input::SpawnFailed(why)) => {
+                self.fail(&mut out, now, jitter, format!("spawn failed: {why}"), None)
+            }
+            (Starting, Input::Timer) if self.timer == Some(TimerKind::StartPeriod) => {
+                self.timer = None;
+                self.go(&mut out, Running, "started", None);
+            }
+            (Backoff, Input::Timer) if self.timer == Some(TimerKind::Backoff) => {
+                self.timer = None;
+                self.restarts += 1;
+                let reason = format!("restarting (restart {})", self.restarts);
+                self.go(&mut out, Starting, &reason, None);
+                out.actions.push(Action::Spawn);
+            }
+            (Stopping, Input::Timer) if self.timer == Some(TimerKind::StopTimeout) => {
+                self.timer = None;
+                let reason = format!(
+                    "did not stop within {} s; killing the process group",
+                    self.stop_timeout.as_secs()
+                );
+                self.go(&mut out, Stopping, &reason, None);
+                out.actions.push(Action::KillGroup);
+            }
+            (Stopping, Input::Exited { exit, .. }) => {
+                self.disarm(&mut out);
+                let reason = format!("stopped ({})", exit.description);
+                self.go(&mut out, Stopped, &reason, Some(exit));
+                if std::mem::take(&mut self.start_after_stop) {
+                    self.reset_counters();
+                    self.go(&mut out, Starting, "restart requested", None);
+                    out.actions.push(Action::Spawn);
+                }
+            }
+            (Starting, Input::Exited { exit, .. }) => {
+                self.disarm(&mut out);
+                let reason = format!("exited during its start period ({})", exit.description);
+                self.fail(&mut out, now, jitter, reason, Some(exit));
+            }
+            (Running, Input::Exited { exit, ran }) => {
+                if ran >= Duration::from_secs(self.restart.window_seconds) {
+                    // A healthy run: the next crash restarts right away again.
+                    self.consecutive = 0;
+                }
+                if exit.success() && self.restart.policy != RestartPolicy::Always {
+                    let reason = format!("exited ({})", exit.description);
+                    self.go(&mut out, Stopped, &reason, Some(exit));
+                } else {
+                    let reason = format!("crashed ({})", exit.description);
+                    self.fail(&mut out, now, jitter, reason, Some(exit));
+                }
+            }
+            // Everything else (a start while running, a stale timer, …) changes nothing.
+            _ => {}
+        }
+        out
+    }
+
+    fn reset_counters(&mut self) {
+        self.failures.clear();
+        self.consecutive = 0;
+        self.restarts = 0;
+        self.start_after_stop = false;
+    }
+
+    fn go(&mut self, out: &mut Outcome, to: State, reason: &str, exit: Option<ExitInfo>) {
+        out.transitions.push(Transition {
+            from: self.state,
+            to,
+            reason: reason.to_string(),
+            exit,
+        });
+        self.state = to;
+    }
+
+    fn arm(&mut self, out: &mut Outcome, kind: TimerKind, after: Duration) {
+        self.timer = Some(kind);
+        out.actions.push(Action::Arm(kind, after));
+    }
+
+    fn disarm(&mut self, out: &mut Outcome) {
+        if self.timer.take().is_some() {
+            out.actions.push(Action::Disarm);
+        }
+    }
+
+    fn begin_stop(&mut self, out: &mut Outcome, reason: &str) {
+        self.disarm(out);
+        self.start_after_stop = false;
+        self.go(out, State::Stopping, reason, None);
+        out.actions.push(Action::GracefulStop);
+        self.arm(out, TimerKind::StopTimeout, self.stop_timeout);
+    }
+
+    /// An unexpected exit (or failed spawn): crashed, then restart, back off, or give up.
+    fn fail(
+        &mut self,
+        out: &mut Outcome,
+        now: Instant,
+        jitter: f64,
+        reason: String,
+        exit: Option<ExitInfo>,
+    ) {
+        self.go(out, State::Crashed, &reason, exit);
+        if self.restart.policy == RestartPolicy::Never {
+            return;
+        }
+        let window = Duration::from_secs(self.restart.window_seconds);
+        self.failures.push_back(now);
+        while let Some(first) = self.failures.front() {
+            if now.duration_since(*first) > window {
+                self.failures.pop_front();
+            } else {
+                break;
+            }
+        }
+        if self.failures.len() >= self.restart.max_failed_starts as usize {
+            let reason = format!(
+                "gave up after {} failures within {} s; start it again when fixed",
+                self.failures.len(),
+                self.restart.window_seconds
+            );
+            self.go(out, State::Fatal, &reason, None);
+            return;
+        }
+        let delay = backoff_delay(&self.restart, self.consecutive, jitter);
+        self.consecutive = self.consecutive.saturating_add(1);
+        if delay.is_zero() {
+            self.restarts += 1;
+            let reason = format!("restarting (restart {})", self.restarts);
+            self.go(out, State::Starting, &reason, None);
+            out.actions.push(Action::Spawn);
+        } else {
+            let reason = format!("restarting in {:.1} s", delay.as_secs_f64());
+            self.go(out, State::Backoff, &reason, None);
+            self.arm(out, TimerKind::Backoff, delay);
+        }
+    }
+}
+
+/// Delay before the restart that follows `consecutive` earlier consecutive failures:
+/// 0 for the first, then `initial * 2^(n-1)` capped at `max`, reduced by up to 25 %
+/// jitter so that programs crashing together do not restart in lockstep.
+pub fn backoff_delay(r: &RestartSpec, consecutive: u32, jitter: f64) -> Duration {
+    if consecutive == 0 {
+        return Duration::ZERO;
+    }
+    let exp = consecutive.saturating_sub(1).min(30);
+    let base = r
+        .backoff_initial_ms
+        .saturating_mul(1u64 << exp)
+        .min(r.backoff_max_ms);
+    let factor = 1.0 - 0.25 * jitter.clamp(0.0, 1.0);
+    Duration::from_millis((base as f64 * factor) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Action::*;
+    use State::*;
+
+    fn exit(code: i32) -> ExitInfo {
+        ExitInfo {
+            code: Some(code),
+            signal: None,
+            description: format!("exit code {code}"),
+        }
+    }
+
+    fn spec(policy: RestartPolicy) -> RestartSpec {
+        RestartSpec {
+            policy,
+            backoff_initial_ms: 100,
+            backoff_max_ms: 1000,
+            max_failed_starts: 3,
+            window_seconds: 60,
+        }
+    }
+
+    fn lc(policy: RestartPolicy, state: State) -> Lifecycle {
+        let mut l = Lifecycle::new(spec(policy), 1, Duration::from_secs(30));
+        l.state = state;
+        l
+    }
+
+    fn exited(code: i32, ran_s: u64) -> Input {
+        Input::Exited {
+            exit: exit(code),
+            ran: Duration::from_secs(ran_s),
+        }
+    }
+
+    /// (policy, state before, input, states passed through, actions)
+    #[test]
+    fn transition_table() {
+        let p = RestartPolicy::OnFailure;
+        let cases: Vec<(RestartPolicy, State, Input, Vec<State>, Vec<Action>)> = vec![
+            (p, Stopped, Input::Start, vec![Starting], vec![Spawn]),
+            (p, Fatal, Input::Start, vec![Starting], vec![Spawn]),
+            (p, Running, Input::Start, vec![], vec![]),
+            (p, Stopped, Input::Stop, vec![], vec![]),
+            (
+                p,
+                Running,
+                Input::Stop,
+                vec![Stopping],
+                vec![GracefulStop, Arm(TimerKind::StopTimeout, Duration::from_secs(30))],
+            ),
+            (
+                p,
+                Starting,
+                Input::Stop,
+                vec![Stopping],
+                vec![GracefulStop, Arm(TimerKind::StopTimeout, Duration::from_secs(30))],
+            ),
+            (p, Running, Input::Kill, vec![Stopping], vec![KillGroup]),
+            (p, Backoff, Input::Stop, vec![Stopped], vec![]),
+            // A requested stop is never a crash, whatever the exit status.
+            (p, Stopping, exited(137, 5), vec![Stopped], vec![]),
+            (RestartPolicy::Always, Stopping, exited(1, 5), vec![Stopped], vec![]),
+            // Crash while running: crashed, then restart right away.
+            (p, Running, exited(1, 5), vec![Crashed, Starting], vec![Spawn]),
+            // Clean exit with on-failure: stopped, no restart.
+            (p, Running, exited(0, 5), vec![Stopped], vec![]),
+            // Clean exit with always: restart.
+            (RestartPolicy::Always, Running, exited(0, 5), vec![Crashed, Starting], vec![Spawn]),
+            // Policy never: crashed and stays there.
+            (RestartPolicy::Never, Running, exited(1, 5), vec![Crashed], vec![]),
+            (
+                p,
+                Starting,
+                Input::Spawned,
+                vec![],
+                vec![Arm(TimerKind::StartPeriod, Duration::from_secs(1))],
+            ),
+            (p, Starting, Input::SpawnFailed("nope".into()), vec![Crashed, Starting], vec![Spawn]),
+        ];
+        for (i, (policy, from, input, states, actions)) in cases.into_iter().enumerate() {
+            let mut l = lc(policy, from);
+            if from == Stopping {
+                l.timer = Some(TimerKind::StopTimeout);
+            }
+            let out = l.on(input.clone(), Instant::now(), 0.0);
+            let got: Vec<State> = out.transitions.iter().map(|t| t.to).collect();
+            let acts: Vec<Action> = out.actions.into_iter().filter(|a| *a != Disarm).collect();
+            assert_eq!(got, states, "case {i}: {from:?} + {input:?}");
+            assert_eq!(acts, actions, "case {i}: {from:?} + {input:?}");
+        }
+    }
+
+    #[test]
+    fn backoff_grows_then_gives_up_at_the_start_limit() {
+        let mut l = lc(RestartPolicy::OnFailure, Running);
+        let t0 = Instant::now();
+        // 1st failure: immediate restart.
+        let o = l.on(exited(1, 2), t0, 0.0);
+        assert_eq!(l.state(), Starting);
+        assert!(o.actions.contains(&Spawn));
+        // 2nd failure (during start): backoff 100 ms.
+        let o = l.on(exited(1, 0), t0, 0.0);
+        assert_eq!(l.state(), Backoff);
+        assert!(o.actions.contains(&Arm(TimerKind::Backoff, Duration::from_millis(100))));
+        l.on(Input::Timer, t0, 0.0);
+        assert_eq!(l.state(), Starting);
+        assert_eq!(l.restarts(), 2);
+        // 3rd failure within the window: fatal.
+        let o = l.on(exited(1, 0), t0, 0.0);
+        assert_eq!(l.state(), Fatal);
+        assert!(o.actions.is_empty());
+        // A manual start resets everything.
+        l.on(Input::Start, t0, 0.0);
+        assert_eq!(l.state(), Starting);
+        assert_eq!(l.restarts(), 0);
+    }
+
+    #[test]
+    fn failures_outside_the_window_do_not_count() {
+        let mut l = lc(RestartPolicy::OnFailure, Running);
+        let t0 = Instant::now();
+        for k in 0..10u64 {
+            l.state = Running;
+            l.on(exited(1, 61), t0 + Duration::from_secs(61 * k), 0.0);
+            assert_ne!(l.state(), Fatal, "failure {k}");
+            // A run longer than the window resets the backoff: restart is immediate.
+            assert_eq!(l.state(), Starting, "failure {k}");
+        }
+    }
+
+    #[test]
+    fn restart_while_running_stops_then_starts() {
+        let mut l = lc(RestartPolicy::OnFailure, Running);
+        let o = l.on(Input::Restart, Instant::now(), 0.0);
+        assert_eq!(l.state(), Stopping);
+        assert!(o.actions.contains(&GracefulStop));
+        let o = l.on(exited(0, 1), Instant::now(), 0.0);
+        let got: Vec<State> = o.transitions.iter().map(|t| t.to).collect();
+        assert_eq!(got, vec![Stopped, Starting]);
+        assert!(o.actions.contains(&Spawn));
+    }
+
+    #[test]
+    fn stop_timeout_kills_and_stale_timers_do_nothing() {
+        let mut l = lc(RestartPolicy::OnFailure, Running);
+        l.on(Input::Stop, Instant::now(), 0.0);
+        let o = l.on(Input::Timer, Instant::now(), 0.0);
+        assert!(o.actions.contains(&KillGroup));
+        assert_eq!(l.state(), Stopping);
+        // The timer was consumed; a second firing is stale.
+        assert_eq!(l.on(Input::Timer, Instant::now(), 0.0), Outcome::default());
+    }
+
+    #[test]
+    fn backoff_math() {
+        let r = spec(RestartPolicy::OnFailure);
+        assert_eq!(backoff_delay(&r, 0, 0.5), Duration::ZERO);
+        assert_eq!(backoff_delay(&r, 1, 0.0), Duration::from_millis(100));
+        assert_eq!(backoff_delay(&r, 2, 0.0), Duration::from_millis(200));
+        assert_eq!(backoff_delay(&r, 5, 0.0), Duration::from_millis(1000));
+        assert_eq!(backoff_delay(&r, 40, 0.0), Duration::from_millis(1000));
+        assert_eq!(backoff_delay(&r, 1, 1.0), Duration::from_millis(75));
+    }
+}

@@ -1,0 +1,428 @@
+//! The supervisor: one actor task per program, and the registry of their handles.
+//!
+//! Architecture invariant: only a program's actor touches its child process. Everyone
+//! else (API, CLI, schedules) holds a [`ProgramHandle`]: commands go in over a channel,
+//! status comes out through a `watch` snapshot, so reading 50 statuses takes no locks
+//! and no round-trips. The supervisor knows nothing about HTTP or JSON shapes of the API.
+
+mod actor;
+pub mod console;
+pub mod lifecycle;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::task::TaskTracker;
+use utoipa::ToSchema;
+
+use crate::bus::{Bus, ConsoleLine, Event, StateChange};
+use crate::config::SupervisorConfig;
+use crate::os;
+use crate::program::{ExitInfo, FieldError, ProgramSpec, State};
+use crate::store::events::NewEvent;
+use crate::store::{Store, StoreError, now_ms};
+use actor::{Actor, Boot};
+use console::{Console, LogSettings};
+
+/// Commands queued per program before senders wait.
+const COMMAND_QUEUE: usize = 32;
+
+/// Errors of supervisor operations, phrased for the person who asked.
+#[derive(Debug, thiserror::Error)]
+pub enum SupError {
+    /// No such program.
+    #[error("no program named '{0}'")]
+    NotFound(String),
+    /// The request conflicts with the program's current state or an existing program.
+    #[error("{0}")]
+    Conflict(String),
+    /// The spec is invalid.
+    #[error("the program definition is invalid")]
+    Invalid(Vec<FieldError>),
+    /// The operation cannot be done right now (not running, input not read…).
+    #[error("{0}")]
+    Unavailable(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The program's actor is gone (warden is shutting down).
+    #[error("warden is shutting down")]
+    ShuttingDown,
+}
+
+/// Runtime status of a program.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ProgramStatus {
+    /// Lifecycle state.
+    pub state: State,
+    /// Process id of the running process.
+    pub pid: Option<u32>,
+    /// Unix ms of the last state change.
+    pub since_ms: i64,
+    /// Unix ms when the current process was spawned.
+    pub started_at_ms: Option<i64>,
+    /// Automatic restarts since the last requested start.
+    pub restarts: u32,
+    /// How the last process ended.
+    pub last_exit: Option<ExitInfo>,
+    /// True when the process was adopted from a previous warden run.
+    pub adopted: bool,
+}
+
+/// What a handle sees of a program: its spec and status, replaced atomically.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// Current definition.
+    pub spec: Arc<ProgramSpec>,
+    /// Current status.
+    pub status: ProgramStatus,
+}
+
+type Reply = oneshot::Sender<Result<(), SupError>>;
+
+/// Messages to a program actor.
+pub(crate) enum Command {
+    Start(Reply),
+    Stop(Reply),
+    Restart(Reply),
+    Kill(Reply),
+    Input(String, Reply),
+    Update(Arc<ProgramSpec>, Reply),
+    /// Stop the program (or leave it running) and end the actor.
+    Shutdown {
+        stop: bool,
+        reply: oneshot::Sender<()>,
+    },
+}
+
+/// Cloneable handle to one program's actor.
+#[derive(Clone)]
+pub struct ProgramHandle {
+    name: Arc<str>,
+    tx: mpsc::Sender<Command>,
+    snapshot: watch::Receiver<Arc<Snapshot>>,
+    console: Console,
+}
+
+impl ProgramHandle {
+    /// The program's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The current spec and status.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.borrow().clone()
+    }
+
+    /// Waits until the status satisfies `pred` or `timeout` passes; returns the last snapshot.
+    pub async fn wait_for(
+        &self,
+        timeout: Duration,
+        pred: impl Fn(&ProgramStatus) -> bool,
+    ) -> Arc<Snapshot> {
+        let mut rx = self.snapshot.clone();
+        let _ = tokio::time::timeout(timeout, rx.wait_for(|s| pred(&s.status))).await;
+        self.snapshot()
+    }
+
+    /// The last `n` console lines.
+    pub fn console_tail(&self, n: usize) -> Vec<ConsoleLine> {
+        self.console.ring.tail(n)
+    }
+
+    async fn call(&self, make: impl FnOnce(Reply) -> Command) -> Result<(), SupError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(make(tx))
+            .await
+            .map_err(|_| SupError::ShuttingDown)?;
+        rx.await.map_err(|_| SupError::ShuttingDown)?
+    }
+
+    /// Starts the program (no-op if it is already running).
+    pub async fn start(&self) -> Result<(), SupError> {
+        self.call(Command::Start).await
+    }
+
+    /// Stops it gracefully (no-op if it is not running).
+    pub async fn stop(&self) -> Result<(), SupError> {
+        self.call(Command::Stop).await
+    }
+
+    /// Stops, then starts it.
+    pub async fn restart(&self) -> Result<(), SupError> {
+        self.call(Command::Restart).await
+    }
+
+    /// Kills its whole process group now.
+    pub async fn kill(&self) -> Result<(), SupError> {
+        self.call(Command::Kill).await
+    }
+
+    /// Writes a line to its stdin.
+    pub async fn send_input(&self, line: String) -> Result<(), SupError> {
+        self.call(|r| Command::Input(line, r)).await
+    }
+
+    async fn shutdown(&self, stop: bool) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Command::Shutdown { stop, reply: tx }).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+/// Shared context of every actor.
+#[derive(Clone)]
+pub struct Ctx {
+    /// The database.
+    pub store: Store,
+    /// The event bus.
+    pub bus: Bus,
+    /// Supervisor settings.
+    pub cfg: Arc<SupervisorConfig>,
+    /// Root of the per-program console log directories.
+    pub logs_dir: PathBuf,
+}
+
+impl Ctx {
+    /// Makes a transition durable (queued to the store) and publishes it.
+    pub async fn record_state(&self, change: StateChange) {
+        let message = format!(
+            "{} -> {}: {}",
+            change.from.as_str(),
+            change.to.as_str(),
+            change.reason
+        );
+        let data = serde_json::to_value(&change).unwrap_or(serde_json::Value::Null);
+        tracing::info!(program = %change.program, from = change.from.as_str(), to = change.to.as_str(), reason = %change.reason, "state");
+        let ev = NewEvent {
+            ts: change.ts,
+            program: Some(change.program.clone()),
+            kind: "state".into(),
+            message,
+            data,
+        };
+        if let Err(e) = self.store.append_event(ev).await {
+            tracing::error!(error = %e, "cannot store event");
+        }
+        self.bus.publish(Event::State(change));
+    }
+
+    /// Records an event that is not a state change (program created, warden started…).
+    pub async fn record(&self, program: Option<&str>, kind: &str, message: String) {
+        let ev = NewEvent {
+            ts: now_ms(),
+            program: program.map(str::to_string),
+            kind: kind.into(),
+            message,
+            data: serde_json::Value::Null,
+        };
+        if let Err(e) = self.store.append_event(ev).await {
+            tracing::error!(error = %e, "cannot store event");
+        }
+    }
+}
+
+/// The registry of program actors.
+#[derive(Clone)]
+pub struct Supervisor {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    ctx: Ctx,
+    /// Handles by name. A std RwLock held only to clone out or insert a handle, never
+    /// across `.await`; changes to the set are serialised by `mutate`.
+    programs: RwLock<BTreeMap<String, ProgramHandle>>,
+    /// Serialises create/update/delete so the store and the registry agree.
+    mutate: tokio::sync::Mutex<()>,
+    /// Every actor task, awaited at shutdown.
+    tasks: TaskTracker,
+}
+
+impl Supervisor {
+    /// Loads every program from the store and starts its actor: adopting a child still
+    /// running from a previous warden (same pid and start time), else autostarting.
+    pub async fn boot(ctx: Ctx) -> Result<Supervisor, SupError> {
+        if let Err(e) = os::become_subreaper() {
+            tracing::warn!(error = %e, "cannot become a child subreaper; killed grandchildren may linger as zombies");
+        }
+        let sup = Supervisor {
+            inner: Arc::new(Inner {
+                ctx: ctx.clone(),
+                programs: RwLock::new(BTreeMap::new()),
+                mutate: tokio::sync::Mutex::new(()),
+                tasks: TaskTracker::new(),
+            }),
+        };
+        let guard = sup.inner.mutate.lock().await;
+        for spec in ctx.store.program_specs().await? {
+            let boot = match ctx.store.runtime(&spec.name).await? {
+                Some(row) if row.start_time != 0 && os::process_start_time(row.pid) == Some(row.start_time) => {
+                    Boot::Adopt(row)
+                }
+                Some(row) => {
+                    ctx.record(
+                        Some(&spec.name),
+                        "stale_pid",
+                        format!(
+                            "pid {} recorded before warden restarted is gone or now belongs to another process; not adopted",
+                            row.pid
+                        ),
+                    )
+                    .await;
+                    ctx.store.clear_runtime(&spec.name).await?;
+                    Boot::Fresh {
+                        autostart: spec.autostart,
+                    }
+                }
+                None => Boot::Fresh {
+                    autostart: spec.autostart,
+                },
+            };
+            sup.spawn_actor(Arc::new(spec), boot);
+        }
+        drop(guard);
+        Ok(sup)
+    }
+
+    fn spawn_actor(&self, spec: Arc<ProgramSpec>, boot: Boot) -> ProgramHandle {
+        let ctx = &self.inner.ctx;
+        let console = Console::start(
+            &spec.name,
+            ctx.cfg.console_ring_lines,
+            LogSettings {
+                dir: ctx.logs_dir.join(&spec.name),
+                max_bytes: ctx.cfg.log_file_max_bytes,
+                keep: ctx.cfg.log_files_keep,
+            },
+            ctx.bus.clone(),
+        );
+        let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+        let initial = Arc::new(Snapshot {
+            spec: spec.clone(),
+            status: ProgramStatus {
+                state: State::Stopped,
+                pid: None,
+                since_ms: now_ms(),
+                started_at_ms: None,
+                restarts: 0,
+                last_exit: None,
+                adopted: false,
+            },
+        });
+        let (snap_tx, snap_rx) = watch::channel(initial);
+        let handle = ProgramHandle {
+            name: Arc::from(spec.name.as_str()),
+            tx,
+            snapshot: snap_rx,
+            console: console.clone(),
+        };
+        if let Ok(mut map) = self.inner.programs.write() {
+            map.insert(spec.name.clone(), handle.clone());
+        }
+        let actor = Actor::new(spec, ctx.clone(), rx, snap_tx, console);
+        self.inner.tasks.spawn(actor.run(boot));
+        handle
+    }
+
+    /// Every program, by name.
+    pub fn list(&self) -> Vec<ProgramHandle> {
+        match self.inner.programs.read() {
+            Ok(m) => m.values().cloned().collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// One program.
+    pub fn get(&self, name: &str) -> Result<ProgramHandle, SupError> {
+        self.inner
+            .programs
+            .read()
+            .ok()
+            .and_then(|m| m.get(name).cloned())
+            .ok_or_else(|| SupError::NotFound(name.to_string()))
+    }
+
+    /// Validates, stores and starts supervising a new program (started if `autostart`).
+    pub async fn create(&self, spec: ProgramSpec) -> Result<ProgramHandle, SupError> {
+        let problems = spec.validate();
+        if !problems.is_empty() {
+            return Err(SupError::Invalid(problems));
+        }
+        let _guard = self.inner.mutate.lock().await;
+        self.inner.ctx.store.insert_program(spec.clone()).await.map_err(|e| match e {
+            StoreError::Conflict(m) => SupError::Conflict(m),
+            other => SupError::Store(other),
+        })?;
+        self.inner
+            .ctx
+            .record(Some(&spec.name), "program_created", format!("program '{}' created", spec.name))
+            .await;
+        let autostart = spec.autostart;
+        Ok(self.spawn_actor(Arc::new(spec), Boot::Fresh { autostart }))
+    }
+
+    /// Replaces a program's definition. A running process keeps running; the new
+    /// command line applies at its next start.
+    pub async fn update(&self, spec: ProgramSpec) -> Result<(), SupError> {
+        let problems = spec.validate();
+        if !problems.is_empty() {
+            return Err(SupError::Invalid(problems));
+        }
+        let _guard = self.inner.mutate.lock().await;
+        let handle = self.get(&spec.name)?;
+        self.inner.ctx.store.update_program(spec.clone()).await?;
+        let name = spec.name.clone();
+        handle.call(|r| Command::Update(Arc::new(spec), r)).await?;
+        self.inner
+            .ctx
+            .record(Some(&name), "program_updated", format!("program '{name}' updated"))
+            .await;
+        Ok(())
+    }
+
+    /// Deletes a program. A running one is refused unless `force`, which stops it first.
+    pub async fn delete(&self, name: &str, force: bool) -> Result<(), SupError> {
+        let _guard = self.inner.mutate.lock().await;
+        let handle = self.get(name)?;
+        let state = handle.snapshot().status.state;
+        if state.is_active() && !force {
+            return Err(SupError::Conflict(format!(
+                "program '{name}' is {}; stop it first, or delete with force=true to stop it and then delete it",
+                state.as_str()
+            )));
+        }
+        handle.shutdown(true).await;
+        self.inner.ctx.store.delete_program(name).await?;
+        if let Ok(mut map) = self.inner.programs.write() {
+            map.remove(name);
+        }
+        self.inner
+            .ctx
+            .record(Some(name), "program_deleted", format!("program '{name}' deleted"))
+            .await;
+        Ok(())
+    }
+
+    /// Ends every actor: stopping programs in parallel (`stop`) or leaving them running
+    /// for the next warden to adopt. Returns once all actors ended or `deadline` passed.
+    pub async fn shutdown(&self, stop: bool, deadline: Duration) {
+        let handles = self.list();
+        let all = futures_util::future::join_all(handles.iter().map(|h| h.shutdown(stop)));
+        if tokio::time::timeout(deadline, all).await.is_err() {
+            tracing::warn!("some programs did not stop before the shutdown deadline; killing them");
+            for h in &handles {
+                let _ = h.kill().await;
+            }
+        }
+        self.inner.tasks.close();
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.inner.tasks.wait()).await;
+    }
+}
