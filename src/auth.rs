@@ -173,7 +173,12 @@ impl Auth {
     }
 
     /// Creates a user.
-    pub async fn add_user(&self, name: &str, password: String, role: Role) -> Result<(), AuthError> {
+    pub async fn add_user(
+        &self,
+        name: &str,
+        password: String,
+        role: Role,
+    ) -> Result<(), AuthError> {
         if !valid_user_name(name) {
             return Err(AuthError::BadInput(format!(
                 "{name:?} is not a valid user name: use 1-64 letters, digits, '.', '-' or '_'"
@@ -193,7 +198,11 @@ impl Auth {
 
     /// Verifies a login; on success creates a session and returns
     /// `(cookie value, principal)`.
-    pub async fn login(&self, name: &str, password: String) -> Result<(String, Principal), AuthError> {
+    pub async fn login(
+        &self,
+        name: &str,
+        password: String,
+    ) -> Result<(String, Principal), AuthError> {
         let user = self.store.user(name).await?;
         let hash = user
             .as_ref()
@@ -206,7 +215,8 @@ impl Auth {
         let role = Role::parse(&user.role).ok_or(AuthError::Invalid)?;
         let cookie = random_secret();
         let csrf = random_secret();
-        let expires = now_ms() + i64::try_from(self.session_ttl.as_millis()).unwrap_or(i64::MAX / 2);
+        let expires =
+            now_ms() + i64::try_from(self.session_ttl.as_millis()).unwrap_or(i64::MAX / 2);
         self.store
             .insert_session(sha256(cookie.as_bytes()), &user.name, csrf.clone(), expires)
             .await?;
@@ -350,7 +360,10 @@ mod tests {
         assert!(h.starts_with("$argon2id$"));
         assert!(verify_password(&h, "correct horse"));
         assert!(!verify_password(&h, "wrong horse!"));
-        assert!(matches!(hash_password("short"), Err(AuthError::WeakPassword(_))));
+        assert!(matches!(
+            hash_password("short"),
+            Err(AuthError::WeakPassword(_))
+        ));
     }
 
     #[tokio::test]

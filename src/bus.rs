@@ -25,6 +25,35 @@ pub enum Event {
     State(StateChange),
     /// A console line from (or to) a program.
     Console(ConsoleLine),
+    /// A resource sample of one program (its whole process tree), taken by `metrics`.
+    Sample(ProgramSample),
+}
+
+/// One resource sample of a program, aggregated over its process tree. Rates are per
+/// second over the interval since the previous sample; 100 % CPU is one full core.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ProgramSample {
+    /// Program name.
+    pub program: String,
+    /// Unix ms.
+    pub ts: i64,
+    /// CPU use in percent of one core.
+    pub cpu_percent: f64,
+    /// Resident memory in bytes.
+    pub memory_bytes: u64,
+    /// Virtual memory in bytes.
+    pub virtual_bytes: u64,
+    /// Threads in the tree.
+    pub threads: u64,
+    /// Open files/handles in the tree.
+    pub open_files: u64,
+    /// Disk bytes read per second.
+    pub disk_read_bps: f64,
+    /// Disk bytes written per second.
+    pub disk_write_bps: f64,
+    /// Players online, when a game query is configured (filled by `games`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub players: Option<u32>,
 }
 
 /// A lifecycle transition.

@@ -250,9 +250,7 @@ impl Config {
         }
         Ok(Config {
             listen,
-            data_dir: raw
-                .data_dir
-                .unwrap_or_else(|| PathBuf::from("warden-data")),
+            data_dir: raw.data_dir.unwrap_or_else(|| PathBuf::from("warden-data")),
             log_level,
             log_format: raw.log_format.unwrap_or_default(),
             supervisor: SupervisorConfig {
@@ -288,8 +286,11 @@ mod tests {
 
     #[test]
     fn unknown_key_names_its_line() {
-        let err = Config::parse("listen = \"127.0.0.1:1\"\nlisten_adress = 3\n", Path::new("w.toml"))
-            .expect_err("unknown key must fail");
+        let err = Config::parse(
+            "listen = \"127.0.0.1:1\"\nlisten_adress = 3\n",
+            Path::new("w.toml"),
+        )
+        .expect_err("unknown key must fail");
         let msg = err.to_string();
         assert!(msg.contains("w.toml"), "{msg}");
         assert!(msg.contains("line 2"), "{msg}");

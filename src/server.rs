@@ -78,8 +78,12 @@ pub async fn serve(
         cfg: Arc::new(cfg.supervisor.clone()),
         logs_dir: cfg.data_dir.join("logs"),
     };
-    ctx.record(None, "warden_started", format!("warden {} started", env!("CARGO_PKG_VERSION")))
-        .await;
+    ctx.record(
+        None,
+        "warden_started",
+        format!("warden {} started", env!("CARGO_PKG_VERSION")),
+    )
+    .await;
     let sup = Supervisor::boot(ctx.clone()).await?;
     if opts.demo {
         crate::demo::ensure_demo_program(&sup, &cfg.data_dir).await?;
@@ -103,7 +107,11 @@ pub async fn serve(
         shutdown: shutdown.clone(),
         started,
     });
-    let pruner = tokio::spawn(prune_events(store.clone(), cfg.retention.events, shutdown.clone()));
+    let pruner = tokio::spawn(prune_events(
+        store.clone(),
+        cfg.retention.events,
+        shutdown.clone(),
+    ));
     let router = api::router(app);
     let token = shutdown.clone();
     let served = axum::serve(

@@ -168,9 +168,8 @@ async fn login(
     };
     tracing::info!(user = %principal.name, client = %ip, "login");
     let max_age = app.cfg.api.session_ttl.as_secs();
-    let set_cookie = format!(
-        "{SESSION_COOKIE}={cookie}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}"
-    );
+    let set_cookie =
+        format!("{SESSION_COOKIE}={cookie}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}");
     let mut resp = Json(Me {
         user: principal.name,
         role: principal.role,

@@ -4,8 +4,8 @@
 //! stable (clients switch on it); `message` is for people. 5xx messages never carry
 //! internals: the real cause goes to warden's log only.
 
-use axum::extract::{FromRequest, FromRequestParts};
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -110,7 +110,10 @@ impl ApiError {
             ..Self::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limited",
-                format!("too many attempts; try again in {} s", retry_after_secs.max(1)),
+                format!(
+                    "too many attempts; try again in {} s",
+                    retry_after_secs.max(1)
+                ),
             )
         }
     }
@@ -182,11 +185,9 @@ impl From<AuthError> for ApiError {
                 "invalid_credentials",
                 "wrong user name or password, or an invalid or revoked token",
             ),
-            AuthError::WeakPassword(m) | AuthError::BadInput(m) => ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "validation_failed",
-                m,
-            ),
+            AuthError::WeakPassword(m) | AuthError::BadInput(m) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", m)
+            }
             AuthError::Hash => ApiError::internal(&e),
             AuthError::Store(s) => s.into(),
         }
@@ -199,7 +200,10 @@ impl From<JsonRejection> for ApiError {
             JsonRejection::JsonDataError(e) => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid_body",
-                format!("the JSON body does not match what this endpoint takes: {}", source_text(&e)),
+                format!(
+                    "the JSON body does not match what this endpoint takes: {}",
+                    source_text(&e)
+                ),
             ),
             JsonRejection::JsonSyntaxError(e) => ApiError::new(
                 StatusCode::BAD_REQUEST,

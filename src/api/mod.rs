@@ -60,7 +60,11 @@ pub type AppState = Arc<App>;
 impl App {
     /// Records a change in the audit log.
     pub async fn audit(&self, caller: &Caller, action: &str, target: &str, detail: Option<String>) {
-        if let Err(e) = self.store.audit(&caller.0.name, action, target, detail).await {
+        if let Err(e) = self
+            .store
+            .audit(&caller.0.name, action, target, detail)
+            .await
+        {
             tracing::error!(error = %e, "cannot write audit record");
         }
     }
@@ -120,9 +124,13 @@ async fn health(State(app): State<AppState>) -> Result<Json<Health>, ApiError> {
         })),
         Ok(Err(e)) => {
             tracing::error!(error = %e, "health check: database unusable");
-            Err(ApiError::unavailable("the database is not usable; see warden's log"))
+            Err(ApiError::unavailable(
+                "the database is not usable; see warden's log",
+            ))
         }
-        Err(_) => Err(ApiError::unavailable("the database did not answer within 2 s")),
+        Err(_) => Err(ApiError::unavailable(
+            "the database did not answer within 2 s",
+        )),
     }
 }
 

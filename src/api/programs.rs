@@ -183,10 +183,30 @@ macro_rules! action {
     };
 }
 
-action!(start, start, "/api/programs/{name}/start", "Starts the program (no-op when running).");
-action!(stop, stop, "/api/programs/{name}/stop", "Stops the program with its stop sequence (no-op when stopped).");
-action!(restart, restart, "/api/programs/{name}/restart", "Stops, then starts the program.");
-action!(kill, kill, "/api/programs/{name}/kill", "Kills the program's whole process group now.");
+action!(
+    start,
+    start,
+    "/api/programs/{name}/start",
+    "Starts the program (no-op when running)."
+);
+action!(
+    stop,
+    stop,
+    "/api/programs/{name}/stop",
+    "Stops the program with its stop sequence (no-op when stopped)."
+);
+action!(
+    restart,
+    restart,
+    "/api/programs/{name}/restart",
+    "Stops, then starts the program."
+);
+action!(
+    kill,
+    kill,
+    "/api/programs/{name}/kill",
+    "Kills the program's whole process group now."
+);
 
 /// Event paging.
 #[derive(Deserialize, IntoParams)]
@@ -393,7 +413,10 @@ async fn console_stream(
         rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx))
     });
     Ok((
-        [(header::CONTENT_TYPE, "application/x-ndjson"), (header::CACHE_CONTROL, "no-cache")],
+        [
+            (header::CONTENT_TYPE, "application/x-ndjson"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
         Body::from_stream(stream),
     )
         .into_response())

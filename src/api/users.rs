@@ -46,7 +46,10 @@ pub struct PasswordChange {
 /// Lists users.
 #[utoipa::path(get, path = "/api/users", tag = "users",
     responses((status = 200, body = Vec<UserView>), (status = 403, body = ErrorBody)))]
-async fn list_users(State(app): State<AppState>, caller: Caller) -> Result<Json<Vec<UserView>>, ApiError> {
+async fn list_users(
+    State(app): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<UserView>>, ApiError> {
     caller.require(Role::Admin)?;
     let users = app.store.users().await?;
     Ok(Json(
@@ -70,9 +73,16 @@ async fn add_user(
     Json(body): Json<NewUser>,
 ) -> Result<StatusCode, ApiError> {
     caller.require(Role::Admin)?;
-    app.auth.add_user(&body.name, body.password, body.role).await?;
-    app.audit(&caller, "user.add", &body.name, Some(body.role.as_str().into()))
-        .await;
+    app.auth
+        .add_user(&body.name, body.password, body.role)
+        .await?;
+    app.audit(
+        &caller,
+        "user.add",
+        &body.name,
+        Some(body.role.as_str().into()),
+    )
+    .await;
     Ok(StatusCode::CREATED)
 }
 
@@ -143,7 +153,10 @@ pub struct TokenRequest {
 /// Lists tokens.
 #[utoipa::path(get, path = "/api/tokens", tag = "tokens",
     responses((status = 200, body = Vec<TokenView>), (status = 403, body = ErrorBody)))]
-async fn list_tokens(State(app): State<AppState>, caller: Caller) -> Result<Json<Vec<TokenView>>, ApiError> {
+async fn list_tokens(
+    State(app): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<TokenView>>, ApiError> {
     caller.require(Role::Admin)?;
     let tokens = app.store.tokens().await?;
     Ok(Json(
@@ -176,8 +189,13 @@ async fn create_token(
         .auth
         .create_token(&body.name, body.role, Some(caller.0.name.clone()))
         .await?;
-    app.audit(&caller, "token.create", &t.public_id, Some(body.role.as_str().into()))
-        .await;
+    app.audit(
+        &caller,
+        "token.create",
+        &t.public_id,
+        Some(body.role.as_str().into()),
+    )
+    .await;
     Ok((StatusCode::CREATED, Json(t)).into_response())
 }
 

@@ -112,10 +112,15 @@ struct ProgramsFile {
 
 /// Reads and validates a programs file, reporting every problem with its program.
 pub fn load_programs_file(path: &Path) -> anyhow::Result<Vec<ProgramSpec>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    let file: ProgramsFile =
-        toml::from_str(&text).map_err(|e| anyhow!("invalid programs file {}: {}", path.display(), e.to_string().trim_end()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let file: ProgramsFile = toml::from_str(&text).map_err(|e| {
+        anyhow!(
+            "invalid programs file {}: {}",
+            path.display(),
+            e.to_string().trim_end()
+        )
+    })?;
     let mut problems = Vec::new();
     for (i, spec) in file.program.iter().enumerate() {
         for p in spec.validate() {
@@ -129,7 +134,11 @@ pub fn load_programs_file(path: &Path) -> anyhow::Result<Vec<ProgramSpec>> {
         }
     }
     if !problems.is_empty() {
-        bail!("invalid programs file {}:\n{}", path.display(), problems.join("\n"));
+        bail!(
+            "invalid programs file {}:\n{}",
+            path.display(),
+            problems.join("\n")
+        );
     }
     Ok(file.program)
 }
@@ -166,7 +175,8 @@ impl Client {
         let value: Value = if body.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&body).unwrap_or(Value::String(String::from_utf8_lossy(&body).into()))
+            serde_json::from_slice(&body)
+                .unwrap_or(Value::String(String::from_utf8_lossy(&body).into()))
         };
         if !status.is_success() {
             let msg = value["error"]["message"]
@@ -180,7 +190,8 @@ impl Client {
     }
 
     async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        self.send(self.http.get(format!("{}{path}", self.base))).await
+        self.send(self.http.get(format!("{}{path}", self.base)))
+            .await
     }
 
     async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
@@ -222,7 +233,10 @@ fn print_programs(list: &[Value]) {
             "{:<20} {:<9} {:>8} {:>9} {:>8}  {}",
             p["name"].as_str().unwrap_or(""),
             p["state"].as_str().unwrap_or(""),
-            p["pid"].as_u64().map(|v| v.to_string()).unwrap_or("-".into()),
+            p["pid"]
+                .as_u64()
+                .map(|v| v.to_string())
+                .unwrap_or("-".into()),
             fmt_uptime(&p["uptime_seconds"]),
             p["restarts"].as_u64().unwrap_or(0),
             p["last_exit"]["description"].as_str().unwrap_or("-"),
@@ -279,7 +293,13 @@ pub async fn run(args: CtlArgs) -> anyhow::Result<()> {
             if json {
                 return print_json(&v);
             }
-            for e in v["events"].as_array().map(Vec::as_slice).unwrap_or(&[]).iter().rev() {
+            for e in v["events"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or(&[])
+                .iter()
+                .rev()
+            {
                 println!(
                     "{} {:<16} {}",
                     e["ts"].as_i64().map(fmt_ms).unwrap_or_default(),
@@ -320,7 +340,10 @@ async fn action(c: &Client, name: &str, what: &str, json: bool) -> anyhow::Resul
     println!(
         "{name}: {}{}",
         v["state"].as_str().unwrap_or("?"),
-        v["pid"].as_u64().map(|p| format!(" (pid {p})")).unwrap_or_default()
+        v["pid"]
+            .as_u64()
+            .map(|p| format!(" (pid {p})"))
+            .unwrap_or_default()
     );
     Ok(())
 }
@@ -375,7 +398,11 @@ pub async fn apply(args: ApplyArgs) -> anyhow::Result<()> {
     if args.remote.json {
         return print_json(&v);
     }
-    for (key, verb) in [("created", "created"), ("updated", "updated"), ("unchanged", "unchanged")] {
+    for (key, verb) in [
+        ("created", "created"),
+        ("updated", "updated"),
+        ("unchanged", "unchanged"),
+    ] {
         for n in v[key].as_array().map(Vec::as_slice).unwrap_or(&[]) {
             println!("{verb:<9} {}", n.as_str().unwrap_or(""));
         }

@@ -193,9 +193,9 @@ fn init_logging(cfg: &Config) {
 
 async fn serve(mut cfg: Config, listen: Option<String>, demo: bool) -> anyhow::Result<()> {
     if let Some(l) = listen {
-        cfg.listen = l
-            .parse()
-            .map_err(|_| anyhow::anyhow!("--listen {l:?} is not an address with a port, e.g. 127.0.0.1:9180"))?;
+        cfg.listen = l.parse().map_err(|_| {
+            anyhow::anyhow!("--listen {l:?} is not an address with a port, e.g. 127.0.0.1:9180")
+        })?;
     }
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
@@ -210,9 +210,10 @@ async fn watch_signals(token: CancellationToken) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut int)) =
-            (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
-        else {
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
             tracing::error!("cannot install signal handlers");
             return;
         };
@@ -282,9 +283,7 @@ async fn token(cfg: Config, cmd: TokenCmd) -> anyhow::Result<()> {
     let auth = Auth::new(store.clone(), cfg.api.session_ttl);
     match cmd {
         TokenCmd::Create { name, role } => {
-            let t = auth
-                .create_token(&name, role, Some("cli".into()))
-                .await?;
+            let t = auth.create_token(&name, role, Some("cli".into())).await?;
             eprintln!(
                 "token '{name}' ({}) created with role {}. It is shown only now:",
                 t.public_id,
@@ -298,14 +297,20 @@ async fn token(cfg: Config, cmd: TokenCmd) -> anyhow::Result<()> {
                 "ID", "PUBLIC ID", "NAME", "ROLE", "LAST USED"
             );
             for t in store.tokens().await? {
-                let status = if t.revoked_at.is_some() { "revoked" } else { "active" };
+                let status = if t.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
                 println!(
                     "{:<4} {:<13} {:<20} {:<9} {:<20} {status}",
                     t.id,
                     t.public_id,
                     t.name,
                     t.role,
-                    t.last_used_at.map(ctl::fmt_ms).unwrap_or_else(|| "never".into())
+                    t.last_used_at
+                        .map(ctl::fmt_ms)
+                        .unwrap_or_else(|| "never".into())
                 );
             }
         }

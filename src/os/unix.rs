@@ -36,7 +36,10 @@ fn signal_by_name(name: &str) -> Option<Signal> {
 /// A group that no longer exists is not an error.
 pub fn signal_group(pgid: u32, signal: &str) -> io::Result<()> {
     let sig = signal_by_name(signal).ok_or_else(|| {
-        io::Error::new(io::ErrorKind::InvalidInput, format!("unknown signal {signal}"))
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("unknown signal {signal}"),
+        )
     })?;
     send_group(pgid, Some(sig))
 }

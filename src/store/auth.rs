@@ -80,7 +80,12 @@ const TOKEN_COLS: &str =
 
 impl Store {
     /// Creates a user; `Conflict` if the name exists.
-    pub async fn insert_user(&self, name: &str, hash: String, role: &str) -> Result<(), StoreError> {
+    pub async fn insert_user(
+        &self,
+        name: &str,
+        hash: String,
+        role: &str,
+    ) -> Result<(), StoreError> {
         let (name, role) = (name.to_string(), role.to_string());
         self.write(move |t| {
             let n = t.execute(
@@ -89,7 +94,9 @@ impl Store {
                 params![name, hash, role, now_ms()],
             )?;
             if n == 0 {
-                return Err(StoreError::Conflict(format!("a user named '{name}' already exists")));
+                return Err(StoreError::Conflict(format!(
+                    "a user named '{name}' already exists"
+                )));
             }
             Ok(())
         })
@@ -132,9 +139,8 @@ impl Store {
     /// All users by name.
     pub async fn users(&self) -> Result<Vec<UserRow>, StoreError> {
         self.read(|c| {
-            let mut st = c.prepare(
-                "SELECT name, password_hash, role, created_at FROM users ORDER BY name",
-            )?;
+            let mut st =
+                c.prepare("SELECT name, password_hash, role, created_at FROM users ORDER BY name")?;
             let rows = st.query_map([], user_from)?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })

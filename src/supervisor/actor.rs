@@ -213,10 +213,9 @@ impl Actor {
                 "program '{}' is not reading its input; try again later",
                 self.spec.name
             )),
-            mpsc::error::TrySendError::Closed(_) => SupError::Unavailable(format!(
-                "program '{}' closed its input",
-                self.spec.name
-            )),
+            mpsc::error::TrySendError::Closed(_) => {
+                SupError::Unavailable(format!("program '{}' closed its input", self.spec.name))
+            }
         })?;
         self.console.record(Stream::Stdin, line).await;
         Ok(())
@@ -295,7 +294,10 @@ impl Actor {
         os::prepare_command(&mut cmd);
         let mut child = cmd.spawn().map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
-                format!("command {:?} not found (check the path or PATH)", spec.command)
+                format!(
+                    "command {:?} not found (check the path or PATH)",
+                    spec.command
+                )
             } else {
                 format!("cannot run {:?}: {e}", spec.command)
             }

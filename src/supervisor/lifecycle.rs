@@ -136,7 +136,12 @@ impl Lifecycle {
     }
 
     /// Applies new settings; they govern the next decisions.
-    pub fn reconfigure(&mut self, restart: RestartSpec, start_seconds: u64, stop_timeout: Duration) {
+    pub fn reconfigure(
+        &mut self,
+        restart: RestartSpec,
+        start_seconds: u64,
+        stop_timeout: Duration,
+    ) {
         self.restart = restart;
         self.start_seconds = start_seconds;
         self.stop_timeout = stop_timeout;
@@ -394,28 +399,58 @@ mod tests {
                 Running,
                 Input::Stop,
                 vec![Stopping],
-                vec![GracefulStop, Arm(TimerKind::StopTimeout, Duration::from_secs(30))],
+                vec![
+                    GracefulStop,
+                    Arm(TimerKind::StopTimeout, Duration::from_secs(30)),
+                ],
             ),
             (
                 p,
                 Starting,
                 Input::Stop,
                 vec![Stopping],
-                vec![GracefulStop, Arm(TimerKind::StopTimeout, Duration::from_secs(30))],
+                vec![
+                    GracefulStop,
+                    Arm(TimerKind::StopTimeout, Duration::from_secs(30)),
+                ],
             ),
             (p, Running, Input::Kill, vec![Stopping], vec![KillGroup]),
             (p, Backoff, Input::Stop, vec![Stopped], vec![]),
             // A requested stop is never a crash, whatever the exit status.
             (p, Stopping, exited(137, 5), vec![Stopped], vec![]),
-            (RestartPolicy::Always, Stopping, exited(1, 5), vec![Stopped], vec![]),
+            (
+                RestartPolicy::Always,
+                Stopping,
+                exited(1, 5),
+                vec![Stopped],
+                vec![],
+            ),
             // Crash while running: crashed, then restart right away.
-            (p, Running, exited(1, 5), vec![Crashed, Starting], vec![Spawn]),
+            (
+                p,
+                Running,
+                exited(1, 5),
+                vec![Crashed, Starting],
+                vec![Spawn],
+            ),
             // Clean exit with on-failure: stopped, no restart.
             (p, Running, exited(0, 5), vec![Stopped], vec![]),
             // Clean exit with always: restart.
-            (RestartPolicy::Always, Running, exited(0, 5), vec![Crashed, Starting], vec![Spawn]),
+            (
+                RestartPolicy::Always,
+                Running,
+                exited(0, 5),
+                vec![Crashed, Starting],
+                vec![Spawn],
+            ),
             // Policy never: crashed and stays there.
-            (RestartPolicy::Never, Running, exited(1, 5), vec![Crashed], vec![]),
+            (
+                RestartPolicy::Never,
+                Running,
+                exited(1, 5),
+                vec![Crashed],
+                vec![],
+            ),
             (
                 p,
                 Starting,
@@ -423,7 +458,13 @@ mod tests {
                 vec![],
                 vec![Arm(TimerKind::StartPeriod, Duration::from_secs(1))],
             ),
-            (p, Starting, Input::SpawnFailed("nope".into()), vec![Crashed, Starting], vec![Spawn]),
+            (
+                p,
+                Starting,
+                Input::SpawnFailed("nope".into()),
+                vec![Crashed, Starting],
+                vec![Spawn],
+            ),
         ];
         for (i, (policy, from, input, states, actions)) in cases.into_iter().enumerate() {
             let mut l = lc(policy, from);
@@ -449,7 +490,10 @@ mod tests {
         // 2nd failure (during start): backoff 100 ms.
         let o = l.on(exited(1, 0), t0, 0.0);
         assert_eq!(l.state(), Backoff);
-        assert!(o.actions.contains(&Arm(TimerKind::Backoff, Duration::from_millis(100))));
+        assert!(
+            o.actions
+                .contains(&Arm(TimerKind::Backoff, Duration::from_millis(100)))
+        );
         l.on(Input::Timer, t0, 0.0);
         assert_eq!(l.state(), Starting);
         assert_eq!(l.restarts(), 2);

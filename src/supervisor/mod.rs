@@ -171,7 +171,12 @@ impl ProgramHandle {
 
     async fn shutdown(&self, stop: bool) {
         let (tx, rx) = oneshot::channel();
-        if self.tx.send(Command::Shutdown { stop, reply: tx }).await.is_ok() {
+        if self
+            .tx
+            .send(Command::Shutdown { stop, reply: tx })
+            .await
+            .is_ok()
+        {
             let _ = rx.await;
         }
     }
@@ -264,7 +269,10 @@ impl Supervisor {
         let guard = sup.inner.mutate.lock().await;
         for spec in ctx.store.program_specs().await? {
             let boot = match ctx.store.runtime(&spec.name).await? {
-                Some(row) if row.start_time != 0 && os::process_start_time(row.pid) == Some(row.start_time) => {
+                Some(row)
+                    if row.start_time != 0
+                        && os::process_start_time(row.pid) == Some(row.start_time) =>
+                {
                     Boot::Adopt(row)
                 }
                 Some(row) => {
@@ -357,13 +365,22 @@ impl Supervisor {
             return Err(SupError::Invalid(problems));
         }
         let _guard = self.inner.mutate.lock().await;
-        self.inner.ctx.store.insert_program(spec.clone()).await.map_err(|e| match e {
-            StoreError::Conflict(m) => SupError::Conflict(m),
-            other => SupError::Store(other),
-        })?;
         self.inner
             .ctx
-            .record(Some(&spec.name), "program_created", format!("program '{}' created", spec.name))
+            .store
+            .insert_program(spec.clone())
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(m) => SupError::Conflict(m),
+                other => SupError::Store(other),
+            })?;
+        self.inner
+            .ctx
+            .record(
+                Some(&spec.name),
+                "program_created",
+                format!("program '{}' created", spec.name),
+            )
             .await;
         let autostart = spec.autostart;
         Ok(self.spawn_actor(Arc::new(spec), Boot::Fresh { autostart }))
@@ -383,7 +400,11 @@ impl Supervisor {
         handle.call(|r| Command::Update(Arc::new(spec), r)).await?;
         self.inner
             .ctx
-            .record(Some(&name), "program_updated", format!("program '{name}' updated"))
+            .record(
+                Some(&name),
+                "program_updated",
+                format!("program '{name}' updated"),
+            )
             .await;
         Ok(())
     }
@@ -406,7 +427,11 @@ impl Supervisor {
         }
         self.inner
             .ctx
-            .record(Some(name), "program_deleted", format!("program '{name}' deleted"))
+            .record(
+                Some(name),
+                "program_deleted",
+                format!("program '{name}' deleted"),
+            )
             .await;
         Ok(())
     }
