@@ -90,9 +90,12 @@ pub async fn serve(
     }
     let auth = Auth::new(store.clone(), cfg.api.session_ttl);
     let addr = listener.local_addr()?;
+    // The first stdout line names the bound address, so `--listen 127.0.0.1:0` is usable
+    // by scripts and tests.
+    println!("warden listening on http://{addr}");
     if store.users().await?.is_empty() {
         println!(
-            "warden is listening on http://{addr} but has no users yet. Create the first admin with:\n  warden user add admin --role admin --password-stdin --data-dir {}",
+            "No users yet. Create the first admin with:\n  warden user add admin --role admin --password-stdin --data-dir {}",
             cfg.data_dir.display()
         );
     }
