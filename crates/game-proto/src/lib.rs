@@ -1,0 +1,23 @@
+//! Async clients for game-server protocols, used by warden's `games` service: Source RCON
+//! ([`rcon`]), Minecraft Server List Ping ([`slp`]), Steam A2S queries ([`a2s`]), the
+//! Palworld REST API ([`palworld`]) and generic TCP/HTTP health checks ([`check`]).
+//!
+//! Every client bounds every wait by a timeout and every length by a limit checked before
+//! allocating, and reports problems as a [`ProtoError`] whose message names the server and
+//! hints at the fix. The byte-level decoders are plain functions, separate from the I/O, so
+//! they can be tested (and fuzzed) directly.
+
+pub mod a2s;
+pub mod check;
+pub mod error;
+mod net;
+pub mod palworld;
+pub mod rcon;
+pub mod slp;
+
+pub use a2s::{A2sInfo, A2sPlayer};
+pub use check::{HttpCheckOutcome, http_check, tcp_check};
+pub use error::{DecodeError, ProtoError, Result};
+pub use palworld::{PalworldClient, PalworldInfo, PalworldMetrics, PalworldPlayer};
+pub use rcon::{RconClient, RconSession};
+pub use slp::SlpStatus;
