@@ -65,6 +65,14 @@ enum CtlCmd {
         /// Program name.
         name: String,
     },
+    /// Delete a program (refused while it runs, unless --force stops it first).
+    Delete {
+        /// Program name.
+        name: String,
+        /// Stop a running program first instead of refusing.
+        #[arg(long)]
+        force: bool,
+    },
     /// Show console output.
     Logs {
         /// Program name.
@@ -279,6 +287,14 @@ pub async fn run(args: CtlArgs) -> anyhow::Result<()> {
         CtlCmd::Stop { name } => action(&c, &name, "stop", json).await?,
         CtlCmd::Restart { name } => action(&c, &name, "restart", json).await?,
         CtlCmd::Kill { name } => action(&c, &name, "kill", json).await?,
+        CtlCmd::Delete { name, force } => {
+            c.send(
+                c.http
+                    .delete(format!("{}/api/programs/{name}?force={force}", c.base)),
+            )
+            .await?;
+            println!("{name}: deleted");
+        }
         CtlCmd::Send { name, line } => {
             c.post(
                 &format!("/api/programs/{name}/console"),
