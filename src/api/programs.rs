@@ -1,6 +1,7 @@
 //! Program endpoints: CRUD, lifecycle actions, events, console tail/input/stream, apply.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -24,9 +25,9 @@ use crate::supervisor::ProgramHandle;
 /// A program with its live status.
 #[derive(Serialize, ToSchema)]
 pub struct ProgramView {
-    /// The definition.
+    /// The definition (shared with the actor's snapshot: listing copies no specs).
     #[serde(flatten)]
-    pub spec: ProgramSpec,
+    pub spec: Arc<ProgramSpec>,
     /// Lifecycle state.
     pub state: LifeState,
     /// Process id, when running.
@@ -48,7 +49,7 @@ impl ProgramView {
         let snap = h.snapshot();
         let s = &snap.status;
         ProgramView {
-            spec: (*snap.spec).clone(),
+            spec: snap.spec.clone(),
             state: s.state,
             pid: s.pid,
             uptime_seconds: s
