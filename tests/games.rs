@@ -31,16 +31,25 @@ impl Ports {
     }
 }
 
-/// A program running the demo game with RCON, SLP and A2S on `ports`.
+/// A program running the demo game with RCON, SLP and A2S on `ports`, ready after 300 ms.
 fn demo(name: &str, world: &Path, ports: &Ports, game: Value) -> Value {
+    demo_ms(name, world, ports, game, 300)
+}
+
+/// As [`demo`], ready after `startup_ms`. The RCON password is read from a file in the
+/// world directory, as real servers read theirs from their config, so it is not on the
+/// command line (which the API shows).
+fn demo_ms(name: &str, world: &Path, ports: &Ports, game: Value, startup_ms: u64) -> Value {
+    std::fs::create_dir_all(world).expect("world dir");
+    std::fs::write(world.join("rcon-password"), PASSWORD).expect("password file");
+    let script = format!(
+        r#"exec "$0" demo-game --startup-ms {startup_ms} --save-dir "$1" --rcon-port {} --rcon-password "$(cat "$1/rcon-password")" --slp-port {} --query-port {}"#,
+        ports.rcon, ports.slp, ports.query
+    );
     json!({
         "name": name,
-        "command": bin(),
-        "args": [
-            "demo-game", "--startup-ms", "300", "--save-dir", world,
-            "--rcon-port", ports.rcon.to_string(), "--rcon-password", PASSWORD,
-            "--slp-port", ports.slp.to_string(), "--query-port", ports.query.to_string(),
-        ],
+        "command": "sh",
+        "args": ["-c", script, bin(), world],
         "start_seconds": 60,
         "stop": {"signal": "SIGTERM", "timeout_seconds": 20},
         "game": game,
@@ -74,6 +83,26 @@ async fn put(w: &Warden, name: &str, spec: Value) -> (reqwest::StatusCode, Value
         &format!("/api/programs/{name}"),
         Some(spec),
     )
+    .await
+}
+
+/// The stored `-> running` state event (events are stored without waiting for the
+/// commit, so it may trail the state by a moment).
+async fn running_event(w: &Warden, name: &str) -> Value {
+    wait_until(Duration::from_secs(5), "running event", || async {
+        w.events(name)
+            .await
+            .into_iter()
+            .find(|e| e["data"]["to"] == "running")
+    })
+    .await
+}
+
+/// Waits until an event of `kind` is stored and returns the newest.
+async fn event_of(w: &Warden, name: &str, kind: &str) -> Value {
+    wait_until(Duration::from_secs(5), kind, || async {
+        w.events(name).await.into_iter().find(|e| e["kind"] == kind)
+    })
     .await
 }
 
@@ -212,11 +241,7 @@ async fn rcon_through_the_api_and_passwords_never_leak() {
     assert!(st.is_success());
     let v = w.wait_state("mc", "stopped", Duration::from_secs(30)).await;
     assert_eq!(v["last_exit"]["code"], 0, "{v}");
-    let events = w.events("mc").await;
-    assert!(
-        events.iter().any(|e| e["kind"] == "stop_steps_failed"),
-        "{events:?}"
-    );
+    event_of(&w, "mc", "stop_steps_failed").await;
 
     // The password appears in no API answer and nowhere in warden's log.
     let (_, list) = w.get("/api/programs").await;
@@ -330,35 +355,27 @@ async fn readiness_waits_for_the_done_line_or_a_query() {
     );
     assert!(took < Duration::from_secs(30), "{took:?}");
     assert!(v["pid"].is_u64());
-    let events = w.events("mc").await;
-    let ready = events
-        .iter()
-        .find(|e| e["data"]["to"] == "running")
-        .expect("running event");
+    let ready = running_event(&w, "mc").await;
     let reason = ready["data"]["reason"].as_str().unwrap_or("");
     assert!(reason.starts_with("ready: console line"), "{reason}");
     assert!(reason.contains("Done ("), "{reason}");
 
     // Readiness by query: `running` once the Server List Ping answers.
     let ports = Ports::new();
-    let mut spec = demo(
+    w.create(demo_ms(
         "src",
         &w.data_dir.join("world2"),
         &ports,
         json!({"profile": "source", "query": {"kind": "slp", "port": ports.slp}}),
-    );
-    spec["args"][2] = json!("1500");
-    w.create(spec).await;
+        1500,
+    ))
+    .await;
     let t0 = Instant::now();
     w.post("/api/programs/src/start", json!(null)).await;
     w.wait_state("src", "running", Duration::from_secs(30))
         .await;
     assert!(t0.elapsed() >= Duration::from_millis(1400));
-    let events = w.events("src").await;
-    let ready = events
-        .iter()
-        .find(|e| e["data"]["to"] == "running")
-        .expect("running event");
+    let ready = running_event(&w, "src").await;
     assert_eq!(
         ready["data"]["reason"], "ready: the slp query answered",
         "{ready}"
@@ -397,17 +414,10 @@ async fn liveness_failures_restart_the_program() {
         v["restarts"], 0,
         "a liveness restart is a requested restart"
     );
-    let events = w.events("live").await;
-    let health = events
-        .iter()
-        .find(|e| e["kind"] == "health")
-        .expect("health event");
+    let health = event_of(&w, "live", "health").await;
     assert_eq!(health["data"]["to"], "unhealthy", "{health}");
     assert_eq!(health["data"]["failures"], 2, "{health}");
-    assert!(
-        events.iter().any(|e| e["kind"] == "liveness_restart"),
-        "{events:?}"
-    );
+    event_of(&w, "live", "liveness_restart").await;
     // The new process starts with a clean slate and fails again: health is visible.
     w.wait_program(
         "live",
@@ -458,17 +468,14 @@ async fn graceful_stop_over_rcon_saves_the_world() {
         console.iter().any(|l| l.contains("Stopping server")),
         "{console:?}"
     );
-    let events = w.events("mc").await;
-    let steps = events
-        .iter()
-        .find(|e| e["kind"] == "stop_steps")
-        .expect("stop_steps event");
+    let steps = event_of(&w, "mc", "stop_steps").await;
     assert!(
         steps["message"]
             .as_str()
             .is_some_and(|m| m.contains("rcon \"save-all\", rcon \"stop\"")),
         "{steps}"
     );
+    let events = w.events("mc").await;
     assert!(!events.iter().any(|e| e["kind"] == "stop_steps_failed"));
 }
 
