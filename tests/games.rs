@@ -19,6 +19,7 @@ struct Ports {
     rcon: u16,
     slp: u16,
     query: u16,
+    rest: u16,
 }
 
 impl Ports {
@@ -27,6 +28,7 @@ impl Ports {
             rcon: free_tcp_port(),
             slp: free_tcp_port(),
             query: free_udp_port(),
+            rest: free_tcp_port(),
         }
     }
 }
@@ -43,8 +45,8 @@ fn demo_ms(name: &str, world: &Path, ports: &Ports, game: Value, startup_ms: u64
     std::fs::create_dir_all(world).expect("world dir");
     std::fs::write(world.join("rcon-password"), PASSWORD).expect("password file");
     let script = format!(
-        r#"exec "$0" demo-game --startup-ms {startup_ms} --save-dir "$1" --rcon-port {} --rcon-password "$(cat "$1/rcon-password")" --slp-port {} --query-port {}"#,
-        ports.rcon, ports.slp, ports.query
+        r#"exec "$0" demo-game --startup-ms {startup_ms} --save-dir "$1" --rcon-port {} --rcon-password "$(cat "$1/rcon-password")" --slp-port {} --query-port {} --rest-port {} --rest-password "$(cat "$1/rcon-password")""#,
+        ports.rcon, ports.slp, ports.query, ports.rest
     );
     json!({
         "name": name,
@@ -581,4 +583,61 @@ async fn warned_restart_broadcast_and_only_when_empty() {
     let (st, v) = w.post("/api/programs/mc/stop?warn=soon", json!(null)).await;
     assert_eq!(st, 400, "{v}");
     assert_eq!(v["error"]["code"], "invalid_query");
+}
+
+#[tokio::test]
+async fn palworld_profile_works_through_the_rest_api() {
+    let w = Warden::start().await;
+    let world = w.data_dir.join("world");
+    let ports = Ports::new();
+    let mut spec = demo(
+        "pal",
+        &world,
+        &ports,
+        json!({"profile": "palworld", "rest": {"port": ports.rest, "password": PASSWORD}}),
+    );
+    // Only the REST steps can save; the fallback signal would not.
+    spec["stop"] = json!({"signal": "SIGKILL", "timeout_seconds": 20});
+    w.create(spec).await;
+    start_running(&w, "pal").await;
+    let ready = running_event(&w, "pal").await;
+    assert_eq!(
+        ready["data"]["reason"],
+        "ready: the palworld query answered"
+    );
+
+    let (st, v) = w.get("/api/programs/pal/players").await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["online"], 2, "{v}");
+    assert_eq!(v["names"], json!(["Steve", "Alex"]), "{v}");
+
+    let (st, v) = w
+        .post(
+            "/api/programs/pal/broadcast",
+            json!({"message": "rest hello"}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["method"], "rest");
+    wait_until(Duration::from_secs(5), "announce in console", || async {
+        (count_lines(&w, "pal", "[Server] rest hello").await > 0).then_some(())
+    })
+    .await;
+
+    assert!(!world.join("saved").exists());
+    w.post("/api/programs/pal/stop", json!(null)).await;
+    let v = w
+        .wait_state("pal", "stopped", Duration::from_secs(30))
+        .await;
+    assert_eq!(v["last_exit"]["code"], 0, "{v}");
+    assert!(world.join("saved").exists());
+    let console = w.console("pal").await;
+    assert!(
+        console
+            .iter()
+            .any(|l| l.contains("[Server] Server is shutting down")),
+        "{console:?}"
+    );
+    let (_, v) = w.get("/api/programs/pal").await;
+    assert_eq!(v["game"]["rest"]["password"], "********");
 }
