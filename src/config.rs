@@ -354,6 +354,24 @@ mod tests {
     }
 
     #[test]
+    fn games_section_parses_and_validates() {
+        let c = Config::parse(
+            "[games]\nquery_timeout_seconds = 2\nrcon_auth_cool_down_seconds = 5\n",
+            Path::new("w.toml"),
+        )
+        .expect("valid");
+        assert_eq!(c.games.query_timeout, Duration::from_secs(2));
+        assert_eq!(c.games.rcon_timeout, Duration::from_secs(10));
+        assert_eq!(c.games.rcon_auth_cool_down, Duration::from_secs(5));
+        let err = Config::parse("[games]\nrcon_timeout_seconds = 0\n", Path::new("w.toml"))
+            .expect_err("zero timeout");
+        assert!(
+            err.to_string().contains("games.rcon_timeout_seconds"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn full_file_parses() {
         let c = Config::parse(
             "listen = \"0.0.0.0:1234\"\ndata_dir = \"/tmp/x\"\nlog_format = \"json\"\n[supervisor]\non_shutdown = \"leave\"\n",

@@ -39,6 +39,8 @@ pub use stop::{StopOptions, StopPlan};
 /// How often the set of programs is compared with the running monitors (programs created
 /// or changed without a state change are picked up within this time).
 const RECONCILE: Duration = Duration::from_secs(5);
+/// Longest wait for the service's tasks at shutdown.
+const STOP_WAIT: Duration = Duration::from_secs(2);
 /// Longest broadcast message.
 pub const MAX_MESSAGE: usize = 1000;
 
@@ -149,9 +151,12 @@ impl Games {
     }
 
     /// Waits for the service's tasks to end (after the shutdown token was cancelled).
+    /// A task in the middle of a check notices the token only when the check ends (each
+    /// is bounded by the query/RCON timeouts); shutdown does not wait for that longer
+    /// than [`STOP_WAIT`]: nothing of theirs needs flushing.
     pub async fn stopped(&self) {
         self.inner.tasks.close();
-        self.inner.tasks.wait().await;
+        let _ = tokio::time::timeout(STOP_WAIT, self.inner.tasks.wait()).await;
     }
 
     fn sup(&self) -> Result<&Supervisor, GamesError> {
