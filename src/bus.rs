@@ -12,7 +12,7 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 use utoipa::ToSchema;
 
-use crate::program::{ExitInfo, State};
+use crate::program::{ExitInfo, HealthState, State};
 
 /// Events buffered per subscriber before it is told it lagged.
 pub const CAPACITY: usize = 8192;
@@ -30,6 +30,44 @@ pub enum Event {
     // producers and consumers agree on it.
     #[allow(dead_code)]
     Sample(ProgramSample),
+    /// Players online in a game server, sampled by `games` every
+    /// `game.players_interval_seconds` (the `players` metric series).
+    Players(PlayersSample),
+    /// A program's game health changed (liveness checks), published by `games`.
+    Health(HealthChange),
+}
+
+/// One player-count sample of a game server.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PlayersSample {
+    /// Program name.
+    pub program: String,
+    /// Unix ms.
+    pub ts: i64,
+    /// Players online.
+    pub online: u32,
+    /// Player limit, when the query reports one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max: Option<u32>,
+    /// Names of (some of) the players online, as far as the query reports them.
+    pub names: Vec<String>,
+}
+
+/// A change of a program's game health.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct HealthChange {
+    /// Program name.
+    pub program: String,
+    /// Unix ms.
+    pub ts: i64,
+    /// Previous health.
+    pub from: HealthState,
+    /// New health.
+    pub to: HealthState,
+    /// Consecutive failed checks.
+    pub failures: u32,
+    /// Why, in words (the last check's error when failing).
+    pub reason: String,
 }
 
 /// One resource sample of a program, aggregated over its process tree. Rates are per

@@ -49,6 +49,8 @@ struct RawConfig {
     api: RawApi,
     #[serde(default)]
     retention: RawRetention,
+    #[serde(default)]
+    games: RawGames,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -76,6 +78,14 @@ struct RawRetention {
     events_days: Option<u64>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGames {
+    query_timeout_seconds: Option<u64>,
+    rcon_timeout_seconds: Option<u64>,
+    rcon_auth_cool_down_seconds: Option<u64>,
+}
+
 /// Validated daemon configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -93,6 +103,8 @@ pub struct Config {
     pub api: ApiConfig,
     /// How long stored history is kept.
     pub retention: RetentionConfig,
+    /// Game server integration settings.
+    pub games: GamesConfig,
 }
 
 /// Supervisor settings shared by every program actor.
@@ -128,6 +140,18 @@ pub struct ApiConfig {
 pub struct RetentionConfig {
     /// Lifecycle events older than this are pruned.
     pub events: Duration,
+}
+
+/// Game server integration settings.
+#[derive(Debug, Clone)]
+pub struct GamesConfig {
+    /// Bound of one status query or health check.
+    pub query_timeout: Duration,
+    /// Bound of one RCON command (connect and login included).
+    pub rcon_timeout: Duration,
+    /// After a wrong RCON password, further commands fail at once for this long instead
+    /// of logging in again (servers ban addresses that keep failing).
+    pub rcon_auth_cool_down: Duration,
 }
 
 /// A configuration problem: which file, where, and what is wrong.
@@ -242,6 +266,21 @@ impl Config {
             10,
         );
         let events_days = positive("retention.events_days", raw.retention.events_days, 90);
+        let query_timeout = positive(
+            "games.query_timeout_seconds",
+            raw.games.query_timeout_seconds,
+            5,
+        );
+        let rcon_timeout = positive(
+            "games.rcon_timeout_seconds",
+            raw.games.rcon_timeout_seconds,
+            10,
+        );
+        let cool_down = positive(
+            "games.rcon_auth_cool_down_seconds",
+            raw.games.rcon_auth_cool_down_seconds,
+            30,
+        );
         if !problems.is_empty() {
             return Err(ConfigError::Invalid {
                 path: path.to_path_buf(),
@@ -268,6 +307,11 @@ impl Config {
             },
             retention: RetentionConfig {
                 events: Duration::from_secs(events_days * 86_400),
+            },
+            games: GamesConfig {
+                query_timeout: Duration::from_secs(query_timeout),
+                rcon_timeout: Duration::from_secs(rcon_timeout),
+                rcon_auth_cool_down: Duration::from_secs(cool_down),
             },
         })
     }
@@ -307,6 +351,24 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.contains("listen"), "{msg}");
         assert!(msg.contains("api.request_timeout_seconds"), "{msg}");
+    }
+
+    #[test]
+    fn games_section_parses_and_validates() {
+        let c = Config::parse(
+            "[games]\nquery_timeout_seconds = 2\nrcon_auth_cool_down_seconds = 5\n",
+            Path::new("w.toml"),
+        )
+        .expect("valid");
+        assert_eq!(c.games.query_timeout, Duration::from_secs(2));
+        assert_eq!(c.games.rcon_timeout, Duration::from_secs(10));
+        assert_eq!(c.games.rcon_auth_cool_down, Duration::from_secs(5));
+        let err = Config::parse("[games]\nrcon_timeout_seconds = 0\n", Path::new("w.toml"))
+            .expect_err("zero timeout");
+        assert!(
+            err.to_string().contains("games.rcon_timeout_seconds"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! What a program *is*: the user-editable [`ProgramSpec`] (same field names in JSON, TOML
 //! and the CLI) and its validation. How a program *runs* lives in `supervisor`.
 
+pub mod game;
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -31,7 +33,9 @@ pub struct ProgramSpec {
     /// Start the program when warden starts.
     #[serde(default)]
     pub autostart: bool,
-    /// Seconds the program must stay up to count as started (0 = at once).
+    /// Seconds the program must stay up to count as started (0 = at once). With a game
+    /// readiness check, the longest wait for it before it counts as started anyway
+    /// (0 = wait for readiness without limit).
     #[serde(default = "default_start_seconds")]
     pub start_seconds: u64,
     /// What to do when the program exits on its own.
@@ -40,6 +44,9 @@ pub struct ProgramSpec {
     /// How to stop the program.
     #[serde(default)]
     pub stop: StopSpec,
+    /// Game server integration: profile, RCON, query, readiness, liveness (see `games`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub game: Option<game::GameSpec>,
 }
 
 fn default_start_seconds() -> u64 {
@@ -210,7 +217,33 @@ impl ProgramSpec {
         if self.stop.timeout_seconds == 0 || self.stop.timeout_seconds > 3600 {
             err("stop.timeout_seconds", "must be between 1 and 3600".into());
         }
+        if let Some(g) = &self.game {
+            g.validate(&mut errs);
+        }
         errs
+    }
+
+    /// A copy safe to show through the API: stored passwords replaced by `********`.
+    pub fn masked(&self) -> ProgramSpec {
+        ProgramSpec {
+            game: self.game.as_ref().map(game::GameSpec::masked),
+            ..self.clone()
+        }
+    }
+
+    /// Where this spec carries `********` (what the API showed), takes the stored
+    /// password from `old`, so editing a shown spec never loses or replaces a secret.
+    pub fn keep_secrets(&mut self, old: &ProgramSpec) {
+        if let Some(g) = &mut self.game {
+            g.keep_secrets(old.game.as_ref());
+        }
+    }
+
+    /// True when the program stays `starting` until a readiness check passes.
+    pub fn waits_for_readiness(&self) -> bool {
+        self.game
+            .as_ref()
+            .is_some_and(|g| g.effective_readiness().is_some())
     }
 }
 
@@ -251,6 +284,33 @@ impl State {
     /// True while a process of the program exists (or may exist).
     pub fn is_active(self) -> bool {
         matches!(self, State::Starting | State::Running | State::Stopping)
+    }
+}
+
+/// Result of a program's liveness checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthState {
+    /// No check has passed or failed yet for this process (or none is configured).
+    #[default]
+    Unknown,
+    /// The last check passed.
+    Healthy,
+    /// Checks are failing, but fewer times in a row than the limit.
+    Failing,
+    /// The configured number of consecutive checks failed.
+    Unhealthy,
+}
+
+impl HealthState {
+    /// The snake_case name used in the API, events and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HealthState::Unknown => "unknown",
+            HealthState::Healthy => "healthy",
+            HealthState::Failing => "failing",
+            HealthState::Unhealthy => "unhealthy",
+        }
     }
 }
 

@@ -18,6 +18,7 @@ use crate::api::{self, App, authn::LoginLimiter};
 use crate::auth::Auth;
 use crate::bus::Bus;
 use crate::config::{Config, OnShutdown};
+use crate::games::Games;
 use crate::store::{Store, now_ms};
 use crate::supervisor::{Ctx, Supervisor};
 
@@ -72,11 +73,18 @@ pub async fn serve(
     let store = open_store(&cfg.data_dir)?;
     let _lock = lock_data_dir(&cfg.data_dir)?;
     let bus = Bus::new();
+    let games = Games::new(
+        store.clone(),
+        bus.clone(),
+        cfg.games.clone(),
+        shutdown.clone(),
+    );
     let ctx = Ctx {
         store: store.clone(),
         bus: bus.clone(),
         cfg: Arc::new(cfg.supervisor.clone()),
         logs_dir: cfg.data_dir.join("logs"),
+        stop_hook: Some(games.stop_hook()),
     };
     ctx.record(
         None,
@@ -85,6 +93,7 @@ pub async fn serve(
     )
     .await;
     let sup = Supervisor::boot(ctx.clone()).await?;
+    games.start(sup.clone());
     if opts.demo {
         crate::demo::ensure_demo_program(&sup, &cfg.data_dir).await?;
     }
@@ -102,6 +111,7 @@ pub async fn serve(
     tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "warden listening");
     let app = Arc::new(App {
         sup: sup.clone(),
+        games: games.clone(),
         store: store.clone(),
         auth,
         bus,
@@ -139,6 +149,7 @@ pub async fn serve(
     )
     .await;
     sup.shutdown(stop, cfg.supervisor.shutdown_timeout).await;
+    games.stopped().await;
     pruner.abort();
     store.close().await;
     tracing::info!("shutdown complete");

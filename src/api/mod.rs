@@ -8,6 +8,7 @@
 
 pub mod authn;
 pub mod error;
+mod games;
 mod programs;
 mod users;
 
@@ -29,6 +30,7 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::auth::Auth;
 use crate::bus::Bus;
 use crate::config::Config;
+use crate::games::Games;
 use crate::store::Store;
 use crate::supervisor::Supervisor;
 use authn::{Caller, LoginLimiter};
@@ -38,6 +40,8 @@ use error::{ApiError, ErrorBody, Json};
 pub struct App {
     /// Program actors.
     pub sup: Supervisor,
+    /// Game integrations (RCON, players, broadcasts, game-aware stops).
+    pub games: Games,
     /// Database.
     pub store: Store,
     /// Authentication.
@@ -140,6 +144,7 @@ pub fn router(app: AppState) -> Router {
         .routes(utoipa_axum::routes!(health))
         .merge(authn::routes())
         .merge(programs::routes())
+        .merge(games::routes())
         .merge(users::routes())
         .split_for_parts();
     let doc = Arc::new(doc);

@@ -17,15 +17,17 @@ use super::authn::Caller;
 use super::error::{ApiError, ErrorBody, Json, Path, Query};
 use crate::auth::Role;
 use crate::bus::{ConsoleLine, Event};
+use crate::games::{StopOptions, StopPlan};
 use crate::program::{ExitInfo, ProgramSpec, State as LifeState};
 use crate::store::events::EventRecord;
 use crate::store::now_ms;
-use crate::supervisor::ProgramHandle;
+use crate::supervisor::{GameHealth, ProgramHandle};
 
 /// A program with its live status.
 #[derive(Serialize, ToSchema)]
 pub struct ProgramView {
-    /// The definition (shared with the actor's snapshot: listing copies no specs).
+    /// The definition (passwords shown as `********`). Shared with the actor's snapshot
+    /// when there is nothing to mask, so listing copies no specs.
     #[serde(flatten)]
     pub spec: Arc<ProgramSpec>,
     /// Lifecycle state.
@@ -42,6 +44,9 @@ pub struct ProgramView {
     pub last_exit: Option<ExitInfo>,
     /// True when adopted from a previous warden run.
     pub adopted: bool,
+    /// Game health and players of the current process (programs with a game section).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub game_status: Option<GameHealth>,
 }
 
 impl ProgramView {
@@ -49,7 +54,12 @@ impl ProgramView {
         let snap = h.snapshot();
         let s = &snap.status;
         ProgramView {
-            spec: snap.spec.clone(),
+            // Never show stored passwords: only game settings hold secrets.
+            spec: if snap.spec.game.is_some() {
+                Arc::new(snap.spec.masked())
+            } else {
+                snap.spec.clone()
+            },
             state: s.state,
             pid: s.pid,
             uptime_seconds: s
@@ -60,6 +70,7 @@ impl ProgramView {
             since_ms: s.since_ms,
             last_exit: s.last_exit.clone(),
             adopted: s.adopted,
+            game_status: s.game.clone(),
         }
     }
 }
@@ -190,18 +201,100 @@ action!(
     "/api/programs/{name}/start",
     "Starts the program (no-op when running)."
 );
-action!(
-    stop,
-    stop,
-    "/api/programs/{name}/stop",
-    "Stops the program with its stop sequence (no-op when stopped)."
-);
-action!(
-    restart,
-    restart,
-    "/api/programs/{name}/restart",
-    "Stops, then starts the program."
-);
+/// Game-aware options of stop and restart.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+struct StopQuery {
+    /// Warn players this many seconds before, comma-separated (e.g. `300,60,10`); the stop
+    /// then begins at the longest lead time and the answer is 202 with the plan.
+    warn: Option<String>,
+    /// Refuse (409 `players_online`) when players are online.
+    #[serde(default)]
+    only_when_empty: bool,
+}
+
+async fn stop_or_restart(
+    app: &AppState,
+    caller: &Caller,
+    name: &str,
+    q: StopQuery,
+    restart: bool,
+) -> Result<Response, ApiError> {
+    caller.require(Role::Operator)?;
+    let h = app.sup.get(name)?;
+    let what = if restart { "restart" } else { "stop" };
+    let warn = match q.warn.as_deref() {
+        None | Some("") => Vec::new(),
+        Some(list) => list
+            .split(',')
+            .map(|w| w.trim().parse::<u64>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_query",
+                    "warn must be comma-separated whole seconds, e.g. warn=300,60,10",
+                )
+            })?,
+    };
+    if warn.is_empty() && !q.only_when_empty {
+        if restart {
+            h.restart().await?;
+        } else {
+            h.stop().await?;
+        }
+        app.audit(caller, &format!("program.{what}"), name, None)
+            .await;
+        return Ok(Json(ProgramView::of(&h, now_ms())).into_response());
+    }
+    let detail = format!("warn={warn:?} only_when_empty={}", q.only_when_empty);
+    let plan: StopPlan = app
+        .games
+        .stop_gracefully(
+            name,
+            StopOptions {
+                restart,
+                warn,
+                only_when_empty: q.only_when_empty,
+            },
+        )
+        .await?;
+    app.audit(caller, &format!("program.{what}"), name, Some(detail))
+        .await;
+    if plan.warnings.is_empty() {
+        Ok(Json(ProgramView::of(&h, now_ms())).into_response())
+    } else {
+        Ok((StatusCode::ACCEPTED, Json(plan)).into_response())
+    }
+}
+
+/// Stops the program with its stop sequence (no-op when stopped). With `warn`, players
+/// are warned first and the answer is 202 with the plan; with `only_when_empty`, the stop
+/// is refused while players are online.
+#[utoipa::path(post, path = "/api/programs/{name}/stop", tag = "programs",
+    params(("name" = String, Path, description = "program name"), StopQuery),
+    responses((status = 200, body = ProgramView), (status = 202, body = StopPlan), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn stop(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Query(q): Query<StopQuery>,
+) -> Result<Response, ApiError> {
+    stop_or_restart(&app, &caller, &name, q, false).await
+}
+
+/// Stops, then starts the program; `warn` and `only_when_empty` as for stop.
+#[utoipa::path(post, path = "/api/programs/{name}/restart", tag = "programs",
+    params(("name" = String, Path, description = "program name"), StopQuery),
+    responses((status = 200, body = ProgramView), (status = 202, body = StopPlan), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn restart(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Query(q): Query<StopQuery>,
+) -> Result<Response, ApiError> {
+    stop_or_restart(&app, &caller, &name, q, true).await
+}
 action!(
     kill,
     kill,
@@ -458,6 +551,14 @@ async fn apply(
     Json(req): Json<ApplyRequest>,
 ) -> Result<Json<ApplyResult>, ApiError> {
     caller.require(Role::Admin)?;
+    let mut req = req;
+    for spec in &mut req.programs {
+        // Passwords sent back masked keep the stored ones (so a file made from
+        // `GET /api/programs` applies cleanly).
+        if let Ok(h) = app.sup.get(&spec.name) {
+            spec.keep_secrets(&h.snapshot().spec);
+        }
+    }
     let mut problems = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for (i, spec) in req.programs.iter().enumerate() {

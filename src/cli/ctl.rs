@@ -54,11 +54,15 @@ enum CtlCmd {
     Stop {
         /// Program name.
         name: String,
+        #[command(flatten)]
+        game: GameStopArgs,
     },
     /// Restart a program.
     Restart {
         /// Program name.
         name: String,
+        #[command(flatten)]
+        game: GameStopArgs,
     },
     /// Kill a program's whole process group.
     Kill {
@@ -92,6 +96,27 @@ enum CtlCmd {
         #[arg(required = true, trailing_var_arg = true)]
         line: Vec<String>,
     },
+    /// Run an RCON command on a game server and print its reply.
+    Rcon {
+        /// Program name.
+        name: String,
+        /// The command (words are joined with spaces).
+        #[arg(required = true, trailing_var_arg = true)]
+        command: Vec<String>,
+    },
+    /// Show who is online on a game server.
+    Players {
+        /// Program name.
+        name: String,
+    },
+    /// Send a message to everyone on a game server.
+    Broadcast {
+        /// Program name.
+        name: String,
+        /// The message (words are joined with spaces).
+        #[arg(required = true, trailing_var_arg = true)]
+        message: Vec<String>,
+    },
     /// Show a program's lifecycle events.
     Events {
         /// Program name.
@@ -100,6 +125,36 @@ enum CtlCmd {
         #[arg(short = 'n', long, default_value_t = 20)]
         limit: u32,
     },
+}
+
+/// Game-aware options of stop and restart.
+#[derive(Args)]
+struct GameStopArgs {
+    /// Warn players this many seconds before, comma-separated (e.g. 300,60,10).
+    #[arg(long, value_delimiter = ',')]
+    warn: Vec<u64>,
+    /// Refuse when players are online.
+    #[arg(long)]
+    only_when_empty: bool,
+}
+
+impl GameStopArgs {
+    /// The query string for the stop/restart action ("" when no option is set).
+    fn query(&self) -> String {
+        let mut q = Vec::new();
+        if !self.warn.is_empty() {
+            let list: Vec<String> = self.warn.iter().map(u64::to_string).collect();
+            q.push(format!("warn={}", list.join(",")));
+        }
+        if self.only_when_empty {
+            q.push("only_when_empty=true".to_string());
+        }
+        if q.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", q.join("&"))
+        }
+    }
 }
 
 /// `warden apply FILE`.
@@ -284,8 +339,56 @@ pub async fn run(args: CtlArgs) -> anyhow::Result<()> {
             print_programs(std::slice::from_ref(&v));
         }
         CtlCmd::Start { name } => action(&c, &name, "start", json).await?,
-        CtlCmd::Stop { name } => action(&c, &name, "stop", json).await?,
-        CtlCmd::Restart { name } => action(&c, &name, "restart", json).await?,
+        CtlCmd::Stop { name, game } => {
+            action(&c, &name, &format!("stop{}", game.query()), json).await?
+        }
+        CtlCmd::Restart { name, game } => {
+            action(&c, &name, &format!("restart{}", game.query()), json).await?
+        }
+        CtlCmd::Rcon { name, command } => {
+            let v = c
+                .post(
+                    &format!("/api/programs/{name}/rcon"),
+                    serde_json::json!({ "command": command.join(" ") }),
+                )
+                .await?;
+            if json {
+                return print_json(&v);
+            }
+            println!("{}", v["output"].as_str().unwrap_or("").trim_end());
+        }
+        CtlCmd::Players { name } => {
+            let v = c.get(&format!("/api/programs/{name}/players")).await?;
+            if json {
+                return print_json(&v);
+            }
+            let names: Vec<&str> = v["names"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            println!(
+                "{} of {} players online{}{}",
+                v["online"].as_u64().unwrap_or(0),
+                v["max"]
+                    .as_u64()
+                    .map(|m| m.to_string())
+                    .unwrap_or("?".into()),
+                if names.is_empty() { "" } else { ": " },
+                names.join(", ")
+            );
+        }
+        CtlCmd::Broadcast { name, message } => {
+            let v = c
+                .post(
+                    &format!("/api/programs/{name}/broadcast"),
+                    serde_json::json!({ "message": message.join(" ") }),
+                )
+                .await?;
+            if json {
+                return print_json(&v);
+            }
+            println!("sent via {}", v["method"].as_str().unwrap_or("?"));
+        }
         CtlCmd::Kill { name } => action(&c, &name, "kill", json).await?,
         CtlCmd::Delete { name, force } => {
             c.send(
@@ -352,6 +455,15 @@ async fn action(c: &Client, name: &str, what: &str, json: bool) -> anyhow::Resul
         .await?;
     if json {
         return print_json(&v);
+    }
+    if let Some(at) = v["at_ms"].as_i64() {
+        // A warned stop: the server answered with the plan.
+        println!(
+            "{name}: {} at {} after warning players",
+            v["action"].as_str().unwrap_or("stop"),
+            fmt_ms(at)
+        );
+        return Ok(());
     }
     println!(
         "{name}: {}{}",

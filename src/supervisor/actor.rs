@@ -13,7 +13,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::console::Console;
 use super::lifecycle::{Action, Input, Lifecycle};
-use super::{Command, Ctx, ProgramStatus, Snapshot, SupError};
+use super::stop_hook::{StdinWriter, StopRequest};
+use super::{Command, Ctx, GameHealth, ProgramStatus, Snapshot, SupError};
 use crate::bus::{StateChange, Stream};
 use crate::os;
 use crate::program::{ExitInfo, ProgramSpec, State};
@@ -54,6 +55,14 @@ enum Wake {
     Command(Option<Command>),
     Exited(Result<Option<std::process::ExitStatus>, std::io::Error>),
     Timer,
+    /// The stop hook's steps finished (or their task died).
+    StopSteps(Result<Result<(), String>, tokio::task::JoinError>),
+}
+
+/// Graceful stop steps running in their own task for process `pid`.
+struct StopSteps {
+    pid: u32,
+    task: tokio::task::JoinHandle<Result<(), String>>,
 }
 
 pub(super) struct Actor {
@@ -72,6 +81,10 @@ pub(super) struct Actor {
     finishing: Option<oneshot::Sender<()>>,
     /// The task should end now.
     done: bool,
+    /// Graceful stop steps in progress (from the stop hook).
+    stop_steps: Option<StopSteps>,
+    /// Game health of the current process, as last reported.
+    game: Option<GameHealth>,
 }
 
 impl Actor {
@@ -82,11 +95,12 @@ impl Actor {
         snapshot: watch::Sender<Arc<Snapshot>>,
         console: Console,
     ) -> Actor {
-        let lc = Lifecycle::new(
+        let mut lc = Lifecycle::new(
             spec.restart.clone(),
             spec.start_seconds,
             Duration::from_secs(spec.stop.timeout_seconds),
         );
+        lc.set_ready_gate(spec.waits_for_readiness());
         Actor {
             spec,
             ctx,
@@ -101,6 +115,8 @@ impl Actor {
             started_at_ms: None,
             finishing: None,
             done: false,
+            stop_steps: None,
+            game: None,
         }
     }
 
@@ -116,6 +132,7 @@ impl Actor {
                 cmd = self.rx.recv() => Wake::Command(cmd),
                 res = wait_proc(&mut self.proc) => Wake::Exited(res),
                 _ = sleep_until(self.timer) => Wake::Timer,
+                res = wait_steps(&mut self.stop_steps) => Wake::StopSteps(res),
             };
             match wake {
                 Wake::Command(Some(cmd)) => self.command(cmd).await,
@@ -126,6 +143,7 @@ impl Actor {
                     self.timer = None;
                     self.apply(Input::Timer).await;
                 }
+                Wake::StopSteps(res) => self.stop_steps_done(res).await,
             }
             self.publish();
             if self.finishing.is_some() && !self.lc.state().is_active() {
@@ -172,8 +190,23 @@ impl Actor {
                     spec.start_seconds,
                     Duration::from_secs(spec.stop.timeout_seconds),
                 );
+                self.lc.set_ready_gate(spec.waits_for_readiness());
                 self.spec = spec;
                 self.publish();
+                let _ = reply.send(Ok(()));
+            }
+            Command::Ready { pid, reason, reply } => {
+                if self.current_pid() == Some(pid) {
+                    self.apply(Input::Ready(reason)).await;
+                    self.publish();
+                }
+                let _ = reply.send(Ok(()));
+            }
+            Command::GameHealth { pid, health, reply } => {
+                if self.current_pid() == Some(pid) && self.game.as_ref() != Some(&health) {
+                    self.game = Some(health);
+                    self.publish();
+                }
                 let _ = reply.send(Ok(()));
             }
             Command::Shutdown { stop, reply } => {
@@ -347,7 +380,66 @@ impl Actor {
         Ok(())
     }
 
+    fn current_pid(&self) -> Option<u32> {
+        self.proc.as_ref().map(|p| p.pid)
+    }
+
+    /// The graceful step: the stop hook's steps in their own task when the program has
+    /// them, else the plain stdin line or signal.
     async fn graceful_stop(&mut self) {
+        let Some(p) = &self.proc else { return };
+        if let Some(hook) = &self.ctx.stop_hook {
+            let req = StopRequest {
+                spec: self.spec.clone(),
+                stdin: p.stdin.as_ref().map(|tx| StdinWriter {
+                    tx: tx.clone(),
+                    console: self.console.clone(),
+                }),
+            };
+            if let Some(steps) = hook.graceful_stop(req) {
+                if let Some(old) = self.stop_steps.take() {
+                    old.task.abort();
+                }
+                self.stop_steps = Some(StopSteps {
+                    pid: p.pid,
+                    task: tokio::spawn(steps),
+                });
+                return;
+            }
+        }
+        self.plain_graceful_stop().await;
+    }
+
+    /// The stop hook's steps ended: on failure, fall back to the plain graceful step at
+    /// once (the stop timeout keeps running either way).
+    async fn stop_steps_done(&mut self, res: Result<Result<(), String>, tokio::task::JoinError>) {
+        let Some(steps) = self.stop_steps.take() else {
+            return;
+        };
+        let why = match res {
+            Ok(Ok(())) => return,
+            Ok(Err(why)) => why,
+            Err(e) => format!("the stop steps task failed: {e}"),
+        };
+        if self.lc.state() != State::Stopping || self.current_pid() != Some(steps.pid) {
+            return;
+        }
+        let fallback = match &self.spec.stop.stdin {
+            Some(_) => "the stop.stdin line".to_string(),
+            None => self.spec.stop.signal.clone(),
+        };
+        tracing::warn!(program = %self.spec.name, error = %why, "game stop steps failed");
+        self.ctx
+            .record(
+                Some(&self.spec.name),
+                "stop_steps_failed",
+                format!("graceful stop steps failed ({why}); falling back to {fallback}"),
+            )
+            .await;
+        self.plain_graceful_stop().await;
+    }
+
+    async fn plain_graceful_stop(&mut self) {
         let Some(p) = &self.proc else { return };
         if let (Some(line), Some(tx)) = (&self.spec.stop.stdin, &p.stdin)
             && tx.try_send(line.clone()).is_ok()
@@ -362,6 +454,10 @@ impl Actor {
 
     async fn exited(&mut self, res: Result<Option<std::process::ExitStatus>, std::io::Error>) {
         let Some(proc) = self.proc.take() else { return };
+        if let Some(steps) = self.stop_steps.take() {
+            steps.task.abort();
+        }
+        self.game = None;
         let exit = match res {
             Ok(Some(status)) => os::describe_exit(status),
             Ok(None) => ExitInfo {
@@ -414,6 +510,7 @@ impl Actor {
             self.spec.start_seconds,
             Duration::from_secs(self.spec.stop.timeout_seconds),
         );
+        self.lc.set_ready_gate(self.spec.waits_for_readiness());
         self.proc = Some(Proc {
             pid,
             spawned: Instant::now(),
@@ -451,6 +548,7 @@ impl Actor {
                 self.proc.as_ref().map(|p| &p.kind),
                 Some(ProcKind::Adopted(_))
             ),
+            game: self.game.clone(),
         };
         self.snapshot.send_replace(Arc::new(Snapshot {
             spec: self.spec.clone(),
@@ -471,6 +569,15 @@ async fn wait_proc(
                 Ok(None)
             }
         },
+    }
+}
+
+async fn wait_steps(
+    steps: &mut Option<StopSteps>,
+) -> Result<Result<(), String>, tokio::task::JoinError> {
+    match steps {
+        None => std::future::pending().await,
+        Some(s) => (&mut s.task).await,
     }
 }
 

@@ -33,12 +33,15 @@ pub enum Input {
     },
     /// The one timer fired.
     Timer,
+    /// The program's readiness check passed (why, in words).
+    Ready(String),
 }
 
 /// The single timer a program can have armed: which purpose it serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimerKind {
-    /// `start_seconds` after spawning: the program counts as started.
+    /// `start_seconds` after spawning: the program counts as started (with a readiness
+    /// gate: it stopped waiting for readiness).
     StartPeriod,
     /// The backoff delay before the next restart.
     Backoff,
@@ -99,6 +102,8 @@ pub struct Lifecycle {
     restarts: u32,
     /// A restart was requested while stopping: start again once stopped.
     start_after_stop: bool,
+    /// Stay `starting` until `Input::Ready` (or the start period ends).
+    ready_gate: bool,
 }
 
 impl Lifecycle {
@@ -114,6 +119,7 @@ impl Lifecycle {
             consecutive: 0,
             restarts: 0,
             start_after_stop: false,
+            ready_gate: false,
         }
     }
 
@@ -145,6 +151,11 @@ impl Lifecycle {
         self.restart = restart;
         self.start_seconds = start_seconds;
         self.stop_timeout = stop_timeout;
+    }
+
+    /// Makes the next starts wait for `Input::Ready` (a readiness check is configured).
+    pub fn set_ready_gate(&mut self, on: bool) {
+        self.ready_gate = on;
     }
 
     /// Feeds one input. `jitter` in `[0, 1)` randomises the backoff delay.
@@ -183,7 +194,16 @@ impl Lifecycle {
                 out.actions.push(Action::KillGroup);
             }
             (Starting, Input::Spawned) => {
-                if self.start_seconds == 0 {
+                if self.ready_gate {
+                    // Wait for readiness; `start_seconds` (if any) bounds the wait.
+                    if self.start_seconds > 0 {
+                        self.arm(
+                            &mut out,
+                            TimerKind::StartPeriod,
+                            Duration::from_secs(self.start_seconds),
+                        );
+                    }
+                } else if self.start_seconds == 0 {
                     self.go(&mut out, Running, "started", None);
                 } else {
                     self.arm(
@@ -198,7 +218,19 @@ impl Lifecycle {
             }
             (Starting, Input::Timer) if self.timer == Some(TimerKind::StartPeriod) => {
                 self.timer = None;
-                self.go(&mut out, Running, "started", None);
+                if self.ready_gate {
+                    let reason = format!(
+                        "started (readiness not confirmed within {} s)",
+                        self.start_seconds
+                    );
+                    self.go(&mut out, Running, &reason, None);
+                } else {
+                    self.go(&mut out, Running, "started", None);
+                }
+            }
+            (Starting, Input::Ready(why)) if self.ready_gate => {
+                self.disarm(&mut out);
+                self.go(&mut out, Running, &format!("ready: {why}"), None);
             }
             (Backoff, Input::Timer) if self.timer == Some(TimerKind::Backoff) => {
                 self.timer = None;
@@ -378,6 +410,12 @@ mod tests {
         l
     }
 
+    fn gated(state: State) -> Lifecycle {
+        let mut l = lc(RestartPolicy::OnFailure, state);
+        l.set_ready_gate(true);
+        l
+    }
+
     fn exited(code: i32, ran_s: u64) -> Input {
         Input::Exited {
             exit: exit(code),
@@ -387,6 +425,10 @@ mod tests {
 
     /// One row: (policy, state before, input, states passed through, actions).
     type Case = (RestartPolicy, State, Input, Vec<State>, Vec<Action>);
+
+    fn ready() -> Input {
+        Input::Ready("log line".into())
+    }
 
     #[test]
     fn transition_table() {
@@ -479,6 +521,80 @@ mod tests {
             assert_eq!(got, states, "case {i}: {from:?} + {input:?}");
             assert_eq!(acts, actions, "case {i}: {from:?} + {input:?}");
         }
+    }
+
+    /// With a readiness gate: (state before, armed timer, input, states, actions).
+    type GateCase = (State, Option<TimerKind>, Input, Vec<State>, Vec<Action>);
+
+    #[test]
+    fn readiness_gate_table() {
+        let cases: Vec<GateCase> = vec![
+            // Spawned: wait for readiness, bounded by start_seconds.
+            (
+                Starting,
+                None,
+                Input::Spawned,
+                vec![],
+                vec![Arm(TimerKind::StartPeriod, Duration::from_secs(1))],
+            ),
+            // Ready while starting: running at once, timer disarmed.
+            (
+                Starting,
+                Some(TimerKind::StartPeriod),
+                ready(),
+                vec![Running],
+                vec![Disarm],
+            ),
+            // The start period ran out first: running anyway (the fallback).
+            (
+                Starting,
+                Some(TimerKind::StartPeriod),
+                Input::Timer,
+                vec![Running],
+                vec![],
+            ),
+            // Late or stale readiness changes nothing.
+            (Running, None, ready(), vec![], vec![]),
+            (
+                Stopping,
+                Some(TimerKind::StopTimeout),
+                ready(),
+                vec![],
+                vec![],
+            ),
+            (Stopped, None, ready(), vec![], vec![]),
+            (Backoff, Some(TimerKind::Backoff), ready(), vec![], vec![]),
+            // Exiting before ready is a failure of the start.
+            (
+                Starting,
+                Some(TimerKind::StartPeriod),
+                exited(1, 0),
+                vec![Crashed, Starting],
+                vec![Disarm, Spawn],
+            ),
+        ];
+        for (i, (from, timer, input, states, actions)) in cases.into_iter().enumerate() {
+            let mut l = gated(from);
+            l.timer = timer;
+            let out = l.on(input.clone(), Instant::now(), 0.0);
+            let got: Vec<State> = out.transitions.iter().map(|t| t.to).collect();
+            assert_eq!(got, states, "gate case {i}: {from:?} + {input:?}");
+            assert_eq!(out.actions, actions, "gate case {i}: {from:?} + {input:?}");
+        }
+        // Without a gate, readiness is ignored: the start period alone decides.
+        let mut l = lc(RestartPolicy::OnFailure, Starting);
+        l.timer = Some(TimerKind::StartPeriod);
+        assert_eq!(l.on(ready(), Instant::now(), 0.0), Outcome::default());
+        // With a gate and start_seconds = 0, nothing but readiness ends the start.
+        let mut l = Lifecycle::new(spec(RestartPolicy::OnFailure), 0, Duration::from_secs(30));
+        l.set_ready_gate(true);
+        l.on(Input::Start, Instant::now(), 0.0);
+        let o = l.on(Input::Spawned, Instant::now(), 0.0);
+        assert_eq!(o, Outcome::default());
+        assert_eq!(l.state(), Starting);
+        let o = l.on(ready(), Instant::now(), 0.0);
+        assert_eq!(o.transitions[0].reason, "ready: log line");
+        assert_eq!(l.state(), Running);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 mod actor;
 pub mod console;
 pub mod lifecycle;
+pub mod stop_hook;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -22,7 +23,7 @@ use utoipa::ToSchema;
 use crate::bus::{Bus, ConsoleLine, Event, StateChange};
 use crate::config::SupervisorConfig;
 use crate::os;
-use crate::program::{ExitInfo, FieldError, ProgramSpec, State};
+use crate::program::{ExitInfo, FieldError, HealthState, ProgramSpec, State};
 use crate::store::events::NewEvent;
 use crate::store::{Store, StoreError, now_ms};
 use actor::{Actor, Boot};
@@ -71,6 +72,31 @@ pub struct ProgramStatus {
     pub last_exit: Option<ExitInfo>,
     /// True when the process was adopted from a previous warden run.
     pub adopted: bool,
+    /// Game health and players of the current process, reported by `games` (absent
+    /// without a game section or before the first report).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub game: Option<GameHealth>,
+}
+
+/// Game health and players of a program's current process.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema, Default)]
+pub struct GameHealth {
+    /// Liveness result.
+    pub health: HealthState,
+    /// Consecutive failed liveness checks.
+    pub failures: u32,
+    /// Unix ms of the last liveness check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checked_ms: Option<i64>,
+    /// Why the last check failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Players online at the last sample.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub players: Option<u32>,
+    /// Player limit at the last sample.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_players: Option<u32>,
 }
 
 /// What a handle sees of a program: its spec and status, replaced atomically.
@@ -92,6 +118,18 @@ pub(crate) enum Command {
     Kill(Reply),
     Input(String, Reply),
     Update(Arc<ProgramSpec>, Reply),
+    /// The readiness check of process `pid` passed.
+    Ready {
+        pid: u32,
+        reason: String,
+        reply: Reply,
+    },
+    /// New game health of process `pid`.
+    GameHealth {
+        pid: u32,
+        health: GameHealth,
+        reply: Reply,
+    },
     /// Stop the program (or leave it running) and end the actor.
     Shutdown {
         stop: bool,
@@ -169,6 +207,26 @@ impl ProgramHandle {
         self.call(|r| Command::Input(line, r)).await
     }
 
+    /// A receiver of every new snapshot (spec and status); it reports an error once the
+    /// program's actor has ended (the program was deleted or warden is shutting down).
+    pub fn watch(&self) -> watch::Receiver<Arc<Snapshot>> {
+        self.snapshot.clone()
+    }
+
+    /// Reports that process `pid` passed its readiness check; ignored unless that process
+    /// is still the program's and it is `starting`.
+    pub async fn ready(&self, pid: u32, reason: String) -> Result<(), SupError> {
+        self.call(|reply| Command::Ready { pid, reason, reply })
+            .await
+    }
+
+    /// Sets the game health shown in the status of process `pid`; ignored for any other
+    /// process (a late report about a process that has gone).
+    pub async fn set_game_health(&self, pid: u32, health: GameHealth) -> Result<(), SupError> {
+        self.call(|reply| Command::GameHealth { pid, health, reply })
+            .await
+    }
+
     async fn shutdown(&self, stop: bool) {
         let (tx, rx) = oneshot::channel();
         if self
@@ -193,6 +251,8 @@ pub struct Ctx {
     pub cfg: Arc<SupervisorConfig>,
     /// Root of the per-program console log directories.
     pub logs_dir: PathBuf,
+    /// Supplies richer graceful stops (the `games` service), if any.
+    pub stop_hook: Option<Arc<dyn stop_hook::StopHook>>,
 }
 
 impl Ctx {
@@ -323,6 +383,7 @@ impl Supervisor {
                 restarts: 0,
                 last_exit: None,
                 adopted: false,
+                game: None,
             },
         });
         let (snap_tx, snap_rx) = watch::channel(initial);
@@ -388,13 +449,15 @@ impl Supervisor {
 
     /// Replaces a program's definition. A running process keeps running; the new
     /// command line applies at its next start.
-    pub async fn update(&self, spec: ProgramSpec) -> Result<(), SupError> {
+    /// Passwords sent back masked (`********`) keep their stored values.
+    pub async fn update(&self, mut spec: ProgramSpec) -> Result<(), SupError> {
+        let _guard = self.inner.mutate.lock().await;
+        let handle = self.get(&spec.name)?;
+        spec.keep_secrets(&handle.snapshot().spec);
         let problems = spec.validate();
         if !problems.is_empty() {
             return Err(SupError::Invalid(problems));
         }
-        let _guard = self.inner.mutate.lock().await;
-        let handle = self.get(&spec.name)?;
         self.inner.ctx.store.update_program(spec.clone()).await?;
         let name = spec.name.clone();
         handle.call(|r| Command::Update(Arc::new(spec), r)).await?;

@@ -328,3 +328,69 @@ pub fn alive(pid: u32) -> bool {
         Err(_) => false,
     }
 }
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (for programs that need a fixed port
+/// in their spec, and for "nobody listens here" checks).
+pub fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free tcp port")
+        .port()
+}
+
+/// A UDP port on 127.0.0.1 that was free a moment ago.
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("free udp port")
+        .port()
+}
+
+/// Starts warden in a fresh temp dir at `log_level`, with its own log (stderr) going to
+/// the returned file, for tests that inspect what warden logs.
+pub async fn start_logged(log_level: &str) -> (Warden, PathBuf) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data_dir = tmp.path().to_path_buf();
+    let token = make_token(&data_dir, "admin");
+    let config = data_dir.join("test-config.toml");
+    std::fs::write(&config, format!("log_level = \"{log_level}\"\n")).expect("write config");
+    let log = data_dir.join("warden-stderr.log");
+    let stderr = std::fs::File::create(&log).expect("log file");
+    let mut child = Command::new(bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(stderr))
+        .spawn()
+        .expect("spawn warden serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        if let Some(Ok(first)) = lines.next() {
+            let _ = tx.send(first);
+        }
+        for _ in lines {}
+    });
+    let first = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("warden printed its address within 30 s");
+    let url = first
+        .strip_prefix("warden listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line: {first}"))
+        .trim()
+        .to_string();
+    let w = Warden {
+        child,
+        url,
+        data_dir,
+        token,
+        http: reqwest::Client::new(),
+        _tmp: Some(tmp),
+    };
+    w.wait_healthy().await;
+    (w, log)
+}

@@ -42,6 +42,10 @@ pub async fn serve(
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
+                // Replies are written in bursts that wait on the client's answer (the end
+                // marker); Nagle's algorithm would hold each burst for the client's delayed
+                // ACK (~40 ms).
+                let _ = stream.set_nodelay(true);
                 let (world, password, events) = (world.clone(), password.clone(), events.clone());
                 tokio::spawn(async move {
                     if let Err(e) = session(stream, peer, &world, &password, &events).await {

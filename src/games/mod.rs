@@ -1,0 +1,479 @@
+//! The games service: warden's knowledge that a program is a game server. It talks to
+//! servers (RCON, status queries, the Palworld REST API through `game-proto`), decides
+//! readiness and liveness, samples players, broadcasts to players, and supplies the
+//! game's graceful stop steps to the supervisor.
+//!
+//! Architecture invariant: no program actor ever waits on a game server. Checks and
+//! samples run in one monitor task per program (`monitor.rs`), stop steps in a task the
+//! actor spawns through [`StopHook`], warned stops in their own tasks; all of them talk to
+//! programs only through `ProgramHandle`. Passwords live in the program spec and in the
+//! protocol clients; they are never logged, never put in events, and the API masks them.
+
+mod clients;
+mod monitor;
+pub mod stop;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use game_proto::ProtoError;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::watch;
+use tokio::task::AbortHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::bus::{Bus, Event, HealthChange};
+use crate::config::GamesConfig;
+use crate::program::HealthState;
+use crate::program::game::{Broadcast, GameSpec};
+use crate::store::events::NewEvent;
+use crate::store::{Store, now_ms};
+use crate::supervisor::stop_hook::{StopHook, StopRequest};
+use crate::supervisor::{ProgramHandle, Snapshot, SupError, Supervisor};
+pub use clients::PlayersInfo;
+pub use stop::{StopOptions, StopPlan};
+
+/// How often the set of programs is compared with the running monitors (programs created
+/// or changed without a state change are picked up within this time).
+const RECONCILE: Duration = Duration::from_secs(5);
+/// Longest wait for the service's tasks at shutdown.
+const STOP_WAIT: Duration = Duration::from_secs(2);
+/// Longest broadcast message.
+pub const MAX_MESSAGE: usize = 1000;
+
+/// Errors of game operations, phrased for the person who asked.
+#[derive(Debug, thiserror::Error)]
+pub enum GamesError {
+    /// The program is unknown, or the supervisor refused.
+    #[error(transparent)]
+    Sup(#[from] SupError),
+    /// The program lacks the game settings this needs.
+    #[error("{0}")]
+    NotConfigured(String),
+    /// The request itself is invalid (field, problem).
+    #[error("{1}")]
+    Invalid(&'static str, String),
+    /// Players are online and the caller asked to act only when empty.
+    #[error("{online} player(s) online; not acting because only_when_empty was requested")]
+    NotEmpty {
+        /// Players online.
+        online: u32,
+    },
+    /// The game server failed, refused or did not answer.
+    #[error(transparent)]
+    Proto(#[from] ProtoError),
+}
+
+/// The games service. Cheap to clone.
+#[derive(Clone)]
+pub struct Games {
+    inner: Arc<Inner>,
+}
+
+struct Monitored {
+    /// The watched snapshot channel: a recreated program has a new one.
+    snapshot: watch::Receiver<Arc<Snapshot>>,
+    task: AbortHandle,
+}
+
+pub(crate) struct Inner {
+    store: Store,
+    bus: Bus,
+    clients: clients::Clients,
+    shutdown: CancellationToken,
+    /// Set once by [`Games::start`]; warned stops and the API need it.
+    sup: OnceLock<Supervisor>,
+    /// Monitor tasks by program. A std mutex, never held across `.await`.
+    monitors: Mutex<HashMap<String, Monitored>>,
+    /// Pending warned stops by program; a new one replaces the old. Std mutex as above.
+    pending: Mutex<HashMap<String, AbortHandle>>,
+    tasks: TaskTracker,
+}
+
+impl Games {
+    /// The service; nothing runs until [`start`](Self::start).
+    pub fn new(store: Store, bus: Bus, cfg: GamesConfig, shutdown: CancellationToken) -> Games {
+        Games {
+            inner: Arc::new(Inner {
+                store,
+                bus,
+                clients: clients::Clients::new(cfg),
+                shutdown,
+                sup: OnceLock::new(),
+                monitors: Mutex::new(HashMap::new()),
+                pending: Mutex::new(HashMap::new()),
+                tasks: TaskTracker::new(),
+            }),
+        }
+    }
+
+    /// The hook through which program actors get game stop steps.
+    pub fn stop_hook(&self) -> Arc<dyn StopHook> {
+        Arc::new(self.clone())
+    }
+
+    /// Starts monitoring every program (and every program created later) until shutdown.
+    pub fn start(&self, sup: Supervisor) {
+        let _ = self.inner.sup.set(sup.clone());
+        let inner = self.inner.clone();
+        self.inner.tasks.spawn(async move {
+            let mut bus = inner.bus.subscribe();
+            let mut tick = tokio::time::interval(RECONCILE);
+            loop {
+                tokio::select! {
+                    _ = inner.shutdown.cancelled() => break,
+                    _ = tick.tick() => {
+                        for h in sup.list() {
+                            inner.ensure_monitor(&h);
+                        }
+                    }
+                    ev = bus.recv() => match ev {
+                        Ok(ev) => {
+                            if let Event::State(change) = &*ev
+                                && let Ok(h) = sup.get(&change.program)
+                            {
+                                inner.ensure_monitor(&h);
+                            }
+                        }
+                        Err(RecvError::Lagged(_)) => {
+                            for h in sup.list() {
+                                inner.ensure_monitor(&h);
+                            }
+                        }
+                        Err(RecvError::Closed) => break,
+                    },
+                }
+            }
+        });
+    }
+
+    /// Waits for the service's tasks to end (after the shutdown token was cancelled).
+    /// A task in the middle of a check notices the token only when the check ends (each
+    /// is bounded by the query/RCON timeouts); shutdown does not wait for that longer
+    /// than [`STOP_WAIT`]: nothing of theirs needs flushing.
+    pub async fn stopped(&self) {
+        self.inner.tasks.close();
+        let _ = tokio::time::timeout(STOP_WAIT, self.inner.tasks.wait()).await;
+    }
+
+    fn sup(&self) -> Result<&Supervisor, GamesError> {
+        self.inner
+            .sup
+            .get()
+            .ok_or(GamesError::Sup(SupError::ShuttingDown))
+    }
+
+    /// The program's handle and game section.
+    fn game_of(&self, name: &str) -> Result<(ProgramHandle, GameSpec), GamesError> {
+        let h = self.sup()?.get(name)?;
+        let game = h.snapshot().spec.game.clone().ok_or_else(|| {
+            GamesError::NotConfigured(format!(
+                "program '{name}' has no game section; add one with at least a profile"
+            ))
+        })?;
+        Ok((h, game))
+    }
+
+    /// Runs an RCON command and returns its whole reply.
+    pub async fn rcon(&self, name: &str, command: &str) -> Result<String, GamesError> {
+        if command.trim().is_empty() || command.contains(['\n', '\r', '\0']) {
+            return Err(GamesError::Invalid(
+                "command",
+                "must be one non-empty line".into(),
+            ));
+        }
+        let (_, game) = self.game_of(name)?;
+        let r = game.rcon.as_ref().ok_or_else(|| {
+            GamesError::NotConfigured(format!(
+                "program '{name}' has no RCON settings; add game.rcon with port and password"
+            ))
+        })?;
+        Ok(self.inner.clients.rcon(name, r).exec(command).await?)
+    }
+
+    /// Asks the server now who is online.
+    pub async fn players(&self, name: &str) -> Result<PlayersInfo, GamesError> {
+        let (_, game) = self.game_of(name)?;
+        let not_configured = || {
+            GamesError::NotConfigured(format!(
+                "program '{name}' has no query that reports players; add game.query with kind slp, a2s or palworld"
+            ))
+        };
+        let q = game.players_query().ok_or_else(not_configured)?;
+        self.inner
+            .clients
+            .query(name, &game, &q)
+            .await?
+            .ok_or_else(not_configured)
+    }
+
+    /// Sends `message` to the players by the profile's method; returns the method used
+    /// (`rcon`, `stdin` or `rest`).
+    pub async fn broadcast(&self, name: &str, message: &str) -> Result<&'static str, GamesError> {
+        if message.trim().is_empty()
+            || message.len() > MAX_MESSAGE
+            || message.contains(['\n', '\r', '\0'])
+        {
+            return Err(GamesError::Invalid(
+                "message",
+                format!("must be one non-empty line of at most {MAX_MESSAGE} bytes"),
+            ));
+        }
+        let (h, game) = self.game_of(name)?;
+        match game.effective_broadcast() {
+            Some(Broadcast::Rcon(template)) => {
+                let r = game.rcon.as_ref().ok_or_else(|| {
+                    GamesError::NotConfigured(format!("program '{name}' has no game.rcon"))
+                })?;
+                let cmd = template.replace("{message}", message);
+                self.inner.clients.rcon(name, r).exec(&cmd).await?;
+                Ok("rcon")
+            }
+            Some(Broadcast::Stdin(template)) => {
+                h.send_input(template.replace("{message}", message)).await?;
+                Ok("stdin")
+            }
+            Some(Broadcast::RestAnnounce) => {
+                let r = game.rest.as_ref().ok_or_else(|| {
+                    GamesError::NotConfigured(format!("program '{name}' has no game.rest"))
+                })?;
+                self.inner.clients.rest(name, r)?.announce(message).await?;
+                Ok("rest")
+            }
+            Some(Broadcast::Off) | None => Err(GamesError::NotConfigured(format!(
+                "program '{name}' has no way to broadcast: its profile has none without RCON; set game.broadcast or game.rcon"
+            ))),
+        }
+    }
+
+    /// Stops or restarts a program the game-aware way: refused when `only_when_empty` and
+    /// players are online; with warnings, players are told at each lead time and the stop
+    /// begins at the longest one (in a task: this returns at once with the plan). A new
+    /// warned stop of the same program replaces a pending one. Schedules reuse this.
+    pub async fn stop_gracefully(
+        &self,
+        name: &str,
+        opts: StopOptions,
+    ) -> Result<StopPlan, GamesError> {
+        let h = self.sup()?.get(name)?;
+        let warn = stop::normalize_warnings(opts.warn);
+        if warn.len() > stop::MAX_WARNINGS
+            || warn.first().is_some_and(|w| *w > stop::MAX_WARN_SECONDS)
+        {
+            return Err(GamesError::Invalid(
+                "warn",
+                format!(
+                    "give at most {} lead times of at most {} seconds",
+                    stop::MAX_WARNINGS,
+                    stop::MAX_WARN_SECONDS
+                ),
+            ));
+        }
+        let active = h.snapshot().status.state.is_active();
+        let mut players = None;
+        if opts.only_when_empty && active {
+            let online = self.players(name).await?.online;
+            if online > 0 {
+                return Err(GamesError::NotEmpty { online });
+            }
+            players = Some(online);
+        }
+        let action = if opts.restart { "restart" } else { "stop" };
+        if warn.is_empty() || !active {
+            if opts.restart {
+                h.restart().await?;
+            } else {
+                h.stop().await?;
+            }
+            return Ok(StopPlan {
+                program: name.to_string(),
+                action,
+                at_ms: now_ms(),
+                warnings: Vec::new(),
+                players,
+            });
+        }
+        let (_, game) = self.game_of(name)?;
+        if game.effective_broadcast().is_none() {
+            return Err(GamesError::NotConfigured(format!(
+                "program '{name}' cannot warn its players: it has no way to broadcast (set game.broadcast or game.rcon)"
+            )));
+        }
+        let total = warn.first().copied().unwrap_or(0);
+        let at_ms = now_ms() + i64::try_from(total * 1000).unwrap_or(i64::MAX / 2);
+        self.inner
+            .record(
+                name,
+                "warned_stop",
+                format!("{action} of '{name}' in {total} s, warning players at {warn:?} s before"),
+            )
+            .await;
+        let games = self.clone();
+        let program = name.to_string();
+        let restart = opts.restart;
+        let shutdown = self.inner.shutdown.clone();
+        let plan_warn = warn.clone();
+        let task = self.inner.tasks.spawn(async move {
+            let run = games.warned_stop(&program, restart, &warn);
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                _ = run => {}
+            }
+        });
+        if let Ok(mut pending) = self.inner.pending.lock()
+            && let Some(old) = pending.insert(name.to_string(), task.abort_handle())
+        {
+            old.abort();
+        }
+        Ok(StopPlan {
+            program: name.to_string(),
+            action,
+            at_ms,
+            warnings: plan_warn,
+            players,
+        })
+    }
+
+    async fn warned_stop(&self, name: &str, restart: bool, warn: &[u64]) {
+        let start = tokio::time::Instant::now();
+        for (lead, offset) in warn.iter().zip(stop::warning_offsets(warn)) {
+            tokio::time::sleep_until(start + offset).await;
+            if let Err(e) = self
+                .broadcast(name, &stop::warning_text(restart, *lead))
+                .await
+            {
+                // The stop goes ahead even if players could not be told.
+                tracing::warn!(program = %name, error = %e, "stop warning failed");
+            }
+        }
+        let total = warn.first().copied().unwrap_or(0);
+        tokio::time::sleep_until(start + Duration::from_secs(total)).await;
+        if let Ok(mut pending) = self.inner.pending.lock() {
+            pending.remove(name);
+        }
+        let result = match self.sup().and_then(|s| Ok(s.get(name)?)) {
+            Ok(h) if restart => h.restart().await.map_err(GamesError::from),
+            Ok(h) => h.stop().await.map_err(GamesError::from),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            tracing::warn!(program = %name, error = %e, "warned stop failed");
+        }
+    }
+}
+
+impl Inner {
+    /// Starts a monitor for the program unless one already follows it.
+    fn ensure_monitor(self: &Arc<Self>, h: &ProgramHandle) {
+        let Ok(mut monitors) = self.monitors.lock() else {
+            return;
+        };
+        let rx = h.watch();
+        if let Some(m) = monitors.get(h.name())
+            && m.snapshot.same_channel(&rx)
+            && !m.task.is_finished()
+        {
+            return;
+        }
+        let task = self
+            .tasks
+            .spawn(monitor::run(self.clone(), h.clone(), self.shutdown.clone()));
+        if let Some(old) = monitors.insert(
+            h.name().to_string(),
+            Monitored {
+                snapshot: rx,
+                task: task.abort_handle(),
+            },
+        ) {
+            old.task.abort();
+        }
+    }
+
+    /// Appends a program event to the store.
+    async fn record(&self, program: &str, kind: &str, message: String) {
+        self.record_with(program, kind, message, serde_json::Value::Null)
+            .await;
+    }
+
+    async fn record_with(
+        &self,
+        program: &str,
+        kind: &str,
+        message: String,
+        data: serde_json::Value,
+    ) {
+        let ev = NewEvent {
+            ts: now_ms(),
+            program: Some(program.to_string()),
+            kind: kind.into(),
+            message,
+            data,
+        };
+        if let Err(e) = self.store.append_event(ev).await {
+            tracing::error!(error = %e, "cannot store event");
+        }
+    }
+
+    /// Publishes a health change; changes that matter to people (becoming unhealthy,
+    /// recovering from failures) are also stored as events.
+    async fn health_changed(
+        &self,
+        program: &str,
+        from: HealthState,
+        to: HealthState,
+        failures: u32,
+        reason: String,
+    ) {
+        let change = HealthChange {
+            program: program.to_string(),
+            ts: now_ms(),
+            from,
+            to,
+            failures,
+            reason,
+        };
+        let notable = to == HealthState::Unhealthy
+            || (to == HealthState::Healthy
+                && matches!(from, HealthState::Failing | HealthState::Unhealthy));
+        if notable {
+            let message = format!("{} -> {}: {}", from.as_str(), to.as_str(), change.reason);
+            if to == HealthState::Unhealthy {
+                tracing::warn!(program = %program, reason = %change.reason, "unhealthy");
+            }
+            let data = serde_json::to_value(&change).unwrap_or_default();
+            self.record_with(program, "health", message, data).await;
+        }
+        self.bus.publish(Event::Health(change));
+    }
+}
+
+impl StopHook for Games {
+    fn graceful_stop(&self, req: StopRequest) -> Option<BoxFuture<'static, Result<(), String>>> {
+        let game = req.spec.game.as_ref()?;
+        let steps = game.effective_stop_steps();
+        if steps.is_empty() {
+            return None;
+        }
+        let name = req.spec.name.clone();
+        let clients = stop::StepClients {
+            rcon: game
+                .rcon
+                .as_ref()
+                .map(|r| self.inner.clients.rcon(&name, r)),
+            rest: game
+                .rest
+                .as_ref()
+                .map(|r| self.inner.clients.rest(&name, r)),
+            stdin: req.stdin,
+        };
+        Some(Box::pin(stop::run_steps(
+            self.inner.store.clone(),
+            name,
+            steps,
+            clients,
+        )))
+    }
+}
