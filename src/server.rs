@@ -14,9 +14,10 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::alerts::{self, Alerts};
 use crate::api::{self, App, authn::LoginLimiter};
 use crate::auth::Auth;
-use crate::bus::Bus;
+use crate::bus::{Bus, Severity};
 use crate::config::{Config, OnShutdown};
 use crate::store::{Store, now_ms};
 use crate::supervisor::{Ctx, Supervisor};
@@ -72,19 +73,25 @@ pub async fn serve(
     let store = open_store(&cfg.data_dir)?;
     let _lock = lock_data_dir(&cfg.data_dir)?;
     let bus = Bus::new();
+    // Alerts follow the bus from here, so warden's start and adoptions at boot alert too.
+    let alert_events = bus.subscribe();
     let ctx = Ctx {
         store: store.clone(),
         bus: bus.clone(),
         cfg: Arc::new(cfg.supervisor.clone()),
         logs_dir: cfg.data_dir.join("logs"),
     };
-    ctx.record(
-        None,
+    let started_text = format!("warden {} started", env!("CARGO_PKG_VERSION"));
+    ctx.record(None, "warden_started", started_text.clone())
+        .await;
+    bus.publish(alerts::warden_notice(
         "warden_started",
-        format!("warden {} started", env!("CARGO_PKG_VERSION")),
-    )
-    .await;
+        Severity::Info,
+        started_text,
+    ));
     let sup = Supervisor::boot(ctx.clone()).await?;
+    let alerts =
+        Alerts::start(store.clone(), alert_events, sup.clone(), cfg.alerts.clone()).await?;
     if opts.demo {
         crate::demo::ensure_demo_program(&sup, &cfg.data_dir).await?;
     }
@@ -102,9 +109,10 @@ pub async fn serve(
     tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "warden listening");
     let app = Arc::new(App {
         sup: sup.clone(),
+        alerts: alerts.clone(),
         store: store.clone(),
         auth,
-        bus,
+        bus: bus.clone(),
         login_limiter: LoginLimiter::new(cfg.api.login_attempts_per_minute),
         cfg: cfg.clone(),
         shutdown: shutdown.clone(),
@@ -128,17 +136,20 @@ pub async fn serve(
     }
     tracing::info!("shutting down");
     let stop = cfg.supervisor.on_shutdown == OnShutdown::Stop;
-    ctx.record(
-        None,
+    let stopping_text = if stop {
+        "warden is stopping; stopping programs".to_string()
+    } else {
+        "warden is stopping; leaving programs running".to_string()
+    };
+    ctx.record(None, "warden_stopping", stopping_text.clone())
+        .await;
+    bus.publish(alerts::warden_notice(
         "warden_stopping",
-        if stop {
-            "warden is stopping; stopping programs".to_string()
-        } else {
-            "warden is stopping; leaving programs running".to_string()
-        },
-    )
-    .await;
+        Severity::Warning,
+        stopping_text,
+    ));
     sup.shutdown(stop, cfg.supervisor.shutdown_timeout).await;
+    alerts.shutdown().await;
     pruner.abort();
     store.close().await;
     tracing::info!("shutdown complete");

@@ -6,6 +6,7 @@
 //! The OpenAPI document is assembled from the same route registrations that serve
 //! requests (utoipa-axum), so it cannot drift from the code.
 
+mod alerts;
 pub mod authn;
 pub mod error;
 mod programs;
@@ -38,6 +39,8 @@ use error::{ApiError, ErrorBody, Json};
 pub struct App {
     /// Program actors.
     pub sup: Supervisor,
+    /// Alert channels, rules and deliveries.
+    pub alerts: crate::alerts::Alerts,
     /// Database.
     pub store: Store,
     /// Authentication.
@@ -141,6 +144,7 @@ pub fn router(app: AppState) -> Router {
         .merge(authn::routes())
         .merge(programs::routes())
         .merge(users::routes())
+        .merge(alerts::routes())
         .split_for_parts();
     let doc = Arc::new(doc);
     let timeout = app.cfg.api.request_timeout;

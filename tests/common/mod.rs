@@ -123,7 +123,7 @@ impl Warden {
             url,
             data_dir: data_dir.to_path_buf(),
             token,
-            http: reqwest::Client::new(),
+            http: http_client(),
             _tmp: None,
         };
         w.wait_healthy().await;
@@ -327,4 +327,11 @@ pub fn alive(pid: u32) -> bool {
         }
         Err(_) => false,
     }
+}
+
+/// An HTTP client for tests. warden enables reqwest's rustls without a default crypto
+/// provider, so every client needs one installed first (ring, as warden itself does).
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
 }
