@@ -66,6 +66,11 @@ pub async fn run(mut d: Deps, mut bus: broadcast::Receiver<Arc<Event>>, stop: Ca
         let mut verdicts: Vec<Verdict> = Vec::new();
         let mut stopping = false;
         tokio::select! {
+            // Rule changes first: an event published after a rule was saved is judged by it.
+            biased;
+            Ok(()) = d.rules.changed() => {
+                rules.replace(d.rules.borrow_and_update().compiled.clone());
+            }
             _ = stop.cancelled() => {
                 stopping = true;
                 drain(&mut bus, &mut batch, usize::MAX, &d.stats);
@@ -78,9 +83,6 @@ pub async fn run(mut d: Deps, mut bus: broadcast::Receiver<Arc<Event>>, stop: Ca
                 Err(RecvError::Lagged(n)) => lagged(&d.stats, n),
                 Err(RecvError::Closed) => return,
             },
-            Ok(()) = d.rules.changed() => {
-                rules.replace(d.rules.borrow_and_update().compiled.clone());
-            }
             _ = tick.tick() => verdicts = rules.on_tick(Instant::now()),
         }
         let mut notes = Vec::new();
@@ -152,7 +154,7 @@ fn handle(
                 c.to,
                 State::Stopped | State::Crashed | State::Fatal | State::Backoff
             ) {
-                verdicts.extend(rules.program_ended(&c.program, now));
+                rules.program_ended(&c.program, now);
             }
             n.into_iter().collect()
         }

@@ -603,3 +603,130 @@ impl Alerts {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::{Bus, ProgramSample};
+    use crate::program::ProgramSpec;
+    use crate::supervisor::Ctx;
+
+    fn sample(program: &str, cpu: f64) -> Event {
+        Event::Sample(ProgramSample {
+            program: program.into(),
+            ts: now_ms(),
+            cpu_percent: cpu,
+            memory_bytes: 0,
+            virtual_bytes: 0,
+            threads: 1,
+            open_files: 0,
+            disk_read_bps: 0.0,
+            disk_write_bps: 0.0,
+            players: None,
+        })
+    }
+
+    /// Outbox rows of `channel`, oldest first, as (event, title).
+    async fn queued(alerts: &Alerts, channel: &str) -> Vec<(String, String)> {
+        let mut rows = alerts
+            .deliveries(channel, None, 100)
+            .await
+            .expect("deliveries");
+        rows.reverse();
+        rows.into_iter().map(|d| (d.event, d.title)).collect()
+    }
+
+    async fn wait_for(alerts: &Alerts, channel: &str, n: usize) -> Vec<(String, String)> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let rows = queued(alerts, channel).await;
+            if rows.len() >= n || tokio::time::Instant::now() > deadline {
+                return rows;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Synthetic samples through the real engine (bus → rules → outbox): the resource
+    /// rule fires once, recovers once, and its restart action restarts the program. The
+    /// end-to-end version with the real sampler is added when `metrics` is merged.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn samples_fire_a_rule_once_recover_once_and_restart_the_program() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("w.db")).expect("store");
+        let bus = Bus::new();
+        let events = bus.subscribe();
+        let cfg = crate::config::Config::defaults().expect("defaults");
+        let ctx = Ctx {
+            store: store.clone(),
+            bus: bus.clone(),
+            cfg: Arc::new(cfg.supervisor.clone()),
+            logs_dir: dir.path().join("logs"),
+        };
+        let sup = Supervisor::boot(ctx).await.expect("boot");
+        let spec: ProgramSpec = serde_json::from_value(serde_json::json!({
+            "name": "mc", "display_name": "Survival", "command": "sleep", "args": ["30"],
+            "start_seconds": 0
+        }))
+        .expect("spec");
+        let h = sup.create(spec).await.expect("create");
+        h.start().await.expect("start");
+        let alerts = Alerts::start(store.clone(), events, sup.clone(), cfg.alerts.clone())
+            .await
+            .expect("alerts");
+        // A channel nobody listens on: rows are queued (and fail to deliver), which is
+        // what this test looks at.
+        let ch: ChannelSpec = serde_json::from_value(serde_json::json!({
+            "name": "log", "target": {"kind": "webhook", "url": "http://127.0.0.1:9/x"},
+            "events": ["rule_fired", "rule_recovered"]
+        }))
+        .expect("channel");
+        alerts.create_channel(ch).await.expect("channel");
+        let rule: RuleSpec = serde_json::from_value(serde_json::json!({
+            "name": "hot", "program": "mc", "condition": "cpu_percent > 90 for 1s",
+            "action": "restart"
+        }))
+        .expect("rule");
+        alerts.create_rule(rule).await.expect("rule");
+        let pid_before = h.snapshot().status.pid;
+
+        bus.publish(sample("mc", 99.0));
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        bus.publish(sample("mc", 99.0));
+        bus.publish(sample("mc", 98.0));
+        let rows = wait_for(&alerts, "log", 1).await;
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        assert_eq!(rows[0].0, "rule_fired");
+        assert_eq!(rows[0].1, "Survival: cpu_percent is 99.0 %");
+        // The restart action ran: a new process, and an `alert_action` event.
+        let snap = h
+            .wait_for(Duration::from_secs(10), |s| {
+                s.state == crate::program::State::Running && s.pid.is_some() && s.pid != pid_before
+            })
+            .await;
+        assert_ne!(snap.status.pid, pid_before, "restarted");
+        // Still hot after the restart: no second alert. Then it cools: one recovery.
+        bus.publish(sample("mc", 97.0));
+        bus.publish(sample("mc", 3.0));
+        bus.publish(sample("mc", 2.0));
+        let rows = wait_for(&alerts, "log", 2).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let rows_later = queued(&alerts, "log").await;
+        assert_eq!(rows, rows_later, "nothing more after the recovery");
+        let kinds: Vec<&str> = rows.iter().map(|(e, _)| e.as_str()).collect();
+        assert_eq!(kinds, ["rule_fired", "rule_recovered"]);
+        assert_eq!(rows[1].1, "Survival: hot recovered");
+        let events = store
+            .events(Some("mc".into()), None, 50)
+            .await
+            .expect("events");
+        assert!(
+            events.iter().any(|e| e.kind == "alert_action"),
+            "{events:?}"
+        );
+        alerts.shutdown().await;
+        sup.shutdown(true, Duration::from_secs(10)).await;
+        store.close().await;
+    }
+}

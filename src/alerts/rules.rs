@@ -626,31 +626,21 @@ impl RuleSet {
         out
     }
 
-    /// The program stopped: its samples end, so its threshold rules recover (they no
-    /// longer apply) rather than stay firing forever.
-    pub fn program_ended(&mut self, program: &str, now: Instant) -> Vec<Verdict> {
-        let mut out = Vec::new();
+    /// The program's process ended (stopped, crashed, restarting): a new process must
+    /// hold the condition for the full duration again. A firing rule stays firing until a
+    /// sample shows it clear: "recovered" is only said when measured, and a restart
+    /// action runs once per episode, not once per new process.
+    pub fn program_ended(&mut self, program: &str, now: Instant) {
         for rule in &self.rules {
             if !matches!(rule.condition, Condition::Threshold { .. }) {
                 continue;
             }
             let key = (rule.name.clone(), program.to_string());
-            let Some(st) = self.states.get_mut(&key) else {
-                continue;
-            };
-            st.since = None;
-            if st.firing {
-                st.firing = false;
-                out.push(Verdict {
-                    rule: rule.clone(),
-                    program: program.to_string(),
-                    fired: false,
-                    detail: "the program is no longer running".into(),
-                });
+            if let Some(st) = self.states.get_mut(&key) {
+                st.since = None;
             }
             forget_if_idle(&mut self.states, &key, rule, now);
         }
-        out
     }
 
     /// Tracked (rule, program) states.
@@ -911,18 +901,29 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn stopping_the_program_recovers_its_threshold_rules() {
+    async fn a_new_process_holds_again_and_recovery_is_only_said_when_measured() {
         let mut set = RuleSet::default();
-        set.replace(vec![rule("cpu", None, "cpu_percent > 90", 0)]);
-        assert_eq!(
-            set.on_sample(&sample("mc", 99.0, 0, None), Instant::now())
-                .len(),
-            1
+        set.replace(vec![rule("cpu", None, "cpu_percent > 90 for 1m", 0)]);
+        let hot = |set: &mut RuleSet| set.on_sample(&sample("mc", 99.0, 0, None), Instant::now());
+        assert!(hot(&mut set).is_empty());
+        tokio::time::advance(Duration::from_secs(50)).await;
+        set.program_ended("mc", Instant::now());
+        tokio::time::advance(Duration::from_secs(20)).await;
+        assert!(
+            hot(&mut set).is_empty(),
+            "the hold starts again for the new process"
         );
-        let v = set.program_ended("mc", Instant::now());
+        tokio::time::advance(Duration::from_secs(60)).await;
+        assert_eq!(hot(&mut set).len(), 1);
+        // Restarted while firing: no recovery claimed, no second fire for the new process.
+        set.program_ended("mc", Instant::now());
+        for _ in 0..5 {
+            tokio::time::advance(Duration::from_secs(60)).await;
+            assert!(hot(&mut set).is_empty());
+        }
+        let v = set.on_sample(&sample("mc", 5.0, 0, None), Instant::now());
         assert_eq!(v.len(), 1);
         assert!(!v[0].fired);
-        assert!(set.program_ended("mc", Instant::now()).is_empty());
     }
 
     #[tokio::test(start_paused = true)]
