@@ -2,8 +2,9 @@
 //! shutdown signal, then shuts everything down in order.
 //!
 //! Shutdown order: stop accepting requests → stop (or leave) programs in parallel within
-//! the deadline → record the stop event → commit everything queued and checkpoint the
-//! store. One `CancellationToken` reaches every long-lived task.
+//! the deadline → record the stop event → let alerts queue and deliver what is due →
+//! commit everything queued and checkpoint the store. One `CancellationToken` reaches
+//! every long-lived task.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};

@@ -470,6 +470,7 @@ async fn undelivered_notifications_survive_sigkill() {
     assert!(log["attempts"].as_u64() >= Some(2), "{log}");
 }
 
+#[cfg(target_os = "linux")]
 fn proc_status(pid: u32, key: &str) -> u64 {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
     s.lines()
@@ -479,6 +480,7 @@ fn proc_status(pid: u32, key: &str) -> u64 {
         .unwrap_or_else(|| panic!("{key} in /proc/{pid}/status"))
 }
 
+#[cfg(target_os = "linux")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hanging_endpoint_with_1000_queued_stays_bounded_and_others_deliver() {
     let r = Receiver::start().await;

@@ -352,7 +352,7 @@ impl ChannelSpec {
     /// Whether this channel receives `n`.
     pub fn accepts(&self, n: &Notification) -> bool {
         self.enabled
-            && (self.events.is_empty() || self.events.iter().any(|e| *e == n.event))
+            && (self.events.is_empty() || self.events.contains(&n.event))
             && (self.severities.is_empty() || self.severities.contains(&n.severity))
             && (self.programs.is_empty()
                 || n.program

@@ -40,7 +40,7 @@ enum Kind {
 #[derive(Subcommand)]
 pub enum ChannelCmd {
     /// Create a channel (or replace it with --replace).
-    Add(ChannelAdd),
+    Add(Box<ChannelAdd>),
     /// Show a channel (secrets masked).
     Show {
         /// Channel name.
@@ -316,7 +316,7 @@ pub async fn run(c: &Client, cmd: AlertsCmd, json_out: bool) -> anyhow::Result<(
         }
         AlertsCmd::Channel(ChannelCmd::Add(a)) => {
             let (name, replace) = (a.name.clone(), a.replace);
-            let body = channel_body(a)?;
+            let body = channel_body(*a)?;
             let v = if replace {
                 c.send(
                     c.http
