@@ -564,6 +564,50 @@ async fn hanging_endpoint_with_1000_queued_stays_bounded_and_others_deliver() {
     );
     let (_, dead) = w.get("/api/alerts/channels/dead").await;
     assert_eq!(dead["breaker"]["state"], "open", "{dead}");
+    // Shutdown is not held up by the dead endpoint: the grace period bounds it.
+    let mut w = w;
+    let t = Instant::now();
+    assert!(w.terminate().success());
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "shutdown took {:?}",
+        t.elapsed()
+    );
+}
+
+// Multi-threaded: `terminate` blocks this thread while the receiver must answer.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warden_stopping_and_started_are_notified() {
+    let r = Receiver::start().await;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut w = warden(tmp.path(), "").await;
+    add_channel(
+        &w,
+        json!({"name": "self", "target": {"kind": "ntfy", "server": r.url("/ntfy"), "topic": "warden"},
+               "events": ["warden_started", "warden_stopping"]}),
+    )
+    .await;
+    assert!(w.terminate().success());
+    let hits = r.hits("/ntfy");
+    assert_eq!(hits.len(), 1, "delivered before exiting");
+    assert_eq!(hits[0].body["topic"], "warden");
+    assert!(
+        hits[0].body["title"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("Warden is stopping")),
+        "{:?}",
+        hits[0].body
+    );
+    let _w2 = warden(tmp.path(), "").await;
+    let hits = wait_hits(&r, "/ntfy", 2, Duration::from_secs(10)).await;
+    assert!(
+        hits[1].body["title"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("Warden") && t.ends_with("started")),
+        "{:?}",
+        hits[1].body
+    );
 }
 
 // Multi-threaded: the CLI runs as a blocking child process while the receiver, in this
