@@ -141,7 +141,9 @@ pub fn decide(
             ..
         } => {
             let backoff = retry_delay(attempts, cfg.retry_initial, cfg.retry_max, jitter);
-            let wait = retry_after.map_or(backoff, |r| r.max(Duration::from_millis(1)));
+            // Never before the server's Retry-After; never sooner than the first retry
+            // delay either, so a server answering `429, Retry-After: 0` is not hammered.
+            let wait = retry_after.map_or(backoff, |r| r.max(cfg.retry_initial));
             let next_at =
                 now_ms.saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX / 4));
             let deadline = row
