@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use utoipa::ToSchema;
 
@@ -35,6 +35,10 @@ pub enum Event {
     Players(PlayersSample),
     /// A program's game health changed (liveness checks), published by `games`.
     Health(HealthChange),
+    /// Something notable that is not a state change (warden started, a health check
+    /// failed, a backup finished…). `alerts` routes notices to channels by `kind` and
+    /// `severity`, so a new producer needs no change there.
+    Notice(Notice),
 }
 
 /// One player-count sample of a game server.
@@ -68,6 +72,59 @@ pub struct HealthChange {
     pub failures: u32,
     /// Why, in words (the last check's error when failing).
     pub reason: String,
+}
+
+/// How urgent a notice or alert is. Ordered: `Info < Warning < Critical`.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Worth knowing (started, stopped, recovered).
+    Info,
+    /// Needs a look (restarting, a rule fired).
+    Warning,
+    /// Needs action now (crashed, gave up, restart loop).
+    Critical,
+}
+
+impl Severity {
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+/// A notable occurrence for people (see [`Event::Notice`]).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Notice {
+    /// What happened, as a stable snake_case slug (e.g. `warden_started`, `health_failed`).
+    pub kind: String,
+    /// How urgent it is.
+    pub severity: Severity,
+    /// The program concerned; absent for warden's own notices.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub program: Option<String>,
+    /// Unix ms.
+    pub ts: i64,
+    /// One short line, e.g. `health check failed`.
+    pub summary: String,
+    /// Labelled details, in display order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<NoticeField>,
+}
+
+/// One labelled detail of a [`Notice`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct NoticeField {
+    /// Label, e.g. `Exit`.
+    pub name: String,
+    /// Value, e.g. `exit code 3`.
+    pub value: String,
 }
 
 /// One resource sample of a program, aggregated over its process tree. Rates are per

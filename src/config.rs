@@ -51,6 +51,8 @@ struct RawConfig {
     retention: RawRetention,
     #[serde(default)]
     games: RawGames,
+    #[serde(default)]
+    alerts: RawAlerts,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -86,6 +88,21 @@ struct RawGames {
     rcon_auth_cool_down_seconds: Option<u64>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAlerts {
+    senders: Option<u64>,
+    request_timeout_seconds: Option<u64>,
+    retry_initial_ms: Option<u64>,
+    retry_max_seconds: Option<u64>,
+    max_age_minutes: Option<u64>,
+    outbox_max_pending: Option<u64>,
+    breaker_failures: Option<u64>,
+    breaker_open_seconds: Option<u64>,
+    log_days: Option<u64>,
+    shutdown_grace_seconds: Option<u64>,
+}
+
 /// Validated daemon configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -105,6 +122,8 @@ pub struct Config {
     pub retention: RetentionConfig,
     /// Game server integration settings.
     pub games: GamesConfig,
+    /// Alert delivery settings.
+    pub alerts: AlertsConfig,
 }
 
 /// Supervisor settings shared by every program actor.
@@ -152,6 +171,33 @@ pub struct GamesConfig {
     /// After a wrong RCON password, further commands fail at once for this long instead
     /// of logging in again (servers ban addresses that keep failing).
     pub rcon_auth_cool_down: Duration,
+}
+
+/// Alert delivery settings (channels and rules themselves live in the database).
+#[derive(Debug, Clone)]
+pub struct AlertsConfig {
+    /// Sender tasks draining the outbox; each has at most one request in flight.
+    pub senders: usize,
+    /// Deadline of one delivery request (connect + send + answer).
+    pub request_timeout: Duration,
+    /// Delay before the first retry; doubles per attempt (with jitter).
+    pub retry_initial: Duration,
+    /// Upper bound of the retry delay.
+    pub retry_max: Duration,
+    /// A notification still undelivered this long after it was queued is marked failed.
+    pub max_age: Duration,
+    /// Undelivered notifications kept at most; beyond it the oldest lowest-severity
+    /// non-critical ones are dropped (critical ones never are).
+    pub outbox_max_pending: usize,
+    /// Consecutive failures of one channel that open its circuit breaker.
+    pub breaker_failures: u32,
+    /// How long an open breaker pauses its channel before one probe is let through
+    /// (doubling while probes fail, up to ten times this).
+    pub breaker_open: Duration,
+    /// Finished deliveries (the delivery log) are kept this long.
+    pub log_retention: Duration,
+    /// At shutdown, how long senders may still deliver what is due (e.g. "warden stopping").
+    pub shutdown_grace: Duration,
 }
 
 /// A configuration problem: which file, where, and what is wrong.
@@ -281,6 +327,49 @@ impl Config {
             raw.games.rcon_auth_cool_down_seconds,
             30,
         );
+        let a = &raw.alerts;
+        let senders = positive("alerts.senders", a.senders, 2);
+        let alerts = AlertsConfig {
+            senders: senders.min(16) as usize,
+            request_timeout: Duration::from_secs(positive(
+                "alerts.request_timeout_seconds",
+                a.request_timeout_seconds,
+                5,
+            )),
+            retry_initial: Duration::from_millis(positive(
+                "alerts.retry_initial_ms",
+                a.retry_initial_ms,
+                2000,
+            )),
+            retry_max: Duration::from_secs(positive(
+                "alerts.retry_max_seconds",
+                a.retry_max_seconds,
+                300,
+            )),
+            max_age: Duration::from_secs(
+                positive("alerts.max_age_minutes", a.max_age_minutes, 360) * 60,
+            ),
+            outbox_max_pending: positive("alerts.outbox_max_pending", a.outbox_max_pending, 10_000)
+                as usize,
+            breaker_failures: u32::try_from(positive(
+                "alerts.breaker_failures",
+                a.breaker_failures,
+                3,
+            ))
+            .unwrap_or(u32::MAX),
+            breaker_open: Duration::from_secs(positive(
+                "alerts.breaker_open_seconds",
+                a.breaker_open_seconds,
+                30,
+            )),
+            log_retention: Duration::from_secs(
+                positive("alerts.log_days", a.log_days, 14) * 86_400,
+            ),
+            shutdown_grace: Duration::from_secs(a.shutdown_grace_seconds.unwrap_or(3)),
+        };
+        if senders > 16 {
+            problems.push("alerts.senders must be at most 16".into());
+        }
         if !problems.is_empty() {
             return Err(ConfigError::Invalid {
                 path: path.to_path_buf(),
@@ -313,6 +402,7 @@ impl Config {
                 rcon_timeout: Duration::from_secs(rcon_timeout),
                 rcon_auth_cool_down: Duration::from_secs(cool_down),
             },
+            alerts,
         })
     }
 }
@@ -326,6 +416,27 @@ mod tests {
         let c = Config::defaults().expect("defaults validate");
         assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
         assert_eq!(c.supervisor.on_shutdown, OnShutdown::Stop);
+        assert_eq!(c.alerts.senders, 2);
+        assert_eq!(c.alerts.request_timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn alerts_section_is_validated() {
+        let err = Config::parse(
+            "[alerts]\nsenders = 0\nretry_initial_ms = 0\n",
+            Path::new("w.toml"),
+        )
+        .expect_err("must fail");
+        let msg = err.to_string();
+        assert!(msg.contains("alerts.senders"), "{msg}");
+        assert!(msg.contains("alerts.retry_initial_ms"), "{msg}");
+        let c = Config::parse(
+            "[alerts]\nsenders = 4\nmax_age_minutes = 1\n",
+            Path::new("w.toml"),
+        )
+        .expect("valid");
+        assert_eq!(c.alerts.senders, 4);
+        assert_eq!(c.alerts.max_age, Duration::from_secs(60));
     }
 
     #[test]

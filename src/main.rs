@@ -3,6 +3,7 @@
 //! This file is only the command line: parse, set up logging, dispatch. See
 //! ARCHITECTURE.md for where everything lives.
 
+mod alerts;
 mod api;
 mod auth;
 mod bus;

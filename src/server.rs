@@ -2,8 +2,9 @@
 //! shutdown signal, then shuts everything down in order.
 //!
 //! Shutdown order: stop accepting requests → stop (or leave) programs in parallel within
-//! the deadline → record the stop event → commit everything queued and checkpoint the
-//! store. One `CancellationToken` reaches every long-lived task.
+//! the deadline → record the stop event → let alerts queue and deliver what is due →
+//! commit everything queued and checkpoint the store. One `CancellationToken` reaches
+//! every long-lived task.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -14,9 +15,10 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::alerts::{self, Alerts};
 use crate::api::{self, App, authn::LoginLimiter};
 use crate::auth::Auth;
-use crate::bus::Bus;
+use crate::bus::{Bus, Severity};
 use crate::config::{Config, OnShutdown};
 use crate::games::Games;
 use crate::store::{Store, now_ms};
@@ -79,6 +81,8 @@ pub async fn serve(
         cfg.games.clone(),
         shutdown.clone(),
     );
+    // Alerts follow the bus from here, so warden's start and adoptions at boot alert too.
+    let alert_events = bus.subscribe();
     let ctx = Ctx {
         store: store.clone(),
         bus: bus.clone(),
@@ -86,14 +90,18 @@ pub async fn serve(
         logs_dir: cfg.data_dir.join("logs"),
         stop_hook: Some(games.stop_hook()),
     };
-    ctx.record(
-        None,
+    let started_text = format!("warden {} started", env!("CARGO_PKG_VERSION"));
+    ctx.record(None, "warden_started", started_text.clone())
+        .await;
+    bus.publish(alerts::warden_notice(
         "warden_started",
-        format!("warden {} started", env!("CARGO_PKG_VERSION")),
-    )
-    .await;
+        Severity::Info,
+        started_text,
+    ));
     let sup = Supervisor::boot(ctx.clone()).await?;
     games.start(sup.clone());
+    let alerts =
+        Alerts::start(store.clone(), alert_events, sup.clone(), cfg.alerts.clone()).await?;
     if opts.demo {
         crate::demo::ensure_demo_program(&sup, &cfg.data_dir).await?;
     }
@@ -112,9 +120,10 @@ pub async fn serve(
     let app = Arc::new(App {
         sup: sup.clone(),
         games: games.clone(),
+        alerts: alerts.clone(),
         store: store.clone(),
         auth,
-        bus,
+        bus: bus.clone(),
         login_limiter: LoginLimiter::new(cfg.api.login_attempts_per_minute),
         cfg: cfg.clone(),
         shutdown: shutdown.clone(),
@@ -138,18 +147,21 @@ pub async fn serve(
     }
     tracing::info!("shutting down");
     let stop = cfg.supervisor.on_shutdown == OnShutdown::Stop;
-    ctx.record(
-        None,
+    let stopping_text = if stop {
+        "warden is stopping; stopping programs".to_string()
+    } else {
+        "warden is stopping; leaving programs running".to_string()
+    };
+    ctx.record(None, "warden_stopping", stopping_text.clone())
+        .await;
+    bus.publish(alerts::warden_notice(
         "warden_stopping",
-        if stop {
-            "warden is stopping; stopping programs".to_string()
-        } else {
-            "warden is stopping; leaving programs running".to_string()
-        },
-    )
-    .await;
+        Severity::Warning,
+        stopping_text,
+    ));
     sup.shutdown(stop, cfg.supervisor.shutdown_timeout).await;
     games.stopped().await;
+    alerts.shutdown().await;
     pruner.abort();
     store.close().await;
     tracing::info!("shutdown complete");

@@ -35,7 +35,10 @@ async fn a_child_surviving_an_unclean_exit_is_adopted_not_started_twice() {
         .wait_state("game", "running", Duration::from_secs(10))
         .await["pid"]
         .clone();
-    assert_eq!(starts(&dir), 1);
+    wait_until(Duration::from_secs(10), "first start recorded", || async {
+        (starts(&dir) == 1).then_some(())
+    })
+    .await;
     w.kill9();
     let pid_n = pid.as_u64().expect("pid") as u32;
     assert!(alive(pid_n), "the child outlives warden's SIGKILL");
@@ -99,7 +102,10 @@ async fn a_reused_pid_is_not_adopted() {
         .await;
     assert_ne!(v["pid"].as_u64(), Some(u64::from(stranger.id())));
     assert_eq!(v["adopted"], false);
-    assert_eq!(starts(&dir), 2, "started afresh");
+    wait_until(Duration::from_secs(10), "started afresh", || async {
+        (starts(&dir) == 2).then_some(())
+    })
+    .await;
     wait_until(Duration::from_secs(5), "stale pid event", || async {
         let events = w2.events("game").await;
         events

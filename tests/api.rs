@@ -198,7 +198,7 @@ async fn bad_requests_get_precise_4xx_with_the_error_shape() {
     );
     // Its own client: the server answers 413 without reading the body and then closes
     // that connection, which a pooled client could otherwise try to reuse.
-    let resp = reqwest::Client::new()
+    let resp = http_client()
         .post(&url)
         .bearer_auth(&w.token)
         .header("content-type", "application/json")
@@ -281,7 +281,7 @@ async fn browser_sessions_need_csrf_and_logins_are_rate_limited() {
     );
     assert!(st.success(), "{err}");
     w.create(sh("p", "exec sleep 1000")).await;
-    let client = reqwest::Client::new();
+    let client = http_client();
     let login = |user: &str, pw: &str| {
         client
             .post(format!("{}/api/auth/login", w.url))

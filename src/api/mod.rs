@@ -6,6 +6,7 @@
 //! The OpenAPI document is assembled from the same route registrations that serve
 //! requests (utoipa-axum), so it cannot drift from the code.
 
+mod alerts;
 pub mod authn;
 pub mod error;
 mod games;
@@ -42,6 +43,8 @@ pub struct App {
     pub sup: Supervisor,
     /// Game integrations (RCON, players, broadcasts, game-aware stops).
     pub games: Games,
+    /// Alert channels, rules and deliveries.
+    pub alerts: crate::alerts::Alerts,
     /// Database.
     pub store: Store,
     /// Authentication.
@@ -146,6 +149,7 @@ pub fn router(app: AppState) -> Router {
         .merge(programs::routes())
         .merge(games::routes())
         .merge(users::routes())
+        .merge(alerts::routes())
         .split_for_parts();
     let doc = Arc::new(doc);
     let timeout = app.cfg.api.request_timeout;

@@ -1,6 +1,8 @@
 //! `warden ctl …` and `warden apply`: a small HTTP client of the API, with readable
 //! tables or `--json`. The token comes from `--token` or `WARDEN_TOKEN`.
 
+mod alerts;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -125,6 +127,9 @@ enum CtlCmd {
         #[arg(short = 'n', long, default_value_t = 20)]
         limit: u32,
     },
+    /// Alert channels, rules, test messages and delivery logs.
+    #[command(subcommand)]
+    Alerts(alerts::AlertsCmd),
 }
 
 /// Game-aware options of stop and restart.
@@ -427,6 +432,7 @@ pub async fn run(args: CtlArgs) -> anyhow::Result<()> {
                 );
             }
         }
+        CtlCmd::Alerts(cmd) => return alerts::run(&c, cmd, json).await,
         CtlCmd::Logs {
             name,
             lines,

@@ -128,6 +128,10 @@ fn parse_role(s: &str) -> Result<Role, String> {
 
 /// Parses the command line and runs the command.
 pub fn main() -> ExitCode {
+    // reqwest is built with rustls but no default crypto provider (the default pulls a
+    // long C build); every HTTP client (alert webhooks, `ctl`) needs ring installed first.
+    // An error only means one is already installed.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     let command = cli.command.unwrap_or(Cmd::Serve {
         listen: None,

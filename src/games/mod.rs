@@ -25,7 +25,7 @@ use tokio::task::AbortHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::bus::{Bus, Event, HealthChange};
+use crate::bus::{Bus, Event, HealthChange, Notice, NoticeField, Severity};
 use crate::config::GamesConfig;
 use crate::program::HealthState;
 use crate::program::game::{Broadcast, GameSpec};
@@ -445,6 +445,37 @@ impl Inner {
             }
             let data = serde_json::to_value(&change).unwrap_or_default();
             self.record_with(program, "health", message, data).await;
+            // Alerts route notices by kind, so health alerts need nothing in `alerts`.
+            let (kind, severity, summary) = if to == HealthState::Unhealthy {
+                (
+                    "health_unhealthy",
+                    Severity::Warning,
+                    "health check failing",
+                )
+            } else {
+                (
+                    "health_recovered",
+                    Severity::Info,
+                    "health check passing again",
+                )
+            };
+            self.bus.publish(Event::Notice(Notice {
+                kind: kind.into(),
+                severity,
+                program: Some(program.to_string()),
+                ts: change.ts,
+                summary: summary.into(),
+                fields: vec![
+                    NoticeField {
+                        name: "Check".into(),
+                        value: change.reason.clone(),
+                    },
+                    NoticeField {
+                        name: "Failures in a row".into(),
+                        value: failures.to_string(),
+                    },
+                ],
+            }));
         }
         self.bus.publish(Event::Health(change));
     }

@@ -6,6 +6,7 @@
 //! [`Store::read`] (a pooled connection on a blocking thread), so no async task ever blocks
 //! on disk I/O.
 
+pub mod alerts;
 pub mod auth;
 pub mod events;
 pub mod programs;
@@ -86,7 +87,10 @@ struct Inner {
 }
 
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(include_str!("migrations/0001_init.sql"))])
+    Migrations::new(vec![
+        M::up(include_str!("migrations/0001_init.sql")),
+        M::up(include_str!("migrations/0003_alerts.sql")),
+    ])
 }
 
 fn configure(conn: &Connection) -> Result<(), rusqlite::Error> {

@@ -123,7 +123,7 @@ impl Warden {
             url,
             data_dir: data_dir.to_path_buf(),
             token,
-            http: reqwest::Client::new(),
+            http: http_client(),
             _tmp: None,
         };
         w.wait_healthy().await;
@@ -388,9 +388,16 @@ pub async fn start_logged(log_level: &str) -> (Warden, PathBuf) {
         url,
         data_dir,
         token,
-        http: reqwest::Client::new(),
+        http: http_client(),
         _tmp: Some(tmp),
     };
     w.wait_healthy().await;
     (w, log)
+}
+
+/// An HTTP client for tests. warden enables reqwest's rustls without a default crypto
+/// provider, so every client needs one installed first (ring, as warden itself does).
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
 }

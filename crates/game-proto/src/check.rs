@@ -35,7 +35,7 @@ fn check_client() -> Result<&'static reqwest::Client> {
     if let Some(client) = CLIENT.get() {
         return Ok(client);
     }
-    let client = reqwest::Client::builder()
+    let client = crate::http_client_builder()
         .no_proxy()
         // A redirect is reported as its own status rather than followed, so a check of a
         // login-protected page does not silently pass on the login form.

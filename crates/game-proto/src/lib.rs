@@ -21,3 +21,12 @@ pub use error::{DecodeError, ProtoError, Result};
 pub use palworld::{PalworldClient, PalworldInfo, PalworldMetrics, PalworldPlayer};
 pub use rcon::{RconClient, RconSession};
 pub use slp::SlpStatus;
+
+/// An HTTP client builder that is safe to `build()` in any build of the workspace: when a
+/// crate in the same build enables reqwest's `rustls-no-provider` feature (warden does, for
+/// HTTPS webhooks), reqwest panics while building a client unless a rustls crypto provider
+/// is installed. Installing ring here is a no-op when one is already installed.
+pub(crate) fn http_client_builder() -> reqwest::ClientBuilder {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+}

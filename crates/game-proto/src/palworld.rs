@@ -165,7 +165,7 @@ impl PalworldClient {
             Some(port) => format!("{host}:{port}"),
             None => host.to_owned(),
         };
-        let http = reqwest::Client::builder()
+        let http = crate::http_client_builder()
             .timeout(timeout)
             .connect_timeout(timeout)
             // Game servers live on this machine or the LAN; a proxy from the environment

@@ -1,0 +1,328 @@
+//! The alert engine: one task that follows the bus, turns lifecycle events, notices and
+//! rule verdicts into notifications, queues them in the outbox (durably, one row per
+//! matching channel) and pokes the dispatcher. Rule actions (restart) run here too.
+//!
+//! Events are taken in batches (everything already buffered, up to [`BATCH`]) so a burst
+//! costs one store transaction, not one per event.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{Notify, broadcast, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::model::{Notification, RuleAction};
+use super::rules::{Rule, RuleSet, Verdict};
+use super::{ChannelSet, RuleBook};
+use crate::bus::{Event, NoticeField, Severity};
+use crate::config::AlertsConfig;
+use crate::program::State;
+use crate::store::alerts::NewDelivery;
+use crate::store::events::NewEvent;
+use crate::store::{Store, now_ms};
+use crate::supervisor::Supervisor;
+
+/// Most bus events handled in one outbox transaction.
+const BATCH: usize = 256;
+
+/// Counters for the status API.
+#[derive(Default)]
+pub struct Stats {
+    /// Notifications dropped because the outbox was full, since warden started.
+    pub dropped: AtomicU64,
+    /// Bus events this engine missed because it fell behind.
+    pub lagged: AtomicU64,
+}
+
+/// What the engine needs.
+pub struct Deps {
+    /// Database.
+    pub store: Store,
+    /// Display names and the restart action.
+    pub sup: Supervisor,
+    /// Settings.
+    pub cfg: AlertsConfig,
+    /// Current channels.
+    pub channels: watch::Receiver<Arc<ChannelSet>>,
+    /// Current rules.
+    pub rules: watch::Receiver<Arc<RuleBook>>,
+    /// Poked after rows are queued.
+    pub wake: Arc<Notify>,
+    /// Counters.
+    pub stats: Arc<Stats>,
+}
+
+/// Runs until `stop`; then handles every event already published and returns.
+pub async fn run(mut d: Deps, mut bus: broadcast::Receiver<Arc<Event>>, stop: CancellationToken) {
+    let mut rules = RuleSet::default();
+    rules.replace(d.rules.borrow_and_update().compiled.clone());
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let mut batch: Vec<Arc<Event>> = Vec::new();
+        let mut verdicts: Vec<Verdict> = Vec::new();
+        let mut stopping = false;
+        tokio::select! {
+            // Rule changes first: an event published after a rule was saved is judged by it.
+            biased;
+            Ok(()) = d.rules.changed() => {
+                rules.replace(d.rules.borrow_and_update().compiled.clone());
+            }
+            _ = stop.cancelled() => {
+                stopping = true;
+                drain(&mut bus, &mut batch, usize::MAX, &d.stats);
+            }
+            r = bus.recv() => match r {
+                Ok(ev) => {
+                    batch.push(ev);
+                    drain(&mut bus, &mut batch, BATCH, &d.stats);
+                }
+                Err(RecvError::Lagged(n)) => lagged(&d.stats, n),
+                Err(RecvError::Closed) => return,
+            },
+            _ = tick.tick() => verdicts = rules.on_tick(Instant::now()),
+        }
+        let mut notes = Vec::new();
+        for ev in &batch {
+            notes.extend(handle(&d, &mut rules, ev, &mut verdicts));
+        }
+        let mut restarts = Vec::new();
+        for v in &verdicts {
+            notes.push(rule_notification(&d, v));
+            if v.fired && v.rule.action == Some(RuleAction::Restart) && !v.program.is_empty() {
+                restarts.push(v.clone());
+            }
+        }
+        enqueue(&d, notes).await;
+        for v in restarts {
+            restart(&d, &v).await;
+        }
+        if stopping {
+            return;
+        }
+    }
+}
+
+fn drain(
+    bus: &mut broadcast::Receiver<Arc<Event>>,
+    batch: &mut Vec<Arc<Event>>,
+    max: usize,
+    stats: &Stats,
+) {
+    while batch.len() < max {
+        match bus.try_recv() {
+            Ok(ev) => batch.push(ev),
+            Err(broadcast::error::TryRecvError::Lagged(n)) => lagged(stats, n),
+            Err(_) => break,
+        }
+    }
+}
+
+fn lagged(stats: &Stats, n: u64) {
+    stats.lagged.fetch_add(n, Ordering::Relaxed);
+    tracing::warn!(
+        missed = n,
+        "the alert engine fell behind the event bus; some events produced no alert"
+    );
+}
+
+fn display_name(sup: &Supervisor, program: &str) -> String {
+    sup.get(program)
+        .ok()
+        .and_then(|h| h.snapshot().spec.display_name.clone())
+        .unwrap_or_else(|| program.to_string())
+}
+
+/// The notifications of one event; rule verdicts it causes go to `verdicts`.
+fn handle(
+    d: &Deps,
+    rules: &mut RuleSet,
+    ev: &Event,
+    verdicts: &mut Vec<Verdict>,
+) -> Vec<Notification> {
+    let now = Instant::now();
+    match ev {
+        Event::State(c) => {
+            let n = Notification::from_state(c, &display_name(&d.sup, &c.program));
+            if let Some(n) = &n {
+                verdicts.extend(rules.on_event(&n.event, Some(&c.program), now));
+            }
+            if matches!(
+                c.to,
+                State::Stopped | State::Crashed | State::Fatal | State::Backoff
+            ) {
+                rules.program_ended(&c.program, now);
+            }
+            n.into_iter().collect()
+        }
+        Event::Sample(s) => {
+            verdicts.extend(rules.on_sample(s, now));
+            Vec::new()
+        }
+        Event::Notice(notice) => {
+            verdicts.extend(rules.on_event(&notice.kind, notice.program.as_deref(), now));
+            let display = notice.program.as_deref().map(|p| display_name(&d.sup, p));
+            vec![Notification::from_notice(notice, display.as_deref())]
+        }
+        // Health changes arrive as notices too (kind `health_unhealthy`/`health_recovered`);
+        // player counts reach rules through samples.
+        Event::Console(_) | Event::Players(_) | Event::Health(_) => Vec::new(),
+    }
+}
+
+fn rule_notification(d: &Deps, v: &Verdict) -> Notification {
+    let rule: &Rule = &v.rule;
+    let display = (!v.program.is_empty()).then(|| display_name(&d.sup, &v.program));
+    let who = display.clone().unwrap_or_else(|| "warden".to_string());
+    let mut fields = vec![
+        NoticeField {
+            name: "Rule".into(),
+            value: rule.name.clone(),
+        },
+        NoticeField {
+            name: "Condition".into(),
+            value: rule.condition.to_string(),
+        },
+    ];
+    let (event, severity, title, message) = if v.fired {
+        let mut message = format!("rule '{}': {}", rule.name, rule.condition);
+        if rule.action == Some(RuleAction::Restart) {
+            message.push_str("; restarting the program");
+            fields.push(NoticeField {
+                name: "Action".into(),
+                value: "restart".into(),
+            });
+        }
+        (
+            "rule_fired",
+            rule.severity,
+            format!("{who}: {}", v.detail),
+            message,
+        )
+    } else {
+        (
+            "rule_recovered",
+            Severity::Info,
+            format!("{who}: {} recovered", rule.name),
+            v.detail.clone(),
+        )
+    };
+    Notification {
+        event: event.to_string(),
+        severity,
+        program: (!v.program.is_empty()).then(|| v.program.clone()),
+        display_name: display,
+        title,
+        message,
+        fields,
+        ts: now_ms(),
+        exit: None,
+        last_lines: Vec::new(),
+        rule: Some(rule.name.clone()),
+        test: false,
+    }
+}
+
+/// Severity as stored in the outbox (its drop order).
+pub fn rank(s: Severity) -> u8 {
+    match s {
+        Severity::Info => 0,
+        Severity::Warning => 1,
+        Severity::Critical => crate::store::alerts::CRITICAL_RANK,
+    }
+}
+
+/// Queues `notes` for every channel that accepts them, then wakes the dispatcher.
+async fn enqueue(d: &Deps, notes: Vec<Notification>) {
+    if notes.is_empty() {
+        return;
+    }
+    let channels = d.channels.borrow().clone();
+    let mut items = Vec::new();
+    for n in &notes {
+        let json = match serde_json::to_string(n) {
+            Ok(j) => j,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot encode a notification");
+                continue;
+            }
+        };
+        for ch in channels.iter().filter(|c| c.spec.accepts(n)) {
+            items.push(NewDelivery {
+                channel_id: ch.id,
+                severity: rank(n.severity),
+                event: n.event.clone(),
+                program: n.program.clone(),
+                notification: json.clone(),
+            });
+        }
+    }
+    if items.is_empty() {
+        return;
+    }
+    match d
+        .store
+        .outbox_enqueue(items, d.cfg.outbox_max_pending)
+        .await
+    {
+        Ok(q) => {
+            d.wake.notify_one();
+            if q.dropped > 0 {
+                report_drops(d, q.dropped).await;
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "cannot queue alert notifications; they are lost"),
+    }
+}
+
+/// Drops are themselves reported: counted for the status API, logged, and written to
+/// the event log (kind `alerts_dropped`).
+async fn report_drops(d: &Deps, n: u64) {
+    d.stats.dropped.fetch_add(n, Ordering::Relaxed);
+    let message = format!(
+        "{n} alert notification(s) dropped: the outbox holds alerts.outbox_max_pending = {} undelivered notifications (oldest low-severity ones are dropped first; critical ones never)",
+        d.cfg.outbox_max_pending
+    );
+    tracing::warn!(dropped = n, "{message}");
+    let ev = NewEvent {
+        ts: now_ms(),
+        program: None,
+        kind: "alerts_dropped".into(),
+        message,
+        data: serde_json::json!({ "dropped": n }),
+    };
+    if let Err(e) = d.store.append_event(ev).await {
+        tracing::error!(error = %e, "cannot store event");
+    }
+}
+
+async fn restart(d: &Deps, v: &Verdict) {
+    let outcome = match d.sup.get(&v.program) {
+        Ok(h) => match tokio::time::timeout(Duration::from_secs(10), h.restart()).await {
+            Ok(Ok(())) => format!(
+                "rule '{}' restarted the program ({})",
+                v.rule.name, v.detail
+            ),
+            Ok(Err(e)) => format!("rule '{}' could not restart the program: {e}", v.rule.name),
+            Err(_) => format!(
+                "rule '{}' asked for a restart; the program did not answer within 10 s",
+                v.rule.name
+            ),
+        },
+        Err(e) => format!("rule '{}' could not restart the program: {e}", v.rule.name),
+    };
+    tracing::info!(program = %v.program, "{outcome}");
+    let ev = NewEvent {
+        ts: now_ms(),
+        program: Some(v.program.clone()),
+        kind: "alert_action".into(),
+        message: outcome,
+        data: serde_json::json!({ "rule": v.rule.name, "action": "restart" }),
+    };
+    if let Err(e) = d.store.append_event(ev).await {
+        tracing::error!(error = %e, "cannot store event");
+    }
+}
