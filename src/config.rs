@@ -49,6 +49,8 @@ struct RawConfig {
     api: RawApi,
     #[serde(default)]
     retention: RawRetention,
+    #[serde(default)]
+    files: RawFiles,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -76,6 +78,15 @@ struct RawRetention {
     events_days: Option<u64>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFiles {
+    max_text_bytes: Option<u64>,
+    max_upload_bytes: Option<u64>,
+    max_page_entries: Option<u64>,
+    max_concurrent_transfers: Option<u64>,
+}
+
 /// Validated daemon configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -93,6 +104,8 @@ pub struct Config {
     pub api: ApiConfig,
     /// How long stored history is kept.
     pub retention: RetentionConfig,
+    /// Limits of the file browser.
+    pub files: FilesConfig,
 }
 
 /// Supervisor settings shared by every program actor.
@@ -128,6 +141,19 @@ pub struct ApiConfig {
 pub struct RetentionConfig {
     /// Lifecycle events older than this are pruned.
     pub events: Duration,
+}
+
+/// Limits of the file browser (`[files]`).
+#[derive(Debug, Clone)]
+pub struct FilesConfig {
+    /// Largest file opened as text in the editor (bigger ones must be downloaded).
+    pub max_text_bytes: u64,
+    /// Largest upload request body (all files of one upload together).
+    pub max_upload_bytes: u64,
+    /// Most entries in one page of a directory listing.
+    pub max_page_entries: usize,
+    /// Uploads and downloads running at once, over all programs.
+    pub max_concurrent_transfers: usize,
 }
 
 /// A configuration problem: which file, where, and what is wrong.
@@ -242,6 +268,34 @@ impl Config {
             10,
         );
         let events_days = positive("retention.events_days", raw.retention.events_days, 90);
+        let max_text = positive(
+            "files.max_text_bytes",
+            raw.files.max_text_bytes,
+            5 * 1024 * 1024,
+        );
+        let max_upload = positive(
+            "files.max_upload_bytes",
+            raw.files.max_upload_bytes,
+            4 * 1024 * 1024 * 1024,
+        );
+        let max_page = positive("files.max_page_entries", raw.files.max_page_entries, 1000);
+        let max_transfers = positive(
+            "files.max_concurrent_transfers",
+            raw.files.max_concurrent_transfers,
+            4,
+        );
+        // The text editor holds a whole file (and its encoded copy) in memory, and a
+        // listing page is built in memory: both are capped so one request cannot take
+        // a large share of warden's memory.
+        if max_text > 64 * 1024 * 1024 {
+            problems.push("files.max_text_bytes must be at most 67108864 (64 MiB)".to_string());
+        }
+        if max_page > 10_000 {
+            problems.push("files.max_page_entries must be at most 10000".to_string());
+        }
+        if max_transfers > 1024 {
+            problems.push("files.max_concurrent_transfers must be at most 1024".to_string());
+        }
         if !problems.is_empty() {
             return Err(ConfigError::Invalid {
                 path: path.to_path_buf(),
@@ -268,6 +322,12 @@ impl Config {
             },
             retention: RetentionConfig {
                 events: Duration::from_secs(events_days * 86_400),
+            },
+            files: FilesConfig {
+                max_text_bytes: max_text,
+                max_upload_bytes: max_upload,
+                max_page_entries: usize::try_from(max_page).unwrap_or(10_000),
+                max_concurrent_transfers: usize::try_from(max_transfers).unwrap_or(1024),
             },
         })
     }

@@ -35,6 +35,7 @@ pub async fn ensure_demo_program(sup: &Supervisor, data_dir: &Path) -> anyhow::R
             stdin: Some("stop".into()),
             ..StopSpec::default()
         },
+        files_root: None,
     };
     match sup.create(spec).await {
         Ok(_) | Err(SupError::Conflict(_)) => Ok(()),
