@@ -4,6 +4,7 @@
 //! everything else, each by name.
 
 use std::collections::BinaryHeap;
+use std::ffi::OsString;
 use std::io;
 
 use cap_std::fs::Dir;
@@ -49,19 +50,25 @@ pub struct Page {
     pub next_after: Option<String>,
 }
 
-/// Sort key: folders (`false`) before the rest, then by name.
-type Key = (bool, String);
+/// Sort key: folders (`false`) before the rest, then by name (compared as the OS's
+/// bytes, so names need no conversion until they are shown).
+pub type Key = (bool, OsString);
 
 fn cursor_of(key: &Key) -> String {
-    format!("{}/{}", if key.0 { 'f' } else { 'd' }, key.1)
+    format!(
+        "{}/{}",
+        if key.0 { 'f' } else { 'd' },
+        key.1.to_string_lossy()
+    )
 }
 
-/// Parses a cursor made by [`cursor_of`]; `None` when it is not one.
-pub fn parse_cursor(cursor: &str) -> Option<(bool, String)> {
+/// Parses a cursor made by [`cursor_of`]; `None` when it is not one. (A name that is not
+/// valid UTF-8 cannot be a cursor exactly; paging past it may repeat or skip it.)
+pub fn parse_cursor(cursor: &str) -> Option<Key> {
     let (kind, name) = cursor.split_once('/')?;
     match kind {
-        "d" => Some((false, name.to_string())),
-        "f" => Some((true, name.to_string())),
+        "d" => Some((false, OsString::from(name))),
+        "f" => Some((true, OsString::from(name))),
         _ => None,
     }
 }
@@ -76,7 +83,7 @@ pub fn list(dir: &Dir, after: Option<&Key>, limit: usize) -> io::Result<Page> {
         let entry = entry?;
         total += 1;
         let not_dir = !entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
-        let key = (not_dir, entry.file_name().to_string_lossy().into_owned());
+        let key = (not_dir, entry.file_name());
         if after.is_some_and(|a| &key <= a) {
             continue;
         }
@@ -115,7 +122,7 @@ pub fn list(dir: &Dir, after: Option<&Key>, limit: usize) -> io::Result<Page> {
         entries.push(Entry {
             size: if kind == Kind::Dir { 0 } else { meta.len() },
             modified_ms: meta.modified().ok().map(|t| unix_ms(t.into_std())),
-            name,
+            name: name.to_string_lossy().into_owned(),
             kind,
         });
     }
@@ -169,8 +176,8 @@ mod tests {
 
     #[test]
     fn cursors() {
-        assert_eq!(parse_cursor("d/a b"), Some((false, "a b".into())));
-        assert_eq!(parse_cursor("f/x"), Some((true, "x".into())));
+        assert_eq!(parse_cursor("d/a b"), Some((false, OsString::from("a b"))));
+        assert_eq!(parse_cursor("f/x"), Some((true, OsString::from("x"))));
         assert_eq!(parse_cursor("x/y"), None);
         assert_eq!(parse_cursor("nope"), None);
         assert_eq!(cursor_of(&(true, "n".into())), "f/n");

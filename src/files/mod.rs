@@ -731,7 +731,7 @@ impl TempFile {
         }
         self.dir.rename(&self.tmp_name, &self.dir, &self.target)?;
         self.committed = true;
-        crate::os::sync_dir(&self.dir.try_clone()?.into_std_file())
+        crate::os::sync_dir(&self.dir)
     }
 }
 

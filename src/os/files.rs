@@ -4,16 +4,20 @@
 
 use std::io;
 
-/// Makes a rename inside `dir` durable (fsync of the directory).
+/// Makes a rename inside `dir` durable (fsync of the directory). The handle is reopened
+/// for reading because cap-std's directory handles may be `O_PATH`, which cannot be
+/// flushed.
 #[cfg(unix)]
-pub fn sync_dir(dir: &std::fs::File) -> io::Result<()> {
-    dir.sync_all()
+pub fn sync_dir(dir: &cap_std::fs::Dir) -> io::Result<()> {
+    let mut opts = cap_std::fs::OpenOptions::new();
+    opts.read(true);
+    dir.open_with(".", &opts)?.sync_all()
 }
 
 /// Makes a rename inside `dir` durable. Windows cannot flush a directory handle; NTFS
 /// journals the rename itself.
 #[cfg(windows)]
-pub fn sync_dir(_dir: &std::fs::File) -> io::Result<()> {
+pub fn sync_dir(_dir: &cap_std::fs::Dir) -> io::Result<()> {
     Ok(())
 }
 
