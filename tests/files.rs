@@ -975,3 +975,46 @@ async fn console_logs_are_readable_through_the_logs_area() {
             .await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
 }
+
+#[tokio::test]
+async fn ctl_files_put_ls_get_round_trip() {
+    let f = Fixture::new("").await;
+    let work = f.tmp.path().join("work");
+    std::fs::create_dir(&work).expect("mkdir");
+    std::fs::write(work.join("ops.json"), "[\"alice\"]\n").expect("write");
+    let ctl = |args: &[&str]| {
+        let out = std::process::Command::new(bin())
+            .arg("ctl")
+            .args(args)
+            .env("WARDEN_URL", &f.w.url)
+            .env("WARDEN_TOKEN", &f.w.token)
+            .current_dir(&work)
+            .output()
+            .expect("run ctl");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, out, err) = ctl(&["files", "put", "mc", "ops.json"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("uploaded ops.json"), "{out}");
+    let (ok, _, err) = ctl(&["files", "put", "mc", "ops.json"]);
+    assert!(!ok && err.contains("already exists"), "{err}");
+    let (ok, out, err) = ctl(&["files", "ls", "mc"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("ops.json"), "{out}");
+    std::fs::remove_file(work.join("ops.json")).expect("rm");
+    let (ok, _, err) = ctl(&["files", "get", "mc", "ops.json"]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        std::fs::read_to_string(work.join("ops.json")).expect("read"),
+        "[\"alice\"]\n"
+    );
+    let (ok, _, err) = ctl(&["files", "get", "mc", "", "--format", "tar.zst"]);
+    assert!(ok, "{err}");
+    assert!(work.join("mc.tar.zst").exists(), "{err}");
+    let (ok, _, err) = ctl(&["files", "get", "mc", "../outside/secret.txt"]);
+    assert!(!ok, "escape through the CLI: {err}");
+}

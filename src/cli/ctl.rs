@@ -13,6 +13,8 @@ use serde_json::Value;
 use crate::config::DEFAULT_LISTEN;
 use crate::program::ProgramSpec;
 
+mod files;
+
 /// Connection to the server.
 #[derive(Args, Clone)]
 pub struct Remote {
@@ -92,6 +94,9 @@ enum CtlCmd {
         #[arg(short = 'n', long, default_value_t = 20)]
         limit: u32,
     },
+    /// List, download and upload a program's files.
+    #[command(subcommand)]
+    Files(files::FilesCmd),
 }
 
 /// `warden apply FILE`.
@@ -308,6 +313,7 @@ pub async fn run(args: CtlArgs) -> anyhow::Result<()> {
                 );
             }
         }
+        CtlCmd::Files(cmd) => return files::run(&c, cmd, json).await,
         CtlCmd::Logs {
             name,
             lines,
