@@ -95,9 +95,9 @@ impl Fixture {
                 reqwest::multipart::Part::bytes(data.to_vec()).file_name(name.to_string()),
             );
         }
-        let resp = self
-            .w
-            .http
+        // A fresh client: a refused upload's connection is closed by the server before
+        // its body is read, and must not be handed from the shared pool to a later request.
+        let resp = reqwest::Client::new()
             .post(self.url(&format!("/upload?path={}&overwrite={overwrite}", enc(dir))))
             .bearer_auth(token)
             .multipart(form)
@@ -867,6 +867,37 @@ async fn operations_work_end_to_end_and_are_audited() {
     .await;
 }
 
+/// Uploads `huge.bin` sending `send` bytes, then waits; returns the status answered.
+async fn stalled_upload(
+    f: &Fixture,
+    token: &str,
+    declared: Option<u64>,
+    send: usize,
+) -> StatusCode {
+    let head = futures_util::stream::iter(
+        (0..send / 10_000).map(|i| Ok::<_, std::io::Error>(chunk(i as u64, 10_000))),
+    );
+    let stall = futures_util::stream::once(async {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        Ok::<_, std::io::Error>(Vec::new())
+    });
+    let body = reqwest::Body::wrap_stream(head.chain(stall));
+    let part = match declared {
+        Some(len) => reqwest::multipart::Part::stream_with_length(body, len),
+        None => reqwest::multipart::Part::stream(body),
+    }
+    .file_name("huge.bin");
+    let resp = reqwest::Client::new()
+        .post(f.url("/upload"))
+        .bearer_auth(token)
+        .multipart(reqwest::multipart::Form::new().part("files", part))
+        .timeout(Duration::from_secs(20))
+        .send()
+        .await
+        .expect("upload answered before the client finished sending");
+    resp.status()
+}
+
 #[tokio::test]
 async fn limits_answer_413_422_and_429() {
     let f = Fixture::new(
@@ -881,28 +912,14 @@ async fn limits_answer_413_422_and_429() {
     let (st, v) = f.save("new.txt", &"y".repeat(1001), None).await;
     assert_eq!(st, StatusCode::PAYLOAD_TOO_LARGE, "{v}");
     assert!(!f.root().join("new.txt").exists());
-    let (st, v) = f
-        .upload(&t, "", &[("huge.bin", &vec![1u8; 200_000])], false)
-        .await;
-    assert_eq!(st, StatusCode::PAYLOAD_TOO_LARGE, "{v}");
-    assert!(!f.root().join("huge.bin").exists());
+    // Over the limit by declared length: refused before any of the body is read. (The
+    // client then stalls, so the server has no unread data when it closes the
+    // connection — a real client racing on would get a reset instead of the answer.)
+    let st = stalled_upload(&f, &t, Some(200_000), 0).await;
+    assert_eq!(st, StatusCode::PAYLOAD_TOO_LARGE);
     // Without a declared length the limit cuts the stream midway; the partial file goes.
-    let stream =
-        futures_util::stream::iter(0..20u64).map(|i| Ok::<_, std::io::Error>(chunk(i, 10_000)));
-    let form = reqwest::multipart::Form::new().part(
-        "files",
-        reqwest::multipart::Part::stream(reqwest::Body::wrap_stream(stream))
-            .file_name("streamed.bin"),
-    );
-    let resp =
-        f.w.http
-            .post(f.url("/upload"))
-            .bearer_auth(&t)
-            .multipart(form)
-            .send()
-            .await
-            .expect("upload");
-    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let st = stalled_upload(&f, &t, None, 110_000).await;
+    assert_eq!(st, StatusCode::PAYLOAD_TOO_LARGE);
     wait_until(
         Duration::from_secs(10),
         "no partial or temporary file left",

@@ -23,6 +23,8 @@ use crate::program::ProgramSpec;
 
 /// Size of the chunks a download is sent in.
 const CHUNK: usize = 64 * 1024;
+/// Bytes an upload gathers before writing them to disk.
+const UPLOAD_BUFFER: usize = 256 * 1024;
 /// Chunks queued between the archiver thread and the response.
 const ARCHIVE_QUEUE: usize = 8;
 
@@ -39,7 +41,7 @@ pub struct Upload {
 /// One file of an upload being received.
 pub struct UploadFile {
     tmp: Option<TempFile>,
-    writer: tokio::fs::File,
+    writer: tokio::io::BufWriter<tokio::fs::File>,
     path: RelPath,
     replaced: Option<std::fs::Metadata>,
     written: u64,
@@ -226,10 +228,15 @@ impl Upload {
         })
         .await
         .map_err(join_err)??;
-        let writer = tokio::fs::File::from_std(
-            tmp.file
-                .try_clone()
-                .map_err(|e| io_err("upload", &path, e))?,
+        // Batch the body's small chunks into large writes: each write is a round trip
+        // to a blocking thread.
+        let writer = tokio::io::BufWriter::with_capacity(
+            UPLOAD_BUFFER,
+            tokio::fs::File::from_std(
+                tmp.file
+                    .try_clone()
+                    .map_err(|e| io_err("upload", &path, e))?,
+            ),
         );
         Ok(UploadFile {
             tmp: Some(tmp),
