@@ -220,6 +220,24 @@ async fn config_file_round_trip_edit_keeps_permissions_and_is_audited() {
         .map(|e| e.expect("e").file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(names, vec!["server.properties".to_string()]);
+    // Saving through a symlink inside the root writes its target and keeps the link.
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::symlink("server.properties", f.root().join("link.properties"))
+            .expect("link");
+        let (_, v) = f.read("link.properties").await;
+        let (st, v) = f
+            .save("link.properties", "motd=via link\n", v["version"].as_str())
+            .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert_eq!(v["path"], "server.properties");
+        assert_eq!(
+            std::fs::read_to_string(&file).expect("read"),
+            "motd=via link\n"
+        );
+        assert!(f.root().join("link.properties").is_symlink());
+        std::fs::remove_file(f.root().join("link.properties")).expect("rm");
+    }
     // A new file is created when no base_version is sent.
     let (st, v) = f.save("ops.json", "[]\n", None).await;
     assert_eq!(st, StatusCode::OK, "{v}");

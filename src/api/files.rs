@@ -384,7 +384,8 @@ struct UploadQuery {
     overwrite: bool,
 }
 
-/// The multipart form of an upload.
+/// The multipart form of an upload. It only describes the form in the OpenAPI document
+/// (the handler reads the parts as a stream), hence never constructed.
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct UploadForm {
