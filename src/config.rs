@@ -53,6 +53,8 @@ struct RawConfig {
     games: RawGames,
     #[serde(default)]
     alerts: RawAlerts,
+    #[serde(default)]
+    files: RawFiles,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -103,6 +105,15 @@ struct RawAlerts {
     shutdown_grace_seconds: Option<u64>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFiles {
+    max_text_bytes: Option<u64>,
+    max_upload_bytes: Option<u64>,
+    max_page_entries: Option<u64>,
+    max_concurrent_transfers: Option<u64>,
+}
+
 /// Validated daemon configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -124,6 +135,8 @@ pub struct Config {
     pub games: GamesConfig,
     /// Alert delivery settings.
     pub alerts: AlertsConfig,
+    /// Limits of the file browser.
+    pub files: FilesConfig,
 }
 
 /// Supervisor settings shared by every program actor.
@@ -198,6 +211,19 @@ pub struct AlertsConfig {
     pub log_retention: Duration,
     /// At shutdown, how long senders may still deliver what is due (e.g. "warden stopping").
     pub shutdown_grace: Duration,
+}
+
+/// Limits of the file browser (`[files]`).
+#[derive(Debug, Clone)]
+pub struct FilesConfig {
+    /// Largest file opened as text in the editor (bigger ones must be downloaded).
+    pub max_text_bytes: u64,
+    /// Largest upload request body (all files of one upload together).
+    pub max_upload_bytes: u64,
+    /// Most entries in one page of a directory listing.
+    pub max_page_entries: usize,
+    /// Uploads and downloads running at once, over all programs.
+    pub max_concurrent_transfers: usize,
 }
 
 /// A configuration problem: which file, where, and what is wrong.
@@ -367,6 +393,34 @@ impl Config {
             ),
             shutdown_grace: Duration::from_secs(a.shutdown_grace_seconds.unwrap_or(3)),
         };
+        let max_text = positive(
+            "files.max_text_bytes",
+            raw.files.max_text_bytes,
+            5 * 1024 * 1024,
+        );
+        let max_upload = positive(
+            "files.max_upload_bytes",
+            raw.files.max_upload_bytes,
+            4 * 1024 * 1024 * 1024,
+        );
+        let max_page = positive("files.max_page_entries", raw.files.max_page_entries, 1000);
+        let max_transfers = positive(
+            "files.max_concurrent_transfers",
+            raw.files.max_concurrent_transfers,
+            4,
+        );
+        // The text editor holds a whole file (and its encoded copy) in memory, and a
+        // listing page is built in memory: both are capped so one request cannot take
+        // a large share of warden's memory.
+        if max_text > 64 * 1024 * 1024 {
+            problems.push("files.max_text_bytes must be at most 67108864 (64 MiB)".to_string());
+        }
+        if max_page > 10_000 {
+            problems.push("files.max_page_entries must be at most 10000".to_string());
+        }
+        if max_transfers > 1024 {
+            problems.push("files.max_concurrent_transfers must be at most 1024".to_string());
+        }
         if senders > 16 {
             problems.push("alerts.senders must be at most 16".into());
         }
@@ -403,6 +457,12 @@ impl Config {
                 rcon_auth_cool_down: Duration::from_secs(cool_down),
             },
             alerts,
+            files: FilesConfig {
+                max_text_bytes: max_text,
+                max_upload_bytes: max_upload,
+                max_page_entries: usize::try_from(max_page).unwrap_or(10_000),
+                max_concurrent_transfers: usize::try_from(max_transfers).unwrap_or(1024),
+            },
         })
     }
 }

@@ -69,6 +69,7 @@ pub async fn ensure_demo_program(sup: &Supervisor, data_dir: &Path) -> anyhow::R
             stop_steps: None,
             broadcast: None,
         }),
+        files_root: None,
     };
     match sup.create(spec).await {
         Ok(_) | Err(SupError::Conflict(_)) => Ok(()),

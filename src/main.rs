@@ -10,6 +10,7 @@ mod bus;
 mod cli;
 mod config;
 mod demo;
+mod files;
 mod games;
 mod os;
 mod program;

@@ -47,6 +47,10 @@ pub struct ProgramSpec {
     /// Game server integration: profile, RCON, query, readiness, liveness (see `games`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub game: Option<game::GameSpec>,
+    /// The folder the file browser shows, relative to `cwd` (default: `cwd` itself).
+    /// It can only narrow the view: `..` and absolute paths are refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files_root: Option<String>,
 }
 
 fn default_start_seconds() -> u64 {
@@ -217,6 +221,17 @@ impl ProgramSpec {
         if self.stop.timeout_seconds == 0 || self.stop.timeout_seconds > 3600 {
             err("stop.timeout_seconds", "must be between 1 and 3600".into());
         }
+        if let Some(root) = &self.files_root {
+            if let Err(why) = crate::files::RelPath::parse(root) {
+                err(
+                    "files_root",
+                    format!("{root:?} {why}; give a folder below cwd"),
+                );
+            }
+            if self.cwd.is_none() {
+                err("files_root", "needs cwd (it is relative to it)".into());
+            }
+        }
         if let Some(g) = &self.game {
             g.validate(&mut errs);
         }
@@ -378,6 +393,29 @@ mod tests {
         ] {
             assert!(fields.contains(&f.to_string()), "{f} missing in {fields:?}");
         }
+    }
+
+    #[test]
+    fn files_root_must_stay_below_cwd() {
+        let ok = spec(r#"{"name":"a","command":"x","cwd":"/srv/mc","files_root":"config"}"#)
+            .expect("parses");
+        assert!(ok.validate().is_empty(), "{:?}", ok.validate());
+        for bad in [
+            r#"{"name":"a","command":"x","cwd":"/srv","files_root":"../etc"}"#,
+            r#"{"name":"a","command":"x","cwd":"/srv","files_root":"/etc"}"#,
+            r#"{"name":"a","command":"x","files_root":"config"}"#,
+        ] {
+            let s = spec(bad).expect("parses");
+            let fields: Vec<_> = s.validate().into_iter().map(|e| e.field).collect();
+            assert_eq!(fields, vec!["files_root".to_string()], "{bad}");
+        }
+        // Absent, the field is not serialised (stored specs stay as they were).
+        let plain = spec(r#"{"name":"a","command":"x"}"#).expect("parses");
+        assert!(
+            !serde_json::to_string(&plain)
+                .expect("json")
+                .contains("files_root")
+        );
     }
 
     #[test]

@@ -128,6 +128,7 @@ pub async fn serve(
         cfg: cfg.clone(),
         shutdown: shutdown.clone(),
         started,
+        files: crate::files::Files::new(cfg.files.clone(), &cfg.data_dir, shutdown.clone()),
     });
     let pruner = tokio::spawn(prune_events(
         store.clone(),

@@ -9,6 +9,7 @@
 mod alerts;
 pub mod authn;
 pub mod error;
+mod files;
 mod games;
 mod programs;
 mod users;
@@ -59,6 +60,8 @@ pub struct App {
     pub login_limiter: LoginLimiter,
     /// When warden started.
     pub started: Instant,
+    /// Program files (browse, edit, transfer).
+    pub files: crate::files::Files,
 }
 
 /// Shared handler state.
@@ -143,14 +146,21 @@ async fn health(State(app): State<AppState>) -> Result<Json<Health>, ApiError> {
 
 /// Builds the router and the OpenAPI document from the same registrations.
 pub fn router(app: AppState) -> Router {
-    let (api, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (api, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(utoipa_axum::routes!(health))
         .merge(authn::routes())
         .merge(programs::routes())
         .merge(games::routes())
         .merge(users::routes())
         .merge(alerts::routes())
+        .merge(files::routes())
         .split_for_parts();
+    // Uploads stream bodies far above the JSON limit for longer than the request
+    // timeout: they carry their own body limit and are merged after the timeout layer
+    // is applied, so it does not wrap them.
+    let (uploads, upload_doc) =
+        files::upload_routes(app.cfg.files.max_upload_bytes).split_for_parts();
+    doc.merge(upload_doc);
     let doc = Arc::new(doc);
     let timeout = app.cfg.api.request_timeout;
     let body_limit = app.cfg.api.body_limit_bytes;
@@ -161,6 +171,9 @@ pub fn router(app: AppState) -> Router {
             async move { axum::Json(doc.as_ref().clone()) }
         }),
     )
+    .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+    .layer(middleware::from_fn_with_state(timeout, request_timeout))
+    .merge(uploads)
     .fallback(|| async { ApiError::not_found("no such endpoint; see /api/openapi.json") })
     .method_not_allowed_fallback(|| async {
         ApiError::new(
@@ -169,8 +182,6 @@ pub fn router(app: AppState) -> Router {
             "this endpoint does not accept that method; see /api/openapi.json",
         )
     })
-    .layer(axum::extract::DefaultBodyLimit::max(body_limit))
-    .layer(middleware::from_fn_with_state(timeout, request_timeout))
     .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
         ApiError::internal(&"a request handler panicked").into_response()
     }))

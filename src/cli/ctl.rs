@@ -15,6 +15,8 @@ use serde_json::Value;
 use crate::config::DEFAULT_LISTEN;
 use crate::program::ProgramSpec;
 
+mod files;
+
 /// Connection to the server.
 #[derive(Args, Clone)]
 pub struct Remote {
@@ -130,6 +132,9 @@ enum CtlCmd {
     /// Alert channels, rules, test messages and delivery logs.
     #[command(subcommand)]
     Alerts(alerts::AlertsCmd),
+    /// List, download and upload a program's files.
+    #[command(subcommand)]
+    Files(files::FilesCmd),
 }
 
 /// Game-aware options of stop and restart.
@@ -433,6 +438,7 @@ pub async fn run(args: CtlArgs) -> anyhow::Result<()> {
             }
         }
         CtlCmd::Alerts(cmd) => return alerts::run(&c, cmd, json).await,
+        CtlCmd::Files(cmd) => return files::run(&c, cmd, json).await,
         CtlCmd::Logs {
             name,
             lines,

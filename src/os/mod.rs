@@ -1,4 +1,5 @@
-//! Per-OS process control: process groups, signals, start-time identity, reaping.
+//! Per-OS process control: process groups, signals, start-time identity, reaping; and
+//! the few file-system details the files service needs (`files.rs`).
 //!
 //! Architecture invariant: this is the only module with `cfg(unix)` / `cfg(windows)`
 //! code. Everything above it speaks in terms of "the program's process group".
@@ -12,3 +13,6 @@ pub use unix::*;
 mod windows;
 #[cfg(windows)]
 pub use windows::*;
+
+mod files;
+pub use files::*;

@@ -1,0 +1,66 @@
+//! File-system details that differ per OS, for the files service: making a rename
+//! durable, keeping a replaced file's owner, Unix permission bits for archives, and
+//! opening without hanging on a FIFO.
+
+use std::io;
+
+/// Makes a rename inside `dir` durable (fsync of the directory). The handle is reopened
+/// for reading because cap-std's directory handles may be `O_PATH`, which cannot be
+/// flushed.
+#[cfg(unix)]
+pub fn sync_dir(dir: &cap_std::fs::Dir) -> io::Result<()> {
+    let mut opts = cap_std::fs::OpenOptions::new();
+    opts.read(true);
+    dir.open_with(".", &opts)?.sync_all()
+}
+
+/// Makes a rename inside `dir` durable. Windows cannot flush a directory handle; NTFS
+/// journals the rename itself.
+#[cfg(windows)]
+pub fn sync_dir(_dir: &cap_std::fs::Dir) -> io::Result<()> {
+    Ok(())
+}
+
+/// Gives `to` the owner and group of the file `from` describes, so replacing a game
+/// server's config through warden (running as root) leaves it writable by the server.
+/// Only root may give files away; for anyone else this is a no-op, which is right: the
+/// file then belongs to the user who owned the directory's writer anyway.
+#[cfg(unix)]
+pub fn copy_owner(from: &std::fs::Metadata, to: &std::fs::File) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    match std::os::unix::fs::fchown(to, Some(from.uid()), Some(from.gid())) {
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Ok(()),
+        other => other,
+    }
+}
+
+/// Owners are inherited from the directory on Windows; nothing to copy.
+#[cfg(windows)]
+pub fn copy_owner(_from: &std::fs::Metadata, _to: &std::fs::File) -> io::Result<()> {
+    Ok(())
+}
+
+/// The Unix permission bits of a file, for archive entries.
+#[cfg(unix)]
+pub fn unix_mode(meta: &std::fs::Metadata) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    Some(meta.mode() & 0o7777)
+}
+
+/// Windows files have no Unix permission bits.
+#[cfg(windows)]
+pub fn unix_mode(_meta: &std::fs::Metadata) -> Option<u32> {
+    None
+}
+
+/// Makes opening a FIFO return at once instead of waiting for a writer (a program can
+/// leave one in its directory; a download must not hang a thread on it).
+#[cfg(unix)]
+pub fn open_nonblocking(opts: &mut cap_std::fs::OpenOptions) {
+    use cap_std::fs::OpenOptionsExt;
+    opts.custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits());
+}
+
+/// Opening never waits for a writer on Windows.
+#[cfg(windows)]
+pub fn open_nonblocking(_opts: &mut cap_std::fs::OpenOptions) {}
