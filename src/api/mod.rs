@@ -6,10 +6,12 @@
 //! The OpenAPI document is assembled from the same route registrations that serve
 //! requests (utoipa-axum), so it cannot drift from the code.
 
+mod about;
 pub mod authn;
 pub mod error;
 mod programs;
 mod users;
+mod ws;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -141,6 +143,8 @@ pub fn router(app: AppState) -> Router {
         .merge(authn::routes())
         .merge(programs::routes())
         .merge(users::routes())
+        .merge(about::routes())
+        .merge(ws::routes())
         .split_for_parts();
     let doc = Arc::new(doc);
     let timeout = app.cfg.api.request_timeout;
@@ -165,7 +169,12 @@ pub fn router(app: AppState) -> Router {
     .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
         ApiError::internal(&"a request handler panicked").into_response()
     }))
-    .layer(tower_http::trace::TraceLayer::new_for_http())
+    // Spans name the path only: a query string may carry a token (`/api/ws?token=`).
+    .layer(
+        tower_http::trace::TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
+        }),
+    )
     .with_state(app)
 }
 

@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod events;
 pub mod programs;
+pub mod setup;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
