@@ -160,7 +160,7 @@ function CommandBox({ name, running }) {
   return html`<form class="command" onSubmit=${send}>
     <label for="console-input" class="sr-only">${t('console.command')}</label>
     <input id="console-input" autocomplete="off" spellcheck="false" value=${line}
-      placeholder=${running ? t('console.placeholder') : t('console.notRunning')} disabled=${!running || busy}
+      placeholder=${running ? t('console.placeholder') : t('console.notRunning')} disabled=${!running}
       onInput=${(e) => setLine(e.currentTarget.value)} onKeyDown=${onKey} />
     <button type="submit" class="btn primary" disabled=${!running || busy}>${t('console.send')}</button>
   </form>`;
