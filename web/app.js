@@ -25,7 +25,7 @@ function LiveStatus() {
   const [status, setStatus] = useState(live.status);
   useEffect(() => live.onStatus(setStatus), []);
   return html`<span class=${`live live-${status}`} data-live=${status} role="status">
-    <span class="dot" aria-hidden="true"></span>${t(`live.${status}`)}
+    <span class="dot" aria-hidden="true"></span><span class="live-label">${t(`live.${status}`)}</span>
   </span>`;
 }
 

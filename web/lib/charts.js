@@ -37,7 +37,23 @@ function timeAxisFormatter(spanMs) {
   return (u, splits) => splits.map((v) => f.format(new Date(v)));
 }
 
-function options(width, series, spanMs, yFormat) {
+/** The value axis is as wide as its longest label (as uPlot's own examples measure it). */
+function axisSize(u, values, axisIdx, cycleNum) {
+  const axis = u.axes[axisIdx];
+  if (cycleNum > 1) return axis._size;
+  let size = axis.ticks.size + axis.gap;
+  const longest = (values || []).reduce((a, v) => (v.length > a.length ? v : a), '');
+  if (longest) {
+    u.ctx.font = axis.font[0];
+    size += u.ctx.measureText(longest).width / devicePixelRatio;
+  }
+  return Math.ceil(size);
+}
+
+/** Tick steps for byte values, so axes read 512 MiB, 1 GiB rather than 476.8 MiB. */
+export const BINARY_STEPS = Array.from({ length: 41 }, (_, i) => 2 ** i);
+
+function options(width, series, spanMs, yFormat, emptyMax, incrs) {
   const grid = themeColour('--border', '#444');
   const text = themeColour('--muted', '#888');
   return {
@@ -46,13 +62,14 @@ function options(width, series, spanMs, yFormat) {
     ms: 1,
     legend: { live: true },
     cursor: { drag: { x: true, y: false } },
-    scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(max || 0, 1e-9) * 1.1] } },
+    // From zero; an empty or flat-zero chart gets a sensible scale instead of 0…0.
+    scales: { x: { time: true }, y: { range: (u, min, max) => [0, max > 0 ? max * 1.1 : emptyMax] } },
     axes: [
       { stroke: text, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid }, values: timeAxisFormatter(spanMs) },
-      { stroke: text, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid }, size: 64, values: (u, v) => v.map(yFormat) },
+      { stroke: text, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid }, size: axisSize, incrs, values: (u, v) => v.map(yFormat) },
     ],
     series: [
-      { value: (u, v) => (v == null ? '' : new Date(v).toLocaleString(currentLang())) },
+      { value: (u, v) => (v == null ? '—' : new Date(v).toLocaleString(currentLang())) },
       ...series.map((s, i) => ({
         label: s.label,
         stroke: themeColour(COLOURS[i % COLOURS.length], '#3b82f6'),
@@ -66,14 +83,15 @@ function options(width, series, spanMs, yFormat) {
 
 /**
  * A chart of `data` = [ts(ms)[], ...values[]] with one entry in `series` ({label}) per
- * value column. `spanMs` picks the time-axis labels; `yFormat` formats values.
+ * value column; `points` is how many of them are real samples. `spanMs` picks the
+ * time-axis labels; `yFormat` formats values; `emptyMax`
+ * is the top of the value axis while there is no data above zero; `incrs` the tick steps.
  */
-export function Chart({ id, title, data, series, spanMs, yFormat }) {
+export function Chart({ id, title, data, points, series, spanMs, yFormat, emptyMax = 1, incrs }) {
   const box = useRef(null);
   const plot = useRef(null);
   const latest = useRef(data);
   latest.current = data;
-  const points = data[0].length;
   useEffect(() => {
     let alive = true;
     let observer = null;
@@ -81,7 +99,7 @@ export function Chart({ id, title, data, series, spanMs, yFormat }) {
       if (!alive || !box.current) return;
       if (plot.current) plot.current.destroy();
       const width = Math.max(200, box.current.clientWidth);
-      plot.current = new uPlot(options(width, series, spanMs, yFormat), latest.current, box.current);
+      plot.current = new uPlot(options(width, series, spanMs, yFormat, emptyMax, incrs), latest.current, box.current);
     };
     loadUPlot().then((uPlot) => {
       build(uPlot);

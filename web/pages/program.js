@@ -7,7 +7,7 @@ import { t, fmt } from '../lib/i18n.js';
 import { api, seg } from '../lib/api.js';
 import { can } from '../lib/session.js';
 import { live } from '../lib/live.js';
-import { Chart } from '../lib/charts.js';
+import { BINARY_STEPS, Chart } from '../lib/charts.js';
 import { programMetrics, RANGES } from '../lib/metrics.js';
 import { refreshProgram, useProgram } from '../lib/stores.js';
 import {
@@ -71,10 +71,22 @@ function Charts({ name }) {
     );
   }, [name, range]);
 
-  const cpu = useMemo(() => [data.ts, data.cpu_percent], [data]);
-  const mem = useMemo(() => [data.ts, data.memory_bytes], [data]);
-  const players = useMemo(() => [data.ts, data.players], [data]);
-  const disk = useMemo(() => [data.ts, data.disk_read_bps, data.disk_write_bps], [data]);
+  // The time axis always shows the whole range: a point without values marks its start
+  // (and, with no data at all, its end), so a few fresh samples do not fill the chart.
+  const shown = useMemo(() => {
+    const n = data.ts.length;
+    const end = n ? data.ts[n - 1] : Date.now();
+    const start = end - span;
+    if (n && data.ts[0] <= start) return data;
+    const padded = { ts: n ? [start, ...data.ts] : [start, end] };
+    for (const f of FIELDS) padded[f] = n ? [null, ...data[f]] : [null, null];
+    return padded;
+  }, [data, span]);
+  const cpu = useMemo(() => [shown.ts, shown.cpu_percent], [shown]);
+  const mem = useMemo(() => [shown.ts, shown.memory_bytes], [shown]);
+  const players = useMemo(() => [shown.ts, shown.players], [shown]);
+  const disk = useMemo(() => [shown.ts, shown.disk_read_bps, shown.disk_write_bps], [shown]);
+  const points = data.ts.length;
   const noHistory = !available && data.ts.length === 0;
 
   return html`<section class="card" aria-labelledby="charts-h">
@@ -92,14 +104,15 @@ function Charts({ name }) {
       ${noHistory ? t('charts.unavailable') : t('charts.zoomHint')}
     </p>
     <div class="charts">
-      <${Chart} id="cpu" title=${t('charts.cpu')} data=${cpu} spanMs=${span}
-        series=${[{ label: t('charts.cpu') }]} yFormat=${(v) => fmt.percent(v)} />
-      <${Chart} id="memory" title=${t('charts.memory')} data=${mem} spanMs=${span}
-        series=${[{ label: t('charts.memory') }]} yFormat=${(v) => fmt.bytes(v)} />
-      <${Chart} id="players" title=${t('charts.players')} data=${players} spanMs=${span}
-        series=${[{ label: t('charts.players') }]} yFormat=${(v) => fmt.int(v)} />
-      <${Chart} id="disk" title=${t('charts.disk')} data=${disk} spanMs=${span}
-        series=${[{ label: t('charts.read') }, { label: t('charts.write') }]} yFormat=${(v) => fmt.rate(v)} />
+      <${Chart} id="cpu" points=${points} title=${t('charts.cpu')} data=${cpu} spanMs=${span}
+        series=${[{ label: t('charts.cpu') }]} yFormat=${(v) => fmt.percent(v)} emptyMax=${100} />
+      <${Chart} id="memory" points=${points} title=${t('charts.memory')} data=${mem} spanMs=${span}
+        series=${[{ label: t('charts.memory') }]} yFormat=${(v) => fmt.bytes(v)} emptyMax=${1024 ** 3} incrs=${BINARY_STEPS} />
+      <${Chart} id="players" points=${points} title=${t('charts.players')} data=${players} spanMs=${span}
+        series=${[{ label: t('charts.players') }]} yFormat=${(v) => fmt.int(v)} emptyMax=${10} />
+      <${Chart} id="disk" points=${points} title=${t('charts.disk')} data=${disk} spanMs=${span}
+        series=${[{ label: t('charts.read') }, { label: t('charts.write') }]} yFormat=${(v) => fmt.rate(v)}
+        emptyMax=${1024 ** 2} incrs=${BINARY_STEPS} />
     </div>
   </section>`;
 }

@@ -19,6 +19,9 @@ export function Settings({ onLang, onTheme }) {
       await api.put(`/api/users/${seg(session.user)}/password`, { password });
       setPassword('');
       toast(t('users.passwordSet'));
+      // The change ended this session too; asking who we are now answers 401, which
+      // takes the app back to the sign-in page.
+      await api.get('/api/auth/me').catch(() => {});
     } catch (err) {
       toastError(err);
     }

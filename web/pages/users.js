@@ -76,11 +76,11 @@ function Users() {
               <td>${u.name} ${u.name === session.user && html`<span class="muted">(${t('users.you')})</span>`}</td>
               <td>${t(`role.${u.role}`)}</td>
               <td class="num">${fmt.time(u.created_ms)}</td>
-              <td class="row end">
+              <td><div class="row end">
                 <button type="button" class="btn" onClick=${() => setPwFor(u.name)}>${t('users.setPassword')}</button>
                 ${u.name !== session.user &&
                 html`<button type="button" class="btn danger" onClick=${() => remove(u)}>${t('common.delete')}</button>`}
-              </td>
+              </div></td>
             </tr>`,
           )}
         </tbody>
@@ -88,7 +88,7 @@ function Users() {
     </div>
     ${pwFor &&
     html`<form class="inline-form" onSubmit=${savePassword}>
-      <${Field} id="pw-new" label=${t('users.newPassword', { name: pwFor })} help=${t('settings.passwordHelp')}>
+      <${Field} id="pw-new" label=${t('users.newPassword', { name: pwFor })} help=${t('users.passwordHelpReset')}>
         <input id="pw-new" type="password" autocomplete="new-password" required minlength="8" autofocus
           value=${newPw} onInput=${(e) => setNewPw(e.currentTarget.value)} />
       <//>
@@ -102,7 +102,7 @@ function Users() {
       <${Field} id="nu-name" label=${t('users.name')}>
         <input id="nu-name" autocomplete="off" required value=${name} onInput=${(e) => setName(e.currentTarget.value)} />
       <//>
-      <${Field} id="nu-password" label=${t('users.password')} help=${t('settings.passwordHelp')}>
+      <${Field} id="nu-password" label=${t('users.password')} help=${t('users.passwordHelp')}>
         <input id="nu-password" type="password" autocomplete="new-password" required minlength="8"
           value=${password} onInput=${(e) => setPassword(e.currentTarget.value)} />
       <//>
@@ -166,8 +166,8 @@ function Tokens() {
               <td class="num">${fmt.time(tk.created_ms)}</td>
               <td class="num">${fmt.time(tk.last_used_ms)}</td>
               <td>${tk.revoked_ms ? t('tokens.revoked') : t('tokens.active')}</td>
-              <td class="row end">${!tk.revoked_ms &&
-              html`<button type="button" class="btn danger" onClick=${() => revoke(tk)}>${t('tokens.revoke')}</button>`}</td>
+              <td><div class="row end">${!tk.revoked_ms &&
+              html`<button type="button" class="btn danger" onClick=${() => revoke(tk)}>${t('tokens.revoke')}</button>`}</div></td>
             </tr>`,
           )}
         </tbody>
