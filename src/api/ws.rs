@@ -38,7 +38,7 @@ use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::AppState;
-use super::authn::{SESSION_COOKIE, cookie_value};
+use super::authn::{SESSION_COOKIE, bearer_token, cookie_value, session_expired};
 use super::error::{ApiError, ErrorBody, Query};
 use crate::auth::{AuthError, Principal, Role};
 use crate::bus::Event;
@@ -206,16 +206,7 @@ async fn authenticate(
     headers: &HeaderMap,
     query_token: Option<String>,
 ) -> Result<(Principal, Credential), ApiError> {
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .map(|v| {
-            v.to_str()
-                .ok()
-                .and_then(|v| v.strip_prefix("Bearer "))
-                .map(|t| t.trim().to_string())
-                .ok_or_else(ApiError::unauthenticated)
-        })
-        .transpose()?;
+    let bearer = bearer_token(headers)?.map(str::to_string);
     if let Some(token) = query_token.or(bearer) {
         let p = app.auth.token(&token).await?;
         return Ok((p, Credential::Token(token)));
@@ -228,13 +219,11 @@ async fn authenticate(
             "this WebSocket handshake comes from another site's page; open the dashboard from warden's own address",
         ));
     }
-    let p = app.auth.session(cookie).await.map_err(|_| {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "session_expired",
-            "your session has expired; log in again",
-        )
-    })?;
+    let p = app
+        .auth
+        .session(cookie)
+        .await
+        .map_err(|_| session_expired())?;
     Ok((p, Credential::Session(cookie.to_string())))
 }
 
