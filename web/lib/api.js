@@ -37,8 +37,7 @@ export async function request(method, path, body, { quiet401 = false } = {}) {
       credentials: 'same-origin',
     });
   } catch (e) {
-    const err = new ApiError(0, { error: { code: 'network', message: e.message } });
-    throw err;
+    throw new ApiError(0, { error: { code: 'network', message: e.message } });
   }
   const text = await resp.text();
   let data = null;
