@@ -17,6 +17,7 @@ mod program;
 mod server;
 mod store;
 mod supervisor;
+mod web;
 
 use std::process::ExitCode;
 

@@ -135,7 +135,8 @@ pub async fn serve(
         cfg.retention.events,
         shutdown.clone(),
     ));
-    let router = api::router(app);
+    // The dashboard's pages sit beside the API; it is just another client of it.
+    let router = api::router(app).merge(crate::web::router());
     let token = shutdown.clone();
     let served = axum::serve(
         listener,

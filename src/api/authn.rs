@@ -42,7 +42,32 @@ impl Caller {
     }
 }
 
-fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+/// The token of an `Authorization: Bearer` header; an error for any other scheme.
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    headers
+        .get(header::AUTHORIZATION)
+        .map(|value| {
+            value
+                .to_str()
+                .ok()
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .map(str::trim)
+                .ok_or_else(ApiError::unauthenticated)
+        })
+        .transpose()
+}
+
+/// 401 for a session cookie that is unknown, expired or ended.
+pub(crate) fn session_expired() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::UNAUTHORIZED,
+        "session_expired",
+        "your session has expired; log in again",
+    )
+}
+
+/// The value of cookie `name`, if the request carries it.
+pub(crate) fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -57,24 +82,17 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
-        if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
-            let token = value
-                .to_str()
-                .ok()
-                .and_then(|v| v.strip_prefix("Bearer "))
-                .ok_or_else(ApiError::unauthenticated)?;
-            return Ok(Caller(app.auth.token(token.trim()).await?));
+        if let Some(token) = bearer_token(&parts.headers)? {
+            return Ok(Caller(app.auth.token(token).await?));
         }
         let Some(cookie) = cookie_value(&parts.headers, SESSION_COOKIE) else {
             return Err(ApiError::unauthenticated());
         };
-        let principal = app.auth.session(cookie).await.map_err(|_| {
-            ApiError::new(
-                axum::http::StatusCode::UNAUTHORIZED,
-                "session_expired",
-                "your session has expired; log in again",
-            )
-        })?;
+        let principal = app
+            .auth
+            .session(cookie)
+            .await
+            .map_err(|_| session_expired())?;
         let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
         if !safe {
             let sent = parts

@@ -6,6 +6,7 @@
 //! The OpenAPI document is assembled from the same route registrations that serve
 //! requests (utoipa-axum), so it cannot drift from the code.
 
+mod about;
 mod alerts;
 pub mod authn;
 pub mod error;
@@ -13,6 +14,7 @@ mod files;
 mod games;
 mod programs;
 mod users;
+mod ws;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -154,6 +156,8 @@ pub fn router(app: AppState) -> Router {
         .merge(users::routes())
         .merge(alerts::routes())
         .merge(files::routes())
+        .merge(about::routes())
+        .merge(ws::routes())
         .split_for_parts();
     // Uploads stream bodies far above the JSON limit for longer than the request
     // timeout: they carry their own body limit and are merged after the timeout layer
@@ -185,7 +189,12 @@ pub fn router(app: AppState) -> Router {
     .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
         ApiError::internal(&"a request handler panicked").into_response()
     }))
-    .layer(tower_http::trace::TraceLayer::new_for_http())
+    // Spans name the path only: a query string may carry a token (`/api/ws?token=`).
+    .layer(
+        tower_http::trace::TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
+        }),
+    )
     .with_state(app)
 }
 

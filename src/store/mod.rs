@@ -10,6 +10,7 @@ pub mod alerts;
 pub mod auth;
 pub mod events;
 pub mod programs;
+pub mod setup;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

@@ -1,0 +1,632 @@
+//! The live hub, `GET /api/ws`: one WebSocket per dashboard tab, carrying the bus events
+//! the client subscribed to (program states, event-log entries, console lines, samples).
+//!
+//! Protocol (JSON text frames):
+//! - client → server: `{"op":"subscribe","topics":[…]}`, `{"op":"unsubscribe","topics":[…]}`,
+//!   `{"op":"ping"}`. Topics: `programs` (state changes), `events` (event-log entries as
+//!   they happen), `samples` (every program's resource samples), `samples:NAME`,
+//!   `console:NAME`.
+//! - server → client: `hello` (who you are, the heartbeat interval), `subscribed` (the full
+//!   topic set after a change), `pong`, `error`, `lagged` (events were missed: refetch over
+//!   REST), and the bus events themselves as the bus serialises them (`state`, `console`,
+//!   `sample`, …).
+//!
+//! The socket is not a source of truth: a client refetches state over REST whenever it
+//! (re)connects or hears `lagged`, then applies live events on top.
+//!
+//! Each connection runs two tasks: a forwarder that filters the bus into a bounded queue
+//! and never waits, and the session that owns the socket (writes the queue, reads client
+//! messages, sends heartbeats). A client that cannot take events as fast as they come
+//! fills its queue and is disconnected; it never grows warden's memory. Both tasks watch
+//! the shutdown token, because axum's graceful shutdown does not cover upgraded
+//! connections (axum issue #3003).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, close_code};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use utoipa::IntoParams;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::AppState;
+use super::authn::{SESSION_COOKIE, bearer_token, cookie_value, session_expired};
+use super::error::{ApiError, ErrorBody, Query};
+use crate::auth::{AuthError, Principal, Role};
+use crate::bus::Event;
+use crate::program::valid_name;
+
+/// Messages queued for one client. When full the client is too slow and is dropped.
+const QUEUE: usize = 256;
+/// How often the server pings and re-checks the caller's credentials, in ms.
+const HEARTBEAT_MS: u64 = 20_000;
+const HEARTBEAT: Duration = Duration::from_millis(HEARTBEAT_MS);
+/// A client silent for this long (no message, no pong) is considered gone.
+const SILENCE_LIMIT: Duration = Duration::from_secs(60);
+/// One write may take this long before the client counts as stuck.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Topics one connection may hold (each `console:NAME` is one).
+const MAX_TOPICS: usize = 64;
+/// Largest client message accepted; subscriptions are small.
+const MAX_CLIENT_MESSAGE: usize = 16 * 1024;
+
+/// Close code: the client could not keep up with its events.
+const CLOSE_TOO_SLOW: u16 = 4008;
+/// Close code: the session ended or the token was revoked.
+const CLOSE_UNAUTHENTICATED: u16 = 4001;
+
+/// A subscription topic.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Topic {
+    /// State changes of every program.
+    Programs,
+    /// Event-log entries as they are recorded.
+    Events,
+    /// Samples of every program.
+    Samples,
+    /// Samples of one program.
+    ProgramSamples(String),
+    /// Console lines of one program.
+    Console(String),
+}
+
+impl Topic {
+    fn parse(s: &str) -> Option<Topic> {
+        let named = |name: &str, f: fn(String) -> Topic| valid_name(name).then(|| f(name.into()));
+        match s.split_once(':') {
+            None => match s {
+                "programs" => Some(Topic::Programs),
+                "events" => Some(Topic::Events),
+                "samples" => Some(Topic::Samples),
+                _ => None,
+            },
+            Some(("console", name)) => named(name, Topic::Console),
+            Some(("samples", name)) => named(name, Topic::ProgramSamples),
+            Some(_) => None,
+        }
+    }
+
+    fn name(&self) -> String {
+        match self {
+            Topic::Programs => "programs".into(),
+            Topic::Events => "events".into(),
+            Topic::Samples => "samples".into(),
+            Topic::ProgramSamples(n) => format!("samples:{n}"),
+            Topic::Console(n) => format!("console:{n}"),
+        }
+    }
+}
+
+type Topics = BTreeSet<Topic>;
+
+/// True when a client subscribed to `topics` should get `ev`.
+fn wanted(topics: &Topics, ev: &Event) -> bool {
+    match ev {
+        Event::State(_) => topics.contains(&Topic::Programs) || topics.contains(&Topic::Events),
+        Event::Console(line) => topics
+            .iter()
+            .any(|t| matches!(t, Topic::Console(n) if *n == line.program)),
+        Event::Sample(s) => samples_of(topics, &s.program),
+        // Player counts are a sample series; health is part of a program's status.
+        Event::Players(p) => samples_of(topics, &p.program) || topics.contains(&Topic::Programs),
+        Event::Health(_) => topics.contains(&Topic::Programs) || topics.contains(&Topic::Events),
+        Event::Notice(_) => topics.contains(&Topic::Events),
+    }
+}
+
+/// True when `topics` asks for samples of `program` (all programs' or this one's).
+fn samples_of(topics: &Topics, program: &str) -> bool {
+    topics.contains(&Topic::Samples)
+        || topics
+            .iter()
+            .any(|t| matches!(t, Topic::ProgramSamples(n) if n == program))
+}
+
+/// What a client may send.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+enum ClientMsg {
+    /// Adds topics.
+    Subscribe { topics: Vec<String> },
+    /// Removes topics.
+    Unsubscribe { topics: Vec<String> },
+    /// Asks for a `pong` (the client's half of the heartbeat). A struct variant, so that
+    /// unknown fields are refused here too.
+    Ping {},
+}
+
+/// What the server sends besides bus events.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ServerMsg<'a> {
+    /// First message: who the client is and how often the server pings.
+    Hello {
+        user: &'a str,
+        role: Role,
+        heartbeat_ms: u64,
+    },
+    /// The complete topic set after a change.
+    Subscribed { topics: Vec<String> },
+    /// Answer to `ping`.
+    Pong,
+    /// A client message was refused; the connection stays open.
+    Error { code: &'static str, message: String },
+    /// The client missed `missed` events and should refetch over REST.
+    Lagged { missed: u64 },
+}
+
+fn text(msg: &ServerMsg<'_>) -> Message {
+    Message::Text(Utf8Bytes::from(
+        serde_json::to_string(msg).unwrap_or_default(),
+    ))
+}
+
+/// How the connection authenticated, kept to re-check it on every heartbeat (a logout,
+/// password change or token revocation ends the live connection too).
+enum Credential {
+    Token(String),
+    Session(String),
+}
+
+impl Credential {
+    async fn check(&self, app: &AppState) -> Result<Principal, AuthError> {
+        match self {
+            Credential::Token(t) => app.auth.token(t).await,
+            Credential::Session(c) => app.auth.session(c).await,
+        }
+    }
+}
+
+/// True unless a browser says the page comes from another origin. Browsers always send
+/// `Origin` on WebSocket handshakes and cookies ride along even cross-site (for the
+/// same site on another port, SameSite does not help), so a cookie-authenticated
+/// handshake from a foreign page must be refused: cross-site WebSocket hijacking.
+/// Clients without `Origin` are not browsers and cannot be tricked this way.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let Some(authority) = origin
+        .to_str()
+        .ok()
+        .and_then(|o| o.split_once("://"))
+        .map(|(_, a)| a)
+    else {
+        return false;
+    };
+    [header::HOST.as_str(), "x-forwarded-host"]
+        .iter()
+        .filter_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()))
+        .any(|host| host.eq_ignore_ascii_case(authority))
+}
+
+async fn authenticate(
+    app: &AppState,
+    headers: &HeaderMap,
+    query_token: Option<String>,
+) -> Result<(Principal, Credential), ApiError> {
+    let bearer = bearer_token(headers)?.map(str::to_string);
+    if let Some(token) = query_token.or(bearer) {
+        let p = app.auth.token(&token).await?;
+        return Ok((p, Credential::Token(token)));
+    }
+    let Some(cookie) = cookie_value(headers, SESSION_COOKIE) else {
+        return Err(ApiError::unauthenticated());
+    };
+    if !same_origin(headers) {
+        return Err(ApiError::forbidden(
+            "this WebSocket handshake comes from another site's page; open the dashboard from warden's own address",
+        ));
+    }
+    let p = app
+        .auth
+        .session(cookie)
+        .await
+        .map_err(|_| session_expired())?;
+    Ok((p, Credential::Session(cookie.to_string())))
+}
+
+/// Credentials in the URL, for clients that cannot set headers (browsers use the cookie).
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+struct WsQuery {
+    /// An API token, as an alternative to `Authorization: Bearer`.
+    token: Option<String>,
+}
+
+/// Opens the live WebSocket (viewer). See the module documentation for the protocol.
+#[utoipa::path(get, path = "/api/ws", tag = "live", params(WsQuery),
+    responses((status = 101, description = "switching to the WebSocket protocol"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn ws(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<WsQuery>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    // Every role may watch; viewer is the lowest.
+    let (principal, credential) = authenticate(&app, &headers, q.token).await?;
+    let upgrade = upgrade.map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "websocket_expected",
+            format!("this endpoint speaks WebSocket only: {e}"),
+        )
+    })?;
+    Ok(upgrade
+        .max_message_size(MAX_CLIENT_MESSAGE)
+        .on_upgrade(move |socket| session(socket, app, principal, credential)))
+}
+
+/// Why the forwarder stopped.
+#[derive(Debug, PartialEq, Eq)]
+enum Forwarded {
+    /// The connection ended (or warden is shutting down).
+    Ended,
+    /// The client's queue was full: it is too slow and the connection was cancelled.
+    TooSlow,
+}
+
+/// Filters the bus into the client's queue without ever waiting on the client.
+async fn forward(
+    mut bus: broadcast::Receiver<Arc<Event>>,
+    topics: watch::Receiver<Arc<Topics>>,
+    out: mpsc::Sender<Message>,
+    conn: CancellationToken,
+) -> Forwarded {
+    loop {
+        let received = tokio::select! {
+            _ = conn.cancelled() => return Forwarded::Ended,
+            r = bus.recv() => r,
+        };
+        let msg = match received {
+            Ok(ev) => {
+                if !wanted(&topics.borrow(), &ev) {
+                    continue;
+                }
+                match serde_json::to_string(&*ev) {
+                    Ok(s) => Message::Text(Utf8Bytes::from(s)),
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot serialise a bus event");
+                        continue;
+                    }
+                }
+            }
+            // Only this task is behind (the queue still had room): the client must
+            // refetch what it missed.
+            Err(broadcast::error::RecvError::Lagged(missed)) => text(&ServerMsg::Lagged { missed }),
+            Err(broadcast::error::RecvError::Closed) => return Forwarded::Ended,
+        };
+        if out.try_send(msg).is_err() {
+            conn.cancel();
+            return Forwarded::TooSlow;
+        }
+    }
+}
+
+async fn send(socket: &mut WebSocket, msg: Message) -> bool {
+    matches!(
+        tokio::time::timeout(WRITE_TIMEOUT, socket.send(msg)).await,
+        Ok(Ok(()))
+    )
+}
+
+async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
+    let frame = CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(reason),
+    };
+    // Best effort: a stuck client does not get to delay the close.
+    let _ = tokio::time::timeout(
+        Duration::from_secs(1),
+        socket.send(Message::Close(Some(frame))),
+    )
+    .await;
+}
+
+/// Applies a subscribe/unsubscribe; returns the reply.
+fn change_topics(
+    current: &Topics,
+    add: bool,
+    names: &[String],
+) -> Result<Topics, ServerMsg<'static>> {
+    let mut next = current.clone();
+    for name in names {
+        let Some(topic) = Topic::parse(name) else {
+            return Err(ServerMsg::Error {
+                code: "unknown_topic",
+                message: format!(
+                    "{name:?} is not a topic; use programs, events, samples, samples:NAME or console:NAME"
+                ),
+            });
+        };
+        if add {
+            next.insert(topic);
+        } else {
+            next.remove(&topic);
+        }
+    }
+    if next.len() > MAX_TOPICS {
+        return Err(ServerMsg::Error {
+            code: "too_many_topics",
+            message: format!("a connection may hold at most {MAX_TOPICS} topics"),
+        });
+    }
+    Ok(next)
+}
+
+/// Answers one client message.
+fn handle(raw: &str, topics: &watch::Sender<Arc<Topics>>) -> Message {
+    let msg = match serde_json::from_str::<ClientMsg>(raw) {
+        Ok(m) => m,
+        Err(e) => {
+            return text(&ServerMsg::Error {
+                code: "bad_message",
+                message: format!(
+                    "cannot read this message ({e}); send {{\"op\":\"subscribe\",\"topics\":[…]}}, unsubscribe or ping"
+                ),
+            });
+        }
+    };
+    let (add, names) = match msg {
+        ClientMsg::Ping {} => return text(&ServerMsg::Pong),
+        ClientMsg::Subscribe { topics } => (true, topics),
+        ClientMsg::Unsubscribe { topics } => (false, topics),
+    };
+    // Computed before `send_replace`: holding the borrow while replacing would deadlock.
+    let changed = change_topics(&topics.borrow(), add, &names);
+    match changed {
+        Ok(next) => {
+            let names = next.iter().map(Topic::name).collect();
+            topics.send_replace(Arc::new(next));
+            text(&ServerMsg::Subscribed { topics: names })
+        }
+        Err(reply) => text(&reply),
+    }
+}
+
+/// One connection: owns the socket until the client leaves, stalls, loses its
+/// credentials, or warden shuts down.
+async fn session(
+    mut socket: WebSocket,
+    app: AppState,
+    principal: Principal,
+    credential: Credential,
+) {
+    // A child of the shutdown token: cancelled by shutdown, by a full queue, or when this
+    // function returns (the guard), which also ends the forwarder.
+    let conn = app.shutdown.child_token();
+    let _guard = conn.clone().drop_guard();
+    let (out_tx, mut out_rx) = mpsc::channel(QUEUE);
+    let (topics_tx, topics_rx) = watch::channel(Arc::new(Topics::new()));
+    tokio::spawn(forward(
+        app.bus.subscribe(),
+        topics_rx,
+        out_tx,
+        conn.clone(),
+    ));
+    let hello = ServerMsg::Hello {
+        user: &principal.name,
+        role: principal.role,
+        heartbeat_ms: HEARTBEAT_MS,
+    };
+    if !send(&mut socket, text(&hello)).await {
+        return;
+    }
+    let mut heartbeat = tokio::time::interval_at(Instant::now() + HEARTBEAT, HEARTBEAT);
+    let mut last_heard = Instant::now();
+    loop {
+        tokio::select! {
+            _ = conn.cancelled() => {
+                if app.shutdown.is_cancelled() {
+                    close(&mut socket, close_code::AWAY, "warden is shutting down").await;
+                } else {
+                    tracing::info!(user = %principal.name, "dropping a WebSocket client that cannot keep up");
+                    close(&mut socket, CLOSE_TOO_SLOW, "too slow: refetch and reconnect").await;
+                }
+                return;
+            }
+            queued = out_rx.recv() => {
+                let Some(msg) = queued else { return };
+                if !send(&mut socket, msg).await {
+                    return;
+                }
+            }
+            incoming = socket.recv() => {
+                let reply = match incoming {
+                    Some(Ok(Message::Text(t))) => handle(t.as_str(), &topics_tx),
+                    Some(Ok(Message::Binary(_))) => text(&ServerMsg::Error {
+                        code: "bad_message",
+                        message: "send JSON text frames".into(),
+                    }),
+                    // Pings are answered by the WebSocket layer itself; both count as life.
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
+                        last_heard = Instant::now();
+                        continue;
+                    }
+                    Some(Ok(Message::Close(_)) | Err(_)) | None => return,
+                };
+                last_heard = Instant::now();
+                if !send(&mut socket, reply).await {
+                    return;
+                }
+            }
+            _ = heartbeat.tick() => {
+                if last_heard.elapsed() > SILENCE_LIMIT {
+                    close(&mut socket, close_code::AWAY, "no heartbeat from the client").await;
+                    return;
+                }
+                if credential.check(&app).await.is_err() {
+                    close(&mut socket, CLOSE_UNAUTHENTICATED, "session ended: log in again").await;
+                    return;
+                }
+                if !send(&mut socket, Message::Ping(Default::default())).await {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Routes of this module.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(ws))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::{Bus, ConsoleLine, Stream};
+
+    fn line(program: &str) -> Event {
+        Event::Console(ConsoleLine {
+            program: program.into(),
+            ts: 1,
+            stream: Stream::Stdout,
+            text: "hi".into(),
+            split: false,
+        })
+    }
+
+    fn topics(names: &[&str]) -> Topics {
+        names
+            .iter()
+            .map(|n| Topic::parse(n).expect("topic"))
+            .collect()
+    }
+
+    #[test]
+    fn topics_parse_and_round_trip() {
+        for n in [
+            "programs",
+            "events",
+            "samples",
+            "samples:mc-1",
+            "console:a_b",
+        ] {
+            assert_eq!(Topic::parse(n).map(|t| t.name()).as_deref(), Some(n));
+        }
+        for bad in [
+            "",
+            "console",
+            "console:",
+            "console:Bad",
+            "samples:a/b",
+            "other:x",
+            "program",
+        ] {
+            assert_eq!(Topic::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn console_lines_go_only_to_their_programs_subscribers() {
+        assert!(wanted(&topics(&["console:a"]), &line("a")));
+        assert!(!wanted(
+            &topics(&["console:b", "programs", "samples:a"]),
+            &line("a")
+        ));
+    }
+
+    #[test]
+    fn client_messages_change_the_topic_set_atomically() {
+        let (tx, _rx) = watch::channel(Arc::new(Topics::new()));
+        let reply = handle(
+            r#"{"op":"subscribe","topics":["programs","console:x"]}"#,
+            &tx,
+        );
+        assert_eq!(
+            reply.to_text().expect("text"),
+            r#"{"type":"subscribed","topics":["programs","console:x"]}"#
+        );
+        let reply = handle(r#"{"op":"subscribe","topics":["samples","nope"]}"#, &tx);
+        assert!(reply.to_text().expect("text").contains("unknown_topic"));
+        assert_eq!(tx.borrow().len(), 2, "a refused change changes nothing");
+        let reply = handle(r#"{"op":"unsubscribe","topics":["programs"]}"#, &tx);
+        assert!(reply.to_text().expect("text").contains(r#"["console:x"]"#));
+        let reply = handle(r#"{"op":"ping"}"#, &tx);
+        assert_eq!(reply.to_text().expect("text"), r#"{"type":"pong"}"#);
+        let reply = handle(r#"{"op":"ping","extra":1}"#, &tx);
+        assert!(reply.to_text().expect("text").contains("bad_message"));
+        let many: Vec<String> = (0..=MAX_TOPICS)
+            .map(|i| format!("\"console:p{i}\""))
+            .collect();
+        let reply = handle(
+            &format!(r#"{{"op":"subscribe","topics":[{}]}}"#, many.join(",")),
+            &tx,
+        );
+        assert!(reply.to_text().expect("text").contains("too_many_topics"));
+    }
+
+    #[test]
+    fn only_pages_from_the_same_origin_may_use_the_cookie() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, "127.0.0.1:9180".parse().expect("header"));
+        assert!(same_origin(&h), "no Origin: not a browser");
+        h.insert(
+            header::ORIGIN,
+            "http://127.0.0.1:9180".parse().expect("header"),
+        );
+        assert!(same_origin(&h));
+        h.insert(
+            header::ORIGIN,
+            "http://evil.example".parse().expect("header"),
+        );
+        assert!(!same_origin(&h));
+        h.insert(
+            header::ORIGIN,
+            "http://127.0.0.1:8080".parse().expect("header"),
+        );
+        assert!(!same_origin(&h), "another port is another origin");
+        h.insert(header::ORIGIN, "null".parse().expect("header"));
+        assert!(!same_origin(&h));
+    }
+
+    #[tokio::test]
+    async fn a_client_whose_queue_fills_is_dropped() {
+        let bus = Bus::new();
+        let rx = bus.subscribe();
+        let (_topics_tx, topics_rx) = watch::channel(Arc::new(topics(&["console:a"])));
+        let (out_tx, mut out_rx) = mpsc::channel(2);
+        let conn = CancellationToken::new();
+        // Unwanted events never take queue space.
+        for _ in 0..10 {
+            bus.publish(line("b"));
+        }
+        for _ in 0..3 {
+            bus.publish(line("a"));
+        }
+        let ended = tokio::time::timeout(
+            Duration::from_secs(5),
+            forward(rx, topics_rx, out_tx, conn.clone()),
+        )
+        .await
+        .expect("forwarder returns");
+        assert_eq!(ended, Forwarded::TooSlow);
+        assert!(conn.is_cancelled());
+        assert!(out_rx.recv().await.is_some());
+    }
+
+    #[tokio::test]
+    async fn the_forwarder_stops_on_cancellation() {
+        let bus = Bus::new();
+        let (_topics_tx, topics_rx) = watch::channel(Arc::new(Topics::new()));
+        let (out_tx, _out_rx) = mpsc::channel(2);
+        let conn = CancellationToken::new();
+        let task = tokio::spawn(forward(bus.subscribe(), topics_rx, out_tx, conn.clone()));
+        conn.cancel();
+        let ended = tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("ends")
+            .expect("no panic");
+        assert_eq!(ended, Forwarded::Ended);
+    }
+}

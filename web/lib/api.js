@@ -1,0 +1,66 @@
+// The REST client: JSON in and out, the CSRF header on state-changing requests, and the
+// API's error shape turned into ApiError (code, message, per-field details).
+
+let csrfToken = null;
+let onUnauthorized = () => {};
+
+export class ApiError extends Error {
+  constructor(status, body) {
+    const e = (body && body.error) || {};
+    super(e.message || `HTTP ${status}`);
+    this.status = status;
+    this.code = e.code || 'http_error';
+    this.details = e.details || [];
+  }
+}
+
+/** Remembers the CSRF token of the current session (from login or /api/auth/me). */
+export function setCsrf(token) {
+  csrfToken = token || null;
+}
+
+/** Called when a request answers 401 (the session ended). */
+export function setUnauthorizedHandler(fn) {
+  onUnauthorized = fn;
+}
+
+export async function request(method, path, body, { quiet401 = false } = {}) {
+  const headers = { Accept: 'application/json' };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (method !== 'GET' && csrfToken) headers['X-CSRF-Token'] = csrfToken;
+  let resp;
+  try {
+    resp = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      credentials: 'same-origin',
+    });
+  } catch (e) {
+    throw new ApiError(0, { error: { code: 'network', message: e.message } });
+  }
+  const text = await resp.text();
+  let data = null;
+  if (text) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      data = null;
+    }
+  }
+  if (!resp.ok) {
+    if (resp.status === 401 && !quiet401) onUnauthorized();
+    throw new ApiError(resp.status, data);
+  }
+  return data;
+}
+
+export const api = {
+  get: (path, opts) => request('GET', path, undefined, opts),
+  post: (path, body = undefined, opts) => request('POST', path, body, opts),
+  put: (path, body, opts) => request('PUT', path, body, opts),
+  del: (path, opts) => request('DELETE', path, undefined, opts),
+};
+
+/** Encodes one path segment (program and user names are restricted, but be safe). */
+export const seg = encodeURIComponent;

@@ -1,0 +1,254 @@
+// Shared pieces of the interface: routing, state badges, uptimes, sparklines, the
+// confirmation dialog, toasts, form fields and the program action buttons.
+
+import { useEffect, useRef, useState } from 'preact/hooks';
+import { html } from './html.js';
+import { t, fmt } from './i18n.js';
+import { api, seg } from './api.js';
+import { can } from './session.js';
+import { useNow, refreshProgram } from './stores.js';
+
+// ---- routing (hash based: deep links work without server-side routes) -------------------
+
+function parseRoute() {
+  const path = location.hash.replace(/^#/, '') || '/';
+  const parts = path.split('/').filter(Boolean).map(decodeURIComponent);
+  return { path, parts };
+}
+
+export function useRoute() {
+  const [route, setRoute] = useState(parseRoute);
+  useEffect(() => {
+    const on = () => setRoute(parseRoute());
+    addEventListener('hashchange', on);
+    return () => removeEventListener('hashchange', on);
+  }, []);
+  return route;
+}
+
+export const href = {
+  overview: () => '#/',
+  program: (name) => `#/p/${seg(name)}`,
+  edit: (name) => `#/p/${seg(name)}/edit`,
+  create: () => '#/new',
+  users: () => '#/users',
+  settings: () => '#/settings',
+  about: () => '#/about',
+};
+
+export function navigate(to) {
+  location.hash = to;
+}
+
+// ---- program state ------------------------------------------------------------------------
+
+export const ACTIVE = new Set(['starting', 'running', 'stopping']);
+
+export function StateBadge({ state }) {
+  return html`<span class="badge state-${state}" data-state=${state}>
+    <span class="dot" aria-hidden="true"></span>${t(`state.${state}`)}
+  </span>`;
+}
+
+/** Uptime text that ticks every second; only this small node re-renders. */
+export function Uptime({ startedAt }) {
+  const now = useNow();
+  if (startedAt == null) return html`<span class="num">${t('common.none')}</span>`;
+  return html`<span class="num">${fmt.duration(Math.max(0, (now - startedAt) / 1000))}</span>`;
+}
+
+// ---- sparkline ------------------------------------------------------------------------------
+
+let accent = null;
+addEventListener('warden-theme', () => {
+  accent = null;
+});
+
+/** A tiny canvas line chart with a fixed size, so arriving data never moves the layout. */
+export function Sparkline({ values, max, label, width = 72, height = 22 }) {
+  const ref = useRef(null);
+  useEffect(() => {
+    const c = ref.current;
+    if (!c) return;
+    const dpr = window.devicePixelRatio || 1;
+    if (c.width !== width * dpr) {
+      c.width = width * dpr;
+      c.height = height * dpr;
+    }
+    const g = c.getContext('2d');
+    g.setTransform(dpr, 0, 0, dpr, 0, 0);
+    g.clearRect(0, 0, width, height);
+    if (!values || values.length < 2) return;
+    if (!accent) accent = getComputedStyle(document.documentElement).getPropertyValue('--accent').trim() || '#3b82f6';
+    const top = Math.max(max ?? 0, ...values, 1e-9);
+    const step = width / (values.length - 1);
+    g.beginPath();
+    values.forEach((v, i) => {
+      const y = height - 1 - (Math.max(0, v) / top) * (height - 2);
+      if (i === 0) g.moveTo(0, y);
+      else g.lineTo(i * step, y);
+    });
+    g.strokeStyle = accent;
+    g.lineWidth = 1.5;
+    g.stroke();
+  }, [values, max, width, height]);
+  return html`<canvas ref=${ref} class="spark" role="img" aria-label=${label}
+    style=${`width:${width}px;height:${height}px`}></canvas>`;
+}
+
+// ---- confirmation dialog --------------------------------------------------------------------
+
+let showConfirm = null;
+
+/** Asks the user to confirm; resolves to true or false. */
+export function confirmAction({ title, body, action, danger = true }) {
+  return new Promise((resolve) => {
+    if (!showConfirm) {
+      resolve(false);
+      return;
+    }
+    showConfirm({ title, body, action, danger, resolve });
+  });
+}
+
+/**
+ * The one <dialog> used for confirmations (focus is trapped, Escape cancels). Focus starts
+ * on Cancel, so a stray Enter never confirms something destructive.
+ */
+export function ConfirmHost() {
+  const [req, setReq] = useState(null);
+  const ref = useRef(null);
+  useEffect(() => {
+    showConfirm = setReq;
+    return () => {
+      showConfirm = null;
+    };
+  }, []);
+  useEffect(() => {
+    const d = ref.current;
+    if (req && d && !d.open) d.showModal();
+  }, [req]);
+  const finish = (ok) => {
+    const d = ref.current;
+    if (d && d.open) d.close();
+    if (req) req.resolve(ok);
+    setReq(null);
+  };
+  return html`<dialog ref=${ref} class="confirm" aria-labelledby="confirm-title"
+      onCancel=${(e) => { e.preventDefault(); finish(false); }}>
+    ${req && html`<form method="dialog" onSubmit=${(e) => { e.preventDefault(); finish(true); }}>
+      <h2 id="confirm-title">${req.title}</h2>
+      <p>${req.body}</p>
+      <div class="row end">
+        <button type="button" class="btn" autofocus onClick=${() => finish(false)}>${t('common.cancel')}</button>
+        <button type="submit" class=${req.danger ? 'btn danger' : 'btn primary'} data-confirm="yes">${req.action}</button>
+      </div>
+    </form>`}
+  </dialog>`;
+}
+
+// ---- toasts ---------------------------------------------------------------------------------
+
+let pushToast = null;
+let toastId = 0;
+
+/** Shows a short message at the bottom of the screen (announced to screen readers). */
+export function toast(text, kind = 'info') {
+  if (pushToast) pushToast({ id: ++toastId, text, kind });
+}
+
+export function ToastHost() {
+  const [items, setItems] = useState([]);
+  useEffect(() => {
+    pushToast = (item) => {
+      setItems((list) => [...list.slice(-3), item]);
+      setTimeout(() => setItems((list) => list.filter((i) => i.id !== item.id)), 5000);
+    };
+    return () => {
+      pushToast = null;
+    };
+  }, []);
+  return html`<div class="toasts" role="status" aria-live="polite">
+    ${items.map((i) => html`<div key=${i.id} class=${`toast ${i.kind}`}>${i.text}</div>`)}
+  </div>`;
+}
+
+/** A toast for a failed request, phrased from the API's error. */
+export function toastError(e) {
+  if (e.status === 0) toast(t('error.network'), 'error');
+  else if (e.status === 403) toast(t('error.forbidden', { msg: e.message }), 'error');
+  else toast(t('common.error', { msg: e.message }), 'error');
+}
+
+// ---- forms ----------------------------------------------------------------------------------
+
+/** A labelled input with its help text and inline error. */
+export function Field({ id, label, help, error, children }) {
+  return html`<div class=${`field${error ? ' invalid' : ''}`}>
+    <label for=${id}>${label}</label>
+    ${children}
+    ${help && html`<small id=${`${id}-help`} class="help">${help}</small>`}
+    ${error && html`<small id=${`${id}-error`} class="error" role="alert">${error}</small>`}
+  </div>`;
+}
+
+/** Copies text, also on plain-http LAN addresses where the Clipboard API is missing. */
+export async function copyText(text) {
+  if (navigator.clipboard && window.isSecureContext) {
+    await navigator.clipboard.writeText(text);
+    return;
+  }
+  const area = document.createElement('textarea');
+  area.value = text;
+  area.setAttribute('readonly', '');
+  area.className = 'offscreen';
+  document.body.appendChild(area);
+  area.select();
+  document.execCommand('copy');
+  area.remove();
+}
+
+// ---- program actions ------------------------------------------------------------------------
+
+const CONFIRMED = new Set(['stop', 'restart', 'kill']);
+
+/** Runs an action on a program, asking first for destructive ones. */
+export async function runAction(name, action) {
+  if (CONFIRMED.has(action)) {
+    const ok = await confirmAction({
+      title: t(`confirm.${action}.title`, { name }),
+      body: t(`confirm.${action}.body`),
+      action: t(`action.${action}`),
+    });
+    if (!ok) return;
+  }
+  try {
+    await api.post(`/api/programs/${seg(name)}/${action}`);
+    await refreshProgram(name);
+  } catch (e) {
+    toastError(e);
+  }
+}
+
+/** Start/stop/restart (and kill with `full`) for operators; nothing for viewers. */
+export function ProgramActions({ program, full = false }) {
+  const [busy, setBusy] = useState(false);
+  if (!can('operator')) return null;
+  const active = ACTIVE.has(program.state);
+  const run = async (action) => {
+    setBusy(true);
+    try {
+      await runAction(program.name, action);
+    } finally {
+      setBusy(false);
+    }
+  };
+  const button = (action, cls = 'btn') => html`<button type="button" class=${cls} disabled=${busy}
+      data-action=${action} aria-label=${`${t(`action.${action}`)} ${program.name}`}
+      onClick=${() => run(action)}>${t(`action.${action}`)}</button>`;
+  return html`<div class="actions">
+    ${active ? button('stop') : button('start', 'btn primary')}
+    ${active && button('restart')}
+    ${full && active && button('kill', 'btn danger')}
+  </div>`;
+}
