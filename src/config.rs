@@ -49,6 +49,8 @@ struct RawConfig {
     api: RawApi,
     #[serde(default)]
     retention: RawRetention,
+    #[serde(default)]
+    metrics: RawMetrics,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -76,6 +78,20 @@ struct RawRetention {
     events_days: Option<u64>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    sample_interval_ms: Option<u64>,
+    batch_interval_ms: Option<u64>,
+    nice: Option<i32>,
+    saturation_cpu_percent: Option<f64>,
+    saturation_stretch: Option<u32>,
+    raw_retention_hours: Option<u64>,
+    minute_retention_days: Option<u64>,
+    hour_retention_days: Option<u64>,
+    prometheus_public: Option<bool>,
+}
+
 /// Validated daemon configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -93,6 +109,8 @@ pub struct Config {
     pub api: ApiConfig,
     /// How long stored history is kept.
     pub retention: RetentionConfig,
+    /// Resource sampling, its storage tiers and the Prometheus endpoint.
+    pub metrics: MetricsConfig,
 }
 
 /// Supervisor settings shared by every program actor.
@@ -128,6 +146,29 @@ pub struct ApiConfig {
 pub struct RetentionConfig {
     /// Lifecycle events older than this are pruned.
     pub events: Duration,
+}
+
+/// Resource sampling settings.
+#[derive(Debug, Clone)]
+pub struct MetricsConfig {
+    /// Time between samples of every program and the host.
+    pub sample_interval: Duration,
+    /// Time between batched writes of buffered samples to the store.
+    pub batch_interval: Duration,
+    /// Nice value of the sampler thread (0 = normal priority, up to 19).
+    pub nice: i32,
+    /// Host CPU % above which the host counts as saturated.
+    pub saturation_cpu_percent: f64,
+    /// Factor by which the sample interval is stretched while the host is saturated.
+    pub saturation_stretch: u32,
+    /// How long raw samples are kept.
+    pub raw_retention: Duration,
+    /// How long 1-minute rollups are kept.
+    pub minute_retention: Duration,
+    /// How long 1-hour rollups are kept.
+    pub hour_retention: Duration,
+    /// Serve `GET /metrics` without a token.
+    pub prometheus_public: bool,
 }
 
 /// A configuration problem: which file, where, and what is wrong.
@@ -242,6 +283,34 @@ impl Config {
             10,
         );
         let events_days = positive("retention.events_days", raw.retention.events_days, 90);
+        let m = &raw.metrics;
+        let sample_ms = positive("metrics.sample_interval_ms", m.sample_interval_ms, 1000);
+        let batch_ms = positive("metrics.batch_interval_ms", m.batch_interval_ms, 10_000);
+        let raw_hours = positive("metrics.raw_retention_hours", m.raw_retention_hours, 48);
+        let minute_days = positive("metrics.minute_retention_days", m.minute_retention_days, 30);
+        let hour_days = positive("metrics.hour_retention_days", m.hour_retention_days, 365);
+        let stretch = positive(
+            "metrics.saturation_stretch",
+            m.saturation_stretch.map(u64::from),
+            5,
+        );
+        if sample_ms < 100 {
+            problems.push(format!(
+                "metrics.sample_interval_ms = {sample_ms} is too short; use at least 100"
+            ));
+        }
+        let nice = m.nice.unwrap_or(10);
+        if !(0..=19).contains(&nice) {
+            problems.push(format!(
+                "metrics.nice = {nice} is out of range; use 0 (normal priority) to 19 (lowest)"
+            ));
+        }
+        let saturation = m.saturation_cpu_percent.unwrap_or(90.0);
+        if !(saturation > 0.0 && saturation <= 100.0) {
+            problems.push(format!(
+                "metrics.saturation_cpu_percent = {saturation} must be above 0 and at most 100"
+            ));
+        }
         if !problems.is_empty() {
             return Err(ConfigError::Invalid {
                 path: path.to_path_buf(),
@@ -268,6 +337,17 @@ impl Config {
             },
             retention: RetentionConfig {
                 events: Duration::from_secs(events_days * 86_400),
+            },
+            metrics: MetricsConfig {
+                sample_interval: Duration::from_millis(sample_ms),
+                batch_interval: Duration::from_millis(batch_ms),
+                nice,
+                saturation_cpu_percent: saturation,
+                saturation_stretch: u32::try_from(stretch).unwrap_or(5),
+                raw_retention: Duration::from_secs(raw_hours * 3600),
+                minute_retention: Duration::from_secs(minute_days * 86_400),
+                hour_retention: Duration::from_secs(hour_days * 86_400),
+                prometheus_public: m.prometheus_public.unwrap_or(false),
             },
         })
     }

@@ -9,6 +9,7 @@ mod bus;
 mod cli;
 mod config;
 mod demo;
+mod metrics;
 mod os;
 mod program;
 mod server;

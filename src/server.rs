@@ -100,6 +100,13 @@ pub async fn serve(
         );
     }
     tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "warden listening");
+    let (metrics, metrics_task) = crate::metrics::Metrics::start(
+        &cfg.metrics,
+        store.clone(),
+        sup.clone(),
+        bus.clone(),
+        shutdown.clone(),
+    )?;
     let app = Arc::new(App {
         sup: sup.clone(),
         store: store.clone(),
@@ -109,6 +116,7 @@ pub async fn serve(
         cfg: cfg.clone(),
         shutdown: shutdown.clone(),
         started,
+        metrics,
     });
     let pruner = tokio::spawn(prune_events(
         store.clone(),
@@ -139,6 +147,11 @@ pub async fn serve(
     )
     .await;
     sup.shutdown(stop, cfg.supervisor.shutdown_timeout).await;
+    // The metrics task flushed its buffer when shutdown was cancelled; wait for that
+    // write before the store closes.
+    if let Err(e) = metrics_task.await {
+        tracing::error!(error = %e, "metrics task failed");
+    }
     pruner.abort();
     store.close().await;
     tracing::info!("shutdown complete");

@@ -8,6 +8,7 @@
 
 pub mod authn;
 pub mod error;
+mod metrics;
 mod programs;
 mod users;
 
@@ -52,6 +53,8 @@ pub struct App {
     pub login_limiter: LoginLimiter,
     /// When warden started.
     pub started: Instant,
+    /// Resource sampling, history and the Prometheus exposition.
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// Shared handler state.
@@ -140,6 +143,7 @@ pub fn router(app: AppState) -> Router {
         .routes(utoipa_axum::routes!(health))
         .merge(authn::routes())
         .merge(programs::routes())
+        .merge(metrics::routes())
         .merge(users::routes())
         .split_for_parts();
     let doc = Arc::new(doc);

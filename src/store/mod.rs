@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod events;
+pub mod metrics;
 pub mod programs;
 
 use std::path::{Path, PathBuf};
@@ -86,7 +87,10 @@ struct Inner {
 }
 
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(include_str!("migrations/0001_init.sql"))])
+    Migrations::new(vec![
+        M::up(include_str!("migrations/0001_init.sql")),
+        M::up(include_str!("migrations/0002_metrics.sql")),
+    ])
 }
 
 fn configure(conn: &Connection) -> Result<(), rusqlite::Error> {
@@ -227,6 +231,11 @@ impl Store {
         if self.inner.writer.send(Msg::Close(tx)).await.is_ok() {
             let _ = rx.await;
         }
+    }
+
+    /// Jobs waiting for the writer (for warden's own metrics).
+    pub fn write_queue_depth(&self) -> usize {
+        self.inner.writer.max_capacity() - self.inner.writer.capacity()
     }
 
     /// Checks that the database answers (for `/health`).
