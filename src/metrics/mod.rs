@@ -396,16 +396,24 @@ impl Metrics {
         E: std::fmt::Display,
     {
         let id = self.shared.import_seq.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut guard = DiscardOnDrop {
+            store: self.store.clone(),
+            import: id,
+            armed: true,
+        };
         let result = self.import_inner(id, body).await;
-        match result {
-            Ok(()) => Ok(self.store.import_commit(id, program.to_string()).await?),
-            Err(e) => {
-                if let Err(abort) = self.store.import_abort(id).await {
-                    tracing::warn!(error = %abort, "cannot discard a failed import's staged rows");
-                }
-                Err(e)
-            }
-        }
+        let result = match result {
+            Ok(()) => self
+                .store
+                .import_commit(id, program.to_string())
+                .await
+                .map_err(ImportError::from),
+            Err(e) => Err(e),
+        };
+        // A committed import left no stage behind; anything else is discarded by the guard
+        // (also when the client goes away and this future is dropped mid-way).
+        guard.armed = result.is_err();
+        result
     }
 
     async fn import_inner<S, E>(&self, id: i64, mut body: S) -> Result<(), ImportError>
@@ -568,6 +576,30 @@ impl Metrics {
         })
         .await
         .unwrap_or_default()
+    }
+}
+
+/// Discards an import's staged rows unless disarmed, including when the import future is
+/// dropped because the client disconnected.
+struct DiscardOnDrop {
+    store: Store,
+    import: i64,
+    armed: bool,
+}
+
+impl Drop for DiscardOnDrop {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let (store, import) = (self.store.clone(), self.import);
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if let Err(e) = store.import_abort(import).await {
+                    tracing::warn!(error = %e, "cannot discard a failed import's staged rows");
+                }
+            });
+        }
     }
 }
 

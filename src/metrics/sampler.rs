@@ -7,7 +7,7 @@
 //! because its priority is lowered on its own: nice is inherited by processes spawned
 //! from a thread, so lowering the whole of warden would also lower every program.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::RecvTimeoutError;
@@ -184,11 +184,12 @@ impl Sampler {
             let started = Instant::now();
             let ts = now_ms();
             let mut programs = Vec::new();
-            let handles = self.sup.list();
-            for h in &handles {
+            let mut running: HashSet<String> = HashSet::new();
+            for h in self.sup.list() {
                 let Some(pid) = h.snapshot().status.pid else {
                     continue;
                 };
+                running.insert(h.name().to_string());
                 reader.tree(pid, MAX_TREE, &mut buf);
                 let state = trees.entry(h.name().to_string()).or_default();
                 if let Some(r) = fold_tree(state, Instant::now(), &buf) {
@@ -207,11 +208,7 @@ impl Sampler {
                 }
             }
             // Forget programs that stopped or were deleted.
-            trees.retain(|name, _| {
-                handles
-                    .iter()
-                    .any(|h| h.name() == name && h.snapshot().status.pid.is_some())
-            });
+            trees.retain(|name, _| running.contains(name));
             if tick_no.is_multiple_of(MOUNTS_EVERY) {
                 mounts = reader.local_mounts();
             }
