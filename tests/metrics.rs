@@ -554,3 +554,47 @@ async fn system_endpoints_and_prometheus_text() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Field 19 (nice) of a `/proc/.../stat` file.
+fn nice_of(stat_path: &std::path::Path) -> i64 {
+    let stat = std::fs::read_to_string(stat_path).expect("stat");
+    let rest = &stat[stat.rfind(')').expect("comm") + 1..];
+    rest.split_whitespace()
+        .nth(19 - 3)
+        .and_then(|v| v.parse().ok())
+        .expect("nice field")
+}
+
+#[tokio::test]
+async fn only_the_sampler_is_reniced_and_programs_keep_normal_priority() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let w = Warden::start_in(tmp.path(), "[metrics]\nnice = 10\n").await;
+    w.create(json!({"name": "idle", "command": "sleep", "args": ["600"]}))
+        .await;
+    let v = w.post("/api/programs/idle/start", json!(null)).await.1;
+    let pid = v["pid"].as_u64().expect("pid");
+    let tasks = format!("/proc/{}/task", w.child.id());
+    let sampler = wait_until(Duration::from_secs(10), "sampler thread", || async {
+        std::fs::read_dir(&tasks).ok()?.flatten().find(|t| {
+            std::fs::read_to_string(t.path().join("comm"))
+                .is_ok_and(|c| c.trim() == "metrics-sampler")
+        })
+    })
+    .await;
+    wait_until(Duration::from_secs(10), "sampler reniced", || async {
+        (nice_of(&sampler.path().join("stat")) == 10).then_some(())
+    })
+    .await;
+    let main = std::path::PathBuf::from(format!("/proc/{}/stat", w.child.id()));
+    assert_eq!(
+        nice_of(&main),
+        0,
+        "warden's other threads keep normal priority"
+    );
+    let child = std::path::PathBuf::from(format!("/proc/{pid}/stat"));
+    assert_eq!(
+        nice_of(&child),
+        0,
+        "programs are spawned at normal priority"
+    );
+}
