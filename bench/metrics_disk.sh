@@ -51,9 +51,9 @@ SELECT s.id, $START + t.k * 60000, 60,
 FROM t CROSS JOIN metric_series s ORDER BY t.k, s.id;
 -- 1-hour rollups for 30 days.
 INSERT INTO metric_1h
-SELECT series, ts - ts % 3600000, sum(n), min(cpu_min), avg(cpu_avg), max(cpu_max), min(mem_min), avg(mem_avg), max(mem_max),
-  min(virt_min), avg(virt_avg), max(virt_max), min(threads_min), avg(threads_avg), max(threads_max), min(files_min), avg(files_avg), max(files_max),
-  min(rd_min), avg(rd_avg), max(rd_max), min(wr_min), avg(wr_avg), max(wr_max), min(players_min), avg(players_avg), max(players_max)
+SELECT series, ts - ts % 3600000, sum(n), min(cpu_min), CAST(avg(cpu_avg) AS INTEGER), max(cpu_max), min(mem_min), CAST(avg(mem_avg) AS INTEGER), max(mem_max),
+  min(virt_min), CAST(avg(virt_avg) AS INTEGER), max(virt_max), min(threads_min), CAST(avg(threads_avg) AS INTEGER), max(threads_max), min(files_min), CAST(avg(files_avg) AS INTEGER), max(files_max),
+  min(rd_min), CAST(avg(rd_avg) AS INTEGER), max(rd_max), min(wr_min), CAST(avg(wr_avg) AS INTEGER), max(wr_max), min(players_min), CAST(avg(players_avg) AS INTEGER), max(players_max)
 FROM metric_1m GROUP BY 1, 2;
 -- The host: raw 48 h, minutes 30 d, hours 30 d.
 WITH RECURSIVE t(k) AS (SELECT 0 UNION ALL SELECT k+1 FROM t WHERE k < $RAW_TICKS - 1)

@@ -37,7 +37,7 @@ PY
 WEEK=604800
 gen $((NOW - WEEK * 1000)) $WEEK "$WORK/week.jsonl"
 t0=$(date +%s.%N)
-"$BIN" metrics import hist "$WORK/week.jsonl" --url "$URL" --token "$TOKEN"
+"$BIN" metrics --url "$URL" --token "$TOKEN" import hist "$WORK/week.jsonl"
 t1=$(date +%s.%N)
 IMPORT=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b - a}')
 
@@ -52,7 +52,7 @@ M7=$(median_ms "$Q7")
 
 REST=$((23 * 86400))
 gen $((NOW - (WEEK + REST) * 1000)) $REST "$WORK/rest.jsonl"
-"$BIN" metrics import hist "$WORK/rest.jsonl" --url "$URL" --token "$TOKEN" > /dev/null
+"$BIN" metrics --url "$URL" --token "$TOKEN" import hist "$WORK/rest.jsonl" > /dev/null
 Q30="$URL/api/programs/hist/metrics?from=$((NOW - 30 * 86400 * 1000))&to=$NOW&points=1000"
 TIER30=$(curl -s -H "Authorization: Bearer $TOKEN" "$Q30" | python3 -c 'import json,sys; v=json.load(sys.stdin); print(v["tier"], len(v["timestamps"]))')
 M30=$(median_ms "$Q30")

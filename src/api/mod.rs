@@ -176,6 +176,11 @@ pub fn router(app: AppState) -> Router {
 /// Answers 503 with the error shape when a handler takes longer than the configured
 /// timeout to produce its response head (streams, once started, are not cut).
 async fn request_timeout(State(limit): State<Duration>, req: Request, next: Next) -> Response {
+    // A metrics import streams a body of any size and answers once all of it is stored;
+    // cutting it off would leave the client unsure whether it was stored.
+    if req.uri().path().ends_with("/metrics/import") {
+        return next.run(req).await;
+    }
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(resp) => resp,
         Err(_) => ApiError::new(

@@ -168,28 +168,91 @@ fn rollup_sql(fam: &Family, src: &str, dst: &str, from_raw: bool, bucket: i64) -
     )
 }
 
-/// SQL answering a bucketed range query: one row per non-empty bucket of `?4` ms from
-/// `?2` (inclusive) to `?3` (exclusive): bucket index, then one value per column.
-fn query_sql(fam: &Family, tier: Tier, agg: Agg) -> String {
-    let mut sel = String::from("(ts - ?2) / ?4");
+/// SQL reading the rows of one series in `[?2, ?3)` in key order (no sort): the time,
+/// the sample count (1 for raw rows), then the column each aggregate needs.
+fn scan_sql(fam: &Family, tier: Tier, agg: Agg) -> String {
+    let mut sel = String::from("ts, ");
+    sel.push_str(if tier == Tier::Raw { "1" } else { "n" });
     for c in fam.columns {
-        let e = match (tier, agg) {
-            (Tier::Raw, Agg::Avg) => format!("avg({c})"),
-            (Tier::Raw, Agg::Min) => format!("min({c})"),
-            (Tier::Raw, Agg::Max) => format!("max({c})"),
-            (_, Agg::Avg) => {
-                format!("sum({c}_avg * n) * 1.0 / sum(CASE WHEN {c}_avg IS NOT NULL THEN n END)")
-            }
-            (_, Agg::Min) => format!("min({c}_min)"),
-            (_, Agg::Max) => format!("max({c}_max)"),
+        let suffix = match (tier, agg) {
+            (Tier::Raw, _) => "",
+            (_, Agg::Avg) => "_avg",
+            (_, Agg::Min) => "_min",
+            (_, Agg::Max) => "_max",
         };
-        sel.push_str(", ");
-        sel.push_str(&e);
+        sel.push_str(&format!(", {c}{suffix}"));
     }
     format!(
-        "SELECT {sel} FROM {} WHERE series = ?1 AND ts >= ?2 AND ts < ?3 GROUP BY 1 ORDER BY 1",
+        "SELECT {sel} FROM {} WHERE series = ?1 AND ts >= ?2 AND ts < ?3 ORDER BY ts",
         tier.table(fam)
     )
+}
+
+/// Folds rows (in time order) into buckets of `step` ms from `from`. Done here rather
+/// than with SQL `GROUP BY` over an expression, which would sort every row first.
+struct Buckets {
+    agg: Agg,
+    from: i64,
+    step: i64,
+    current: Option<i64>,
+    /// Per column: (weighted sum or extreme, weight).
+    acc: Vec<(f64, f64)>,
+    out: Vec<(i64, Vec<Option<f64>>)>,
+}
+
+impl Buckets {
+    fn new(agg: Agg, from: i64, step: i64, columns: usize) -> Buckets {
+        Buckets {
+            agg,
+            from,
+            step: step.max(1),
+            current: None,
+            acc: vec![(0.0, 0.0); columns],
+            out: Vec::new(),
+        }
+    }
+
+    fn emit(&mut self) {
+        let Some(b) = self.current else {
+            return;
+        };
+        let values = self
+            .acc
+            .iter()
+            .map(|(v, w)| match self.agg {
+                _ if *w == 0.0 => None,
+                Agg::Avg => Some(v / w),
+                Agg::Min | Agg::Max => Some(*v),
+            })
+            .collect();
+        self.out.push((self.from + b * self.step, values));
+        self.acc.iter_mut().for_each(|a| *a = (0.0, 0.0));
+    }
+
+    fn add(&mut self, ts: i64, n: f64, values: &[Option<i64>]) {
+        let b = (ts - self.from) / self.step;
+        if self.current != Some(b) {
+            self.emit();
+            self.current = Some(b);
+        }
+        for (acc, v) in self.acc.iter_mut().zip(values) {
+            let Some(v) = v else {
+                continue;
+            };
+            let v = *v as f64;
+            match self.agg {
+                Agg::Avg => *acc = (acc.0 + v * n, acc.1 + n),
+                Agg::Min if acc.1 == 0.0 || v < acc.0 => *acc = (v, 1.0),
+                Agg::Max if acc.1 == 0.0 || v > acc.0 => *acc = (v, 1.0),
+                Agg::Min | Agg::Max => {}
+            }
+        }
+    }
+
+    fn finish(mut self) -> Vec<(i64, Vec<Option<f64>>)> {
+        self.emit();
+        self.out
+    }
 }
 
 fn insert_sql(fam: &Family, table: &str) -> String {
@@ -392,17 +455,19 @@ impl Store {
                 },
                 (true, None) => return Ok(Vec::new()),
             };
-            let mut st = c.prepare_cached(&query_sql(fam, tier, agg))?;
+            let mut st = c.prepare_cached(&scan_sql(fam, tier, agg))?;
             let n = fam.columns.len();
-            let rows = st.query_map(params![id, from, to, step.max(1)], |r| {
-                let b: i64 = r.get(0)?;
-                let mut vals = Vec::with_capacity(n);
-                for i in 0..n {
-                    vals.push(r.get::<_, Option<f64>>(i + 1)?);
+            let mut buckets = Buckets::new(agg, from, step, n);
+            let mut values = vec![None; n];
+            let mut rows = st.query(params![id, from, to])?;
+            while let Some(r) = rows.next()? {
+                for (i, v) in values.iter_mut().enumerate() {
+                    *v = r.get::<_, Option<i64>>(i + 2)?;
                 }
-                Ok((from + b * step.max(1), vals))
-            })?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+                let weight: i64 = r.get(1)?;
+                buckets.add(r.get(0)?, weight as f64, &values);
+            }
+            Ok(buckets.finish())
         })
         .await
     }
