@@ -39,6 +39,8 @@ pub enum Event {
     /// failed, a backup finished…). `alerts` routes notices to channels by `kind` and
     /// `severity`, so a new producer needs no change there.
     Notice(Notice),
+    /// A resource sample of the host, taken by `metrics` at the same moments.
+    HostSample(HostSample),
 }
 
 /// One player-count sample of a game server.
@@ -152,6 +154,47 @@ pub struct ProgramSample {
     /// Players online, when a game query is configured (filled by `games`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub players: Option<u32>,
+}
+
+/// One resource sample of the host. Rates are per second over the interval since the
+/// previous sample.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct HostSample {
+    /// Unix ms.
+    pub ts: i64,
+    /// CPU use in percent of all cores (100 % = every core busy).
+    pub cpu_percent: f64,
+    /// CPU use per core, in percent of that core.
+    pub cores: Vec<f64>,
+    /// Installed memory in bytes.
+    pub memory_total_bytes: u64,
+    /// Memory in use (installed minus available) in bytes.
+    pub memory_used_bytes: u64,
+    /// Swap size in bytes.
+    pub swap_total_bytes: u64,
+    /// Swap in use in bytes.
+    pub swap_used_bytes: u64,
+    /// Load averages over 1, 5 and 15 minutes.
+    pub load: [f64; 3],
+    /// Usage of each local filesystem.
+    pub disks: Vec<DiskUsage>,
+    /// Network bytes received per second (all interfaces but loopback).
+    pub net_rx_bps: f64,
+    /// Network bytes sent per second.
+    pub net_tx_bps: f64,
+}
+
+/// Usage of one mounted filesystem.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DiskUsage {
+    /// Mount point.
+    pub mount: String,
+    /// Filesystem type.
+    pub fs_type: String,
+    /// Size in bytes.
+    pub total_bytes: u64,
+    /// Used bytes.
+    pub used_bytes: u64,
 }
 
 /// A lifecycle transition.

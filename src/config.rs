@@ -55,6 +55,8 @@ struct RawConfig {
     alerts: RawAlerts,
     #[serde(default)]
     files: RawFiles,
+    #[serde(default)]
+    metrics: RawMetrics,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -114,6 +116,20 @@ struct RawFiles {
     max_concurrent_transfers: Option<u64>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    sample_interval_ms: Option<u64>,
+    batch_interval_ms: Option<u64>,
+    nice: Option<i32>,
+    saturation_cpu_percent: Option<f64>,
+    saturation_stretch: Option<u32>,
+    raw_retention_hours: Option<u64>,
+    minute_retention_days: Option<u64>,
+    hour_retention_days: Option<u64>,
+    prometheus_public: Option<bool>,
+}
+
 /// Validated daemon configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -137,6 +153,8 @@ pub struct Config {
     pub alerts: AlertsConfig,
     /// Limits of the file browser.
     pub files: FilesConfig,
+    /// Resource sampling, its storage tiers and the Prometheus endpoint.
+    pub metrics: MetricsConfig,
 }
 
 /// Supervisor settings shared by every program actor.
@@ -224,6 +242,29 @@ pub struct FilesConfig {
     pub max_page_entries: usize,
     /// Uploads and downloads running at once, over all programs.
     pub max_concurrent_transfers: usize,
+}
+
+/// Resource sampling settings.
+#[derive(Debug, Clone)]
+pub struct MetricsConfig {
+    /// Time between samples of every program and the host.
+    pub sample_interval: Duration,
+    /// Time between batched writes of buffered samples to the store.
+    pub batch_interval: Duration,
+    /// Nice value of the sampler thread (0 = normal priority, up to 19).
+    pub nice: i32,
+    /// Host CPU % above which the host counts as saturated.
+    pub saturation_cpu_percent: f64,
+    /// Factor by which the sample interval is stretched while the host is saturated.
+    pub saturation_stretch: u32,
+    /// How long raw samples are kept.
+    pub raw_retention: Duration,
+    /// How long 1-minute rollups are kept.
+    pub minute_retention: Duration,
+    /// How long 1-hour rollups are kept.
+    pub hour_retention: Duration,
+    /// Serve `GET /metrics` without a token.
+    pub prometheus_public: bool,
 }
 
 /// A configuration problem: which file, where, and what is wrong.
@@ -409,6 +450,17 @@ impl Config {
             raw.files.max_concurrent_transfers,
             4,
         );
+        let m = &raw.metrics;
+        let sample_ms = positive("metrics.sample_interval_ms", m.sample_interval_ms, 1000);
+        let batch_ms = positive("metrics.batch_interval_ms", m.batch_interval_ms, 10_000);
+        let raw_hours = positive("metrics.raw_retention_hours", m.raw_retention_hours, 48);
+        let minute_days = positive("metrics.minute_retention_days", m.minute_retention_days, 30);
+        let hour_days = positive("metrics.hour_retention_days", m.hour_retention_days, 365);
+        let stretch = positive(
+            "metrics.saturation_stretch",
+            m.saturation_stretch.map(u64::from),
+            5,
+        );
         // The text editor holds a whole file (and its encoded copy) in memory, and a
         // listing page is built in memory: both are capped so one request cannot take
         // a large share of warden's memory.
@@ -420,6 +472,23 @@ impl Config {
         }
         if max_transfers > 1024 {
             problems.push("files.max_concurrent_transfers must be at most 1024".to_string());
+        }
+        if sample_ms < 100 {
+            problems.push(format!(
+                "metrics.sample_interval_ms = {sample_ms} is too short; use at least 100"
+            ));
+        }
+        let nice = m.nice.unwrap_or(10);
+        if !(0..=19).contains(&nice) {
+            problems.push(format!(
+                "metrics.nice = {nice} is out of range; use 0 (normal priority) to 19 (lowest)"
+            ));
+        }
+        let saturation = m.saturation_cpu_percent.unwrap_or(90.0);
+        if !(saturation > 0.0 && saturation <= 100.0) {
+            problems.push(format!(
+                "metrics.saturation_cpu_percent = {saturation} must be above 0 and at most 100"
+            ));
         }
         if senders > 16 {
             problems.push("alerts.senders must be at most 16".into());
@@ -462,6 +531,17 @@ impl Config {
                 max_upload_bytes: max_upload,
                 max_page_entries: usize::try_from(max_page).unwrap_or(10_000),
                 max_concurrent_transfers: usize::try_from(max_transfers).unwrap_or(1024),
+            },
+            metrics: MetricsConfig {
+                sample_interval: Duration::from_millis(sample_ms),
+                batch_interval: Duration::from_millis(batch_ms),
+                nice,
+                saturation_cpu_percent: saturation,
+                saturation_stretch: u32::try_from(stretch).unwrap_or(5),
+                raw_retention: Duration::from_secs(raw_hours * 3600),
+                minute_retention: Duration::from_secs(minute_days * 86_400),
+                hour_retention: Duration::from_secs(hour_days * 86_400),
+                prometheus_public: m.prometheus_public.unwrap_or(false),
             },
         })
     }

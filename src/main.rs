@@ -12,6 +12,7 @@ mod config;
 mod demo;
 mod files;
 mod games;
+mod metrics;
 mod os;
 mod program;
 mod server;

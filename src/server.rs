@@ -117,6 +117,13 @@ pub async fn serve(
         );
     }
     tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "warden listening");
+    let (metrics, metrics_task) = crate::metrics::Metrics::start(
+        &cfg.metrics,
+        store.clone(),
+        sup.clone(),
+        bus.clone(),
+        shutdown.clone(),
+    )?;
     let app = Arc::new(App {
         sup: sup.clone(),
         games: games.clone(),
@@ -129,6 +136,7 @@ pub async fn serve(
         shutdown: shutdown.clone(),
         started,
         files: crate::files::Files::new(cfg.files.clone(), &cfg.data_dir, shutdown.clone()),
+        metrics,
     });
     let pruner = tokio::spawn(prune_events(
         store.clone(),
@@ -164,6 +172,11 @@ pub async fn serve(
     sup.shutdown(stop, cfg.supervisor.shutdown_timeout).await;
     games.stopped().await;
     alerts.shutdown().await;
+    // The metrics task flushed its buffer when shutdown was cancelled; wait for that
+    // write before the store closes.
+    if let Err(e) = metrics_task.await {
+        tracing::error!(error = %e, "metrics task failed");
+    }
     pruner.abort();
     store.close().await;
     tracing::info!("shutdown complete");

@@ -641,3 +641,36 @@ async fn palworld_profile_works_through_the_rest_api() {
     let (_, v) = w.get("/api/programs/pal").await;
     assert_eq!(v["game"]["rest"]["password"], "********");
 }
+
+#[tokio::test]
+async fn player_counts_become_a_metrics_series() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let w = Warden::start_in(
+        tmp.path(),
+        "[metrics]\nsample_interval_ms = 200\nbatch_interval_ms = 200\nsaturation_cpu_percent = 100\n",
+    )
+    .await;
+    let world = w.data_dir.join("world");
+    let ports = Ports::new();
+    let spec = demo(
+        "pm",
+        &world,
+        &ports,
+        json!({"profile": "minecraft", "query": {"kind": "slp", "port": ports.slp}, "players_interval_seconds": 1}),
+    );
+    w.create(spec).await;
+    start_running(&w, "pm").await;
+    wait_until(
+        Duration::from_secs(20),
+        "players in the stored series",
+        || async {
+            let (st, v) = w.get("/api/programs/pm/metrics?points=100").await;
+            (st == 200
+                && v["series"]["players"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|p| p.as_f64() == Some(2.0))))
+            .then_some(())
+        },
+    )
+    .await;
+}

@@ -27,7 +27,12 @@ async fn crash_restarts_with_backoff_then_gives_up() {
         took >= Duration::from_millis(450),
         "backoff too short: {took:?}"
     );
-    let events = w.events("crashy").await;
+    // Events are stored a moment after the state changes they describe.
+    let events = wait_until(Duration::from_secs(5), "fatal event stored", || async {
+        let ev = w.events("crashy").await;
+        ev.iter().any(|e| e["data"]["to"] == "fatal").then_some(ev)
+    })
+    .await;
     let tos: Vec<&str> = events
         .iter()
         .rev()

@@ -169,7 +169,9 @@ fn handle(
         }
         // Health changes arrive as notices too (kind `health_unhealthy`/`health_recovered`);
         // player counts reach rules through samples.
-        Event::Console(_) | Event::Players(_) | Event::Health(_) => Vec::new(),
+        Event::Console(_) | Event::Players(_) | Event::Health(_) | Event::HostSample(_) => {
+            Vec::new()
+        }
     }
 }
 

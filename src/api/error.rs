@@ -128,6 +128,12 @@ impl ApiError {
         )
     }
 
+    /// The same error with another message (e.g. a summary of its details).
+    pub fn with_message(mut self, message: impl Into<String>) -> ApiError {
+        self.message = message.into();
+        self
+    }
+
     /// 503.
     pub fn unavailable(message: impl Into<String>) -> ApiError {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)

@@ -12,6 +12,7 @@ pub mod authn;
 pub mod error;
 mod files;
 mod games;
+mod metrics;
 mod programs;
 mod users;
 mod ws;
@@ -64,6 +65,8 @@ pub struct App {
     pub started: Instant,
     /// Program files (browse, edit, transfer).
     pub files: crate::files::Files,
+    /// Resource sampling, history and the Prometheus exposition.
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// Shared handler state.
@@ -153,6 +156,7 @@ pub fn router(app: AppState) -> Router {
         .merge(authn::routes())
         .merge(programs::routes())
         .merge(games::routes())
+        .merge(metrics::routes())
         .merge(users::routes())
         .merge(alerts::routes())
         .merge(files::routes())
@@ -201,6 +205,11 @@ pub fn router(app: AppState) -> Router {
 /// Answers 503 with the error shape when a handler takes longer than the configured
 /// timeout to produce its response head (streams, once started, are not cut).
 async fn request_timeout(State(limit): State<Duration>, req: Request, next: Next) -> Response {
+    // A metrics import streams a body of any size and answers once all of it is stored;
+    // cutting it off would leave the client unsure whether it was stored.
+    if req.uri().path().ends_with("/metrics/import") {
+        return next.run(req).await;
+    }
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(resp) => resp,
         Err(_) => ApiError::new(

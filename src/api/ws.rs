@@ -119,6 +119,7 @@ fn wanted(topics: &Topics, ev: &Event) -> bool {
         Event::Players(p) => samples_of(topics, &p.program) || topics.contains(&Topic::Programs),
         Event::Health(_) => topics.contains(&Topic::Programs) || topics.contains(&Topic::Events),
         Event::Notice(_) => topics.contains(&Topic::Events),
+        Event::HostSample(_) => topics.contains(&Topic::Samples),
     }
 }
 

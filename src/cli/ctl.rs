@@ -216,14 +216,14 @@ pub fn load_programs_file(path: &Path) -> anyhow::Result<Vec<ProgramSpec>> {
     Ok(file.program)
 }
 
-struct Client {
-    http: reqwest::Client,
-    base: String,
-    token: String,
+pub(super) struct Client {
+    pub(super) http: reqwest::Client,
+    pub(super) base: String,
+    pub(super) token: String,
 }
 
 impl Client {
-    fn new(r: &Remote) -> anyhow::Result<Client> {
+    pub(super) fn new(r: &Remote) -> anyhow::Result<Client> {
         let token = r.token.clone().ok_or_else(|| {
             anyhow!("no API token: pass --token or set WARDEN_TOKEN (create one with `warden token create NAME --role operator`)")
         })?;

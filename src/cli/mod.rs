@@ -3,6 +3,7 @@
 //! running server over HTTP with a token.
 
 mod ctl;
+mod metrics;
 
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
@@ -59,6 +60,8 @@ enum Cmd {
     /// Validate configuration.
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// Resource history on a running server (import from an older monitor).
+    Metrics(metrics::MetricsArgs),
 }
 
 #[derive(Subcommand)]
@@ -141,6 +144,7 @@ pub fn main() -> ExitCode {
         Cmd::Ctl(args) => runtime().and_then(|rt| rt.block_on(ctl::run(args))),
         Cmd::Apply(args) => runtime().and_then(|rt| rt.block_on(ctl::apply(args))),
         Cmd::Config(ConfigCmd::Check { file, programs }) => config_check(&file, programs),
+        Cmd::Metrics(args) => runtime().and_then(|rt| rt.block_on(metrics::run(args))),
         other => load_config(&cli.place).and_then(|cfg| {
             init_logging(&cfg);
             let rt = runtime()?;
@@ -148,7 +152,7 @@ pub fn main() -> ExitCode {
                 Cmd::Serve { listen, demo } => rt.block_on(serve(cfg, listen, demo)),
                 Cmd::User(cmd) => rt.block_on(user(cfg, cmd)),
                 Cmd::Token(cmd) => rt.block_on(token(cfg, cmd)),
-                Cmd::Ctl(_) | Cmd::Apply(_) | Cmd::Config(_) => Ok(()),
+                Cmd::Ctl(_) | Cmd::Apply(_) | Cmd::Config(_) | Cmd::Metrics(_) => Ok(()),
             }
         }),
     };

@@ -1,13 +1,23 @@
-//! Per-OS process control: process groups, signals, start-time identity, reaping; and
-//! the few file-system details the files service needs (`files.rs`).
+//! Per-OS process control and resource readings: process groups, signals, start-time
+//! identity, reaping, thread priority, the per-process and host counters that `metrics`
+//! samples, and the few file-system details the files service needs (`files.rs`).
 //!
 //! Architecture invariant: this is the only module with `cfg(unix)` / `cfg(windows)`
-//! code. Everything above it speaks in terms of "the program's process group".
+//! code. Everything above it speaks in terms of "the program's process group" and of the
+//! plain reading types below, which every OS implementation fills.
 
 #[cfg(unix)]
 mod unix;
 #[cfg(unix)]
 pub use unix::*;
+
+#[cfg(target_os = "linux")]
+mod linux;
+#[cfg(target_os = "linux")]
+pub use linux::*;
+
+#[cfg(all(unix, not(target_os = "linux")))]
+compile_error!("resource sampling reads /proc: among Unix systems only Linux is supported");
 
 #[cfg(windows)]
 mod windows;
@@ -16,3 +26,103 @@ pub use windows::*;
 
 mod files;
 pub use files::*;
+/// Cumulative counters and current gauges of one process, as read from the OS.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProcStat {
+    /// Process id.
+    pub pid: u32,
+    /// OS start time; with the pid it identifies the process (a reused pid differs).
+    pub start_time: u64,
+    /// User + system CPU time consumed so far, in nanoseconds.
+    pub cpu_ns: u64,
+    /// Resident memory in bytes.
+    pub rss_bytes: u64,
+    /// Virtual memory in bytes.
+    pub virtual_bytes: u64,
+    /// Threads.
+    pub threads: u64,
+    /// Open file descriptors (handles on Windows).
+    pub open_files: u64,
+    /// Bytes read from storage so far.
+    pub read_bytes: u64,
+    /// Bytes written to storage so far.
+    pub write_bytes: u64,
+}
+
+/// Cumulative CPU time of the host or one core, in the OS's own units (ticks).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CpuTimes {
+    /// Time spent doing anything but idling or waiting for I/O.
+    pub busy: u64,
+    /// All time.
+    pub total: u64,
+}
+
+/// Memory and swap of the host, in bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemInfo {
+    /// Installed memory.
+    pub total: u64,
+    /// Memory available to programs without swapping.
+    pub available: u64,
+    /// Swap size.
+    pub swap_total: u64,
+    /// Unused swap.
+    pub swap_free: u64,
+}
+
+/// Usage of one mounted local filesystem, in bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountUsage {
+    /// Where it is mounted.
+    pub mount: String,
+    /// Filesystem type (e.g. `ext4`).
+    pub fs_type: String,
+    /// Size.
+    pub total: u64,
+    /// Used.
+    pub used: u64,
+}
+
+/// Cumulative network bytes over every interface but loopback.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NetTotals {
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Bytes sent.
+    pub tx_bytes: u64,
+}
+
+/// One process of the host, for the on-demand process list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProcessEntry {
+    /// Process id.
+    pub pid: u32,
+    /// Short executable name (never the command line, which may hold secrets).
+    pub name: String,
+    /// CPU time so far, in nanoseconds.
+    pub cpu_ns: u64,
+    /// Resident memory in bytes.
+    pub rss_bytes: u64,
+}
+
+/// Static facts about the host.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostFacts {
+    /// Host name.
+    pub hostname: String,
+    /// Operating system, e.g. `Debian GNU/Linux 13 (trixie)`.
+    pub os: String,
+    /// Kernel release.
+    pub kernel: String,
+    /// CPU model name.
+    pub cpu_model: String,
+    /// Logical CPUs.
+    pub cpus: usize,
+    /// Installed memory in bytes.
+    pub memory_bytes: u64,
+    /// Swap size in bytes.
+    pub swap_bytes: u64,
+    /// Unix ms when the host booted.
+    pub boot_time_ms: i64,
+}

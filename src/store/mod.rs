@@ -9,6 +9,7 @@
 pub mod alerts;
 pub mod auth;
 pub mod events;
+pub mod metrics;
 pub mod programs;
 pub mod setup;
 
@@ -90,6 +91,7 @@ struct Inner {
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(include_str!("migrations/0001_init.sql")),
+        M::up(include_str!("migrations/0002_metrics.sql")),
         M::up(include_str!("migrations/0003_alerts.sql")),
     ])
 }
@@ -232,6 +234,11 @@ impl Store {
         if self.inner.writer.send(Msg::Close(tx)).await.is_ok() {
             let _ = rx.await;
         }
+    }
+
+    /// Jobs waiting for the writer (for warden's own metrics).
+    pub fn write_queue_depth(&self) -> usize {
+        self.inner.writer.max_capacity() - self.inner.writer.capacity()
     }
 
     /// Checks that the database answers (for `/health`).

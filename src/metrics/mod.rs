@@ -1,0 +1,740 @@
+//! Resource metrics: per-program (whole process tree) and host sampling, buffered batch
+//! writes, background rollup and retention, chart queries that pick their tier, streaming
+//! export, all-or-nothing import, and the Prometheus text exposition.
+//!
+//! Data flow: the sampler thread (`sampler.rs`, reniced) reads the trees of running
+//! programs from the supervisor's handles and `/proc` once per interval → publishes
+//! `Event::Sample`/`Event::HostSample` on the bus and stores the latest values here →
+//! hands the tick to the service task over a bounded queue → the service buffers ticks
+//! and writes them in one store job every batch interval, then runs one bounded rollup
+//! and prune step. On shutdown the service flushes what it holds before the store closes.
+//!
+//! Architecture invariant: the sampler never scans the process table; only the
+//! on-demand, admin-only process list does.
+
+mod codec;
+mod prometheus;
+mod sampler;
+pub mod tiers;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use futures_util::{Stream, StreamExt};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::bus::{Bus, HostSample, ProgramSample};
+use crate::config::MetricsConfig;
+use crate::os::{HostFacts, ProcReader};
+use crate::store::metrics::{Agg, BucketQuery, Family, HOST, ImportSummary, PROGRAMS, Row, Tier};
+use crate::store::{Store, StoreError, now_ms};
+use crate::supervisor::Supervisor;
+pub use codec::Format;
+use codec::{Field, HOST_FIELDS, PROGRAM_FIELDS};
+use tiers::Tiers;
+
+/// Ticks queued between the sampler thread and the service. When full (the store is
+/// stuck far behind), the sampler drops the tick and counts its samples as dropped.
+const TICK_QUEUE: usize = 64;
+/// Ticks kept in the write buffer while store writes fail; beyond this the oldest tick is
+/// dropped (and counted), so a broken disk cannot grow warden's memory without bound.
+const MAX_BUFFERED_TICKS: usize = 3600;
+/// Rollup work per step: this many ms of minutes, for every series.
+const ROLLUP_SPAN_MS: i64 = 10 * 60_000;
+/// Rows deleted per prune step.
+const PRUNE_ROWS: u32 = 5000;
+/// Rows per export page (one store read, one chunk of the response).
+const EXPORT_PAGE: u32 = 5000;
+/// Import rows staged per store job.
+const IMPORT_CHUNK: usize = 20_000;
+/// Longest accepted import line; longer ones are reported, not buffered.
+const MAX_LINE: usize = 64 * 1024;
+/// Bad import lines reported individually (the rest are only counted).
+const MAX_LINE_ERRORS: usize = 100;
+
+/// One sampling moment, handed from the sampler to the service.
+pub(crate) struct Tick {
+    programs: Vec<ProgramSample>,
+    host: Option<HostSample>,
+}
+
+/// Latest values, for `/metrics` and "now" views.
+#[derive(Default)]
+struct Latest {
+    programs: BTreeMap<String, ProgramSample>,
+    host: Option<HostSample>,
+}
+
+/// State shared by the sampler thread, the service task and handlers. Atomics and a std
+/// `RwLock` held only to copy in or out, never across `.await`.
+pub(crate) struct Shared {
+    latest: RwLock<Latest>,
+    /// Samples lost because the queue or buffer was full.
+    dropped: AtomicU64,
+    /// Duration of the last sampling tick, in µs.
+    tick_us: AtomicU64,
+    /// Current sampling interval in ms (stretched while the host is saturated).
+    interval_ms: AtomicU64,
+    /// True while the interval is stretched.
+    stretched: AtomicBool,
+    /// Ticks waiting in the sampler → service queue.
+    tick_queue: AtomicU64,
+    /// Samples in the write buffer.
+    buffered: AtomicU64,
+    /// Duration of the last batch write, in µs (until committed).
+    write_us: AtomicU64,
+    /// Batch writes that failed.
+    write_failures: AtomicU64,
+    /// Import ids.
+    import_seq: AtomicI64,
+}
+
+impl Shared {
+    fn set_latest(&self, programs: &[ProgramSample], host: Option<HostSample>) {
+        if let Ok(mut l) = self.latest.write() {
+            l.programs = programs
+                .iter()
+                .map(|p| (p.program.clone(), p.clone()))
+                .collect();
+            if host.is_some() {
+                l.host = host;
+            }
+        }
+    }
+
+    fn record_tick(&self, took: Duration, interval: Duration, stretched: bool) {
+        self.tick_us
+            .store(took.as_micros() as u64, Ordering::Relaxed);
+        self.interval_ms
+            .store(interval.as_millis() as u64, Ordering::Relaxed);
+        self.stretched.store(stretched, Ordering::Relaxed);
+    }
+}
+
+/// A chart query.
+#[derive(Debug, Clone, Copy)]
+pub struct HistoryQuery {
+    /// Start, unix ms (inclusive).
+    pub from: i64,
+    /// End, unix ms (exclusive).
+    pub to: i64,
+    /// Most points per series.
+    pub points: u32,
+    /// How values within a point are combined.
+    pub agg: Agg,
+}
+
+/// A chart answer: one timestamp per point and one array of values per series.
+#[derive(Debug)]
+pub struct History {
+    /// The tier that answered (`raw`, `1m`, `1h`).
+    pub tier: &'static str,
+    /// Width of each point in ms.
+    pub step_ms: i64,
+    /// Start of each point, unix ms.
+    pub timestamps: Vec<i64>,
+    /// Values by series name, aligned with `timestamps` (`None`: not measured).
+    pub series: BTreeMap<String, Vec<Option<f64>>>,
+}
+
+/// One bad import line.
+#[derive(Debug, Clone)]
+pub struct LineError {
+    /// 1-based line number.
+    pub line: u64,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+/// Why an import stored nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// Some lines are invalid (the first ones are listed); nothing was stored.
+    #[error("{bad} line(s) are invalid; nothing was imported")]
+    Invalid {
+        /// The first bad lines.
+        lines: Vec<LineError>,
+        /// How many lines were bad in all.
+        bad: u64,
+    },
+    /// The request body could not be read.
+    #[error("cannot read the request body: {0}")]
+    Body(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// One row of the process list.
+#[derive(Debug, Clone)]
+pub struct ProcessView {
+    /// Process id.
+    pub pid: u32,
+    /// Executable name.
+    pub name: String,
+    /// CPU % of one core over the measuring window.
+    pub cpu_percent: f64,
+    /// Resident memory in bytes.
+    pub memory_bytes: u64,
+    /// The supervised program this process is the main process of, if any.
+    pub program: Option<String>,
+}
+
+/// Sort order of the process list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcessSort {
+    /// Highest CPU first.
+    Cpu,
+    /// Most resident memory first.
+    Memory,
+}
+
+/// Handle to the metrics service (cheap to clone).
+#[derive(Clone)]
+pub struct Metrics {
+    shared: Arc<Shared>,
+    store: Store,
+    sup: Supervisor,
+    tiers: Tiers,
+    cfg: MetricsConfig,
+}
+
+struct Service {
+    shared: Arc<Shared>,
+    store: Store,
+    cfg: MetricsConfig,
+    rx: mpsc::Receiver<Tick>,
+    buf: VecDeque<Tick>,
+    /// Latest sample time written; minutes before its minute are complete.
+    flushed_upto: Option<i64>,
+    last_prune: Option<Instant>,
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4)
+}
+
+impl Metrics {
+    /// Starts the sampler thread and the service task. The task ends after `shutdown` is
+    /// cancelled and it has flushed its buffer; await it before closing the store.
+    pub fn start(
+        cfg: &MetricsConfig,
+        store: Store,
+        sup: Supervisor,
+        bus: Bus,
+        shutdown: CancellationToken,
+    ) -> std::io::Result<(Metrics, JoinHandle<()>)> {
+        let shared = Arc::new(Shared {
+            latest: RwLock::new(Latest::default()),
+            dropped: AtomicU64::new(0),
+            tick_us: AtomicU64::new(0),
+            interval_ms: AtomicU64::new(cfg.sample_interval.as_millis() as u64),
+            stretched: AtomicBool::new(false),
+            tick_queue: AtomicU64::new(0),
+            buffered: AtomicU64::new(0),
+            write_us: AtomicU64::new(0),
+            write_failures: AtomicU64::new(0),
+            import_seq: AtomicI64::new(0),
+        });
+        let (tx, rx) = mpsc::channel(TICK_QUEUE);
+        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+        let sampler = sampler::Sampler {
+            sup: sup.clone(),
+            bus,
+            shared: shared.clone(),
+            tx,
+            interval: cfg.sample_interval,
+            threshold: cfg.saturation_cpu_percent,
+            stretch: cfg.saturation_stretch,
+            nice: cfg.nice,
+        };
+        std::thread::Builder::new()
+            .name("metrics-sampler".into())
+            .spawn(move || sampler.run(stop_rx))?;
+        let service = Service {
+            shared: shared.clone(),
+            store: store.clone(),
+            cfg: cfg.clone(),
+            rx,
+            buf: VecDeque::new(),
+            flushed_upto: None,
+            last_prune: None,
+        };
+        let task = tokio::spawn(service.run(shutdown, stop_tx));
+        let tiers = Tiers {
+            sample_ms: ms(cfg.sample_interval),
+            raw_keep_ms: ms(cfg.raw_retention),
+            minute_keep_ms: ms(cfg.minute_retention),
+            hour_keep_ms: ms(cfg.hour_retention),
+        };
+        Ok((
+            Metrics {
+                shared,
+                store,
+                sup,
+                tiers,
+                cfg: cfg.clone(),
+            },
+            task,
+        ))
+    }
+
+    /// The latest sample of a program (absent when it is not running or not sampled yet).
+    pub fn current(&self, program: &str) -> Option<ProgramSample> {
+        self.shared
+            .latest
+            .read()
+            .ok()
+            .and_then(|l| l.programs.get(program).cloned())
+    }
+
+    /// The latest host sample.
+    pub fn current_host(&self) -> Option<HostSample> {
+        self.shared.latest.read().ok().and_then(|l| l.host.clone())
+    }
+
+    /// Chart data of a program (`Some(name)`) or of the host (`None`).
+    pub async fn history(
+        &self,
+        program: Option<&str>,
+        q: HistoryQuery,
+    ) -> Result<History, StoreError> {
+        let (fam, fields): (&'static Family, &[Field]) = match program {
+            Some(_) => (&PROGRAMS, &PROGRAM_FIELDS),
+            None => (&HOST, &HOST_FIELDS),
+        };
+        let (tier, step) = tiers::choose(&self.tiers, now_ms(), q.from, q.to, q.points);
+        let rows = self
+            .store
+            .metric_buckets(
+                fam,
+                program.map(str::to_string),
+                BucketQuery {
+                    tier,
+                    agg: q.agg,
+                    from: q.from,
+                    to: q.to,
+                    step,
+                },
+            )
+            .await?;
+        let mut series: BTreeMap<String, Vec<Option<f64>>> = fields
+            .iter()
+            .map(|f| (f.name.to_string(), Vec::with_capacity(rows.len())))
+            .collect();
+        let mut timestamps = Vec::with_capacity(rows.len());
+        for (ts, values) in rows {
+            timestamps.push(ts);
+            for (v, f) in values.iter().zip(fields.iter()) {
+                if let Some(s) = series.get_mut(f.name) {
+                    s.push(v.map(|v| codec::decode(v, f)));
+                }
+            }
+        }
+        Ok(History {
+            tier: tier.as_str(),
+            step_ms: step,
+            timestamps,
+            series,
+        })
+    }
+
+    /// Streams a program's stored samples of one tier in `[from, to)` as CSV or JSON Lines,
+    /// one store page at a time: memory stays constant however long the range.
+    pub fn export(
+        &self,
+        program: String,
+        tier: Tier,
+        from: i64,
+        to: i64,
+        format: Format,
+    ) -> impl Stream<Item = Result<Bytes, StoreError>> + Send + 'static {
+        let store = self.store.clone();
+        let header = (format == Format::Csv).then(codec::csv_header);
+        let start = (Some(from - 1), header);
+        futures_util::stream::unfold(start, move |(after, header)| {
+            let store = store.clone();
+            let program = program.clone();
+            async move {
+                let after = after?;
+                let page = match store
+                    .metric_page(program, tier, after, to, EXPORT_PAGE)
+                    .await
+                {
+                    Ok(p) => p,
+                    Err(e) => return Some((Err(e), (None, None))),
+                };
+                let next = if page.len() < EXPORT_PAGE as usize {
+                    None
+                } else {
+                    page.last().map(|r| r.ts)
+                };
+                let mut out = header.unwrap_or_default();
+                for row in &page {
+                    codec::push_export_line(&mut out, row, format);
+                }
+                Some((Ok(Bytes::from(out)), (next, None)))
+            }
+        })
+        .filter(|chunk| {
+            let keep = !matches!(chunk, Ok(b) if b.is_empty());
+            async move { keep }
+        })
+    }
+
+    /// Imports JSON Lines of samples into a program's history: all or nothing. Lines are
+    /// staged in chunks as they arrive (memory stays bounded); any bad line aborts the
+    /// whole import and is reported by line number.
+    pub async fn import<S, E>(&self, program: &str, body: S) -> Result<ImportSummary, ImportError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let id = self.shared.import_seq.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut guard = DiscardOnDrop {
+            store: self.store.clone(),
+            import: id,
+            armed: true,
+        };
+        let result = self.import_inner(id, body).await;
+        let result = match result {
+            Ok(()) => self
+                .store
+                .import_commit(id, program.to_string())
+                .await
+                .map_err(ImportError::from),
+            Err(e) => Err(e),
+        };
+        // A committed import left no stage behind; anything else is discarded by the guard
+        // (also when the client goes away and this future is dropped mid-way).
+        guard.armed = result.is_err();
+        result
+    }
+
+    async fn import_inner<S, E>(&self, id: i64, mut body: S) -> Result<(), ImportError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let mut pending: Vec<u8> = Vec::new();
+        let mut rows: Vec<Row> = Vec::with_capacity(IMPORT_CHUNK);
+        let mut errors: Vec<LineError> = Vec::new();
+        let mut bad = 0u64;
+        let mut line_no = 0u64;
+        let mut too_long = false;
+        let handle = |line: &[u8],
+                      line_no: u64,
+                      rows: &mut Vec<Row>,
+                      errors: &mut Vec<LineError>,
+                      bad: &mut u64| {
+            let parsed = std::str::from_utf8(line)
+                .map_err(|_| "the line is not valid UTF-8".to_string())
+                .and_then(codec::parse_import_line);
+            match parsed {
+                Ok(Some(row)) if *bad == 0 => rows.push(row),
+                Ok(_) => {}
+                Err(message) => {
+                    *bad += 1;
+                    if errors.len() < MAX_LINE_ERRORS {
+                        errors.push(LineError {
+                            line: line_no,
+                            message,
+                        });
+                    }
+                }
+            }
+        };
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| ImportError::Body(e.to_string()))?;
+            let mut rest: &[u8] = &chunk;
+            while let Some(pos) = rest.iter().position(|b| *b == b'\n') {
+                line_no += 1;
+                if too_long {
+                    too_long = false;
+                    pending.clear();
+                } else {
+                    pending.extend_from_slice(&rest[..pos]);
+                    handle(&pending, line_no, &mut rows, &mut errors, &mut bad);
+                    pending.clear();
+                }
+                rest = &rest[pos + 1..];
+            }
+            if !too_long {
+                pending.extend_from_slice(rest);
+                if pending.len() > MAX_LINE {
+                    // Reported now, skipped up to its end, never buffered whole.
+                    too_long = true;
+                    pending.clear();
+                    bad += 1;
+                    if errors.len() < MAX_LINE_ERRORS {
+                        errors.push(LineError {
+                            line: line_no + 1,
+                            message: format!("the line is longer than {MAX_LINE} bytes"),
+                        });
+                    }
+                }
+            }
+            if bad == 0 && rows.len() >= IMPORT_CHUNK {
+                self.store
+                    .import_stage(id, std::mem::take(&mut rows))
+                    .await?;
+            }
+        }
+        if !too_long && !pending.is_empty() {
+            line_no += 1;
+            handle(&pending, line_no, &mut rows, &mut errors, &mut bad);
+        }
+        if bad > 0 {
+            return Err(ImportError::Invalid { lines: errors, bad });
+        }
+        if !rows.is_empty() {
+            self.store.import_stage(id, rows).await?;
+        }
+        Ok(())
+    }
+
+    /// Static facts about the host.
+    pub async fn system_info(&self) -> HostFacts {
+        tokio::task::spawn_blocking(|| ProcReader::new().host_facts())
+            .await
+            .unwrap_or_default()
+    }
+
+    /// The top `limit` processes of the host by CPU or memory, CPU measured over 250 ms.
+    /// This scans every process (twice), so it is on demand only.
+    pub async fn processes(&self, sort: ProcessSort, limit: usize) -> Vec<ProcessView> {
+        let roots: HashMap<u32, String> = self
+            .sup
+            .list()
+            .iter()
+            .filter_map(|h| h.snapshot().status.pid.map(|p| (p, h.name().to_string())))
+            .collect();
+        let window = Duration::from_millis(250);
+        let first = tokio::task::spawn_blocking(|| ProcReader::new().all_processes())
+            .await
+            .unwrap_or_default();
+        tokio::time::sleep(window).await;
+        let second = tokio::task::spawn_blocking(|| ProcReader::new().all_processes())
+            .await
+            .unwrap_or_default();
+        let before: HashMap<u32, u64> = first.iter().map(|p| (p.pid, p.cpu_ns)).collect();
+        let mut out: Vec<ProcessView> = second
+            .into_iter()
+            .map(|p| {
+                let cpu = p
+                    .cpu_ns
+                    .saturating_sub(before.get(&p.pid).copied().unwrap_or(p.cpu_ns));
+                ProcessView {
+                    program: roots.get(&p.pid).cloned(),
+                    pid: p.pid,
+                    name: p.name,
+                    cpu_percent: cpu as f64 / window.as_nanos() as f64 * 100.0,
+                    memory_bytes: p.rss_bytes,
+                }
+            })
+            .collect();
+        match sort {
+            ProcessSort::Cpu => out.sort_by(|a, b| b.cpu_percent.total_cmp(&a.cpu_percent)),
+            ProcessSort::Memory => out.sort_by_key(|p| std::cmp::Reverse(p.memory_bytes)),
+        }
+        out.truncate(limit);
+        out
+    }
+
+    /// The Prometheus text exposition of current values and warden's own health.
+    pub async fn prometheus(&self) -> String {
+        let rt = tokio::runtime::Handle::current().metrics();
+        let own = prometheus::Own {
+            tasks: rt.num_alive_tasks(),
+            runtime_queue: rt.global_queue_depth(),
+            store_queue: self.store.write_queue_depth(),
+            tick_queue: self.shared.tick_queue.load(Ordering::Relaxed),
+            buffered: self.shared.buffered.load(Ordering::Relaxed),
+            dropped: self.shared.dropped.load(Ordering::Relaxed),
+            write_seconds: self.shared.write_us.load(Ordering::Relaxed) as f64 / 1e6,
+            write_failures: self.shared.write_failures.load(Ordering::Relaxed),
+            tick_seconds: self.shared.tick_us.load(Ordering::Relaxed) as f64 / 1e6,
+            interval_seconds: self.shared.interval_ms.load(Ordering::Relaxed) as f64 / 1e3,
+            base_interval_seconds: self.cfg.sample_interval.as_secs_f64(),
+            stretched: self.shared.stretched.load(Ordering::Relaxed),
+        };
+        let (programs, host) = match self.shared.latest.read() {
+            Ok(l) => (
+                l.programs.values().cloned().collect::<Vec<_>>(),
+                l.host.clone(),
+            ),
+            Err(_) => (Vec::new(), None),
+        };
+        tokio::task::spawn_blocking(move || {
+            let me = ProcReader::new().process(std::process::id());
+            prometheus::render(&programs, host.as_ref(), me.as_ref(), &own)
+        })
+        .await
+        .unwrap_or_default()
+    }
+}
+
+/// Discards an import's staged rows unless disarmed, including when the import future is
+/// dropped because the client disconnected.
+struct DiscardOnDrop {
+    store: Store,
+    import: i64,
+    armed: bool,
+}
+
+impl Drop for DiscardOnDrop {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let (store, import) = (self.store.clone(), self.import);
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if let Err(e) = store.import_abort(import).await {
+                    tracing::warn!(error = %e, "cannot discard a failed import's staged rows");
+                }
+            });
+        }
+    }
+}
+
+impl Service {
+    async fn run(mut self, shutdown: CancellationToken, stop_sampler: std::sync::mpsc::Sender<()>) {
+        let mut flush = tokio::time::interval(self.cfg.batch_interval);
+        flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        flush.tick().await;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                tick = self.rx.recv() => match tick {
+                    Some(t) => self.push(t),
+                    None => break,
+                },
+                _ = flush.tick() => {
+                    self.flush().await;
+                    self.maintain().await;
+                }
+            }
+        }
+        // Stop the sampler, take what it already queued, and write everything.
+        let _ = stop_sampler.send(());
+        drop(stop_sampler);
+        while let Ok(t) = self.rx.try_recv() {
+            self.push(t);
+        }
+        self.flush().await;
+    }
+
+    fn push(&mut self, t: Tick) {
+        if self.buf.len() >= MAX_BUFFERED_TICKS
+            && let Some(old) = self.buf.pop_front()
+        {
+            let n = old.programs.len() as u64 + u64::from(old.host.is_some());
+            self.shared.dropped.fetch_add(n, Ordering::Relaxed);
+        }
+        self.buf.push_back(t);
+        let n: usize = self.buf.iter().map(|t| t.programs.len() + 1).sum();
+        self.shared.buffered.store(n as u64, Ordering::Relaxed);
+    }
+
+    async fn flush(&mut self) {
+        if self.buf.is_empty() {
+            return;
+        }
+        let mut programs: HashMap<String, Vec<Row>> = HashMap::new();
+        let mut host = Vec::new();
+        let mut upto = i64::MIN;
+        for t in &self.buf {
+            for p in &t.programs {
+                programs
+                    .entry(p.program.clone())
+                    .or_default()
+                    .push(codec::program_row(p));
+                upto = upto.max(p.ts);
+            }
+            if let Some(h) = &t.host {
+                host.push(codec::host_row(h));
+                upto = upto.max(h.ts);
+            }
+        }
+        let started = Instant::now();
+        match self
+            .store
+            .insert_samples(programs.into_iter().collect(), host)
+            .await
+        {
+            Ok(()) => {
+                self.shared
+                    .write_us
+                    .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+                self.buf.clear();
+                self.shared.buffered.store(0, Ordering::Relaxed);
+                self.flushed_upto = Some(upto);
+            }
+            Err(StoreError::Closed) => {
+                tracing::warn!("store closed before buffered samples could be written");
+                self.buf.clear();
+            }
+            Err(e) => {
+                // Kept for the next attempt (bounded by MAX_BUFFERED_TICKS).
+                self.shared.write_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, "cannot write samples; will retry");
+            }
+        }
+    }
+
+    /// One bounded round of rollups (each step rolls ≤ 10 minutes of every series) and,
+    /// once a minute, of pruning (≤ 5000 rows per step, a few steps per round).
+    async fn maintain(&mut self) {
+        let Some(upto) = self.flushed_upto else {
+            return;
+        };
+        for fam in [&PROGRAMS, &HOST] {
+            for _ in 0..6 {
+                match self.store.rollup_step(fam, upto, ROLLUP_SPAN_MS).await {
+                    Ok(true) => tokio::task::yield_now().await,
+                    Ok(false) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "metrics rollup failed");
+                        break;
+                    }
+                }
+            }
+        }
+        if self
+            .last_prune
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(60))
+        {
+            return;
+        }
+        self.last_prune = Some(Instant::now());
+        let now = now_ms();
+        for fam in [&PROGRAMS, &HOST] {
+            for (tier, keep) in [
+                (Tier::Raw, self.cfg.raw_retention),
+                (Tier::Minute, self.cfg.minute_retention),
+                (Tier::Hour, self.cfg.hour_retention),
+            ] {
+                for _ in 0..10 {
+                    match self
+                        .store
+                        .prune_metrics(fam, tier, now - ms(keep), PRUNE_ROWS)
+                        .await
+                    {
+                        Ok(n) if n == PRUNE_ROWS as usize => tokio::task::yield_now().await,
+                        Ok(_) => break,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "metrics pruning failed");
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,509 @@
+//! Linux resource readings from `/proc`: per-process counters of a supervised process
+//! tree (found through `/proc/PID/task/TID/children`, never by scanning every process),
+//! host CPU, memory, load, mounts and network, and per-thread priority.
+//!
+//! Everything here is cheap and allocation-light on purpose: the sampler calls it for
+//! every supervised process once a second, beside game servers that must not notice.
+
+use std::fmt::Write as _;
+use std::io::{self, Read};
+
+use super::{CpuTimes, HostFacts, MemInfo, MountUsage, NetTotals, ProcStat, ProcessEntry};
+
+/// Filesystem types worth reporting: local, persistent storage. Network filesystems are
+/// left out on purpose, since `statvfs` on a hung NFS server would block the sampler.
+const LOCAL_FS: &[&str] = &[
+    "ext2", "ext3", "ext4", "xfs", "btrfs", "zfs", "f2fs", "jfs", "reiserfs", "vfat", "exfat",
+    "ntfs", "ntfs3", "overlay", "bcachefs",
+];
+
+/// Reads `/proc` with reusable path and content buffers.
+pub struct ProcReader {
+    path: String,
+    buf: String,
+    /// Nanoseconds per clock tick (`/proc/PID/stat` times are in ticks).
+    ns_per_tick: u64,
+    /// Bytes per memory page (`rss` is in pages).
+    page_size: u64,
+}
+
+impl Default for ProcReader {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn sysconf(name: nix::libc::c_int, fallback: u64) -> u64 {
+    // SAFETY: sysconf takes an integer name and returns a value or -1; it touches no memory
+    // of ours.
+    let v = unsafe { nix::libc::sysconf(name) };
+    u64::try_from(v).ok().filter(|v| *v > 0).unwrap_or(fallback)
+}
+
+impl ProcReader {
+    /// A reader for this host.
+    pub fn new() -> ProcReader {
+        let ticks = sysconf(nix::libc::_SC_CLK_TCK, 100);
+        ProcReader {
+            path: String::with_capacity(64),
+            buf: String::with_capacity(4096),
+            ns_per_tick: 1_000_000_000 / ticks,
+            page_size: sysconf(nix::libc::_SC_PAGESIZE, 4096),
+        }
+    }
+
+    /// Reads a whole file into `self.buf`. Returns false when it cannot be read (the
+    /// process is gone, or the file does not exist here).
+    fn load(&mut self) -> bool {
+        self.buf.clear();
+        match std::fs::File::open(&self.path) {
+            Ok(mut f) => f.read_to_string(&mut self.buf).is_ok(),
+            Err(_) => false,
+        }
+    }
+
+    fn set_path(&mut self, args: std::fmt::Arguments<'_>) {
+        self.path.clear();
+        let _ = self.path.write_fmt(args);
+    }
+
+    /// Counters of one process, or `None` if it is gone.
+    pub fn process(&mut self, pid: u32) -> Option<ProcStat> {
+        self.set_path(format_args!("/proc/{pid}/stat"));
+        if !self.load() {
+            return None;
+        }
+        let mut st = parse_stat(&self.buf, self.ns_per_tick, self.page_size)?;
+        st.pid = pid;
+        self.set_path(format_args!("/proc/{pid}/io"));
+        // `io` is unreadable for processes of other users; their disk rates read 0.
+        if self.load() {
+            let (r, w) = parse_io(&self.buf);
+            st.read_bytes = r;
+            st.write_bytes = w;
+        }
+        // Since Linux 6.2 the size of the `fd` directory is the number of open
+        // descriptors: one stat call instead of listing the directory.
+        self.set_path(format_args!("/proc/{pid}/fd"));
+        st.open_files = match std::fs::metadata(&self.path) {
+            Ok(m) if m.len() > 0 => m.len(),
+            Ok(_) => std::fs::read_dir(&self.path)
+                .map(|d| d.count() as u64)
+                .unwrap_or(0),
+            Err(_) => 0,
+        };
+        Some(st)
+    }
+
+    /// Appends the direct children of `pid` (of every one of its threads) to `out`.
+    fn children(&mut self, pid: u32, threads: u64, out: &mut Vec<u32>) {
+        if threads <= 1 {
+            self.set_path(format_args!("/proc/{pid}/task/{pid}/children"));
+            if self.load() {
+                out.extend(
+                    self.buf
+                        .split_ascii_whitespace()
+                        .filter_map(|s| s.parse::<u32>().ok()),
+                );
+            }
+            return;
+        }
+        // Any thread may have forked, and each thread lists only its own children.
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            return;
+        };
+        for task in tasks.flatten() {
+            let Some(tid) = task
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            self.set_path(format_args!("/proc/{pid}/task/{tid}/children"));
+            if self.load() {
+                out.extend(
+                    self.buf
+                        .split_ascii_whitespace()
+                        .filter_map(|s| s.parse::<u32>().ok()),
+                );
+            }
+        }
+    }
+
+    /// Reads `root` and all its descendants (at most `max` processes, so a fork bomb
+    /// cannot make one tick unbounded) into `out`, which is cleared first.
+    pub fn tree(&mut self, root: u32, max: usize, out: &mut Vec<ProcStat>) {
+        out.clear();
+        let mut stack = vec![root];
+        while let Some(pid) = stack.pop() {
+            if out.len() >= max {
+                return;
+            }
+            let Some(st) = self.process(pid) else {
+                continue;
+            };
+            out.push(st);
+            self.children(pid, st.threads, &mut stack);
+        }
+    }
+
+    /// CPU times of the host (index 0) and of each core (index 1…), into `out`.
+    pub fn cpu_times(&mut self, out: &mut Vec<CpuTimes>) {
+        out.clear();
+        self.set_path(format_args!("/proc/stat"));
+        if !self.load() {
+            return;
+        }
+        for line in self.buf.lines() {
+            if !line.starts_with("cpu") {
+                break;
+            }
+            out.push(parse_cpu_line(line));
+        }
+    }
+
+    /// Memory and swap.
+    pub fn mem_info(&mut self) -> Option<MemInfo> {
+        self.set_path(format_args!("/proc/meminfo"));
+        if !self.load() {
+            return None;
+        }
+        Some(parse_meminfo(&self.buf))
+    }
+
+    /// 1, 5 and 15 minute load averages.
+    pub fn load_average(&mut self) -> Option<[f64; 3]> {
+        self.set_path(format_args!("/proc/loadavg"));
+        if !self.load() {
+            return None;
+        }
+        let mut it = self
+            .buf
+            .split_ascii_whitespace()
+            .map(|s| s.parse::<f64>().ok());
+        Some([it.next()??, it.next()??, it.next()??])
+    }
+
+    /// Network bytes over every interface but loopback.
+    pub fn net_totals(&mut self) -> Option<NetTotals> {
+        self.set_path(format_args!("/proc/net/dev"));
+        if !self.load() {
+            return None;
+        }
+        Some(parse_net_dev(&self.buf))
+    }
+
+    /// Local filesystems worth reporting: `(mount point, type)`, one per device.
+    pub fn local_mounts(&mut self) -> Vec<(String, String)> {
+        self.set_path(format_args!("/proc/self/mounts"));
+        if !self.load() {
+            return Vec::new();
+        }
+        parse_mounts(&self.buf)
+    }
+
+    /// Every process of the host (the on-demand process list; this one scans).
+    pub fn all_processes(&mut self) -> Vec<ProcessEntry> {
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for e in dir.flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
+            self.set_path(format_args!("/proc/{pid}/stat"));
+            if !self.load() {
+                continue;
+            }
+            let Some(st) = parse_stat(&self.buf, self.ns_per_tick, self.page_size) else {
+                continue;
+            };
+            let name = self
+                .buf
+                .find('(')
+                .zip(self.buf.rfind(')'))
+                .map(|(a, b)| self.buf[a + 1..b].to_string())
+                .unwrap_or_default();
+            out.push(ProcessEntry {
+                pid,
+                name,
+                cpu_ns: st.cpu_ns,
+                rss_bytes: st.rss_bytes,
+            });
+        }
+        out
+    }
+
+    /// Static facts about the host.
+    pub fn host_facts(&mut self) -> HostFacts {
+        let mut read = |path: &str| -> String {
+            self.path.clear();
+            self.path.push_str(path);
+            if self.load() {
+                self.buf.clone()
+            } else {
+                String::new()
+            }
+        };
+        let hostname = read("/proc/sys/kernel/hostname").trim().to_string();
+        let kernel = read("/proc/sys/kernel/osrelease").trim().to_string();
+        let os = read("/etc/os-release")
+            .lines()
+            .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+            .map(|v| v.trim_matches('"').to_string())
+            .unwrap_or_else(|| "Linux".to_string());
+        let cpuinfo = read("/proc/cpuinfo");
+        let cpu_model = cpuinfo
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                (k.trim() == "model name").then(|| v.trim().to_string())
+            })
+            .unwrap_or_default();
+        let stat = read("/proc/stat");
+        let cpus = stat
+            .lines()
+            .filter(|l| l.starts_with("cpu") && !l.starts_with("cpu "))
+            .count();
+        let boot_secs: i64 = stat
+            .lines()
+            .find_map(|l| l.strip_prefix("btime "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        let mem = parse_meminfo(&read("/proc/meminfo"));
+        HostFacts {
+            hostname,
+            os,
+            kernel,
+            cpu_model,
+            cpus,
+            memory_bytes: mem.total,
+            swap_bytes: mem.swap_total,
+            boot_time_ms: boot_secs * 1000,
+        }
+    }
+}
+
+/// Usage of one mounted filesystem, or `None` if it cannot be queried.
+pub fn mount_usage(mount: &str, fs_type: &str) -> Option<MountUsage> {
+    let s = nix::sys::statvfs::statvfs(mount).ok()?;
+    let frsize = s.fragment_size();
+    let total = s.blocks().saturating_mul(frsize);
+    let free = s.blocks_free().saturating_mul(frsize);
+    Some(MountUsage {
+        mount: mount.to_string(),
+        fs_type: fs_type.to_string(),
+        total,
+        used: total.saturating_sub(free),
+    })
+}
+
+/// Lowers the priority of the calling thread only (nice `nice`, 0–19). On Linux a
+/// thread's nice value is its own, and processes inherit the value of the thread that
+/// spawned them: so renicing only warden's sampler thread keeps programs, which are
+/// spawned from other threads, at normal priority.
+pub fn lower_thread_priority(nice: i32) -> io::Result<()> {
+    // SAFETY: gettid has no arguments and cannot fail.
+    let tid = unsafe { nix::libc::gettid() };
+    let tid =
+        nix::libc::id_t::try_from(tid).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: setpriority takes plain integers and touches no memory of ours.
+    let rc = unsafe { nix::libc::setpriority(nix::libc::PRIO_PROCESS, tid, nice) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Parses `/proc/PID/stat` (pid left 0; `io` and fd counts left 0).
+fn parse_stat(text: &str, ns_per_tick: u64, page_size: u64) -> Option<ProcStat> {
+    // The command name (field 2) is in parentheses and may contain spaces or ')', so
+    // split after the last ')'. Fields then start at field 3 (state).
+    let rest = &text[text.rfind(')')? + 1..];
+    let mut f = rest.split_ascii_whitespace();
+    let mut field = |n: usize| -> Option<u64> { f.nth(n)?.parse().ok() };
+    // Field numbers from proc(5), relative to the previous read (nth consumes).
+    let utime = field(14 - 3)?;
+    let stime = field(0)?;
+    let threads = field(20 - 16)?;
+    let start_time = field(22 - 21)?;
+    let vsize = field(0)?;
+    let rss_pages = field(0)?;
+    Some(ProcStat {
+        pid: 0,
+        start_time,
+        cpu_ns: (utime + stime).saturating_mul(ns_per_tick),
+        rss_bytes: rss_pages.saturating_mul(page_size),
+        virtual_bytes: vsize,
+        threads,
+        open_files: 0,
+        read_bytes: 0,
+        write_bytes: 0,
+    })
+}
+
+fn parse_io(text: &str) -> (u64, u64) {
+    let mut r = 0;
+    let mut w = 0;
+    for line in text.lines() {
+        if let Some(v) = line.strip_prefix("read_bytes: ") {
+            r = v.trim().parse().unwrap_or(0);
+        } else if let Some(v) = line.strip_prefix("write_bytes: ") {
+            w = v.trim().parse().unwrap_or(0);
+        }
+    }
+    (r, w)
+}
+
+fn parse_cpu_line(line: &str) -> CpuTimes {
+    let v: Vec<u64> = line
+        .split_ascii_whitespace()
+        .skip(1)
+        .map(|s| s.parse().unwrap_or(0))
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest time is already in user).
+    let total: u64 = v.iter().take(8).sum();
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    CpuTimes {
+        busy: total.saturating_sub(idle),
+        total,
+    }
+}
+
+fn parse_meminfo(text: &str) -> MemInfo {
+    let mut m = MemInfo::default();
+    for line in text.lines() {
+        let Some((k, v)) = line.split_once(':') else {
+            continue;
+        };
+        let kb: u64 = v
+            .split_ascii_whitespace()
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        let slot = match k {
+            "MemTotal" => &mut m.total,
+            "MemAvailable" => &mut m.available,
+            "SwapTotal" => &mut m.swap_total,
+            "SwapFree" => &mut m.swap_free,
+            _ => continue,
+        };
+        *slot = kb * 1024;
+    }
+    m
+}
+
+fn parse_net_dev(text: &str) -> NetTotals {
+    let mut t = NetTotals::default();
+    for line in text.lines().skip(2) {
+        let Some((iface, rest)) = line.split_once(':') else {
+            continue;
+        };
+        if iface.trim() == "lo" {
+            continue;
+        }
+        let v: Vec<u64> = rest
+            .split_ascii_whitespace()
+            .map(|s| s.parse().unwrap_or(0))
+            .collect();
+        t.rx_bytes += v.first().copied().unwrap_or(0);
+        t.tx_bytes += v.get(8).copied().unwrap_or(0);
+    }
+    t
+}
+
+fn parse_mounts(text: &str) -> Vec<(String, String)> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let mut f = line.split_ascii_whitespace();
+        let (Some(dev), Some(mount), Some(fs)) = (f.next(), f.next(), f.next()) else {
+            continue;
+        };
+        if !LOCAL_FS.contains(&fs) || !seen.insert(dev.to_string()) {
+            continue;
+        }
+        // Mount points escape spaces as \040.
+        out.push((mount.replace("\\040", " "), fs.to_string()));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_fields() {
+        let text = "42 (a b) c) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 7 7 20 0 3 0 12345 1048576 25 18446744073709551615";
+        let st = parse_stat(text, 10_000_000, 4096).expect("parses");
+        assert_eq!(st.cpu_ns, 300 * 10_000_000);
+        assert_eq!(st.threads, 3);
+        assert_eq!(st.start_time, 12345);
+        assert_eq!(st.virtual_bytes, 1_048_576);
+        assert_eq!(st.rss_bytes, 25 * 4096);
+    }
+
+    #[test]
+    fn own_tree_and_host() {
+        let mut r = ProcReader::new();
+        let mut out = Vec::new();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("spawn sleep");
+        r.tree(std::process::id(), 1000, &mut out);
+        assert!(
+            out.iter().any(|p| p.pid == child.id()),
+            "child found in tree"
+        );
+        let me = out
+            .iter()
+            .find(|p| p.pid == std::process::id())
+            .expect("self");
+        assert!(me.rss_bytes > 0 && me.threads >= 1 && me.open_files >= 3);
+        let _ = child.kill();
+        let _ = child.wait();
+        let mut cpus = Vec::new();
+        r.cpu_times(&mut cpus);
+        assert!(cpus.len() >= 2 && cpus[0].total > 0);
+        assert!(r.mem_info().expect("meminfo").total > 0);
+        assert!(r.load_average().is_some());
+        assert!(r.host_facts().cpus >= 1);
+    }
+
+    #[test]
+    fn mounts_skip_pseudo_and_duplicates() {
+        let text = "proc /proc proc rw 0 0\n/dev/vda / ext4 rw 0 0\n/dev/vda /srv/x ext4 rw 0 0\ntmpfs /tmp tmpfs rw 0 0\n/dev/vdb /my\\040disk xfs rw 0 0\n";
+        assert_eq!(
+            parse_mounts(text),
+            vec![
+                ("/".to_string(), "ext4".to_string()),
+                ("/my disk".to_string(), "xfs".to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn net_and_cpu_lines() {
+        let net = "h1\nh2\n    lo: 100 1 0 0 0 0 0 0 100 1 0 0 0 0 0 0\n  eth0: 500 1 0 0 0 0 0 0 700 1 0 0 0 0 0 0\n";
+        assert_eq!(
+            parse_net_dev(net),
+            NetTotals {
+                rx_bytes: 500,
+                tx_bytes: 700
+            }
+        );
+        let c = parse_cpu_line("cpu  10 0 5 80 5 0 0 0 0 0");
+        assert_eq!(
+            c,
+            CpuTimes {
+                busy: 15,
+                total: 100
+            }
+        );
+    }
+}
