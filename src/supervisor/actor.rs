@@ -490,10 +490,12 @@ impl Actor {
         }
         let name = self.spec.name.clone();
         let store = self.ctx.store.clone();
+        let pid = proc.pid;
         // Not awaited: a stale row is harmless (the start time will not match), and the
-        // restart path must not wait for a disk sync.
+        // restart path must not wait for a disk sync. Only this pid's row is cleared: the
+        // task may run after a restart recorded the next child.
         tokio::spawn(async move {
-            if let Err(e) = store.clear_runtime(&name).await {
+            if let Err(e) = store.clear_runtime_of(&name, pid).await {
                 tracing::warn!(program = %name, error = %e, "cannot clear the runtime row");
             }
         });
