@@ -85,19 +85,25 @@ impl Warden {
 
     /// Starts warden on an existing data dir with extra TOML config (may be empty).
     pub async fn start_in(data_dir: &Path, extra_config: &str) -> Warden {
+        let config = format!("log_level = \"warn\"\n{extra_config}");
+        Warden::launch(data_dir, &config, Stdio::inherit()).await
+    }
+
+    /// Writes `config`, creates an admin token, spawns `warden serve` on port 0 with its
+    /// stderr sent to `stderr`, reads the bound address and waits until it is healthy.
+    async fn launch(data_dir: &Path, config: &str, stderr: Stdio) -> Warden {
         std::fs::create_dir_all(data_dir).expect("data dir");
         let token = make_token(data_dir, "admin");
-        let config = data_dir.join("test-config.toml");
-        std::fs::write(&config, format!("log_level = \"warn\"\n{extra_config}"))
-            .expect("write config");
+        let config_path = data_dir.join("test-config.toml");
+        std::fs::write(&config_path, config).expect("write config");
         let mut child = Command::new(bin())
             .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-            .arg(&config)
+            .arg(&config_path)
             .arg("--data-dir")
             .arg(data_dir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("spawn warden serve");
         let stdout = child.stdout.take().expect("stdout");
@@ -350,48 +356,11 @@ pub fn free_udp_port() -> u16 {
 /// the returned file, for tests that inspect what warden logs.
 pub async fn start_logged(log_level: &str) -> (Warden, PathBuf) {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let data_dir = tmp.path().to_path_buf();
-    let token = make_token(&data_dir, "admin");
-    let config = data_dir.join("test-config.toml");
-    std::fs::write(&config, format!("log_level = \"{log_level}\"\n")).expect("write config");
-    let log = data_dir.join("warden-stderr.log");
+    let log = tmp.path().join("warden-stderr.log");
     let stderr = std::fs::File::create(&log).expect("log file");
-    let mut child = Command::new(bin())
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-        .arg(&config)
-        .arg("--data-dir")
-        .arg(&data_dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(stderr))
-        .spawn()
-        .expect("spawn warden serve");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut lines = BufReader::new(stdout).lines();
-        if let Some(Ok(first)) = lines.next() {
-            let _ = tx.send(first);
-        }
-        for _ in lines {}
-    });
-    let first = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("warden printed its address within 30 s");
-    let url = first
-        .strip_prefix("warden listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line: {first}"))
-        .trim()
-        .to_string();
-    let w = Warden {
-        child,
-        url,
-        data_dir,
-        token,
-        http: http_client(),
-        _tmp: Some(tmp),
-    };
-    w.wait_healthy().await;
+    let config = format!("log_level = \"{log_level}\"\n");
+    let mut w = Warden::launch(tmp.path(), &config, Stdio::from(stderr)).await;
+    w._tmp = Some(tmp);
     (w, log)
 }
 
