@@ -49,6 +49,8 @@ struct RawConfig {
     api: RawApi,
     #[serde(default)]
     retention: RawRetention,
+    #[serde(default)]
+    schedule: RawSchedule,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -76,6 +78,15 @@ struct RawRetention {
     events_days: Option<u64>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSchedule {
+    job_concurrency: Option<usize>,
+    lease_seconds: Option<u64>,
+    keep_runs: Option<u32>,
+    prediction_runs: Option<u32>,
+}
+
 /// Validated daemon configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -93,6 +104,22 @@ pub struct Config {
     pub api: ApiConfig,
     /// How long stored history is kept.
     pub retention: RetentionConfig,
+    /// Schedules and jobs.
+    pub schedule: ScheduleConfig,
+}
+
+/// Settings of schedules and jobs.
+#[derive(Debug, Clone)]
+pub struct ScheduleConfig {
+    /// Steps of one job run at once, unless the job sets `concurrency`; `None` derives it
+    /// from the host's cores and free memory.
+    pub job_concurrency: Option<usize>,
+    /// Lifetime of a job lease; it is renewed every third of it while a run is in progress.
+    pub lease: Duration,
+    /// Runs kept per job and per schedule (older ones and their output files are deleted).
+    pub keep_runs: u32,
+    /// Successful runs a duration prediction is based on.
+    pub prediction_runs: u32,
 }
 
 /// Supervisor settings shared by every program actor.
@@ -242,6 +269,24 @@ impl Config {
             10,
         );
         let events_days = positive("retention.events_days", raw.retention.events_days, 90);
+        let job_concurrency = raw
+            .schedule
+            .job_concurrency
+            .map(|v| positive("schedule.job_concurrency", Some(v as u64), 1) as usize);
+        let lease_seconds = positive("schedule.lease_seconds", raw.schedule.lease_seconds, 30);
+        let keep_runs = positive(
+            "schedule.keep_runs",
+            raw.schedule.keep_runs.map(u64::from),
+            200,
+        );
+        let prediction_runs = positive(
+            "schedule.prediction_runs",
+            raw.schedule.prediction_runs.map(u64::from),
+            20,
+        );
+        if lease_seconds < 3 {
+            problems.push("schedule.lease_seconds must be at least 3".to_string());
+        }
         if !problems.is_empty() {
             return Err(ConfigError::Invalid {
                 path: path.to_path_buf(),
@@ -268,6 +313,12 @@ impl Config {
             },
             retention: RetentionConfig {
                 events: Duration::from_secs(events_days * 86_400),
+            },
+            schedule: ScheduleConfig {
+                job_concurrency,
+                lease: Duration::from_secs(lease_seconds),
+                keep_runs: u32::try_from(keep_runs).unwrap_or(u32::MAX),
+                prediction_runs: u32::try_from(prediction_runs).unwrap_or(u32::MAX),
             },
         })
     }
@@ -312,12 +363,15 @@ mod tests {
     #[test]
     fn full_file_parses() {
         let c = Config::parse(
-            "listen = \"0.0.0.0:1234\"\ndata_dir = \"/tmp/x\"\nlog_format = \"json\"\n[supervisor]\non_shutdown = \"leave\"\n",
+            "listen = \"0.0.0.0:1234\"\ndata_dir = \"/tmp/x\"\nlog_format = \"json\"\n[supervisor]\non_shutdown = \"leave\"\n[schedule]\njob_concurrency = 3\nlease_seconds = 10\n",
             Path::new("w.toml"),
         )
         .expect("valid");
         assert_eq!(c.listen.port(), 1234);
         assert_eq!(c.supervisor.on_shutdown, OnShutdown::Leave);
         assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.schedule.job_concurrency, Some(3));
+        assert_eq!(c.schedule.lease, Duration::from_secs(10));
+        assert_eq!(c.schedule.keep_runs, 200);
     }
 }

@@ -11,6 +11,7 @@ mod config;
 mod demo;
 mod os;
 mod program;
+mod schedule;
 mod server;
 mod store;
 mod supervisor;

@@ -1,9 +1,10 @@
 //! `warden serve`: wires the store, bus, supervisor and API together, runs until a
 //! shutdown signal, then shuts everything down in order.
 //!
-//! Shutdown order: stop accepting requests → stop (or leave) programs in parallel within
-//! the deadline → record the stop event → commit everything queued and checkpoint the
-//! store. One `CancellationToken` reaches every long-lived task.
+//! Shutdown order: stop accepting requests → record the stop event → stop firing
+//! schedules and cancel (or leave) job runs → stop (or leave) programs in parallel within
+//! the deadline → commit everything queued and checkpoint the store. One
+//! `CancellationToken` reaches every long-lived task.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -18,6 +19,7 @@ use crate::api::{self, App, authn::LoginLimiter};
 use crate::auth::Auth;
 use crate::bus::Bus;
 use crate::config::{Config, OnShutdown};
+use crate::schedule::{Scheduler, SchedulerDeps, services::Services};
 use crate::store::{Store, now_ms};
 use crate::supervisor::{Ctx, Supervisor};
 
@@ -88,6 +90,17 @@ pub async fn serve(
     if opts.demo {
         crate::demo::ensure_demo_program(&sup, &cfg.data_dir).await?;
     }
+    // Schedules and jobs. The games and backup integrations plug in through `Services`.
+    let sched = Scheduler::start(SchedulerDeps {
+        store: store.clone(),
+        bus: bus.clone(),
+        sup: sup.clone(),
+        cfg: cfg.schedule.clone(),
+        data_dir: cfg.data_dir.clone(),
+        services: Services::default(),
+        shutdown: shutdown.clone(),
+    })
+    .await?;
     let auth = Auth::new(store.clone(), cfg.api.session_ttl);
     let addr = listener.local_addr()?;
     // The first stdout line names the bound address, so `--listen 127.0.0.1:0` is usable
@@ -102,6 +115,7 @@ pub async fn serve(
     tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "warden listening");
     let app = Arc::new(App {
         sup: sup.clone(),
+        sched: sched.clone(),
         store: store.clone(),
         auth,
         bus,
@@ -138,6 +152,8 @@ pub async fn serve(
         },
     )
     .await;
+    // Schedules first: their chains act on programs.
+    sched.shutdown(stop, cfg.supervisor.shutdown_timeout).await;
     sup.shutdown(stop, cfg.supervisor.shutdown_timeout).await;
     pruner.abort();
     store.close().await;

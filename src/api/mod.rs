@@ -8,7 +8,9 @@
 
 pub mod authn;
 pub mod error;
+mod jobs;
 mod programs;
+mod schedules;
 mod users;
 
 use std::sync::Arc;
@@ -29,6 +31,7 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::auth::Auth;
 use crate::bus::Bus;
 use crate::config::Config;
+use crate::schedule::Scheduler;
 use crate::store::Store;
 use crate::supervisor::Supervisor;
 use authn::{Caller, LoginLimiter};
@@ -38,6 +41,8 @@ use error::{ApiError, ErrorBody, Json};
 pub struct App {
     /// Program actors.
     pub sup: Supervisor,
+    /// Schedules and jobs.
+    pub sched: Scheduler,
     /// Database.
     pub store: Store,
     /// Authentication.
@@ -141,6 +146,8 @@ pub fn router(app: AppState) -> Router {
         .merge(authn::routes())
         .merge(programs::routes())
         .merge(users::routes())
+        .merge(schedules::routes())
+        .merge(jobs::routes())
         .split_for_parts();
     let doc = Arc::new(doc);
     let timeout = app.cfg.api.request_timeout;

@@ -3,6 +3,7 @@
 //! running server over HTTP with a token.
 
 mod ctl;
+mod schedctl;
 
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;

@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod events;
 pub mod programs;
+pub mod schedule;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -86,7 +87,10 @@ struct Inner {
 }
 
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(include_str!("migrations/0001_init.sql"))])
+    Migrations::new(vec![
+        M::up(include_str!("migrations/0001_init.sql")),
+        M::up(include_str!("migrations/0006_schedule.sql")),
+    ])
 }
 
 fn configure(conn: &Connection) -> Result<(), rusqlite::Error> {
