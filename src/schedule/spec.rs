@@ -840,6 +840,30 @@ mod tests {
         assert_eq!(back, s);
     }
 
+    /// The TOML block of README.md that starts with `# {file}`.
+    fn readme_block(file: &str) -> String {
+        let readme = include_str!("../../README.md");
+        let start = readme
+            .find(&format!("# {file}"))
+            .unwrap_or_else(|| panic!("README has no {file} example"));
+        let rest = &readme[start..];
+        rest[..rest.find("```").expect("end of block")].to_string()
+    }
+
+    #[test]
+    fn the_readme_examples_parse_and_validate() {
+        let s: ScheduleSpec = toml::from_str(&readme_block("nightly.toml")).expect("schedule");
+        let programs = HashSet::from(["survival".to_string()]);
+        let jobs = HashSet::from(["world-backup".to_string()]);
+        let (errs, _) = s.validate(&known(&programs, &jobs));
+        assert!(errs.is_empty(), "{errs:?}");
+        assert_eq!(s.tasks[2].on_failure, OnFailure::Continue);
+        let j: JobSpec = toml::from_str(&readme_block("report.toml")).expect("job");
+        assert!(j.validate().is_empty(), "{:?}", j.validate());
+        assert_eq!(j.retry.backoff, BackoffKind::Exponential);
+        assert_eq!(j.steps[1].depends_on, ["fetch"]);
+    }
+
     #[test]
     fn job_defaults_and_field_errors() {
         let j: JobSpec =
