@@ -25,6 +25,7 @@ impl From<SchedError> for ApiError {
             SchedError::Invalid(details) => ApiError::validation(details),
             SchedError::Store(s) => s.into(),
             SchedError::ShuttingDown => ApiError::unavailable("warden is shutting down"),
+            SchedError::Start(_) => ApiError::internal(&e),
         }
     }
 }

@@ -312,6 +312,10 @@ impl Actor {
             }
             Cmd::Shutdown { stop, reply } => {
                 self.waiting = None;
+                if stop && self.orphan.is_some() {
+                    // Stop a leftover run's processes too (its stop runs in a tracked task).
+                    let _ = self.cancel();
+                }
                 match &self.current {
                     Some(c) if stop => {
                         c.cancel.cancel();

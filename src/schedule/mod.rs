@@ -67,6 +67,9 @@ pub enum SchedError {
     /// warden is shutting down.
     #[error("warden is shutting down")]
     ShuttingDown,
+    /// The scheduler could not start.
+    #[error("cannot start the scheduler: {0}")]
+    Start(String),
 }
 
 /// What every part of the scheduler shares.
@@ -346,12 +349,7 @@ impl Scheduler {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .build()
-            .map_err(|e| {
-                SchedError::Store(StoreError::Open {
-                    path: deps.data_dir.clone(),
-                    message: format!("cannot build the HTTP client: {e}"),
-                })
-            })?;
+            .map_err(|e| SchedError::Start(format!("cannot build the HTTP client: {e}")))?;
         let sh = Arc::new(Shared {
             store: deps.store,
             bus: deps.bus,
