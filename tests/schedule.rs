@@ -810,3 +810,113 @@ async fn ctl_applies_runs_and_shows_jobs_and_schedules() {
     let (ok, out, _) = ctl(&["schedule", "list"]);
     assert!(ok && out.contains("nightly"), "{out}");
 }
+
+#[tokio::test]
+async fn queue_keeps_one_waiting_and_replace_cancels_the_current_run() {
+    let w = Warden::start().await;
+    let f = w.data_dir.join("queue");
+    let script = format!(
+        "echo \"start $(date +%s%N)\" >> {0}; sleep 1; echo \"end $(date +%s%N)\" >> {0}",
+        f.display()
+    );
+    make_job(
+        &w,
+        json!({"name": "q", "overlap": "queue", "steps": [sh_step("s", &script)]}),
+    )
+    .await;
+    let first = run_job(&w, "q").await;
+    let (st, v) = w.post("/api/jobs/q/run", json!(null)).await;
+    assert_eq!(
+        (st, v["outcome"].as_str()),
+        (StatusCode::ACCEPTED, Some("queued")),
+        "{v}"
+    );
+    let (st, v) = w.post("/api/jobs/q/run", json!(null)).await;
+    assert_eq!(st, StatusCode::CONFLICT, "only one may wait: {v}");
+    run_end(&w, "q", first, Duration::from_secs(10)).await;
+    wait_until(Duration::from_secs(10), "the queued run ran", || async {
+        (intervals(&f).len() >= 2).then_some(())
+    })
+    .await;
+    assert_no_overlap(&intervals(&f));
+
+    make_job(
+        &w,
+        json!({"name": "r", "overlap": "replace", "steps": [sh_step("s", "sleep 30")]}),
+    )
+    .await;
+    let old = run_job(&w, "r").await;
+    let (st, v) = w.post("/api/jobs/r/run", json!(null)).await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+    assert_eq!(v["outcome"], "replacing");
+    assert_eq!(v["replaces"], old);
+    let d = run_end(&w, "r", old, Duration::from_secs(20)).await;
+    assert_eq!(d["run"]["state"], "cancelled", "{d}");
+    let v = wait_until(Duration::from_secs(10), "the replacement runs", || async {
+        let (_, v) = w.get("/api/jobs/r").await;
+        v["running"]["run_id"]
+            .as_i64()
+            .is_some_and(|id| id > old)
+            .then_some(v)
+    })
+    .await;
+    let new = v["running"]["run_id"].as_i64().expect("run");
+    w.post("/api/jobs/r/cancel", json!(null)).await;
+    run_end(&w, "r", new, Duration::from_secs(20)).await;
+}
+
+#[tokio::test]
+async fn missed_runs_are_skipped_or_run_once_after_a_restart() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().to_path_buf();
+    let mut a = Warden::start_in(&dir, "").await;
+    make_job(&a, json!({"name": "noop", "steps": [sh_step("s", "true")]})).await;
+    for (name, missed) in [("catch-up", "run_once"), ("let-go", "skip")] {
+        make_schedule(
+            &a,
+            json!({"name": name, "trigger": "every 2s", "missed": missed,
+                   "tasks": [{"action": {"kind": "job", "job": "noop", "wait": false}}]}),
+        )
+        .await;
+    }
+    chain_end(&a, "catch-up", Duration::from_secs(10)).await;
+    a.terminate();
+    // Downtime spanning a few fire times.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let b = Warden::start_in(&dir, "").await;
+    let sources = |runs: &Value| -> Vec<String> {
+        runs["runs"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|r| r["source"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    wait_until(Duration::from_secs(10), "the catch-up run", || async {
+        let (_, v) = b.get("/api/schedules/catch-up/runs?limit=100").await;
+        sources(&v).iter().any(|s| s == "missed").then_some(())
+    })
+    .await;
+    let events = wait_until(Duration::from_secs(10), "two missed events", || async {
+        let ev = b.all_events().await;
+        (events_of(&ev, "schedule_missed").len() >= 2).then_some(ev)
+    })
+    .await;
+    let missed = events_of(&events, "schedule_missed");
+    assert!(
+        missed.iter().any(|e| e["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("'let-go' missed") && m.contains("skipped"))),
+        "{missed:?}"
+    );
+    let (_, v) = b.get("/api/schedules/let-go/runs?limit=100").await;
+    assert!(!sources(&v).iter().any(|s| s == "missed"), "{v}");
+    let (_, v) = b.get("/api/schedules/catch-up/runs?limit=100").await;
+    assert_eq!(
+        sources(&v).iter().filter(|s| *s == "missed").count(),
+        1,
+        "run once, however many were missed: {v}"
+    );
+}
