@@ -75,8 +75,10 @@ fn find_cycle(steps: &[StepSpec], index: &HashMap<&str, usize>) -> Option<Vec<us
         while let Some(&mut (node, ref mut next)) = path.last_mut() {
             let deps = &steps[node].depends_on;
             if *next < deps.len() {
-                let dep = index[deps[*next].as_str()];
+                let dep = index.get(deps[*next].as_str()).copied();
                 *next += 1;
+                // Unknown names were reported before the cycle search runs.
+                let Some(dep) = dep else { continue };
                 match mark[dep] {
                     Mark::New => {
                         mark[dep] = Mark::OnPath;
