@@ -41,6 +41,114 @@ pub enum Event {
     Notice(Notice),
     /// A resource sample of the host, taken by `metrics` at the same moments.
     HostSample(HostSample),
+    /// A job run started or ended, a trigger of a job was skipped, or a run is taking
+    /// longer than predicted (published by `schedule`, stored as an event first).
+    Job(JobEvent),
+    /// A schedule fired, was skipped or missed, or its task chain ended (published by
+    /// `schedule`, stored as an event first).
+    Schedule(ScheduleEvent),
+}
+
+/// What happened to a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum JobEventKind {
+    /// A run started.
+    Started,
+    /// A run succeeded.
+    Finished,
+    /// A run failed (a step failed after its retries, or it was interrupted).
+    Failed,
+    /// A run was cancelled.
+    Cancelled,
+    /// A trigger was dropped (overlap policy, lease held elsewhere…).
+    Skipped,
+    /// A run reached 80 % of its predicted 90th-percentile duration.
+    OverrunWarning,
+    /// A run passed its predicted 90th-percentile duration.
+    Overrun,
+}
+
+impl JobEventKind {
+    /// The stored event kind, e.g. `job_overrun_warning`.
+    pub fn event_kind(self) -> &'static str {
+        match self {
+            JobEventKind::Started => "job_started",
+            JobEventKind::Finished => "job_finished",
+            JobEventKind::Failed => "job_failed",
+            JobEventKind::Cancelled => "job_cancelled",
+            JobEventKind::Skipped => "job_skipped",
+            JobEventKind::OverrunWarning => "job_overrun_warning",
+            JobEventKind::Overrun => "job_overrun",
+        }
+    }
+}
+
+/// Something that happened to a job.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct JobEvent {
+    /// Job name.
+    pub job: String,
+    /// The run concerned (skipped triggers are recorded as runs too).
+    pub run_id: i64,
+    /// Unix ms.
+    pub ts: i64,
+    /// What happened.
+    pub kind: JobEventKind,
+    /// Readable summary.
+    pub message: String,
+    /// How long the run took or has taken so far.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<i64>,
+    /// The predicted 90th-percentile duration, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub predicted_p90_ms: Option<i64>,
+}
+
+/// What happened to a schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ScheduleEventKind {
+    /// It fired (or was run by hand) and its chain started.
+    Fired,
+    /// A fire time passed without running the chain (a condition failed, or the previous
+    /// run was still going).
+    Skipped,
+    /// Fire times passed while warden was not running.
+    Missed,
+    /// The chain ran to its end without a failure.
+    Finished,
+    /// A task failed, or the chain was cancelled or interrupted.
+    Failed,
+}
+
+impl ScheduleEventKind {
+    /// The stored event kind, e.g. `schedule_fired`.
+    pub fn event_kind(self) -> &'static str {
+        match self {
+            ScheduleEventKind::Fired => "schedule_fired",
+            ScheduleEventKind::Skipped => "schedule_skipped",
+            ScheduleEventKind::Missed => "schedule_missed",
+            ScheduleEventKind::Finished => "schedule_finished",
+            ScheduleEventKind::Failed => "schedule_failed",
+        }
+    }
+}
+
+/// Something that happened to a schedule.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ScheduleEvent {
+    /// Schedule name.
+    pub schedule: String,
+    /// The run concerned, if one was recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<i64>,
+    /// Unix ms.
+    pub ts: i64,
+    /// What happened.
+    pub kind: ScheduleEventKind,
+    /// Readable summary.
+    pub message: String,
 }
 
 /// One player-count sample of a game server.

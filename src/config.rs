@@ -57,6 +57,8 @@ struct RawConfig {
     files: RawFiles,
     #[serde(default)]
     metrics: RawMetrics,
+    #[serde(default)]
+    schedule: RawSchedule,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -130,6 +132,15 @@ struct RawMetrics {
     prometheus_public: Option<bool>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSchedule {
+    job_concurrency: Option<usize>,
+    lease_seconds: Option<u64>,
+    keep_runs: Option<u32>,
+    prediction_runs: Option<u32>,
+}
+
 /// Validated daemon configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -155,6 +166,22 @@ pub struct Config {
     pub files: FilesConfig,
     /// Resource sampling, its storage tiers and the Prometheus endpoint.
     pub metrics: MetricsConfig,
+    /// Schedules and jobs.
+    pub schedule: ScheduleConfig,
+}
+
+/// Settings of schedules and jobs.
+#[derive(Debug, Clone)]
+pub struct ScheduleConfig {
+    /// Steps of one job run at once, unless the job sets `concurrency`; `None` derives it
+    /// from the host's cores and free memory.
+    pub job_concurrency: Option<usize>,
+    /// Lifetime of a job lease; it is renewed every third of it while a run is in progress.
+    pub lease: Duration,
+    /// Runs kept per job and per schedule (older ones and their output files are deleted).
+    pub keep_runs: u32,
+    /// Successful runs a duration prediction is based on.
+    pub prediction_runs: u32,
 }
 
 /// Supervisor settings shared by every program actor.
@@ -461,6 +488,21 @@ impl Config {
             m.saturation_stretch.map(u64::from),
             5,
         );
+        let job_concurrency = raw
+            .schedule
+            .job_concurrency
+            .map(|v| positive("schedule.job_concurrency", Some(v as u64), 1) as usize);
+        let lease_seconds = positive("schedule.lease_seconds", raw.schedule.lease_seconds, 30);
+        let keep_runs = positive(
+            "schedule.keep_runs",
+            raw.schedule.keep_runs.map(u64::from),
+            200,
+        );
+        let prediction_runs = positive(
+            "schedule.prediction_runs",
+            raw.schedule.prediction_runs.map(u64::from),
+            20,
+        );
         // The text editor holds a whole file (and its encoded copy) in memory, and a
         // listing page is built in memory: both are capped so one request cannot take
         // a large share of warden's memory.
@@ -492,6 +534,9 @@ impl Config {
         }
         if senders > 16 {
             problems.push("alerts.senders must be at most 16".into());
+        }
+        if lease_seconds < 3 {
+            problems.push("schedule.lease_seconds must be at least 3".to_string());
         }
         if !problems.is_empty() {
             return Err(ConfigError::Invalid {
@@ -542,6 +587,12 @@ impl Config {
                 minute_retention: Duration::from_secs(minute_days * 86_400),
                 hour_retention: Duration::from_secs(hour_days * 86_400),
                 prometheus_public: m.prometheus_public.unwrap_or(false),
+            },
+            schedule: ScheduleConfig {
+                job_concurrency,
+                lease: Duration::from_secs(lease_seconds),
+                keep_runs: u32::try_from(keep_runs).unwrap_or(u32::MAX),
+                prediction_runs: u32::try_from(prediction_runs).unwrap_or(u32::MAX),
             },
         })
     }
@@ -625,12 +676,15 @@ mod tests {
     #[test]
     fn full_file_parses() {
         let c = Config::parse(
-            "listen = \"0.0.0.0:1234\"\ndata_dir = \"/tmp/x\"\nlog_format = \"json\"\n[supervisor]\non_shutdown = \"leave\"\n",
+            "listen = \"0.0.0.0:1234\"\ndata_dir = \"/tmp/x\"\nlog_format = \"json\"\n[supervisor]\non_shutdown = \"leave\"\n[schedule]\njob_concurrency = 3\nlease_seconds = 10\n",
             Path::new("w.toml"),
         )
         .expect("valid");
         assert_eq!(c.listen.port(), 1234);
         assert_eq!(c.supervisor.on_shutdown, OnShutdown::Leave);
         assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.schedule.job_concurrency, Some(3));
+        assert_eq!(c.schedule.lease, Duration::from_secs(10));
+        assert_eq!(c.schedule.keep_runs, 200);
     }
 }

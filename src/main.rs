@@ -15,6 +15,7 @@ mod games;
 mod metrics;
 mod os;
 mod program;
+mod schedule;
 mod server;
 mod store;
 mod supervisor;

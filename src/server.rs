@@ -1,10 +1,10 @@
 //! `warden serve`: wires the store, bus, supervisor and API together, runs until a
 //! shutdown signal, then shuts everything down in order.
 //!
-//! Shutdown order: stop accepting requests → stop (or leave) programs in parallel within
-//! the deadline → record the stop event → let alerts queue and deliver what is due →
-//! commit everything queued and checkpoint the store. One `CancellationToken` reaches
-//! every long-lived task.
+//! Shutdown order: stop accepting requests → record the stop event → stop firing
+//! schedules and cancel (or leave) job runs → stop (or leave) programs in parallel within
+//! the deadline → let alerts queue and deliver what is due → commit everything queued and
+//! checkpoint the store. One `CancellationToken` reaches every long-lived task.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -21,6 +21,7 @@ use crate::auth::Auth;
 use crate::bus::{Bus, Severity};
 use crate::config::{Config, OnShutdown};
 use crate::games::Games;
+use crate::schedule::{Scheduler, SchedulerDeps, services::Services};
 use crate::store::{Store, now_ms};
 use crate::supervisor::{Ctx, Supervisor};
 
@@ -105,6 +106,20 @@ pub async fn serve(
     if opts.demo {
         crate::demo::ensure_demo_program(&sup, &cfg.data_dir).await?;
     }
+    // Schedules and jobs. The games and backup integrations plug in through `Services`.
+    let sched = Scheduler::start(SchedulerDeps {
+        store: store.clone(),
+        bus: bus.clone(),
+        sup: sup.clone(),
+        cfg: cfg.schedule.clone(),
+        data_dir: cfg.data_dir.clone(),
+        services: Services {
+            games: Some(Arc::new(games.clone())),
+            backups: None,
+        },
+        shutdown: shutdown.clone(),
+    })
+    .await?;
     let auth = Auth::new(store.clone(), cfg.api.session_ttl);
     let addr = listener.local_addr()?;
     // The first stdout line names the bound address, so `--listen 127.0.0.1:0` is usable
@@ -128,6 +143,7 @@ pub async fn serve(
         sup: sup.clone(),
         games: games.clone(),
         alerts: alerts.clone(),
+        sched: sched.clone(),
         store: store.clone(),
         auth,
         bus: bus.clone(),
@@ -169,6 +185,8 @@ pub async fn serve(
         Severity::Warning,
         stopping_text,
     ));
+    // Schedules first: their chains act on programs.
+    sched.shutdown(stop, cfg.supervisor.shutdown_timeout).await;
     sup.shutdown(stop, cfg.supervisor.shutdown_timeout).await;
     games.stopped().await;
     alerts.shutdown().await;

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::model::{Notification, RuleAction};
 use super::rules::{Rule, RuleSet, Verdict};
 use super::{ChannelSet, RuleBook};
-use crate::bus::{Event, NoticeField, Severity};
+use crate::bus::{Event, Notice, NoticeField, Severity};
 use crate::config::AlertsConfig;
 use crate::program::State;
 use crate::store::alerts::NewDelivery;
@@ -167,12 +167,83 @@ fn handle(
             let display = notice.program.as_deref().map(|p| display_name(&d.sup, p));
             vec![Notification::from_notice(notice, display.as_deref())]
         }
+        Event::Job(_) | Event::Schedule(_) => {
+            let Some((notice, notify)) = scheduling_notice(ev) else {
+                return Vec::new();
+            };
+            verdicts.extend(rules.on_event(&notice.kind, None, now));
+            if notify {
+                vec![Notification::from_notice(&notice, None)]
+            } else {
+                Vec::new()
+            }
+        }
         // Health changes arrive as notices too (kind `health_unhealthy`/`health_recovered`);
         // player counts reach rules through samples.
         Event::Console(_) | Event::Players(_) | Event::Health(_) | Event::HostSample(_) => {
             Vec::new()
         }
     }
+}
+
+/// A job or schedule event as a notice, and whether it is worth a notification. Routine
+/// ones (a run started or succeeded, a schedule fired or finished) only reach rules, so a
+/// job every minute does not flood a channel that takes everything; failures, overruns,
+/// skips and misses are sent.
+fn scheduling_notice(ev: &Event) -> Option<(Notice, bool)> {
+    use crate::bus::{JobEventKind as J, ScheduleEventKind as S};
+    let field = |name: &str, value: String| NoticeField {
+        name: name.into(),
+        value,
+    };
+    let (kind, severity, summary, ts, mut fields) = match ev {
+        Event::Job(j) => {
+            let severity = match j.kind {
+                J::Failed | J::Overrun => Some(Severity::Warning),
+                J::Cancelled | J::Skipped | J::OverrunWarning => Some(Severity::Info),
+                J::Started | J::Finished => None,
+            };
+            let mut fields = vec![
+                field("Job", j.job.clone()),
+                field("Run", j.run_id.to_string()),
+            ];
+            if let Some(ms) = j.duration_ms {
+                fields.push(field("Duration", format!("{:.1} s", ms as f64 / 1000.0)));
+            }
+            (
+                j.kind.event_kind(),
+                severity,
+                format!("job {}: {}", j.job, j.message),
+                j.ts,
+                fields,
+            )
+        }
+        Event::Schedule(e) => {
+            let severity = match e.kind {
+                S::Failed => Some(Severity::Warning),
+                S::Skipped | S::Missed => Some(Severity::Info),
+                S::Fired | S::Finished => None,
+            };
+            (
+                e.kind.event_kind(),
+                severity,
+                format!("schedule {}: {}", e.schedule, e.message),
+                e.ts,
+                vec![field("Schedule", e.schedule.clone())],
+            )
+        }
+        _ => return None,
+    };
+    fields.retain(|f| !f.value.is_empty());
+    let notice = Notice {
+        kind: kind.to_string(),
+        severity: severity.unwrap_or(Severity::Info),
+        program: None,
+        ts,
+        summary,
+        fields,
+    };
+    Some((notice, severity.is_some()))
 }
 
 fn rule_notification(d: &Deps, v: &Verdict) -> Notification {

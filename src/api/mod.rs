@@ -13,7 +13,9 @@ pub mod error;
 mod files;
 mod games;
 mod metrics;
+mod jobs;
 mod programs;
+mod schedules;
 mod users;
 mod ws;
 
@@ -36,6 +38,7 @@ use crate::auth::Auth;
 use crate::bus::Bus;
 use crate::config::Config;
 use crate::games::Games;
+use crate::schedule::Scheduler;
 use crate::store::Store;
 use crate::supervisor::Supervisor;
 use authn::{Caller, LoginLimiter};
@@ -49,6 +52,8 @@ pub struct App {
     pub games: Games,
     /// Alert channels, rules and deliveries.
     pub alerts: crate::alerts::Alerts,
+    /// Schedules and jobs.
+    pub sched: Scheduler,
     /// Database.
     pub store: Store,
     /// Authentication.
@@ -162,6 +167,8 @@ pub fn router(app: AppState) -> Router {
         .merge(files::routes())
         .merge(about::routes())
         .merge(ws::routes())
+        .merge(schedules::routes())
+        .merge(jobs::routes())
         .split_for_parts();
     // Uploads stream bodies far above the JSON limit for longer than the request
     // timeout: they carry their own body limit and are merged after the timeout layer

@@ -120,6 +120,7 @@ fn wanted(topics: &Topics, ev: &Event) -> bool {
         Event::Health(_) => topics.contains(&Topic::Programs) || topics.contains(&Topic::Events),
         Event::Notice(_) => topics.contains(&Topic::Events),
         Event::HostSample(_) => topics.contains(&Topic::Samples),
+        Event::Job(_) | Event::Schedule(_) => topics.contains(&Topic::Events),
     }
 }
 

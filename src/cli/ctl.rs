@@ -121,6 +121,12 @@ enum CtlCmd {
         #[arg(required = true, trailing_var_arg = true)]
         message: Vec<String>,
     },
+    /// Schedules: timed task chains.
+    #[command(subcommand)]
+    Schedule(super::schedctl::ScheduleCmd),
+    /// Jobs: batch steps with dependencies.
+    #[command(subcommand)]
+    Job(super::schedctl::JobCmd),
     /// Show a program's lifecycle events.
     Events {
         /// Program name.
@@ -262,14 +268,40 @@ impl Client {
         Ok(value)
     }
 
-    async fn get(&self, path: &str) -> anyhow::Result<Value> {
+    pub(super) async fn get(&self, path: &str) -> anyhow::Result<Value> {
         self.send(self.http.get(format!("{}{path}", self.base)))
             .await
     }
 
-    async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
+    pub(super) async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
         self.send(self.http.post(format!("{}{path}", self.base)).json(&body))
             .await
+    }
+
+    pub(super) async fn put(&self, path: &str, body: Value) -> anyhow::Result<Value> {
+        self.send(self.http.put(format!("{}{path}", self.base)).json(&body))
+            .await
+    }
+
+    pub(super) async fn delete(&self, path: &str) -> anyhow::Result<Value> {
+        self.send(self.http.delete(format!("{}{path}", self.base)))
+            .await
+    }
+
+    /// GET that answers `None` on 404 instead of failing.
+    pub(super) async fn get_opt(&self, path: &str) -> anyhow::Result<Option<Value>> {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .timeout(Duration::from_secs(40))
+            .send()
+            .await
+            .map_err(|e| anyhow!("cannot reach warden at {}: {e}", self.base))?;
+        if resp.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        self.get(path).await.map(Some)
     }
 }
 
@@ -317,7 +349,7 @@ fn print_programs(list: &[Value]) {
     }
 }
 
-fn print_json(v: &Value) -> anyhow::Result<()> {
+pub(super) fn print_json(v: &Value) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }
@@ -348,6 +380,8 @@ pub async fn run(args: CtlArgs) -> anyhow::Result<()> {
             }
             print_programs(std::slice::from_ref(&v));
         }
+        CtlCmd::Schedule(cmd) => super::schedctl::schedule(&c, cmd, json).await?,
+        CtlCmd::Job(cmd) => super::schedctl::job(&c, cmd, json).await?,
         CtlCmd::Start { name } => action(&c, &name, "start", json).await?,
         CtlCmd::Stop { name, game } => {
             action(&c, &name, &format!("stop{}", game.query()), json).await?

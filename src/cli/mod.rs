@@ -4,6 +4,7 @@
 
 mod ctl;
 mod metrics;
+mod schedctl;
 
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;

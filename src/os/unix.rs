@@ -198,6 +198,45 @@ pub fn describe_exit(status: ExitStatus) -> ExitInfo {
     }
 }
 
+/// True while the process `pid` with OS start time `start_time` exists and has not
+/// exited: a reused pid (another start time) and a zombie (exited, not yet reaped by its
+/// parent — common for orphans of a killed warden) both count as gone.
+#[cfg(target_os = "linux")]
+pub fn process_running(pid: u32, start_time: u64) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let Some(close) = stat.rfind(')') else {
+        return false;
+    };
+    // Fields after the command name start at field 3 (state); the start time is field 22.
+    let mut fields = stat[close + 1..].split_whitespace();
+    let state = fields.next();
+    let start = fields.nth(22 - 4).and_then(|s| s.parse::<u64>().ok());
+    !matches!(state, Some("Z" | "X" | "x")) && start == Some(start_time)
+}
+
+/// Non-Linux Unix: without a start time no process can be recognised again.
+#[cfg(not(target_os = "linux"))]
+pub fn process_running(_pid: u32, _start_time: u64) -> bool {
+    false
+}
+
+/// Memory available for new work in bytes (`MemAvailable`), when the OS reports it.
+#[cfg(target_os = "linux")]
+pub fn available_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
+}
+
+/// Non-Linux Unix: unknown.
+#[cfg(not(target_os = "linux"))]
+pub fn available_memory() -> Option<u64> {
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,6 +247,15 @@ mod tests {
         let a = process_start_time(me).expect("own start time");
         assert_eq!(Some(a), process_start_time(me));
         assert_eq!(process_start_time(u32::MAX / 2), None);
+    }
+
+    #[test]
+    fn running_means_same_start_time_and_not_exited() {
+        let me = std::process::id();
+        let start = process_start_time(me).expect("own start time");
+        assert!(process_running(me, start));
+        assert!(!process_running(me, start + 1));
+        assert!(available_memory().is_some_and(|m| m > 0));
     }
 
     #[test]

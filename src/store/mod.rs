@@ -12,6 +12,7 @@ pub mod events;
 pub mod metrics;
 pub mod programs;
 pub mod setup;
+pub mod schedule;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -93,6 +94,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("migrations/0001_init.sql")),
         M::up(include_str!("migrations/0002_metrics.sql")),
         M::up(include_str!("migrations/0003_alerts.sql")),
+        M::up(include_str!("migrations/0006_schedule.sql")),
     ])
 }
 

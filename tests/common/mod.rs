@@ -370,3 +370,44 @@ pub fn http_client() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::new()
 }
+
+impl Warden {
+    /// PUT as admin.
+    pub async fn put(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call_as(Some(&self.token), Method::PUT, path, Some(body))
+            .await
+    }
+
+    /// DELETE as admin.
+    pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
+        self.call_as(Some(&self.token), Method::DELETE, path, None)
+            .await
+    }
+
+    /// Every stored event (all programs and warden's own), oldest first.
+    pub async fn all_events(&self) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut before: Option<i64> = None;
+        loop {
+            let path = match before {
+                Some(b) => format!("/api/events?limit=500&before={b}"),
+                None => "/api/events?limit=500".to_string(),
+            };
+            let (_, v) = self.get(&path).await;
+            out.extend(v["events"].as_array().cloned().unwrap_or_default());
+            match v["next_before"].as_i64() {
+                Some(b) => before = Some(b),
+                None => break,
+            }
+        }
+        out.reverse();
+        out
+    }
+}
+
+/// Lines of a file (empty when it does not exist yet).
+pub fn file_lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .map(|s| s.lines().map(str::to_string).collect())
+        .unwrap_or_default()
+}

@@ -1,0 +1,244 @@
+//! Schedule endpoints: CRUD (admin: a schedule runs commands), run now and cancel
+//! (operator), run history (viewer).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::AppState;
+use super::authn::Caller;
+use super::error::{ApiError, ErrorBody, Json, Path, Query};
+use crate::auth::Role;
+use crate::program::FieldError;
+use crate::schedule::spec::ScheduleSpec;
+use crate::schedule::{Fired, SchedError, ScheduleInfo};
+use crate::store::schedule::ScheduleRunRecord;
+
+impl From<SchedError> for ApiError {
+    fn from(e: SchedError) -> ApiError {
+        match e {
+            SchedError::NotFound(m) => ApiError::not_found(m),
+            SchedError::Conflict(m) => ApiError::conflict(m),
+            SchedError::Invalid(details) => ApiError::validation(details),
+            SchedError::Store(s) => s.into(),
+            SchedError::ShuttingDown => ApiError::unavailable("warden is shutting down"),
+            SchedError::Start(_) => ApiError::internal(&e),
+        }
+    }
+}
+
+/// Paging of run history.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    /// Only runs with an id below this (the `next_before` of the previous page).
+    pub before: Option<i64>,
+    /// Page size, 1-500 (default 50).
+    pub limit: Option<u32>,
+}
+
+impl PageQuery {
+    /// The validated page size.
+    pub fn limit(&self) -> Result<u32, ApiError> {
+        let limit = self.limit.unwrap_or(50);
+        if !(1..=500).contains(&limit) {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                "limit must be between 1 and 500",
+            ));
+        }
+        Ok(limit)
+    }
+}
+
+/// The `next_before` cursor of a page of `limit` items with these ids.
+pub fn next_before(
+    ids: impl DoubleEndedIterator<Item = i64> + ExactSizeIterator,
+    limit: u32,
+) -> Option<i64> {
+    if ids.len() == limit as usize {
+        ids.last()
+    } else {
+        None
+    }
+}
+
+/// Checks that the name in the URL and in the body agree.
+pub fn same_name(url: &str, body: &str) -> Result<(), ApiError> {
+    if url == body {
+        return Ok(());
+    }
+    Err(ApiError::validation(vec![FieldError {
+        field: "name".into(),
+        message: format!(
+            "must match the name in the URL ('{url}'); renaming is not supported — create a new one instead"
+        ),
+    }]))
+}
+
+/// All schedules.
+#[derive(Serialize, ToSchema)]
+pub struct ScheduleList {
+    /// Schedules by name.
+    pub schedules: Vec<ScheduleInfo>,
+}
+
+/// Lists every schedule with its next fire times.
+#[utoipa::path(get, path = "/api/schedules", tag = "schedules",
+    responses((status = 200, body = ScheduleList), (status = 401, body = ErrorBody)))]
+async fn list(State(app): State<AppState>, caller: Caller) -> Result<Json<ScheduleList>, ApiError> {
+    caller.require(Role::Viewer)?;
+    Ok(Json(ScheduleList {
+        schedules: app.sched.schedules().await,
+    }))
+}
+
+/// Creates a schedule (admin). Invalid triggers, unknown programs or jobs, and task kinds
+/// this build lacks are refused with 422 naming the field and task.
+#[utoipa::path(post, path = "/api/schedules", tag = "schedules", request_body = ScheduleSpec,
+    responses((status = 201, body = ScheduleInfo), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn create(
+    State(app): State<AppState>,
+    caller: Caller,
+    Json(spec): Json<ScheduleSpec>,
+) -> Result<Response, ApiError> {
+    caller.require(Role::Admin)?;
+    let info = app.sched.create_schedule(spec).await?;
+    app.audit(&caller, "schedule.create", &info.spec.name, None)
+        .await;
+    Ok((StatusCode::CREATED, Json(info)).into_response())
+}
+
+/// One schedule with its next 5 fire times and last run.
+#[utoipa::path(get, path = "/api/schedules/{name}", tag = "schedules",
+    params(("name" = String, Path, description = "schedule name")),
+    responses((status = 200, body = ScheduleInfo), (status = 404, body = ErrorBody)))]
+async fn get_one(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<ScheduleInfo>, ApiError> {
+    caller.require(Role::Viewer)?;
+    Ok(Json(app.sched.schedule(&name).await?))
+}
+
+/// Replaces a schedule (admin). Masked secrets sent back unchanged keep their values.
+#[utoipa::path(put, path = "/api/schedules/{name}", tag = "schedules", request_body = ScheduleSpec,
+    params(("name" = String, Path, description = "schedule name")),
+    responses((status = 200, body = ScheduleInfo), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn update(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Json(spec): Json<ScheduleSpec>,
+) -> Result<Json<ScheduleInfo>, ApiError> {
+    caller.require(Role::Admin)?;
+    same_name(&name, &spec.name)?;
+    let info = app.sched.update_schedule(spec).await?;
+    app.audit(&caller, "schedule.update", &name, None).await;
+    Ok(Json(info))
+}
+
+/// Deletes a schedule (admin); a chain in progress is cancelled.
+#[utoipa::path(delete, path = "/api/schedules/{name}", tag = "schedules",
+    params(("name" = String, Path, description = "schedule name")),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+async fn delete(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require(Role::Admin)?;
+    app.sched.delete_schedule(&name).await?;
+    app.audit(&caller, "schedule.delete", &name, None).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A chain run that started or was cancelled.
+#[derive(Serialize, ToSchema)]
+pub struct RunRef {
+    /// The run's id.
+    pub run_id: i64,
+}
+
+/// Runs the schedule's chain now (operator). Its conditions apply; a run already in
+/// progress or a failed condition answers 409 (recorded as a skipped run).
+#[utoipa::path(post, path = "/api/schedules/{name}/run", tag = "schedules",
+    params(("name" = String, Path, description = "schedule name")),
+    responses((status = 202, body = RunRef), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn run_now(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    caller.require(Role::Operator)?;
+    let fired = app
+        .sched
+        .fire(&name, None, format!("manual:{}", caller.0.name))
+        .await?;
+    app.audit(&caller, "schedule.run", &name, None).await;
+    match fired {
+        Fired::Started(run_id) => {
+            Ok((StatusCode::ACCEPTED, Json(RunRef { run_id })).into_response())
+        }
+        Fired::Skipped(run_id, reason) => Err(ApiError::conflict(format!(
+            "schedule '{name}' did not run: {reason} (recorded as run {run_id})"
+        ))),
+    }
+}
+
+/// Cancels the chain in progress (operator): the current task is abandoned, no further
+/// task runs. Job runs it started go on; cancel them on the job.
+#[utoipa::path(post, path = "/api/schedules/{name}/cancel", tag = "schedules",
+    params(("name" = String, Path, description = "schedule name")),
+    responses((status = 202, body = RunRef), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn cancel(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    caller.require(Role::Operator)?;
+    let run_id = app.sched.cancel_schedule(&name)?;
+    app.audit(&caller, "schedule.cancel", &name, None).await;
+    Ok((StatusCode::ACCEPTED, Json(RunRef { run_id })).into_response())
+}
+
+/// A page of chain runs, newest first.
+#[derive(Serialize, ToSchema)]
+pub struct ScheduleRunPage {
+    /// Runs, newest first.
+    pub runs: Vec<ScheduleRunRecord>,
+    /// Pass as `before` for the next (older) page; absent on the last page.
+    pub next_before: Option<i64>,
+}
+
+/// The schedule's run history (fired, skipped and manual runs), newest first.
+#[utoipa::path(get, path = "/api/schedules/{name}/runs", tag = "schedules",
+    params(("name" = String, Path, description = "schedule name"), PageQuery),
+    responses((status = 200, body = ScheduleRunPage), (status = 404, body = ErrorBody)))]
+async fn runs(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Query(q): Query<PageQuery>,
+) -> Result<Json<ScheduleRunPage>, ApiError> {
+    caller.require(Role::Viewer)?;
+    let limit = q.limit()?;
+    let runs = app.sched.schedule_runs(&name, q.before, limit).await?;
+    let next_before = next_before(runs.iter().map(|r| r.id), limit);
+    Ok(Json(ScheduleRunPage { runs, next_before }))
+}
+
+/// Routes of this module.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(get_one, update, delete))
+        .routes(routes!(run_now))
+        .routes(routes!(cancel))
+        .routes(routes!(runs))
+}

@@ -1,0 +1,69 @@
+//! Plug-in points for task kinds served by other services: game servers (RCON, broadcast,
+//! player counts) and backups. The scheduler calls these small traits and knows nothing
+//! else about those services.
+//!
+//! A build without an integration leaves its field `None`: schedules using it are then
+//! refused when saved (422, naming the task), never accepted and silently skipped. To plug
+//! one in, implement the trait on the service's handle and set the field where
+//! `server.rs` builds [`Services`].
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+/// A boxed future answering with a result or a readable error.
+pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = Result<T, String>> + Send + 'a>>;
+
+/// What schedules need from the games integration.
+pub trait GameOps: Send + Sync {
+    /// Sends an RCON command to the program's game server; answers its reply.
+    fn rcon<'a>(&'a self, program: &'a str, command: &'a str) -> BoxFut<'a, String>;
+    /// Broadcasts a message to the players of the program's game server.
+    fn broadcast<'a>(&'a self, program: &'a str, message: &'a str) -> BoxFut<'a, ()>;
+    /// Players currently online on the program's game server.
+    fn players<'a>(&'a self, program: &'a str) -> BoxFut<'a, u32>;
+}
+
+/// What schedules need from the backup integration.
+pub trait BackupOps: Send + Sync {
+    /// Makes a backup of `target` and waits for it; answers a short description
+    /// (e.g. the archive's name).
+    fn backup<'a>(&'a self, target: &'a str) -> BoxFut<'a, String>;
+}
+
+/// The integrations present in this build.
+#[derive(Clone, Default)]
+pub struct Services {
+    /// Games integration, if built in.
+    pub games: Option<Arc<dyn GameOps>>,
+    /// Backup integration, if built in.
+    pub backups: Option<Arc<dyn BackupOps>>,
+}
+
+impl GameOps for crate::games::Games {
+    fn rcon<'a>(&'a self, program: &'a str, command: &'a str) -> BoxFut<'a, String> {
+        Box::pin(async move {
+            crate::games::Games::rcon(self, program, command)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    fn broadcast<'a>(&'a self, program: &'a str, message: &'a str) -> BoxFut<'a, ()> {
+        Box::pin(async move {
+            crate::games::Games::broadcast(self, program, message)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    fn players<'a>(&'a self, program: &'a str) -> BoxFut<'a, u32> {
+        Box::pin(async move {
+            crate::games::Games::players(self, program)
+                .await
+                .map(|p| p.online)
+                .map_err(|e| e.to_string())
+        })
+    }
+}
