@@ -49,6 +49,8 @@ struct RawConfig {
     api: RawApi,
     #[serde(default)]
     retention: RawRetention,
+    #[serde(default)]
+    backup: RawBackup,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -76,6 +78,14 @@ struct RawRetention {
     events_days: Option<u64>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBackup {
+    dir: Option<PathBuf>,
+    zstd_threads: Option<u32>,
+    max_concurrent: Option<u64>,
+}
+
 /// Validated daemon configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -93,6 +103,8 @@ pub struct Config {
     pub api: ApiConfig,
     /// How long stored history is kept.
     pub retention: RetentionConfig,
+    /// Backup defaults.
+    pub backup: BackupConfig,
 }
 
 /// Supervisor settings shared by every program actor.
@@ -128,6 +140,28 @@ pub struct ApiConfig {
 pub struct RetentionConfig {
     /// Lifecycle events older than this are pruned.
     pub events: Duration,
+}
+
+/// Backup settings shared by every program (per-program settings live in the store).
+#[derive(Debug, Clone)]
+pub struct BackupConfig {
+    /// Root of the default backup destinations (`DIR/PROGRAM`); relative paths are
+    /// relative to the data directory. `None` means `DATA/backups`.
+    pub dir: Option<PathBuf>,
+    /// zstd worker threads per backup; 0 compresses on the backup thread itself.
+    pub zstd_threads: u32,
+    /// Backups that may run at the same time; later ones wait for a slot.
+    pub max_concurrent: usize,
+}
+
+impl BackupConfig {
+    /// The root of default destinations for a data directory.
+    pub fn root(&self, data_dir: &Path) -> PathBuf {
+        match &self.dir {
+            Some(d) => data_dir.join(d),
+            None => data_dir.join("backups"),
+        }
+    }
 }
 
 /// A configuration problem: which file, where, and what is wrong.
@@ -242,6 +276,13 @@ impl Config {
             10,
         );
         let events_days = positive("retention.events_days", raw.retention.events_days, 90);
+        let backups_at_once = positive("backup.max_concurrent", raw.backup.max_concurrent, 1);
+        let zstd_threads = raw.backup.zstd_threads.unwrap_or(2);
+        if zstd_threads > 64 {
+            problems.push(format!(
+                "backup.zstd_threads = {zstd_threads} is too many; use 0 to 64"
+            ));
+        }
         if !problems.is_empty() {
             return Err(ConfigError::Invalid {
                 path: path.to_path_buf(),
@@ -268,6 +309,11 @@ impl Config {
             },
             retention: RetentionConfig {
                 events: Duration::from_secs(events_days * 86_400),
+            },
+            backup: BackupConfig {
+                dir: raw.backup.dir,
+                zstd_threads,
+                max_concurrent: usize::try_from(backups_at_once).unwrap_or(1),
             },
         })
     }

@@ -5,6 +5,7 @@
 
 mod api;
 mod auth;
+mod backup;
 mod bus;
 mod cli;
 mod config;

@@ -88,6 +88,14 @@ pub async fn serve(
     if opts.demo {
         crate::demo::ensure_demo_program(&sup, &cfg.data_dir).await?;
     }
+    let backups = crate::backup::BackupService::start(
+        store.clone(),
+        bus.clone(),
+        sup.clone(),
+        &cfg,
+        &shutdown,
+    )
+    .await?;
     let auth = Auth::new(store.clone(), cfg.api.session_ttl);
     let addr = listener.local_addr()?;
     // The first stdout line names the bound address, so `--listen 127.0.0.1:0` is usable
@@ -109,6 +117,7 @@ pub async fn serve(
         cfg: cfg.clone(),
         shutdown: shutdown.clone(),
         started,
+        backups: backups.clone(),
     });
     let pruner = tokio::spawn(prune_events(
         store.clone(),
@@ -138,6 +147,9 @@ pub async fn serve(
         },
     )
     .await;
+    // Backups first: a cancelled backup still runs its post steps (e.g. `save-on`)
+    // while its program is alive.
+    backups.shutdown(cfg.supervisor.shutdown_timeout).await;
     sup.shutdown(stop, cfg.supervisor.shutdown_timeout).await;
     pruner.abort();
     store.close().await;

@@ -7,6 +7,7 @@
 //! requests (utoipa-axum), so it cannot drift from the code.
 
 pub mod authn;
+mod backups;
 pub mod error;
 mod programs;
 mod users;
@@ -52,6 +53,8 @@ pub struct App {
     pub login_limiter: LoginLimiter,
     /// When warden started.
     pub started: Instant,
+    /// Backups, verification, restores.
+    pub backups: crate::backup::BackupService,
 }
 
 /// Shared handler state.
@@ -139,6 +142,7 @@ pub fn router(app: AppState) -> Router {
     let (api, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(utoipa_axum::routes!(health))
         .merge(authn::routes())
+        .merge(backups::routes())
         .merge(programs::routes())
         .merge(users::routes())
         .split_for_parts();

@@ -1,6 +1,8 @@
 //! `warden ctl …` and `warden apply`: a small HTTP client of the API, with readable
 //! tables or `--json`. The token comes from `--token` or `WARDEN_TOKEN`.
 
+mod backup;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -92,6 +94,9 @@ enum CtlCmd {
         #[arg(short = 'n', long, default_value_t = 20)]
         limit: u32,
     },
+    /// Backups: create, list, verify, restore, delete, download, settings.
+    #[command(subcommand)]
+    Backup(backup::BackupCmd),
 }
 
 /// `warden apply FILE`.
@@ -308,6 +313,7 @@ pub async fn run(args: CtlArgs) -> anyhow::Result<()> {
                 );
             }
         }
+        CtlCmd::Backup(cmd) => backup::run(&c, cmd, json).await?,
         CtlCmd::Logs {
             name,
             lines,

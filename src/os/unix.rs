@@ -198,6 +198,60 @@ pub fn describe_exit(status: ExitStatus) -> ExitInfo {
     }
 }
 
+/// Lowers the CPU and IO priority of the calling thread only (not the whole process):
+/// nice 19, and on Linux the lowest best-effort IO priority. Used by backup workers so a
+/// game server sharing the machine keeps its tick rate. Threads the caller spawns later
+/// (such as zstd's workers) inherit both.
+pub fn lower_thread_priority() -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        let tid = nix::unistd::gettid().as_raw();
+        let id = nix::libc::id_t::try_from(tid)
+            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        // SAFETY: setpriority takes plain integers and touches no memory of ours. On Linux,
+        // PRIO_PROCESS with a thread id changes that thread only.
+        if unsafe { nix::libc::setpriority(nix::libc::PRIO_PROCESS, id, 19) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // ioprio_set(IOPRIO_WHO_PROCESS, tid, IOPRIO_PRIO_VALUE(IOPRIO_CLASS_BE, 7)): the
+        // lowest best-effort level. Not the idle class, which can starve a backup forever
+        // on a busy disk.
+        const IOPRIO_WHO_PROCESS: nix::libc::c_int = 1;
+        const IOPRIO_CLASS_BE: nix::libc::c_int = 2;
+        const IOPRIO_CLASS_SHIFT: nix::libc::c_int = 13;
+        let prio = (IOPRIO_CLASS_BE << IOPRIO_CLASS_SHIFT) | 7;
+        // SAFETY: ioprio_set takes plain integers and touches no memory of ours.
+        if unsafe { nix::libc::syscall(nix::libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, tid, prio) }
+            != 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        // Elsewhere only the whole-process nice value is portable; the backup thread keeps
+        // normal priority rather than slowing warden itself.
+    }
+    Ok(())
+}
+
+/// Flushes a directory's entries (a rename or a new file inside it) to disk, so a crash
+/// after this returns cannot undo them.
+pub fn sync_dir(dir: &std::path::Path) -> io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Creates a symbolic link at `link` pointing to `target` (stored verbatim).
+pub fn symlink(target: &std::path::Path, link: &std::path::Path) -> io::Result<()> {
+    std::os::unix::fs::symlink(target, link)
+}
+
+/// Sets the permission bits of a file or directory from an archive's mode.
+pub fn set_file_mode(path: &std::path::Path, mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o7777))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,6 +262,24 @@ mod tests {
         let a = process_start_time(me).expect("own start time");
         assert_eq!(Some(a), process_start_time(me));
         assert_eq!(process_start_time(u32::MAX / 2), None);
+    }
+
+    #[test]
+    fn lowering_priority_touches_only_this_thread() {
+        let before = std::fs::read_to_string("/proc/self/stat").expect("stat");
+        std::thread::spawn(|| lower_thread_priority().expect("lower"))
+            .join()
+            .expect("join");
+        // Field 19 of /proc/self/stat is the main thread's nice value: unchanged.
+        assert_eq!(
+            nice_of(&before),
+            nice_of(&std::fs::read_to_string("/proc/self/stat").expect("stat"))
+        );
+    }
+
+    fn nice_of(stat: &str) -> Option<String> {
+        let rest = &stat[stat.rfind(')')? + 1..];
+        rest.split_whitespace().nth(19 - 3).map(str::to_string)
     }
 
     #[test]

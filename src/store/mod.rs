@@ -7,6 +7,7 @@
 //! on disk I/O.
 
 pub mod auth;
+pub mod backups;
 pub mod events;
 pub mod programs;
 
@@ -86,7 +87,10 @@ struct Inner {
 }
 
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(include_str!("migrations/0001_init.sql"))])
+    Migrations::new(vec![
+        M::up(include_str!("migrations/0001_init.sql")),
+        M::up(include_str!("migrations/0005_backups.sql")),
+    ])
 }
 
 fn configure(conn: &Connection) -> Result<(), rusqlite::Error> {
