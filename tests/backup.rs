@@ -258,11 +258,18 @@ async fn kill9_mid_backup_leaves_no_finished_archive_and_next_start_cleans_up() 
     );
     let (_, v) = w.get(&format!("/api/backups/{id}")).await;
     assert_eq!(v["status"], "interrupted", "{v}");
-    let events = w.events("slow").await;
-    assert!(
-        events.iter().any(|e| e["kind"] == "backup_interrupted"),
-        "{events:?}"
-    );
+    wait_until(
+        Duration::from_secs(10),
+        "backup_interrupted event",
+        || async {
+            let events = w.events("slow").await;
+            events
+                .iter()
+                .any(|e| e["kind"] == "backup_interrupted")
+                .then_some(())
+        },
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -371,6 +378,16 @@ async fn retention_keeps_exactly_the_newest_and_prunes_with_an_event() {
         assert_eq!(wait_finished(&w, id).await["status"], "ok");
         ids.push(id);
     }
+    // Pruning follows each finished backup; its events are the signal that it ran.
+    wait_until(Duration::from_secs(20), "two backups pruned", || async {
+        let events = w.events("r").await;
+        let pruned = events
+            .iter()
+            .filter(|e| e["kind"] == "backup_pruned")
+            .count();
+        (pruned >= 2).then_some(())
+    })
+    .await;
     let (_, v) = w.get("/api/programs/r/backups").await;
     let kept: Vec<i64> = v["backups"]
         .as_array()
@@ -382,11 +399,14 @@ async fn retention_keeps_exactly_the_newest_and_prunes_with_an_event() {
     let dirs = visible(&w.data_dir.join("backups/r"));
     assert_eq!(dirs.len(), 2, "{dirs:?}");
     let events = w.events("r").await;
-    let pruned = events
-        .iter()
-        .filter(|e| e["kind"] == "backup_pruned")
-        .count();
-    assert_eq!(pruned, 2, "{events:?}");
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e["kind"] == "backup_pruned")
+            .count(),
+        2,
+        "{events:?}"
+    );
 }
 
 #[tokio::test]

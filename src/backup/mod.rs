@@ -539,9 +539,9 @@ impl BackupService {
                 destination,
                 cancel,
                 progress,
+                busy: Some(guard),
             };
             svc.backup_task(job).await;
-            drop(guard);
         });
         Ok(BackupId(id))
     }
@@ -558,7 +558,7 @@ impl BackupService {
         }
     }
 
-    async fn backup_task(&self, job: Job) {
+    async fn backup_task(&self, mut job: Job) {
         let program = job.handle.name().to_string();
         let mut warnings = Vec::new();
         let slot = tokio::select! {
@@ -645,6 +645,9 @@ impl BackupService {
             }
         };
         let ok = outcome.status == "ok";
+        // Free the program before the outcome becomes visible, so whoever sees this
+        // backup finished can start the next one at once.
+        drop(job.busy.take());
         if let Err(e) = self.inner.store.finish_backup(job.id, outcome).await {
             tracing::error!(error = %e, backup = job.id, "cannot record the end of a backup");
         }
@@ -920,9 +923,7 @@ impl BackupService {
                     )
                 };
                 let n = problems.len();
-                if let Err(e) = svc.inner.store.set_backup_verified(id, problems).await {
-                    tracing::error!(error = %e, "cannot record a verification");
-                }
+                // The event first: whoever sees the result in the record finds the event.
                 svc.record(
                     &program,
                     "backup_verified",
@@ -930,6 +931,9 @@ impl BackupService {
                     serde_json::json!({ "backup_id": id, "problems": n }),
                 )
                 .await;
+                if let Err(e) = svc.inner.store.set_backup_verified(id, problems).await {
+                    tracing::error!(error = %e, "cannot record a verification");
+                }
                 svc.publish(&program, BackupActivityKind::Verified, id, None, msg);
             }
             lock(&svc.inner.verifying).remove(&id);
@@ -1042,15 +1046,14 @@ impl BackupService {
                 stop: running,
                 cancel,
                 progress,
+                busy: Some((busy, reader)),
             };
             svc.restore_task(job).await;
-            drop(reader);
-            drop(busy);
         });
         self.restore_view(rid).await
     }
 
-    async fn restore_task(&self, job: RestoreJob) {
+    async fn restore_task(&self, mut job: RestoreJob) {
         let program = job.handle.name().to_string();
         let result = self.restore_steps(&job).await;
         if job.stop
@@ -1093,6 +1096,8 @@ impl BackupService {
                 )
             }
         };
+        // Free the program and the backup before the outcome becomes visible.
+        drop(job.busy.take());
         if let Err(e) = self
             .inner
             .store
@@ -1245,6 +1250,8 @@ struct Job {
     destination: PathBuf,
     cancel: CancellationToken,
     progress: watch::Sender<Progress>,
+    /// The program's reservation, released just before the outcome is recorded.
+    busy: Option<BusyGuard>,
 }
 
 /// Everything a restore task needs.
@@ -1257,6 +1264,9 @@ struct RestoreJob {
     stop: bool,
     cancel: CancellationToken,
     progress: watch::Sender<Progress>,
+    /// The program's reservation and the backup's read mark, released just before the
+    /// outcome is recorded.
+    busy: Option<(BusyGuard, ReadGuard)>,
 }
 
 /// Names a restore's staging and rollback directories: its start time, to the millisecond

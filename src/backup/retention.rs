@@ -7,6 +7,9 @@ use chrono::{DateTime, Datelike, TimeZone};
 
 use super::settings::RetentionPolicy;
 
+/// A calendar period (day, ISO week or month) as a comparable key.
+type Period = (i32, u32, u32);
+
 /// The ids of the backups to keep. `backups` are `(id, time)` of finished backups in any
 /// order; times are in the zone whose calendar defines days, weeks and months.
 ///
@@ -28,7 +31,7 @@ pub fn keep<Tz: TimeZone>(
     if let Some(n) = policy.keep_last {
         kept.extend(newest_first.iter().take(n as usize).map(|(id, _)| *id));
     }
-    let mut by_period = |n: Option<u32>, period: &dyn Fn(&DateTime<Tz>) -> (i32, u32, u32)| {
+    let mut by_period = |n: Option<u32>, period: &dyn Fn(&DateTime<Tz>) -> Period| {
         let Some(n) = n else { return };
         let mut last = None;
         let mut count = 0;

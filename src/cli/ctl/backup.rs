@@ -139,7 +139,7 @@ fn print_backups(list: &[Value]) {
 fn progress_line(p: &Value) -> String {
     let done = p["bytes_done"].as_u64().unwrap_or(0);
     let total = p["bytes_total"].as_u64().unwrap_or(0);
-    let pct = if total > 0 { done * 100 / total } else { 0 };
+    let pct = (done * 100).checked_div(total).unwrap_or(0);
     format!(
         "{:<10} {:>3}% {} / {}  {}",
         p["phase"].as_str().unwrap_or(""),
