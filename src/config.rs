@@ -84,6 +84,7 @@ struct RawBackup {
     dir: Option<PathBuf>,
     zstd_threads: Option<u32>,
     max_concurrent: Option<u64>,
+    low_priority: Option<bool>,
 }
 
 /// Validated daemon configuration.
@@ -152,6 +153,9 @@ pub struct BackupConfig {
     pub zstd_threads: u32,
     /// Backups that may run at the same time; later ones wait for a slot.
     pub max_concurrent: usize,
+    /// Run backup, verify and restore threads at the lowest CPU and IO priority, so
+    /// games keep their tick rate (at the price of slower backups on a busy machine).
+    pub low_priority: bool,
 }
 
 impl BackupConfig {
@@ -314,6 +318,7 @@ impl Config {
                 dir: raw.backup.dir,
                 zstd_threads,
                 max_concurrent: usize::try_from(backups_at_once).unwrap_or(1),
+                low_priority: raw.backup.low_priority.unwrap_or(true),
             },
         })
     }

@@ -125,6 +125,20 @@ fn visible(dir: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Paths of every file under `dir`, recursively.
+fn files_under(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            out.push(p.to_string_lossy().into_owned());
+        }
+    }
+    out
+}
+
 fn all_entries(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir)
         .map(|rd| {
@@ -237,6 +251,11 @@ async fn kill9_mid_backup_leaves_no_finished_archive_and_next_start_cleans_up() 
     })
     .await;
     w.kill9();
+    let looks_finished: Vec<String> = files_under(&dest)
+        .into_iter()
+        .filter(|n| n.ends_with(".tar.zst") || n.ends_with("manifest.json"))
+        .collect();
+    assert!(looks_finished.is_empty(), "{looks_finished:?}");
     assert!(
         visible(&dest).is_empty(),
         "a finished-looking backup exists: {:?}",

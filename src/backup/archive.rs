@@ -345,6 +345,9 @@ pub fn create(spec: &CreateSpec, ctl: &Control<'_>) -> Result<Created, BackupErr
     let mut guard = RemoveOnDrop(Some(partial.clone()));
     let name = format!("{}-{}", spec.program, stamp(spec.started_at_ms));
     let archive_file = format!("{name}.tar.zst");
+    // Even inside the unfinished directory the archive carries a `.partial` suffix until
+    // it has been verified, so no stray file ever looks like a finished archive.
+    let unverified = partial.join(format!("{archive_file}.partial"));
     let archive_path = partial.join(&archive_file);
     let skip = vec![dest.clone()];
     let mut meter = Meter::new(ctl);
@@ -362,7 +365,7 @@ pub fn create(spec: &CreateSpec, ctl: &Control<'_>) -> Result<Created, BackupErr
             },
         )?;
         let (manifest, changed) =
-            write_archive(spec, &source, &walked.items, &archive_path, &mut meter)?;
+            write_archive(spec, &source, &walked.items, &unverified, &mut meter)?;
         if changed.is_empty() || attempt > spec.change_retries {
             break (manifest, changed, walked.skipped);
         }
@@ -372,10 +375,12 @@ pub fn create(spec: &CreateSpec, ctl: &Control<'_>) -> Result<Created, BackupErr
         return Err(BackupError::Changed(changed));
     }
     manifest.archive.file = archive_file;
-    let problems = verify_with(&archive_path, &manifest, &mut meter, None)?;
+    let problems = verify_with(&unverified, &manifest, &mut meter, None)?;
     if !problems.is_empty() {
         return Err(BackupError::Mismatch(problems));
     }
+    std::fs::rename(&unverified, &archive_path)
+        .map_err(|e| BackupError::io("cannot rename", &unverified, e))?;
     let manifest_path = partial.join(MANIFEST_FILE);
     write_manifest(&manifest_path, &manifest)?;
     os::sync_dir(&partial).map_err(|e| BackupError::io("cannot sync", &partial, e))?;
@@ -434,7 +439,9 @@ fn write_archive(
     if spec.zstd_threads > 0 {
         enc.multithread(spec.zstd_threads).map_err(write_err)?;
     }
-    let mut tar = tar::Builder::new(enc);
+    // tar copies file data in 8 KiB pieces; a 1 MiB buffer in front of zstd turns
+    // those into few large compression calls.
+    let mut tar = tar::Builder::new(BufWriter::with_capacity(CHUNK, enc));
     let total: u64 = items
         .iter()
         .map(|i| match i.kind {
@@ -558,7 +565,11 @@ fn write_archive(
         }
     }
     meter.report_now();
-    let enc = tar.into_inner().map_err(write_err)?;
+    let enc = tar
+        .into_inner()
+        .map_err(write_err)?
+        .into_inner()
+        .map_err(|e| write_err(e.into_error()))?;
     let sink = enc.finish().map_err(write_err)?;
     let HashingWriter {
         inner,
@@ -1060,6 +1071,64 @@ mod tests {
         let r = create(&spec(src.path(), dest.path()), &ctl(&cancel));
         assert!(matches!(r, Err(BackupError::Cancelled)), "{r:?}");
         assert_eq!(std::fs::read_dir(dest.path()).expect("ls").count(), 0);
+    }
+
+    /// Appends to `file` from the progress callback while it is being read (at most
+    /// `times` times), like a game writing its world during a backup.
+    fn create_while_writing(times: usize, on_change: OnChange) -> Result<Created, BackupError> {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let src = tempfile::tempdir().expect("tempdir");
+        let dest = tempfile::tempdir().expect("tempdir");
+        let file = src.path().join("region.mca");
+        std::fs::write(&file, vec![1u8; 3 * CHUNK]).expect("write");
+        let writes = AtomicUsize::new(0);
+        let report = |p: &Progress| {
+            if p.phase == Phase::Reading
+                && p.bytes_done > 0
+                && writes.fetch_add(1, Ordering::SeqCst) < times
+            {
+                let mut f = std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&file)
+                    .expect("open");
+                f.write_all(b"more").expect("append");
+            }
+        };
+        let cancel = CancellationToken::new();
+        let ctl = Control {
+            cancel: &cancel,
+            report: &report,
+            max_bytes_per_second: Some(4 * CHUNK as u64),
+        };
+        let mut s = spec(src.path(), dest.path());
+        s.change_retries = 1;
+        s.on_change = on_change;
+        create(&s, &ctl)
+    }
+
+    #[test]
+    fn a_file_changed_while_read_is_retried_then_clean() {
+        let c = create_while_writing(1, OnChange::Warn).expect("create");
+        assert_eq!(c.attempts, 2);
+        assert!(c.changed.is_empty(), "{:?}", c.changed);
+        assert!(c.manifest.entries.iter().all(|e| !e.changed));
+    }
+
+    #[test]
+    fn a_file_that_keeps_changing_is_reported_or_fails() {
+        let c = create_while_writing(usize::MAX, OnChange::Warn).expect("create");
+        assert_eq!(c.changed, vec!["region.mca".to_string()]);
+        assert!(
+            c.manifest
+                .entries
+                .iter()
+                .any(|e| e.path == "region.mca" && e.changed)
+        );
+        let r = create_while_writing(usize::MAX, OnChange::Fail);
+        assert!(
+            matches!(r, Err(BackupError::Changed(ref f)) if f == &["region.mca"]),
+            "{r:?}"
+        );
     }
 
     /// A tar whose entry name is written raw into the header, bypassing the tar crate's

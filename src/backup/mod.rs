@@ -139,6 +139,8 @@ struct Inner {
     data_dir: PathBuf,
     root: PathBuf,
     zstd_threads: u32,
+    /// Lower the priority of worker threads (`backup.low_priority`).
+    low_priority: bool,
     /// Bounds backups running at once; waiting ones are at most one per program (a
     /// program runs one backup at a time), so the queue is bounded by the program count.
     slots: Arc<Semaphore>,
@@ -190,17 +192,19 @@ impl Drop for BusyGuard {
     }
 }
 
-/// Runs `f` on a new thread with lowered CPU and IO priority (not on tokio's blocking
-/// pool, whose threads are reused: a lowered priority would leak into unrelated work).
-async fn on_low_priority_thread<T: Send + 'static>(
+/// Runs `f` on a new thread, with lowered CPU and IO priority when `low` (not on tokio's
+/// blocking pool, whose threads are reused: a lowered priority would leak into unrelated
+/// work).
+async fn on_worker_thread<T: Send + 'static>(
     name: String,
+    low: bool,
     f: impl FnOnce() -> Result<T, BackupError> + Send + 'static,
 ) -> Result<T, BackupError> {
     let (tx, rx) = oneshot::channel();
     std::thread::Builder::new()
         .name(name)
         .spawn(move || {
-            if let Err(e) = os::lower_thread_priority() {
+            if low && let Err(e) = os::lower_thread_priority() {
                 tracing::debug!(error = %e, "cannot lower the backup thread's priority");
             }
             let _ = tx.send(f());
@@ -258,6 +262,7 @@ impl BackupService {
                 data_dir: cfg.data_dir.clone(),
                 root: cfg.backup.root(&cfg.data_dir),
                 zstd_threads: cfg.backup.zstd_threads,
+                low_priority: cfg.backup.low_priority,
                 slots: Arc::new(Semaphore::new(cfg.backup.max_concurrent.max(1))),
                 busy: Mutex::new(HashMap::new()),
                 uses: Mutex::new(HashMap::new()),
@@ -569,7 +574,7 @@ impl BackupService {
             None => Err(BackupError::Cancelled),
             Some(_slot) => self.consistent_backup(&job, &mut warnings).await,
         };
-        let outcome = match result {
+        let (outcome, finished) = match result {
             Ok(created) => {
                 for f in &created.changed {
                     warnings.push(format!(
@@ -597,8 +602,7 @@ impl BackupService {
                     serde_json::json!({ "backup_id": job.id, "archive_bytes": m.archive.bytes, "warnings": warnings }),
                 )
                 .await;
-                self.publish(&program, BackupActivityKind::Finished, job.id, None, msg);
-                BackupOutcome {
+                let outcome = BackupOutcome {
                     status: "ok".into(),
                     path: Some(created.dir.to_string_lossy().into_owned()),
                     archive_bytes: Some(m.archive.bytes),
@@ -607,7 +611,8 @@ impl BackupService {
                     checksum: Some(m.archive.blake3.clone()),
                     error: None,
                     warnings,
-                }
+                };
+                (outcome, (BackupActivityKind::Finished, msg))
             }
             Err(e) => {
                 let (status, kind, text) = match &e {
@@ -635,13 +640,13 @@ impl BackupService {
                     serde_json::json!({ "backup_id": job.id, "error": text, "warnings": warnings }),
                 )
                 .await;
-                self.publish(&program, kind, job.id, None, msg);
-                BackupOutcome {
+                let outcome = BackupOutcome {
                     status: status.into(),
                     error: Some(text),
                     warnings,
                     ..Default::default()
-                }
+                };
+                (outcome, (kind, msg))
             }
         };
         let ok = outcome.status == "ok";
@@ -651,6 +656,8 @@ impl BackupService {
         if let Err(e) = self.inner.store.finish_backup(job.id, outcome).await {
             tracing::error!(error = %e, backup = job.id, "cannot record the end of a backup");
         }
+        // Published once the record says so, so a subscriber that looks finds it.
+        self.publish(&program, finished.0, job.id, None, finished.1);
         if ok {
             self.apply_retention(&program, &job.settings).await;
         }
@@ -732,7 +739,7 @@ impl BackupService {
         let bus = self.inner.bus.clone();
         let limit = job.settings.max_mib_per_second.map(|m| u64::from(m) << 20);
         let (program, id) = (spec.program.clone(), job.id);
-        on_low_priority_thread(format!("backup-{id}"), move || {
+        on_worker_thread(format!("backup-{id}"), self.inner.low_priority, move || {
             let report = |p: &Progress| {
                 progress.send_replace(p.clone());
                 bus.publish(Event::Backup(BackupActivity {
@@ -892,19 +899,20 @@ impl BackupService {
         let cancel = self.inner.shutdown.child_token();
         let program = rec.program.clone();
         self.inner.tasks.spawn(async move {
-            let result = on_low_priority_thread(format!("verify-{id}"), move || {
-                let manifest = archive::read_manifest(&dir.join(MANIFEST_FILE))?;
-                let report = |p: &Progress| {
-                    tx.send_replace(p.clone());
-                };
-                let ctl = Control {
-                    cancel: &cancel,
-                    report: &report,
-                    max_bytes_per_second: None,
-                };
-                archive::verify(&dir.join(&manifest.archive.file), &manifest, &ctl)
-            })
-            .await;
+            let result =
+                on_worker_thread(format!("verify-{id}"), svc.inner.low_priority, move || {
+                    let manifest = archive::read_manifest(&dir.join(MANIFEST_FILE))?;
+                    let report = |p: &Progress| {
+                        tx.send_replace(p.clone());
+                    };
+                    let ctl = Control {
+                        cancel: &cancel,
+                        report: &report,
+                        max_bytes_per_second: None,
+                    };
+                    archive::verify(&dir.join(&manifest.archive.file), &manifest, &ctl)
+                })
+                .await;
             let problems = match result {
                 Ok(p) => Some(p),
                 Err(BackupError::Cancelled) => None,
@@ -997,6 +1005,7 @@ impl BackupService {
         let dir = Self::finished_dir(&rec)?;
         let handle = self.inner.sup.get(&rec.program)?;
         let target = source_dir(&handle)?;
+        let destination = self.destination(&rec.program, &self.settings(&rec.program).await?);
         let state = handle.snapshot().status.state;
         let running = state.is_active() || state == State::Backoff;
         if running && !opts.stop {
@@ -1042,6 +1051,7 @@ impl BackupService {
                 backup_id: id,
                 restore_id: rid,
                 dir,
+                destination,
                 paths,
                 stop: running,
                 cancel,
@@ -1129,37 +1139,45 @@ impl BackupService {
         let dir = job.dir.clone();
         let paths = job.paths.clone();
         let cancel = job.cancel.clone();
+        // Backups kept inside the program's own directory are not part of what is
+        // restored, and must survive the swap.
+        let keep = vec![job.destination.clone()];
         let progress = job.progress.clone();
-        on_low_priority_thread(format!("restore-{}", job.restore_id), move || {
-            let manifest = archive::read_manifest(&dir.join(MANIFEST_FILE))?;
-            match std::fs::remove_dir_all(&paths.staging) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(BackupError::io("cannot clear", &paths.staging, e)),
-            }
-            std::fs::create_dir(&paths.staging)
-                .map_err(|e| BackupError::io("cannot create", &paths.staging, e))?;
-            let report = |p: &Progress| {
-                progress.send_replace(p.clone());
-            };
-            let ctl = Control {
-                cancel: &cancel,
-                report: &report,
-                max_bytes_per_second: None,
-            };
-            archive::extract(
-                &dir.join(&manifest.archive.file),
-                &manifest,
-                &paths.staging,
-                &ctl,
-            )?;
-            let notes = restore::carry_over(&paths, &manifest, &|| cancel.is_cancelled())?;
-            for n in notes {
-                tracing::warn!(note = %n, "restore");
-            }
-            os::sync_dir(&paths.staging)
-                .map_err(|e| BackupError::io("cannot sync", &paths.staging, e))
-        })
+        on_worker_thread(
+            format!("restore-{}", job.restore_id),
+            self.inner.low_priority,
+            move || {
+                let manifest = archive::read_manifest(&dir.join(MANIFEST_FILE))?;
+                match std::fs::remove_dir_all(&paths.staging) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(BackupError::io("cannot clear", &paths.staging, e)),
+                }
+                std::fs::create_dir(&paths.staging)
+                    .map_err(|e| BackupError::io("cannot create", &paths.staging, e))?;
+                let report = |p: &Progress| {
+                    progress.send_replace(p.clone());
+                };
+                let ctl = Control {
+                    cancel: &cancel,
+                    report: &report,
+                    max_bytes_per_second: None,
+                };
+                archive::extract(
+                    &dir.join(&manifest.archive.file),
+                    &manifest,
+                    &paths.staging,
+                    &ctl,
+                )?;
+                let notes =
+                    restore::carry_over(&paths, &manifest, &keep, &|| cancel.is_cancelled())?;
+                for n in notes {
+                    tracing::warn!(note = %n, "restore");
+                }
+                os::sync_dir(&paths.staging)
+                    .map_err(|e| BackupError::io("cannot sync", &paths.staging, e))
+            },
+        )
         .await?;
         if job.cancel.is_cancelled() {
             return Err(BackupError::Cancelled);
@@ -1260,6 +1278,8 @@ struct RestoreJob {
     backup_id: i64,
     restore_id: i64,
     dir: PathBuf,
+    /// The program's backup destination.
+    destination: PathBuf,
     paths: restore::RestorePaths,
     stop: bool,
     cancel: CancellationToken,

@@ -58,20 +58,26 @@ fn no_symlink_between(root: &Path, rel: &str) -> bool {
 }
 
 /// Brings what the backup did not cover (entries outside its include/exclude globs, such
-/// as a server jar or logs) from the current target into the staging directory, as hard
-/// links where possible (copies otherwise), so the swap replaces only what the backup
-/// holds. Returns notes about entries that could not be carried over.
+/// as a server jar or logs, and everything under `always_keep`, such as backups stored
+/// inside the program's directory) from the current target into the staging directory,
+/// as hard links where possible (copies otherwise), so the swap replaces only what the
+/// backup holds. Returns notes about entries that could not be carried over.
 pub fn carry_over(
     paths: &RestorePaths,
     manifest: &Manifest,
+    always_keep: &[PathBuf],
     cancelled: &dyn Fn() -> bool,
 ) -> Result<Vec<String>, BackupError> {
-    if !paths.target.exists() {
+    let Ok(root) = paths.target.canonicalize() else {
         return Ok(Vec::new());
-    }
+    };
+    let keep: Vec<PathBuf> = always_keep
+        .iter()
+        .filter_map(|k| k.canonicalize().ok())
+        .collect();
     let filter = Filter::new(&manifest.include, &manifest.exclude).map_err(BackupError::Failed)?;
     let walked = walk(
-        &paths.target,
+        &root,
         &filter,
         &WalkOptions {
             everything: true,
@@ -80,7 +86,11 @@ pub fn carry_over(
         },
     )?;
     let mut notes = walked.skipped;
-    for item in walked.items.into_iter().filter(|i| !i.in_scope) {
+    let carried = walked
+        .items
+        .into_iter()
+        .filter(|i| !i.in_scope || keep.iter().any(|k| i.abs.starts_with(k)));
+    for item in carried {
         let dst = paths.staging.join(&item.rel);
         if std::fs::symlink_metadata(&dst).is_ok() {
             continue;
@@ -217,13 +227,17 @@ mod tests {
         std::fs::write(p.target.join("server.jar"), "jar").expect("write");
         let manifest: Manifest = serde_json::from_value(serde_json::json!({
             "format": 1, "program": "p", "backup_id": 1, "created_at": "", "created_at_ms": 0,
-            "warden_version": "", "source": "", "include": ["old", "new"], "exclude": [],
+            "warden_version": "", "source": "", "include": ["old", "new", "backups"], "exclude": [],
             "archive": {"file": "", "bytes": 0, "blake3": "", "format": "", "zstd_level": 3},
             "files": 0, "data_bytes": 0, "entries": []
         }))
         .expect("manifest");
-        let notes = carry_over(&p, &manifest, &|| false).expect("carry");
+        std::fs::create_dir_all(p.target.join("backups/b1")).expect("mkdir");
+        std::fs::write(p.target.join("backups/b1/a.tar.zst"), "zst").expect("write");
+        let keep = vec![p.target.join("backups")];
+        let notes = carry_over(&p, &manifest, &keep, &|| false).expect("carry");
         assert!(notes.is_empty(), "{notes:?}");
+        assert!(p.staging.join("backups/b1/a.tar.zst").exists());
         assert!(p.staging.join("logs/latest.log").exists());
         assert!(p.staging.join("server.jar").exists());
         // In scope but not in the backup: not carried over (the restore removes it).
