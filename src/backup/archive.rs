@@ -389,6 +389,7 @@ pub fn create(spec: &CreateSpec, ctl: &Control<'_>) -> Result<Created, BackupErr
     let skip = vec![dest.clone()];
     let mut meter = Meter::new(ctl);
     let mut attempt = 0;
+    let started = Instant::now();
     let (mut manifest, changed, skipped) = loop {
         attempt += 1;
         meter.progress.attempt = attempt;
@@ -412,7 +413,18 @@ pub fn create(spec: &CreateSpec, ctl: &Control<'_>) -> Result<Created, BackupErr
         return Err(BackupError::Changed(changed));
     }
     manifest.archive.file = archive_file;
+    let written = started.elapsed();
     let problems = verify_with(&unverified, &manifest, &mut meter, Mode::AfterWrite)?;
+    tracing::info!(
+        program = %spec.program,
+        backup = spec.backup_id,
+        files = manifest.files,
+        data_bytes = manifest.data_bytes,
+        archive_bytes = manifest.archive.bytes,
+        write_ms = written.as_millis() as u64,
+        verify_ms = (started.elapsed() - written).as_millis() as u64,
+        "backup archive written and verified"
+    );
     if !problems.is_empty() {
         return Err(BackupError::Mismatch(problems));
     }
@@ -617,7 +629,12 @@ fn write_archive(
         .into_inner()
         .map_err(|e| write_err(e.into_error()))?
         .file;
+    let synced = Instant::now();
     file.sync_all().map_err(write_err)?;
+    tracing::debug!(
+        sync_ms = synced.elapsed().as_millis() as u64,
+        "archive fsynced"
+    );
     let files = entries.iter().filter(|e| e.kind == EntryKind::File).count() as u64;
     Ok((
         Manifest {
