@@ -289,15 +289,27 @@ impl BackupService {
             )
             .await;
         }
-        let mut dirs = vec![self.inner.root.clone()];
+        // (directory, program) pairs: each program's default directory under the root
+        // (also of programs deleted since), and every custom destination.
+        let mut dirs: Vec<(PathBuf, String)> = Vec::new();
         for (program, json) in store.all_backup_settings().await? {
             if let Ok(s) = serde_json::from_str::<BackupSettings>(&json) {
-                dirs.push(self.destination(&program, &s));
+                dirs.push((self.destination(&program, &s), program));
             }
         }
-        let removed = tokio::task::spawn_blocking(move || remove_partials(&dirs))
-            .await
-            .map_err(|_| BackupError::Failed("cleanup task failed".into()))?;
+        let root = self.inner.root.clone();
+        let removed = tokio::task::spawn_blocking(move || {
+            if let Ok(rd) = std::fs::read_dir(&root) {
+                for e in rd.flatten() {
+                    if let Some(name) = e.file_name().to_str() {
+                        dirs.push((e.path(), name.to_string()));
+                    }
+                }
+            }
+            remove_partials(&dirs)
+        })
+        .await
+        .map_err(|_| BackupError::Failed("cleanup task failed".into()))?;
         if removed > 0 {
             tracing::info!(removed, "removed unfinished backups left by an earlier run");
         }
@@ -1297,36 +1309,29 @@ fn restore_tag(ms: i64) -> String {
         .unwrap_or_else(|| ms.to_string())
 }
 
-/// Removes every `.partial-` directory directly inside `dirs`; returns how many.
-fn remove_partials(dirs: &[PathBuf]) -> usize {
+/// Removes the unfinished backups of `program` in `dir`: exactly the entries named
+/// `.partial-PROGRAM-ID` (what `archive::partial_dir` creates), nothing else, since a
+/// custom destination may hold other things. Returns how many were removed.
+fn remove_partials(dirs: &[(PathBuf, String)]) -> usize {
     let mut removed = 0;
-    let mut candidates: Vec<PathBuf> = Vec::new();
-    for d in dirs {
-        // The default root holds one directory per program; custom destinations hold
-        // backups directly. Look in both places.
-        candidates.push(d.clone());
-        if let Ok(rd) = std::fs::read_dir(d) {
-            candidates.extend(
-                rd.flatten()
-                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-                    .map(|e| e.path()),
-            );
-        }
-    }
-    for dir in candidates {
-        let Ok(rd) = std::fs::read_dir(&dir) else {
+    for (dir, program) in dirs {
+        let Ok(rd) = std::fs::read_dir(dir) else {
             continue;
         };
+        let prefix = format!("{}{program}-", archive::PARTIAL_PREFIX);
         for e in rd.flatten() {
-            if e.file_name()
-                .to_string_lossy()
-                .starts_with(archive::PARTIAL_PREFIX)
-            {
-                match std::fs::remove_dir_all(e.path()) {
-                    Ok(()) => removed += 1,
-                    Err(err) => {
-                        tracing::warn!(path = %e.path().display(), error = %err, "cannot remove an unfinished backup")
-                    }
+            let name = e.file_name();
+            let is_partial = name
+                .to_str()
+                .and_then(|n| n.strip_prefix(&prefix))
+                .is_some_and(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()));
+            if !is_partial {
+                continue;
+            }
+            match std::fs::remove_dir_all(e.path()) {
+                Ok(()) => removed += 1,
+                Err(err) => {
+                    tracing::warn!(path = %e.path().display(), error = %err, "cannot remove an unfinished backup")
                 }
             }
         }
