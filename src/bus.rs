@@ -26,9 +26,6 @@ pub enum Event {
     /// A console line from (or to) a program.
     Console(ConsoleLine),
     /// A resource sample of one program (its whole process tree), taken by `metrics`.
-    // Produced by the metrics sampler, which lands separately; the type is fixed here so
-    // producers and consumers agree on it.
-    #[allow(dead_code)]
     Sample(ProgramSample),
     /// Players online in a game server, sampled by `games` every
     /// `game.players_interval_seconds` (the `players` metric series).
@@ -47,6 +44,61 @@ pub enum Event {
     /// A schedule fired, was skipped or missed, or its task chain ended (published by
     /// `schedule`, stored as an event first).
     Schedule(ScheduleEvent),
+    /// Backup activity: a backup's progress and outcome, pruning, verification, restores.
+    Backup(BackupActivity),
+}
+
+/// What a backup activity event reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BackupActivityKind {
+    /// A backup started.
+    Started,
+    /// Bytes read so far (published at most every 250 ms per backup).
+    Progress,
+    /// A consistency step ran (its message names it).
+    Step,
+    /// A backup finished and was verified.
+    Finished,
+    /// A backup failed.
+    Failed,
+    /// A backup was cancelled.
+    Cancelled,
+    /// A backup was deleted by the retention policy.
+    Pruned,
+    /// A backup was verified (the message says whether it matched its manifest).
+    Verified,
+    /// A restore started.
+    RestoreStarted,
+    /// A restore replaced the program's data.
+    Restored,
+    /// A restore failed; the program's data was left as it was.
+    RestoreFailed,
+}
+
+/// One backup activity event.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct BackupActivity {
+    /// Program name.
+    pub program: String,
+    /// Unix ms.
+    pub ts: i64,
+    /// What happened.
+    pub kind: BackupActivityKind,
+    /// The backup concerned.
+    pub backup_id: i64,
+    /// The restore concerned, for restore events.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restore_id: Option<i64>,
+    /// Bytes of file data read so far.
+    pub bytes_done: u64,
+    /// Bytes of file data to read in total.
+    pub bytes_total: u64,
+    /// The file being read, for progress events.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_file: Option<String>,
+    /// Readable summary.
+    pub message: String,
 }
 
 /// What happened to a job.

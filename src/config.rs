@@ -59,6 +59,8 @@ struct RawConfig {
     metrics: RawMetrics,
     #[serde(default)]
     schedule: RawSchedule,
+    #[serde(default)]
+    backup: RawBackup,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -141,6 +143,15 @@ struct RawSchedule {
     prediction_runs: Option<u32>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBackup {
+    dir: Option<PathBuf>,
+    zstd_threads: Option<u32>,
+    max_concurrent: Option<u64>,
+    low_priority: Option<bool>,
+}
+
 /// Validated daemon configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -168,6 +179,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// Schedules and jobs.
     pub schedule: ScheduleConfig,
+    /// Backup defaults.
+    pub backup: BackupConfig,
 }
 
 /// Settings of schedules and jobs.
@@ -292,6 +305,31 @@ pub struct MetricsConfig {
     pub hour_retention: Duration,
     /// Serve `GET /metrics` without a token.
     pub prometheus_public: bool,
+}
+
+/// Backup settings shared by every program (per-program settings live in the store).
+#[derive(Debug, Clone)]
+pub struct BackupConfig {
+    /// Root of the default backup destinations (`DIR/PROGRAM`); relative paths are
+    /// relative to the data directory. `None` means `DATA/backups`.
+    pub dir: Option<PathBuf>,
+    /// zstd worker threads per backup; 0 compresses on the backup thread itself.
+    pub zstd_threads: u32,
+    /// Backups that may run at the same time; later ones wait for a slot.
+    pub max_concurrent: usize,
+    /// Run backup, verify and restore threads at the lowest CPU and IO priority, so
+    /// games keep their tick rate (at the price of slower backups on a busy machine).
+    pub low_priority: bool,
+}
+
+impl BackupConfig {
+    /// The root of default destinations for a data directory.
+    pub fn root(&self, data_dir: &Path) -> PathBuf {
+        match &self.dir {
+            Some(d) => data_dir.join(d),
+            None => data_dir.join("backups"),
+        }
+    }
 }
 
 /// A configuration problem: which file, where, and what is wrong.
@@ -503,6 +541,7 @@ impl Config {
             raw.schedule.prediction_runs.map(u64::from),
             20,
         );
+        let backups_at_once = positive("backup.max_concurrent", raw.backup.max_concurrent, 1);
         // The text editor holds a whole file (and its encoded copy) in memory, and a
         // listing page is built in memory: both are capped so one request cannot take
         // a large share of warden's memory.
@@ -537,6 +576,12 @@ impl Config {
         }
         if lease_seconds < 3 {
             problems.push("schedule.lease_seconds must be at least 3".to_string());
+        }
+        let zstd_threads = raw.backup.zstd_threads.unwrap_or(2);
+        if zstd_threads > 64 {
+            problems.push(format!(
+                "backup.zstd_threads = {zstd_threads} is too many; use 0 to 64"
+            ));
         }
         if !problems.is_empty() {
             return Err(ConfigError::Invalid {
@@ -593,6 +638,12 @@ impl Config {
                 lease: Duration::from_secs(lease_seconds),
                 keep_runs: u32::try_from(keep_runs).unwrap_or(u32::MAX),
                 prediction_runs: u32::try_from(prediction_runs).unwrap_or(u32::MAX),
+            },
+            backup: BackupConfig {
+                dir: raw.backup.dir,
+                zstd_threads,
+                max_concurrent: usize::try_from(backups_at_once).unwrap_or(1),
+                low_priority: raw.backup.low_priority.unwrap_or(true),
             },
         })
     }

@@ -6,6 +6,7 @@
 mod alerts;
 mod api;
 mod auth;
+mod backup;
 mod bus;
 mod cli;
 mod config;

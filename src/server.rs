@@ -2,9 +2,9 @@
 //! shutdown signal, then shuts everything down in order.
 //!
 //! Shutdown order: stop accepting requests → record the stop event → stop firing
-//! schedules and cancel (or leave) job runs → stop (or leave) programs in parallel within
-//! the deadline → let alerts queue and deliver what is due → commit everything queued and
-//! checkpoint the store. One `CancellationToken` reaches every long-lived task.
+//! schedules and cancel (or leave) job runs → cancel backups (their post steps still
+//! run) → stop (or leave) programs in parallel within the deadline → let alerts queue and
+//! deliver what is due → commit everything queued and checkpoint the store. One `CancellationToken` reaches every long-lived task.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -106,6 +106,14 @@ pub async fn serve(
     if opts.demo {
         crate::demo::ensure_demo_program(&sup, &cfg.data_dir).await?;
     }
+    let backups = crate::backup::BackupService::start(
+        store.clone(),
+        bus.clone(),
+        sup.clone(),
+        &cfg,
+        &shutdown,
+    )
+    .await?;
     // Schedules and jobs. The games and backup integrations plug in through `Services`.
     let sched = Scheduler::start(SchedulerDeps {
         store: store.clone(),
@@ -115,7 +123,7 @@ pub async fn serve(
         data_dir: cfg.data_dir.clone(),
         services: Services {
             games: Some(Arc::new(games.clone())),
-            backups: None,
+            backups: Some(Arc::new(backups.clone())),
         },
         shutdown: shutdown.clone(),
     })
@@ -153,6 +161,7 @@ pub async fn serve(
         started,
         files: crate::files::Files::new(cfg.files.clone(), &cfg.data_dir, shutdown.clone()),
         metrics,
+        backups: backups.clone(),
     });
     let pruner = tokio::spawn(prune_events(
         store.clone(),
@@ -187,6 +196,9 @@ pub async fn serve(
     ));
     // Schedules first: their chains act on programs.
     sched.shutdown(stop, cfg.supervisor.shutdown_timeout).await;
+    // Then backups: a cancelled backup still runs its post steps (e.g. `save-on`) while
+    // its program is alive.
+    backups.shutdown(cfg.supervisor.shutdown_timeout).await;
     sup.shutdown(stop, cfg.supervisor.shutdown_timeout).await;
     games.stopped().await;
     alerts.shutdown().await;

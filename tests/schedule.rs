@@ -447,7 +447,10 @@ async fn invalid_definitions_are_rejected_naming_what_is_wrong() {
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     let msg = v["error"]["message"].as_str().expect("message");
     assert!(msg.contains("task 1 (rcon): no program named 'x'"), "{msg}");
-    assert!(msg.contains("task 2 (broadcast): no program named 'y'"), "{msg}");
+    assert!(
+        msg.contains("task 2 (broadcast): no program named 'y'"),
+        "{msg}"
+    );
     assert!(msg.contains("only_when_empty"), "{msg}");
     let (st, v) = w
         .post(
@@ -917,4 +920,103 @@ async fn missed_runs_are_skipped_or_run_once_after_a_restart() {
         1,
         "run once, however many were missed: {v}"
     );
+}
+
+/// The nightly restart of a game server as one chain against the demo game: warnings in
+/// game, an RCON save, a verified backup, then the restart; `only_when_empty` refuses it
+/// while players are online.
+#[tokio::test]
+async fn a_game_restart_chain_warns_saves_backs_up_and_restarts() {
+    let w = Warden::start().await;
+    let world = w.data_dir.join("world");
+    std::fs::create_dir_all(&world).expect("world dir");
+    let password = "Sch3d-rcon-pw";
+    std::fs::write(world.join("rcon-password"), password).expect("password file");
+    let (rcon_port, slp_port) = (free_tcp_port(), free_tcp_port());
+    let script = format!(
+        r#"exec "$0" demo-game --startup-ms 100 --save-dir "$1" --rcon-port {rcon_port} --rcon-password "$(cat "$1/rcon-password")" --slp-port {slp_port}"#
+    );
+    w.create(json!({
+        "name": "mc",
+        "command": "sh",
+        "args": ["-c", script, bin(), world],
+        "cwd": world,
+        "start_seconds": 60,
+        "game": {"profile": "minecraft",
+                 "rcon": {"port": rcon_port, "password": password},
+                 "query": {"kind": "slp", "port": slp_port}},
+    }))
+    .await;
+    w.post("/api/programs/mc/start", json!(null)).await;
+    let first = w.wait_state("mc", "running", Duration::from_secs(30)).await["pid"].clone();
+    make_schedule(
+        &w,
+        json!({"name": "nightly", "trigger": "0 4 * * *", "conditions": {"only_when_empty": "mc"},
+               "tasks": [
+            {"action": {"kind": "broadcast", "program": "mc", "message": "Restart in 2 seconds"}},
+            {"offset_seconds": 1, "action": {"kind": "broadcast", "program": "mc", "message": "Restart in 1 second"}},
+            {"offset_seconds": 1, "action": {"kind": "rcon", "program": "mc", "command": "save-all"}},
+            {"action": {"kind": "backup", "program": "mc"}},
+            {"action": {"kind": "restart", "program": "mc"}},
+        ]}),
+    )
+    .await;
+
+    // The demo server starts with two players online: the run is skipped, and says why.
+    let (st, v) = w.post("/api/schedules/nightly/run", json!(null)).await;
+    assert_eq!(st, StatusCode::CONFLICT, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("2 player(s) online on 'mc'")),
+        "{v}"
+    );
+    for who in ["Steve", "Alex"] {
+        w.post(
+            "/api/programs/mc/console",
+            json!({"line": format!("leave {who}")}),
+        )
+        .await;
+    }
+    wait_until(Duration::from_secs(10), "server empty", || async {
+        let (_, v) = w.get("/api/programs/mc/players").await;
+        (v["online"] == 0).then_some(())
+    })
+    .await;
+
+    let (st, v) = w.post("/api/schedules/nightly/run", json!(null)).await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+    let run = chain_end(&w, "nightly", Duration::from_secs(60)).await;
+    assert_eq!(run["state"], "succeeded", "{run}");
+    let tasks = run["tasks"].as_array().expect("tasks");
+    let started: Vec<i64> = tasks
+        .iter()
+        .map(|t| t["started_at"].as_i64().expect("started_at"))
+        .collect();
+    assert!(started.windows(2).all(|p| p[0] <= p[1]), "{run}");
+    assert!(started[2] - started[0] >= 1900, "offsets: {run}");
+    assert!(
+        tasks[2]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("Saved the game")),
+        "{run}"
+    );
+
+    // The warnings reached the game before the save and the restart.
+    let console = w.console("mc").await;
+    for text in ["Restart in 2 seconds", "Restart in 1 second"] {
+        assert!(
+            console.iter().any(|l| l.contains(text)),
+            "{text}: {console:?}"
+        );
+    }
+    // A finished, verified backup made by the schedule, then a new server process.
+    let (_, v) = w.get("/api/programs/mc/backups").await;
+    let b = &v["backups"][0];
+    assert_eq!(b["status"], "ok", "{v}");
+    assert_eq!(b["reason"], "schedule nightly", "{v}");
+    w.wait_program("mc", Duration::from_secs(30), "restarted", |v| {
+        v["state"] == "running" && v["pid"] != first && v["pid"].is_u64()
+    })
+    .await;
 }

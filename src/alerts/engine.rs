@@ -167,13 +167,14 @@ fn handle(
             let display = notice.program.as_deref().map(|p| display_name(&d.sup, p));
             vec![Notification::from_notice(notice, display.as_deref())]
         }
-        Event::Job(_) | Event::Schedule(_) => {
-            let Some((notice, notify)) = scheduling_notice(ev) else {
+        Event::Job(_) | Event::Schedule(_) | Event::Backup(_) => {
+            let Some((notice, notify)) = activity_notice(ev) else {
                 return Vec::new();
             };
-            verdicts.extend(rules.on_event(&notice.kind, None, now));
+            verdicts.extend(rules.on_event(&notice.kind, notice.program.as_deref(), now));
             if notify {
-                vec![Notification::from_notice(&notice, None)]
+                let display = notice.program.as_deref().map(|p| display_name(&d.sup, p));
+                vec![Notification::from_notice(&notice, display.as_deref())]
             } else {
                 Vec::new()
             }
@@ -186,12 +187,12 @@ fn handle(
     }
 }
 
-/// A job or schedule event as a notice, and whether it is worth a notification. Routine
-/// ones (a run started or succeeded, a schedule fired or finished) only reach rules, so a
-/// job every minute does not flood a channel that takes everything; failures, overruns,
-/// skips and misses are sent.
-fn scheduling_notice(ev: &Event) -> Option<(Notice, bool)> {
-    use crate::bus::{JobEventKind as J, ScheduleEventKind as S};
+/// A job, schedule or backup event as a notice, and whether it is worth a notification.
+/// Routine ones (a run started or succeeded, a schedule fired, a backup finished) only
+/// reach rules, so a job every minute does not flood a channel that takes everything;
+/// failures, overruns, skips, misses and restores are sent. Backup progress is neither.
+fn activity_notice(ev: &Event) -> Option<(Notice, bool)> {
+    use crate::bus::{BackupActivityKind as B, JobEventKind as J, ScheduleEventKind as S};
     let field = |name: &str, value: String| NoticeField {
         name: name.into(),
         value,
@@ -231,6 +232,28 @@ fn scheduling_notice(ev: &Event) -> Option<(Notice, bool)> {
                 e.ts,
                 vec![field("Schedule", e.schedule.clone())],
             )
+        }
+        Event::Backup(b) => {
+            let (kind, severity) = match b.kind {
+                B::Started | B::Progress | B::Step => return None,
+                B::Failed => ("backup_failed", Some(Severity::Warning)),
+                B::RestoreFailed => ("restore_failed", Some(Severity::Warning)),
+                B::Cancelled => ("backup_cancelled", Some(Severity::Info)),
+                B::Restored => ("restored", Some(Severity::Info)),
+                B::Finished => ("backup_finished", None),
+                B::Pruned => ("backup_pruned", None),
+                B::Verified => ("backup_verified", None),
+                B::RestoreStarted => ("restore_started", None),
+            };
+            let notice = Notice {
+                kind: kind.to_string(),
+                severity: severity.unwrap_or(Severity::Info),
+                program: Some(b.program.clone()),
+                ts: b.ts,
+                summary: b.message.clone(),
+                fields: vec![field("Backup", b.backup_id.to_string())],
+            };
+            return Some((notice, severity.is_some()));
         }
         _ => return None,
     };

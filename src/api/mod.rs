@@ -9,11 +9,12 @@
 mod about;
 mod alerts;
 pub mod authn;
+mod backups;
 pub mod error;
 mod files;
 mod games;
-mod metrics;
 mod jobs;
+mod metrics;
 mod programs;
 mod schedules;
 mod users;
@@ -72,6 +73,8 @@ pub struct App {
     pub files: crate::files::Files,
     /// Resource sampling, history and the Prometheus exposition.
     pub metrics: crate::metrics::Metrics,
+    /// Backups, verification, restores.
+    pub backups: crate::backup::BackupService,
 }
 
 /// Shared handler state.
@@ -159,6 +162,7 @@ pub fn router(app: AppState) -> Router {
     let (api, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(utoipa_axum::routes!(health))
         .merge(authn::routes())
+        .merge(backups::routes())
         .merge(programs::routes())
         .merge(games::routes())
         .merge(metrics::routes())

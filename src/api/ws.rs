@@ -121,6 +121,8 @@ fn wanted(topics: &Topics, ev: &Event) -> bool {
         Event::Notice(_) => topics.contains(&Topic::Events),
         Event::HostSample(_) => topics.contains(&Topic::Samples),
         Event::Job(_) | Event::Schedule(_) => topics.contains(&Topic::Events),
+        // Progress of one program's backups goes with that program's status.
+        Event::Backup(_) => topics.contains(&Topic::Programs) || topics.contains(&Topic::Events),
     }
 }
 

@@ -2,6 +2,7 @@
 //! tables or `--json`. The token comes from `--token` or `WARDEN_TOKEN`.
 
 mod alerts;
+mod backup;
 
 use std::path::Path;
 use std::time::Duration;
@@ -127,6 +128,9 @@ enum CtlCmd {
     /// Jobs: batch steps with dependencies.
     #[command(subcommand)]
     Job(super::schedctl::JobCmd),
+    /// Backups: create, list, verify, restore, delete, download, settings.
+    #[command(subcommand)]
+    Backup(backup::BackupCmd),
     /// Show a program's lifecycle events.
     Events {
         /// Program name.
@@ -473,6 +477,7 @@ pub async fn run(args: CtlArgs) -> anyhow::Result<()> {
         }
         CtlCmd::Alerts(cmd) => return alerts::run(&c, cmd, json).await,
         CtlCmd::Files(cmd) => return files::run(&c, cmd, json).await,
+        CtlCmd::Backup(cmd) => backup::run(&c, cmd, json).await?,
         CtlCmd::Logs {
             name,
             lines,

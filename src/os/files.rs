@@ -21,6 +21,20 @@ pub fn sync_dir(_dir: &cap_std::fs::Dir) -> io::Result<()> {
     Ok(())
 }
 
+/// Makes a rename or a new file inside the directory at `path` durable (fsync of the
+/// directory).
+#[cfg(unix)]
+pub fn sync_dir_path(path: &std::path::Path) -> io::Result<()> {
+    std::fs::File::open(path)?.sync_all()
+}
+
+/// Makes a rename inside the directory at `path` durable. Windows cannot flush a directory
+/// handle; NTFS journals the rename itself.
+#[cfg(windows)]
+pub fn sync_dir_path(_path: &std::path::Path) -> io::Result<()> {
+    Ok(())
+}
+
 /// Gives `to` the owner and group of the file `from` describes, so replacing a game
 /// server's config through warden (running as root) leaves it writable by the server.
 /// Only root may give files away; for anyone else this is a no-op, which is right: the

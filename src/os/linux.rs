@@ -318,6 +318,29 @@ pub fn lower_thread_priority(nice: i32) -> io::Result<()> {
     }
 }
 
+/// The lowest CPU and IO priority for the calling thread only: nice 19 and the lowest
+/// best-effort IO priority. Used by backup workers so a game server sharing the machine
+/// keeps its tick rate. Threads the caller spawns later (such as zstd's workers) inherit
+/// both.
+pub fn lowest_thread_priority() -> io::Result<()> {
+    lower_thread_priority(19)?;
+    // SAFETY: gettid has no arguments and cannot fail.
+    let tid = unsafe { nix::libc::gettid() };
+    // ioprio_set(IOPRIO_WHO_PROCESS, tid, IOPRIO_PRIO_VALUE(IOPRIO_CLASS_BE, 7)): the
+    // lowest best-effort level. Not the idle class, which can starve a backup forever on a
+    // busy disk.
+    const IOPRIO_WHO_PROCESS: nix::libc::c_int = 1;
+    const IOPRIO_CLASS_BE: nix::libc::c_int = 2;
+    const IOPRIO_CLASS_SHIFT: nix::libc::c_int = 13;
+    let prio = (IOPRIO_CLASS_BE << IOPRIO_CLASS_SHIFT) | 7;
+    // SAFETY: ioprio_set takes plain integers and touches no memory of ours.
+    if unsafe { nix::libc::syscall(nix::libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, tid, prio) } != 0
+    {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Parses `/proc/PID/stat` (pid left 0; `io` and fd counts left 0).
 fn parse_stat(text: &str, ns_per_tick: u64, page_size: u64) -> Option<ProcStat> {
     // The command name (field 2) is in parentheses and may contain spaces or ')', so
@@ -435,6 +458,24 @@ fn parse_mounts(text: &str) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lowering_priority_touches_only_this_thread() {
+        let before = std::fs::read_to_string("/proc/self/stat").expect("stat");
+        std::thread::spawn(|| lowest_thread_priority().expect("lower"))
+            .join()
+            .expect("join");
+        // Field 19 of /proc/self/stat is the main thread's nice value: unchanged.
+        assert_eq!(
+            nice_of(&before),
+            nice_of(&std::fs::read_to_string("/proc/self/stat").expect("stat"))
+        );
+    }
+
+    fn nice_of(stat: &str) -> Option<String> {
+        let rest = &stat[stat.rfind(')')? + 1..];
+        rest.split_whitespace().nth(19 - 3).map(str::to_string)
+    }
 
     #[test]
     fn stat_fields() {

@@ -219,13 +219,15 @@ async fn execute(sched: &Scheduler, schedule: &str, task: &TaskKind) -> Result<S
             games.broadcast(p, message).await?;
             Ok(format!("broadcast to the players of '{p}'"))
         }
-        TaskKind::Backup { target } => {
+        TaskKind::Backup { program } => {
             let backups = sh
                 .services
                 .backups
                 .as_ref()
                 .ok_or_else(|| unavailable("backup", "backup"))?;
-            backups.backup(target).await
+            backups
+                .backup(program, &format!("schedule {schedule}"))
+                .await
         }
         TaskKind::Job { job, wait } => {
             let h = sched.job_handle(job).map_err(|e| e.to_string())?;

@@ -26,9 +26,9 @@ pub trait GameOps: Send + Sync {
 
 /// What schedules need from the backup integration.
 pub trait BackupOps: Send + Sync {
-    /// Makes a backup of `target` and waits for it; answers a short description
-    /// (e.g. the archive's name).
-    fn backup<'a>(&'a self, target: &'a str) -> BoxFut<'a, String>;
+    /// Makes a backup of `program` (`reason` says who asked) and waits for it; answers a
+    /// short description of the result, or why it failed.
+    fn backup<'a>(&'a self, program: &'a str, reason: &'a str) -> BoxFut<'a, String>;
 }
 
 /// The integrations present in this build.
@@ -64,6 +64,33 @@ impl GameOps for crate::games::Games {
                 .await
                 .map(|p| p.online)
                 .map_err(|e| e.to_string())
+        })
+    }
+}
+
+impl BackupOps for crate::backup::BackupService {
+    fn backup<'a>(&'a self, program: &'a str, reason: &'a str) -> BoxFut<'a, String> {
+        Box::pin(async move {
+            let opts = crate::backup::BackupOptions {
+                reason: reason.to_string(),
+            };
+            let r = self
+                .run_to_end(program, opts)
+                .await
+                .map_err(|e| e.to_string())?;
+            match r.status.as_str() {
+                "ok" => Ok(format!(
+                    "backup {} of '{program}': {} files, {} bytes archived",
+                    r.id,
+                    r.files.unwrap_or(0),
+                    r.archive_bytes.unwrap_or(0)
+                )),
+                status => Err(format!(
+                    "backup {} of '{program}' {status}{}",
+                    r.id,
+                    r.error.map(|e| format!(": {e}")).unwrap_or_default()
+                )),
+            }
         })
     }
 }

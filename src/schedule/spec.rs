@@ -149,8 +149,8 @@ pub enum TaskKind {
     },
     /// Make a backup.
     Backup {
-        /// What to back up (a program or backup set name).
-        target: String,
+        /// The program whose data is backed up (with its backup settings).
+        program: String,
     },
     /// Run a job.
     Job {
@@ -219,7 +219,8 @@ impl TaskKind {
             | TaskKind::Kill { program }
             | TaskKind::Console { program, .. }
             | TaskKind::Rcon { program, .. }
-            | TaskKind::Broadcast { program, .. } => Some(program),
+            | TaskKind::Broadcast { program, .. }
+            | TaskKind::Backup { program } => Some(program),
             _ => None,
         }
     }
@@ -779,7 +780,7 @@ mod tests {
         let s: ScheduleSpec = serde_json::from_str(
             r#"{"name":"a","trigger":"every 1h","conditions":{"only_when_empty":"mc"},"tasks":[
                 {"action":{"kind":"broadcast","program":"mc","message":"hi"}},
-                {"action":{"kind":"backup","target":"mc"}},
+                {"action":{"kind":"backup","program":"mc"}},
                 {"action":{"kind":"rcon","program":"mc","command":"save-all"}}]}"#,
         )
         .expect("parses");

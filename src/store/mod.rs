@@ -8,11 +8,12 @@
 
 pub mod alerts;
 pub mod auth;
+pub mod backups;
 pub mod events;
 pub mod metrics;
 pub mod programs;
-pub mod setup;
 pub mod schedule;
+pub mod setup;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -94,7 +95,8 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("migrations/0001_init.sql")),
         M::up(include_str!("migrations/0002_metrics.sql")),
         M::up(include_str!("migrations/0003_alerts.sql")),
-        M::up(include_str!("migrations/0006_schedule.sql")),
+        M::up(include_str!("migrations/0004_backups.sql")),
+        M::up(include_str!("migrations/0005_schedule.sql")),
     ])
 }
 
