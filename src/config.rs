@@ -13,6 +13,9 @@ use serde::Deserialize;
 /// Default address of the HTTP API. Loopback only: binding elsewhere must be explicit.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9180";
 
+/// Default data directory (relative to the working directory) of `warden serve`.
+pub const DEFAULT_DATA_DIR: &str = "warden-data";
+
 /// What happens to supervised programs when warden itself shuts down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
@@ -35,6 +38,23 @@ pub enum LogFormat {
     Json,
 }
 
+/// CPU priority class of warden's own process on Windows (programs always start at normal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Priority {
+    /// Runs only when the machine is otherwise idle.
+    Idle,
+    /// Below the game servers it supervises (the default).
+    #[default]
+    BelowNormal,
+    /// Like any other program.
+    Normal,
+    /// Above normal programs.
+    AboveNormal,
+    /// Above nearly everything; rarely wise.
+    High,
+}
+
 /// The file as written by the user. Every key is optional.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -49,6 +69,8 @@ struct RawConfig {
     api: RawApi,
     #[serde(default)]
     retention: RawRetention,
+    #[serde(default)]
+    windows: RawWindows,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -76,6 +98,13 @@ struct RawRetention {
     events_days: Option<u64>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWindows {
+    priority: Option<Priority>,
+    kill_programs_on_exit: Option<bool>,
+}
+
 /// Validated daemon configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -93,6 +122,8 @@ pub struct Config {
     pub api: ApiConfig,
     /// How long stored history is kept.
     pub retention: RetentionConfig,
+    /// Windows-only settings (accepted and ignored elsewhere, so one file serves both).
+    pub windows: WindowsConfig,
 }
 
 /// Supervisor settings shared by every program actor.
@@ -128,6 +159,16 @@ pub struct ApiConfig {
 pub struct RetentionConfig {
     /// Lifecycle events older than this are pruned.
     pub events: Duration,
+}
+
+/// Windows-only settings.
+#[derive(Debug, Clone)]
+pub struct WindowsConfig {
+    /// Priority class warden sets for itself at start.
+    pub priority: Priority,
+    /// Create each program's job object with "kill on job close", so that programs die
+    /// with warden even when it crashes. Incompatible with `on_shutdown = "leave"`.
+    pub kill_programs_on_exit: bool,
 }
 
 /// A configuration problem: which file, where, and what is wrong.
@@ -242,6 +283,14 @@ impl Config {
             10,
         );
         let events_days = positive("retention.events_days", raw.retention.events_days, 90);
+        let on_shutdown = raw.supervisor.on_shutdown.unwrap_or_default();
+        let kill_programs_on_exit = raw.windows.kill_programs_on_exit.unwrap_or(false);
+        if kill_programs_on_exit && on_shutdown == OnShutdown::Leave {
+            problems.push(
+                "windows.kill_programs_on_exit = true contradicts supervisor.on_shutdown = \"leave\"; choose one"
+                    .to_string(),
+            );
+        }
         if !problems.is_empty() {
             return Err(ConfigError::Invalid {
                 path: path.to_path_buf(),
@@ -250,11 +299,13 @@ impl Config {
         }
         Ok(Config {
             listen,
-            data_dir: raw.data_dir.unwrap_or_else(|| PathBuf::from("warden-data")),
+            data_dir: raw
+                .data_dir
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
             log_level,
             log_format: raw.log_format.unwrap_or_default(),
             supervisor: SupervisorConfig {
-                on_shutdown: raw.supervisor.on_shutdown.unwrap_or_default(),
+                on_shutdown,
                 shutdown_timeout: Duration::from_secs(shutdown_timeout),
                 console_ring_lines: ring as usize,
                 log_file_max_bytes: log_max,
@@ -268,6 +319,10 @@ impl Config {
             },
             retention: RetentionConfig {
                 events: Duration::from_secs(events_days * 86_400),
+            },
+            windows: WindowsConfig {
+                priority: raw.windows.priority.unwrap_or_default(),
+                kill_programs_on_exit,
             },
         })
     }
@@ -319,5 +374,26 @@ mod tests {
         assert_eq!(c.listen.port(), 1234);
         assert_eq!(c.supervisor.on_shutdown, OnShutdown::Leave);
         assert_eq!(c.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn windows_section_and_paths() {
+        let c = Config::parse(
+            "data_dir = 'C:\\Program Files\\warden data'\n[windows]\npriority = \"idle\"\nkill_programs_on_exit = true\n",
+            Path::new("w.toml"),
+        )
+        .expect("valid");
+        assert_eq!(c.windows.priority, Priority::Idle);
+        assert!(c.windows.kill_programs_on_exit);
+        assert_eq!(c.data_dir, PathBuf::from(r"C:\Program Files\warden data"));
+        let d = Config::defaults().expect("defaults");
+        assert_eq!(d.windows.priority, Priority::BelowNormal);
+        assert!(!d.windows.kill_programs_on_exit);
+        let err = Config::parse(
+            "[supervisor]\non_shutdown = \"leave\"\n[windows]\nkill_programs_on_exit = true\n",
+            Path::new("w.toml"),
+        )
+        .expect_err("contradiction");
+        assert!(err.to_string().contains("kill_programs_on_exit"), "{err}");
     }
 }

@@ -106,6 +106,21 @@ impl Store {
         .await
     }
 
+    /// Forgets the child `pid` of a program (it exited), unless a newer child was recorded
+    /// meanwhile: the clearing is not awaited, so it may land after a restart's
+    /// `set_runtime`, and must not erase the new child's identity.
+    pub async fn clear_runtime_of(&self, name: &str, pid: u32) -> Result<(), StoreError> {
+        let name = name.to_string();
+        self.write(move |t| {
+            t.execute(
+                "DELETE FROM program_runtime WHERE name = ?1 AND pid = ?2",
+                params![name, pid],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
     /// The recorded child of a program, if any.
     pub async fn runtime(&self, name: &str) -> Result<Option<RuntimeRow>, StoreError> {
         let name = name.to_string();

@@ -305,6 +305,11 @@ impl Actor {
         let Some(pid) = child.id() else {
             return Err("the process exited before it could be observed".into());
         };
+        if let Err(e) = os::attach_child(&child) {
+            // On Windows the child is still suspended: it must not linger unseen.
+            let _ = child.start_kill();
+            return Err(format!("cannot start {:?}: {e}", spec.command));
+        }
         let mut readers = Vec::with_capacity(2);
         if let Some(out) = child.stdout.take() {
             readers.push(self.console.attach(Stream::Stdout, out));
@@ -394,10 +399,12 @@ impl Actor {
         }
         let name = self.spec.name.clone();
         let store = self.ctx.store.clone();
+        let pid = proc.pid;
         // Not awaited: a stale row is harmless (the start time will not match), and the
-        // restart path must not wait for a disk sync.
+        // restart path must not wait for a disk sync. Only this pid's row is cleared: the
+        // task may run after a restart recorded the next child.
         tokio::spawn(async move {
-            if let Err(e) = store.clear_runtime(&name).await {
+            if let Err(e) = store.clear_runtime_of(&name, pid).await {
                 tracing::warn!(program = %name, error = %e, "cannot clear the runtime row");
             }
         });
