@@ -157,7 +157,7 @@ async fn prune_events(store: Store, keep: Duration, shutdown: CancellationToken)
         let cutoff = now_ms() - i64::try_from(keep.as_millis()).unwrap_or(i64::MAX / 2);
         loop {
             match store.prune_events(cutoff, 5000).await {
-                Ok(n) if n == 5000 => tokio::task::yield_now().await,
+                Ok(5000) => tokio::task::yield_now().await,
                 Ok(_) => break,
                 Err(e) => {
                     tracing::warn!(error = %e, "event pruning failed");

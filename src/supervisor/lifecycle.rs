@@ -385,11 +385,13 @@ mod tests {
         }
     }
 
-    /// (policy, state before, input, states passed through, actions)
+    /// One row: (policy, state before, input, states passed through, actions).
+    type Case = (RestartPolicy, State, Input, Vec<State>, Vec<Action>);
+
     #[test]
     fn transition_table() {
         let p = RestartPolicy::OnFailure;
-        let cases: Vec<(RestartPolicy, State, Input, Vec<State>, Vec<Action>)> = vec![
+        let cases: Vec<Case> = vec![
             (p, Stopped, Input::Start, vec![Starting], vec![Spawn]),
             (p, Fatal, Input::Start, vec![Starting], vec![Spawn]),
             (p, Running, Input::Start, vec![], vec![]),

@@ -416,7 +416,79 @@ pub async fn shutdown_signal() {
 
 #[cfg(test)]
 mod tests {
+    use std::process::Stdio;
+
+    use tokio::io::AsyncBufReadExt;
+    use windows_sys::Win32::System::Threading::GetPriorityClass;
+
     use super::*;
+
+    /// Set in the environment of a copy of this test binary that should act as a sleeper.
+    const SLEEPER: &str = "WARDEN_TEST_SLEEPER";
+
+    /// Not a test on its own: the body of the sleeper processes the tests spawn (this
+    /// test binary, filtered to this function, with `SLEEPER` set). With `SLEEPER=tree`
+    /// it first starts a plain child sleeper and prints that child's pid.
+    #[test]
+    fn sleeper() {
+        let Ok(kind) = std::env::var(SLEEPER) else {
+            return;
+        };
+        if kind == "tree" {
+            let exe = std::env::current_exe().expect("own exe");
+            let child = std::process::Command::new(exe)
+                .args(["--exact", "os::windows::tests::sleeper", "--nocapture"])
+                .env(SLEEPER, "leaf")
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("spawn grandchild");
+            println!("grandchild {}", child.id());
+        }
+        println!("sleeping");
+        std::thread::sleep(Duration::from_secs(120));
+    }
+
+    /// Spawns a sleeper the way the supervisor spawns programs; returns it and, for a
+    /// tree, the pid of its own child.
+    async fn spawn_sleeper(kind: &str) -> (tokio::process::Child, Option<u32>) {
+        let exe = std::env::current_exe().expect("own exe");
+        let mut cmd = tokio::process::Command::new(exe);
+        cmd.args(["--exact", "os::windows::tests::sleeper", "--nocapture"])
+            .env(SLEEPER, kind)
+            .stdout(Stdio::piped())
+            .stdin(Stdio::null());
+        prepare_command(&mut cmd);
+        let mut child = cmd.spawn().expect("spawn sleeper");
+        attach_child(&child).expect("attach");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let mut grandchild = None;
+        let read = async {
+            while let Some(line) = lines.next_line().await.expect("line") {
+                if let Some(pid) = line.strip_prefix("grandchild ") {
+                    grandchild = pid.trim().parse::<u32>().ok();
+                }
+                if line.contains("sleeping") {
+                    return;
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(30), read)
+            .await
+            .expect("the sleeper started within 30 s");
+        (child, grandchild)
+    }
+
+    async fn wait_dead(pid: u32) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while pid_alive(pid) {
+            assert!(
+                Instant::now() < deadline,
+                "pid {pid} still alive after 10 s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 
     #[test]
     fn own_start_time_is_stable_and_others_differ() {
@@ -425,12 +497,105 @@ mod tests {
         assert_eq!(Some(a), process_start_time(me));
         assert!(pid_alive(me));
         assert_eq!(process_start_time(0), None);
+        assert!(!pid_alive(0));
     }
 
     #[test]
     fn exit_codes_read_well() {
         assert_eq!(describe_code(3), "exit code 3");
         assert!(describe_code(0xC000_0005).contains("access violation"));
+        assert!(describe_code(0xC000_0999).contains("0xC0000999"));
         assert!(describe_code(TERMINATED_EXIT_CODE).contains("terminated by warden"));
+    }
+
+    #[test]
+    fn unknown_signal_is_refused() {
+        let e = signal_group(std::process::id(), "SIGNOPE").expect_err("refused");
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+    }
+
+    #[tokio::test]
+    async fn killing_the_job_stops_the_whole_tree() {
+        let (mut child, grandchild) = spawn_sleeper("tree").await;
+        let pid = child.id().expect("pid");
+        let grandchild = grandchild.expect("the sleeper printed its child's pid");
+        assert!(pid_alive(pid) && pid_alive(grandchild));
+        kill_group(pid).expect("kill");
+        let status = child.wait().await.expect("wait");
+        assert_eq!(status.code(), Some(TERMINATED_EXIT_CODE as i32));
+        assert!(
+            describe_exit(status)
+                .description
+                .contains("terminated by warden")
+        );
+        wait_dead(grandchild).await;
+        assert!(drain_group(pid, Duration::from_secs(1)).await);
+        // Forgotten after the drain, and not reopened: its leader is gone for good.
+        drop(child);
+        assert!(job::lookup(pid).is_none(), "drained job is forgotten");
+    }
+
+    #[tokio::test]
+    async fn a_leftover_is_killed_when_the_leader_exits() {
+        let (mut child, grandchild) = spawn_sleeper("tree").await;
+        let pid = child.id().expect("pid");
+        let grandchild = grandchild.expect("grandchild pid");
+        // Only the leader goes; the job still holds the grandchild.
+        child.start_kill().expect("kill leader");
+        child.wait().await.expect("wait");
+        assert!(pid_alive(grandchild));
+        let started = Instant::now();
+        assert!(drain_group(pid, Duration::from_millis(200)).await);
+        assert!(started.elapsed() >= Duration::from_millis(200));
+        wait_dead(grandchild).await;
+    }
+
+    #[tokio::test]
+    async fn a_job_is_reopened_by_name_for_adoption() {
+        let (mut child, _) = spawn_sleeper("leaf").await;
+        let pid = child.id().expect("pid");
+        // As after a restart of warden: nothing of the job in memory.
+        job::forget(pid);
+        let job = job::lookup(pid).expect("job reopened by its name");
+        assert_eq!(job.active_processes().expect("query"), 1);
+        // wait_foreign sees the end of a process warden did not spawn (here: did, but
+        // only through its pid).
+        let waiter = tokio::spawn(wait_foreign(pid));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            !waiter.is_finished(),
+            "wait_foreign returned while the process runs"
+        );
+        kill_group(pid).expect("kill");
+        tokio::time::timeout(Duration::from_secs(10), waiter)
+            .await
+            .expect("wait_foreign resolved")
+            .expect("join");
+        child.wait().await.expect("wait");
+        assert!(drain_group(pid, Duration::ZERO).await);
+    }
+
+    #[tokio::test]
+    async fn warden_below_normal_programs_normal() {
+        apply_settings(&WindowsConfig {
+            priority: Priority::BelowNormal,
+            kill_programs_on_exit: false,
+        })
+        .expect("apply");
+        // SAFETY: pseudo-handle of the current process.
+        let mine = unsafe { GetPriorityClass(GetCurrentProcess()) };
+        assert_eq!(mine, BELOW_NORMAL_PRIORITY_CLASS);
+        let (mut child, _) = spawn_sleeper("leaf").await;
+        let handle = child.raw_handle().expect("handle");
+        // SAFETY: the child's process handle, valid while `child` is not reaped.
+        let theirs = unsafe { GetPriorityClass(handle) };
+        kill_group(child.id().expect("pid")).expect("kill");
+        child.wait().await.expect("wait");
+        apply_settings(&WindowsConfig {
+            priority: Priority::Normal,
+            kill_programs_on_exit: false,
+        })
+        .expect("restore");
+        assert_eq!(theirs, NORMAL_PRIORITY_CLASS);
     }
 }
