@@ -43,8 +43,8 @@ struct Proc {
 }
 
 enum ProcKind {
-    /// Our child: its exit status is known.
-    Owned(tokio::process::Child),
+    /// Our child: its exit status is known. Boxed: on Windows a `Child` is ~270 bytes.
+    Owned(Box<tokio::process::Child>),
     /// Adopted after a restart of warden: not our child, only its end is observable.
     Adopted(Pin<Box<dyn Future<Output = ()> + Send>>),
 }
@@ -334,7 +334,7 @@ impl Actor {
         self.proc = Some(Proc {
             pid,
             spawned: Instant::now(),
-            kind: ProcKind::Owned(child),
+            kind: ProcKind::Owned(Box::new(child)),
             stdin,
             readers,
         });

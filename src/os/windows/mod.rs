@@ -434,7 +434,7 @@ mod tests {
         let Ok(kind) = std::env::var(SLEEPER) else {
             return;
         };
-        if kind == "tree" {
+        let grandchild = (kind == "tree").then(|| {
             let exe = std::env::current_exe().expect("own exe");
             let child = std::process::Command::new(exe)
                 .args(["--exact", "os::windows::tests::sleeper", "--nocapture"])
@@ -443,9 +443,14 @@ mod tests {
                 .spawn()
                 .expect("spawn grandchild");
             println!("grandchild {}", child.id());
-        }
+            child
+        });
         println!("sleeping");
         std::thread::sleep(Duration::from_secs(120));
+        if let Some(mut c) = grandchild {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 
     /// Spawns a sleeper the way the supervisor spawns programs; returns it and, for a
