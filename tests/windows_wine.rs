@@ -38,10 +38,10 @@ impl Wine {
     /// The Wine setup, or `None` after printing why this test is skipped.
     fn from_env(test: &str) -> Option<Wine> {
         let Some(exe) = std::env::var_os("WARDEN_WINE_EXE") else {
-            eprintln!(
-                "\n!!!!! SKIPPED windows_wine::{test}: WARDEN_WINE_EXE is not set. \
-                 This Windows test runs only in the Wine stage (.ci/windows). !!!!!\n"
-            );
+            loud(&format!(
+                "SKIPPED windows_wine::{test}: WARDEN_WINE_EXE is not set. \
+                 This Windows test runs only in the Wine stage (.ci/windows)."
+            ));
             return None;
         };
         Some(Wine {
@@ -151,7 +151,14 @@ fn install_copy(wine: &Wine, dir: &Path) -> PathBuf {
 }
 
 fn wine_limitation(test: &str, what: &str) {
-    eprintln!("\n!!!!! WINE LIMITATION ({test}): {what} !!!!!\n");
+    loud(&format!("WINE LIMITATION ({test}): {what}"));
+}
+
+/// Writes to the real stderr, past the test harness's output capture, so the message is
+/// seen even when the test passes.
+fn loud(message: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "\n!!!!! {message} !!!!!\n");
 }
 
 /// True while something accepts TCP connections on 127.0.0.1:`port`.
