@@ -26,6 +26,9 @@ pub enum Event {
     /// A console line from (or to) a program.
     Console(ConsoleLine),
     /// A resource sample of one program (its whole process tree), taken by `metrics`.
+    // Produced by the metrics sampler, which lands separately; the type is fixed here so
+    // producers and consumers agree on it.
+    #[allow(dead_code)]
     Sample(ProgramSample),
     /// Players online in a game server, sampled by `games` every
     /// `game.players_interval_seconds` (the `players` metric series).

@@ -13,6 +13,9 @@ use serde::Deserialize;
 /// Default address of the HTTP API. Loopback only: binding elsewhere must be explicit.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9180";
 
+/// Default data directory (relative to the working directory) of `warden serve`.
+pub const DEFAULT_DATA_DIR: &str = "warden-data";
+
 /// What happens to supervised programs when warden itself shuts down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
@@ -33,6 +36,23 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line, for log shippers.
     Json,
+}
+
+/// CPU priority class of warden's own process on Windows (programs always start at normal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Priority {
+    /// Runs only when the machine is otherwise idle.
+    Idle,
+    /// Below the game servers it supervises (the default).
+    #[default]
+    BelowNormal,
+    /// Like any other program.
+    Normal,
+    /// Above normal programs.
+    AboveNormal,
+    /// Above nearly everything; rarely wise.
+    High,
 }
 
 /// The file as written by the user. Every key is optional.
@@ -61,6 +81,8 @@ struct RawConfig {
     schedule: RawSchedule,
     #[serde(default)]
     backup: RawBackup,
+    #[serde(default)]
+    windows: RawWindows,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -152,6 +174,13 @@ struct RawBackup {
     low_priority: Option<bool>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWindows {
+    priority: Option<Priority>,
+    kill_programs_on_exit: Option<bool>,
+}
+
 /// Validated daemon configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -179,6 +208,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// Schedules and jobs.
     pub schedule: ScheduleConfig,
+    /// Windows-only settings (accepted and ignored elsewhere, so one file serves both).
+    pub windows: WindowsConfig,
     /// Backup defaults.
     pub backup: BackupConfig,
 }
@@ -330,6 +361,16 @@ impl BackupConfig {
             None => data_dir.join("backups"),
         }
     }
+}
+
+/// Windows-only settings.
+#[derive(Debug, Clone)]
+pub struct WindowsConfig {
+    /// Priority class warden sets for itself at start.
+    pub priority: Priority,
+    /// Create each program's job object with "kill on job close", so that programs die
+    /// with warden even when it crashes. Incompatible with `on_shutdown = "leave"`.
+    pub kill_programs_on_exit: bool,
 }
 
 /// A configuration problem: which file, where, and what is wrong.
@@ -583,6 +624,14 @@ impl Config {
                 "backup.zstd_threads = {zstd_threads} is too many; use 0 to 64"
             ));
         }
+        let on_shutdown = raw.supervisor.on_shutdown.unwrap_or_default();
+        let kill_programs_on_exit = raw.windows.kill_programs_on_exit.unwrap_or(false);
+        if kill_programs_on_exit && on_shutdown == OnShutdown::Leave {
+            problems.push(
+                "windows.kill_programs_on_exit = true contradicts supervisor.on_shutdown = \"leave\"; choose one"
+                    .to_string(),
+            );
+        }
         if !problems.is_empty() {
             return Err(ConfigError::Invalid {
                 path: path.to_path_buf(),
@@ -591,11 +640,13 @@ impl Config {
         }
         Ok(Config {
             listen,
-            data_dir: raw.data_dir.unwrap_or_else(|| PathBuf::from("warden-data")),
+            data_dir: raw
+                .data_dir
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
             log_level,
             log_format: raw.log_format.unwrap_or_default(),
             supervisor: SupervisorConfig {
-                on_shutdown: raw.supervisor.on_shutdown.unwrap_or_default(),
+                on_shutdown,
                 shutdown_timeout: Duration::from_secs(shutdown_timeout),
                 console_ring_lines: ring as usize,
                 log_file_max_bytes: log_max,
@@ -644,6 +695,10 @@ impl Config {
                 zstd_threads,
                 max_concurrent: usize::try_from(backups_at_once).unwrap_or(1),
                 low_priority: raw.backup.low_priority.unwrap_or(true),
+            },
+            windows: WindowsConfig {
+                priority: raw.windows.priority.unwrap_or_default(),
+                kill_programs_on_exit,
             },
         })
     }
@@ -737,5 +792,26 @@ mod tests {
         assert_eq!(c.schedule.job_concurrency, Some(3));
         assert_eq!(c.schedule.lease, Duration::from_secs(10));
         assert_eq!(c.schedule.keep_runs, 200);
+    }
+
+    #[test]
+    fn windows_section_and_paths() {
+        let c = Config::parse(
+            "data_dir = 'C:\\Program Files\\warden data'\n[windows]\npriority = \"idle\"\nkill_programs_on_exit = true\n",
+            Path::new("w.toml"),
+        )
+        .expect("valid");
+        assert_eq!(c.windows.priority, Priority::Idle);
+        assert!(c.windows.kill_programs_on_exit);
+        assert_eq!(c.data_dir, PathBuf::from(r"C:\Program Files\warden data"));
+        let d = Config::defaults().expect("defaults");
+        assert_eq!(d.windows.priority, Priority::BelowNormal);
+        assert!(!d.windows.kill_programs_on_exit);
+        let err = Config::parse(
+            "[supervisor]\non_shutdown = \"leave\"\n[windows]\nkill_programs_on_exit = true\n",
+            Path::new("w.toml"),
+        )
+        .expect_err("contradiction");
+        assert!(err.to_string().contains("kill_programs_on_exit"), "{err}");
     }
 }

@@ -5,6 +5,7 @@
 mod ctl;
 mod metrics;
 mod schedctl;
+mod service;
 
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
@@ -15,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::{Auth, Role};
 use crate::config::{Config, LogFormat};
-use crate::server;
+use crate::{os, server};
 
 #[derive(Parser)]
 #[command(name = "warden", version, about = "Supervise, monitor and schedule the programs of one machine", long_about = None)]
@@ -63,6 +64,9 @@ enum Cmd {
     Config(ConfigCmd),
     /// Resource history on a running server (import from an older monitor).
     Metrics(metrics::MetricsArgs),
+    /// Install and control warden as a Windows service (Windows only).
+    #[command(subcommand)]
+    Service(service::ServiceCmd),
 }
 
 #[derive(Subcommand)]
@@ -146,14 +150,21 @@ pub fn main() -> ExitCode {
         Cmd::Apply(args) => runtime().and_then(|rt| rt.block_on(ctl::apply(args))),
         Cmd::Config(ConfigCmd::Check { file, programs }) => config_check(&file, programs),
         Cmd::Metrics(args) => runtime().and_then(|rt| rt.block_on(metrics::run(args))),
+        Cmd::Service(cmd) => service::run(cmd, &cli.place),
         other => load_config(&cli.place).and_then(|cfg| {
             init_logging(&cfg);
             let rt = runtime()?;
             match other {
-                Cmd::Serve { listen, demo } => rt.block_on(serve(cfg, listen, demo)),
+                Cmd::Serve { listen, demo } => {
+                    rt.block_on(serve(cfg, listen, demo, CancellationToken::new()))
+                }
                 Cmd::User(cmd) => rt.block_on(user(cfg, cmd)),
                 Cmd::Token(cmd) => rt.block_on(token(cfg, cmd)),
-                Cmd::Ctl(_) | Cmd::Apply(_) | Cmd::Config(_) | Cmd::Metrics(_) => Ok(()),
+                Cmd::Ctl(_)
+                | Cmd::Apply(_)
+                | Cmd::Config(_)
+                | Cmd::Metrics(_)
+                | Cmd::Service(_) => Ok(()),
             }
         }),
     };
@@ -187,20 +198,35 @@ fn load_config(place: &Place) -> anyhow::Result<Config> {
 }
 
 fn init_logging(cfg: &Config) {
+    init_logging_to(cfg, std::io::stderr, std::io::stderr().is_terminal());
+}
+
+fn init_logging_to<W>(cfg: &Config, writer: W, ansi: bool)
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     let filter = tracing_subscriber::EnvFilter::try_from_env("WARDEN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     let _ = match cfg.log_format {
         LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder
-            .with_ansi(std::io::stderr().is_terminal())
-            .try_init(),
+        LogFormat::Text => builder.with_ansi(ansi).try_init(),
     };
 }
 
-async fn serve(mut cfg: Config, listen: Option<String>, demo: bool) -> anyhow::Result<()> {
+/// Runs the daemon until a shutdown signal arrives or `shutdown` is cancelled (by the
+/// Windows service manager, when run as a service).
+async fn serve(
+    mut cfg: Config,
+    listen: Option<String>,
+    demo: bool,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    if let Err(e) = os::apply_settings(&cfg.windows) {
+        tracing::warn!(error = %e, "cannot apply the [windows] settings (priority)");
+    }
     if let Some(l) = listen {
         cfg.listen = l.parse().map_err(|_| {
             anyhow::anyhow!("--listen {l:?} is not an address with a port, e.g. 127.0.0.1:9180")
@@ -209,33 +235,13 @@ async fn serve(mut cfg: Config, listen: Option<String>, demo: bool) -> anyhow::R
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.listen))?;
-    let shutdown = CancellationToken::new();
-    tokio::spawn(watch_signals(shutdown.clone()));
+    let token = shutdown.clone();
+    tokio::spawn(async move {
+        // SIGINT/SIGTERM on Unix; Ctrl-C, console close or system shutdown on Windows.
+        os::shutdown_signal().await;
+        token.cancel();
+    });
     server::serve(cfg, listener, shutdown, server::ServeOptions { demo }).await
-}
-
-/// Cancels `token` on SIGINT or SIGTERM (Ctrl-C / Ctrl-Break on Windows).
-async fn watch_signals(token: CancellationToken) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
-            tracing::error!("cannot install signal handlers");
-            return;
-        };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-    token.cancel();
 }
 
 fn read_password(from_stdin: bool) -> anyhow::Result<String> {

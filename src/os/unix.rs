@@ -12,12 +12,104 @@ use nix::sys::signal::{Signal, killpg};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
+use crate::config::{Priority, WindowsConfig};
 use crate::program::ExitInfo;
+
+/// The `[windows]` settings have no Unix meaning: a lower niceness for warden would be
+/// inherited by every program (which could not undo it), and Unix process groups die with
+/// warden only if it kills them. Accepted so one config file serves both platforms; a
+/// non-default value is mentioned so nobody expects an effect.
+pub fn apply_settings(cfg: &WindowsConfig) -> io::Result<()> {
+    if cfg.priority != Priority::default() || cfg.kill_programs_on_exit {
+        tracing::info!(
+            "the [windows] settings (priority, kill_programs_on_exit) apply only on Windows"
+        );
+    }
+    Ok(())
+}
 
 /// Puts the child in a new process group led by itself, so that the whole tree it forks
 /// can be signalled at once, and so a Ctrl-C at warden's terminal does not reach it.
 pub fn prepare_command(cmd: &mut tokio::process::Command) {
     cmd.process_group(0);
+}
+
+/// Unix needs nothing once the child runs: its process group was set before `exec`.
+pub fn attach_child(_child: &tokio::process::Child) -> io::Result<()> {
+    Ok(())
+}
+
+/// Resolves when warden is asked to stop: SIGTERM or SIGINT. If the handlers cannot be
+/// installed this is logged and never resolves.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+/// Windows services exist only on Windows: every operation says so (on Linux, run
+/// `warden serve` under systemd or another service manager).
+pub mod service {
+    use std::error::Error;
+    use std::ffi::OsString;
+    use std::io;
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    use tokio_util::sync::CancellationToken;
+
+    /// The name a Windows service would have.
+    pub const NAME: &str = "warden";
+
+    /// What the service runs once started (see the Windows implementation).
+    pub type Body =
+        Box<dyn FnOnce(CancellationToken) -> Result<(), Box<dyn Error + Send + Sync>> + Send>;
+
+    fn unsupported() -> io::Error {
+        io::Error::new(
+            io::ErrorKind::Unsupported,
+            "`warden service` manages a Windows service and works only on Windows; elsewhere run `warden serve` under your service manager (e.g. a systemd unit)",
+        )
+    }
+
+    /// A service's default data directory: there is none here.
+    pub fn default_data_dir() -> io::Result<PathBuf> {
+        Err(unsupported())
+    }
+
+    /// Registering a service: Windows only.
+    pub fn install(_exe: PathBuf, _args: Vec<OsString>, _preshutdown: Duration) -> io::Result<()> {
+        Err(unsupported())
+    }
+
+    /// Removing a service: Windows only.
+    pub fn uninstall(_timeout: Duration) -> io::Result<()> {
+        Err(unsupported())
+    }
+
+    /// Starting a service: Windows only.
+    pub fn start(_timeout: Duration) -> io::Result<()> {
+        Err(unsupported())
+    }
+
+    /// Stopping a service: Windows only.
+    pub fn stop(_timeout: Duration) -> io::Result<()> {
+        Err(unsupported())
+    }
+
+    /// Running as a service: Windows only.
+    pub fn run(_stop_wait: Duration, _body: Body) -> io::Result<()> {
+        Err(unsupported())
+    }
 }
 
 /// Makes warden the reaper of orphaned descendants (Linux). Without it, grandchildren

@@ -44,8 +44,8 @@ struct Proc {
 }
 
 enum ProcKind {
-    /// Our child: its exit status is known.
-    Owned(tokio::process::Child),
+    /// Our child: its exit status is known. Boxed: on Windows a `Child` is ~270 bytes.
+    Owned(Box<tokio::process::Child>),
     /// Adopted after a restart of warden: not our child, only its end is observable.
     Adopted(Pin<Box<dyn Future<Output = ()> + Send>>),
 }
@@ -338,6 +338,11 @@ impl Actor {
         let Some(pid) = child.id() else {
             return Err("the process exited before it could be observed".into());
         };
+        if let Err(e) = os::attach_child(&child) {
+            // On Windows the child is still suspended: it must not linger unseen.
+            let _ = child.start_kill();
+            return Err(format!("cannot start {:?}: {e}", spec.command));
+        }
         let mut readers = Vec::with_capacity(2);
         if let Some(out) = child.stdout.take() {
             readers.push(self.console.attach(Stream::Stdout, out));
@@ -362,7 +367,7 @@ impl Actor {
         self.proc = Some(Proc {
             pid,
             spawned: Instant::now(),
-            kind: ProcKind::Owned(child),
+            kind: ProcKind::Owned(Box::new(child)),
             stdin,
             readers,
         });

@@ -411,3 +411,19 @@ pub fn file_lines(path: &Path) -> Vec<String> {
         .map(|s| s.lines().map(str::to_string).collect())
         .unwrap_or_default()
 }
+
+/// Wraps a server started some other way (e.g. `warden.exe` under Wine) in the fixture, so
+/// the same helpers drive it: `url` is the address it printed, `token` an admin token.
+/// Waits until it is healthy.
+pub async fn attach_warden(child: Child, url: String, data_dir: PathBuf, token: String) -> Warden {
+    let w = Warden {
+        child,
+        url,
+        data_dir,
+        token,
+        http: reqwest::Client::new(),
+        _tmp: None,
+    };
+    w.wait_healthy().await;
+    w
+}
