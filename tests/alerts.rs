@@ -742,3 +742,84 @@ async fn restart_loop_rule_alerts_once() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(r.hits("/rules").len(), 1);
 }
+
+/// A resource rule over real samples: a program that burns a core on demand crosses
+/// `cpu_percent > 50 for 1s`, the rule fires once however many samples stay above, and
+/// says "recovered" once when the load is gone.
+#[tokio::test]
+async fn resource_rule_fires_once_and_recovers_once() {
+    let r = Receiver::start().await;
+    let tmp = tempfile::tempdir().expect("tmp");
+    // Fast samples; never stretched, whatever else the test machine is doing.
+    let w = warden(
+        tmp.path(),
+        "[metrics]\nsample_interval_ms = 200\nbatch_interval_ms = 1000\nsaturation_cpu_percent = 100\n",
+    )
+    .await;
+    add_channel(
+        &w,
+        json!({"name": "rules", "target": {"kind": "webhook", "url": r.url("/rules")},
+               "events": ["rule_fired", "rule_recovered"]}),
+    )
+    .await;
+    let (st, v) = w
+        .post(
+            "/api/alerts/rules",
+            json!({"name": "hot", "program": "burner", "condition": "cpu_percent > 50 for 1s"}),
+        )
+        .await;
+    assert_eq!(st, reqwest::StatusCode::CREATED, "{v}");
+    // `burn` starts a busy child (counted: the whole process tree is sampled), `idle`
+    // stops it.
+    let mut spec = sh(
+        "burner",
+        "while read cmd; do case $cmd in burn) (while :; do :; done) & b=$! ;; idle) kill $b ;; esac; done",
+    );
+    spec["display_name"] = json!("Busy Server");
+    spec["start_seconds"] = json!(0);
+    w.create(spec).await;
+    w.post("/api/programs/burner/start", json!(null)).await;
+    w.wait_state("burner", "running", Duration::from_secs(10))
+        .await;
+
+    let console = |line: &'static str| {
+        let w = &w;
+        async move {
+            let (st, v) = w
+                .post("/api/programs/burner/console", json!({ "line": line }))
+                .await;
+            assert!(st.is_success(), "{v}");
+        }
+    };
+    console("burn").await;
+    let hits = wait_hits(&r, "/rules", 1, Duration::from_secs(20)).await;
+    let b = &hits[0].body;
+    assert_eq!(b["event"], "rule_fired", "{b}");
+    assert_eq!(b["rule"], "hot", "{b}");
+    assert_eq!(b["program"], "burner", "{b}");
+    assert!(
+        b["title"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("Busy Server:")),
+        "{b}"
+    );
+    // Keep burning for ten more samples' worth: every one is above the threshold, and
+    // none may fire again.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    console("idle").await;
+    let hits = wait_hits(&r, "/rules", 2, Duration::from_secs(20)).await;
+    assert_eq!(
+        hits[1].body["event"], "rule_recovered",
+        "{:?}",
+        hits[1].body
+    );
+    assert_eq!(hits[1].body["rule"], "hot");
+    // Idle samples keep arriving: still one of each.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let events: Vec<Value> = r
+        .hits("/rules")
+        .iter()
+        .map(|h| h.body["event"].clone())
+        .collect();
+    assert_eq!(events, [json!("rule_fired"), json!("rule_recovered")]);
+}
