@@ -114,7 +114,7 @@ pub async fn serve(
         &shutdown,
     )
     .await?;
-    // Schedules and jobs. The games and backup integrations plug in through `Services`.
+    // Schedules and jobs; game and backup tasks go through `Services`.
     let sched = Scheduler::start(SchedulerDeps {
         store: store.clone(),
         bus: bus.clone(),
@@ -122,8 +122,8 @@ pub async fn serve(
         cfg: cfg.schedule.clone(),
         data_dir: cfg.data_dir.clone(),
         services: Services {
-            games: Some(Arc::new(games.clone())),
-            backups: Some(Arc::new(backups.clone())),
+            games: Arc::new(games.clone()),
+            backups: Arc::new(backups.clone()),
         },
         shutdown: shutdown.clone(),
     })

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::Scheduler;
 use super::job::Triggered;
 use super::run::RunState;
-use super::spec::{OnFailure, ScheduleSpec, TaskKind, unavailable};
+use super::spec::{OnFailure, ScheduleSpec, TaskKind};
 use crate::program::State;
 use crate::store::now_ms;
 use crate::supervisor::ProgramHandle;
@@ -199,33 +199,17 @@ async fn execute(sched: &Scheduler, schedule: &str, task: &TaskKind) -> Result<S
         TaskKind::Rcon {
             program: p,
             command,
-        } => {
-            let games = sh
-                .services
-                .games
-                .as_ref()
-                .ok_or_else(|| unavailable("RCON", "games"))?;
-            games.rcon(p, command).await
-        }
+        } => sh.services.games.rcon(p, command).await,
         TaskKind::Broadcast {
             program: p,
             message,
         } => {
-            let games = sh
-                .services
-                .games
-                .as_ref()
-                .ok_or_else(|| unavailable("broadcast", "games"))?;
-            games.broadcast(p, message).await?;
+            sh.services.games.broadcast(p, message).await?;
             Ok(format!("broadcast to the players of '{p}'"))
         }
         TaskKind::Backup { program } => {
-            let backups = sh
-                .services
+            sh.services
                 .backups
-                .as_ref()
-                .ok_or_else(|| unavailable("backup", "backup"))?;
-            backups
                 .backup(program, &format!("schedule {schedule}"))
                 .await
         }

@@ -638,13 +638,7 @@ impl Scheduler {
             }
         }
         if let Some(p) = &spec.conditions.only_when_empty {
-            let Some(games) = &sh.services.games else {
-                return Some(spec::unavailable(
-                    "the condition 'only_when_empty'",
-                    "games",
-                ));
-            };
-            match games.players(p).await {
+            match sh.services.games.players(p).await {
                 Ok(0) => {}
                 Ok(n) => {
                     return Some(format!(
@@ -681,12 +675,9 @@ impl Scheduler {
 
     fn validate_schedule(&self, spec: &ScheduleSpec) -> Result<(Trigger, Zone), SchedError> {
         let (programs, jobs) = self.known_names();
-        let sh = &self.inner.sh;
         let known = Known {
             programs: &programs,
             jobs: &jobs,
-            games: sh.services.games.is_some(),
-            backups: sh.services.backups.is_some(),
         };
         let (errs, parsed) = spec.validate(&known);
         match parsed {

@@ -1,11 +1,7 @@
-//! Plug-in points for task kinds served by other services: game servers (RCON, broadcast,
-//! player counts) and backups. The scheduler calls these small traits and knows nothing
-//! else about those services.
-//!
-//! A build without an integration leaves its field `None`: schedules using it are then
-//! refused when saved (422, naming the task), never accepted and silently skipped. To plug
-//! one in, implement the trait on the service's handle and set the field where
-//! `server.rs` builds [`Services`].
+//! The services task kinds need besides programs and jobs: game servers (RCON,
+//! broadcast, player counts) and backups. The scheduler calls these small traits and knows
+//! nothing else about those services; the implementations for `games::Games` and
+//! `backup::BackupService` are below, and `server.rs` builds [`Services`] from them.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -31,13 +27,13 @@ pub trait BackupOps: Send + Sync {
     fn backup<'a>(&'a self, program: &'a str, reason: &'a str) -> BoxFut<'a, String>;
 }
 
-/// The integrations present in this build.
-#[derive(Clone, Default)]
+/// The services schedules use.
+#[derive(Clone)]
 pub struct Services {
-    /// Games integration, if built in.
-    pub games: Option<Arc<dyn GameOps>>,
-    /// Backup integration, if built in.
-    pub backups: Option<Arc<dyn BackupOps>>,
+    /// Game servers.
+    pub games: Arc<dyn GameOps>,
+    /// Backups.
+    pub backups: Arc<dyn BackupOps>,
 }
 
 impl GameOps for crate::games::Games {

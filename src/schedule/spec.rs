@@ -226,24 +226,12 @@ impl TaskKind {
     }
 }
 
-/// What a validation can look up: which programs and jobs exist and which optional
-/// integrations this build has.
+/// What a validation can look up: which programs and jobs exist.
 pub struct Known<'a> {
     /// Names of existing programs.
     pub programs: &'a HashSet<String>,
     /// Names of existing jobs.
     pub jobs: &'a HashSet<String>,
-    /// The games integration (RCON, broadcast, player counts) is present.
-    pub games: bool,
-    /// The backup integration is present.
-    pub backups: bool,
-}
-
-/// Builds a "not available in this build" message for a task or condition.
-pub fn unavailable(what: &str, integration: &str) -> String {
-    format!(
-        "{what} is not available in this build of warden (it needs the {integration} integration)"
-    )
 }
 
 impl ScheduleSpec {
@@ -290,18 +278,13 @@ impl ScheduleSpec {
                 format!("no program named '{p}'"),
             );
         }
-        if let Some(p) = &self.conditions.only_when_empty {
-            if !known.games {
-                err(
-                    "conditions.only_when_empty".into(),
-                    unavailable("the condition 'only_when_empty'", "games"),
-                );
-            } else if !program_known(p) {
-                err(
-                    "conditions.only_when_empty".into(),
-                    format!("no program named '{p}'"),
-                );
-            }
+        if let Some(p) = &self.conditions.only_when_empty
+            && !program_known(p)
+        {
+            err(
+                "conditions.only_when_empty".into(),
+                format!("no program named '{p}'"),
+            );
         }
         for (i, task) in self.tasks.iter().enumerate() {
             let at = format!("tasks[{i}]");
@@ -328,12 +311,6 @@ impl ScheduleSpec {
                         format!("{at}.action.line"),
                         format!("{what}: must be a single line of at most 8192 bytes"),
                     );
-                }
-                TaskKind::Rcon { .. } | TaskKind::Broadcast { .. } if !known.games => {
-                    err(format!("{at}.action.kind"), unavailable(&what, "games"));
-                }
-                TaskKind::Backup { .. } if !known.backups => {
-                    err(format!("{at}.action.kind"), unavailable(&what, "backup"));
                 }
                 TaskKind::Job { job, .. } if !known.jobs.contains(job) => {
                     err(
@@ -740,12 +717,7 @@ mod tests {
     use super::*;
 
     fn known<'a>(programs: &'a HashSet<String>, jobs: &'a HashSet<String>) -> Known<'a> {
-        Known {
-            programs,
-            jobs,
-            games: false,
-            backups: false,
-        }
+        Known { programs, jobs }
     }
 
     #[test]
@@ -773,31 +745,6 @@ mod tests {
         assert!(serde_json::from_str::<ScheduleSpec>(bad).is_err());
         let bad = r#"{"name":"a","trigger":"every 1h","tasks":[{"action":{"kind":"dance"}}]}"#;
         assert!(serde_json::from_str::<ScheduleSpec>(bad).is_err());
-    }
-
-    #[test]
-    fn integrations_missing_from_this_build_are_named() {
-        let s: ScheduleSpec = serde_json::from_str(
-            r#"{"name":"a","trigger":"every 1h","conditions":{"only_when_empty":"mc"},"tasks":[
-                {"action":{"kind":"broadcast","program":"mc","message":"hi"}},
-                {"action":{"kind":"backup","program":"mc"}},
-                {"action":{"kind":"rcon","program":"mc","command":"save-all"}}]}"#,
-        )
-        .expect("parses");
-        let programs = HashSet::from(["mc".to_string()]);
-        let jobs = HashSet::new();
-        let (errs, _) = s.validate(&known(&programs, &jobs));
-        let text: Vec<String> = errs
-            .iter()
-            .map(|e| format!("{}: {}", e.field, e.message))
-            .collect();
-        assert_eq!(errs.len(), 4, "{text:?}");
-        assert!(
-            text[0].contains("only_when_empty") && text[0].contains("not available in this build")
-        );
-        assert!(text[1].starts_with("tasks[0].action.kind: task 1 (broadcast) is not available"));
-        assert!(text[2].contains("task 2 (backup)") && text[2].contains("backup integration"));
-        assert!(text[3].contains("task 3 (rcon)"));
     }
 
     #[test]
