@@ -396,6 +396,7 @@ async fn liveness_failures_restart_the_program() {
         "args": ["demo-game", "--startup-ms", "200", "--save-dir", world],
         "start_seconds": 60,
         "stop": {"stdin": "stop", "timeout_seconds": 20},
+        "restart": {"policy": "on-failure", "max_failed_starts": 2, "window_seconds": 300},
         "game": {
             "profile": "minecraft",
             "query": {"kind": "tcp", "port": dead},
@@ -412,15 +413,12 @@ async fn liveness_failures_restart_the_program() {
             |v| v["state"] == "running" && v["pid"] != first && v["pid"].is_u64(),
         )
         .await;
-    assert_eq!(
-        v["restarts"], 0,
-        "a liveness restart is a requested restart"
-    );
+    assert_eq!(v["restarts"], 1, "a liveness restart counts as a failure");
     let health = event_of(&w, "live", "health").await;
     assert_eq!(health["data"]["to"], "unhealthy", "{health}");
     assert_eq!(health["data"]["failures"], 2, "{health}");
     event_of(&w, "live", "liveness_restart").await;
-    // The new process starts with a clean slate and fails again: health is visible.
+    // The new process fails again: health is visible in the status…
     w.wait_program(
         "live",
         Duration::from_secs(20),
@@ -435,6 +433,24 @@ async fn liveness_failures_restart_the_program() {
         },
     )
     .await;
+    // …and the second unhealthy stop within the window reaches the start limit: warden
+    // gives up instead of restarting a never-healthy server forever.
+    w.wait_state("live", "fatal", Duration::from_secs(30)).await;
+    let crash = wait_until(Duration::from_secs(5), "unhealthy stop event", || async {
+        w.events("live").await.into_iter().find(|e| {
+            e["data"]["to"] == "crashed"
+                && e["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("stopped as unhealthy"))
+        })
+    })
+    .await;
+    assert!(
+        crash["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("liveness checks failed")),
+        "{crash}"
+    );
 }
 
 #[tokio::test]

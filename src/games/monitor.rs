@@ -274,7 +274,8 @@ impl Monitor {
                     ),
                 )
                 .await;
-            if let Err(e) = self.handle.restart().await {
+            let why = format!("{} liveness checks failed in a row", self.health.failures);
+            if let Err(e) = self.handle.restart_unhealthy(pid, why).await {
                 tracing::warn!(program = %name, error = %e, "liveness restart failed");
             }
         }

@@ -202,6 +202,13 @@ impl Actor {
                 }
                 let _ = reply.send(Ok(()));
             }
+            Command::Unhealthy { pid, reason, reply } => {
+                if self.current_pid() == Some(pid) {
+                    self.apply(Input::Unhealthy(reason)).await;
+                    self.publish();
+                }
+                let _ = reply.send(Ok(()));
+            }
             Command::GameHealth { pid, health, reply } => {
                 if self.current_pid() == Some(pid) && self.game.as_ref() != Some(&health) {
                     self.game = Some(health);

@@ -35,6 +35,9 @@ pub enum Input {
     Timer,
     /// The program's readiness check passed (why, in words).
     Ready(String),
+    /// The program failed its liveness checks (why, in words): stop it, then treat the
+    /// stop as a failure (back off, restart, or give up at the start limit).
+    Unhealthy(String),
 }
 
 /// The single timer a program can have armed: which purpose it serves.
@@ -102,6 +105,8 @@ pub struct Lifecycle {
     restarts: u32,
     /// A restart was requested while stopping: start again once stopped.
     start_after_stop: bool,
+    /// The current stop is because the program was unhealthy: its exit is a failure.
+    unhealthy_stop: Option<String>,
     /// Stay `starting` until `Input::Ready` (or the start period ends).
     ready_gate: bool,
 }
@@ -119,6 +124,7 @@ impl Lifecycle {
             consecutive: 0,
             restarts: 0,
             start_after_stop: false,
+            unhealthy_stop: None,
             ready_gate: false,
         }
     }
@@ -174,13 +180,24 @@ impl Lifecycle {
                 self.go(&mut out, Starting, "start requested", None);
                 out.actions.push(Action::Spawn);
             }
-            (Stopping, Input::Start | Input::Restart) => self.start_after_stop = true,
+            // A request during an unhealthy stop takes over: the exit is then no failure.
+            (Stopping, Input::Start | Input::Restart) => {
+                self.start_after_stop = true;
+                self.unhealthy_stop = None;
+            }
             (Starting | Running, Input::Restart) => {
                 self.begin_stop(&mut out, "restart requested");
                 self.start_after_stop = true;
             }
             (Starting | Running, Input::Stop) => self.begin_stop(&mut out, "stop requested"),
-            (Stopping, Input::Stop) => self.start_after_stop = false,
+            (Starting | Running, Input::Unhealthy(why)) => {
+                self.begin_stop(&mut out, &format!("unhealthy ({why}); stopping to restart"));
+                self.unhealthy_stop = Some(why);
+            }
+            (Stopping, Input::Stop) => {
+                self.start_after_stop = false;
+                self.unhealthy_stop = None;
+            }
             (Backoff, Input::Stop | Input::Kill) => {
                 self.disarm(&mut out);
                 self.go(&mut out, Stopped, "stop requested during backoff", None);
@@ -188,6 +205,7 @@ impl Lifecycle {
             (Starting | Running | Stopping, Input::Kill) => {
                 self.disarm(&mut out);
                 self.start_after_stop = false;
+                self.unhealthy_stop = None;
                 if self.state != Stopping {
                     self.go(&mut out, Stopping, "kill requested", None);
                 }
@@ -247,6 +265,12 @@ impl Lifecycle {
                 );
                 self.go(&mut out, Stopping, &reason, None);
                 out.actions.push(Action::KillGroup);
+            }
+            (Stopping, Input::Exited { exit, .. }) if self.unhealthy_stop.is_some() => {
+                self.disarm(&mut out);
+                let why = self.unhealthy_stop.take().unwrap_or_default();
+                let reason = format!("stopped as unhealthy: {why} ({})", exit.description);
+                self.fail(&mut out, now, jitter, reason, Some(exit));
             }
             (Stopping, Input::Exited { exit, .. }) => {
                 self.disarm(&mut out);
@@ -313,6 +337,7 @@ impl Lifecycle {
     fn begin_stop(&mut self, out: &mut Outcome, reason: &str) {
         self.disarm(out);
         self.start_after_stop = false;
+        self.unhealthy_stop = None;
         self.go(out, State::Stopping, reason, None);
         out.actions.push(Action::GracefulStop);
         self.arm(out, TimerKind::StopTimeout, self.stop_timeout);
@@ -648,6 +673,51 @@ mod tests {
         let got: Vec<State> = o.transitions.iter().map(|t| t.to).collect();
         assert_eq!(got, vec![Stopped, Starting]);
         assert!(o.actions.contains(&Spawn));
+    }
+
+    #[test]
+    fn unhealthy_restarts_count_as_failures_and_reach_fatal() {
+        let mut l = lc(RestartPolicy::OnFailure, Running);
+        let t0 = Instant::now();
+        let unhealthy = || Input::Unhealthy("3 checks failed".into());
+        // Stopped gracefully, then the exit counts as the 1st failure: immediate restart.
+        let o = l.on(unhealthy(), t0, 0.0);
+        assert_eq!(l.state(), Stopping);
+        assert!(o.actions.contains(&GracefulStop));
+        let o = l.on(exited(143, 5), t0, 0.0);
+        let got: Vec<State> = o.transitions.iter().map(|t| t.to).collect();
+        assert_eq!(got, vec![Crashed, Starting]);
+        assert!(
+            o.transitions[0]
+                .reason
+                .starts_with("stopped as unhealthy: 3 checks failed")
+        );
+        l.on(Input::Spawned, t0, 0.0);
+        l.on(Input::Timer, t0, 0.0);
+        assert_eq!(l.state(), Running);
+        // 2nd: backoff, not a counter reset.
+        l.on(unhealthy(), t0, 0.0);
+        l.on(exited(143, 5), t0, 0.0);
+        assert_eq!(l.state(), Backoff);
+        l.on(Input::Timer, t0, 0.0);
+        l.on(Input::Spawned, t0, 0.0);
+        l.on(Input::Timer, t0, 0.0);
+        assert_eq!(l.restarts(), 2);
+        // 3rd within the window: gives up instead of restarting forever.
+        l.on(unhealthy(), t0, 0.0);
+        l.on(exited(143, 5), t0, 0.0);
+        assert_eq!(l.state(), Fatal);
+    }
+
+    #[test]
+    fn a_request_during_an_unhealthy_stop_takes_over() {
+        let mut l = lc(RestartPolicy::OnFailure, Running);
+        let t0 = Instant::now();
+        l.on(Input::Unhealthy("down".into()), t0, 0.0);
+        l.on(Input::Stop, t0, 0.0);
+        let o = l.on(exited(143, 5), t0, 0.0);
+        let got: Vec<State> = o.transitions.iter().map(|t| t.to).collect();
+        assert_eq!(got, vec![Stopped], "a requested stop is never a crash");
     }
 
     #[test]

@@ -124,6 +124,12 @@ pub(crate) enum Command {
         reason: String,
         reply: Reply,
     },
+    /// Process `pid` failed its liveness checks: restart it as a failure.
+    Unhealthy {
+        pid: u32,
+        reason: String,
+        reply: Reply,
+    },
     /// New game health of process `pid`.
     GameHealth {
         pid: u32,
@@ -195,6 +201,15 @@ impl ProgramHandle {
     /// Stops, then starts it.
     pub async fn restart(&self) -> Result<(), SupError> {
         self.call(Command::Restart).await
+    }
+
+    /// Restarts process `pid` because it failed its liveness checks. Unlike
+    /// [`ProgramHandle::restart`] this counts as a failure: it backs off like a crash and,
+    /// after `max_failed_starts` within the window, gives up (`fatal`). No-op if `pid` is
+    /// no longer the current process.
+    pub async fn restart_unhealthy(&self, pid: u32, reason: String) -> Result<(), SupError> {
+        self.call(|reply| Command::Unhealthy { pid, reason, reply })
+            .await
     }
 
     /// Kills its whole process group now.
