@@ -49,6 +49,9 @@ pub enum Event {
     Schedule(ScheduleEvent),
     /// Backup activity: a backup's progress and outcome, pruning, verification, restores.
     Backup(BackupActivity),
+    /// A program was created, its definition changed, or it was deleted (published by
+    /// the supervisor after the change is stored), so views of the program list refresh.
+    Program(ProgramChange),
 }
 
 /// What a backup activity event reports.
@@ -451,4 +454,27 @@ impl Bus {
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
         self.tx.subscribe()
     }
+}
+
+/// What happened to a program's definition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProgramChangeKind {
+    /// It was created.
+    Created,
+    /// Its definition was replaced.
+    Updated,
+    /// It was deleted.
+    Deleted,
+}
+
+/// A change to the set of programs or to one program's definition.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ProgramChange {
+    /// Program name.
+    pub program: String,
+    /// Unix ms.
+    pub ts: i64,
+    /// What happened.
+    pub change: ProgramChangeKind,
 }

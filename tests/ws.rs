@@ -222,3 +222,29 @@ async fn shutdown_closes_live_sockets() {
     assert_eq!(closed, Some(1001), "close code 'going away'");
     stopper.join().expect("warden stopped cleanly");
 }
+
+#[tokio::test]
+async fn program_definition_changes_reach_program_subscribers() {
+    let w = Warden::start().await;
+    let mut s = connect(&w, &[("authorization", &format!("Bearer {}", w.token))])
+        .await
+        .expect("connect");
+    next_where(&mut s, "hello", |v| v["type"] == "hello").await;
+    send(&mut s, json!({"op": "subscribe", "topics": ["programs"]})).await;
+    next_where(&mut s, "subscribed", |v| v["type"] == "subscribed").await;
+
+    w.create(sh("fresh", "exec sleep 1000")).await;
+    let v = next_where(&mut s, "created", |v| v["type"] == "program").await;
+    assert_eq!(v["program"], "fresh", "{v}");
+    assert_eq!(v["change"], "created", "{v}");
+    let mut spec = sh("fresh", "exec sleep 2000");
+    spec["display_name"] = json!("Fresh");
+    let (st, body) = w.put("/api/programs/fresh", spec).await;
+    assert!(st.is_success(), "{body}");
+    let v = next_where(&mut s, "updated", |v| v["type"] == "program").await;
+    assert_eq!(v["change"], "updated", "{v}");
+    let (st, body) = w.delete("/api/programs/fresh").await;
+    assert!(st.is_success(), "{body}");
+    let v = next_where(&mut s, "deleted", |v| v["type"] == "program").await;
+    assert_eq!(v["change"], "deleted", "{v}");
+}

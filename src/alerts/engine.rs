@@ -181,9 +181,12 @@ fn handle(
         }
         // Health changes arrive as notices too (kind `health_unhealthy`/`health_recovered`);
         // player counts reach rules through samples.
-        Event::Console(_) | Event::Players(_) | Event::Health(_) | Event::HostSample(_) => {
-            Vec::new()
-        }
+        // Definition changes are recorded as events; nothing to notify.
+        Event::Console(_)
+        | Event::Players(_)
+        | Event::Health(_)
+        | Event::HostSample(_)
+        | Event::Program(_) => Vec::new(),
     }
 }
 

@@ -123,6 +123,7 @@ fn wanted(topics: &Topics, ev: &Event) -> bool {
         Event::Job(_) | Event::Schedule(_) => topics.contains(&Topic::Events),
         // Progress of one program's backups goes with that program's status.
         Event::Backup(_) => topics.contains(&Topic::Programs) || topics.contains(&Topic::Events),
+        Event::Program(_) => topics.contains(&Topic::Programs),
     }
 }
 

@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::task::TaskTracker;
 use utoipa::ToSchema;
 
-use crate::bus::{Bus, ConsoleLine, Event, StateChange};
+use crate::bus::{Bus, ConsoleLine, Event, ProgramChange, ProgramChangeKind, StateChange};
 use crate::config::SupervisorConfig;
 use crate::os;
 use crate::program::{ExitInfo, FieldError, HealthState, ProgramSpec, State};
@@ -459,7 +459,10 @@ impl Supervisor {
             )
             .await;
         let autostart = spec.autostart;
-        Ok(self.spawn_actor(Arc::new(spec), Boot::Fresh { autostart }))
+        let name = spec.name.clone();
+        let handle = self.spawn_actor(Arc::new(spec), Boot::Fresh { autostart });
+        self.changed(name, ProgramChangeKind::Created);
+        Ok(handle)
     }
 
     /// Replaces a program's definition. A running process keeps running; the new
@@ -484,6 +487,7 @@ impl Supervisor {
                 format!("program '{name}' updated"),
             )
             .await;
+        self.changed(name, ProgramChangeKind::Updated);
         Ok(())
     }
 
@@ -511,7 +515,16 @@ impl Supervisor {
                 format!("program '{name}' deleted"),
             )
             .await;
+        self.changed(name.to_string(), ProgramChangeKind::Deleted);
         Ok(())
+    }
+
+    fn changed(&self, program: String, change: ProgramChangeKind) {
+        self.inner.ctx.bus.publish(Event::Program(ProgramChange {
+            program,
+            ts: now_ms(),
+            change,
+        }));
     }
 
     /// Ends every actor: stopping programs in parallel (`stop`) or leaving them running

@@ -112,6 +112,10 @@ class Live {
         this.emit('samples', msg);
         this.emit(`samples:${msg.program}`, msg);
         break;
+      case 'program':
+        // A program was created, edited or deleted: lists refetch.
+        this.resync();
+        break;
       case 'lagged':
         this.resync();
         break;
