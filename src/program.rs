@@ -242,8 +242,25 @@ impl ProgramSpec {
     pub fn masked(&self) -> ProgramSpec {
         ProgramSpec {
             game: self.game.as_ref().map(game::GameSpec::masked),
+            env: self
+                .env
+                .iter()
+                .map(|(k, v)| {
+                    let v = if secret_env_key(k) {
+                        game::MASK.to_string()
+                    } else {
+                        v.clone()
+                    };
+                    (k.clone(), v)
+                })
+                .collect(),
             ..self.clone()
         }
+    }
+
+    /// True when [`ProgramSpec::masked`] would hide something.
+    pub fn has_secrets(&self) -> bool {
+        self.game.is_some() || self.env.keys().any(|k| secret_env_key(k))
     }
 
     /// Where this spec carries `********` (what the API showed), takes the stored
@@ -251,6 +268,13 @@ impl ProgramSpec {
     pub fn keep_secrets(&mut self, old: &ProgramSpec) {
         if let Some(g) = &mut self.game {
             g.keep_secrets(old.game.as_ref());
+        }
+        for (k, v) in &mut self.env {
+            if v == game::MASK
+                && let Some(stored) = old.env.get(k)
+            {
+                v.clone_from(stored);
+            }
         }
     }
 
@@ -260,6 +284,24 @@ impl ProgramSpec {
             .as_ref()
             .is_some_and(|g| g.effective_readiness().is_some())
     }
+}
+
+/// Environment variables whose values the API never shows: names that say they hold a
+/// password, token, secret or key (`RCON_PASSWORD`, `DISCORD_TOKEN`, `API_KEY`…).
+fn secret_env_key(key: &str) -> bool {
+    let k = key.to_ascii_uppercase();
+    [
+        "PASSWORD",
+        "PASSWD",
+        "SECRET",
+        "TOKEN",
+        "API_KEY",
+        "APIKEY",
+        "PRIVATE_KEY",
+        "CREDENTIAL",
+    ]
+    .iter()
+    .any(|w| k.contains(w))
 }
 
 /// Lifecycle states of a program.

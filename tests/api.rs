@@ -470,3 +470,45 @@ async fn apply_a_programs_file_and_check_files_offline() {
     );
     assert!(st.success() && out.contains("OK"), "{out}");
 }
+
+#[tokio::test]
+async fn secret_named_env_values_are_masked_and_kept_on_edit() {
+    let w = Warden::start().await;
+    let mut spec = sh(
+        "envy",
+        "echo \"pw=$RCON_PASSWORD level=$LEVEL\"; exec sleep 1000",
+    );
+    spec["env"] = json!({"RCON_PASSWORD": "hunter2-secret", "LEVEL": "world"});
+    spec["start_seconds"] = json!(0);
+    w.create(spec).await;
+    let shown = w.program("envy").await;
+    assert_eq!(shown["env"]["RCON_PASSWORD"], "********", "{shown}");
+    assert_eq!(shown["env"]["LEVEL"], "world", "{shown}");
+    // Sending the shown definition back (as an edit form does) keeps the stored value.
+    let mut edited = shown.clone();
+    for k in [
+        "state",
+        "pid",
+        "uptime_seconds",
+        "restarts",
+        "since_ms",
+        "last_exit",
+        "adopted",
+    ] {
+        edited.as_object_mut().expect("object").remove(k);
+    }
+    edited["display_name"] = json!("Envy");
+    let (st, v) = w.put("/api/programs/envy", edited).await;
+    assert!(st.is_success(), "{v}");
+    w.post("/api/programs/envy/start", json!(null)).await;
+    w.wait_state("envy", "running", Duration::from_secs(10))
+        .await;
+    let line = wait_until(Duration::from_secs(5), "the echo", || async {
+        w.console("envy")
+            .await
+            .into_iter()
+            .find(|l| l.starts_with("pw="))
+    })
+    .await;
+    assert_eq!(line, "pw=hunter2-secret level=world");
+}

@@ -54,8 +54,8 @@ impl ProgramView {
         let snap = h.snapshot();
         let s = &snap.status;
         ProgramView {
-            // Never show stored passwords: only game settings hold secrets.
-            spec: if snap.spec.game.is_some() {
+            // Never show stored passwords (game settings, secret-named env variables).
+            spec: if snap.spec.has_secrets() {
                 Arc::new(snap.spec.masked())
             } else {
                 snap.spec.clone()
