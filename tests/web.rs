@@ -1153,6 +1153,25 @@ async fn the_operations_pages_work() {
     )
     .await;
 
+    // A restart only when nobody is online is refused while Steve plays, beside the form.
+    ui.set_value("#ws-warn", "").await;
+    ui.click("[data-warned-stop] input[type=checkbox]").await;
+    ui.click("[data-warned-stop] button[type=submit]").await;
+    ui.wait(
+        "document.querySelector('dialog.confirm').open",
+        Duration::from_secs(5),
+        "the restart confirmation",
+    )
+    .await;
+    ui.click("dialog.confirm [data-confirm=yes]").await;
+    ui.wait(
+        "!!document.querySelector('#ws-warn-error')",
+        Duration::from_secs(10),
+        "the players-online refusal",
+    )
+    .await;
+    assert_eq!(w.program("mc").await["restarts"], 0);
+
     // ---- backups: create with a live progress bar, finished, verified.
     ui.click("[data-create-backup]").await;
     ui.wait(
@@ -1218,6 +1237,40 @@ async fn the_operations_pages_work() {
     wait_until(Duration::from_secs(5), "the file overwritten", || async {
         (std::fs::read_to_string(&props).ok()? == "motd=second-edit\n").then_some(())
     })
+    .await;
+
+    // ---- restore: the backup brings the old file back; the running program is stopped
+    // for it (the dialog's option, on by default for a running program) and started again.
+    ui.go(
+        "#/p/mc",
+        "!!document.querySelector('[data-backup-status=ok] [data-restore]')",
+    )
+    .await;
+    ui.click("[data-backup-status=ok] [data-restore]").await;
+    ui.wait(
+        "document.querySelector('dialog.confirm').open && document.querySelector('[data-confirm-option]').checked",
+        Duration::from_secs(5),
+        "the restore dialog with its stop option",
+    )
+    .await;
+    ui.shot("20b-restore-confirm").await;
+    ui.click("dialog.confirm [data-confirm=yes]").await;
+    ui.wait(
+        "!!document.querySelector('[data-restore-row] [data-status=ok]')",
+        Duration::from_secs(60),
+        "the restore finished",
+    )
+    .await;
+    assert_eq!(
+        std::fs::read_to_string(&props).expect("restored file"),
+        "motd=before\n"
+    );
+    w.wait_state("mc", "running", Duration::from_secs(30)).await;
+    ui.wait(
+        "document.querySelector('.program-head [data-state]').dataset.state === 'running'",
+        Duration::from_secs(10),
+        "the program running again after the restore",
+    )
     .await;
 
     // ---- the form: choosing a profile pre-fills its defaults.
@@ -1328,6 +1381,8 @@ async fn the_operations_pages_work() {
         (url.ends_with("/api/auth/me") && text.contains("401"))
             || (url.ends_with("/api/alerts/rules") && text.contains("422"))
             || (url.ends_with("/api/programs/mc/files/text") && text.contains("409"))
+            || (url.contains("/api/programs/mc/restart?only_when_empty=true")
+                && text.contains("409"))
             || ((url.contains("/metrics") || url.contains("/api/system/stats"))
                 && text.contains("404"))
     };

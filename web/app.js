@@ -26,7 +26,11 @@ applyTheme(currentTheme());
 
 function LiveStatus() {
   const [status, setStatus] = useState(live.status);
-  useEffect(() => live.onStatus(setStatus), []);
+  useEffect(() => {
+    // Effects run after paint: the socket may have opened since the first render.
+    setStatus(live.status);
+    return live.onStatus(setStatus);
+  }, []);
   return html`<span class=${`live live-${status}`} data-live=${status} role="status">
     <span class="dot" aria-hidden="true"></span><span class="live-label">${t(`live.${status}`)}</span>
   </span>`;
