@@ -1082,6 +1082,32 @@ async fn the_operations_pages_work() {
         )
         .await
     );
+    // An administrator defines a job: the API's 422 details are listed, then it is created.
+    ui.click("[data-new=job]").await;
+    ui.set_value(
+        "#def-job",
+        r#"{"name": "echo", "steps": [{"name": "a", "command": "true", "depends_on": ["missing"]}]}"#,
+    )
+    .await;
+    ui.click("[data-definition=job] button[type=submit]").await;
+    ui.wait(
+        "(document.querySelector('[data-definition-errors]') || {textContent: ''}).textContent.includes('missing')",
+        Duration::from_secs(5),
+        "the job definition's errors",
+    )
+    .await;
+    ui.set_value(
+        "#def-job",
+        r#"{"name": "echo", "steps": [{"name": "a", "command": "true"}]}"#,
+    )
+    .await;
+    ui.click("[data-definition=job] button[type=submit]").await;
+    ui.wait(
+        "!!document.querySelector('[data-job=echo]') && !document.querySelector('[data-definition=job]')",
+        Duration::from_secs(5),
+        "the new job",
+    )
+    .await;
     ui.click("[data-schedule=nightly] [data-run-now]").await;
     ui.wait(
         "!!document.querySelector('[data-schedule-runs=nightly] [data-run] [data-status=succeeded]') && \
@@ -1379,7 +1405,8 @@ async fn the_operations_pages_work() {
     );
     let expected = |(url, text): &(String, String)| {
         (url.ends_with("/api/auth/me") && text.contains("401"))
-            || (url.ends_with("/api/alerts/rules") && text.contains("422"))
+            || ((url.ends_with("/api/alerts/rules") || url.ends_with("/api/jobs"))
+                && text.contains("422"))
             || (url.ends_with("/api/programs/mc/files/text") && text.contains("409"))
             || (url.contains("/api/programs/mc/restart?only_when_empty=true")
                 && text.contains("409"))

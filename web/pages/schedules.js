@@ -9,7 +9,7 @@ import { t, fmt } from '../lib/i18n.js';
 import { api, seg } from '../lib/api.js';
 import { can } from '../lib/session.js';
 import { live } from '../lib/live.js';
-import { confirmAction, OutcomeBadge, toast, toastError } from '../lib/ui.js';
+import { confirmAction, Field, OutcomeBadge, toast, toastError } from '../lib/ui.js';
 
 const RUN_PAGE = 10;
 
@@ -66,6 +66,99 @@ function RunTimes({ run }) {
     ${run.ended_at != null && html`<span class="muted small num">${ms(run.ended_at - run.started_at)}</span>`}`;
 }
 
+// ---- definitions (administrators) ---------------------------------------------------------
+
+/** What the API adds to a schedule's or job's definition when showing it. */
+const COMPUTED = {
+  schedule: ['trigger_description', 'effective_timezone', 'next_runs', 'running_run_id', 'last_run', 'warnings'],
+  job: ['effective_concurrency', 'last_run', 'prediction', 'running', 'waiting', 'warnings'],
+};
+
+const TEMPLATES = {
+  schedule: {
+    name: 'nightly-restart',
+    trigger: '0 4 * * *',
+    tasks: [
+      { action: { kind: 'broadcast', program: 'PROGRAM', message: 'Restart in 5 minutes' } },
+      { offset_seconds: 300, action: { kind: 'restart', program: 'PROGRAM' } },
+    ],
+  },
+  job: { name: 'cleanup', steps: [{ name: 'prune', command: 'sh', args: ['-c', 'echo done'] }] },
+};
+
+function definitionOf(kind, info) {
+  const spec = { ...info };
+  for (const k of COMPUTED[kind]) delete spec[k];
+  return spec;
+}
+
+/**
+ * A schedule or job definition as JSON (every option the API has, validated by it: its 422
+ * details are listed by field). Masked secrets sent back unchanged keep their values.
+ */
+function DefinitionEditor({ kind, initial, editing, onDone }) {
+  const [text, setText] = useState(() => JSON.stringify(initial, null, 2));
+  const [errors, setErrors] = useState(null);
+  const [busy, setBusy] = useState(false);
+  const base = kind === 'schedule' ? '/api/schedules' : '/api/jobs';
+  const id = `def-${kind}`;
+  const submit = async (e) => {
+    e.preventDefault();
+    let spec;
+    try {
+      spec = JSON.parse(text);
+    } catch (err) {
+      setErrors([t('def.json', { msg: err.message })]);
+      return;
+    }
+    setBusy(true);
+    try {
+      if (editing) await api.put(`${base}/${seg(initial.name)}`, spec);
+      else await api.post(base, spec);
+      toast(t('def.saved', { name: spec.name }));
+      onDone(true);
+    } catch (err) {
+      const details = err.details || [];
+      setErrors(details.length ? details.map((d) => `${d.field}: ${d.message}`) : [err.message]);
+      setBusy(false);
+    }
+  };
+  return html`<form class="sub" onSubmit=${submit} novalidate data-definition=${kind}>
+    <h3>${editing ? t(`def.${kind}.edit`, { name: initial.name }) : t(`def.${kind}.new`)}</h3>
+    <${Field} id=${id} label=${t('def.json.label')} help=${t(`def.${kind}.help`)}>
+      <textarea id=${id} class="editor short" spellcheck="false" value=${text}
+        aria-invalid=${errors ? 'true' : undefined} aria-describedby=${errors ? `${id}-errors` : `${id}-help`}
+        onInput=${(e) => setText(e.currentTarget.value)}></textarea>
+    <//>
+    ${errors &&
+    html`<ul id=${`${id}-errors`} class="error small" role="alert" data-definition-errors>
+      ${errors.map((m) => html`<li>${m}</li>`)}
+    </ul>`}
+    <div class="row">
+      <button type="submit" class="btn primary" disabled=${busy}>${t('common.save')}</button>
+      <button type="button" class="btn" onClick=${() => onDone(false)}>${t('common.cancel')}</button>
+    </div>
+  </form>`;
+}
+
+/** The "new" button and the editor of a list; `editing` is null, 'new' or an item. */
+function useDefinitions(kind, reload) {
+  const [editing, setEditing] = useState(null);
+  const button =
+    can('admin') &&
+    !editing &&
+    html`<button type="button" class="btn primary" data-new=${kind} onClick=${() => setEditing('new')}>${t(`def.${kind}.new`)}</button>`;
+  const editor =
+    editing &&
+    html`<${DefinitionEditor} key=${editing === 'new' ? 'new' : editing.name} kind=${kind} editing=${editing !== 'new'}
+      initial=${editing === 'new' ? TEMPLATES[kind] : definitionOf(kind, editing)}
+      onDone=${(saved) => {
+        setEditing(null);
+        if (saved) reload();
+      }} />`;
+  return [button, editor, setEditing];
+}
+
 // ---- schedules ----------------------------------------------------------------------------
 
 function describeTask(task) {
@@ -105,7 +198,7 @@ function ScheduleRuns({ s, version }) {
   </div>`;
 }
 
-function ScheduleItem({ s, version, reload }) {
+function ScheduleItem({ s, version, reload, onEdit }) {
   const [open, setOpen] = useState(false);
   const [busy, setBusy] = useState(false);
   const operator = can('operator');
@@ -146,7 +239,9 @@ function ScheduleItem({ s, version, reload }) {
       (running
         ? html`<button type="button" class="btn" data-cancel disabled=${busy} onClick=${() => act('cancel')}>${t('sched.cancel')}</button>`
         : html`<button type="button" class="btn primary" data-run-now disabled=${busy} onClick=${() => act('run')}>${t('sched.runNow')}</button>`)}
-      ${can('admin') && html`<button type="button" class="btn danger" onClick=${remove}>${t('common.delete')}</button>`}
+      ${can('admin') &&
+      html`<button type="button" class="btn" onClick=${() => onEdit(s)}>${t('action.edit')}</button>
+        <button type="button" class="btn danger" onClick=${remove}>${t('common.delete')}</button>`}
     </div>
     ${s.description && html`<p class="wide small muted">${s.description}</p>`}
     <div class="wide small">
@@ -178,13 +273,17 @@ function Schedules() {
       .catch(toastError);
   }, [version]);
   useActivity('schedule', reload);
+  const [button, editor, edit] = useDefinitions('schedule', reload);
   return html`<section class="card" aria-labelledby="schedules-h">
-    <h2 id="schedules-h">${t('sched.title')}</h2>
+    <div class="toolbar"><h2 id="schedules-h">${t('sched.title')}</h2><span class="grow"></span>${button}</div>
     ${list == null
       ? html`<p class="muted">${t('common.loading')}</p>`
       : list.length === 0
         ? html`<p class="muted">${t('sched.empty')}</p>`
-        : html`<ul class="items">${list.map((s) => html`<${ScheduleItem} key=${s.name} s=${s} version=${version} reload=${reload} />`)}</ul>`}
+        : html`<ul class="items">
+            ${list.map((s) => html`<${ScheduleItem} key=${s.name} s=${s} version=${version} reload=${reload} onEdit=${edit} />`)}
+          </ul>`}
+    ${editor}
   </section>`;
 }
 
@@ -242,7 +341,7 @@ function JobRuns({ job, version }) {
   </div>`;
 }
 
-function JobItem({ j, version, reload }) {
+function JobItem({ j, version, reload, onEdit }) {
   const [open, setOpen] = useState(false);
   const [busy, setBusy] = useState(false);
   const act = async (what) => {
@@ -287,7 +386,9 @@ function JobItem({ j, version, reload }) {
       (j.running
         ? html`<button type="button" class="btn" data-cancel disabled=${busy || j.running.cancelling} onClick=${() => act('cancel')}>${t('sched.cancel')}</button>`
         : html`<button type="button" class="btn primary" data-run-now disabled=${busy} onClick=${() => act('run')}>${t('sched.runNow')}</button>`)}
-      ${can('admin') && html`<button type="button" class="btn danger" onClick=${remove}>${t('common.delete')}</button>`}
+      ${can('admin') &&
+      html`<button type="button" class="btn" onClick=${() => onEdit(j)}>${t('action.edit')}</button>
+        <button type="button" class="btn danger" onClick=${remove}>${t('common.delete')}</button>`}
     </div>
     ${j.waiting && html`<p class="wide small muted">${j.waiting}</p>`}
     ${(j.warnings || []).map((w) => html`<p class="wide small note">${w}</p>`)}
@@ -306,13 +407,17 @@ function Jobs() {
       .catch(toastError);
   }, [version]);
   useActivity('job', reload);
+  const [button, editor, edit] = useDefinitions('job', reload);
   return html`<section class="card" aria-labelledby="jobs-h">
-    <h2 id="jobs-h">${t('jobs.title')}</h2>
+    <div class="toolbar"><h2 id="jobs-h">${t('jobs.title')}</h2><span class="grow"></span>${button}</div>
     ${list == null
       ? html`<p class="muted">${t('common.loading')}</p>`
       : list.length === 0
         ? html`<p class="muted">${t('jobs.empty')}</p>`
-        : html`<ul class="items">${list.map((j) => html`<${JobItem} key=${j.name} j=${j} version=${version} reload=${reload} />`)}</ul>`}
+        : html`<ul class="items">
+            ${list.map((j) => html`<${JobItem} key=${j.name} j=${j} version=${version} reload=${reload} onEdit=${edit} />`)}
+          </ul>`}
+    ${editor}
   </section>`;
 }
 
