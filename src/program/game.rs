@@ -717,6 +717,32 @@ fn check_template(template: &str, err: &mut dyn FnMut(&str, String)) {
 mod tests {
     use super::*;
 
+    #[test]
+    fn profile_templates_are_valid_once_passwords_are_set() {
+        for profile in GameProfile::ALL {
+            let mut g = profile.template();
+            if let Some(r) = &mut g.rcon {
+                r.password = Secret("pw".into());
+            }
+            if let Some(r) = &mut g.rest {
+                r.password = Secret("pw".into());
+            }
+            let mut errs = Vec::new();
+            g.validate(&mut errs);
+            assert!(errs.is_empty(), "{profile:?}: {errs:?}");
+            assert_eq!(g.profile, profile);
+        }
+        // The template leaves the profile's own defaults in charge.
+        let mc = GameProfile::Minecraft.template();
+        assert_eq!(
+            mc.effective_stop_steps(),
+            vec![
+                StopStep::Rcon("save-all".into()),
+                StopStep::Rcon("stop".into())
+            ]
+        );
+    }
+
     fn game(json: &str) -> GameSpec {
         serde_json::from_str(json).expect("parses")
     }

@@ -72,6 +72,7 @@ const OUTCOME_CLASS = {
   running: 'starting',
   pending: 'starting',
   unknown: 'stopped',
+  failing: 'backoff',
   failed: 'crashed',
   interrupted: 'crashed',
   lost: 'crashed',

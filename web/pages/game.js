@@ -14,7 +14,7 @@ import { ACTIVE, confirmAction, Field, OutcomeBadge, toast, toastError } from '.
 function Health({ status }) {
   if (!status) return html`<p class="muted small">${t('game.noStatus')}</p>`;
   return html`<dl class="facts" data-health=${status.health}>
-    <div><dt>${t('game.health')}</dt><dd><${OutcomeBadge} status=${status.health === 'failing' ? 'pending' : status.health} /></dd></div>
+    <div><dt>${t('game.health')}</dt><dd><${OutcomeBadge} status=${status.health} /></dd></div>
     <div><dt>${t('game.failures')}</dt><dd class="num">${fmt.int(status.failures)}</dd></div>
     <div><dt>${t('game.checked')}</dt><dd class="num">${fmt.time(status.checked_ms)}</dd></div>
     <div><dt>${t('col.players')}</dt><dd class="num" data-players-count>${status.players == null
