@@ -94,8 +94,9 @@ impl Ui {
                 let body: String = self
                     .eval("document.body ? document.body.innerText.slice(0, 2000) : ''")
                     .await;
+                let errors = self.problems.lock().expect("lock").errors.clone();
                 panic!(
-                    "timed out after {timeout:?} waiting for {what} (`{js}`); page text:\n{body}"
+                    "timed out after {timeout:?} waiting for {what} (`{js}`); page text:\n{body}\nerrors so far: {errors:#?}"
                 );
             }
             tokio::time::sleep(Duration::from_millis(40)).await;
@@ -120,6 +121,16 @@ impl Ui {
             .unwrap_or_else(|e| panic!("no element {selector}: {e}"));
         el.click().await.expect("focus");
         el.type_str(text).await.expect("type");
+    }
+
+    /// Sets an input's, textarea's or select's value as typing or choosing would.
+    async fn set_value(&self, selector: &str, value: &str) {
+        let js = format!(
+            "(() => {{ const e = document.querySelector({selector:?}); if (!e) return false; e.value = {value:?}; \
+               e.dispatchEvent(new Event('input', {{bubbles: true}})); \
+               e.dispatchEvent(new Event('change', {{bubbles: true}})); return true; }})()"
+        );
+        assert!(self.eval::<bool>(&js).await, "no element {selector}");
     }
 
     async fn go(&self, hash: &str, ready_js: &str) {
@@ -303,6 +314,11 @@ async fn create_demo(w: &Warden) {
 }
 
 async fn login(ui: &Ui, user: &str, password: &str) {
+    login_seeing(ui, user, password, "demo").await;
+}
+
+/// Logs in and waits for the overview to list `program` and the live connection.
+async fn login_seeing(ui: &Ui, user: &str, password: &str, program: &str) {
     ui.wait(
         "!!document.querySelector('#login-user')",
         Duration::from_secs(15),
@@ -313,9 +329,9 @@ async fn login(ui: &Ui, user: &str, password: &str) {
     ui.type_into("#login-password", password).await;
     ui.click("form.login-card button[type=submit]").await;
     ui.wait(
-        "!!document.querySelector('[data-program=demo]')",
+        &format!("!!document.querySelector('[data-program={program}]')"),
         Duration::from_secs(10),
-        "the overview with the demo program",
+        "the overview with the program",
     )
     .await;
     ui.wait(
@@ -883,6 +899,527 @@ async fn a_sample_repaints_only_its_own_row() {
         "console errors: {:#?}",
         problems.errors
     );
+    browser.close().await.expect("close Chromium");
+    let _ = browser.wait().await;
+    events.abort();
+}
+
+const RCON_PASSWORD: &str = "Rc0n-web-Zq9";
+
+/// A Minecraft-profile demo game server with RCON, SLP and a liveness check, working in
+/// `world` (which its backups and file browser cover). The RCON password is read from a
+/// file, as in tests/games.rs, so it is not on the command line.
+async fn create_game(w: &Warden, world: &Path) {
+    std::fs::create_dir_all(world).expect("world dir");
+    std::fs::write(world.join("rcon-password"), RCON_PASSWORD).expect("password file");
+    let (rcon, slp) = (free_tcp_port(), free_tcp_port());
+    let script = format!(
+        r#"exec "$0" demo-game --startup-ms 200 --save-dir "$1" --rcon-port {rcon} --rcon-password "$(cat "$1/rcon-password")" --slp-port {slp} --query-port {} --rest-port {} --rest-password x"#,
+        free_udp_port(),
+        free_tcp_port()
+    );
+    let world = world.to_string_lossy().into_owned();
+    w.create(json!({
+        "name": "mc",
+        "command": "sh",
+        "args": ["-c", script, bin(), world],
+        "cwd": world,
+        "start_seconds": 60,
+        "stop": {"signal": "SIGTERM", "timeout_seconds": 20},
+        "game": {
+            "profile": "minecraft",
+            "rcon": {"port": rcon, "password": RCON_PASSWORD},
+            "query": {"kind": "slp", "port": slp},
+            "liveness": {"interval_seconds": 1}
+        }
+    }))
+    .await;
+}
+
+/// An HTTP endpoint that answers 200 to everything and counts the requests.
+async fn webhook_receiver() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let hits = Arc::new(AtomicUsize::new(0));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind receiver");
+    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    let counter = hits.clone();
+    let app = axum::Router::new().fallback(move || {
+        let counter = counter.clone();
+        async move {
+            counter.fetch_add(1, Ordering::SeqCst);
+            "ok"
+        }
+    });
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, hits)
+}
+
+/// Alerts, schedules and jobs, backups, files, game actions and the game profile in the
+/// form, each driven through the dashboard, with a screenshot of every page, the 360 px
+/// layout, a viewer's read-only view, and no console errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_operations_pages_work() {
+    let w = Warden::start().await;
+    let world = w.data_dir.join("mc-world");
+    create_game(&w, &world).await;
+    std::fs::write(world.join("server.properties"), "motd=before\n").expect("file");
+    // 3 MiB read at 1 MiB/s: the backup runs long enough to show its progress bar.
+    let blob: Vec<u8> = (0..3 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(world.join("region.dat"), blob).expect("blob");
+    let (st, v) = w
+        .call_as(
+            Some(&w.token),
+            Method::PUT,
+            "/api/programs/mc/backup-settings",
+            Some(json!({"max_mib_per_second": 1, "exclude": ["rcon-password"]})),
+        )
+        .await;
+    assert!(st.is_success(), "{v}");
+    let (st, v) = w
+        .post(
+            "/api/jobs",
+            json!({"name": "tidy", "steps": [{"name": "sweep", "command": "sh", "args": ["-c", "echo tidy-output"]}]}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let (st, v) = w
+        .post(
+            "/api/schedules",
+            json!({"name": "nightly", "trigger": "0 4 * * *", "timezone": "Asia/Seoul",
+                   "tasks": [{"action": {"kind": "job", "job": "tidy"}}]}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    // The profiles endpoint gives what the form pre-fills, from the server's own defaults.
+    let (st, v) = w.get("/api/games/profiles").await;
+    assert_eq!(st, StatusCode::OK);
+    let mc = v["profiles"]
+        .as_array()
+        .and_then(|a| a.iter().find(|p| p["profile"] == "minecraft"))
+        .cloned()
+        .expect("minecraft profile");
+    assert_eq!(mc["template"]["rcon"]["port"], 25575, "{mc}");
+    assert_eq!(
+        mc["stop_steps"],
+        json!([{"rcon": "save-all"}, {"rcon": "stop"}])
+    );
+    assert_eq!(mc["save_rcon"], "save-all");
+    let (url, hits) = webhook_receiver().await;
+    add_user(&w, "admin", "admin", ADMIN_PASSWORD);
+    add_user(&w, "viewer", "viewer", VIEWER_PASSWORD);
+
+    let profile = tempfile::tempdir().expect("profile dir");
+    let (mut browser, ui, events) = open_browser(profile.path()).await;
+    ui.page.goto(w.url.as_str()).await.expect("open warden");
+    login_seeing(&ui, "admin", ADMIN_PASSWORD, "mc").await;
+
+    // ---- alerts: a webhook channel, "send test" delivered, its log, a rule with an
+    // inline error from the API.
+    ui.go("#/alerts", "!!document.querySelector('[data-add-channel]')")
+        .await;
+    ui.click("[data-add-channel]").await;
+    ui.set_value("#ch-name", "hooks").await;
+    ui.set_value("#ch-url", &url).await;
+    ui.set_value("#ch-events", "crashed, fatal").await;
+    ui.click("[data-channel-form] button[type=submit]").await;
+    ui.wait(
+        "!!document.querySelector('[data-channel=hooks] [data-breaker=closed]')",
+        Duration::from_secs(5),
+        "the new channel",
+    )
+    .await;
+    ui.click("[data-channel=hooks] [data-test]").await;
+    ui.wait(
+        "!!document.querySelector('[data-channel=hooks] [data-test-result=delivered]')",
+        Duration::from_secs(15),
+        "the test delivered",
+    )
+    .await;
+    assert!(hits.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+    ui.click("[data-channel=hooks] .row.end button").await; // the delivery log
+    ui.wait(
+        "!!document.querySelector('[data-deliveries=hooks] [data-delivery] [data-status=delivered]')",
+        Duration::from_secs(5),
+        "the delivery log",
+    )
+    .await;
+    ui.click("[data-add-rule]").await;
+    ui.set_value("#ru-name", "loop").await;
+    ui.set_value("#ru-condition", "crashed >= nonsense").await;
+    ui.click("[data-rule-form] button[type=submit]").await;
+    ui.wait(
+        "!!document.querySelector('#ru-condition-error') && document.querySelector('#ru-condition').getAttribute('aria-invalid') === 'true'",
+        Duration::from_secs(5),
+        "the rule's inline error",
+    )
+    .await;
+    ui.set_value("#ru-condition", "crashed >= 3 in 10m").await;
+    ui.click("[data-rule-form] button[type=submit]").await;
+    ui.wait(
+        "!!document.querySelector('[data-rule=loop]') && !document.querySelector('[data-rule-form]')",
+        Duration::from_secs(5),
+        "the new rule",
+    )
+    .await;
+    ui.shot("16-alerts").await;
+
+    // ---- schedules and jobs: next runs, run now → a run that succeeds (refreshed by the
+    // live events), the job's run detail with its output.
+    ui.go(
+        "#/schedules",
+        "document.querySelectorAll('[data-schedule=nightly] [data-next-runs] li').length === 5",
+    )
+    .await;
+    assert!(
+        ui.eval::<bool>(
+            "document.querySelector('[data-schedule=nightly]').textContent.includes('Asia/Seoul')"
+        )
+        .await
+    );
+    // An administrator defines a job: the API's 422 details are listed, then it is created.
+    ui.click("[data-new=job]").await;
+    ui.set_value(
+        "#def-job",
+        r#"{"name": "echo", "steps": [{"name": "a", "command": "true", "depends_on": ["missing"]}]}"#,
+    )
+    .await;
+    ui.click("[data-definition=job] button[type=submit]").await;
+    ui.wait(
+        "(document.querySelector('[data-definition-errors]') || {textContent: ''}).textContent.includes('missing')",
+        Duration::from_secs(5),
+        "the job definition's errors",
+    )
+    .await;
+    ui.set_value(
+        "#def-job",
+        r#"{"name": "echo", "steps": [{"name": "a", "command": "true"}]}"#,
+    )
+    .await;
+    ui.click("[data-definition=job] button[type=submit]").await;
+    ui.wait(
+        "!!document.querySelector('[data-job=echo]') && !document.querySelector('[data-definition=job]')",
+        Duration::from_secs(5),
+        "the new job",
+    )
+    .await;
+    ui.click("[data-schedule=nightly] [data-run-now]").await;
+    ui.wait(
+        "!!document.querySelector('[data-schedule-runs=nightly] [data-run] [data-status=succeeded]') && \
+         !!document.querySelector('[data-schedule-runs=nightly] [data-task-state=succeeded]')",
+        Duration::from_secs(20),
+        "the schedule run succeeded",
+    )
+    .await;
+    ui.wait(
+        "!!document.querySelector('[data-job=tidy] [data-status=succeeded]')",
+        Duration::from_secs(10),
+        "the job's last run shown as succeeded",
+    )
+    .await;
+    ui.click("[data-job=tidy] .row.end button").await; // history
+    ui.wait(
+        "!!document.querySelector('[data-job-runs=tidy] [data-run] button')",
+        Duration::from_secs(5),
+        "the job's runs",
+    )
+    .await;
+    ui.click("[data-job-runs=tidy] [data-run] button").await;
+    ui.wait(
+        "(document.querySelector('[data-run-detail] pre.tail') || {textContent: ''}).textContent.includes('tidy-output')",
+        Duration::from_secs(5),
+        "the step's output tail",
+    )
+    .await;
+    ui.shot("17-schedules").await;
+
+    // ---- the game server: health, players, broadcast and save on its page.
+    ui.go(
+        "#/p/mc",
+        "!!document.querySelector('[data-game=minecraft]')",
+    )
+    .await;
+    ui.click(".program-head [data-action=start]").await;
+    ui.wait(
+        "document.querySelector('.program-head [data-state]').dataset.state === 'running' && \
+         !!document.querySelector('[data-health=healthy]')",
+        Duration::from_secs(30),
+        "the game running and healthy",
+    )
+    .await;
+    let (st, v) = w
+        .post("/api/programs/mc/rcon", json!({"command": "join Steve"}))
+        .await;
+    assert!(st.is_success(), "{v}");
+    ui.click("[data-load-players]").await;
+    ui.wait(
+        "(document.querySelector('[data-player-names]') || {textContent: ''}).textContent.includes('Steve')",
+        Duration::from_secs(10),
+        "the players list",
+    )
+    .await;
+    ui.set_value("#broadcast-input", "hello-players").await;
+    ui.click("[data-broadcast] button[type=submit]").await;
+    ui.wait(
+        "document.querySelector('.console').textContent.includes('[Server] hello-players')",
+        Duration::from_secs(10),
+        "the broadcast in the console",
+    )
+    .await;
+    ui.click("[data-game] [data-save]").await;
+    ui.wait(
+        "document.querySelector('.console').textContent.includes('Saved the game')",
+        Duration::from_secs(10),
+        "the save in the console",
+    )
+    .await;
+
+    // A restart only when nobody is online is refused while Steve plays, beside the form.
+    ui.set_value("#ws-warn", "").await;
+    ui.click("[data-warned-stop] input[type=checkbox]").await;
+    ui.click("[data-warned-stop] button[type=submit]").await;
+    ui.wait(
+        "document.querySelector('dialog.confirm').open",
+        Duration::from_secs(5),
+        "the restart confirmation",
+    )
+    .await;
+    ui.click("dialog.confirm [data-confirm=yes]").await;
+    ui.wait(
+        "!!document.querySelector('#ws-warn-error')",
+        Duration::from_secs(10),
+        "the players-online refusal",
+    )
+    .await;
+    assert_eq!(w.program("mc").await["restarts"], 0);
+
+    // ---- backups: create with a live progress bar, finished, verified.
+    ui.click("[data-create-backup]").await;
+    ui.wait(
+        "!!document.querySelector('[data-backup-status=running] [data-progress] progress')",
+        Duration::from_secs(10),
+        "the running backup's progress bar",
+    )
+    .await;
+    ui.wait(
+        "[...document.querySelectorAll('[data-backup-status=running] progress')].some(p => p.value > 0)",
+        Duration::from_secs(10),
+        "the progress bar moving",
+    )
+    .await;
+    ui.shot("18-backup-running").await;
+    ui.wait(
+        "!!document.querySelector('[data-backup-status=ok]') && !document.querySelector('[data-backup-status=running]')",
+        Duration::from_secs(30),
+        "the finished backup",
+    )
+    .await;
+    ui.click("[data-backup-status=ok] [data-verify]").await;
+    ui.wait(
+        "!!document.querySelector('[data-backup-status=ok] [data-verified=true]')",
+        Duration::from_secs(30),
+        "the backup verified OK",
+    )
+    .await;
+    ui.shot("19-program-game-backups").await;
+
+    // ---- files: open, edit, save; a change on disk in between is a conflict.
+    ui.go(
+        "#/p/mc/files",
+        "!!document.querySelector('[data-entry=\"server.properties\"]')",
+    )
+    .await;
+    ui.click("[data-entry=\"server.properties\"] button.link")
+        .await;
+    ui.wait(
+        "(document.querySelector('#file-text') || {}).value === 'motd=before\\n'",
+        Duration::from_secs(5),
+        "the file in the editor",
+    )
+    .await;
+    ui.set_value("#file-text", "motd=from-the-browser\n").await;
+    ui.click("[data-save-file]").await;
+    let props = world.join("server.properties");
+    wait_until(Duration::from_secs(5), "the file saved", || async {
+        (std::fs::read_to_string(&props).ok()? == "motd=from-the-browser\n").then_some(())
+    })
+    .await;
+    std::fs::write(&props, "motd=changed-on-disk\n").expect("write");
+    ui.set_value("#file-text", "motd=second-edit\n").await;
+    ui.click("[data-save-file]").await;
+    ui.wait(
+        "!!document.querySelector('[data-conflict]')",
+        Duration::from_secs(5),
+        "the conflict note",
+    )
+    .await;
+    ui.shot("20-files-conflict").await;
+    ui.click("[data-conflict] .btn.danger").await; // overwrite
+    wait_until(Duration::from_secs(5), "the file overwritten", || async {
+        (std::fs::read_to_string(&props).ok()? == "motd=second-edit\n").then_some(())
+    })
+    .await;
+
+    // ---- restore: the backup brings the old file back; the running program is stopped
+    // for it (the dialog's option, on by default for a running program) and started again.
+    ui.go(
+        "#/p/mc",
+        "!!document.querySelector('[data-backup-status=ok] [data-restore]')",
+    )
+    .await;
+    ui.click("[data-backup-status=ok] [data-restore]").await;
+    ui.wait(
+        "document.querySelector('dialog.confirm').open && document.querySelector('[data-confirm-option]').checked",
+        Duration::from_secs(5),
+        "the restore dialog with its stop option",
+    )
+    .await;
+    ui.shot("20b-restore-confirm").await;
+    ui.click("dialog.confirm [data-confirm=yes]").await;
+    ui.wait(
+        "!!document.querySelector('[data-restore-row] [data-status=ok]')",
+        Duration::from_secs(60),
+        "the restore finished",
+    )
+    .await;
+    assert_eq!(
+        std::fs::read_to_string(&props).expect("restored file"),
+        "motd=before\n"
+    );
+    w.wait_state("mc", "running", Duration::from_secs(30)).await;
+    ui.wait(
+        "document.querySelector('.program-head [data-state]').dataset.state === 'running'",
+        Duration::from_secs(10),
+        "the program running again after the restore",
+    )
+    .await;
+
+    // ---- the form: choosing a profile pre-fills its defaults.
+    ui.go(
+        "#/new",
+        "!!document.querySelector('#f-game-profile option[value=minecraft]')",
+    )
+    .await;
+    ui.set_value("#f-game-profile", "minecraft").await;
+    ui.wait(
+        "(document.querySelector('#f-game-rcon-port') || {}).value === '25575' && \
+         document.querySelector('#f-game-query-port').value === '25565' && \
+         document.querySelector('#f-game-profile-help').textContent.includes('save-all')",
+        Duration::from_secs(5),
+        "the Minecraft defaults",
+    )
+    .await;
+    ui.shot("21-new-game-program").await;
+
+    // Korean: every new string is in the catalogue.
+    let missing: Vec<String> = ui
+        .eval("import(document.querySelector('script[type=module]').src.replace('app.js', 'lib/i18n.js')).then(m => m.missing())")
+        .await;
+    assert!(missing.is_empty(), "catalogue keys missing: {missing:?}");
+
+    // 360 px: nothing wider than the screen on the new pages.
+    ui.set_width(360, 780).await;
+    for (hash, ready, name) in [
+        (
+            "#/alerts",
+            "!!document.querySelector('[data-channel=hooks]')",
+            "alerts",
+        ),
+        (
+            "#/schedules",
+            "!!document.querySelector('[data-schedule=nightly]')",
+            "schedules",
+        ),
+        (
+            "#/p/mc",
+            "!!document.querySelector('[data-backup-status=ok]')",
+            "program",
+        ),
+        (
+            "#/p/mc/files",
+            "!!document.querySelector('[data-entry]')",
+            "files",
+        ),
+    ] {
+        ui.go(hash, ready).await;
+        ui.assert_fits(360, &format!("the {name} page at 360 px"))
+            .await;
+        ui.shot(&format!("22-{name}-360")).await;
+    }
+    ui.set_width(1280, 900).await;
+
+    // A viewer sees no buttons that change anything.
+    ui.go("#/", "!!document.querySelector('[data-program=mc]')")
+        .await;
+    ui.click(".top button.btn").await; // log out
+    login_seeing(&ui, "viewer", VIEWER_PASSWORD, "mc").await;
+    ui.go(
+        "#/alerts",
+        "!!document.querySelector('[data-channel=hooks]')",
+    )
+    .await;
+    assert_eq!(
+        ui.eval::<u32>(
+            "document.querySelectorAll('[data-add-channel], [data-add-rule], [data-test]').length"
+        )
+        .await,
+        0,
+        "a viewer must not see alert changes"
+    );
+    ui.go(
+        "#/schedules",
+        "!!document.querySelector('[data-schedule=nightly]')",
+    )
+    .await;
+    assert_eq!(
+        ui.eval::<u32>("document.querySelectorAll('[data-run-now], [data-cancel]').length")
+            .await,
+        0,
+        "a viewer must not run schedules or jobs"
+    );
+    ui.go(
+        "#/p/mc",
+        "!!document.querySelector('[data-backup-status=ok]')",
+    )
+    .await;
+    assert_eq!(
+        ui.eval::<u32>(
+            "document.querySelectorAll('[data-create-backup], [data-verify], [data-restore], #broadcast-input, [data-save], [data-warned-stop]').length"
+        )
+        .await,
+        0,
+        "a viewer must not see backup or game actions"
+    );
+    ui.shot("23-program-game-viewer").await;
+
+    let problems = std::mem::take(&mut *ui.problems.lock().expect("lock"));
+    assert!(
+        problems.errors.is_empty(),
+        "console errors: {:#?}",
+        problems.errors
+    );
+    let expected = |(url, text): &(String, String)| {
+        (url.ends_with("/api/auth/me") && text.contains("401"))
+            || ((url.ends_with("/api/alerts/rules") || url.ends_with("/api/jobs"))
+                && text.contains("422"))
+            || (url.ends_with("/api/programs/mc/files/text") && text.contains("409"))
+            || (url.contains("/api/programs/mc/restart?only_when_empty=true")
+                && text.contains("409"))
+            || ((url.contains("/metrics") || url.contains("/api/system/stats"))
+                && text.contains("404"))
+    };
+    let unexpected: Vec<_> = problems.network.iter().filter(|n| !expected(n)).collect();
+    assert!(
+        unexpected.is_empty(),
+        "unexpected failed requests: {unexpected:#?}"
+    );
+    let (st, _) = w.post("/api/programs/mc/stop", json!(null)).await;
+    assert!(st.is_success());
     browser.close().await.expect("close Chromium");
     let _ = browser.wait().await;
     events.abort();

@@ -16,6 +16,9 @@ import { Overview } from './pages/overview.js';
 import { ProgramPage } from './pages/program.js';
 import { ProgramForm } from './pages/form.js';
 import { UsersPage } from './pages/users.js';
+import { AlertsPage } from './pages/alerts.js';
+import { SchedulesPage } from './pages/schedules.js';
+import { FilesPage } from './pages/files.js';
 import { Settings } from './pages/settings.js';
 import { About } from './pages/about.js';
 
@@ -23,7 +26,11 @@ applyTheme(currentTheme());
 
 function LiveStatus() {
   const [status, setStatus] = useState(live.status);
-  useEffect(() => live.onStatus(setStatus), []);
+  useEffect(() => {
+    // Effects run after paint: the socket may have opened since the first render.
+    setStatus(live.status);
+    return live.onStatus(setStatus);
+  }, []);
   return html`<span class=${`live live-${status}`} data-live=${status} role="status">
     <span class="dot" aria-hidden="true"></span><span class="live-label">${t(`live.${status}`)}</span>
   </span>`;
@@ -37,6 +44,8 @@ function Nav({ route, onLogout, onLang }) {
     <a class="brand" href=${href.overview()}>${t('app.name')}</a>
     <nav aria-label=${t('nav.menu')}>
       ${link(href.overview(), 'nav.overview', !first || first === 'p' || first === 'new')}
+      ${link(href.alerts(), 'nav.alerts', first === 'alerts')}
+      ${link(href.schedules(), 'nav.schedules', first === 'schedules')}
       ${can('admin') && link(href.users(), 'nav.users', first === 'users')}
       ${link(href.settings(), 'nav.settings', first === 'settings')}
       ${link(href.about(), 'nav.about', first === 'about')}
@@ -55,9 +64,12 @@ function Nav({ route, onLogout, onLang }) {
 function Page({ route, onLang, onTheme }) {
   const [a, b, c] = route.parts;
   if (a === 'p' && b && c === 'edit') return html`<${ProgramForm} key=${`edit-${b}`} name=${b} />`;
+  if (a === 'p' && b && c === 'files') return html`<${FilesPage} key=${`files-${b}`} name=${b} />`;
   if (a === 'p' && b) return html`<${ProgramPage} key=${b} name=${b} />`;
   if (a === 'new') return html`<${ProgramForm} key="new" />`;
   if (a === 'users') return html`<${UsersPage} />`;
+  if (a === 'alerts') return html`<${AlertsPage} />`;
+  if (a === 'schedules') return html`<${SchedulesPage} />`;
   if (a === 'settings') return html`<${Settings} onLang=${onLang} onTheme=${onTheme} />`;
   if (a === 'about') return html`<${About} />`;
   return html`<${Overview} />`;

@@ -14,6 +14,7 @@ use super::error::{ApiError, ErrorBody, Json, Path};
 use crate::auth::Role;
 use crate::games::{GamesError, PlayersInfo};
 use crate::program::FieldError;
+use crate::program::game::{Broadcast, GameProfile, GameSpec, Readiness, StopStep};
 
 impl From<GamesError> for ApiError {
     fn from(e: GamesError) -> ApiError {
@@ -128,10 +129,72 @@ async fn broadcast(
     Ok(Json(BroadcastReply { method }))
 }
 
+/// What a game profile assumes, for forms that pre-fill a new game server.
+#[derive(Serialize, ToSchema)]
+pub struct ProfileInfo {
+    /// The profile.
+    pub profile: GameProfile,
+    /// A game section with the connections such servers usually offer on their usual
+    /// ports; passwords are empty and must be filled in.
+    pub template: GameSpec,
+    /// The stop signal to use when no stop step applies.
+    pub stop_signal: &'static str,
+    /// Readiness check in effect with the template.
+    pub readiness: Option<Readiness>,
+    /// Graceful stop steps in effect with the template.
+    pub stop_steps: Vec<StopStep>,
+    /// Graceful stop steps in effect when the template's RCON section is removed.
+    pub stop_steps_without_rcon: Vec<StopStep>,
+    /// How broadcasts are sent with the template (`None`: not possible).
+    pub broadcast: Option<Broadcast>,
+    /// The RCON command that saves the world, where the game has one.
+    pub save_rcon: Option<&'static str>,
+    /// The console line that saves the world, where the game reads one on stdin.
+    pub save_stdin: Option<&'static str>,
+}
+
+/// Every game profile.
+#[derive(Serialize, ToSchema)]
+pub struct ProfileList {
+    /// In the order forms list them.
+    pub profiles: Vec<ProfileInfo>,
+}
+
+/// The game profiles and the defaults each fills in (readiness, stop steps, broadcast,
+/// usual ports), computed by the same code the supervisor and `games` use.
+#[utoipa::path(get, path = "/api/games/profiles", tag = "games",
+    responses((status = 200, body = ProfileList), (status = 401, body = ErrorBody)))]
+async fn profiles(caller: Caller) -> Result<Json<ProfileList>, ApiError> {
+    caller.require(Role::Viewer)?;
+    let profiles = GameProfile::ALL
+        .into_iter()
+        .map(|profile| {
+            let template = profile.template();
+            let without_rcon = GameSpec {
+                rcon: None,
+                ..template.clone()
+            };
+            ProfileInfo {
+                profile,
+                stop_signal: profile.stop_signal(),
+                readiness: template.effective_readiness(),
+                stop_steps: template.effective_stop_steps(),
+                stop_steps_without_rcon: without_rcon.effective_stop_steps(),
+                broadcast: template.effective_broadcast(),
+                save_rcon: profile.save_rcon(),
+                save_stdin: profile.save_stdin(),
+                template,
+            }
+        })
+        .collect();
+    Ok(Json(ProfileList { profiles }))
+}
+
 /// Routes of this module.
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(rcon))
         .routes(routes!(players))
         .routes(routes!(broadcast))
+        .routes(routes!(profiles))
 }

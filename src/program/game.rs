@@ -72,6 +72,88 @@ pub enum GameProfile {
     Generic,
 }
 
+impl GameProfile {
+    /// Every profile, in the order forms list them.
+    pub const ALL: [GameProfile; 5] = [
+        GameProfile::Minecraft,
+        GameProfile::Palworld,
+        GameProfile::Source,
+        GameProfile::Valheim,
+        GameProfile::Generic,
+    ];
+
+    /// A starting point for a new program of this profile: the connections its servers
+    /// usually offer on their usual ports (passwords left empty for the user to fill in).
+    /// Readiness, stop steps and broadcast stay absent, so the profile's defaults apply.
+    pub fn template(self) -> GameSpec {
+        let rcon = |port| RconSpec {
+            host: localhost(),
+            port,
+            password: Secret::default(),
+        };
+        let query = |kind, port| QuerySpec {
+            kind,
+            host: localhost(),
+            port: Some(port),
+            url: None,
+            expect_status: None,
+            body_contains: None,
+        };
+        let (rcon, query, rest) = match self {
+            GameProfile::Minecraft => (Some(rcon(25575)), Some(query(QueryKind::Slp, 25565)), None),
+            GameProfile::Palworld => (
+                None,
+                None,
+                Some(RestSpec {
+                    host: localhost(),
+                    port: 8212,
+                    password: Secret::default(),
+                }),
+            ),
+            GameProfile::Source => (Some(rcon(27015)), Some(query(QueryKind::A2s, 27015)), None),
+            GameProfile::Valheim => (None, Some(query(QueryKind::A2s, 2457)), None),
+            GameProfile::Generic => (None, None, None),
+        };
+        GameSpec {
+            profile: self,
+            rcon,
+            query,
+            rest,
+            readiness: None,
+            liveness: None,
+            players_interval_seconds: default_players_interval(),
+            stop_steps: None,
+            broadcast: None,
+        }
+    }
+
+    /// The signal that stops this profile's servers cleanly when no stop step applies
+    /// (Valheim saves the world on SIGINT, not on SIGTERM).
+    pub fn stop_signal(self) -> &'static str {
+        match self {
+            GameProfile::Valheim => "SIGINT",
+            _ => "SIGTERM",
+        }
+    }
+
+    /// The RCON command that saves the world now, where the game has one.
+    pub fn save_rcon(self) -> Option<&'static str> {
+        match self {
+            GameProfile::Minecraft => Some("save-all"),
+            GameProfile::Palworld => Some("Save"),
+            GameProfile::Source | GameProfile::Valheim | GameProfile::Generic => None,
+        }
+    }
+
+    /// The console (stdin) line that saves the world now, where the game reads one.
+    pub fn save_stdin(self) -> Option<&'static str> {
+        match self {
+            GameProfile::Minecraft => Some("save-all"),
+            _ => None,
+        }
+    }
+}
+
 /// How to reach the server's RCON console.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -634,6 +716,32 @@ fn check_template(template: &str, err: &mut dyn FnMut(&str, String)) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn profile_templates_are_valid_once_passwords_are_set() {
+        for profile in GameProfile::ALL {
+            let mut g = profile.template();
+            if let Some(r) = &mut g.rcon {
+                r.password = Secret("pw".into());
+            }
+            if let Some(r) = &mut g.rest {
+                r.password = Secret("pw".into());
+            }
+            let mut errs = Vec::new();
+            g.validate(&mut errs);
+            assert!(errs.is_empty(), "{profile:?}: {errs:?}");
+            assert_eq!(g.profile, profile);
+        }
+        // The template leaves the profile's own defaults in charge.
+        let mc = GameProfile::Minecraft.template();
+        assert_eq!(
+            mc.effective_stop_steps(),
+            vec![
+                StopStep::Rcon("save-all".into()),
+                StopStep::Rcon("stop".into())
+            ]
+        );
+    }
 
     fn game(json: &str) -> GameSpec {
         serde_json::from_str(json).expect("parses")

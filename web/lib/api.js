@@ -26,14 +26,16 @@ export function setUnauthorizedHandler(fn) {
 
 export async function request(method, path, body, { quiet401 = false } = {}) {
   const headers = { Accept: 'application/json' };
-  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  // A FormData body (uploads) sets its own multipart Content-Type.
+  const form = body instanceof FormData;
+  if (body !== undefined && !form) headers['Content-Type'] = 'application/json';
   if (method !== 'GET' && csrfToken) headers['X-CSRF-Token'] = csrfToken;
   let resp;
   try {
     resp = await fetch(path, {
       method,
       headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: body === undefined || form ? body : JSON.stringify(body),
       credentials: 'same-origin',
     });
   } catch (e) {
@@ -60,6 +62,8 @@ export const api = {
   post: (path, body = undefined, opts) => request('POST', path, body, opts),
   put: (path, body, opts) => request('PUT', path, body, opts),
   del: (path, opts) => request('DELETE', path, undefined, opts),
+  /** Posts a multipart form (file uploads). */
+  upload: (path, form, opts) => request('POST', path, form, opts),
 };
 
 /** Encodes one path segment (program and user names are restricted, but be safe). */

@@ -116,6 +116,21 @@ class Live {
         // A program was created, edited or deleted: lists refetch.
         this.resync();
         break;
+      case 'health':
+      case 'players':
+        // Part of a program's status (`programs`); health changes are also events.
+        this.emit('programs', msg);
+        if (msg.type === 'health') this.emit('events', msg);
+        break;
+      case 'backup':
+        this.emit('programs', msg);
+        this.emit('events', msg);
+        break;
+      case 'job':
+      case 'schedule':
+      case 'notice':
+        this.emit('events', msg);
+        break;
       case 'lagged':
         this.resync();
         break;

@@ -140,12 +140,29 @@ function applyState(ev) {
   );
 }
 
+/** Patches a program's game status from a health change or a players sample. */
+function applyGame(ev) {
+  const prev = programs.get(ev.program);
+  if (!prev || !prev.game_status) return;
+  const gs =
+    ev.type === 'health'
+      ? { ...prev.game_status, health: ev.to, failures: ev.failures, message: ev.to === 'healthy' ? null : ev.reason, checked_ms: ev.ts }
+      : { ...prev.game_status, players: ev.online, max_players: ev.max ?? prev.game_status.max_players };
+  programs.set(ev.program, { ...prev, game_status: gs });
+}
+
+/** Routes what the `programs` topic carries by its type. */
+function onProgramMessage(ev) {
+  if (ev.type === 'state') applyState(ev);
+  else if (ev.type === 'health' || ev.type === 'players') applyGame(ev);
+}
+
 let started = false;
 /** Starts following programs over the live connection (once per session). */
 export function followPrograms() {
   if (started) return;
   started = true;
-  live.subscribe('programs', applyState);
+  live.subscribe('programs', onProgramMessage);
   live.subscribe('samples', addSample);
   live.onResync(() => refreshPrograms().catch(() => {}));
 }

@@ -34,6 +34,9 @@ export const href = {
   users: () => '#/users',
   settings: () => '#/settings',
   about: () => '#/about',
+  alerts: () => '#/alerts',
+  schedules: () => '#/schedules',
+  files: (name) => `#/p/${seg(name)}/files`,
 };
 
 export function navigate(to) {
@@ -55,6 +58,34 @@ export function Uptime({ startedAt }) {
   const now = useNow();
   if (startedAt == null) return html`<span class="num">${t('common.none')}</span>`;
   return html`<span class="num">${fmt.duration(Math.max(0, (now - startedAt) / 1000))}</span>`;
+}
+
+/**
+ * A badge for the outcome of a run, backup, restore or delivery (`succeeded`, `ok`,
+ * `failed`…), coloured like the program states it resembles.
+ */
+const OUTCOME_CLASS = {
+  succeeded: 'running',
+  ok: 'running',
+  delivered: 'running',
+  healthy: 'running',
+  running: 'starting',
+  pending: 'starting',
+  unknown: 'stopped',
+  failing: 'backoff',
+  failed: 'crashed',
+  interrupted: 'crashed',
+  lost: 'crashed',
+  dropped: 'crashed',
+  unhealthy: 'crashed',
+  cancelled: 'stopped',
+  skipped: 'stopped',
+};
+
+export function OutcomeBadge({ status }) {
+  return html`<span class=${`badge state-${OUTCOME_CLASS[status] || 'stopped'}`} data-status=${status}>
+    <span class="dot" aria-hidden="true"></span>${t(`outcome.${status}`)}
+  </span>`;
 }
 
 // ---- sparkline ------------------------------------------------------------------------------
@@ -100,14 +131,17 @@ export function Sparkline({ values, max, label, width = 72, height = 22 }) {
 
 let showConfirm = null;
 
-/** Asks the user to confirm; resolves to true or false. */
-export function confirmAction({ title, body, action, danger = true }) {
+/**
+ * Asks the user to confirm; resolves to true or false. `option` (`{label, checked}`) adds
+ * a checkbox whose final state is written back to `option.checked`.
+ */
+export function confirmAction({ title, body, action, danger = true, option = null }) {
   return new Promise((resolve) => {
     if (!showConfirm) {
       resolve(false);
       return;
     }
-    showConfirm({ title, body, action, danger, resolve });
+    showConfirm({ title, body, action, danger, option, resolve });
   });
 }
 
@@ -139,6 +173,9 @@ export function ConfirmHost() {
     ${req && html`<form method="dialog" onSubmit=${(e) => { e.preventDefault(); finish(true); }}>
       <h2 id="confirm-title">${req.title}</h2>
       <p>${req.body}</p>
+      ${req.option &&
+      html`<label class="check"><input type="checkbox" data-confirm-option checked=${req.option.checked}
+        onChange=${(e) => { req.option.checked = e.currentTarget.checked; }} /> ${req.option.label}</label>`}
       <div class="row end">
         <button type="button" class="btn" autofocus onClick=${() => finish(false)}>${t('common.cancel')}</button>
         <button type="submit" class=${req.danger ? 'btn danger' : 'btn primary'} data-confirm="yes">${req.action}</button>
@@ -190,6 +227,26 @@ export function Field({ id, label, help, error, children }) {
     ${help && html`<small id=${`${id}-help`} class="help">${help}</small>`}
     ${error && html`<small id=${`${id}-error`} class="error" role="alert">${error}</small>`}
   </div>`;
+}
+
+/**
+ * The API's 422 details as `{field: message}` (messages of one field joined); `known`
+ * maps an API field name to the form's key, or returns null for fields the form lacks.
+ */
+export function errorsByField(err, known) {
+  const out = {};
+  for (const d of err.details || []) {
+    const key = known(d.field);
+    if (key) out[key] = out[key] ? `${out[key]} ${d.message}` : d.message;
+  }
+  return out;
+}
+
+/** The details `errorsByField` could not place, as one line for the form's summary. */
+export function unplacedErrors(err, known) {
+  const rest = (err.details || []).filter((d) => !known(d.field));
+  if (!rest.length) return (err.details || []).length ? null : err.message;
+  return rest.map((d) => `${d.field}: ${d.message}`).join(' · ');
 }
 
 /** Copies text, also on plain-http LAN addresses where the Clipboard API is missing. */

@@ -8,7 +8,8 @@ import { t } from '../lib/i18n.js';
 import { api, seg } from '../lib/api.js';
 import { can } from '../lib/session.js';
 import { refreshProgram } from '../lib/stores.js';
-import { Field, href, navigate, toast } from '../lib/ui.js';
+import { describeStep, gameProfiles } from '../lib/games.js';
+import { Field, href, navigate, toast, toastError } from '../lib/ui.js';
 
 const SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGKILL'];
 const POLICIES = ['never', 'on-failure', 'always'];
@@ -19,7 +20,11 @@ const NUMBERS = [
   'restart.max_failed_starts',
   'restart.window_seconds',
   'stop.timeout_seconds',
+  'game.rcon.port',
+  'game.query.port',
+  'game.rest.port',
 ];
+const QUERY_KINDS = ['slp', 'a2s', 'tcp'];
 
 /** The API's defaults (what an empty definition gets). */
 const DEFAULTS = {
@@ -39,7 +44,32 @@ const DEFAULTS = {
   'stop.signal': 'SIGTERM',
   'stop.stdin': '',
   'stop.timeout_seconds': '30',
+  'game.profile': '',
+  'game.rcon.port': '',
+  'game.rcon.password': '',
+  'game.query.kind': '',
+  'game.query.port': '',
+  'game.rest.port': '',
+  'game.rest.password': '',
+  'game.readiness': '',
 };
+
+/** The form's game fields from a game section (absent: no game). */
+function gameFields(g) {
+  if (!g) return {};
+  const port = (x) => (x && x.port != null ? String(x.port) : '');
+  const q = g.query && QUERY_KINDS.includes(g.query.kind) ? g.query : null;
+  return {
+    'game.profile': g.profile,
+    'game.rcon.port': port(g.rcon),
+    'game.rcon.password': g.rcon ? g.rcon.password : '',
+    'game.query.kind': q ? q.kind : '',
+    'game.query.port': port(q),
+    'game.rest.port': port(g.rest),
+    'game.rest.password': g.rest ? g.rest.password : '',
+    'game.readiness': g.readiness && g.readiness.log_line ? g.readiness.log_line : '',
+  };
+}
 
 function fromSpec(p) {
   return {
@@ -61,14 +91,42 @@ function fromSpec(p) {
     'stop.signal': p.stop.signal,
     'stop.stdin': p.stop.stdin || '',
     'stop.timeout_seconds': String(p.stop.timeout_seconds),
+    ...gameFields(p.game),
   };
 }
 
+/**
+ * The game section from the form, on top of `base` (the stored section when editing), so
+ * settings this form does not show (liveness, stop steps, hosts…) are kept.
+ */
+function toGame(f, base, num) {
+  if (!f['game.profile']) return undefined;
+  const g = { ...(base || {}), profile: f['game.profile'] };
+  const section = (key, extra) => {
+    if (!f[`game.${key}.port`].trim()) {
+      delete g[key];
+      return;
+    }
+    g[key] = { ...((base && base[key]) || {}), port: num(`game.${key}.port`), ...extra };
+  };
+  section('rcon', { password: f['game.rcon.password'] });
+  section('rest', { password: f['game.rest.password'] });
+  if (f['game.query.kind']) {
+    g.query = { ...((base && base.query) || {}), kind: f['game.query.kind'] };
+    if (f['game.query.port'].trim()) g.query.port = num('game.query.port');
+  } else if (!(base && base.query && !QUERY_KINDS.includes(base.query.kind))) {
+    delete g.query;
+  }
+  if (f['game.readiness'].trim()) g.readiness = { log_line: f['game.readiness'] };
+  else if (g.readiness && g.readiness.log_line) delete g.readiness;
+  return g;
+}
+
 /** `[spec, errors]`: the JSON the API takes, and problems found before sending it. */
-function toSpec(f) {
+function toSpec(f, baseGame) {
   const errors = {};
   const num = (key) => {
-    const v = f[key].trim();
+    const v = String(f[key]).trim();
     if (!/^\d+$/.test(v)) {
       errors[key] = t('form.number');
       return 0;
@@ -101,10 +159,36 @@ function toSpec(f) {
   if (f.display_name.trim()) spec.display_name = f.display_name.trim();
   if (f.cwd.trim()) spec.cwd = f.cwd.trim();
   if (f['stop.stdin'].trim()) spec.stop.stdin = f['stop.stdin'];
+  const game = toGame(f, baseGame, num);
+  if (game) spec.game = game;
   return [spec, errors];
 }
 
-const fieldId = (key) => `f-${key.replace('.', '-')}`;
+const fieldId = (key) => `f-${key.replace(/\./g, '-')}`;
+
+/** The form key an API error field belongs to, or null. */
+function formKey(field) {
+  if (field in DEFAULTS) return field;
+  if (field.startsWith('game.readiness')) return 'game.readiness';
+  const m = /^game\.(rcon|rest|query)\.(port|password|kind)/.exec(field);
+  return m && `game.${m[1]}.${m[2]}` in DEFAULTS ? `game.${m[1]}.${m[2]}` : null;
+}
+
+/** What a profile fills in by itself, in words, for the help under the profile choice. */
+function profileSummary(info, hasRcon) {
+  if (!info) return '';
+  const steps = hasRcon ? info.stop_steps : info.stop_steps_without_rcon;
+  const readiness = info.readiness
+    ? info.readiness.log_line != null
+      ? `log /${info.readiness.log_line}/`
+      : describeStep(info.readiness)
+    : t('common.none');
+  return t('form.game.defaults', {
+    readiness,
+    stop: steps.length ? steps.map(describeStep).join(', ') : t('common.none'),
+    broadcast: info.broadcast ? describeStep(info.broadcast) : t('common.none'),
+  });
+}
 
 function focusFirst(errors) {
   const first = Object.keys(errors)[0];
@@ -117,12 +201,18 @@ export function ProgramForm({ name }) {
   const [errors, setErrors] = useState({});
   const [summary, setSummary] = useState(null);
   const [busy, setBusy] = useState(false);
+  const [baseGame, setBaseGame] = useState(null);
+  const [profiles, setProfiles] = useState({});
 
   useEffect(() => {
+    gameProfiles().then(setProfiles).catch(toastError);
     if (!editing) return;
     api
       .get(`/api/programs/${seg(name)}`)
-      .then((p) => setForm(fromSpec(p)))
+      .then((p) => {
+        setBaseGame(p.game || null);
+        setForm(fromSpec(p));
+      })
       .catch((e) => setSummary(e.message));
   }, [name]);
 
@@ -135,9 +225,25 @@ export function ProgramForm({ name }) {
     if (errors[key]) setErrors({ ...errors, [key]: undefined });
   };
 
+  // Choosing a profile fills in its usual connections and stop signal; passwords and
+  // anything typed already stay.
+  const chooseProfile = (e) => {
+    const profile = e.currentTarget.value;
+    const info = profiles[profile];
+    const next = { ...form, 'game.profile': profile };
+    if (info) {
+      const tpl = gameFields(info.template);
+      for (const key of ['game.rcon.port', 'game.query.kind', 'game.query.port', 'game.rest.port']) {
+        if (!form[key]) next[key] = tpl[key];
+      }
+      if (form['stop.signal'] === DEFAULTS['stop.signal']) next['stop.signal'] = info.stop_signal;
+    }
+    setForm(next);
+  };
+
   const submit = async (e) => {
     e.preventDefault();
-    const [spec, local] = toSpec(form);
+    const [spec, local] = toSpec(form, baseGame);
     if (Object.keys(local).length) {
       setErrors(local);
       setSummary(t('form.invalid'));
@@ -155,7 +261,7 @@ export function ProgramForm({ name }) {
     } catch (err) {
       const byField = {};
       for (const d of err.details || []) {
-        const key = d.field in DEFAULTS ? d.field : null;
+        const key = formKey(d.field);
         if (key) byField[key] = byField[key] ? `${byField[key]} ${d.message}` : d.message;
       }
       setErrors(byField);
@@ -201,6 +307,27 @@ export function ProgramForm({ name }) {
         <label class="check"><input type="checkbox" name="autostart" checked=${form.autostart}
           onChange=${set('autostart')} /> ${t('form.autostart')}</label>
         ${text('start_seconds', { help: t('form.start_seconds.help') })}
+      </fieldset>
+      <fieldset data-game-fields>
+        <legend>${t('form.game')}</legend>
+        <${Field} id="f-game-profile" label=${t('form.game.profile')}
+          help=${form['game.profile'] ? profileSummary(profiles[form['game.profile']], !!form['game.rcon.port']) : t('form.game.none.help')}>
+          <select id="f-game-profile" name="game.profile" value=${form['game.profile']} onChange=${chooseProfile}
+            aria-describedby="f-game-profile-help">
+            <option value="">${t('form.game.none')}</option>
+            ${Object.keys(profiles).map((pr) => html`<option value=${pr}>${t(`profile.${pr}`)}</option>`)}
+          </select>
+        <//>
+        ${form['game.profile'] &&
+        html`<div class="grid2">
+            ${text('game.rcon.port', { help: t('form.game.rcon.help') })}
+            ${text('game.rcon.password', { type: 'password' })}
+            ${select('game.query.kind', ['', ...QUERY_KINDS], (o) => (o ? o.toUpperCase() : t('common.none')))}
+            ${text('game.query.port')}
+            ${text('game.rest.port', { help: t('form.game.rest.help') })}
+            ${text('game.rest.password', { type: 'password' })}
+          </div>
+          ${text('game.readiness', { help: t('form.game.readiness.help') })}`}
       </fieldset>
       <fieldset>
         <legend>${t('form.restart')}</legend>

@@ -8,6 +8,8 @@ import { api, seg } from '../lib/api.js';
 import { can } from '../lib/session.js';
 import { live } from '../lib/live.js';
 import { BINARY_STEPS, Chart } from '../lib/charts.js';
+import { Backups } from './backups.js';
+import { GamePanel } from './game.js';
 import { programMetrics, RANGES } from '../lib/metrics.js';
 import { refreshProgram, useProgram } from '../lib/stores.js';
 import {
@@ -296,7 +298,8 @@ function Events({ name }) {
         .catch(toastError);
     loadNewest();
     const unsubscribe = live.subscribe('events', (ev) => {
-      if (ev.program !== name) return;
+      // Backup progress is not a stored event; everything else of this program is.
+      if (ev.program !== name || (ev.type === 'backup' && (ev.kind === 'progress' || ev.kind === 'step'))) return;
       clearTimeout(timer);
       // Written to the store before it is published, so a refetch finds it.
       timer = setTimeout(loadNewest, 200);
@@ -364,6 +367,7 @@ function Header({ p }) {
       <${StateBadge} state=${p.state} />
       <span class="grow"></span>
       <${ProgramActions} program=${p} full />
+      <a class="btn" href=${href.files(p.name)}>${t('files.open')}</a>
       ${can('admin') &&
       html`<a class="btn" href=${href.edit(p.name)}>${t('action.edit')}</a>
         <button type="button" class="btn danger" onClick=${() => deleteProgram(p)}>${t('action.delete')}</button>`}
@@ -402,8 +406,10 @@ export function ProgramPage({ name }) {
   }
   return html`<main id="main" tabindex="-1" class="page" data-program-page=${name}>
     <${Header} p=${p} />
+    ${p.game && html`<${GamePanel} p=${p} />`}
     <${Charts} name=${name} />
     <${Console} name=${name} running=${p.state === 'running' || p.state === 'starting'} />
+    <${Backups} program=${p} />
     <${Events} name=${name} />
   </main>`;
 }
