@@ -809,7 +809,10 @@ async fn the_first_run_state_is_public_and_about_is_not() {
 /// sampler that publishes real ones lands separately).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_sample_repaints_only_its_own_row() {
-    let w = Warden::start().await;
+    // The samples below are injected; real ones (every second by default) would land in
+    // other rows at random moments, so the sampler is slowed right down.
+    let tmp = tempfile::tempdir().expect("tmp");
+    let w = Warden::start_in(tmp.path(), "[metrics]\nsample_interval_ms = 600000\n").await;
     create_demo(&w).await;
     for i in 1..50 {
         w.create(json!({"name": format!("idle-{i:02}"), "command": "sleep", "args": ["1000"], "start_seconds": 0}))
