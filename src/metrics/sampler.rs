@@ -213,6 +213,7 @@ impl Sampler {
             }
             // Forget programs that stopped or were deleted.
             trees.retain(|name, _| running.contains(name));
+            reader.end_tick();
             if tick_no.is_multiple_of(MOUNTS_EVERY) {
                 mounts = reader.local_mounts();
             }

@@ -5,8 +5,11 @@
 //! Everything here is cheap and allocation-light on purpose: the sampler calls it for
 //! every supervised process once a second, beside game servers that must not notice.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::fs::File;
 use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
 
 use super::{CpuTimes, HostFacts, MemInfo, MountUsage, NetTotals, ProcStat, ProcessEntry};
 
@@ -17,10 +20,32 @@ const LOCAL_FS: &[&str] = &[
     "ntfs", "ntfs3", "overlay", "bcachefs",
 ];
 
-/// Reads `/proc` with reusable path and content buffers.
+/// Per-process files kept open between ticks (see [`ProcReader::end_tick`]), at most this
+/// many: 3 per process, so about 85 processes. Beyond it files are opened per read.
+const MAX_OPEN: usize = 256;
+
+/// Largest `/proc` file read (a long mounts table is far below).
+const MAX_FILE: u64 = 4 << 20;
+
+/// Which per-process file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum PidFile {
+    Stat,
+    Io,
+    Children,
+}
+
+/// Reads `/proc` with reusable path and content buffers. The per-process files of the
+/// supervised trees stay open and are re-read from offset 0 (the kernel regenerates them
+/// on every read), which saves an open and a close per file and tick; a file of a process
+/// that has exited reads as an error and is dropped. Reads never ask for the file size
+/// first (`/proc` files report 0 anyway).
 pub struct ProcReader {
     path: String,
     buf: String,
+    bytes: Vec<u8>,
+    /// Open per-process files and whether they were read since the last `end_tick`.
+    open: HashMap<(u32, PidFile), (File, bool)>,
     /// Nanoseconds per clock tick (`/proc/PID/stat` times are in ticks).
     ns_per_tick: u64,
     /// Bytes per memory page (`rss` is in pages).
@@ -47,6 +72,8 @@ impl ProcReader {
         ProcReader {
             path: String::with_capacity(64),
             buf: String::with_capacity(4096),
+            bytes: Vec::with_capacity(4096),
+            open: HashMap::new(),
             ns_per_tick: 1_000_000_000 / ticks,
             page_size: sysconf(nix::libc::_SC_PAGESIZE, 4096),
         }
@@ -56,10 +83,42 @@ impl ProcReader {
     /// process is gone, or the file does not exist here).
     fn load(&mut self) -> bool {
         self.buf.clear();
-        match std::fs::File::open(&self.path) {
-            Ok(mut f) => f.read_to_string(&mut self.buf).is_ok(),
+        match File::open(&self.path) {
+            // `take` avoids std's size hint (an fstat and an lseek per read).
+            Ok(f) => f.take(MAX_FILE).read_to_string(&mut self.buf).is_ok(),
             Err(_) => false,
         }
+    }
+
+    /// Reads a per-process file into `self.buf` through the open-file cache; `self.path`
+    /// must name it. Returns false when it cannot be read.
+    fn load_pid(&mut self, pid: u32, which: PidFile) -> bool {
+        let key = (pid, which);
+        if let Some((f, used)) = self.open.get_mut(&key) {
+            *used = true;
+            if read_at_start(f, &mut self.bytes) {
+                return take_utf8(&mut self.bytes, &mut self.buf);
+            }
+            // Gone (or the pid was reused by a new process, whose files are new ones).
+            self.open.remove(&key);
+            return false;
+        }
+        let Ok(f) = File::open(&self.path) else {
+            return false;
+        };
+        if !read_at_start(&f, &mut self.bytes) {
+            return false;
+        }
+        if self.open.len() < MAX_OPEN {
+            self.open.insert(key, (f, true));
+        }
+        take_utf8(&mut self.bytes, &mut self.buf)
+    }
+
+    /// Closes the files of processes not read since the previous call (they exited or
+    /// left the supervised trees). The sampler calls it once per tick.
+    pub fn end_tick(&mut self) {
+        self.open.retain(|_, (_, used)| std::mem::take(used));
     }
 
     fn set_path(&mut self, args: std::fmt::Arguments<'_>) {
@@ -70,14 +129,14 @@ impl ProcReader {
     /// Counters of one process, or `None` if it is gone.
     pub fn process(&mut self, pid: u32) -> Option<ProcStat> {
         self.set_path(format_args!("/proc/{pid}/stat"));
-        if !self.load() {
+        if !self.load_pid(pid, PidFile::Stat) {
             return None;
         }
         let mut st = parse_stat(&self.buf, self.ns_per_tick, self.page_size)?;
         st.pid = pid;
         self.set_path(format_args!("/proc/{pid}/io"));
         // `io` is unreadable for processes of other users; their disk rates read 0.
-        if self.load() {
+        if self.load_pid(pid, PidFile::Io) {
             let (r, w) = parse_io(&self.buf);
             st.read_bytes = r;
             st.write_bytes = w;
@@ -99,7 +158,7 @@ impl ProcReader {
     fn children(&mut self, pid: u32, threads: u64, out: &mut Vec<u32>) {
         if threads <= 1 {
             self.set_path(format_args!("/proc/{pid}/task/{pid}/children"));
-            if self.load() {
+            if self.load_pid(pid, PidFile::Children) {
                 out.extend(
                     self.buf
                         .split_ascii_whitespace()
@@ -286,6 +345,37 @@ impl ProcReader {
     }
 }
 
+/// Reads all of `f` from offset 0 into `out` (cleared first).
+fn read_at_start(f: &File, out: &mut Vec<u8>) -> bool {
+    out.clear();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match f.read_at(&mut chunk, out.len() as u64) {
+            Ok(0) => return true,
+            Ok(n) => {
+                out.extend_from_slice(&chunk[..n]);
+                if out.len() as u64 > MAX_FILE {
+                    return false;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Moves `bytes` into `buf` as text; false when they are not UTF-8.
+fn take_utf8(bytes: &mut Vec<u8>, buf: &mut String) -> bool {
+    buf.clear();
+    match std::str::from_utf8(bytes) {
+        Ok(text) => {
+            buf.push_str(text);
+            true
+        }
+        Err(_) => false,
+    }
+}
+
 /// Usage of one mounted filesystem, or `None` if it cannot be queried.
 pub fn mount_usage(mount: &str, fs_type: &str) -> Option<MountUsage> {
     let s = nix::sys::statvfs::statvfs(mount).ok()?;
@@ -458,6 +548,34 @@ fn parse_mounts(text: &str) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn per_process_files_are_reused_then_closed_and_exits_are_seen() {
+        let mut r = ProcReader::new();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("spawn sleep");
+        let pid = child.id();
+        let first = r.process(pid).expect("readable");
+        assert!(r.open.contains_key(&(pid, PidFile::Stat)));
+        // Read again through the open file: the same process, regenerated content.
+        let again = r.process(pid).expect("readable again");
+        assert_eq!(first.start_time, again.start_time);
+        r.end_tick();
+        assert!(r.open.contains_key(&(pid, PidFile::Stat)), "used this tick");
+        child.kill().expect("kill");
+        child.wait().expect("reap");
+        assert!(r.process(pid).is_none(), "an exited process reads as gone");
+        assert!(!r.open.contains_key(&(pid, PidFile::Stat)));
+        r.process(std::process::id()).expect("self");
+        r.end_tick();
+        r.end_tick();
+        assert!(
+            r.open.is_empty(),
+            "files not read since the last tick are closed"
+        );
+    }
 
     #[test]
     fn lowering_priority_touches_only_this_thread() {
