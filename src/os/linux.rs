@@ -97,7 +97,7 @@ impl ProcReader {
         if let Some((f, used)) = self.open.get_mut(&key) {
             *used = true;
             if read_at_start(f, &mut self.bytes) {
-                return take_utf8(&mut self.bytes, &mut self.buf);
+                return take_utf8(&self.bytes, &mut self.buf);
             }
             // Gone (or the pid was reused by a new process, whose files are new ones).
             self.open.remove(&key);
@@ -112,7 +112,7 @@ impl ProcReader {
         if self.open.len() < MAX_OPEN {
             self.open.insert(key, (f, true));
         }
-        take_utf8(&mut self.bytes, &mut self.buf)
+        take_utf8(&self.bytes, &mut self.buf)
     }
 
     /// Closes the files of processes not read since the previous call (they exited or
@@ -365,7 +365,7 @@ fn read_at_start(f: &File, out: &mut Vec<u8>) -> bool {
 }
 
 /// Moves `bytes` into `buf` as text; false when they are not UTF-8.
-fn take_utf8(bytes: &mut Vec<u8>, buf: &mut String) -> bool {
+fn take_utf8(bytes: &[u8], buf: &mut String) -> bool {
     buf.clear();
     match std::str::from_utf8(bytes) {
         Ok(text) => {
