@@ -8,7 +8,12 @@
 //! registry (`job.rs`) is keyed by it too.
 
 mod job;
+mod readings;
 pub mod service;
+mod storage;
+
+pub use readings::{ProcReader, available_memory, mount_usage};
+pub use storage::{set_file_mode, start_writeback, symlink, sync_filesystem};
 
 use std::io;
 use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle};
@@ -27,11 +32,13 @@ use windows_sys::Win32::System::Diagnostics::ToolHelp::{
 };
 use windows_sys::Win32::System::Threading::{
     ABOVE_NORMAL_PRIORITY_CLASS, BELOW_NORMAL_PRIORITY_CLASS, CREATE_NEW_PROCESS_GROUP,
-    CREATE_SUSPENDED, GetCurrentProcess, GetProcessTimes, HIGH_PRIORITY_CLASS, IDLE_PRIORITY_CLASS,
-    INFINITE, NORMAL_PRIORITY_CLASS, OpenProcess, OpenThread, PROCESS_QUERY_LIMITED_INFORMATION,
-    PROCESS_SYNCHRONIZE, PROCESS_TERMINATE, RegisterWaitForSingleObject, ResumeThread,
-    SetPriorityClass, THREAD_SUSPEND_RESUME, TerminateProcess, UnregisterWaitEx,
-    WT_EXECUTEONLYONCE, WaitForSingleObject,
+    CREATE_SUSPENDED, GetCurrentProcess, GetCurrentThread, GetProcessTimes, HIGH_PRIORITY_CLASS,
+    IDLE_PRIORITY_CLASS, INFINITE, NORMAL_PRIORITY_CLASS, OpenProcess, OpenThread,
+    PROCESS_QUERY_LIMITED_INFORMATION, PROCESS_SYNCHRONIZE, PROCESS_TERMINATE,
+    RegisterWaitForSingleObject, ResumeThread, SetPriorityClass, SetThreadPriority,
+    THREAD_MODE_BACKGROUND_BEGIN, THREAD_PRIORITY, THREAD_PRIORITY_BELOW_NORMAL,
+    THREAD_PRIORITY_IDLE, THREAD_PRIORITY_LOWEST, THREAD_PRIORITY_NORMAL, THREAD_SUSPEND_RESUME,
+    TerminateProcess, UnregisterWaitEx, WT_EXECUTEONLYONCE, WaitForSingleObject,
 };
 use windows_sys::Win32::UI::WindowsAndMessaging::{SW_HIDE, ShowWindow};
 
@@ -279,6 +286,59 @@ pub fn pid_alive(pid: u32) -> bool {
         // A process we may not open exists; any other failure means no such process.
         Err(e) => e.raw_os_error() == Some(ERROR_ACCESS_DENIED as i32),
     }
+}
+
+/// True while the process `pid` with creation time `start_time` exists and has not
+/// exited: a reused pid (another creation time) and an exited process whose object is
+/// still held open by someone both count as gone. A process warden may not open (another
+/// user's) cannot be recognised and counts as gone too.
+pub fn process_running(pid: u32, start_time: u64) -> bool {
+    if pid == 0 {
+        return false;
+    }
+    let Ok(h) = open_process(pid, PROCESS_SYNCHRONIZE | PROCESS_QUERY_LIMITED_INFORMATION) else {
+        return false;
+    };
+    creation_time(h.as_raw_handle()) == Some(start_time)
+        // SAFETY: a valid handle opened with SYNCHRONIZE; a zero timeout only polls.
+        && unsafe { WaitForSingleObject(h.as_raw_handle(), 0) } == WAIT_TIMEOUT
+}
+
+/// The Windows thread priority for a Unix nice value: 1–9 below normal, 10–18 lowest,
+/// 19 idle (runs only when nothing else wants the CPU), 0 or less normal.
+fn thread_priority_for(nice: i32) -> THREAD_PRIORITY {
+    match nice {
+        ..=0 => THREAD_PRIORITY_NORMAL,
+        1..=9 => THREAD_PRIORITY_BELOW_NORMAL,
+        10..=18 => THREAD_PRIORITY_LOWEST,
+        _ => THREAD_PRIORITY_IDLE,
+    }
+}
+
+fn set_own_thread_priority(priority: THREAD_PRIORITY) -> io::Result<()> {
+    // SAFETY: GetCurrentThread returns a pseudo-handle that needs no closing;
+    // SetThreadPriority only reads its arguments.
+    if unsafe { SetThreadPriority(GetCurrentThread(), priority) } == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Lowers the priority of the calling thread only, mapping the nice value (0–19) to a
+/// thread priority (see `thread_priority_for`). Processes never inherit a thread's
+/// priority on Windows (they take their priority class, which `prepare_command` sets to
+/// normal), so programs are unaffected.
+pub fn lower_thread_priority(nice: i32) -> io::Result<()> {
+    set_own_thread_priority(thread_priority_for(nice))
+}
+
+/// The lowest CPU and IO priority for the calling thread only: background mode
+/// (`THREAD_MODE_BACKGROUND_BEGIN`), which lowers its scheduling, I/O and memory
+/// priority. Used by backup workers so a game server sharing the machine keeps its tick
+/// rate. Unlike on Linux, threads the caller starts later (such as zstd's workers) do not
+/// inherit it and run at normal priority.
+pub fn lowest_thread_priority() -> io::Result<()> {
+    set_own_thread_priority(THREAD_MODE_BACKGROUND_BEGIN)
 }
 
 /// Resolves when the process `pid` (not a child of warden: an adopted one) has exited.
