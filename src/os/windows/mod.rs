@@ -488,7 +488,8 @@ mod tests {
 
     /// Not a test on its own: the body of the sleeper processes the tests spawn (this
     /// test binary, filtered to this function, with `SLEEPER` set). With `SLEEPER=tree`
-    /// it first starts a plain child sleeper and prints that child's pid.
+    /// it first starts a plain child sleeper and prints that child's pid; with
+    /// `SLEEPER=busy` it burns CPU instead of sleeping.
     #[test]
     fn sleeper() {
         let Ok(kind) = std::env::var(SLEEPER) else {
@@ -506,7 +507,16 @@ mod tests {
             child
         });
         println!("sleeping");
-        std::thread::sleep(Duration::from_secs(120));
+        if kind == "busy" {
+            // Burns CPU instead, for the resource readings' tests.
+            let end = Instant::now() + Duration::from_secs(120);
+            let mut x = 0u64;
+            while Instant::now() < end {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+            }
+        } else {
+            std::thread::sleep(Duration::from_secs(120));
+        }
         if let Some(mut c) = grandchild {
             let _ = c.kill();
             let _ = c.wait();
@@ -514,8 +524,8 @@ mod tests {
     }
 
     /// Spawns a sleeper the way the supervisor spawns programs; returns it and, for a
-    /// tree, the pid of its own child.
-    async fn spawn_sleeper(kind: &str) -> (tokio::process::Child, Option<u32>) {
+    /// tree, the pid of its own child. `busy` spins instead of sleeping.
+    pub(super) async fn spawn_sleeper(kind: &str) -> (tokio::process::Child, Option<u32>) {
         let exe = std::env::current_exe().expect("own exe");
         let mut cmd = tokio::process::Command::new(exe);
         cmd.args(["--exact", "os::windows::tests::sleeper", "--nocapture"])
@@ -563,6 +573,41 @@ mod tests {
         assert!(pid_alive(me));
         assert_eq!(process_start_time(0), None);
         assert!(!pid_alive(0));
+    }
+
+    #[test]
+    fn running_means_same_creation_time_and_not_exited() {
+        let me = std::process::id();
+        let start = process_start_time(me).expect("own start time");
+        assert!(process_running(me, start));
+        assert!(!process_running(me, start + 1));
+        assert!(!process_running(0, start));
+        assert!(available_memory().is_some_and(|m| m > 0));
+    }
+
+    #[test]
+    fn lowering_priority_touches_only_this_thread() {
+        use windows_sys::Win32::System::Threading::GetThreadPriority;
+        // SAFETY: pseudo-handle of the calling thread.
+        let main_before = unsafe { GetThreadPriority(GetCurrentThread()) };
+        let seen = std::thread::spawn(|| {
+            lower_thread_priority(10).expect("lower");
+            // SAFETY: pseudo-handle of the calling thread.
+            let lowered = unsafe { GetThreadPriority(GetCurrentThread()) };
+            lowest_thread_priority().expect("background mode");
+            lowered
+        })
+        .join()
+        .expect("join");
+        assert_eq!(seen, THREAD_PRIORITY_LOWEST);
+        // SAFETY: pseudo-handle of the calling thread.
+        assert_eq!(
+            unsafe { GetThreadPriority(GetCurrentThread()) },
+            main_before
+        );
+        assert_eq!(thread_priority_for(0), THREAD_PRIORITY_NORMAL);
+        assert_eq!(thread_priority_for(5), THREAD_PRIORITY_BELOW_NORMAL);
+        assert_eq!(thread_priority_for(19), THREAD_PRIORITY_IDLE);
     }
 
     #[test]

@@ -616,3 +616,141 @@ pub fn mount_usage(mount: &str, fs_type: &str) -> Option<MountUsage> {
         used: total.saturating_sub(free),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::super::tests::spawn_sleeper;
+    use super::super::{kill_group, storage};
+    use super::*;
+
+    const MAX: usize = 2048;
+
+    #[tokio::test]
+    async fn a_busy_program_in_its_job_shows_cpu_growing_and_memory() {
+        let (mut child, _) = spawn_sleeper("busy").await;
+        let pid = child.id().expect("pid");
+        let mut r = ProcReader::new();
+        let mut out = Vec::new();
+        r.tree(pid, MAX, &mut out);
+        let first = out.first().copied().expect("the leader is read");
+        assert_eq!(first.pid, pid);
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        r.tree(pid, MAX, &mut out);
+        let second = out.first().copied().expect("the leader is read again");
+        kill_group(pid).expect("kill");
+        child.wait().await.expect("wait");
+        assert_eq!(second.start_time, first.start_time);
+        assert!(
+            second.cpu_ns >= first.cpu_ns + 100_000_000,
+            "a spinning process used at least 0.1 s of CPU in 0.7 s: {} then {}",
+            first.cpu_ns,
+            second.cpu_ns
+        );
+        assert!(second.rss_bytes > 0 && second.virtual_bytes > 0);
+        assert!(second.threads >= 1 && second.open_files > 0);
+        assert!(r.process(pid).is_none(), "an exited process reads as gone");
+    }
+
+    #[tokio::test]
+    async fn the_tree_is_the_job_without_scanning() {
+        let (mut child, grandchild) = spawn_sleeper("tree").await;
+        let pid = child.id().expect("pid");
+        let grandchild = grandchild.expect("grandchild pid");
+        let mut r = ProcReader::new();
+        let mut out = Vec::new();
+        r.tree(pid, MAX, &mut out);
+        let pids: Vec<u32> = out.iter().map(|p| p.pid).collect();
+        // Bounded like on Linux: only the leader when max is 1.
+        let mut one = Vec::new();
+        r.tree(pid, 1, &mut one);
+        kill_group(pid).expect("kill");
+        child.wait().await.expect("wait");
+        assert_eq!(pids.first(), Some(&pid), "leader first");
+        assert!(
+            pids.contains(&grandchild),
+            "the job's other process: {pids:?}"
+        );
+        assert!(out[1..].iter().all(|p| p.cpu_ns == 0 && p.read_bytes == 0));
+        assert_eq!(one.len(), 1);
+    }
+
+    #[test]
+    fn a_process_without_a_job_is_read_alone() {
+        let mut r = ProcReader::new();
+        let mut out = Vec::new();
+        let me = std::process::id();
+        r.tree(me, MAX, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].pid, me);
+        assert!(out[0].cpu_ns > 0 && out[0].rss_bytes > 0);
+        assert!(
+            r.all_processes()
+                .iter()
+                .any(|p| p.pid == me && !p.name.is_empty())
+        );
+    }
+
+    #[test]
+    fn host_readings() {
+        let mut r = ProcReader::new();
+        let mut cpus = Vec::new();
+        r.cpu_times(&mut cpus);
+        assert!(!cpus.is_empty() && cpus[0].total > 0 && cpus[0].busy <= cpus[0].total);
+        let mem = r.mem_info().expect("memory");
+        assert!(mem.total > 0 && mem.available > 0 && mem.available <= mem.total);
+        assert!(mem.swap_free <= mem.swap_total);
+        assert_eq!(r.load_average(), None);
+        assert!(r.net_totals().is_some());
+        let mounts = r.local_mounts();
+        let (root, fs) = mounts.first().expect("a fixed drive");
+        let usage = mount_usage(root, fs).expect("usage");
+        assert!(usage.total > 0 && usage.used <= usage.total);
+        let facts = r.host_facts();
+        assert!(facts.cpus >= 1 && facts.memory_bytes > 0);
+        assert!(facts.os.starts_with("Windows") && !facts.hostname.is_empty());
+        assert!(facts.boot_time_ms > 0);
+    }
+
+    #[test]
+    fn version_names() {
+        assert_eq!(os_name(10, 19045, true), "Windows 10 (build 19045)");
+        assert_eq!(os_name(10, 22631, true), "Windows 11 (build 22631)");
+        assert_eq!(os_name(10, 20348, false), "Windows Server (build 20348)");
+        assert_eq!(
+            cpu_entry(50, 80, 20),
+            CpuTimes {
+                busy: 50,
+                total: 100
+            }
+        );
+    }
+
+    #[test]
+    fn a_restored_tree_is_flushed_and_links_follow_their_target() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("a/b")).expect("mkdir");
+        std::fs::write(dir.path().join("a/b/f.txt"), "x").expect("write");
+        storage::sync_filesystem(dir.path()).expect("sync");
+        storage::set_file_mode(&dir.path().join("a/b/f.txt"), 0o444).expect("mode");
+        assert!(
+            !std::fs::metadata(dir.path().join("a/b/f.txt"))
+                .expect("meta")
+                .permissions()
+                .readonly()
+        );
+        match storage::symlink(Path::new("a/b"), &dir.path().join("dirlink")) {
+            Ok(()) => {
+                assert_eq!(
+                    std::fs::read_to_string(dir.path().join("dirlink").join("f.txt"))
+                        .expect("read through the link"),
+                    "x"
+                );
+            }
+            // Without the symlink privilege the OS error is handed back, not hidden.
+            Err(e) => assert!(e.raw_os_error().is_some(), "{e}"),
+        }
+    }
+}
