@@ -336,9 +336,12 @@ pub fn lower_thread_priority(nice: i32) -> io::Result<()> {
 /// (`THREAD_MODE_BACKGROUND_BEGIN`), which lowers its scheduling, I/O and memory
 /// priority. Used by backup workers so a game server sharing the machine keeps its tick
 /// rate. Unlike on Linux, threads the caller starts later (such as zstd's workers) do not
-/// inherit it and run at normal priority.
+/// inherit it and run at normal priority. Where background mode is refused (Wine does not
+/// implement it) the thread gets the lowest CPU priority instead, its I/O priority
+/// unchanged.
 pub fn lowest_thread_priority() -> io::Result<()> {
     set_own_thread_priority(THREAD_MODE_BACKGROUND_BEGIN)
+        .or_else(|_| set_own_thread_priority(THREAD_PRIORITY_LOWEST))
 }
 
 /// Resolves when the process `pid` (not a child of warden: an adopted one) has exited.
