@@ -1,6 +1,8 @@
 //! Duplicate-run prevention across an unclean exit of warden: a child that still runs is
 //! adopted (never started twice); a recorded pid that now belongs to another process is not.
 
+#![cfg(unix)]
+
 mod common;
 
 use std::time::Duration;

@@ -1,6 +1,8 @@
 //! Alerts end to end: the real binary, real crashing programs, and a real HTTP receiver
 //! (axum on 127.0.0.1:0 in this process) that can answer 200, fail, rate-limit or hang.
 
+#![cfg(unix)]
+
 mod common;
 
 use std::collections::{HashMap, VecDeque};

@@ -1,6 +1,8 @@
 //! The HTTP API's contract: roles on every endpoint, one error shape for every failure,
 //! browser sessions with CSRF, login rate limiting, OpenAPI, declarative apply.
 
+#![cfg(unix)]
+
 mod common;
 
 use std::time::Duration;

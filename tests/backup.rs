@@ -2,6 +2,8 @@
 //! kill -9 mid-backup, cancel, verify catching corruption, retention, a malicious archive,
 //! and pre/post steps against the demo game server even when the backup fails.
 
+#![cfg(unix)]
+
 mod common;
 
 use std::collections::BTreeMap;

@@ -1,6 +1,8 @@
 //! The command line against a running server: `warden ctl` tables and JSON, console
 //! input and output, users and tokens offline.
 
+#![cfg(unix)]
+
 mod common;
 
 use std::process::Command;

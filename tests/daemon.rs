@@ -1,6 +1,8 @@
 //! warden as a daemon: clean shutdown (programs stopped or left running), unclean kills
 //! that leave the database intact, console capture (long lines, input, live stream).
 
+#![cfg(unix)]
+
 mod common;
 
 use std::time::Duration;

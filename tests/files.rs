@@ -3,6 +3,8 @@
 //! 200 MB each way in constant server memory, a 100,000-entry folder page by page,
 //! roles, limits, archives and the read-only log view.
 
+#![cfg(unix)]
+
 mod common;
 
 use std::path::{Path, PathBuf};

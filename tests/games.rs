@@ -3,6 +3,8 @@
 //! readiness on the `Done (` line or a query, liveness restarts, graceful stop over RCON,
 //! warned restarts, broadcasts, and passwords that never leave warden.
 
+#![cfg(unix)]
+
 mod common;
 
 use std::path::Path;

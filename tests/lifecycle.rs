@@ -1,6 +1,8 @@
 //! Lifecycle end to end: crash detection, restart with backoff, the start limit, requested
 //! stops, stop sequences (signal, stdin, kill of the whole process group).
 
+#![cfg(unix)]
+
 mod common;
 
 use std::time::{Duration, Instant};

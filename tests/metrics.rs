@@ -2,6 +2,8 @@
 //! samples across clean and unclean restarts, import/export, the query API's errors,
 //! the system endpoints, and the Prometheus text checked by `promtool`.
 
+#![cfg(unix)]
+
 mod common;
 
 use std::io::Write;

@@ -3,6 +3,8 @@
 //! across a SIGKILL of warden, graph validation, retries with backoff, prediction and
 //! overrun events, parallel steps and graceful cancel, and the `ctl` commands.
 
+#![cfg(unix)]
+
 mod common;
 
 use std::path::Path;

@@ -6,6 +6,8 @@
 //!
 //! Chromium is required: without it the test fails and says how to install it.
 
+#![cfg(unix)]
+
 mod common;
 
 use std::path::{Path, PathBuf};

@@ -2,6 +2,8 @@
 //! check), topic subscriptions delivering state changes and console lines only to their
 //! subscribers, the ping/pong heartbeat, refused messages, and closing on shutdown.
 
+#![cfg(unix)]
+
 mod common;
 
 use std::time::Duration;

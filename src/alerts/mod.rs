@@ -666,11 +666,25 @@ mod tests {
             stop_hook: None,
         };
         let sup = Supervisor::boot(ctx).await.expect("boot");
-        let spec: ProgramSpec = serde_json::from_value(serde_json::json!({
-            "name": "mc", "display_name": "Survival", "command": "sleep", "args": ["30"],
-            "start_seconds": 0
-        }))
-        .expect("spec");
+        // A long sleeper: `sleep` on Unix; on Windows (no `sleep` there) this test binary
+        // acting as one (see `os::windows::tests::sleeper`), stopped by killing its job:
+        // the restart action must not wait for a CTRL_BREAK that Wine cannot deliver.
+        #[cfg(unix)]
+        let program = serde_json::json!({"command": "sleep", "args": ["30"]});
+        #[cfg(windows)]
+        let program = serde_json::json!({
+            "command": std::env::current_exe().expect("own exe"),
+            "args": ["--exact", "os::windows::tests::sleeper", "--nocapture"],
+            "env": {"WARDEN_TEST_SLEEPER": "leaf"},
+            "stop": {"signal": "SIGKILL", "timeout_seconds": 5}
+        });
+        let mut spec = serde_json::json!({
+            "name": "mc", "display_name": "Survival", "start_seconds": 0
+        });
+        if let (Some(spec), Some(program)) = (spec.as_object_mut(), program.as_object()) {
+            spec.extend(program.clone());
+        }
+        let spec: ProgramSpec = serde_json::from_value(spec).expect("spec");
         let h = sup.create(spec).await.expect("create");
         h.start().await.expect("start");
         let alerts = Alerts::start(store.clone(), events, sup.clone(), cfg.alerts.clone())

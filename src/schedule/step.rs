@@ -197,6 +197,12 @@ impl Attempt<'_> {
         let pid = child
             .id()
             .ok_or_else(|| "the process exited before it could be observed".to_string())?;
+        if let Err(e) = os::attach_child(&child) {
+            // On Windows the child is still suspended: it must not linger unseen.
+            let mut child = child;
+            let _ = child.start_kill();
+            return Err(format!("cannot start {:?}: {e}", s.command));
+        }
         Ok((child, pid))
     }
 

@@ -54,6 +54,11 @@ impl Job {
         Ok(())
     }
 
+    /// The job's handle, valid while `self` lives.
+    pub(super) fn raw(&self) -> RawHandle {
+        self.0.as_raw_handle()
+    }
+
     /// How many processes of the job are still running.
     pub(super) fn active_processes(&self) -> io::Result<u32> {
         let mut info = JOBOBJECT_BASIC_ACCOUNTING_INFORMATION::default();
@@ -153,6 +158,13 @@ pub(super) fn lookup(pid: u32) -> Option<Arc<Job>> {
     let job = Arc::new(Job(unsafe { OwnedHandle::from_raw_handle(h) }));
     jobs().insert(pid, job.clone());
     Some(job)
+}
+
+/// The job of the program whose leader has `pid`, if warden holds one (it created the
+/// job, or reopened it when adopting the program). Never opens a job: for readers that
+/// must not change which jobs warden holds.
+pub(super) fn registered(pid: u32) -> Option<Arc<Job>> {
+    jobs().get(&pid).cloned()
 }
 
 /// Drops warden's handle to the program's job (after its tree was drained).

@@ -8,7 +8,12 @@
 //! registry (`job.rs`) is keyed by it too.
 
 mod job;
+mod readings;
 pub mod service;
+mod storage;
+
+pub use readings::{ProcReader, available_memory, mount_usage};
+pub use storage::{set_file_mode, start_writeback, symlink, sync_filesystem};
 
 use std::io;
 use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle};
@@ -27,11 +32,13 @@ use windows_sys::Win32::System::Diagnostics::ToolHelp::{
 };
 use windows_sys::Win32::System::Threading::{
     ABOVE_NORMAL_PRIORITY_CLASS, BELOW_NORMAL_PRIORITY_CLASS, CREATE_NEW_PROCESS_GROUP,
-    CREATE_SUSPENDED, GetCurrentProcess, GetProcessTimes, HIGH_PRIORITY_CLASS, IDLE_PRIORITY_CLASS,
-    INFINITE, NORMAL_PRIORITY_CLASS, OpenProcess, OpenThread, PROCESS_QUERY_LIMITED_INFORMATION,
-    PROCESS_SYNCHRONIZE, PROCESS_TERMINATE, RegisterWaitForSingleObject, ResumeThread,
-    SetPriorityClass, THREAD_SUSPEND_RESUME, TerminateProcess, UnregisterWaitEx,
-    WT_EXECUTEONLYONCE, WaitForSingleObject,
+    CREATE_SUSPENDED, GetCurrentProcess, GetCurrentThread, GetProcessTimes, HIGH_PRIORITY_CLASS,
+    IDLE_PRIORITY_CLASS, INFINITE, NORMAL_PRIORITY_CLASS, OpenProcess, OpenThread,
+    PROCESS_QUERY_LIMITED_INFORMATION, PROCESS_SYNCHRONIZE, PROCESS_TERMINATE,
+    RegisterWaitForSingleObject, ResumeThread, SetPriorityClass, SetThreadPriority,
+    THREAD_MODE_BACKGROUND_BEGIN, THREAD_PRIORITY, THREAD_PRIORITY_BELOW_NORMAL,
+    THREAD_PRIORITY_IDLE, THREAD_PRIORITY_LOWEST, THREAD_PRIORITY_NORMAL, THREAD_SUSPEND_RESUME,
+    TerminateProcess, UnregisterWaitEx, WT_EXECUTEONLYONCE, WaitForSingleObject,
 };
 use windows_sys::Win32::UI::WindowsAndMessaging::{SW_HIDE, ShowWindow};
 
@@ -281,6 +288,62 @@ pub fn pid_alive(pid: u32) -> bool {
     }
 }
 
+/// True while the process `pid` with creation time `start_time` exists and has not
+/// exited: a reused pid (another creation time) and an exited process whose object is
+/// still held open by someone both count as gone. A process warden may not open (another
+/// user's) cannot be recognised and counts as gone too.
+pub fn process_running(pid: u32, start_time: u64) -> bool {
+    if pid == 0 {
+        return false;
+    }
+    let Ok(h) = open_process(pid, PROCESS_SYNCHRONIZE | PROCESS_QUERY_LIMITED_INFORMATION) else {
+        return false;
+    };
+    creation_time(h.as_raw_handle()) == Some(start_time)
+        // SAFETY: a valid handle opened with SYNCHRONIZE; a zero timeout only polls.
+        && unsafe { WaitForSingleObject(h.as_raw_handle(), 0) } == WAIT_TIMEOUT
+}
+
+/// The Windows thread priority for a Unix nice value: 1–9 below normal, 10–18 lowest,
+/// 19 idle (runs only when nothing else wants the CPU), 0 or less normal.
+fn thread_priority_for(nice: i32) -> THREAD_PRIORITY {
+    match nice {
+        ..=0 => THREAD_PRIORITY_NORMAL,
+        1..=9 => THREAD_PRIORITY_BELOW_NORMAL,
+        10..=18 => THREAD_PRIORITY_LOWEST,
+        _ => THREAD_PRIORITY_IDLE,
+    }
+}
+
+fn set_own_thread_priority(priority: THREAD_PRIORITY) -> io::Result<()> {
+    // SAFETY: GetCurrentThread returns a pseudo-handle that needs no closing;
+    // SetThreadPriority only reads its arguments.
+    if unsafe { SetThreadPriority(GetCurrentThread(), priority) } == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Lowers the priority of the calling thread only, mapping the nice value (0–19) to a
+/// thread priority (see `thread_priority_for`). Processes never inherit a thread's
+/// priority on Windows (they take their priority class, which `prepare_command` sets to
+/// normal), so programs are unaffected.
+pub fn lower_thread_priority(nice: i32) -> io::Result<()> {
+    set_own_thread_priority(thread_priority_for(nice))
+}
+
+/// The lowest CPU and IO priority for the calling thread only: background mode
+/// (`THREAD_MODE_BACKGROUND_BEGIN`), which lowers its scheduling, I/O and memory
+/// priority. Used by backup workers so a game server sharing the machine keeps its tick
+/// rate. Unlike on Linux, threads the caller starts later (such as zstd's workers) do not
+/// inherit it and run at normal priority. Where background mode is refused (Wine does not
+/// implement it) the thread gets the lowest CPU priority instead, its I/O priority
+/// unchanged.
+pub fn lowest_thread_priority() -> io::Result<()> {
+    set_own_thread_priority(THREAD_MODE_BACKGROUND_BEGIN)
+        .or_else(|_| set_own_thread_priority(THREAD_PRIORITY_LOWEST))
+}
+
 /// Resolves when the process `pid` (not a child of warden: an adopted one) has exited.
 /// Also reopens the program's job object by name, so that stopping an adopted program
 /// still stops everything it started. Waits through a registered wait on the thread
@@ -428,7 +491,8 @@ mod tests {
 
     /// Not a test on its own: the body of the sleeper processes the tests spawn (this
     /// test binary, filtered to this function, with `SLEEPER` set). With `SLEEPER=tree`
-    /// it first starts a plain child sleeper and prints that child's pid.
+    /// it first starts a plain child sleeper and prints that child's pid; with
+    /// `SLEEPER=busy` it burns CPU instead of sleeping.
     #[test]
     fn sleeper() {
         let Ok(kind) = std::env::var(SLEEPER) else {
@@ -446,16 +510,43 @@ mod tests {
             child
         });
         println!("sleeping");
-        std::thread::sleep(Duration::from_secs(120));
+        if kind == "busy" {
+            // Burns CPU instead, for the resource readings' tests.
+            let end = Instant::now() + Duration::from_secs(120);
+            let mut x = 0u64;
+            while Instant::now() < end {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+            }
+        } else {
+            std::thread::sleep(Duration::from_secs(120));
+        }
         if let Some(mut c) = grandchild {
             let _ = c.kill();
             let _ = c.wait();
         }
     }
 
+    /// True under Wine (it keeps its settings under `HKLM\Software\Wine`), where a few
+    /// calls are stubs: tests then say so by name and check what does happen.
+    pub(super) fn under_wine() -> bool {
+        use windows_sys::Win32::System::Registry::{
+            HKEY, HKEY_LOCAL_MACHINE, KEY_READ, RegCloseKey, RegOpenKeyExW,
+        };
+        let path: Vec<u16> = "Software\\Wine\0".encode_utf16().collect();
+        let mut key: HKEY = std::ptr::null_mut();
+        // SAFETY: a NUL-terminated path and an out-pointer we own; the key is closed below.
+        let rc = unsafe { RegOpenKeyExW(HKEY_LOCAL_MACHINE, path.as_ptr(), 0, KEY_READ, &mut key) };
+        if rc != 0 {
+            return false;
+        }
+        // SAFETY: `key` was opened above and is closed once.
+        unsafe { RegCloseKey(key) };
+        true
+    }
+
     /// Spawns a sleeper the way the supervisor spawns programs; returns it and, for a
-    /// tree, the pid of its own child.
-    async fn spawn_sleeper(kind: &str) -> (tokio::process::Child, Option<u32>) {
+    /// tree, the pid of its own child. `busy` spins instead of sleeping.
+    pub(super) async fn spawn_sleeper(kind: &str) -> (tokio::process::Child, Option<u32>) {
         let exe = std::env::current_exe().expect("own exe");
         let mut cmd = tokio::process::Command::new(exe);
         cmd.args(["--exact", "os::windows::tests::sleeper", "--nocapture"])
@@ -503,6 +594,41 @@ mod tests {
         assert!(pid_alive(me));
         assert_eq!(process_start_time(0), None);
         assert!(!pid_alive(0));
+    }
+
+    #[test]
+    fn running_means_same_creation_time_and_not_exited() {
+        let me = std::process::id();
+        let start = process_start_time(me).expect("own start time");
+        assert!(process_running(me, start));
+        assert!(!process_running(me, start + 1));
+        assert!(!process_running(0, start));
+        assert!(available_memory().is_some_and(|m| m > 0));
+    }
+
+    #[test]
+    fn lowering_priority_touches_only_this_thread() {
+        use windows_sys::Win32::System::Threading::GetThreadPriority;
+        // SAFETY: pseudo-handle of the calling thread.
+        let main_before = unsafe { GetThreadPriority(GetCurrentThread()) };
+        let seen = std::thread::spawn(|| {
+            lower_thread_priority(10).expect("lower");
+            // SAFETY: pseudo-handle of the calling thread.
+            let lowered = unsafe { GetThreadPriority(GetCurrentThread()) };
+            lowest_thread_priority().expect("background mode");
+            lowered
+        })
+        .join()
+        .expect("join");
+        assert_eq!(seen, THREAD_PRIORITY_LOWEST);
+        // SAFETY: pseudo-handle of the calling thread.
+        assert_eq!(
+            unsafe { GetThreadPriority(GetCurrentThread()) },
+            main_before
+        );
+        assert_eq!(thread_priority_for(0), THREAD_PRIORITY_NORMAL);
+        assert_eq!(thread_priority_for(5), THREAD_PRIORITY_BELOW_NORMAL);
+        assert_eq!(thread_priority_for(19), THREAD_PRIORITY_IDLE);
     }
 
     #[test]
