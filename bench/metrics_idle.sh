@@ -25,7 +25,9 @@ trap cleanup EXIT
 [ -x "$BIN" ] || { echo "build first: cargo build --release" >&2; exit 1; }
 
 # measure PID SECONDS ASK_CMD... : runs ASK_CMD once a second for SECONDS and prints
-# "cpu% rss_avg_MB rss_max_MB" of PID over that window.
+# "cpu% rss_avg_MB rss_max_MB anon_MB" of PID over that window (anon: RssAnon at the end,
+# the process's private memory; the rest of RSS is clean pages of its executable and
+# libraries, which the kernel may map in whole large folios: see bench/README.md).
 measure() {
   local pid=$1 secs=$2; shift 2
   local ticks; ticks=$(getconf CLK_TCK)
@@ -40,9 +42,10 @@ measure() {
     sleep 1
   done
   c1=$(sed 's/.*) //' "/proc/$pid/stat" | awk '{print $12 + $13}')
+  local anon; anon=$(awk '/RssAnon/ {print $2}' "/proc/$pid/status")
   t1=$(date +%s.%N)
-  awk -v c0="$c0" -v c1="$c1" -v t0="$t0" -v t1="$t1" -v hz="$ticks" -v rs="$rss_sum" -v n="$n" -v rm="$rss_max" \
-    'BEGIN { printf "%.3f %.1f %.1f\n", (c1 - c0) / hz / (t1 - t0) * 100, rs / n / 1024, rm / 1024 }'
+  awk -v c0="$c0" -v c1="$c1" -v t0="$t0" -v t1="$t1" -v hz="$ticks" -v rs="$rss_sum" -v n="$n" -v rm="$rss_max" -v an="$anon" \
+    'BEGIN { printf "%.3f %.1f %.1f %.1f\n", (c1 - c0) / hz / (t1 - t0) * 100, rs / n / 1024, rm / 1024, an / 1024 }'
 }
 
 # ---- warden ----------------------------------------------------------------------
@@ -65,12 +68,12 @@ for _ in $(seq 100); do
   [ "$running" -ge "$N" ] && break; sleep 0.2
 done
 sleep 5
-read -r W_CPU W_RSS W_MAX < <(measure "$WPID" "$DURATION" curl -s -H "Authorization: Bearer $TOKEN" "$URL/api/programs")
+read -r W_CPU W_RSS W_MAX W_ANON < <(measure "$WPID" "$DURATION" curl -s -H "Authorization: Bearer $TOKEN" "$URL/api/programs")
 STRETCHED=$(curl -s -H "Authorization: Bearer $TOKEN" "$URL/metrics" | awk '/^warden_sample_interval_stretched / {print $2}')
 TICK=$(curl -s -H "Authorization: Bearer $TOKEN" "$URL/metrics" | awk '/^warden_sample_tick_duration_seconds / {printf "%.2f", $2 * 1000}')
 kill "$WPID"; wait "$WPID" 2>/dev/null || true
 
-P_CPU=- P_RSS=- P_MAX=- S_CPU=- S_RSS=- S_MAX=-
+P_CPU=- P_RSS=- P_MAX=- P_ANON=- S_CPU=- S_RSS=- S_MAX=- S_ANON=-
 if [ -z "${SKIP_OTHERS:-}" ]; then
   # ---- PM2 -------------------------------------------------------------------------
   if [ ! -x "$CACHE/pm2/node_modules/.bin/pm2" ]; then
@@ -85,7 +88,7 @@ if [ -z "${SKIP_OTHERS:-}" ]; then
   } > "$WORK/ecosystem.config.js"
   "$PM2" start "$WORK/ecosystem.config.js" >/dev/null
   sleep 5
-  read -r P_CPU P_RSS P_MAX < <(measure "$(cat "$PM2_HOME/pm2.pid")" "$DURATION" "$PM2" jlist)
+  read -r P_CPU P_RSS P_MAX P_ANON < <(measure "$(cat "$PM2_HOME/pm2.pid")" "$DURATION" "$PM2" jlist)
   "$PM2" kill >/dev/null 2>&1 || true
 
   # ---- supervisord -----------------------------------------------------------------
@@ -101,13 +104,13 @@ if [ -z "${SKIP_OTHERS:-}" ]; then
   "$CACHE/venv/bin/supervisord" -c "$WORK/supervisord.conf" > "$WORK/supervisord.out" 2>&1 &
   SPID=$!; PIDS+=("$SPID")
   sleep 5
-  read -r S_CPU S_RSS S_MAX < <(measure "$SPID" "$DURATION" "$CACHE/venv/bin/supervisorctl" -c "$WORK/supervisord.conf" status)
+  read -r S_CPU S_RSS S_MAX S_ANON < <(measure "$SPID" "$DURATION" "$CACHE/venv/bin/supervisorctl" -c "$WORK/supervisord.conf" status)
   kill "$SPID"; wait "$SPID" 2>/dev/null || true
 fi
 
 echo "$N idle programs, ${DURATION} s, process list asked once a second"
-printf '%-12s %14s %14s %14s\n' "" "CPU % of core" "RSS avg MB" "RSS max MB"
-printf '%-12s %14s %14s %14s\n' warden "$W_CPU" "$W_RSS" "$W_MAX"
-printf '%-12s %14s %14s %14s\n' PM2 "$P_CPU" "$P_RSS" "$P_MAX"
-printf '%-12s %14s %14s %14s\n' supervisord "$S_CPU" "$S_RSS" "$S_MAX"
+printf '%-12s %14s %14s %14s %14s\n' "" "CPU % of core" "RSS avg MB" "RSS max MB" "private MB"
+printf '%-12s %14s %14s %14s %14s\n' warden "$W_CPU" "$W_RSS" "$W_MAX" "$W_ANON"
+printf '%-12s %14s %14s %14s %14s\n' PM2 "$P_CPU" "$P_RSS" "$P_MAX" "$P_ANON"
+printf '%-12s %14s %14s %14s %14s\n' supervisord "$S_CPU" "$S_RSS" "$S_MAX" "$S_ANON"
 echo "warden: last sampling tick ${TICK} ms; interval stretched (host saturated): ${STRETCHED:-?}; load now: $(cut -d' ' -f1-3 /proc/loadavg)"

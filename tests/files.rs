@@ -99,7 +99,7 @@ impl Fixture {
         }
         // A fresh client: a refused upload's connection is closed by the server before
         // its body is read, and must not be handed from the shared pool to a later request.
-        let resp = reqwest::Client::new()
+        let resp = http_client()
             .post(self.url(&format!("/upload?path={}&overwrite={overwrite}", enc(dir))))
             .bearer_auth(token)
             .multipart(form)
@@ -907,7 +907,7 @@ async fn stalled_upload(
         None => reqwest::multipart::Part::stream(body),
     }
     .file_name("huge.bin");
-    let resp = reqwest::Client::new()
+    let resp = http_client()
         .post(f.url("/upload"))
         .bearer_auth(token)
         .multipart(reqwest::multipart::Form::new().part("files", part))

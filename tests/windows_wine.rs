@@ -436,7 +436,7 @@ async fn wine_service_install_start_stop_uninstall() {
     assert!(out.contains(&dir), "{out}");
     let (ok, out, err) = wine.run(&["service", "start"]);
     assert!(ok, "start: {out}{err}");
-    let http = reqwest::Client::new();
+    let http = http_client();
     let url = format!("http://127.0.0.1:{port}");
     wait_until(LONG, "the service answers /health", || async {
         let r = http.get(format!("{url}/health")).send().await.ok()?;

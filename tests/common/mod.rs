@@ -421,7 +421,7 @@ pub async fn attach_warden(child: Child, url: String, data_dir: PathBuf, token: 
         url,
         data_dir,
         token,
-        http: reqwest::Client::new(),
+        http: http_client(),
         _tmp: None,
     };
     w.wait_healthy().await;
