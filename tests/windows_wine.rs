@@ -420,10 +420,7 @@ async fn wine_service_install_start_stop_uninstall() {
         return;
     };
     let tmp = tempfile::tempdir().expect("tmp");
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        l.local_addr().expect("addr").port()
-    };
+    let port = free_tcp_port();
     let config = tmp.path().join("service.toml");
     std::fs::write(&config, format!("listen = \"127.0.0.1:{port}\"\n")).expect("config");
     let data = tmp.path().join("service data");

@@ -208,11 +208,29 @@ impl Warden {
         what: &str,
         pred: impl Fn(&Value) -> bool,
     ) -> Value {
-        wait_until(timeout, what, || async {
+        let deadline = Instant::now() + timeout;
+        loop {
             let v = self.program(name).await;
-            pred(&v).then_some(v)
-        })
-        .await
+            if pred(&v) {
+                return v;
+            }
+            if Instant::now() >= deadline {
+                // Say what the program did, so a failure can be understood from the log.
+                let console = self.console(name).await;
+                let tail = &console[console.len().saturating_sub(20)..];
+                let events: Vec<String> = self
+                    .events(name)
+                    .await
+                    .iter()
+                    .take(10)
+                    .map(|e| format!("{} {}", e["kind"], e["message"]))
+                    .collect();
+                panic!(
+                    "timed out after {timeout:?} waiting for: {what}\nprogram: {v}\nlast events (newest first): {events:#?}\nlast console lines: {tail:#?}"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Waits until the program is in `state`.
@@ -335,21 +353,37 @@ pub fn alive(pid: u32) -> bool {
     }
 }
 
-/// A TCP port on 127.0.0.1 that was free a moment ago (for programs that need a fixed port
-/// in their spec, and for "nobody listens here" checks).
-pub fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free tcp port")
-        .port()
+/// Ports handed out to programs under test come from below Linux's ephemeral range
+/// (32768-60999): a port from `bind(0)` could be taken again in the meantime by any
+/// outgoing connection or listener of a parallel test, and a demo game that cannot bind
+/// its port never becomes ready. One counter per test binary keeps them distinct; the
+/// process id spreads binaries that run at the same time.
+const FIXED_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+fn next_fixed_port(free: impl Fn(u16) -> bool) -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let span = FIXED_PORTS.end - FIXED_PORTS.start;
+    let base = (std::process::id() % u32::from(span)) as u16;
+    for _ in 0..span {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = FIXED_PORTS.start + (base.wrapping_add(n) % span);
+        if free(port) {
+            return port;
+        }
+    }
+    panic!("no free port in {FIXED_PORTS:?}");
 }
 
-/// A UDP port on 127.0.0.1 that was free a moment ago.
+/// A TCP port on 127.0.0.1 that is free and not handed out before (for programs that need
+/// a fixed port in their spec, and for "nobody listens here" checks).
+pub fn free_tcp_port() -> u16 {
+    next_fixed_port(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
+}
+
+/// A UDP port on 127.0.0.1 that is free and not handed out before.
 pub fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .expect("free udp port")
-        .port()
+    next_fixed_port(|p| std::net::UdpSocket::bind(("127.0.0.1", p)).is_ok())
 }
 
 /// Starts warden in a fresh temp dir at `log_level`, with its own log (stderr) going to
