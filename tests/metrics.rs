@@ -359,11 +359,12 @@ async fn import_is_all_or_nothing_and_export_reads_it_back() {
         "nothing half-imported"
     );
 
-    // The good file is stored whole, with an RFC 3339 line too.
+    // The good file is stored whole, with an RFC 3339 line too. Its CPU is the minutes'
+    // mean, so the hour it falls in (wherever `end` lies in it) still averages 29.5.
     let rfc = chrono::DateTime::from_timestamp_millis(end)
         .expect("time")
         .to_rfc3339();
-    good.push_str(&format!("{{\"ts\":\"{rfc}\",\"cpu_percent\":50}}\n"));
+    good.push_str(&format!("{{\"ts\":\"{rfc}\",\"cpu_percent\":29.5}}\n"));
     let (st, v) = import_body(&w, "old", good).await;
     assert_eq!(st, StatusCode::OK, "{v}");
     assert_eq!(v["imported"].as_i64(), Some(n + 1));
