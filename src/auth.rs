@@ -20,6 +20,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use utoipa::ToSchema;
 
+use crate::access::{Access, Grant};
+use crate::store::access::Subject;
 use crate::store::{Store, StoreError, now_ms};
 
 /// What a principal may do. Ordered: each role includes the ones below it.
@@ -28,6 +30,8 @@ use crate::store::{Store, StoreError, now_ms};
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
+    /// Nothing beyond what grants give (a friend who may only touch one server).
+    None,
     /// Read-only.
     Viewer,
     /// Start, stop, restart, console, actions.
@@ -40,6 +44,7 @@ impl Role {
     /// The stored name.
     pub fn as_str(self) -> &'static str {
         match self {
+            Role::None => "none",
             Role::Viewer => "viewer",
             Role::Operator => "operator",
             Role::Admin => "admin",
@@ -49,6 +54,7 @@ impl Role {
     /// Parses a stored or user-given name.
     pub fn parse(s: &str) -> Option<Role> {
         match s {
+            "none" => Some(Role::None),
             "viewer" => Some(Role::Viewer),
             "operator" => Some(Role::Operator),
             "admin" => Some(Role::Admin),
@@ -66,6 +72,18 @@ pub struct Principal {
     pub role: Role,
     /// For browser sessions, the CSRF token state-changing requests must echo.
     pub csrf: Option<String>,
+    /// Per-program permissions beyond the role.
+    pub grants: Vec<Grant>,
+}
+
+impl Principal {
+    /// The role bundle and grants, to ask what the principal may do.
+    pub fn access(&self) -> Access {
+        Access {
+            role: self.role,
+            grants: self.grants.clone(),
+        }
+    }
 }
 
 /// Authentication failures. Deliberately vague towards the client.
@@ -213,6 +231,7 @@ impl Auth {
             return Err(AuthError::Invalid);
         };
         let role = Role::parse(&user.role).ok_or(AuthError::Invalid)?;
+        let grants = self.store.grants_of(Subject::User, &user.name).await?;
         let cookie = random_secret();
         let csrf = random_secret();
         let expires =
@@ -226,6 +245,7 @@ impl Auth {
                 name: user.name,
                 role,
                 csrf: Some(csrf),
+                grants,
             },
         ))
     }
@@ -243,10 +263,12 @@ impl Auth {
             .session(sha256(cookie.as_bytes()))
             .await?
             .ok_or(AuthError::Invalid)?;
+        let grants = self.store.grants_of(Subject::User, &row.user).await?;
         Ok(Principal {
             name: row.user,
             role: Role::parse(&row.role).ok_or(AuthError::Invalid)?,
             csrf: Some(row.csrf),
+            grants,
         })
     }
 
@@ -284,17 +306,21 @@ impl Auth {
     /// Revokes a token by id or public id; effective immediately in this process.
     pub async fn revoke_token(&self, key: &str) -> Result<String, AuthError> {
         let public_id = self.store.revoke_token(key).await?;
-        if let Ok(mut c) = self.cache.lock() {
-            c.retain(|_, (_, _, pid)| *pid != public_id);
-        }
+        crate::sync::lock(&self.cache).retain(|_, (_, _, pid)| *pid != public_id);
         Ok(public_id)
+    }
+
+    /// Forgets every cached token, so changed grants apply to the next request.
+    pub fn forget_cached(&self) {
+        if let Ok(mut c) = self.cache.lock() {
+            c.clear();
+        }
     }
 
     /// Resolves a bearer token.
     pub async fn token(&self, token: &str) -> Result<Principal, AuthError> {
         let key = sha256(token.as_bytes());
-        if let Ok(c) = self.cache.lock()
-            && let Some((p, at, _)) = c.get(&key)
+        if let Some((p, at, _)) = crate::sync::lock(&self.cache).get(&key)
             && at.elapsed() < TOKEN_CACHE_TTL
         {
             return Ok(p.clone());
@@ -314,6 +340,7 @@ impl Auth {
             name: format!("token:{}", row.name),
             role: Role::parse(&row.role).ok_or(AuthError::Invalid)?,
             csrf: None,
+            grants: self.store.grants_of(Subject::Token, &row.public_id).await?,
         };
         // Record use at most once a minute per token, off the request path.
         if row.last_used_at.is_none_or(|t| now_ms() - t > 60_000)
@@ -321,7 +348,8 @@ impl Auth {
         {
             tracing::debug!(error = %e, "cannot record token use");
         }
-        if let Ok(mut c) = self.cache.lock() {
+        {
+            let mut c = crate::sync::lock(&self.cache);
             if c.len() > 1024 {
                 c.clear();
             }

@@ -52,6 +52,54 @@ pub enum Event {
     /// A program was created, its definition changed, or it was deleted (published by
     /// the supervisor after the change is stored), so views of the program list refresh.
     Program(ProgramChange),
+    /// A server install from a template started, made progress, finished or failed
+    /// (published by `install`).
+    Install(InstallActivity),
+}
+
+/// What an install activity event reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum InstallActivityKind {
+    /// The install started.
+    Started,
+    /// Download progress (one per SteamCMD progress line or downloaded file).
+    Progress,
+    /// The files are in place and the program is defined, stopped and ready to start.
+    Finished,
+    /// The install failed; nothing was left behind.
+    Failed,
+}
+
+/// One install activity event.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct InstallActivity {
+    /// The program being installed.
+    pub program: String,
+    /// Unix ms.
+    pub ts: i64,
+    /// The install (`GET /api/install/{id}`).
+    pub install_id: u64,
+    /// What happened.
+    pub kind: InstallActivityKind,
+    /// What the installer is doing (`downloading`, `verifying install`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// 0 to 100, for progress events.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub percent: Option<f64>,
+    /// Bytes done so far.
+    pub bytes_done: u64,
+    /// Bytes in total (0 when unknown).
+    pub bytes_total: u64,
+    /// The installed build (SteamCMD build id or Minecraft version), when finished.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub build: Option<String>,
+    /// The failure's code, when failed (`disk_full`, `no_subscription`, `checksum_mismatch`…).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// Readable summary.
+    pub message: String,
 }
 
 /// What a backup activity event reports.

@@ -83,6 +83,29 @@ struct RawConfig {
     backup: RawBackup,
     #[serde(default)]
     windows: RawWindows,
+    #[serde(default)]
+    fleet: RawFleet,
+    #[serde(default)]
+    install: RawInstall,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFleet {
+    name: Option<String>,
+    timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInstall {
+    steamcmd: Option<PathBuf>,
+    dir: Option<PathBuf>,
+    mojang_url: Option<String>,
+    paper_url: Option<String>,
+    steamcmd_timeout_seconds: Option<u64>,
+    steamcmd_attempts: Option<u32>,
+    steamcmd_retry_seconds: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -102,6 +125,10 @@ struct RawApi {
     body_limit_bytes: Option<usize>,
     session_hours: Option<u64>,
     login_attempts_per_minute: Option<u32>,
+    header_read_timeout_seconds: Option<u64>,
+    idle_timeout_seconds: Option<u64>,
+    max_connections: Option<u64>,
+    trusted_proxies: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -212,6 +239,52 @@ pub struct Config {
     pub windows: WindowsConfig,
     /// Backup defaults.
     pub backup: BackupConfig,
+    /// This warden's place in a fleet of wardens.
+    pub fleet: FleetConfig,
+    /// Installing servers from templates.
+    pub install: InstallConfig,
+}
+
+/// This warden's place in a fleet (the nodes themselves are in the store, managed by
+/// `warden fleet add|remove|list`).
+#[derive(Debug, Clone)]
+pub struct FleetConfig {
+    /// The `node` label of this warden's own metrics target in service discovery, and
+    /// its name in the fleet overview.
+    pub name: String,
+    /// Longest wait for one node's answer in the fleet overview.
+    pub timeout: Duration,
+}
+
+/// Where servers are installed and where their files come from.
+#[derive(Debug, Clone)]
+pub struct InstallConfig {
+    /// The SteamCMD executable (`steamcmd.sh` / `steamcmd.exe`); `None` looks for
+    /// `steamcmd` in `PATH`.
+    pub steamcmd: Option<PathBuf>,
+    /// Folder holding one folder per installed server; relative paths are relative to the
+    /// data directory. `None` means `DATA/servers`.
+    pub dir: Option<PathBuf>,
+    /// Base URL of Mojang's launcher metadata (the version manifest).
+    pub mojang_url: String,
+    /// Base URL of PaperMC's downloads API.
+    pub paper_url: String,
+    /// Longest SteamCMD run before it is killed.
+    pub steamcmd_timeout: Duration,
+    /// SteamCMD runs per install when a failure may pass (rate limit, timeout).
+    pub steamcmd_attempts: u32,
+    /// Wait before the first retry of SteamCMD; doubles for each next one (at most 2 min).
+    pub steamcmd_retry: Duration,
+}
+
+impl InstallConfig {
+    /// The folder servers are installed under, for a data directory.
+    pub fn root(&self, data_dir: &Path) -> PathBuf {
+        match &self.dir {
+            Some(d) => data_dir.join(d),
+            None => data_dir.join("servers"),
+        }
+    }
 }
 
 /// Settings of schedules and jobs.
@@ -254,6 +327,66 @@ pub struct ApiConfig {
     pub session_ttl: Duration,
     /// Login attempts allowed per client address per minute.
     pub login_attempts_per_minute: u32,
+    /// A client must send a complete request head within this time.
+    pub header_read_timeout: Duration,
+    /// A connection with nothing read or written for this long is closed.
+    pub idle_timeout: Duration,
+    /// Most HTTP connections open at once, WebSockets included (further capped at half
+    /// the open-file limit).
+    pub max_connections: usize,
+    /// Reverse proxies whose `X-Forwarded-For`/`X-Forwarded-Proto` are believed:
+    /// addresses or networks (`10.0.0.0/8`). From anyone else those headers are ignored.
+    pub trusted_proxies: Vec<Network>,
+}
+
+/// An address or a network in CIDR notation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Network {
+    /// The network's address.
+    pub addr: std::net::IpAddr,
+    /// Prefix length in bits.
+    pub prefix: u8,
+}
+
+impl Network {
+    /// Parses `1.2.3.4`, `10.0.0.0/8`, `::1` or `fd00::/8`.
+    pub fn parse(s: &str) -> Option<Network> {
+        let (a, p) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: std::net::IpAddr = a.trim().parse().ok()?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            Some(p) => p.trim().parse::<u8>().ok().filter(|p| *p <= max)?,
+            None => max,
+        };
+        Some(Network { addr, prefix })
+    }
+
+    /// True when `ip` is inside the network (an IPv4-mapped IPv6 address counts as IPv4).
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr;
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
 }
 
 /// Retention of stored history.
@@ -445,6 +578,15 @@ impl Config {
                 "log_level = {log_level:?} is not a valid filter; use one of error, warn, info, debug, trace"
             ));
         }
+        let mut trusted_proxies = Vec::new();
+        for p in raw.api.trusted_proxies.clone().unwrap_or_default() {
+            match Network::parse(&p) {
+                Some(n) => trusted_proxies.push(n),
+                None => problems.push(format!(
+                    "api.trusted_proxies: {p:?} is not an address or network, e.g. 127.0.0.1 or 10.0.0.0/8"
+                )),
+            }
+        }
         let mut positive = |key: &str, v: Option<u64>, default: u64| -> u64 {
             let v = v.unwrap_or(default);
             if v == 0 {
@@ -484,6 +626,13 @@ impl Config {
             raw.api.login_attempts_per_minute.map(u64::from),
             10,
         );
+        let header_read_timeout = positive(
+            "api.header_read_timeout_seconds",
+            raw.api.header_read_timeout_seconds,
+            10,
+        );
+        let idle_timeout = positive("api.idle_timeout_seconds", raw.api.idle_timeout_seconds, 60);
+        let max_connections = positive("api.max_connections", raw.api.max_connections, 256);
         let events_days = positive("retention.events_days", raw.retention.events_days, 90);
         let query_timeout = positive(
             "games.query_timeout_seconds",
@@ -551,6 +700,7 @@ impl Config {
             4 * 1024 * 1024 * 1024,
         );
         let max_page = positive("files.max_page_entries", raw.files.max_page_entries, 1000);
+        let fleet_timeout_ms = positive("fleet.timeout_ms", raw.fleet.timeout_ms, 3000);
         let max_transfers = positive(
             "files.max_concurrent_transfers",
             raw.files.max_concurrent_transfers,
@@ -583,6 +733,28 @@ impl Config {
             20,
         );
         let backups_at_once = positive("backup.max_concurrent", raw.backup.max_concurrent, 1);
+        let steamcmd_timeout = positive(
+            "install.steamcmd_timeout_seconds",
+            raw.install.steamcmd_timeout_seconds,
+            7200,
+        );
+        let steamcmd_attempts = u32::try_from(positive(
+            "install.steamcmd_attempts",
+            raw.install.steamcmd_attempts.map(u64::from),
+            3,
+        ))
+        .unwrap_or(3);
+        for (key, url) in [
+            ("install.mojang_url", &raw.install.mojang_url),
+            ("install.paper_url", &raw.install.paper_url),
+        ] {
+            if let Some(u) = url
+                && !u.starts_with("http://")
+                && !u.starts_with("https://")
+            {
+                problems.push(format!("{key} = {u:?} must start with http:// or https://"));
+            }
+        }
         // The text editor holds a whole file (and its encoded copy) in memory, and a
         // listing page is built in memory: both are capped so one request cannot take
         // a large share of warden's memory.
@@ -632,6 +804,12 @@ impl Config {
                     .to_string(),
             );
         }
+        let fleet_name = raw.fleet.name.unwrap_or_else(|| "local".to_string());
+        if !crate::program::valid_name(&fleet_name) {
+            problems.push(format!(
+                "fleet.name = {fleet_name:?} is not valid: use 1-63 lowercase letters, digits, '-' or '_', starting with a letter or digit"
+            ));
+        }
         if !problems.is_empty() {
             return Err(ConfigError::Invalid {
                 path: path.to_path_buf(),
@@ -657,6 +835,10 @@ impl Config {
                 body_limit_bytes: body_limit as usize,
                 session_ttl: Duration::from_secs(session_hours * 3600),
                 login_attempts_per_minute: u32::try_from(login_rate).unwrap_or(u32::MAX),
+                header_read_timeout: Duration::from_secs(header_read_timeout),
+                idle_timeout: Duration::from_secs(idle_timeout),
+                max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
+                trusted_proxies,
             },
             retention: RetentionConfig {
                 events: Duration::from_secs(events_days * 86_400),
@@ -699,6 +881,27 @@ impl Config {
             windows: WindowsConfig {
                 priority: raw.windows.priority.unwrap_or_default(),
                 kill_programs_on_exit,
+            },
+            fleet: FleetConfig {
+                name: fleet_name,
+                timeout: Duration::from_millis(fleet_timeout_ms),
+            },
+            install: InstallConfig {
+                steamcmd: raw.install.steamcmd,
+                dir: raw.install.dir,
+                mojang_url: raw
+                    .install
+                    .mojang_url
+                    .unwrap_or_else(|| "https://piston-meta.mojang.com".into()),
+                paper_url: raw
+                    .install
+                    .paper_url
+                    .unwrap_or_else(|| "https://api.papermc.io".into()),
+                steamcmd_timeout: Duration::from_secs(steamcmd_timeout),
+                steamcmd_attempts,
+                steamcmd_retry: Duration::from_secs(
+                    raw.install.steamcmd_retry_seconds.unwrap_or(10),
+                ),
             },
         })
     }
@@ -792,6 +995,45 @@ mod tests {
         assert_eq!(c.schedule.job_concurrency, Some(3));
         assert_eq!(c.schedule.lease, Duration::from_secs(10));
         assert_eq!(c.schedule.keep_runs, 200);
+    }
+
+    #[test]
+    fn fleet_name_defaults_to_local_and_is_checked() {
+        assert_eq!(Config::defaults().expect("defaults").fleet.name, "local");
+        let c = Config::parse("[fleet]\nname = \"box2\"\n", Path::new("t.toml")).expect("ok");
+        assert_eq!(c.fleet.name, "box2");
+        let e = Config::parse("[fleet]\nname = \"Box 2\"\n", Path::new("t.toml"))
+            .expect_err("invalid name");
+        assert!(e.to_string().contains("fleet.name"), "{e}");
+    }
+
+    #[test]
+    fn install_section_parses_and_validates() {
+        let c = Config::parse(
+            "[install]\nsteamcmd = \"/opt/steamcmd/steamcmd.sh\"\ndir = \"games\"\nmojang_url = \"http://127.0.0.1:1\"\nsteamcmd_attempts = 5\nsteamcmd_retry_seconds = 0\n",
+            Path::new("w.toml"),
+        )
+        .expect("valid");
+        assert_eq!(
+            c.install.steamcmd.as_deref(),
+            Some(Path::new("/opt/steamcmd/steamcmd.sh"))
+        );
+        assert_eq!(c.install.root(Path::new("/d")), PathBuf::from("/d/games"));
+        assert_eq!(c.install.mojang_url, "http://127.0.0.1:1");
+        assert_eq!(c.install.paper_url, "https://api.papermc.io");
+        assert_eq!(c.install.steamcmd_attempts, 5);
+        assert_eq!(c.install.steamcmd_retry, Duration::ZERO);
+        assert_eq!(c.install.steamcmd_timeout, Duration::from_secs(7200));
+        let d = Config::defaults().expect("defaults");
+        assert_eq!(d.install.root(Path::new("/d")), PathBuf::from("/d/servers"));
+        let err = Config::parse(
+            "[install]\npaper_url = \"ftp://x\"\nsteamcmd_attempts = 0\n",
+            Path::new("w.toml"),
+        )
+        .expect_err("invalid")
+        .to_string();
+        assert!(err.contains("install.paper_url"), "{err}");
+        assert!(err.contains("install.steamcmd_attempts"), "{err}");
     }
 
     #[test]

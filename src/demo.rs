@@ -31,9 +31,7 @@ pub async fn ensure_demo_program(sup: &Supervisor, data_dir: &Path) -> anyhow::R
     std::fs::create_dir_all(&world)?;
     let slp_port = free_port()?;
     let spec = ProgramSpec {
-        name: DEMO.into(),
         display_name: Some("Demo world".into()),
-        command: exe.to_string_lossy().into_owned(),
         args: vec![
             "demo-game".into(),
             "--save-dir".into(),
@@ -69,7 +67,7 @@ pub async fn ensure_demo_program(sup: &Supervisor, data_dir: &Path) -> anyhow::R
             stop_steps: None,
             broadcast: None,
         }),
-        files_root: None,
+        ..ProgramSpec::new(DEMO, exe.to_string_lossy())
     };
     match sup.create(spec).await {
         Ok(_) | Err(SupError::Conflict(_)) => Ok(()),

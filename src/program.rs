@@ -2,6 +2,8 @@
 //! and the CLI) and its validation. How a program *runs* lives in `supervisor`.
 
 pub mod game;
+pub mod hooks;
+pub mod power;
 
 use std::collections::BTreeMap;
 
@@ -51,6 +53,55 @@ pub struct ProgramSpec {
     /// It can only narrow the view: `..` and absolute paths are refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub files_root: Option<String>,
+    /// Programs to start before this one, when they start at all: if one of them is
+    /// starting (or autostarts with warden), this program waits until it is running and
+    /// ready. Stops go in reverse.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<String>,
+    /// Programs that must be running and ready before this one starts (it waits for
+    /// them, up to `deps_timeout_seconds`; `start --with-deps` starts them too).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requires: Vec<String>,
+    /// The longest wait for `after`/`requires` before the start is given up.
+    #[serde(
+        default = "power::default_deps_timeout",
+        skip_serializing_if = "power::is_default_deps_timeout"
+    )]
+    pub deps_timeout_seconds: u64,
+    /// Resource limits (memory, CPU, processes, I/O weight, cores, priority).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<power::Limits>,
+    /// Sleep when empty: stop a game server after it has had no players for a while and
+    /// wake it when someone connects (warden answers on its port meanwhile).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle: Option<power::IdleSpec>,
+    /// Commands or HTTP requests run on this program's events.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<hooks::HookSpec>,
+    /// Custom actions: named commands shown as buttons and run by `warden ctl action`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub actions: BTreeMap<String, hooks::ActionSpec>,
+    /// Labels that grants can name ("console on every program tagged `friends`"):
+    /// lowercase letters, digits, `-` and `_`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+}
+
+/// Why free text (a display name, a description) is refused, if it is: control
+/// characters (NUL, newlines, ANSI escapes) and bidirectional overrides would let a name
+/// break log lines or disguise itself in the dashboard.
+pub fn unclean_text(s: &str) -> Option<String> {
+    let bad = s.chars().find(|c| {
+        c.is_control()
+            || matches!(
+                *c,
+                '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+            )
+    })?;
+    Some(format!(
+        "must not contain control characters or bidirectional overrides (found U+{:04X})",
+        bad as u32
+    ))
 }
 
 fn default_start_seconds() -> u64 {
@@ -66,7 +117,9 @@ pub enum RestartPolicy {
     /// Restart after a non-zero exit or a signal (the default).
     #[default]
     OnFailure,
-    /// Restart after every exit that was not requested.
+    /// Restart after every exit that was not requested. A clean exit (code 0) is then
+    /// `exited`, not a crash, and does not count toward `max_failed_starts`; only the
+    /// clean-exit guard slows a program that exits cleanly in a tight loop.
     Always,
 }
 
@@ -150,6 +203,82 @@ pub fn valid_name(name: &str) -> bool {
 }
 
 impl ProgramSpec {
+    /// A program running `command`, with every other field at its default (as a spec
+    /// giving only `name` and `command` would have).
+    pub fn new(name: impl Into<String>, command: impl Into<String>) -> ProgramSpec {
+        ProgramSpec {
+            name: name.into(),
+            display_name: None,
+            command: command.into(),
+            args: Vec::new(),
+            cwd: None,
+            env: BTreeMap::new(),
+            autostart: false,
+            start_seconds: default_start_seconds(),
+            restart: RestartSpec::default(),
+            stop: StopSpec::default(),
+            game: None,
+            files_root: None,
+            after: Vec::new(),
+            requires: Vec::new(),
+            deps_timeout_seconds: power::default_deps_timeout(),
+            limits: None,
+            idle: None,
+            hooks: Vec::new(),
+            actions: BTreeMap::new(),
+            tags: Vec::new(),
+        }
+    }
+
+    /// Where the command resolves, as the supervisor would run it: a path (relative ones
+    /// against `cwd`) or a name looked up in `PATH` (the spec's own `PATH` when it sets
+    /// one). An error names the field and says what is missing, so a typo fails the save
+    /// (`422`) instead of a start. Separate from [`validate`](Self::validate) because it
+    /// depends on this machine: a stored program whose command later disappears still
+    /// loads, and fails its start with a `spawn_failed` reason.
+    pub fn resolve_command(&self) -> Result<std::path::PathBuf, FieldError> {
+        let cwd = match &self.cwd {
+            Some(c) => std::path::PathBuf::from(c),
+            None => std::env::current_dir().unwrap_or_default(),
+        };
+        if self.cwd.is_some() && !cwd.is_dir() {
+            return Err(FieldError {
+                field: "cwd".into(),
+                message: format!(
+                    "working directory {:?} does not exist",
+                    cwd.display().to_string()
+                ),
+            });
+        }
+        let path = self
+            .env
+            .get("PATH")
+            .cloned()
+            .or_else(|| std::env::var("PATH").ok())
+            .unwrap_or_default();
+        which::which_in(&self.command, Some(path), &cwd).map_err(|_| {
+            let is_path = self.command.contains('/') || self.command.contains('\\');
+            let full = cwd.join(&self.command);
+            let message = if is_path && full.exists() {
+                format!(
+                    "command not executable: {} (check its permissions)",
+                    full.display()
+                )
+            } else if is_path {
+                format!("command not found: {}", full.display())
+            } else {
+                format!(
+                    "command not found: {} is not in PATH (give the full path)",
+                    self.command
+                )
+            };
+            FieldError {
+                field: "command".into(),
+                message,
+            }
+        })
+    }
+
     /// Every problem with this spec; empty when valid.
     pub fn validate(&self) -> Vec<FieldError> {
         let mut errs = Vec::new();
@@ -174,10 +303,21 @@ impl ProgramSpec {
         if self.command.contains('\0') || self.args.iter().any(|a| a.contains('\0')) {
             err("command", "must not contain NUL bytes".into());
         }
-        if let Some(d) = &self.display_name
-            && d.chars().count() > 200
-        {
-            err("display_name", "must be at most 200 characters".into());
+        if let Some(d) = &self.display_name {
+            if d.chars().count() > 200 {
+                err("display_name", "must be at most 200 characters".into());
+            }
+            if let Some(m) = unclean_text(d) {
+                err("display_name", m);
+            }
+        }
+        for t in &self.tags {
+            if !valid_name(t) {
+                err(
+                    "tags",
+                    format!("{t:?} is not a valid tag: use lowercase letters, digits, '-' or '_'"),
+                );
+            }
         }
         for k in self.env.keys() {
             if k.is_empty() || k.contains('=') || k.contains('\0') {
@@ -235,6 +375,8 @@ impl ProgramSpec {
         if let Some(g) = &self.game {
             g.validate(&mut errs);
         }
+        power::validate(self, &mut errs);
+        hooks::validate(&self.hooks, &self.actions, "", &mut errs);
         errs
     }
 
@@ -242,6 +384,7 @@ impl ProgramSpec {
     pub fn masked(&self) -> ProgramSpec {
         ProgramSpec {
             game: self.game.as_ref().map(game::GameSpec::masked),
+            hooks: self.hooks.iter().map(hooks::HookSpec::masked).collect(),
             env: self
                 .env
                 .iter()
@@ -260,7 +403,9 @@ impl ProgramSpec {
 
     /// True when [`ProgramSpec::masked`] would hide something.
     pub fn has_secrets(&self) -> bool {
-        self.game.is_some() || self.env.keys().any(|k| secret_env_key(k))
+        self.game.is_some()
+            || self.env.keys().any(|k| secret_env_key(k))
+            || self.hooks.iter().any(|h| h.secret.is_some())
     }
 
     /// Where this spec carries `********` (what the API showed), takes the stored
@@ -268,6 +413,14 @@ impl ProgramSpec {
     pub fn keep_secrets(&mut self, old: &ProgramSpec) {
         if let Some(g) = &mut self.game {
             g.keep_secrets(old.game.as_ref());
+        }
+        for (i, h) in self.hooks.iter_mut().enumerate() {
+            if let Some(s) = &mut h.secret
+                && s.is_mask()
+                && let Some(stored) = old.hooks.get(i).and_then(|o| o.secret.clone())
+            {
+                *s = stored;
+            }
         }
         for (k, v) in &mut self.env {
             if v == game::MASK
@@ -288,7 +441,7 @@ impl ProgramSpec {
 
 /// Environment variables whose values the API never shows: names that say they hold a
 /// password, token, secret or key (`RCON_PASSWORD`, `DISCORD_TOKEN`, `API_KEY`…).
-fn secret_env_key(key: &str) -> bool {
+pub(crate) fn secret_env_key(key: &str) -> bool {
     let k = key.to_ascii_uppercase();
     [
         "PASSWORD",
@@ -322,6 +475,11 @@ pub enum State {
     Crashed,
     /// Crashed too often; warden gave up until someone starts it again.
     Fatal,
+    /// Asked to start; waiting for the programs in `after`/`requires` to be ready.
+    Waiting,
+    /// Stopped by design because nobody played on it; warden answers on its port and
+    /// starts it again when a player connects.
+    Sleeping,
 }
 
 impl State {
@@ -335,6 +493,8 @@ impl State {
             State::Backoff => "backoff",
             State::Crashed => "crashed",
             State::Fatal => "fatal",
+            State::Waiting => "waiting",
+            State::Sleeping => "sleeping",
         }
     }
 

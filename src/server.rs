@@ -3,8 +3,10 @@
 //!
 //! Shutdown order: stop accepting requests → record the stop event → stop firing
 //! schedules and cancel (or leave) job runs → cancel backups (their post steps still
-//! run) → stop (or leave) programs in parallel within the deadline → let alerts queue and
-//! deliver what is due → commit everything queued and checkpoint the store. One `CancellationToken` reaches every long-lived task.
+//! run) → stop (or leave) programs in parallel → let alerts queue and deliver what is due
+//! → commit everything queued and checkpoint the store. The stages up to the programs'
+//! stops share ONE deadline (`supervisor.shutdown_timeout_seconds`): what misses it is
+//! forced. One `CancellationToken` reaches every long-lived task.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -32,8 +34,16 @@ pub fn db_path(data_dir: &Path) -> PathBuf {
 
 /// Opens the store of a data directory, creating the directory if needed.
 pub fn open_store(data_dir: &Path) -> anyhow::Result<Store> {
-    std::fs::create_dir_all(data_dir)
+    // The database holds users, tokens and secrets: nobody else may read it.
+    crate::os::private_files();
+    let tightened = crate::os::secure_dir(data_dir)
         .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+    if let Some(mode) = tightened {
+        tracing::warn!(
+            dir = %data_dir.display(),
+            "the data directory was readable by other users (mode {mode:o}); made it 0700"
+        );
+    }
     Ok(Store::open(&db_path(data_dir))?)
 }
 
@@ -73,8 +83,12 @@ pub async fn serve(
     opts: ServeOptions,
 ) -> anyhow::Result<()> {
     let started = Instant::now();
-    let store = open_store(&cfg.data_dir)?;
+    // The lock comes before the store is opened: a second warden must not run migrations
+    // under a first one that is using the database.
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("cannot create data directory {}", cfg.data_dir.display()))?;
     let _lock = lock_data_dir(&cfg.data_dir)?;
+    let store = open_store(&cfg.data_dir)?;
     let bus = Bus::new();
     let games = Games::new(
         store.clone(),
@@ -90,6 +104,7 @@ pub async fn serve(
         cfg: Arc::new(cfg.supervisor.clone()),
         logs_dir: cfg.data_dir.join("logs"),
         stop_hook: Some(games.stop_hook()),
+        sleep_guard: Some(games.sleep_guard()),
     };
     let started_text = format!("warden {} started", env!("CARGO_PKG_VERSION"));
     ctx.record(None, "warden_started", started_text.clone())
@@ -99,8 +114,16 @@ pub async fn serve(
         Severity::Info,
         started_text,
     ));
+    let hook_events = bus.subscribe();
     let sup = Supervisor::boot(ctx.clone()).await?;
     games.start(sup.clone());
+    crate::hooks::start(
+        sup.clone(),
+        store.clone(),
+        bus.clone(),
+        hook_events,
+        shutdown.clone(),
+    );
     let alerts =
         Alerts::start(store.clone(), alert_events, sup.clone(), cfg.alerts.clone()).await?;
     if opts.demo {
@@ -132,12 +155,25 @@ pub async fn serve(
     let addr = listener.local_addr()?;
     // The first stdout line names the bound address, so `--listen 127.0.0.1:0` is usable
     // by scripts and tests.
-    println!("warden listening on http://{addr}");
+    // Written with its error handled: a closed or full stdout must not stop warden.
+    crate::logging::stdout_line(&format!("warden listening on http://{addr}"));
+    let setup_code = api::setup::SetupCode::default();
     if store.users().await?.is_empty() {
-        println!(
-            "No users yet. Create the first admin with:\n  warden user add admin --role admin --password-stdin --data-dir {}",
-            cfg.data_dir.display()
-        );
+        let data_dir = std::path::absolute(&cfg.data_dir).unwrap_or_else(|_| cfg.data_dir.clone());
+        match setup_code.open(&cfg.data_dir) {
+            Ok(code) => crate::logging::stdout_line(&format!(
+                "No users yet. Open http://{addr} and create the first administrator with the setup code {code}\n  (also in {}; it works once)\nor on this machine:\n  warden user add admin --role admin --password-stdin --data-dir {}",
+                api::setup::file(&data_dir).display(),
+                data_dir.display()
+            )),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot write the setup code file");
+                crate::logging::stdout_line(&format!(
+                    "No users yet. Create the first admin with:\n  warden user add admin --role admin --password-stdin --data-dir {}",
+                    data_dir.display()
+                ));
+            }
+        }
     }
     tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "warden listening");
     let (metrics, metrics_task) = crate::metrics::Metrics::start(
@@ -162,25 +198,39 @@ pub async fn serve(
         files: crate::files::Files::new(cfg.files.clone(), &cfg.data_dir, shutdown.clone()),
         metrics,
         backups: backups.clone(),
+        setup_code,
+        fleet: crate::fleet::Fleet::new(store.clone(), cfg.data_dir.clone(), cfg.fleet.timeout),
+        installer: crate::install::Installer::new(
+            cfg.install.clone(),
+            &cfg.data_dir,
+            sup.clone(),
+            backups.clone(),
+            bus.clone(),
+        ),
     });
-    let pruner = tokio::spawn(prune_events(
-        store.clone(),
-        cfg.retention.events,
-        shutdown.clone(),
+    let trimmer = tokio::spawn(crate::health::guarded(
+        "memory-trimmer",
+        crate::memory::trim_loop(shutdown.clone()),
     ));
+    let pruner = {
+        let (store, keep, token) = (store.clone(), cfg.retention.events, shutdown.clone());
+        crate::health::supervise("event-pruner", shutdown.clone(), move || {
+            prune_events(store.clone(), keep, token.clone())
+        })
+    };
+    // Says in an event (and an alert) what could not be stored once writes work again.
+    let store_watch = {
+        let (ctx, bus, token) = (ctx.clone(), bus.clone(), shutdown.clone());
+        crate::health::supervise("store-watch", shutdown.clone(), move || {
+            watch_store(ctx.clone(), bus.clone(), token.clone())
+        })
+    };
     // The dashboard's pages sit beside the API; it is just another client of it.
     let router = api::router(app).merge(crate::web::router());
-    let token = shutdown.clone();
-    let served = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move { token.cancelled().await })
-    .await;
-    if let Err(e) = served {
-        tracing::error!(error = %e, "HTTP server failed");
-    }
+    api::listener::serve(listener, router, http_limits(&cfg), shutdown.clone()).await;
     tracing::info!("shutting down");
+    // Parts ending from here on are meant to.
+    crate::health::shutting_down();
     let stop = cfg.supervisor.on_shutdown == OnShutdown::Stop;
     let stopping_text = if stop {
         "warden is stopping; stopping programs".to_string()
@@ -194,13 +244,23 @@ pub async fn serve(
         Severity::Warning,
         stopping_text,
     ));
+    // One deadline for every stage, as vector's `shutdown_all(deadline)`: each stage gets
+    // what is left of it and whatever misses it is forced (chains and backups cancelled,
+    // programs killed), so stopping warden takes `shutdown_timeout` — not the sum of the
+    // stages' own waits.
+    let deadline = tokio::time::Instant::now() + cfg.supervisor.shutdown_timeout;
+    let left = || deadline.saturating_duration_since(tokio::time::Instant::now());
     // Schedules first: their chains act on programs.
-    sched.shutdown(stop, cfg.supervisor.shutdown_timeout).await;
+    sched.shutdown(stop, left()).await;
     // Then backups: a cancelled backup still runs its post steps (e.g. `save-on`) while
     // its program is alive.
-    backups.shutdown(cfg.supervisor.shutdown_timeout).await;
-    sup.shutdown(stop, cfg.supervisor.shutdown_timeout).await;
-    games.stopped().await;
+    backups.shutdown(left()).await;
+    sup.shutdown(stop, left()).await;
+    if tokio::time::timeout(left(), games.stopped()).await.is_err() {
+        tracing::warn!("game monitors did not end before the shutdown deadline");
+    }
+    // Alerts get their own grace (`alerts.shutdown_grace_seconds`) after the programs'
+    // stops: what is not delivered then stays queued in the store for the next start.
     alerts.shutdown().await;
     // The metrics task flushed its buffer when shutdown was cancelled; wait for that
     // write before the store closes.
@@ -208,14 +268,40 @@ pub async fn serve(
         tracing::error!(error = %e, "metrics task failed");
     }
     pruner.abort();
+    store_watch.abort();
+    trimmer.abort();
     store.close().await;
     tracing::info!("shutdown complete");
     Ok(())
 }
 
+/// Raises the open-file limit and sizes the HTTP connection cap within it, so that the
+/// descriptors for programs, logs and the store can never be taken by clients.
+fn http_limits(cfg: &Config) -> api::listener::Limits {
+    let limit = match crate::os::raise_open_file_limit() {
+        Ok(l) => Some(l),
+        Err(e) => {
+            tracing::debug!(error = %e, "open-file limit not raised");
+            None
+        }
+    };
+    let max_connections = api::listener::effective_cap(cfg.api.max_connections, limit);
+    tracing::info!(
+        open_file_limit = limit,
+        max_connections,
+        "HTTP connections are capped"
+    );
+    api::listener::Limits {
+        header_read_timeout: cfg.api.header_read_timeout,
+        idle_timeout: cfg.api.idle_timeout,
+        max_connections,
+    }
+}
+
 /// Prunes events past their retention: hourly, in small steps so the writer is never
 /// held for long.
 async fn prune_events(store: Store, keep: Duration, shutdown: CancellationToken) {
+    crate::health::injected_fault("event-pruner");
     let mut tick = tokio::time::interval(Duration::from_secs(3600));
     loop {
         tokio::select! {
@@ -232,6 +318,42 @@ async fn prune_events(store: Store, keep: Duration, shutdown: CancellationToken)
                     break;
                 }
             }
+        }
+    }
+}
+
+/// Follows the store's health: when writes work again after failing (a full disk), the
+/// loss becomes an event and a warning alert, naming how many records were lost and for
+/// how long writes failed. Checked every second: cheap (a copy of a few fields).
+async fn watch_store(ctx: Ctx, bus: Bus, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut failing_since: Option<i64> = None;
+    let mut lost_before = ctx.store.health().writes_lost;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let h = ctx.store.health();
+        match (failing_since, h.failing_since_ms) {
+            (None, Some(since)) => failing_since = Some(since),
+            (Some(since), None) => {
+                failing_since = None;
+                let lost = h.writes_lost.saturating_sub(lost_before);
+                lost_before = h.writes_lost;
+                let secs = (now_ms() - since).max(0) / 1000;
+                let text = format!(
+                    "database writes work again after failing for {secs} s (data directory {}); {lost} records (events, audit entries) could not be stored meanwhile",
+                    ctx.store.dir().display()
+                );
+                ctx.record(None, "store_recovered", text.clone()).await;
+                bus.publish(alerts::warden_notice(
+                    "store_recovered",
+                    Severity::Warning,
+                    text,
+                ));
+            }
+            _ => {}
         }
     }
 }

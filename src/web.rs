@@ -4,15 +4,14 @@
 //! Cache busting: `<version>` is a hash of every embedded file, so a new build gets new
 //! asset URLs. Assets are immutable for a year; the page itself is never cached, so a
 //! browser always learns the current version. Relative ES-module imports resolve inside
-//! the versioned prefix, so no file needs its imports rewritten. Compression: every
-//! compressible asset is gzipped once, when the bundle is first built, and sent to
-//! clients that accept gzip.
+//! the versioned prefix, so no file needs its imports rewritten. Compression: `build.rs`
+//! gzips every compressible asset once, at build time, and fills in the page's asset
+//! prefix; both copies are static bytes of the binary, sent as they are (gzipped to
+//! clients that accept gzip), so serving the dashboard costs no heap and no start-up work.
 //!
 //! Architecture invariant: this module serves bytes only. It knows nothing about
 //! programs, users or the API; the page talks to the API like any other client.
 
-use std::collections::HashMap;
-use std::io::Write;
 use std::sync::LazyLock;
 
 use axum::Router;
@@ -24,46 +23,50 @@ use axum::routing::get;
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
-/// Everything under `web/`, embedded even in debug builds (`debug-embed`), so tests run
-/// exactly what ships.
-#[derive(rust_embed::Embed)]
-#[folder = "web/"]
-struct Files;
+mod generated {
+    //! The table `build.rs` writes: every file under `web/`, embedded even in debug
+    //! builds, so tests run exactly what ships.
+    include!(concat!(env!("OUT_DIR"), "/web_assets.rs"));
+}
 
-/// Placeholder in `index.html` replaced by the versioned asset prefix.
-const PREFIX_MARK: &str = "%ASSETS%";
 /// Immutable, cacheable for a year: the URL changes whenever the content does.
 const CACHE_ASSET: &str = "public, max-age=31536000, immutable";
-/// Files smaller than this are not worth a gzip header and a decompression step.
-const GZIP_MIN_BYTES: usize = 512;
 
 /// One servable file.
 struct Asset {
-    /// The file as stored (cheap to clone into a response).
-    raw: Bytes,
+    /// The file as stored.
+    raw: &'static [u8],
     /// Gzipped copy, when the type compresses and it came out smaller.
-    gzip: Option<Bytes>,
+    gzip: Option<&'static [u8]>,
     /// `Content-Type`.
     mime: &'static str,
 }
 
-/// All assets, the rendered page and the version they share.
-struct Bundle {
-    /// Hash of every embedded file; part of every asset URL.
-    version: String,
-    /// Assets by path relative to `web/`.
-    files: HashMap<String, Asset>,
-    /// `index.html` with the asset prefix filled in.
-    index: Asset,
-    /// The Content-Security-Policy header for the page.
-    csp: HeaderValue,
+/// An embedded file by its path relative to `web/`.
+fn file(path: &str) -> Option<Asset> {
+    let i = generated::FILES
+        .binary_search_by(|(name, _, _)| (*name).cmp(path))
+        .ok()?;
+    let (name, raw, gzip) = generated::FILES[i];
+    Some(Asset {
+        raw,
+        gzip,
+        mime: mime_of(name),
+    })
 }
 
-static BUNDLE: LazyLock<Bundle> = LazyLock::new(build_bundle);
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// The page with its asset prefix filled in.
+fn page() -> Asset {
+    Asset {
+        raw: generated::INDEX.0,
+        gzip: generated::INDEX.1,
+        mime: "text/html; charset=utf-8",
+    }
 }
+
+/// The Content-Security-Policy header for the page (computed once).
+static CSP: LazyLock<HeaderValue> =
+    LazyLock::new(|| content_security_policy(&String::from_utf8_lossy(generated::INDEX.0)));
 
 fn mime_of(path: &str) -> &'static str {
     match path.rsplit_once('.').map(|(_, ext)| ext) {
@@ -75,28 +78,6 @@ fn mime_of(path: &str) -> &'static str {
         Some("png") => "image/png",
         Some("md" | "txt" | "LICENSE") => "text/plain; charset=utf-8",
         _ => "application/octet-stream",
-    }
-}
-
-fn gzip(data: &[u8]) -> Option<Vec<u8>> {
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-    enc.write_all(data).ok()?;
-    enc.finish().ok()
-}
-
-fn asset(raw: Vec<u8>, mime: &'static str) -> Asset {
-    let compressible = !matches!(mime, "image/png" | "application/octet-stream");
-    let gzip = if compressible && raw.len() >= GZIP_MIN_BYTES {
-        gzip(&raw)
-            .filter(|gz| gz.len() < raw.len())
-            .map(Bytes::from)
-    } else {
-        None
-    };
-    Asset {
-        raw: Bytes::from(raw),
-        gzip,
-        mime,
     }
 }
 
@@ -121,34 +102,6 @@ fn content_security_policy(index: &str) -> HeaderValue {
     HeaderValue::from_str(&policy).unwrap_or(HeaderValue::from_static("default-src 'self'"))
 }
 
-fn build_bundle() -> Bundle {
-    let mut names: Vec<String> = Files::iter().map(|p| p.into_owned()).collect();
-    names.sort();
-    let mut hasher = Sha256::new();
-    let mut files = HashMap::new();
-    for name in &names {
-        let Some(file) = Files::get(name) else {
-            continue;
-        };
-        hasher.update(name.as_bytes());
-        hasher.update(file.metadata.sha256_hash());
-        files.insert(name.clone(), asset(file.data.into_owned(), mime_of(name)));
-    }
-    let version = hex(&hasher.finalize()[..6]);
-    let template = files
-        .get("index.html")
-        .map(|a| String::from_utf8_lossy(&a.raw).into_owned())
-        .unwrap_or_default();
-    let page = template.replace(PREFIX_MARK, &format!("/assets/{version}"));
-    let csp = content_security_policy(&page);
-    Bundle {
-        version,
-        files,
-        index: asset(page.into_bytes(), "text/html; charset=utf-8"),
-        csp,
-    }
-}
-
 /// True when the client accepts gzip (and did not refuse it with `q=0`).
 fn accepts_gzip(headers: &HeaderMap) -> bool {
     headers
@@ -165,11 +118,11 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
 }
 
 fn respond(a: &Asset, headers: &HeaderMap, cache: &'static str) -> Response {
-    let (body, gzipped) = match &a.gzip {
-        Some(gz) if accepts_gzip(headers) => (gz.clone(), true),
-        _ => (a.raw.clone(), false),
+    let (body, gzipped) = match a.gzip {
+        Some(gz) if accepts_gzip(headers) => (gz, true),
+        _ => (a.raw, false),
     };
-    let mut resp = Response::new(Body::from(body));
+    let mut resp = Response::new(Body::from(Bytes::from_static(body)));
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(a.mime));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
@@ -185,10 +138,9 @@ fn respond(a: &Asset, headers: &HeaderMap, cache: &'static str) -> Response {
 }
 
 async fn index(headers: HeaderMap) -> Response {
-    let b = &*BUNDLE;
-    let mut resp = respond(&b.index, &headers, "no-cache");
+    let mut resp = respond(&page(), &headers, "no-cache");
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_SECURITY_POLICY, b.csp.clone());
+    h.insert(header::CONTENT_SECURITY_POLICY, CSP.clone());
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(
         header::REFERRER_POLICY,
@@ -198,24 +150,21 @@ async fn index(headers: HeaderMap) -> Response {
 }
 
 async fn asset_file(Path((version, path)): Path<(String, String)>, headers: HeaderMap) -> Response {
-    let b = &*BUNDLE;
     // An old page asking for an old version gets 404 rather than today's file under a
     // URL that promises yesterday's content forever.
-    match b.files.get(&path).filter(|_| version == b.version) {
-        Some(a) if path != "index.html" => respond(a, &headers, CACHE_ASSET),
+    match file(&path).filter(|_| version == generated::VERSION) {
+        Some(a) if path != "index.html" => respond(&a, &headers, CACHE_ASSET),
         _ => (StatusCode::NOT_FOUND, "no such asset").into_response(),
     }
 }
 
 /// The version hash in asset URLs (for tests and the about page).
 pub fn version() -> &'static str {
-    &BUNDLE.version
+    generated::VERSION
 }
 
-/// Routes serving the dashboard. Builds (hashes, gzips) the bundle now, so the first
-/// visitor does not wait for it.
+/// Routes serving the dashboard.
 pub fn router() -> Router {
-    LazyLock::force(&BUNDLE);
     Router::new()
         .route("/", get(index))
         .route("/index.html", get(index))
@@ -228,27 +177,35 @@ mod tests {
 
     #[test]
     fn the_page_names_the_current_version_and_every_asset_exists() {
-        let b = &*BUNDLE;
-        let page = String::from_utf8_lossy(&b.index.raw);
-        assert!(!page.contains(PREFIX_MARK));
-        assert!(page.contains(&format!("/assets/{}/app.js", b.version)));
+        let page = String::from_utf8_lossy(page().raw).into_owned();
+        assert!(!page.contains("%ASSETS%"));
+        assert!(page.contains(&format!("/assets/{}/app.js", version())));
+        assert!(
+            generated::FILES.windows(2).all(|w| w[0].0 < w[1].0),
+            "the table is sorted for binary search"
+        );
         for name in [
             "app.js",
             "style.css",
             "vendor/preact.mjs",
             "vendor/uPlot.esm.js",
         ] {
-            assert!(b.files.contains_key(name), "{name} not embedded");
+            assert!(file(name).is_some(), "{name} not embedded");
         }
     }
 
     #[test]
     fn scripts_are_gzipped_and_the_import_map_is_allowed_by_hash() {
-        let b = &*BUNDLE;
-        let app = b.files.get("vendor/preact.mjs").expect("preact");
-        let gz = app.gzip.as_ref().expect("gzipped");
+        let app = file("vendor/preact.mjs").expect("preact");
+        let gz = app.gzip.expect("gzipped");
         assert!(gz.len() < app.raw.len() / 2);
-        let csp = b.csp.to_str().expect("ascii");
+        // Compressed at build time: it decodes to the file.
+        let mut decoded = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(gz), &mut decoded)
+            .expect("gunzip");
+        assert_eq!(decoded, app.raw);
+        assert!(page().gzip.is_some(), "the page is gzipped too");
+        let csp = CSP.to_str().expect("ascii");
         assert!(csp.contains("'sha256-"), "{csp}");
         assert!(!csp.contains("unsafe-inline"), "{csp}");
     }

@@ -7,7 +7,7 @@ import { html } from './lib/html.js';
 import { t, setLang, currentLang, LANGUAGES } from './lib/i18n.js';
 import { api, setCsrf, setUnauthorizedHandler } from './lib/api.js';
 import { live } from './lib/live.js';
-import { session, can } from './lib/session.js';
+import { session, can, setSession } from './lib/session.js';
 import { followPrograms } from './lib/stores.js';
 import { applyTheme, currentTheme } from './lib/theme.js';
 import { ConfirmHost, ToastHost, href, useRoute } from './lib/ui.js';
@@ -84,8 +84,7 @@ function App() {
   const route = useRoute();
 
   const signedIn = (m) => {
-    session.user = m.user;
-    session.role = m.role;
+    setSession(m);
     setCsrf(m.csrf_token);
     setExpired(false);
     setMe(m);
@@ -94,8 +93,7 @@ function App() {
   };
   const signedOut = (wasExpired) => {
     live.stop();
-    session.user = null;
-    session.role = null;
+    setSession(null);
     setCsrf(null);
     setExpired(wasExpired);
     setMe(null);
@@ -104,9 +102,10 @@ function App() {
   useEffect(() => {
     setUnauthorizedHandler(() => signedOut(true));
     live.onUnauthenticated = () => signedOut(true);
+    // The probe answers 200 signed in or out, so a signed-out page logs no failed request.
     api
-      .get('/api/auth/me', { quiet401: true })
-      .then(signedIn)
+      .get('/api/auth/session')
+      .then((s) => (s.signed_in ? signedIn(s.me) : signedOut(false)))
       .catch(() => signedOut(false));
   }, []);
 

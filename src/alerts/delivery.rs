@@ -104,9 +104,8 @@ pub fn parse_retry_after(v: &str, now_ms: i64) -> Option<Duration> {
 /// `initial`, capped at `max`, with "equal jitter" (`jitter` in `[0, 1)` picks a point in
 /// the upper half) so channels that failed together do not retry together.
 pub fn retry_delay(attempts: u32, initial: Duration, max: Duration, jitter: f64) -> Duration {
-    let exp = initial.saturating_mul(1u32 << attempts.saturating_sub(1).min(20));
-    let d = exp.min(max);
-    d.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
+    let d = crate::backoff::exponential(initial, max, attempts);
+    crate::backoff::jitter_down(d, 0.5, 1.0 - jitter.clamp(0.0, 1.0))
 }
 
 /// What to write on the row after an attempt.
@@ -310,19 +309,25 @@ impl Pool {
         let (done_tx, done_rx) = mpsc::channel::<Done>(d.cfg.senders);
         let job_rx = Arc::new(tokio::sync::Mutex::new(job_rx));
         let senders = (0..d.cfg.senders)
-            .map(|_| {
-                tokio::spawn(sender(
-                    job_rx.clone(),
-                    done_tx.clone(),
-                    d.store.clone(),
-                    d.cfg.clone(),
-                    d.http.clone(),
-                    d.results.clone(),
-                    hard_stop.clone(),
+            .map(|n| {
+                tokio::spawn(crate::health::guarded(
+                    format!("alert-sender {n}"),
+                    sender(
+                        job_rx.clone(),
+                        done_tx.clone(),
+                        d.store.clone(),
+                        d.cfg.clone(),
+                        d.http.clone(),
+                        d.results.clone(),
+                        hard_stop.clone(),
+                    ),
                 ))
             })
             .collect();
-        let dispatcher = tokio::spawn(dispatch(d, job_tx, done_rx, stop.clone()));
+        let dispatcher = tokio::spawn(crate::health::guarded(
+            "alert-dispatcher",
+            dispatch(d, job_tx, done_rx, stop.clone()),
+        ));
         Pool {
             dispatcher,
             senders,
@@ -402,9 +407,7 @@ async fn dispatch(
         d.live
             .in_flight
             .store(in_flight.len(), std::sync::atomic::Ordering::Relaxed);
-        if let Ok(mut live) = d.live.breakers.lock() {
-            live.clone_from(&breakers);
-        }
+        crate::sync::lock(&d.live.breakers).clone_from(&breakers);
         if let Some(deadline) = stop_by {
             // Shutting down: finish early once nothing is in flight or due now.
             let nothing_due = !due_left && wake_at.is_none_or(|w| w > deadline);

@@ -57,6 +57,7 @@ pub struct Deps {
 
 /// Runs until `stop`; then handles every event already published and returns.
 pub async fn run(mut d: Deps, mut bus: broadcast::Receiver<Arc<Event>>, stop: CancellationToken) {
+    crate::health::injected_fault("alert-engine");
     let mut rules = RuleSet::default();
     rules.replace(d.rules.borrow_and_update().compiled.clone());
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -152,7 +153,7 @@ fn handle(
             }
             if matches!(
                 c.to,
-                State::Stopped | State::Crashed | State::Fatal | State::Backoff
+                State::Stopped | State::Crashed | State::Fatal | State::Backoff | State::Sleeping
             ) {
                 rules.program_ended(&c.program, now);
             }
@@ -186,7 +187,8 @@ fn handle(
         | Event::Players(_)
         | Event::Health(_)
         | Event::HostSample(_)
-        | Event::Program(_) => Vec::new(),
+        | Event::Program(_)
+        | Event::Install(_) => Vec::new(),
     }
 }
 

@@ -15,7 +15,7 @@
 mod delivery;
 mod engine;
 pub mod model;
-mod render;
+pub(crate) mod render;
 pub mod rules;
 
 use std::collections::BTreeMap;
@@ -277,18 +277,21 @@ impl Alerts {
         alerts.reload_rules().await?;
         let i = &alerts.inner;
         let engine_stop = CancellationToken::new();
-        let engine = tokio::spawn(engine::run(
-            engine::Deps {
-                store: store.clone(),
-                sup,
-                cfg: cfg.clone(),
-                channels: channels_rx.clone(),
-                rules: rules_rx,
-                wake: i.wake.clone(),
-                stats: i.stats.clone(),
-            },
-            events,
-            engine_stop.clone(),
+        let engine = tokio::spawn(crate::health::guarded(
+            "alert-engine",
+            engine::run(
+                engine::Deps {
+                    store: store.clone(),
+                    sup,
+                    cfg: cfg.clone(),
+                    channels: channels_rx.clone(),
+                    rules: rules_rx,
+                    wake: i.wake.clone(),
+                    stats: i.stats.clone(),
+                },
+                events,
+                engine_stop.clone(),
+            ),
         ));
         let pool = Pool::start(delivery::Deps {
             store,
@@ -299,7 +302,8 @@ impl Alerts {
             live: i.live.clone(),
             http,
         });
-        if let Ok(mut r) = i.running.lock() {
+        {
+            let mut r = crate::sync::lock(&i.running);
             *r = Some(Running {
                 engine,
                 engine_stop,
@@ -314,7 +318,7 @@ impl Alerts {
     /// within `alerts.shutdown_grace_seconds`, and whatever is left stays queued for the
     /// next start.
     pub async fn shutdown(&self) {
-        let running = self.inner.running.lock().ok().and_then(|mut r| r.take());
+        let running = crate::sync::lock(&self.inner.running).take();
         let Some(r) = running else { return };
         r.engine_stop.cancel();
         let _ = r.engine.await;
@@ -373,13 +377,9 @@ impl Alerts {
 
     fn view(&self, c: &Channel) -> ChannelView {
         let now = tokio::time::Instant::now();
-        let breaker = self
-            .inner
-            .live
-            .breakers
-            .lock()
-            .ok()
-            .and_then(|b| b.get(&c.id).map(|b| b.view(now)))
+        let breaker = crate::sync::lock(&self.inner.live.breakers)
+            .get(&c.id)
+            .map(|b| b.view(now))
             .unwrap_or_else(|| delivery::Breaker::default().view(now));
         ChannelView {
             spec: c.spec.masked(),
@@ -664,6 +664,7 @@ mod tests {
             cfg: Arc::new(cfg.supervisor.clone()),
             logs_dir: dir.path().join("logs"),
             stop_hook: None,
+            sleep_guard: None,
         };
         let sup = Supervisor::boot(ctx).await.expect("boot");
         // A long sleeper: `sleep` on Unix; on Windows (no `sleep` there) this test binary

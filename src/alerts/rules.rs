@@ -203,35 +203,6 @@ pub enum Condition {
     },
 }
 
-/// Parses `30s`, `5m`, `2h`, `1d`.
-pub fn parse_duration(s: &str) -> Option<Duration> {
-    let split = s.find(|c: char| !c.is_ascii_digit())?;
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num.parse().ok()?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n.checked_mul(60)?,
-        "h" => n.checked_mul(3600)?,
-        "d" => n.checked_mul(86_400)?,
-        _ => return None,
-    };
-    Some(Duration::from_secs(secs))
-}
-
-/// Formats a duration the way conditions write it.
-pub fn show_duration(d: Duration) -> String {
-    let s = d.as_secs();
-    if s > 0 && s.is_multiple_of(86_400) {
-        format!("{}d", s / 86_400)
-    } else if s > 0 && s.is_multiple_of(3600) {
-        format!("{}h", s / 3600)
-    } else if s > 0 && s.is_multiple_of(60) {
-        format!("{}m", s / 60)
-    } else {
-        format!("{s}s")
-    }
-}
-
 /// Parses `90`, `90%`, `6GiB`, `512MB`, `1.5e3`.
 fn parse_value(s: &str) -> Option<f64> {
     let split = s
@@ -276,8 +247,7 @@ impl Condition {
             })?;
             let hold = match hold {
                 None => Duration::ZERO,
-                Some(d) => parse_duration(d)
-                    .ok_or_else(|| format!("{d:?} is not a duration; write e.g. 30s, 5m, 2h"))?,
+                Some(d) => crate::duration::parse(d).map_err(|e| e.to_string())?,
             };
             return Ok(Condition::Threshold {
                 metric,
@@ -305,9 +275,15 @@ impl Condition {
                 if at_least == 0 {
                     return Err("the count must be at least 1".into());
                 }
-                let window = parse_duration(d)
-                    .filter(|w| !w.is_zero())
-                    .ok_or_else(|| format!("{d:?} is not a duration; write e.g. 30s, 5m, 2h"))?;
+                let window = crate::duration::parse(d)
+                    .map_err(|e| e.to_string())
+                    .and_then(|w| {
+                        if w.is_zero() {
+                            Err(format!("the window {d:?} is zero; it must be at least 1s"))
+                        } else {
+                            Ok(w)
+                        }
+                    })?;
                 Ok(Condition::Count {
                     event: event.to_string(),
                     at_least,
@@ -344,7 +320,7 @@ impl fmt::Display for Condition {
                     metric.show(*value)
                 )?;
                 if !hold.is_zero() {
-                    write!(f, " for {}", show_duration(*hold))?;
+                    write!(f, " for {}", crate::duration::format(*hold))?;
                 }
                 Ok(())
             }
@@ -352,7 +328,11 @@ impl fmt::Display for Condition {
                 event,
                 at_least,
                 window,
-            } => write!(f, "{event} >= {at_least} in {}", show_duration(*window)),
+            } => write!(
+                f,
+                "{event} >= {at_least} in {}",
+                crate::duration::format(*window)
+            ),
         }
     }
 }
@@ -577,7 +557,7 @@ impl RuleSet {
                     detail: format!(
                         "{event} {} times within {}",
                         st.hits.len(),
-                        show_duration(*window)
+                        crate::duration::format(*window)
                     ),
                 });
             }
@@ -611,7 +591,7 @@ impl RuleSet {
                         fired: false,
                         detail: format!(
                             "fewer than {at_least} {event} events within the last {}",
-                            show_duration(*window)
+                            crate::duration::format(*window)
                         ),
                     });
                 }

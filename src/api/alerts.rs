@@ -12,9 +12,9 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::AppState;
 use super::authn::Caller;
 use super::error::{ApiError, ErrorBody, Json, Path, Query};
+use crate::access::Perm;
 use crate::alerts::model::{ChannelSpec, RuleSpec};
 use crate::alerts::{AlertError, AlertStatus, ChannelView, DeliveryView};
-use crate::auth::Role;
 use crate::program::FieldError;
 
 impl From<AlertError> for ApiError {
@@ -54,7 +54,7 @@ async fn list_channels(
     State(app): State<AppState>,
     caller: Caller,
 ) -> Result<Json<ChannelList>, ApiError> {
-    caller.require(Role::Viewer)?;
+    caller.require_everywhere(Perm::View)?;
     Ok(Json(ChannelList {
         channels: app.alerts.channels(),
     }))
@@ -68,7 +68,7 @@ async fn create_channel(
     caller: Caller,
     Json(spec): Json<ChannelSpec>,
 ) -> Result<Response, ApiError> {
-    caller.require(Role::Admin)?;
+    caller.require_admin()?;
     let view = app.alerts.create_channel(spec).await?;
     app.audit(&caller, "alerts.channel.create", &view.spec.name, None)
         .await;
@@ -84,7 +84,7 @@ async fn get_channel(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Json<ChannelView>, ApiError> {
-    caller.require(Role::Viewer)?;
+    caller.require_everywhere(Perm::View)?;
     Ok(Json(app.alerts.channel(&name)?))
 }
 
@@ -98,7 +98,7 @@ async fn update_channel(
     Path(name): Path<String>,
     Json(spec): Json<ChannelSpec>,
 ) -> Result<Json<ChannelView>, ApiError> {
-    caller.require(Role::Admin)?;
+    caller.require_admin()?;
     name_must_match(&name, &spec.name)?;
     let view = app.alerts.update_channel(spec).await?;
     app.audit(&caller, "alerts.channel.update", &name, None)
@@ -115,7 +115,7 @@ async fn delete_channel(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(Role::Admin)?;
+    caller.require_admin()?;
     app.alerts.delete_channel(&name).await?;
     app.audit(&caller, "alerts.channel.delete", &name, None)
         .await;
@@ -127,6 +127,7 @@ async fn delete_channel(
 #[serde(deny_unknown_fields)]
 struct TestQuery {
     /// Seconds to wait for the first attempt's outcome, 0-20 (default 10; 0 only queues).
+    #[param(maximum = 20)]
     wait: Option<u64>,
 }
 
@@ -141,7 +142,7 @@ async fn test_channel(
     Path(name): Path<String>,
     Query(q): Query<TestQuery>,
 ) -> Result<Json<DeliveryView>, ApiError> {
-    caller.require(Role::Admin)?;
+    caller.require_admin()?;
     let wait = q.wait.unwrap_or(10);
     if wait > 20 {
         return Err(ApiError::new(
@@ -164,6 +165,7 @@ struct LogQuery {
     /// Only deliveries with an id below this (the `next_before` of the previous page).
     before: Option<i64>,
     /// Page size, 1-500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
 }
 
@@ -186,7 +188,7 @@ async fn deliveries(
     Path(name): Path<String>,
     Query(q): Query<LogQuery>,
 ) -> Result<Json<DeliveryPage>, ApiError> {
-    caller.require(Role::Viewer)?;
+    caller.require_everywhere(Perm::View)?;
     let limit = q.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
         return Err(ApiError::new(
@@ -219,7 +221,7 @@ async fn list_rules(
     State(app): State<AppState>,
     caller: Caller,
 ) -> Result<Json<RuleList>, ApiError> {
-    caller.require(Role::Viewer)?;
+    caller.require_everywhere(Perm::View)?;
     Ok(Json(RuleList {
         rules: app.alerts.rules(),
     }))
@@ -233,7 +235,7 @@ async fn create_rule(
     caller: Caller,
     Json(spec): Json<RuleSpec>,
 ) -> Result<Response, ApiError> {
-    caller.require(Role::Admin)?;
+    caller.require_admin()?;
     let rule = app.alerts.create_rule(spec).await?;
     app.audit(
         &caller,
@@ -254,7 +256,7 @@ async fn get_rule(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Json<RuleSpec>, ApiError> {
-    caller.require(Role::Viewer)?;
+    caller.require_everywhere(Perm::View)?;
     Ok(Json(app.alerts.rule(&name)?))
 }
 
@@ -268,7 +270,7 @@ async fn update_rule(
     Path(name): Path<String>,
     Json(spec): Json<RuleSpec>,
 ) -> Result<Json<RuleSpec>, ApiError> {
-    caller.require(Role::Admin)?;
+    caller.require_admin()?;
     name_must_match(&name, &spec.name)?;
     let rule = app.alerts.update_rule(spec).await?;
     app.audit(
@@ -290,7 +292,7 @@ async fn delete_rule(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(Role::Admin)?;
+    caller.require_admin()?;
     app.alerts.delete_rule(&name).await?;
     app.audit(&caller, "alerts.rule.delete", &name, None).await;
     Ok(StatusCode::NO_CONTENT)
@@ -303,7 +305,7 @@ async fn status(
     State(app): State<AppState>,
     caller: Caller,
 ) -> Result<Json<AlertStatus>, ApiError> {
-    caller.require(Role::Viewer)?;
+    caller.require_everywhere(Perm::View)?;
     Ok(Json(app.alerts.status().await?))
 }
 

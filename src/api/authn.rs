@@ -16,6 +16,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::AppState;
 use super::error::{ApiError, Json};
+use crate::access::{Perm, Perms};
 use crate::auth::{Principal, Role};
 
 /// Name of the session cookie.
@@ -23,23 +24,57 @@ pub const SESSION_COOKIE: &str = "warden_session";
 /// Header carrying the CSRF token for cookie-authenticated state-changing requests.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
-/// The authenticated caller of a request.
-pub struct Caller(pub Principal);
+/// The authenticated caller of a request, and the audit note of this request (set for
+/// state-changing requests by the audit middleware, which writes one record per call).
+pub struct Caller(pub Principal, pub(crate) Option<super::audit::Note>);
 
 impl Caller {
-    /// Fails with 403 unless the caller has at least `role`.
-    pub fn require(&self, role: Role) -> Result<(), ApiError> {
-        if self.0.role >= role {
+    /// Fails with 403 unless the caller is an admin: users, tokens, grants, alert
+    /// channels and the daemon itself are theirs alone.
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        if self.0.role >= Role::Admin {
             Ok(())
         } else {
             Err(ApiError::forbidden(format!(
-                "this needs the {} role; '{}' has the {} role",
-                role.as_str(),
+                "this needs the admin role; '{}' has the {} role",
                 self.0.name,
                 self.0.role.as_str()
             )))
         }
     }
+
+    /// Fails with 403 unless the caller holds `perm` on every program (through its role
+    /// or a grant on all programs): for things that belong to no single program.
+    pub fn require_everywhere(&self, perm: Perm) -> Result<(), ApiError> {
+        if self.0.access().perms_everywhere().has(perm) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "this needs the '{}' permission on all programs, which '{}' does not have",
+                perm.as_str(),
+                self.0.name
+            )))
+        }
+    }
+
+    /// The caller's permissions on program `name` with `tags`.
+    pub fn perms_on(&self, name: &str, tags: &[String]) -> Perms {
+        self.0.access().perms_on(name, tags)
+    }
+}
+
+/// The 403 for a missing permission on a program.
+pub fn refused(caller: &Caller, program: &str, perm: Perm) -> ApiError {
+    let hint = if perm.runs_code() {
+        " (it lets its holder run code as warden's user, so only admins grant it)"
+    } else {
+        ""
+    };
+    ApiError::forbidden(format!(
+        "'{}' needs the '{}' permission on program '{program}'{hint}",
+        caller.0.name,
+        perm.as_str()
+    ))
 }
 
 /// The token of an `Authorization: Bearer` header; an error for any other scheme.
@@ -82,8 +117,11 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
+        let note = parts.extensions.get::<super::audit::Note>().cloned();
         if let Some(token) = bearer_token(&parts.headers)? {
-            return Ok(Caller(app.auth.token(token).await?));
+            let principal = app.auth.token(token).await?;
+            super::audit::set_actor(note.as_ref(), &principal.name);
+            return Ok(Caller(principal, note));
         }
         let Some(cookie) = cookie_value(&parts.headers, SESSION_COOKIE) else {
             return Err(ApiError::unauthenticated());
@@ -108,7 +146,8 @@ impl FromRequestParts<AppState> for Caller {
                 ));
             }
         }
-        Ok(Caller(principal))
+        super::audit::set_actor(note.as_ref(), &principal.name);
+        Ok(Caller(principal, note))
     }
 }
 
@@ -122,7 +161,7 @@ impl LoginLimiter {
         LoginLimiter(RateLimiter::keyed(Quota::per_minute(n)))
     }
 
-    fn check(&self, ip: IpAddr) -> Result<(), ApiError> {
+    pub(crate) fn check(&self, ip: IpAddr) -> Result<(), ApiError> {
         // Forget idle addresses so the table cannot grow without bound.
         if self.0.len() > 10_000 {
             self.0.retain_recent();
@@ -156,55 +195,153 @@ pub struct Me {
     /// CSRF token to send as `X-CSRF-Token` on state-changing requests (sessions only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub csrf_token: Option<String>,
+    /// Permissions held on every program (the role's bundle and grants on all).
+    pub everywhere: Vec<Perm>,
+    /// Permissions per existing program, where they go beyond `everywhere` (so the
+    /// dashboard shows only the buttons that work).
+    pub programs: std::collections::BTreeMap<String, Vec<Perm>>,
 }
 
-fn client_ip(parts_ext: &axum::http::Extensions) -> IpAddr {
-    parts_ext
-        .get::<ConnectInfo<SocketAddr>>()
+impl Me {
+    fn of(app: &AppState, p: Principal) -> Me {
+        let access = p.access();
+        let everywhere = access.perms_everywhere();
+        let programs = app
+            .sup
+            .list()
+            .iter()
+            .filter_map(|h| {
+                let perms = access.perms_on(h.name(), &h.snapshot().spec.tags);
+                (perms != everywhere).then(|| (h.name().to_string(), perms.names()))
+            })
+            .collect();
+        Me {
+            user: p.name,
+            role: p.role,
+            csrf_token: p.csrf,
+            everywhere: everywhere.names(),
+            programs,
+        }
+    }
+}
+
+/// The address of the peer that connected to warden.
+fn peer_ip(ext: &axum::http::Extensions) -> IpAddr {
+    ext.get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())
         .unwrap_or(IpAddr::from([0, 0, 0, 0]))
 }
 
+fn trusted(app: &AppState, ip: IpAddr) -> bool {
+    app.cfg.api.trusted_proxies.iter().any(|n| n.contains(ip))
+}
+
+/// The client's address: the peer's, or, when the peer is a trusted proxy, the last
+/// address in `X-Forwarded-For` that is not itself a trusted proxy (the one the nearest
+/// untrusted hop reported; anything left of it could be forged by the client).
+pub(crate) fn client_ip(
+    app: &AppState,
+    headers: &HeaderMap,
+    ext: &axum::http::Extensions,
+) -> IpAddr {
+    let peer = peer_ip(ext);
+    if !trusted(app, peer) {
+        return peer;
+    }
+    let hops: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|h| h.trim().parse().ok())
+        .collect();
+    hops.into_iter()
+        .rev()
+        .find(|ip| !trusted(app, *ip))
+        .unwrap_or(peer)
+}
+
+/// True when the request reached warden over HTTPS: directly (warden's own TLS marks
+/// the request) or through a trusted proxy that says so in `X-Forwarded-Proto`.
+pub(crate) fn over_https(
+    app: &AppState,
+    headers: &HeaderMap,
+    ext: &axum::http::Extensions,
+) -> bool {
+    if ext.get::<Https>().is_some() {
+        return true;
+    }
+    trusted(app, peer_ip(ext))
+        && headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"))
+}
+
+/// Marks a request that arrived over warden's own TLS listener.
+#[derive(Debug, Clone, Copy)]
+pub struct Https;
+
+/// A short, stable, non-reversible tag of an attempted user name for the log: it lets
+/// an admin see repeated attempts on one name without a password typed into the name
+/// field ever reaching the log.
+pub(crate) fn name_tag(name: &str) -> String {
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(name.as_bytes());
+    digest[..4].iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Logs in with a user name and password; sets the session cookie.
-#[utoipa::path(post, path = "/api/auth/login", tag = "auth",
+#[utoipa::path(post, path = "/api/auth/login", tag = "auth", security(),
     request_body = LoginRequest,
     responses((status = 200, body = Me), (status = 401, body = super::error::ErrorBody), (status = 429, body = super::error::ErrorBody)))]
 async fn login(
     State(app): State<AppState>,
     req: axum::extract::Request,
 ) -> Result<Response, ApiError> {
-    let ip = client_ip(req.extensions());
+    let ip = client_ip(&app, req.headers(), req.extensions());
+    let secure = over_https(&app, req.headers(), req.extensions());
     app.login_limiter.check(ip)?;
     let Json(body) = Json::<LoginRequest>::from_request(req, &app).await?;
     let (cookie, principal) = match app.auth.login(&body.username, body.password).await {
         Ok(ok) => ok,
         Err(e) => {
-            // Never log the password; the user name helps spot brute force.
-            tracing::warn!(user = %body.username, client = %ip, "failed login");
+            // Never the typed text: a password typed into the name field would land in
+            // the log. A short hash still shows repeated attempts on one name.
+            tracing::warn!(user_hash = %name_tag(&body.username), client = %ip, "failed login");
             return Err(e.into());
         }
     };
     tracing::info!(user = %principal.name, client = %ip, "login");
     let max_age = app.cfg.api.session_ttl.as_secs();
-    let set_cookie =
-        format!("{SESSION_COOKIE}={cookie}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}");
-    let mut resp = Json(Me {
-        user: principal.name,
-        role: principal.role,
-        csrf_token: principal.csrf,
-    })
-    .into_response();
+    let secure = if secure { "; Secure" } else { "" };
+    let set_cookie = format!(
+        "{SESSION_COOKIE}={cookie}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{secure}"
+    );
+    let mut resp = Json(Me::of(&app, principal)).into_response();
     let v = HeaderValue::from_str(&set_cookie).map_err(|e| ApiError::internal(&e))?;
     resp.headers_mut().insert(header::SET_COOKIE, v);
     Ok(resp)
 }
 
 /// Ends the current session.
-#[utoipa::path(post, path = "/api/auth/logout", tag = "auth",
+#[utoipa::path(post, path = "/api/auth/logout", tag = "auth", security(),
     responses((status = 204)))]
-async fn logout(State(app): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    if let Some(cookie) = cookie_value(&headers, SESSION_COOKIE) {
-        app.auth.logout(cookie).await?;
+async fn logout(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    caller: Result<Caller, ApiError>,
+) -> Result<Response, ApiError> {
+    // The extractor checks the CSRF header of a session: another site cannot log the
+    // user out. An already ended session just gets its cookie cleared.
+    match caller {
+        Ok(_) => {
+            if let Some(cookie) = cookie_value(&headers, SESSION_COOKIE) {
+                app.auth.logout(cookie).await?;
+            }
+        }
+        Err(e) if e.status() == axum::http::StatusCode::FORBIDDEN => return Err(e),
+        Err(_) => {}
     }
     let mut resp = axum::http::StatusCode::NO_CONTENT.into_response();
     resp.headers_mut().insert(
@@ -217,12 +354,44 @@ async fn logout(State(app): State<AppState>, headers: HeaderMap) -> Result<Respo
 /// The caller's identity and role.
 #[utoipa::path(get, path = "/api/auth/me", tag = "auth",
     responses((status = 200, body = Me), (status = 401, body = super::error::ErrorBody)))]
-async fn me(caller: Caller) -> Json<Me> {
-    Json(Me {
-        user: caller.0.name,
-        role: caller.0.role,
-        csrf_token: caller.0.csrf,
-    })
+async fn me(State(app): State<AppState>, caller: Caller) -> Json<Me> {
+    Json(Me::of(&app, caller.0))
+}
+
+/// Whether the request carries a live session or token: the dashboard's probe on load.
+#[derive(Serialize, ToSchema)]
+pub struct SessionState {
+    /// True when the caller is signed in; `me` then says who.
+    pub signed_in: bool,
+    /// True when a session cookie was sent but has ended (the dashboard says so).
+    pub expired: bool,
+    /// The caller, when signed in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub me: Option<Me>,
+}
+
+/// The caller's session, or that there is none. Unlike `/api/auth/me` this answers 200
+/// when signed out: being signed out is a state, not an error (a browser would log the
+/// 401 of a page that merely checks).
+#[utoipa::path(get, path = "/api/auth/session", tag = "auth", security(),
+    responses((status = 200, body = SessionState)))]
+async fn session(
+    State(app): State<AppState>,
+    caller: Result<Caller, ApiError>,
+) -> Result<Json<SessionState>, ApiError> {
+    match caller {
+        Ok(c) => Ok(Json(SessionState {
+            signed_in: true,
+            expired: false,
+            me: Some(Me::of(&app, c.0)),
+        })),
+        Err(e) if e.status() == axum::http::StatusCode::UNAUTHORIZED => Ok(Json(SessionState {
+            signed_in: false,
+            expired: e.code() == "session_expired",
+            me: None,
+        })),
+        Err(e) => Err(e),
+    }
 }
 
 use axum::extract::FromRequest;
@@ -233,4 +402,5 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(login))
         .routes(routes!(logout))
         .routes(routes!(me))
+        .routes(routes!(session))
 }

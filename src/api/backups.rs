@@ -14,7 +14,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::AppState;
 use super::authn::Caller;
 use super::error::{ApiError, ErrorBody, Json, Path, Query};
-use crate::auth::Role;
+use crate::access::Perm;
 use crate::backup::manifest::Manifest;
 use crate::backup::settings::BackupSettings;
 use crate::backup::{BackupError, BackupOptions, BackupView, RestoreOptions, RestoreView};
@@ -42,7 +42,7 @@ async fn get_settings(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Json<BackupSettings>, ApiError> {
-    caller.require(Role::Viewer)?;
+    app.allow(&caller, &name, Perm::View)?;
     Ok(Json(app.backups.settings(&name).await?))
 }
 
@@ -56,7 +56,7 @@ async fn put_settings(
     Path(name): Path<String>,
     Json(settings): Json<BackupSettings>,
 ) -> Result<Json<BackupSettings>, ApiError> {
-    caller.require(Role::Admin)?;
+    app.allow(&caller, &name, Perm::Define)?;
     app.backups.set_settings(&name, settings).await?;
     app.audit(&caller, "backup.settings", &name, None).await;
     Ok(Json(app.backups.settings(&name).await?))
@@ -78,7 +78,7 @@ async fn list(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Json<BackupList>, ApiError> {
-    caller.require(Role::Viewer)?;
+    app.allow(&caller, &name, Perm::View)?;
     Ok(Json(BackupList {
         backups: app.backups.list(&name).await?,
     }))
@@ -94,7 +94,7 @@ async fn create(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    caller.require(Role::Operator)?;
+    app.allow(&caller, &name, Perm::Backups)?;
     let id = app
         .backups
         .run(
@@ -124,7 +124,7 @@ async fn get_one(
     caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<Json<BackupView>, ApiError> {
-    caller.require(Role::Viewer)?;
+    allow_backup(&app, &caller, id, Perm::View).await?;
     Ok(Json(app.backups.get(id).await?))
 }
 
@@ -137,7 +137,7 @@ async fn delete(
     caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(Role::Admin)?;
+    allow_backup(&app, &caller, id, Perm::BackupsRestore).await?;
     app.backups.delete(id).await?;
     app.audit(&caller, "backup.delete", &id.to_string(), None)
         .await;
@@ -153,7 +153,7 @@ async fn cancel(
     caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<Response, ApiError> {
-    caller.require(Role::Operator)?;
+    allow_backup(&app, &caller, id, Perm::Backups).await?;
     app.backups.get(id).await?;
     app.backups.cancel(id).await?;
     app.audit(&caller, "backup.cancel", &id.to_string(), None)
@@ -171,7 +171,7 @@ async fn verify(
     caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<Response, ApiError> {
-    caller.require(Role::Operator)?;
+    allow_backup(&app, &caller, id, Perm::Backups).await?;
     let view = app.backups.verify(id).await?;
     app.audit(&caller, "backup.verify", &id.to_string(), None)
         .await;
@@ -187,7 +187,7 @@ async fn manifest(
     caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<Json<Manifest>, ApiError> {
-    caller.require(Role::Viewer)?;
+    allow_backup(&app, &caller, id, Perm::View).await?;
     Ok(Json(app.backups.manifest(id).await?))
 }
 
@@ -200,7 +200,7 @@ async fn download(
     caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<Response, ApiError> {
-    caller.require(Role::Admin)?;
+    allow_backup(&app, &caller, id, Perm::FilesRead).await?;
     let a = app.backups.open_archive(id).await?;
     app.audit(&caller, "backup.download", &id.to_string(), None)
         .await;
@@ -239,7 +239,7 @@ async fn restore(
     Path(id): Path<i64>,
     Query(q): Query<RestoreQuery>,
 ) -> Result<Response, ApiError> {
-    caller.require(Role::Admin)?;
+    allow_backup(&app, &caller, id, Perm::BackupsRestore).await?;
     let view = app
         .backups
         .restore(id, RestoreOptions { stop: q.stop })
@@ -270,7 +270,7 @@ async fn list_restores(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Json<RestoreList>, ApiError> {
-    caller.require(Role::Viewer)?;
+    app.allow(&caller, &name, Perm::View)?;
     Ok(Json(RestoreList {
         restores: app.backups.restores(&name).await?,
     }))
@@ -285,7 +285,7 @@ async fn get_restore(
     caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<Json<RestoreView>, ApiError> {
-    caller.require(Role::Viewer)?;
+    allow_restore(&app, &caller, id, Perm::View).await?;
     Ok(Json(app.backups.get_restore(id).await?))
 }
 
@@ -298,11 +298,33 @@ async fn discard(
     caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<Json<RestoreView>, ApiError> {
-    caller.require(Role::Admin)?;
+    allow_restore(&app, &caller, id, Perm::BackupsRestore).await?;
     let view = app.backups.discard_rollback(id).await?;
     app.audit(&caller, "backup.discard_rollback", &id.to_string(), None)
         .await;
     Ok(Json(view))
+}
+
+/// Fails with 403 unless the caller holds `perm` on the program of backup `id`.
+async fn allow_backup(
+    app: &AppState,
+    caller: &Caller,
+    id: i64,
+    perm: Perm,
+) -> Result<(), ApiError> {
+    let program = app.backups.get(id).await?.record.program;
+    app.allow(caller, &program, perm)
+}
+
+/// Fails with 403 unless the caller holds `perm` on the program of restore `id`.
+async fn allow_restore(
+    app: &AppState,
+    caller: &Caller,
+    id: i64,
+    perm: Perm,
+) -> Result<(), ApiError> {
+    let program = app.backups.get_restore(id).await?.record.program;
+    app.allow(caller, &program, perm)
 }
 
 /// Routes of this module.

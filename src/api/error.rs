@@ -57,6 +57,11 @@ impl ApiError {
         }
     }
 
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
     /// 400.
     pub fn bad_request(message: impl Into<String>) -> ApiError {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
@@ -128,6 +133,11 @@ impl ApiError {
         )
     }
 
+    /// The stable code.
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
     /// The same error with another message (e.g. a summary of its details).
     pub fn with_message(mut self, message: impl Into<String>) -> ApiError {
         self.message = message.into();
@@ -178,6 +188,15 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound(m) => ApiError::not_found(m),
             StoreError::Conflict(m) => ApiError::conflict(m),
             StoreError::Closed => ApiError::unavailable("warden is shutting down"),
+            // Not an internal error: the operator can act on it, and the path is theirs.
+            StoreError::DiskFull(dir) => ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "insufficient_storage",
+                format!(
+                    "the disk holding warden's data directory {} is full; the change was not saved: free space there and retry",
+                    dir.display()
+                ),
+            ),
             other => ApiError::internal(&other),
         }
     }
@@ -257,10 +276,19 @@ impl From<PathRejection> for ApiError {
     }
 }
 
-/// `axum::Json` whose rejection is an [`ApiError`].
-#[derive(FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// `axum::Json` whose rejection is an [`ApiError`], read strictly (a struct only from
+/// an object; see [`super::strict`]).
 pub struct Json<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let axum::Json(super::strict::Strict(value)) =
+            axum::Json::<super::strict::Strict<T>>::from_request(req, state).await?;
+        Ok(Json(value))
+    }
+}
 
 impl<T: Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {

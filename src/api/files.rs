@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::multipart::MultipartError;
+use axum::extract::multipart::{MultipartError, MultipartRejection};
 use axum::extract::{DefaultBodyLimit, Multipart, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -22,7 +22,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::AppState;
 use super::authn::Caller;
 use super::error::{ApiError, ErrorBody, Json, Path, Query};
-use crate::auth::Role;
+use crate::access::Perm;
 use crate::files::{
     self, ArchiveFormat, Area, Deleted, FilesError, Kind, Page, SaveText, Saved, TextFile, Uploaded,
 };
@@ -74,6 +74,7 @@ struct ListQuery {
     /// The `next_after` of the previous page.
     after: Option<String>,
     /// Page size, 1 to `files.max_page_entries` (default 200).
+    #[param(minimum = 1)]
     limit: Option<usize>,
 }
 
@@ -88,7 +89,7 @@ async fn list(
     Path(name): Path<String>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Page>, ApiError> {
-    caller.require(Role::Viewer)?;
+    app.allow(&caller, &name, Perm::FilesRead)?;
     let max = app.files.limits().max_page_entries;
     let limit = q.limit.unwrap_or(200.min(max));
     if !(1..=max).contains(&limit) {
@@ -120,15 +121,15 @@ struct ReadQuery {
 /// `files.max_text_bytes` are refused with 413.
 #[utoipa::path(get, path = "/api/programs/{name}/files/text", tag = "files",
     params(("name" = String, Path, description = "program name"), ReadQuery),
-    responses((status = 200, body = TextFile), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody),
-        (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = TextFile), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn read_text(
     State(app): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
     Query(q): Query<ReadQuery>,
 ) -> Result<Json<TextFile>, ApiError> {
-    caller.require(Role::Viewer)?;
+    app.allow(&caller, &name, Perm::FilesRead)?;
     let spec = spec_of(&app, &name)?;
     let path = files::parse("path", &q.path)?;
     Ok(Json(app.files.read_text(&spec, q.area, path).await?))
@@ -160,7 +161,7 @@ async fn save_text(
     Path(name): Path<String>,
     Json(req): Json<SaveRequest>,
 ) -> Result<Json<Saved>, ApiError> {
-    caller.require(Role::Operator)?;
+    app.allow(&caller, &name, Perm::FilesWrite)?;
     let spec = spec_of(&app, &name)?;
     let path = files::parse("path", &req.path)?;
     let saved = app
@@ -206,7 +207,7 @@ async fn mkdir(
     Path(name): Path<String>,
     Json(req): Json<MkdirRequest>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(Role::Operator)?;
+    app.allow(&caller, &name, Perm::FilesWrite)?;
     let spec = spec_of(&app, &name)?;
     let path = files::parse("path", &req.path)?;
     let shown = path.to_string();
@@ -249,7 +250,7 @@ async fn move_entry(
     Path(name): Path<String>,
     Json(req): Json<MoveRequest>,
 ) -> Result<Json<Moved>, ApiError> {
-    caller.require(Role::Operator)?;
+    app.allow(&caller, &name, Perm::FilesWrite)?;
     let spec = spec_of(&app, &name)?;
     let from = files::parse("from", &req.from)?;
     let to = files::parse("to", &req.to)?;
@@ -291,7 +292,7 @@ async fn delete(
     Path(name): Path<String>,
     Query(q): Query<DeleteQuery>,
 ) -> Result<Json<Deleted>, ApiError> {
-    caller.require(Role::Operator)?;
+    app.allow(&caller, &name, Perm::FilesWrite)?;
     let spec = spec_of(&app, &name)?;
     let path = files::parse("path", &q.path)?;
     let deleted = app.files.delete(&spec, path, q.recursive).await?;
@@ -324,14 +325,15 @@ struct DownloadQuery {
 #[utoipa::path(get, path = "/api/programs/{name}/files/download", tag = "files",
     params(("name" = String, Path, description = "program name"), DownloadQuery),
     responses((status = 200, description = "the file's bytes, or the folder as an archive"),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 429, body = ErrorBody)))]
 async fn download(
     State(app): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
     Query(q): Query<DownloadQuery>,
 ) -> Result<Response, ApiError> {
-    caller.require(Role::Viewer)?;
+    app.allow(&caller, &name, Perm::FilesRead)?;
     let spec = spec_of(&app, &name)?;
     let path = files::parse("path", &q.path)?;
     let dl = app.files.download(&spec, q.area, path, q.format).await?;
@@ -386,7 +388,8 @@ struct UploadQuery {
 
 /// The multipart form of an upload. It only describes the form in the OpenAPI document
 /// (the handler reads the parts as a stream), hence never constructed.
-#[derive(ToSchema)]
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct UploadForm {
     /// One part per file; its filename may contain folders (`world/level.dat`), which
@@ -429,9 +432,17 @@ async fn upload(
     Path(name): Path<String>,
     Query(q): Query<UploadQuery>,
     headers: HeaderMap,
-    mut form: Multipart,
+    form: Result<Multipart, MultipartRejection>,
 ) -> Result<Json<UploadResult>, ApiError> {
-    caller.require(Role::Operator)?;
+    app.allow(&caller, &name, Perm::FilesWrite)?;
+    // axum's own rejection is plain text; answer it in the API's error shape.
+    let mut form = form.map_err(|r| {
+        ApiError::new(
+            r.status(),
+            "invalid_multipart",
+            format!("send the files as multipart/form-data: {}", r.body_text()),
+        )
+    })?;
     let max = app.files.limits().max_upload_bytes;
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -489,6 +500,12 @@ async fn upload(
         )
         .await;
         stored.push(done);
+    }
+    if stored.is_empty() {
+        return Err(ApiError::validation(vec![FieldError {
+            field: "files".into(),
+            message: "send at least one file part".into(),
+        }]));
     }
     Ok(Json(UploadResult { files: stored }))
 }

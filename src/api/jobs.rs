@@ -12,7 +12,7 @@ use super::AppState;
 use super::authn::Caller;
 use super::error::{ApiError, ErrorBody, Json, Path, Query};
 use super::schedules::{PageQuery, RunRef, next_before, same_name};
-use crate::auth::Role;
+use crate::access::Perm;
 use crate::schedule::spec::JobSpec;
 use crate::schedule::{JobInfo, TriggerResult};
 use crate::store::schedule::{JobRunRecord, StepRunRecord};
@@ -28,7 +28,7 @@ pub struct JobList {
 #[utoipa::path(get, path = "/api/jobs", tag = "jobs",
     responses((status = 200, body = JobList), (status = 401, body = ErrorBody)))]
 async fn list(State(app): State<AppState>, caller: Caller) -> Result<Json<JobList>, ApiError> {
-    caller.require(Role::Viewer)?;
+    caller.require_everywhere(Perm::View)?;
     Ok(Json(JobList {
         jobs: app.sched.jobs().await,
     }))
@@ -43,7 +43,7 @@ async fn create(
     caller: Caller,
     Json(spec): Json<JobSpec>,
 ) -> Result<Response, ApiError> {
-    caller.require(Role::Admin)?;
+    caller.require_admin()?;
     let info = app.sched.create_job(spec).await?;
     app.audit(&caller, "job.create", &info.spec.name, None)
         .await;
@@ -59,7 +59,7 @@ async fn get_one(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Json<JobInfo>, ApiError> {
-    caller.require(Role::Viewer)?;
+    caller.require_everywhere(Perm::View)?;
     Ok(Json(app.sched.job(&name).await?))
 }
 
@@ -73,7 +73,7 @@ async fn update(
     Path(name): Path<String>,
     Json(spec): Json<JobSpec>,
 ) -> Result<Json<JobInfo>, ApiError> {
-    caller.require(Role::Admin)?;
+    caller.require_admin()?;
     same_name(&name, &spec.name)?;
     let info = app.sched.update_job(spec).await?;
     app.audit(&caller, "job.update", &name, None).await;
@@ -100,7 +100,7 @@ async fn delete(
     Path(name): Path<String>,
     Query(q): Query<DeleteQuery>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(Role::Admin)?;
+    caller.require_admin()?;
     app.sched.delete_job(&name, q.force).await?;
     app.audit(&caller, "job.delete", &name, None).await;
     Ok(StatusCode::NO_CONTENT)
@@ -117,7 +117,7 @@ async fn run_now(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    caller.require(Role::Operator)?;
+    caller.require_everywhere(Perm::Schedules)?;
     let r = app
         .sched
         .run_job(&name, format!("manual:{}", caller.0.name))
@@ -144,7 +144,7 @@ async fn cancel(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    caller.require(Role::Operator)?;
+    caller.require_everywhere(Perm::Schedules)?;
     let run_id = app.sched.cancel_job(&name).await?;
     app.audit(&caller, "job.cancel", &name, None).await;
     Ok((StatusCode::ACCEPTED, Json(RunRef { run_id })).into_response())
@@ -169,7 +169,7 @@ async fn runs(
     Path(name): Path<String>,
     Query(q): Query<PageQuery>,
 ) -> Result<Json<JobRunPage>, ApiError> {
-    caller.require(Role::Viewer)?;
+    caller.require_everywhere(Perm::View)?;
     let limit = q.limit()?;
     let runs = app.sched.job_runs(&name, q.before, limit).await?;
     let next_before = next_before(runs.iter().map(|r| r.id), limit);
@@ -195,7 +195,7 @@ async fn run_detail(
     caller: Caller,
     Path((name, id)): Path<(String, i64)>,
 ) -> Result<Json<JobRunDetail>, ApiError> {
-    caller.require(Role::Viewer)?;
+    caller.require_everywhere(Perm::View)?;
     let (run, steps) = app.sched.job_run(&name, id).await?;
     Ok(Json(JobRunDetail { run, steps }))
 }

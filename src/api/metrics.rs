@@ -15,7 +15,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::AppState;
 use super::authn::Caller;
 use super::error::{ApiError, ErrorBody, Json, Path, Query};
-use crate::auth::Role;
+use crate::access::Perm;
 use crate::bus::{HostSample, ProgramSample};
 use crate::metrics::{Format, HistoryQuery, ImportError, ProcessSort};
 use crate::program::FieldError;
@@ -44,6 +44,7 @@ struct HistoryParams {
     /// End: unix ms or RFC 3339 (default: now).
     to: Option<String>,
     /// Most points per series, 1–10000 (default 300).
+    #[param(minimum = 1, maximum = 10000)]
     points: Option<u32>,
     /// avg (default), max or min.
     agg: Option<AggParam>,
@@ -201,7 +202,7 @@ async fn program_metrics(
     Path(name): Path<String>,
     Query(p): Query<HistoryParams>,
 ) -> Result<Json<ProgramMetrics>, ApiError> {
-    caller.require(Role::Viewer)?;
+    app.allow(&caller, &name, Perm::View)?;
     app.sup.get(&name)?;
     let history = history(&app, Some(&name), &p).await?;
     Ok(Json(ProgramMetrics {
@@ -217,10 +218,9 @@ async fn program_metrics(
     responses((status = 200, body = HostStats), (status = 422, body = ErrorBody)))]
 async fn system_stats(
     State(app): State<AppState>,
-    caller: Caller,
+    _caller: Caller,
     Query(p): Query<HistoryParams>,
 ) -> Result<Json<HostStats>, ApiError> {
-    caller.require(Role::Viewer)?;
     let history = history(&app, None, &p).await?;
     Ok(Json(HostStats {
         history,
@@ -262,9 +262,8 @@ pub struct SystemInfo {
     responses((status = 200, body = SystemInfo), (status = 401, body = ErrorBody)))]
 async fn system_info(
     State(app): State<AppState>,
-    caller: Caller,
+    _caller: Caller,
 ) -> Result<Json<SystemInfo>, ApiError> {
-    caller.require(Role::Viewer)?;
     let f = app.metrics.system_info().await;
     Ok(Json(SystemInfo {
         hostname: f.hostname,
@@ -300,6 +299,7 @@ struct ProcessParams {
     /// cpu (default) or memory.
     sort: Option<SortParam>,
     /// How many, 1–500 (default 20).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<usize>,
 }
 
@@ -335,7 +335,7 @@ async fn system_processes(
     caller: Caller,
     Query(p): Query<ProcessParams>,
 ) -> Result<Json<ProcessList>, ApiError> {
-    caller.require(Role::Admin)?;
+    caller.require_admin()?;
     let limit = p.limit.unwrap_or(20);
     if !(1..=500).contains(&limit) {
         return Err(ApiError::validation(vec![field_error(
@@ -414,7 +414,7 @@ async fn export(
     Path(name): Path<String>,
     Query(p): Query<ExportParams>,
 ) -> Result<Response, ApiError> {
-    caller.require(Role::Viewer)?;
+    app.allow(&caller, &name, Perm::View)?;
     app.sup.get(&name)?;
     let (from, to) = range(p.from.as_deref(), p.to.as_deref(), 48 * 3_600_000)?;
     let (format, content_type, ext) = match p.format.unwrap_or_default() {
@@ -464,7 +464,8 @@ pub struct ImportResult {
 /// request body limit.
 #[utoipa::path(post, path = "/api/programs/{name}/metrics/import", tag = "metrics",
     params(("name" = String, Path, description = "program name")),
-    request_body(content = String, content_type = "application/x-ndjson"),
+    request_body(content = Option<String>, content_type = "application/x-ndjson",
+        description = "JSON Lines of samples; an empty body imports nothing"),
     responses((status = 200, body = ImportResult), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn import(
     State(app): State<AppState>,
@@ -472,7 +473,7 @@ async fn import(
     Path(name): Path<String>,
     body: Body,
 ) -> Result<Json<ImportResult>, ApiError> {
-    caller.require(Role::Admin)?;
+    app.allow(&caller, &name, Perm::Define)?;
     app.sup.get(&name)?;
     let summary = match app.metrics.import(&name, body.into_data_stream()).await {
         Ok(s) => s,
@@ -513,10 +514,19 @@ async fn prometheus(
     State(app): State<AppState>,
     caller: Result<Caller, ApiError>,
 ) -> Result<Response, ApiError> {
-    if !app.cfg.metrics.prometheus_public {
-        caller?.require(Role::Viewer)?;
-    }
-    let text = app.metrics.prometheus().await;
+    // Public exposition shows everything (the admin chose it); a caller sees the programs
+    // they may view.
+    let caller = match caller {
+        Ok(c) => Some(c),
+        Err(_) if app.cfg.metrics.prometheus_public => None,
+        Err(e) => return Err(e),
+    };
+    let text = match caller {
+        Some(c) if !c.0.access().perms_everywhere().has(Perm::View) => {
+            app.metrics.prometheus_for(|p| app.visible(&c, p)).await
+        }
+        _ => app.metrics.prometheus().await,
+    };
     Ok((
         StatusCode::OK,
         [(

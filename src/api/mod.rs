@@ -8,15 +8,24 @@
 
 mod about;
 mod alerts;
+mod audit;
 pub mod authn;
 mod backups;
+mod contract;
 pub mod error;
 mod files;
+mod fleet;
 mod games;
+mod grants;
+mod health;
+mod install;
 mod jobs;
+pub mod listener;
 mod metrics;
 mod programs;
 mod schedules;
+pub mod setup;
+mod strict;
 mod users;
 mod ws;
 
@@ -29,12 +38,12 @@ use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
+use crate::access::Perm;
 use crate::auth::Auth;
 use crate::bus::Bus;
 use crate::config::Config;
@@ -43,7 +52,7 @@ use crate::schedule::Scheduler;
 use crate::store::Store;
 use crate::supervisor::Supervisor;
 use authn::{Caller, LoginLimiter};
-use error::{ApiError, ErrorBody, Json};
+use error::{ApiError, ErrorBody};
 
 /// Everything handlers need.
 pub struct App {
@@ -75,14 +84,48 @@ pub struct App {
     pub metrics: crate::metrics::Metrics,
     /// Backups, verification, restores.
     pub backups: crate::backup::BackupService,
+    /// The one-time code for creating the first administrator in the browser.
+    pub setup_code: setup::SetupCode,
+    /// The other wardens, read for the fleet overview.
+    pub fleet: crate::fleet::Fleet,
+    /// Installs of servers from templates.
+    pub installer: crate::install::Installer,
 }
 
 /// Shared handler state.
 pub type AppState = Arc<App>;
 
 impl App {
-    /// Records a change in the audit log.
+    /// The tags of program `name` (none when it does not exist).
+    pub fn tags_of(&self, name: &str) -> Vec<String> {
+        self.sup
+            .get(name)
+            .map(|h| h.snapshot().spec.tags.clone())
+            .unwrap_or_default()
+    }
+
+    /// Fails with 403 unless the caller holds `perm` on program `name`. The check comes
+    /// before anything else, so a refused caller learns nothing about the program.
+    pub fn allow(&self, caller: &Caller, name: &str, perm: Perm) -> Result<(), ApiError> {
+        if caller.perms_on(name, &self.tags_of(name)).has(perm) {
+            Ok(())
+        } else {
+            Err(authn::refused(caller, name, perm))
+        }
+    }
+
+    /// True when the caller may see program `name`.
+    pub fn visible(&self, caller: &Caller, name: &str) -> bool {
+        caller.perms_on(name, &self.tags_of(name)).has(Perm::View)
+    }
+
+    /// Names what a request did for the audit log. State-changing requests are recorded
+    /// once, when they end, with their result (the audit middleware); others (a download)
+    /// are written now.
     pub async fn audit(&self, caller: &Caller, action: &str, target: &str, detail: Option<String>) {
+        if audit::describe(caller.1.as_ref(), action, target, detail.clone()) {
+            return;
+        }
         if let Err(e) = self
             .store
             .audit(&caller.0.name, action, target, detail)
@@ -121,65 +164,50 @@ impl Modify for Security {
     }
 }
 
-/// Health answer.
-#[derive(Serialize, ToSchema)]
-pub struct Health {
-    /// `ok`.
-    pub status: &'static str,
-    /// `ok` when the database answered.
-    pub db: &'static str,
-    /// warden's version.
-    pub version: &'static str,
-    /// Seconds since warden started.
-    pub uptime_seconds: u64,
-}
-
-/// Liveness and database check (no authentication).
-#[utoipa::path(get, path = "/health", tag = "system", security(),
-    responses((status = 200, body = Health), (status = 503, body = ErrorBody)))]
-async fn health(State(app): State<AppState>) -> Result<Json<Health>, ApiError> {
-    match tokio::time::timeout(Duration::from_secs(2), app.store.ping()).await {
-        Ok(Ok(())) => Ok(Json(Health {
-            status: "ok",
-            db: "ok",
-            version: env!("CARGO_PKG_VERSION"),
-            uptime_seconds: app.started.elapsed().as_secs(),
-        })),
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "health check: database unusable");
-            Err(ApiError::unavailable(
-                "the database is not usable; see warden's log",
-            ))
-        }
-        Err(_) => Err(ApiError::unavailable(
-            "the database did not answer within 2 s",
-        )),
-    }
-}
-
-/// Builds the router and the OpenAPI document from the same registrations.
-pub fn router(app: AppState) -> Router {
+/// The routes and the OpenAPI document from the same registrations: the API, the
+/// uploads (see [`router`]), and the completed document as JSON.
+fn routes(max_upload_bytes: u64) -> (Router<AppState>, Router<AppState>, serde_json::Value) {
     let (api, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .routes(utoipa_axum::routes!(health))
+        .routes(utoipa_axum::routes!(health::health))
         .merge(authn::routes())
         .merge(backups::routes())
         .merge(programs::routes())
         .merge(games::routes())
         .merge(metrics::routes())
         .merge(users::routes())
+        .merge(audit::routes())
+        .merge(grants::routes())
         .merge(alerts::routes())
         .merge(files::routes())
+        .merge(fleet::routes())
         .merge(about::routes())
         .merge(ws::routes())
         .merge(schedules::routes())
         .merge(jobs::routes())
+        .merge(setup::routes())
+        .merge(install::routes())
         .split_for_parts();
+    let (uploads, upload_doc) = files::upload_routes(max_upload_bytes).split_for_parts();
+    doc.merge(upload_doc);
+    let mut doc = serde_json::to_value(&doc).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "cannot serialise the OpenAPI document");
+        serde_json::Value::Null
+    });
+    contract::complete(&mut doc);
+    (api, uploads, doc)
+}
+
+/// The completed OpenAPI document, as `/api/openapi.json` serves it.
+pub fn openapi_document(max_upload_bytes: u64) -> serde_json::Value {
+    routes(max_upload_bytes).2
+}
+
+/// Builds the router and the OpenAPI document from the same registrations.
+pub fn router(app: AppState) -> Router {
     // Uploads stream bodies far above the JSON limit for longer than the request
     // timeout: they carry their own body limit and are merged after the timeout layer
     // is applied, so it does not wrap them.
-    let (uploads, upload_doc) =
-        files::upload_routes(app.cfg.files.max_upload_bytes).split_for_parts();
-    doc.merge(upload_doc);
+    let (api, uploads, doc) = routes(app.cfg.files.max_upload_bytes);
     let doc = Arc::new(doc);
     let timeout = app.cfg.api.request_timeout;
     let body_limit = app.cfg.api.body_limit_bytes;
@@ -193,6 +221,7 @@ pub fn router(app: AppState) -> Router {
     .layer(axum::extract::DefaultBodyLimit::max(body_limit))
     .layer(middleware::from_fn_with_state(timeout, request_timeout))
     .merge(uploads)
+    .layer(middleware::from_fn_with_state(app.clone(), audit::record))
     .fallback(|| async { ApiError::not_found("no such endpoint; see /api/openapi.json") })
     .method_not_allowed_fallback(|| async {
         ApiError::new(

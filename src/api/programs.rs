@@ -13,15 +13,15 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::AppState;
-use super::authn::Caller;
+use super::authn::{Caller, refused};
 use super::error::{ApiError, ErrorBody, Json, Path, Query};
-use crate::auth::Role;
+use crate::access::Perm;
 use crate::bus::{ConsoleLine, Event};
 use crate::games::{StopOptions, StopPlan};
 use crate::program::{ExitInfo, ProgramSpec, State as LifeState};
 use crate::store::events::EventRecord;
 use crate::store::now_ms;
-use crate::supervisor::{GameHealth, ProgramHandle};
+use crate::supervisor::{GameHealth, ProgramHandle, StateReason};
 
 /// A program with its live status.
 #[derive(Serialize, ToSchema)]
@@ -47,10 +47,17 @@ pub struct ProgramView {
     /// Game health and players of the current process (programs with a game section).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub game_status: Option<GameHealth>,
+    /// Why the program is crashed or gave up, as codes (`spawn_failed`, `gave_up`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<StateReason>,
+    /// What enforces the limits of the current process: `cgroup v1`, `cgroup v2` or `job
+    /// object` (absent without memory/CPU/process/I/O limits).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limits_mode: Option<String>,
 }
 
 impl ProgramView {
-    fn of(h: &ProgramHandle, now: i64) -> ProgramView {
+    pub(super) fn of(h: &ProgramHandle, now: i64) -> ProgramView {
         let snap = h.snapshot();
         let s = &snap.status;
         ProgramView {
@@ -71,6 +78,8 @@ impl ProgramView {
             last_exit: s.last_exit.clone(),
             adopted: s.adopted,
             game_status: s.game.clone(),
+            reason: s.reason.clone(),
+            limits_mode: s.limits_mode.clone(),
         }
     }
 }
@@ -86,15 +95,30 @@ pub struct ProgramList {
 #[utoipa::path(get, path = "/api/programs", tag = "programs",
     responses((status = 200, body = ProgramList), (status = 401, body = ErrorBody)))]
 async fn list(State(app): State<AppState>, caller: Caller) -> Result<Json<ProgramList>, ApiError> {
-    caller.require(Role::Viewer)?;
     let now = now_ms();
     let programs = app
         .sup
         .list()
         .iter()
+        .filter(|h| {
+            caller
+                .perms_on(h.name(), &h.snapshot().spec.tags)
+                .has(Perm::View)
+        })
         .map(|h| ProgramView::of(h, now))
         .collect();
     Ok(Json(ProgramList { programs }))
+}
+
+/// 422 when a spec that is otherwise valid names a command that cannot be run here
+/// (the other problems are reported by the supervisor's validation, all at once).
+fn resolvable(spec: &ProgramSpec) -> Result<(), ApiError> {
+    if !spec.validate().is_empty() {
+        return Ok(());
+    }
+    spec.resolve_command()
+        .map(|_| ())
+        .map_err(|e| ApiError::validation(vec![e]))
 }
 
 /// Creates a program (admin: a program is a command line).
@@ -105,7 +129,10 @@ async fn create(
     caller: Caller,
     Json(spec): Json<ProgramSpec>,
 ) -> Result<Response, ApiError> {
-    caller.require(Role::Admin)?;
+    if !caller.perms_on(&spec.name, &spec.tags).has(Perm::Define) {
+        return Err(refused(&caller, &spec.name, Perm::Define));
+    }
+    resolvable(&spec)?;
     let h = app.sup.create(spec).await?;
     app.audit(&caller, "program.create", h.name(), None).await;
     Ok((StatusCode::CREATED, Json(ProgramView::of(&h, now_ms()))).into_response())
@@ -120,7 +147,7 @@ async fn get_one(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Json<ProgramView>, ApiError> {
-    caller.require(Role::Viewer)?;
+    app.allow(&caller, &name, Perm::View)?;
     let h = app.sup.get(&name)?;
     Ok(Json(ProgramView::of(&h, now_ms())))
 }
@@ -135,7 +162,7 @@ async fn update(
     Path(name): Path<String>,
     Json(spec): Json<ProgramSpec>,
 ) -> Result<Json<ProgramView>, ApiError> {
-    caller.require(Role::Admin)?;
+    app.allow(&caller, &name, Perm::Define)?;
     if spec.name != name {
         return Err(ApiError::validation(vec![crate::program::FieldError {
             field: "name".into(),
@@ -144,6 +171,7 @@ async fn update(
             ),
         }]));
     }
+    resolvable(&spec)?;
     app.sup.update(spec).await?;
     app.audit(&caller, "program.update", &name, None).await;
     Ok(Json(ProgramView::of(&app.sup.get(&name)?, now_ms())))
@@ -169,7 +197,7 @@ async fn delete(
     Path(name): Path<String>,
     Query(q): Query<DeleteQuery>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(Role::Admin)?;
+    app.allow(&caller, &name, Perm::Define)?;
     app.sup.delete(&name, q.force).await?;
     app.audit(&caller, "program.delete", &name, None).await;
     Ok(StatusCode::NO_CONTENT)
@@ -186,7 +214,7 @@ macro_rules! action {
             caller: Caller,
             Path(name): Path<String>,
         ) -> Result<Json<ProgramView>, ApiError> {
-            caller.require(Role::Operator)?;
+            app.allow(&caller, &name, Perm::Control)?;
             let h = app.sup.get(&name)?;
             h.$method().await?;
             app.audit(&caller, concat!("program.", stringify!($method)), &name, None).await;
@@ -195,22 +223,51 @@ macro_rules! action {
     };
 }
 
-action!(
-    start,
-    start,
-    "/api/programs/{name}/start",
-    "Starts the program (no-op when running)."
-);
+/// Options of start.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+struct StartQuery {
+    /// Start the programs it waits for (`after`, `requires`, transitively) too.
+    #[serde(default)]
+    with_deps: bool,
+}
+
+/// Starts the program (no-op when running). With `after`/`requires` it is `waiting`
+/// until those programs are running and ready.
+#[utoipa::path(post, path = "/api/programs/{name}/start", tag = "programs",
+    params(("name" = String, Path, description = "program name"), StartQuery),
+    responses((status = 200, body = ProgramView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn start(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Query(q): Query<StartQuery>,
+) -> Result<Json<ProgramView>, ApiError> {
+    app.allow(&caller, &name, Perm::Control)?;
+    let h = app.sup.get(&name)?;
+    if q.with_deps {
+        app.sup.start_with_deps(&name).await?;
+    } else {
+        h.start().await?;
+    }
+    let detail = q.with_deps.then(|| "with_deps".to_string());
+    app.audit(&caller, "program.start", &name, detail).await;
+    Ok(Json(ProgramView::of(&h, now_ms())))
+}
 /// Game-aware options of stop and restart.
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 struct StopQuery {
     /// Warn players this many seconds before, comma-separated (e.g. `300,60,10`); the stop
     /// then begins at the longest lead time and the answer is 202 with the plan.
+    #[param(pattern = r"^( *[0-9]{1,9} *(, *[0-9]{1,9} *)*)?$")]
     warn: Option<String>,
     /// Refuse (409 `players_online`) when players are online.
     #[serde(default)]
     only_when_empty: bool,
+    /// Stop the programs that wait for it (`after`, `requires`) first (stop only).
+    #[serde(default)]
+    with_deps: bool,
 }
 
 async fn stop_or_restart(
@@ -220,7 +277,7 @@ async fn stop_or_restart(
     q: StopQuery,
     restart: bool,
 ) -> Result<Response, ApiError> {
-    caller.require(Role::Operator)?;
+    app.allow(caller, name, Perm::Control)?;
     let h = app.sup.get(name)?;
     let what = if restart { "restart" } else { "stop" };
     let warn = match q.warn.as_deref() {
@@ -237,6 +294,12 @@ async fn stop_or_restart(
                 )
             })?,
     };
+    if q.with_deps && !restart && warn.is_empty() && !q.only_when_empty {
+        app.sup.stop_with_deps(name).await?;
+        app.audit(caller, "program.stop", name, Some("with_deps".into()))
+            .await;
+        return Ok(Json(ProgramView::of(&h, now_ms())).into_response());
+    }
     if warn.is_empty() && !q.only_when_empty {
         if restart {
             h.restart().await?;
@@ -273,7 +336,9 @@ async fn stop_or_restart(
 /// is refused while players are online.
 #[utoipa::path(post, path = "/api/programs/{name}/stop", tag = "programs",
     params(("name" = String, Path, description = "program name"), StopQuery),
-    responses((status = 200, body = ProgramView), (status = 202, body = StopPlan), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 200, body = ProgramView), (status = 202, body = StopPlan), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 502, body = ErrorBody, description = "`only_when_empty`: the game server could not be asked for its players"),
+        (status = 504, body = ErrorBody, description = "`only_when_empty`: the game server did not answer in time")))]
 async fn stop(
     State(app): State<AppState>,
     caller: Caller,
@@ -286,7 +351,9 @@ async fn stop(
 /// Stops, then starts the program; `warn` and `only_when_empty` as for stop.
 #[utoipa::path(post, path = "/api/programs/{name}/restart", tag = "programs",
     params(("name" = String, Path, description = "program name"), StopQuery),
-    responses((status = 200, body = ProgramView), (status = 202, body = StopPlan), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 200, body = ProgramView), (status = 202, body = StopPlan), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 502, body = ErrorBody, description = "`only_when_empty`: the game server could not be asked for its players"),
+        (status = 504, body = ErrorBody, description = "`only_when_empty`: the game server did not answer in time")))]
 async fn restart(
     State(app): State<AppState>,
     caller: Caller,
@@ -309,6 +376,7 @@ pub struct EventQuery {
     /// Only events with an id below this (the `next_before` of the previous page).
     before: Option<i64>,
     /// Page size, 1-500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
     /// Only this program's events (for `/api/events`).
     program: Option<String>,
@@ -327,6 +395,7 @@ async fn event_page(
     app: &AppState,
     program: Option<String>,
     q: &EventQuery,
+    shown: impl Fn(&EventRecord) -> bool,
 ) -> Result<EventPage, ApiError> {
     let limit = q.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
@@ -342,6 +411,9 @@ async fn event_page(
     } else {
         None
     };
+    // Filtered after the page is read: a page may come back shorter (even empty) while
+    // `next_before` still leads on through the log.
+    let events = events.into_iter().filter(|e| shown(e)).collect();
     Ok(EventPage {
         events,
         next_before,
@@ -358,9 +430,9 @@ async fn program_events(
     Path(name): Path<String>,
     Query(q): Query<EventQuery>,
 ) -> Result<Json<EventPage>, ApiError> {
-    caller.require(Role::Viewer)?;
+    app.allow(&caller, &name, Perm::View)?;
     app.sup.get(&name)?;
-    Ok(Json(event_page(&app, Some(name), &q).await?))
+    Ok(Json(event_page(&app, Some(name), &q, |_| true).await?))
 }
 
 /// All events (optionally of one program), newest first.
@@ -371,9 +443,17 @@ async fn all_events(
     caller: Caller,
     Query(q): Query<EventQuery>,
 ) -> Result<Json<EventPage>, ApiError> {
-    caller.require(Role::Viewer)?;
     let program = q.program.clone();
-    Ok(Json(event_page(&app, program, &q).await?))
+    if let Some(p) = &program {
+        app.allow(&caller, p, Perm::View)?;
+    }
+    // Warden's own events (no program) go to those who may see every program.
+    let everywhere = caller.0.access().perms_everywhere().has(Perm::View);
+    let shown = |e: &EventRecord| match &e.program {
+        None => everywhere,
+        Some(p) => everywhere || app.visible(&caller, p),
+    };
+    Ok(Json(event_page(&app, program, &q, shown).await?))
 }
 
 /// Console tail size.
@@ -381,6 +461,7 @@ async fn all_events(
 #[serde(deny_unknown_fields)]
 struct TailQuery {
     /// Number of lines, 1-10000 (default 100).
+    #[param(minimum = 1, maximum = 10000)]
     lines: Option<usize>,
 }
 
@@ -415,7 +496,7 @@ async fn console_tail(
     Path(name): Path<String>,
     Query(q): Query<TailQuery>,
 ) -> Result<Json<ConsoleTail>, ApiError> {
-    caller.require(Role::Viewer)?;
+    app.allow(&caller, &name, Perm::Console)?;
     let h = app.sup.get(&name)?;
     Ok(Json(ConsoleTail {
         lines: h.console_tail(q.lines()?),
@@ -440,7 +521,7 @@ async fn console_input(
     Path(name): Path<String>,
     Json(body): Json<ConsoleInput>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(Role::Operator)?;
+    app.allow(&caller, &name, Perm::Console)?;
     if body.line.contains('\n') || body.line.contains('\r') || body.line.len() > 8192 {
         return Err(ApiError::validation(vec![crate::program::FieldError {
             field: "line".into(),
@@ -466,7 +547,7 @@ async fn console_stream(
     Path(name): Path<String>,
     Query(q): Query<TailQuery>,
 ) -> Result<Response, ApiError> {
-    caller.require(Role::Viewer)?;
+    app.allow(&caller, &name, Perm::Console)?;
     let h = app.sup.get(&name)?;
     let mut bus = app.bus.subscribe();
     let backlog = h.console_tail(q.lines()?);
@@ -550,7 +631,7 @@ async fn apply(
     caller: Caller,
     Json(req): Json<ApplyRequest>,
 ) -> Result<Json<ApplyResult>, ApiError> {
-    caller.require(Role::Admin)?;
+    caller.require_admin()?;
     let mut req = req;
     for spec in &mut req.programs {
         // Passwords sent back masked keep the stored ones (so a file made from
@@ -568,7 +649,12 @@ async fn apply(
                 message: format!("'{}' appears more than once", spec.name),
             });
         }
-        for p in spec.validate() {
+        let invalid = spec.validate();
+        let unresolved = invalid
+            .is_empty()
+            .then(|| spec.resolve_command().err())
+            .flatten();
+        for p in invalid.into_iter().chain(unresolved) {
             problems.push(crate::program::FieldError {
                 field: format!("programs[{i}].{}", p.field),
                 message: p.message,
@@ -578,6 +664,7 @@ async fn apply(
     if !problems.is_empty() {
         return Err(ApiError::validation(problems));
     }
+    app.sup.check_order(&req.programs)?;
     let mut result = ApplyResult::default();
     for spec in req.programs {
         let name = spec.name.clone();
@@ -613,6 +700,7 @@ struct WaitQuery {
     /// Target state.
     state: LifeState,
     /// Seconds to wait at most (1-25, default 10; below the request timeout).
+    #[param(minimum = 1, maximum = 25)]
     timeout: Option<u64>,
 }
 
@@ -626,7 +714,7 @@ async fn wait(
     Path(name): Path<String>,
     Query(q): Query<WaitQuery>,
 ) -> Result<Json<ProgramView>, ApiError> {
-    caller.require(Role::Viewer)?;
+    app.allow(&caller, &name, Perm::View)?;
     let secs = q.timeout.unwrap_or(10);
     if !(1..=25).contains(&secs) {
         return Err(ApiError::new(

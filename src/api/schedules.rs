@@ -11,7 +11,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::AppState;
 use super::authn::Caller;
 use super::error::{ApiError, ErrorBody, Json, Path, Query};
-use crate::auth::Role;
+use crate::access::Perm;
 use crate::program::FieldError;
 use crate::schedule::spec::ScheduleSpec;
 use crate::schedule::{Fired, SchedError, ScheduleInfo};
@@ -37,6 +37,7 @@ pub struct PageQuery {
     /// Only runs with an id below this (the `next_before` of the previous page).
     pub before: Option<i64>,
     /// Page size, 1-500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
 }
 
@@ -91,10 +92,54 @@ pub struct ScheduleList {
 #[utoipa::path(get, path = "/api/schedules", tag = "schedules",
     responses((status = 200, body = ScheduleList), (status = 401, body = ErrorBody)))]
 async fn list(State(app): State<AppState>, caller: Caller) -> Result<Json<ScheduleList>, ApiError> {
-    caller.require(Role::Viewer)?;
-    Ok(Json(ScheduleList {
-        schedules: app.sched.schedules().await,
-    }))
+    let schedules = app
+        .sched
+        .schedules()
+        .await
+        .into_iter()
+        .filter(|s| may(&app, &caller, &s.spec, Perm::View))
+        .collect();
+    Ok(Json(ScheduleList { schedules }))
+}
+
+/// True when the caller holds `perm` on every program the schedule names; a schedule
+/// that runs jobs or HTTP requests belongs to no program and needs `perm` everywhere.
+fn may(app: &AppState, caller: &Caller, spec: &ScheduleSpec, perm: Perm) -> bool {
+    if caller.0.access().perms_everywhere().has(perm) {
+        return true;
+    }
+    let mut programs = Vec::new();
+    for task in &spec.tasks {
+        match task.action.program() {
+            Some(p) => programs.push(p),
+            None => return false,
+        }
+    }
+    let c = &spec.conditions;
+    programs.extend(c.skip_if_not_running.as_deref());
+    programs.extend(c.only_when_empty.as_deref());
+    !programs.is_empty()
+        && programs
+            .iter()
+            .all(|p| caller.perms_on(p, &app.tags_of(p)).has(perm))
+}
+
+/// Fails with 403 unless [`may`] allows `perm` on schedule `name`.
+async fn allow_schedule(
+    app: &AppState,
+    caller: &Caller,
+    name: &str,
+    perm: Perm,
+) -> Result<(), ApiError> {
+    let info = app.sched.schedule(name).await?;
+    if may(app, caller, &info.spec, perm) {
+        return Ok(());
+    }
+    Err(ApiError::forbidden(format!(
+        "'{}' needs the '{}' permission on every program schedule '{name}' acts on",
+        caller.0.name,
+        perm.as_str()
+    )))
 }
 
 /// Creates a schedule (admin). Invalid triggers, unknown programs or jobs, and task kinds
@@ -106,7 +151,7 @@ async fn create(
     caller: Caller,
     Json(spec): Json<ScheduleSpec>,
 ) -> Result<Response, ApiError> {
-    caller.require(Role::Admin)?;
+    caller.require_admin()?;
     let info = app.sched.create_schedule(spec).await?;
     app.audit(&caller, "schedule.create", &info.spec.name, None)
         .await;
@@ -122,7 +167,7 @@ async fn get_one(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Json<ScheduleInfo>, ApiError> {
-    caller.require(Role::Viewer)?;
+    allow_schedule(&app, &caller, &name, Perm::View).await?;
     Ok(Json(app.sched.schedule(&name).await?))
 }
 
@@ -136,7 +181,7 @@ async fn update(
     Path(name): Path<String>,
     Json(spec): Json<ScheduleSpec>,
 ) -> Result<Json<ScheduleInfo>, ApiError> {
-    caller.require(Role::Admin)?;
+    caller.require_admin()?;
     same_name(&name, &spec.name)?;
     let info = app.sched.update_schedule(spec).await?;
     app.audit(&caller, "schedule.update", &name, None).await;
@@ -152,7 +197,7 @@ async fn delete(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(Role::Admin)?;
+    caller.require_admin()?;
     app.sched.delete_schedule(&name).await?;
     app.audit(&caller, "schedule.delete", &name, None).await;
     Ok(StatusCode::NO_CONTENT)
@@ -175,7 +220,7 @@ async fn run_now(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    caller.require(Role::Operator)?;
+    allow_schedule(&app, &caller, &name, Perm::Schedules).await?;
     let fired = app
         .sched
         .fire(&name, None, format!("manual:{}", caller.0.name))
@@ -201,7 +246,7 @@ async fn cancel(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    caller.require(Role::Operator)?;
+    allow_schedule(&app, &caller, &name, Perm::Schedules).await?;
     let run_id = app.sched.cancel_schedule(&name)?;
     app.audit(&caller, "schedule.cancel", &name, None).await;
     Ok((StatusCode::ACCEPTED, Json(RunRef { run_id })).into_response())
@@ -226,7 +271,7 @@ async fn runs(
     Path(name): Path<String>,
     Query(q): Query<PageQuery>,
 ) -> Result<Json<ScheduleRunPage>, ApiError> {
-    caller.require(Role::Viewer)?;
+    allow_schedule(&app, &caller, &name, Perm::View).await?;
     let limit = q.limit()?;
     let runs = app.sched.schedule_runs(&name, q.before, limit).await?;
     let next_before = next_before(runs.iter().map(|r| r.id), limit);

@@ -50,7 +50,7 @@ async fn list_users(
     State(app): State<AppState>,
     caller: Caller,
 ) -> Result<Json<Vec<UserView>>, ApiError> {
-    caller.require(Role::Admin)?;
+    caller.require_admin()?;
     let users = app.store.users().await?;
     Ok(Json(
         users
@@ -72,7 +72,7 @@ async fn add_user(
     caller: Caller,
     Json(body): Json<NewUser>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(Role::Admin)?;
+    caller.require_admin()?;
     app.auth
         .add_user(&body.name, body.password, body.role)
         .await?;
@@ -95,7 +95,7 @@ async fn remove_user(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(Role::Admin)?;
+    caller.require_admin()?;
     app.store.delete_user(&name).await?;
     app.audit(&caller, "user.remove", &name, None).await;
     Ok(StatusCode::NO_CONTENT)
@@ -112,7 +112,7 @@ async fn set_password(
     Json(body): Json<PasswordChange>,
 ) -> Result<StatusCode, ApiError> {
     if caller.0.name != name {
-        caller.require(Role::Admin)?;
+        caller.require_admin()?;
     }
     app.auth.set_password(&name, body.password).await?;
     app.audit(&caller, "user.passwd", &name, None).await;
@@ -157,7 +157,7 @@ async fn list_tokens(
     State(app): State<AppState>,
     caller: Caller,
 ) -> Result<Json<Vec<TokenView>>, ApiError> {
-    caller.require(Role::Admin)?;
+    caller.require_admin()?;
     let tokens = app.store.tokens().await?;
     Ok(Json(
         tokens
@@ -184,7 +184,7 @@ async fn create_token(
     caller: Caller,
     Json(body): Json<TokenRequest>,
 ) -> Result<Response, ApiError> {
-    caller.require(Role::Admin)?;
+    caller.require_admin()?;
     let t = app
         .auth
         .create_token(&body.name, body.role, Some(caller.0.name.clone()))
@@ -208,7 +208,7 @@ async fn revoke_token(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(Role::Admin)?;
+    caller.require_admin()?;
     let public_id = app.auth.revoke_token(&id).await?;
     app.audit(&caller, "token.revoke", &public_id, None).await;
     Ok(StatusCode::NO_CONTENT)

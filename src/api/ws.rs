@@ -40,6 +40,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::AppState;
 use super::authn::{SESSION_COOKIE, bearer_token, cookie_value, session_expired};
 use super::error::{ApiError, ErrorBody, Query};
+use crate::access::Perm;
 use crate::auth::{AuthError, Principal, Role};
 use crate::bus::Event;
 use crate::program::valid_name;
@@ -124,6 +125,31 @@ fn wanted(topics: &Topics, ev: &Event) -> bool {
         // Progress of one program's backups goes with that program's status.
         Event::Backup(_) => topics.contains(&Topic::Programs) || topics.contains(&Topic::Events),
         Event::Program(_) => topics.contains(&Topic::Programs),
+        Event::Install(_) => topics.contains(&Topic::Programs) || topics.contains(&Topic::Events),
+    }
+}
+
+/// What the caller of one connection may do: `perm` on a program, or (`None`) on every
+/// program. Fixed when the connection opens.
+pub(crate) type Sees = Arc<dyn Fn(Option<&str>, Perm) -> bool + Send + Sync>;
+
+/// True when a caller who `sees` may get `ev`: program events need `view` on the program
+/// (console lines `console`), warden's own events and jobs need `view` everywhere.
+fn permitted(sees: &Sees, everywhere: bool, ev: &Event) -> bool {
+    let view = |p: &str| sees(Some(p), Perm::View);
+    match ev {
+        Event::State(s) => view(&s.program),
+        Event::Console(line) => sees(Some(&line.program), Perm::Console),
+        Event::Sample(s) => view(&s.program),
+        Event::Players(p) => view(&p.program),
+        Event::Health(h) => view(&h.program),
+        Event::Notice(n) => n.program.as_deref().map_or(everywhere, view),
+        Event::HostSample(_) => true,
+        Event::Job(_) | Event::Schedule(_) => everywhere,
+        Event::Backup(b) => view(&b.program),
+        Event::Program(p) => view(&p.program),
+        // The program may not exist yet: installs are an administrator's business.
+        Event::Install(_) => everywhere,
     }
 }
 
@@ -286,7 +312,9 @@ async fn forward(
     topics: watch::Receiver<Arc<Topics>>,
     out: mpsc::Sender<Message>,
     conn: CancellationToken,
+    sees: Sees,
 ) -> Forwarded {
+    let everywhere = sees(None, Perm::View);
     loop {
         let received = tokio::select! {
             _ = conn.cancelled() => return Forwarded::Ended,
@@ -294,7 +322,7 @@ async fn forward(
         };
         let msg = match received {
             Ok(ev) => {
-                if !wanted(&topics.borrow(), &ev) {
+                if !wanted(&topics.borrow(), &ev) || !permitted(&sees, everywhere, &ev) {
                     continue;
                 }
                 match serde_json::to_string(&*ev) {
@@ -342,6 +370,7 @@ fn change_topics(
     current: &Topics,
     add: bool,
     names: &[String],
+    sees: &Sees,
 ) -> Result<Topics, ServerMsg<'static>> {
     let mut next = current.clone();
     for name in names {
@@ -353,6 +382,23 @@ fn change_topics(
                 ),
             });
         };
+        let needs = match &topic {
+            Topic::Console(p) => Some((p, Perm::Console)),
+            Topic::ProgramSamples(p) => Some((p, Perm::View)),
+            _ => None,
+        };
+        if add
+            && let Some((p, perm)) = needs
+            && !sees(Some(p), perm)
+        {
+            return Err(ServerMsg::Error {
+                code: "forbidden",
+                message: format!(
+                    "{name:?} needs the '{}' permission on program '{p}'",
+                    perm.as_str()
+                ),
+            });
+        }
         if add {
             next.insert(topic);
         } else {
@@ -369,7 +415,7 @@ fn change_topics(
 }
 
 /// Answers one client message.
-fn handle(raw: &str, topics: &watch::Sender<Arc<Topics>>) -> Message {
+fn handle(raw: &str, topics: &watch::Sender<Arc<Topics>>, sees: &Sees) -> Message {
     let msg = match serde_json::from_str::<ClientMsg>(raw) {
         Ok(m) => m,
         Err(e) => {
@@ -387,7 +433,7 @@ fn handle(raw: &str, topics: &watch::Sender<Arc<Topics>>) -> Message {
         ClientMsg::Unsubscribe { topics } => (false, topics),
     };
     // Computed before `send_replace`: holding the borrow while replacing would deadlock.
-    let changed = change_topics(&topics.borrow(), add, &names);
+    let changed = change_topics(&topics.borrow(), add, &names, sees);
     match changed {
         Ok(next) => {
             let names = next.iter().map(Topic::name).collect();
@@ -412,11 +458,19 @@ async fn session(
     let _guard = conn.clone().drop_guard();
     let (out_tx, mut out_rx) = mpsc::channel(QUEUE);
     let (topics_tx, topics_rx) = watch::channel(Arc::new(Topics::new()));
+    let sees: Sees = {
+        let (app, access) = (app.clone(), principal.access());
+        Arc::new(move |program: Option<&str>, perm: Perm| match program {
+            Some(p) => access.perms_on(p, &app.tags_of(p)).has(perm),
+            None => access.perms_everywhere().has(perm),
+        })
+    };
     tokio::spawn(forward(
         app.bus.subscribe(),
         topics_rx,
         out_tx,
         conn.clone(),
+        sees.clone(),
     ));
     let hello = ServerMsg::Hello {
         user: &principal.name,
@@ -447,7 +501,7 @@ async fn session(
             }
             incoming = socket.recv() => {
                 let reply = match incoming {
-                    Some(Ok(Message::Text(t))) => handle(t.as_str(), &topics_tx),
+                    Some(Ok(Message::Text(t))) => handle(t.as_str(), &topics_tx, &sees),
                     Some(Ok(Message::Binary(_))) => text(&ServerMsg::Error {
                         code: "bad_message",
                         message: "send JSON text frames".into(),
@@ -490,6 +544,10 @@ pub fn routes() -> OpenApiRouter<AppState> {
 mod tests {
     use super::*;
     use crate::bus::{Bus, ConsoleLine, Stream};
+
+    fn all() -> Sees {
+        Arc::new(|_: Option<&str>, _: Perm| true)
+    }
 
     fn line(program: &str) -> Event {
         Event::Console(ConsoleLine {
@@ -547,19 +605,24 @@ mod tests {
         let reply = handle(
             r#"{"op":"subscribe","topics":["programs","console:x"]}"#,
             &tx,
+            &all(),
         );
         assert_eq!(
             reply.to_text().expect("text"),
             r#"{"type":"subscribed","topics":["programs","console:x"]}"#
         );
-        let reply = handle(r#"{"op":"subscribe","topics":["samples","nope"]}"#, &tx);
+        let reply = handle(
+            r#"{"op":"subscribe","topics":["samples","nope"]}"#,
+            &tx,
+            &all(),
+        );
         assert!(reply.to_text().expect("text").contains("unknown_topic"));
         assert_eq!(tx.borrow().len(), 2, "a refused change changes nothing");
-        let reply = handle(r#"{"op":"unsubscribe","topics":["programs"]}"#, &tx);
+        let reply = handle(r#"{"op":"unsubscribe","topics":["programs"]}"#, &tx, &all());
         assert!(reply.to_text().expect("text").contains(r#"["console:x"]"#));
-        let reply = handle(r#"{"op":"ping"}"#, &tx);
+        let reply = handle(r#"{"op":"ping"}"#, &tx, &all());
         assert_eq!(reply.to_text().expect("text"), r#"{"type":"pong"}"#);
-        let reply = handle(r#"{"op":"ping","extra":1}"#, &tx);
+        let reply = handle(r#"{"op":"ping","extra":1}"#, &tx, &all());
         assert!(reply.to_text().expect("text").contains("bad_message"));
         let many: Vec<String> = (0..=MAX_TOPICS)
             .map(|i| format!("\"console:p{i}\""))
@@ -567,6 +630,7 @@ mod tests {
         let reply = handle(
             &format!(r#"{{"op":"subscribe","topics":[{}]}}"#, many.join(",")),
             &tx,
+            &all(),
         );
         assert!(reply.to_text().expect("text").contains("too_many_topics"));
     }
@@ -611,7 +675,7 @@ mod tests {
         }
         let ended = tokio::time::timeout(
             Duration::from_secs(5),
-            forward(rx, topics_rx, out_tx, conn.clone()),
+            forward(rx, topics_rx, out_tx, conn.clone(), all()),
         )
         .await
         .expect("forwarder returns");
@@ -626,7 +690,13 @@ mod tests {
         let (_topics_tx, topics_rx) = watch::channel(Arc::new(Topics::new()));
         let (out_tx, _out_rx) = mpsc::channel(2);
         let conn = CancellationToken::new();
-        let task = tokio::spawn(forward(bus.subscribe(), topics_rx, out_tx, conn.clone()));
+        let task = tokio::spawn(forward(
+            bus.subscribe(),
+            topics_rx,
+            out_tx,
+            conn.clone(),
+            all(),
+        ));
         conn.cancel();
         let ended = tokio::time::timeout(Duration::from_secs(5), task)
             .await

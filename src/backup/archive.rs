@@ -33,6 +33,15 @@ use crate::store::backups::Mismatch;
 
 /// Read size; also the granularity of progress, throttling and cancellation checks.
 const CHUNK: usize = 1 << 20;
+
+/// zstd's window: 2 MiB (what level 3 uses on large inputs), set explicitly so a higher
+/// level cannot make a backup hold tens of MB. Part of warden's memory bound during a
+/// backup (see bench/README.md); the ratio lost at high levels is small.
+pub const ZSTD_WINDOW_LOG: u32 = 21;
+
+/// Input per zstd worker job (threads > 0): 2 MiB instead of zstd's default of several
+/// windows, so each worker holds a few MB, not tens.
+pub const ZSTD_JOB_SIZE: u32 = 2 << 20;
 /// Progress is reported at most this often.
 const REPORT_EVERY: Duration = Duration::from_millis(250);
 /// Prefix of unfinished backup directories.
@@ -485,8 +494,11 @@ fn write_archive(
     };
     let mut enc = zstd::stream::write::Encoder::new(sink, spec.zstd_level).map_err(write_err)?;
     enc.include_checksum(true).map_err(write_err)?;
+    enc.window_log(ZSTD_WINDOW_LOG).map_err(write_err)?;
     if spec.zstd_threads > 0 {
         enc.multithread(spec.zstd_threads).map_err(write_err)?;
+        enc.set_parameter(zstd::stream::raw::CParameter::JobSize(ZSTD_JOB_SIZE))
+            .map_err(write_err)?;
     }
     // tar copies file data in 8 KiB pieces; a 1 MiB buffer in front of zstd turns
     // those into few large compression calls.

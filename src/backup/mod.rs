@@ -24,7 +24,7 @@ mod walk;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::TimeZone;
@@ -42,6 +42,7 @@ use crate::store::backups::{BackupOutcome, BackupRecord, Mismatch, RestoreRecord
 use crate::store::events::NewEvent;
 use crate::store::{Store, now_ms};
 use crate::supervisor::{ProgramHandle, Supervisor};
+use crate::sync::lock;
 use archive::{Control, CreateSpec, Phase, Progress};
 pub use error::BackupError;
 use manifest::{MANIFEST_FILE, Manifest};
@@ -154,12 +155,6 @@ struct Inner {
     tasks: TaskTracker,
     /// Cancelled at shutdown; every job's token is a child.
     shutdown: CancellationToken,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A poisoned lock only means a panic elsewhere mid-update of a plain map; the map is
-    // still consistent enough to release entries from.
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Releases a reader of a backup's files when dropped.
@@ -644,7 +639,7 @@ impl BackupService {
                     &program,
                     "backup_finished",
                     msg.clone(),
-                    serde_json::json!({ "backup_id": job.id, "archive_bytes": m.archive.bytes, "warnings": warnings }),
+                    serde_json::json!({ "backup_id": job.id, "archive_bytes": m.archive.bytes, "data_bytes": m.data_bytes, "files": m.files, "duration_ms": now_ms() - job.started_at, "warnings": warnings }),
                 )
                 .await;
                 let outcome = BackupOutcome {

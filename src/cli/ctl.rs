@@ -22,14 +22,14 @@ mod files;
 #[derive(Args, Clone)]
 pub struct Remote {
     /// Base URL of the warden server.
-    #[arg(long, env = "WARDEN_URL", default_value_t = format!("http://{DEFAULT_LISTEN}"))]
+    #[arg(long, env = "WARDEN_URL", global = true, default_value_t = format!("http://{DEFAULT_LISTEN}"))]
     url: String,
     /// API token (create one with `warden token create NAME --role operator`).
-    #[arg(long, env = "WARDEN_TOKEN", hide_env_values = true)]
+    #[arg(long, env = "WARDEN_TOKEN", global = true, hide_env_values = true)]
     token: Option<String>,
     /// Print the server's JSON instead of a table.
     #[arg(long, global = true)]
-    json: bool,
+    pub(super) json: bool,
 }
 
 /// `warden ctl`.
@@ -37,6 +37,10 @@ pub struct Remote {
 pub struct CtlArgs {
     #[command(flatten)]
     remote: Remote,
+    /// With `list`: every program of the fleet (this warden and its `warden fleet`
+    /// nodes), with a NODE column.
+    #[arg(long)]
+    all: bool,
     #[command(subcommand)]
     cmd: CtlCmd,
 }
@@ -50,10 +54,20 @@ enum CtlCmd {
         /// Program name.
         name: String,
     },
-    /// Start a program.
+    /// Start a program and wait until it runs; fails with the reason when it does not.
     Start {
         /// Program name.
         name: String,
+        /// Return once the start is requested, without waiting for `running`.
+        #[arg(long)]
+        no_wait: bool,
+        /// Longest wait for `running`, in seconds (default: the program's start period
+        /// plus 15 s).
+        #[arg(long, value_name = "SECONDS")]
+        wait: Option<u64>,
+        /// Start the programs it waits for (after, requires) first.
+        #[arg(long)]
+        with_deps: bool,
     },
     /// Stop a program (its graceful stop sequence).
     Stop {
@@ -61,6 +75,9 @@ enum CtlCmd {
         name: String,
         #[command(flatten)]
         game: GameStopArgs,
+        /// Stop the programs that wait for it (after, requires) first.
+        #[arg(long)]
+        with_deps: bool,
     },
     /// Restart a program.
     Restart {
@@ -252,7 +269,7 @@ impl Client {
             .timeout(Duration::from_secs(40))
             .send()
             .await
-            .map_err(|e| anyhow!("cannot reach warden at {}: {e}", self.base))?;
+            .map_err(|e| unreachable(&self.base, &e))?;
         let status = resp.status();
         let body = resp.bytes().await?;
         let value: Value = if body.is_empty() {
@@ -301,7 +318,7 @@ impl Client {
             .timeout(Duration::from_secs(40))
             .send()
             .await
-            .map_err(|e| anyhow!("cannot reach warden at {}: {e}", self.base))?;
+            .map_err(|e| unreachable(&self.base, &e))?;
         if resp.status() == reqwest::StatusCode::NOT_FOUND {
             return Ok(None);
         }
@@ -321,25 +338,38 @@ pub fn fmt_ms(ms: i64) -> String {
 }
 
 fn fmt_uptime(v: &Value) -> String {
-    let Some(s) = v.as_u64() else {
-        return "-".into();
-    };
-    match s {
-        0..60 => format!("{s}s"),
-        60..3600 => format!("{}m{}s", s / 60, s % 60),
-        3600..86400 => format!("{}h{}m", s / 3600, (s % 3600) / 60),
-        _ => format!("{}d{}h", s / 86400, (s % 86400) / 3600),
+    match v.as_u64() {
+        Some(s) => crate::duration::format(std::time::Duration::from_secs(s)),
+        None => "-".into(),
     }
 }
 
 fn print_programs(list: &[Value]) {
+    program_table(list, false);
+}
+
+/// Programs as a table, with a NODE column first when `node`.
+fn program_table(list: &[Value], node: bool) {
+    let first = |n: &str| {
+        if node {
+            format!("{n:<12} ")
+        } else {
+            String::new()
+        }
+    };
     println!(
-        "{:<20} {:<9} {:>8} {:>9} {:>8}  LAST EXIT",
-        "NAME", "STATE", "PID", "UPTIME", "RESTARTS"
+        "{}{:<20} {:<9} {:>8} {:>9} {:>8}  LAST EXIT",
+        first("NODE"),
+        "NAME",
+        "STATE",
+        "PID",
+        "UPTIME",
+        "RESTARTS"
     );
     for p in list {
         println!(
-            "{:<20} {:<9} {:>8} {:>9} {:>8}  {}",
+            "{}{:<20} {:<9} {:>8} {:>9} {:>8}  {}",
+            first(p["node"].as_str().unwrap_or("")),
             p["name"].as_str().unwrap_or(""),
             p["state"].as_str().unwrap_or(""),
             p["pid"]
@@ -349,6 +379,26 @@ fn print_programs(list: &[Value]) {
             fmt_uptime(&p["uptime_seconds"]),
             p["restarts"].as_u64().unwrap_or(0),
             p["last_exit"]["description"].as_str().unwrap_or("-"),
+        );
+    }
+}
+
+/// The fleet overview: a NODE column, then a line per node that did not answer.
+fn print_fleet(v: &Value) {
+    let empty = Vec::new();
+    program_table(v["programs"].as_array().unwrap_or(&empty), true);
+    for n in v["nodes"].as_array().unwrap_or(&empty) {
+        if n["unreachable"].as_bool() != Some(true) {
+            continue;
+        }
+        let seen = n["last_seen_ms"]
+            .as_i64()
+            .map(fmt_ms)
+            .unwrap_or_else(|| "never since the hub started".into());
+        println!(
+            "{:<12} unreachable (last seen {seen}): {}",
+            n["node"].as_str().unwrap_or(""),
+            n["error"].as_str().unwrap_or("")
         );
     }
 }
@@ -369,6 +419,17 @@ fn print_line(v: &Value) {
 pub async fn run(args: CtlArgs) -> anyhow::Result<()> {
     let c = Client::new(&args.remote)?;
     let json = args.remote.json;
+    if args.all {
+        if !matches!(args.cmd, CtlCmd::List) {
+            bail!("--all works with `list` only: `warden ctl --all list`");
+        }
+        let v = c.get("/api/fleet/programs").await?;
+        if json {
+            return print_json(&v);
+        }
+        print_fleet(&v);
+        return Ok(());
+    }
     match args.cmd {
         CtlCmd::List => {
             let v = c.get("/api/programs").await?;
@@ -386,9 +447,33 @@ pub async fn run(args: CtlArgs) -> anyhow::Result<()> {
         }
         CtlCmd::Schedule(cmd) => super::schedctl::schedule(&c, cmd, json).await?,
         CtlCmd::Job(cmd) => super::schedctl::job(&c, cmd, json).await?,
-        CtlCmd::Start { name } => action(&c, &name, "start", json).await?,
-        CtlCmd::Stop { name, game } => {
-            action(&c, &name, &format!("stop{}", game.query()), json).await?
+        CtlCmd::Start {
+            name,
+            no_wait,
+            wait,
+            with_deps,
+        } => {
+            let what = if with_deps {
+                "start?with_deps=true"
+            } else {
+                "start"
+            };
+            action(&c, &name, what, json).await?;
+            if !no_wait {
+                wait_running(&c, &name, wait).await?;
+            }
+        }
+        CtlCmd::Stop {
+            name,
+            game,
+            with_deps,
+        } => {
+            let mut q = game.query();
+            if with_deps {
+                q.push(if q.is_empty() { '?' } else { '&' });
+                q.push_str("with_deps=true");
+            }
+            action(&c, &name, &format!("stop{q}"), json).await?
         }
         CtlCmd::Restart { name, game } => {
             action(&c, &name, &format!("restart{}", game.query()), json).await?
@@ -500,6 +585,49 @@ pub async fn run(args: CtlArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// "cannot reach warden", with the likely fix.
+pub(super) fn unreachable(base: &str, e: &reqwest::Error) -> anyhow::Error {
+    anyhow!(
+        "cannot reach warden at {base}: {e}\nIs it running? Start it with `warden serve`, or point --url (WARDEN_URL) at it."
+    )
+}
+
+/// Waits until `name` is running; an error with the reason when it crashes, gives up or
+/// stops instead, or is still starting after the wait.
+async fn wait_running(c: &Client, name: &str, wait: Option<u64>) -> anyhow::Result<()> {
+    let path = format!("/api/programs/{name}");
+    let first = c.get(&path).await?;
+    let secs = wait.unwrap_or_else(|| first["start_seconds"].as_u64().unwrap_or(1) + 15);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    let mut v = first;
+    loop {
+        let state = v["state"].as_str().unwrap_or("?");
+        match state {
+            "running" => return Ok(()),
+            "crashed" | "fatal" | "stopped" | "backoff" => {
+                let why = v["reason"]["message"]
+                    .as_str()
+                    .map(str::to_string)
+                    .or_else(|| {
+                        v["last_exit"]["description"]
+                            .as_str()
+                            .map(|d| format!("exited ({d})"))
+                    })
+                    .unwrap_or_else(|| format!("it is {state}"));
+                bail!(
+                    "{name} did not start: {why}\nSee `warden ctl events {name}` and `warden ctl logs {name}`."
+                );
+            }
+            _ => {}
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!("{name} is still {state} after {secs} s; see `warden ctl status {name}`");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        v = c.get(&path).await?;
+    }
+}
+
 async fn action(c: &Client, name: &str, what: &str, json: bool) -> anyhow::Result<()> {
     let v = c
         .post(&format!("/api/programs/{name}/{what}"), Value::Null)
@@ -537,7 +665,7 @@ async fn follow_logs(c: &Client, name: &str, lines: usize, json: bool) -> anyhow
         .bearer_auth(&c.token)
         .send()
         .await
-        .map_err(|e| anyhow!("cannot reach warden at {}: {e}", c.base))?;
+        .map_err(|e| unreachable(&c.base, &e))?;
     if !resp.status().is_success() {
         let status = resp.status();
         let v: Value = resp.json().await.unwrap_or(Value::Null);

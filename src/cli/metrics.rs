@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use serde_json::Value;
 
@@ -55,7 +55,7 @@ async fn import(c: &Client, name: &str, file: &std::path::Path) -> anyhow::Resul
         .body(body)
         .send()
         .await
-        .map_err(|e| anyhow!("cannot reach warden at {}: {e}", c.base))?;
+        .map_err(|e| super::ctl::unreachable(&c.base, &e))?;
     let status = resp.status();
     let v: Value = resp.json().await.unwrap_or(Value::Null);
     if !status.is_success() {

@@ -3,6 +3,7 @@
 //! running server over HTTP with a token.
 
 mod ctl;
+mod install;
 mod metrics;
 mod schedctl;
 mod service;
@@ -10,6 +11,7 @@ mod service;
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
@@ -55,10 +57,27 @@ enum Cmd {
     /// Manage API tokens (works whether or not the server runs).
     #[command(subcommand)]
     Token(TokenCmd),
+    /// Give users and tokens permissions on programs (works whether or not the server
+    /// runs).
+    #[command(subcommand)]
+    Grant(GrantCmd),
+    /// Manage the other wardens this one knows as fleet nodes (works whether or not the
+    /// server runs).
+    #[command(subcommand)]
+    Fleet(FleetCmd),
     /// Control a running server.
     Ctl(ctl::CtlArgs),
     /// Create or update programs from a TOML file on a running server.
     Apply(ctl::ApplyArgs),
+    /// List the templates servers can be installed from, with their variables.
+    Templates {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Install a server from a template on a running server and follow it until it is
+    /// ready to start.
+    New(install::NewArgs),
     /// Validate configuration.
     #[command(subcommand)]
     Config(ConfigCmd),
@@ -75,7 +94,7 @@ enum UserCmd {
     Add {
         /// Login name.
         name: String,
-        /// admin, operator or viewer.
+        /// admin, operator, viewer or none (then only grants give permissions).
         #[arg(long, value_parser = parse_role)]
         role: Role,
         /// Read the password from standard input (otherwise you are prompted on a terminal).
@@ -105,7 +124,7 @@ enum TokenCmd {
     Create {
         /// A label, e.g. `backup-script`.
         name: String,
-        /// admin, operator or viewer.
+        /// admin, operator, viewer or none (then only grants give permissions).
         #[arg(long, value_parser = parse_role)]
         role: Role,
     },
@@ -115,6 +134,63 @@ enum TokenCmd {
     Revoke {
         /// Id or public id.
         id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum GrantCmd {
+    /// Set what a user or token may do on a scope (replacing what it had there), e.g.
+    /// `warden grant set user alice program:valheim control,console`. `files.write` and
+    /// `define` let the holder run code as warden's user.
+    Set {
+        /// `user` or `token`.
+        #[arg(value_parser = ["user", "token"])]
+        kind: String,
+        /// User name, or the token's public id.
+        subject: String,
+        /// `all`, `program:NAME` (or just NAME) or `tag:TAG`.
+        scope: String,
+        /// Comma-separated permissions (view, console, control, players, files.read,
+        /// files.write, backups, backups.restore, schedules, define) or bundles
+        /// (viewer, operator, admin); `none` removes the grant.
+        perms: String,
+    },
+    /// List grants.
+    List,
+    /// Remove a grant by id.
+    Remove {
+        /// Grant id (from `warden grant list`).
+        id: i64,
+    },
+}
+
+#[derive(Subcommand)]
+enum FleetCmd {
+    /// Add a node: another warden, by the base URL of its API. Its API token (make one
+    /// on the node with `warden token create NAME --role viewer`) is read from standard
+    /// input, or prompted for on a terminal; it is never printed back.
+    Add {
+        /// Node name (the `node` label), e.g. `box2`.
+        name: String,
+        /// Base URL of the node's API, e.g. `https://box2.example:9180/`.
+        url: String,
+        /// SHA-256 fingerprint of the node's TLS certificate to pin (hex, colons allowed).
+        #[arg(long)]
+        fingerprint: Option<String>,
+        /// Allow plain `http://` to a host that is not loopback (the token then crosses
+        /// the network unencrypted).
+        #[arg(long)]
+        allow_insecure: bool,
+        /// Read the token from standard input even on a terminal.
+        #[arg(long)]
+        token_stdin: bool,
+    },
+    /// List nodes (never their tokens).
+    List,
+    /// Remove a node.
+    Remove {
+        /// Node name.
+        name: String,
     },
 }
 
@@ -131,7 +207,7 @@ enum ConfigCmd {
 }
 
 fn parse_role(s: &str) -> Result<Role, String> {
-    Role::parse(s).ok_or_else(|| format!("unknown role {s:?}; use admin, operator or viewer"))
+    Role::parse(s).ok_or_else(|| format!("unknown role {s:?}; use admin, operator, viewer or none"))
 }
 
 /// Parses the command line and runs the command.
@@ -148,6 +224,7 @@ pub fn main() -> ExitCode {
     let result = match command {
         Cmd::Ctl(args) => runtime().and_then(|rt| rt.block_on(ctl::run(args))),
         Cmd::Apply(args) => runtime().and_then(|rt| rt.block_on(ctl::apply(args))),
+        Cmd::New(args) => runtime().and_then(|rt| rt.block_on(install::new(args))),
         Cmd::Config(ConfigCmd::Check { file, programs }) => config_check(&file, programs),
         Cmd::Metrics(args) => runtime().and_then(|rt| rt.block_on(metrics::run(args))),
         Cmd::Service(cmd) => service::run(cmd, &cli.place),
@@ -160,7 +237,11 @@ pub fn main() -> ExitCode {
                 }
                 Cmd::User(cmd) => rt.block_on(user(cfg, cmd)),
                 Cmd::Token(cmd) => rt.block_on(token(cfg, cmd)),
+                Cmd::Grant(cmd) => rt.block_on(grant(cfg, cmd)),
+                Cmd::Fleet(cmd) => rt.block_on(fleet(cfg, cmd)),
+                Cmd::Templates { json } => install::list(&cfg.data_dir, json),
                 Cmd::Ctl(_)
+                | Cmd::New(_)
                 | Cmd::Apply(_)
                 | Cmd::Config(_)
                 | Cmd::Metrics(_)
@@ -168,10 +249,12 @@ pub fn main() -> ExitCode {
             }
         }),
     };
+    // Whatever is still queued reaches the output if it can, without waiting long.
+    crate::logging::flush(Duration::from_secs(1));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            crate::logging::stderr_line(&format!("error: {e:#}"));
             ExitCode::FAILURE
         }
     }
@@ -198,17 +281,32 @@ fn load_config(place: &Place) -> anyhow::Result<Config> {
 }
 
 fn init_logging(cfg: &Config) {
-    init_logging_to(cfg, std::io::stderr, std::io::stderr().is_terminal());
+    init_logging_to(cfg, std::io::stderr(), std::io::stderr().is_terminal());
 }
 
-fn init_logging_to<W>(cfg: &Config, writer: W, ansi: bool)
+/// Sets up warden's log: every line goes through [`crate::logging`] (never blocks, never
+/// panics, drops and counts what cannot be written), and a panic anywhere is logged with
+/// its location instead of only printed to a stderr that may be gone.
+fn init_logging_to<W>(cfg: &Config, out: W, ansi: bool)
 where
-    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+    W: std::io::Write + Send + 'static,
 {
+    let writer = crate::logging::start(out);
+    std::panic::set_hook(Box::new(|info| {
+        let thread = std::thread::current();
+        tracing::error!(
+            thread = thread.name().unwrap_or("unnamed"),
+            panic = %info,
+            "a part of warden panicked"
+        );
+    }));
     let filter = tracing_subscriber::EnvFilter::try_from_env("WARDEN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        // A failed write must never be reported with `eprintln!` (it panics on a broken
+        // stderr); `logging` counts it instead.
+        .log_internal_errors(false)
         .with_writer(writer);
     let _ = match cfg.log_format {
         LogFormat::Json => builder.json().try_init(),
@@ -245,11 +343,17 @@ async fn serve(
 }
 
 fn read_password(from_stdin: bool) -> anyhow::Result<String> {
+    read_secret(from_stdin, "password")
+}
+
+/// Reads a secret from standard input (all of it, without the final line break), or
+/// prompts for one line on a terminal.
+fn read_secret(from_stdin: bool, prompt: &str) -> anyhow::Result<String> {
     let mut pw = String::new();
     if from_stdin || !std::io::stdin().is_terminal() {
         std::io::stdin().read_to_string(&mut pw)?;
     } else {
-        eprint!("password: ");
+        eprint!("{prompt}: ");
         std::io::stdin().read_line(&mut pw)?;
     }
     let pw = pw.trim_end_matches(['\n', '\r']).to_string();
@@ -257,6 +361,16 @@ fn read_password(from_stdin: bool) -> anyhow::Result<String> {
 }
 
 async fn user(cfg: Config, cmd: UserCmd) -> anyhow::Result<()> {
+    // A user made in a fresh directory is invisible to the warden serving another one:
+    // say so instead of quietly creating a second, unrelated database.
+    if matches!(cmd, UserCmd::Add { .. }) && !server::db_path(&cfg.data_dir).exists() {
+        let dir = std::path::absolute(&cfg.data_dir).unwrap_or_else(|_| cfg.data_dir.clone());
+        eprintln!(
+            "warning: {} holds no warden data yet; a new data directory is created there.\n\
+             If `warden serve` runs elsewhere, pass the same --data-dir (or WARDEN_DATA_DIR) to both.",
+            dir.display()
+        );
+    }
     let store = server::open_store(&cfg.data_dir)?;
     let auth = Auth::new(store.clone(), cfg.api.session_ttl);
     match cmd {
@@ -287,6 +401,72 @@ async fn user(cfg: Config, cmd: UserCmd) -> anyhow::Result<()> {
         UserCmd::Remove { name } => {
             store.delete_user(&name).await?;
             println!("user '{name}' removed");
+        }
+    }
+    store.close().await;
+    Ok(())
+}
+
+async fn grant(cfg: Config, cmd: GrantCmd) -> anyhow::Result<()> {
+    use crate::access::{Grant, Perms, Scope};
+    use crate::store::access::Subject;
+    let store = server::open_store(&cfg.data_dir)?;
+    match cmd {
+        GrantCmd::Set {
+            kind,
+            subject,
+            scope,
+            perms,
+        } => {
+            let kind = if kind == "token" {
+                Subject::Token
+            } else {
+                Subject::User
+            };
+            let scope = Scope::parse_cli(&scope).map_err(anyhow::Error::msg)?;
+            let names: Vec<&str> = perms.split(',').filter(|p| *p != "none").collect();
+            let perms = Perms::parse(&names).map_err(anyhow::Error::msg)?;
+            store
+                .set_grant(kind, &subject, Grant { scope, perms })
+                .await?;
+            let list = perms.to_stored();
+            if list.is_empty() {
+                println!("grant of '{subject}' removed");
+            } else {
+                println!("'{subject}' now has {list}");
+            }
+            if perms.names().iter().any(|p| p.runs_code()) {
+                println!("note: files.write and define let '{subject}' run code as warden's user");
+            }
+        }
+        GrantCmd::List => {
+            println!(
+                "{:<5} {:<6} {:<20} {:<22} PERMISSIONS",
+                "ID", "KIND", "SUBJECT", "SCOPE"
+            );
+            for g in store.grants().await? {
+                let scope = match &g.grant.scope {
+                    Scope::All => "all".to_string(),
+                    Scope::Program(p) => format!("program:{p}"),
+                    Scope::Tag(t) => format!("tag:{t}"),
+                };
+                let kind = match g.subject_kind {
+                    Subject::User => "user",
+                    Subject::Token => "token",
+                };
+                println!(
+                    "{:<5} {:<6} {:<20} {:<22} {}",
+                    g.id,
+                    kind,
+                    g.subject,
+                    scope,
+                    g.grant.perms.to_stored()
+                );
+            }
+        }
+        GrantCmd::Remove { id } => {
+            store.delete_grant(id).await?;
+            println!("grant {id} removed");
         }
     }
     store.close().await;
@@ -335,6 +515,74 @@ async fn token(cfg: Config, cmd: TokenCmd) -> anyhow::Result<()> {
         }
     }
     store.close().await;
+    Ok(())
+}
+
+async fn fleet(cfg: Config, cmd: FleetCmd) -> anyhow::Result<()> {
+    let store = server::open_store(&cfg.data_dir)?;
+    let result = fleet_command(&store, &cfg.data_dir, cmd).await;
+    store.close().await;
+    result
+}
+
+async fn fleet_command(
+    store: &crate::store::Store,
+    data_dir: &std::path::Path,
+    cmd: FleetCmd,
+) -> anyhow::Result<()> {
+    match cmd {
+        FleetCmd::Add {
+            name,
+            url,
+            fingerprint,
+            allow_insecure,
+            token_stdin,
+        } => {
+            let token = read_secret(token_stdin, "API token of the node")?;
+            let new = crate::fleet::NewNode {
+                name,
+                url,
+                token,
+                fingerprint,
+                allow_insecure,
+            };
+            let mut node = crate::fleet::validate(new, crate::clock::now_ms())
+                .map_err(|problems| anyhow::anyhow!("{}", problems.join("\n")))?;
+            // Stored sealed under this data directory's key, never as typed.
+            let sealer =
+                crate::fleet::seal::Sealer::open_or_create(data_dir).map_err(anyhow::Error::msg)?;
+            node.token = sealer.seal(&node.token).map_err(anyhow::Error::msg)?;
+            let (name, url, insecure) = (node.name.clone(), node.url.clone(), node.allow_insecure);
+            store.add_fleet_node(node).await?;
+            println!("node '{name}' added at {url}");
+            if insecure && url.starts_with("http://") {
+                println!("note: its token and answers cross the network unencrypted");
+            }
+        }
+        FleetCmd::List => {
+            println!("{:<20} {:<40} {:<8} CREATED", "NAME", "URL", "TLS PIN");
+            for n in store.fleet_nodes().await? {
+                let pin = if n.fingerprint.is_some() {
+                    "pinned"
+                } else if n.allow_insecure && n.url.starts_with("http://") {
+                    "insecure"
+                } else {
+                    "-"
+                };
+                println!(
+                    "{:<20} {:<40} {:<8} {}",
+                    n.name,
+                    n.url,
+                    pin,
+                    ctl::fmt_ms(n.created_at)
+                );
+            }
+        }
+        FleetCmd::Remove { name } => {
+            store.remove_fleet_node(&name).await?;
+            println!("node '{name}' removed");
+        }
+    }
     Ok(())
 }
 

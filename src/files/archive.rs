@@ -111,7 +111,9 @@ pub fn write(dir: Dir, base: &str, format: ArchiveFormat, out: impl Write) -> io
 }
 
 fn write_tar_zst(dir: Dir, base: &str, out: impl Write) -> io::Result<()> {
-    let encoder = zstd::Encoder::new(out, 3)?;
+    let mut encoder = zstd::Encoder::new(out, 3)?;
+    // The same bounded window as backups: a download holds a few MB whatever its size.
+    encoder.window_log(crate::backup::archive::ZSTD_WINDOW_LOG)?;
     let mut tar = tar::Builder::new(encoder);
     walk(dir, base, &mut |item| match item {
         Item::Dir(name) => {

@@ -420,10 +420,7 @@ impl Files {
             None => None,
         };
         self.with_root(spec, Area::Files, move |files, root| {
-            let _guard = files.inner.save_lock.lock().map_err(|_| FilesError::Io {
-                what: "serialise saves".into(),
-                source: io::Error::other("save lock poisoned"),
-            })?;
+            let _guard = crate::sync::lock(&files.inner.save_lock);
             let mut path = req.path;
             if path.is_root() {
                 return Err(FilesError::BadPath {

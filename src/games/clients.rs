@@ -22,6 +22,10 @@ pub struct PlayersInfo {
     pub max: Option<u32>,
     /// Names of (some of) the players online; servers may report only a sample or none.
     pub names: Vec<String>,
+    /// The server's name (A2S) or message of the day (Minecraft), kept to answer for it
+    /// while it sleeps.
+    #[serde(skip)]
+    pub server_name: Option<String>,
 }
 
 /// The clients of one program, kept while its settings stay the same.
@@ -56,9 +60,7 @@ impl Clients {
                 self.cfg.rcon_auth_cool_down,
             )
         };
-        let Ok(mut map) = self.map.lock() else {
-            return make();
-        };
+        let mut map = crate::sync::lock(&self.map);
         let entry = map.entry(program.to_string()).or_default();
         match &entry.rcon {
             Some((s, session)) if s == spec => session.clone(),
@@ -83,9 +85,7 @@ impl Clients {
                 self.cfg.query_timeout,
             )
         };
-        let Ok(mut map) = self.map.lock() else {
-            return make();
-        };
+        let mut map = crate::sync::lock(&self.map);
         let entry = map.entry(program.to_string()).or_default();
         match &entry.rest {
             Some((s, client)) if s == spec => Ok(client.clone()),
@@ -99,9 +99,7 @@ impl Clients {
 
     /// Drops a deleted program's clients (closing its RCON connection).
     pub(super) fn forget(&self, program: &str) {
-        if let Ok(mut map) = self.map.lock() {
-            map.remove(program);
-        }
+        crate::sync::lock(&self.map).remove(program);
     }
 
     /// Runs `q`: `Some` players for kinds that report them, `None` for plain checks.
@@ -125,6 +123,7 @@ impl Clients {
                     online: s.players_online,
                     max: Some(s.players_max),
                     names: s.sample,
+                    server_name: Some(s.motd),
                 }))
             }
             QueryKind::A2s => {
@@ -149,6 +148,7 @@ impl Clients {
                     online: u32::from(info.players),
                     max: Some(u32::from(info.max_players)),
                     names,
+                    server_name: Some(info.name),
                 }))
             }
             QueryKind::Palworld => {
@@ -171,6 +171,7 @@ impl Clients {
                     online: m.current_players,
                     max: Some(m.max_players),
                     names,
+                    server_name: None,
                 }))
             }
             QueryKind::Http => {

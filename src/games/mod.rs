@@ -12,6 +12,7 @@
 mod clients;
 mod monitor;
 pub mod stop;
+pub mod wake;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -32,6 +33,7 @@ use crate::program::game::{Broadcast, GameSpec};
 use crate::store::events::NewEvent;
 use crate::store::{Store, now_ms};
 use crate::supervisor::stop_hook::{StopHook, StopRequest};
+use crate::supervisor::wake_hook::SleepGuard;
 use crate::supervisor::{ProgramHandle, Snapshot, SupError, Supervisor};
 pub use clients::PlayersInfo;
 pub use stop::{StopOptions, StopPlan};
@@ -90,7 +92,21 @@ pub(crate) struct Inner {
     monitors: Mutex<HashMap<String, Monitored>>,
     /// Pending warned stops by program; a new one replaces the old. Std mutex as above.
     pending: Mutex<HashMap<String, AbortHandle>>,
+    /// What the last queries said of each program, to answer for it while it sleeps.
+    /// Std mutex as above.
+    known: Mutex<HashMap<String, Known>>,
     tasks: TaskTracker,
+}
+
+/// What warden last learnt of a game server (see [`Inner::known`]).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Known {
+    /// Its name (A2S) or message of the day (Minecraft).
+    pub name: Option<String>,
+    /// Its player limit.
+    pub max_players: Option<u32>,
+    /// How long its last start took until it ran, in seconds.
+    pub start_seconds: Option<u64>,
 }
 
 impl Games {
@@ -105,6 +121,7 @@ impl Games {
                 sup: OnceLock::new(),
                 monitors: Mutex::new(HashMap::new()),
                 pending: Mutex::new(HashMap::new()),
+                known: Mutex::new(HashMap::new()),
                 tasks: TaskTracker::new(),
             }),
         }
@@ -115,39 +132,25 @@ impl Games {
         Arc::new(self.clone())
     }
 
+    /// The hook through which program actors guard their ports while asleep.
+    pub fn sleep_guard(&self) -> Arc<dyn SleepGuard> {
+        Arc::new(self.clone())
+    }
+
     /// Starts monitoring every program (and every program created later) until shutdown.
     pub fn start(&self, sup: Supervisor) {
         let _ = self.inner.sup.set(sup.clone());
         let inner = self.inner.clone();
-        self.inner.tasks.spawn(async move {
-            let mut bus = inner.bus.subscribe();
-            let mut tick = tokio::time::interval(RECONCILE);
-            loop {
-                tokio::select! {
-                    _ = inner.shutdown.cancelled() => break,
-                    _ = tick.tick() => {
-                        for h in sup.list() {
-                            inner.ensure_monitor(&h);
-                        }
-                    }
-                    ev = bus.recv() => match ev {
-                        Ok(ev) => {
-                            if let Event::State(change) = &*ev
-                                && let Ok(h) = sup.get(&change.program)
-                            {
-                                inner.ensure_monitor(&h);
-                            }
-                        }
-                        Err(RecvError::Lagged(_)) => {
-                            for h in sup.list() {
-                                inner.ensure_monitor(&h);
-                            }
-                        }
-                        Err(RecvError::Closed) => break,
-                    },
-                }
-            }
-        });
+        let shutdown = self.inner.shutdown.clone();
+        // Restarted if it ever panics: the monitors it keeps live in `inner`.
+        let looping = move || {
+            let inner = inner.clone();
+            let sup = sup.clone();
+            async move { games_loop(inner, sup).await }
+        };
+        self.inner
+            .tasks
+            .spawn(crate::health::supervise("games-loop", shutdown, looping));
     }
 
     /// Waits for the service's tasks to end (after the shutdown token was cancelled).
@@ -323,8 +326,8 @@ impl Games {
                 _ = run => {}
             }
         });
-        if let Ok(mut pending) = self.inner.pending.lock()
-            && let Some(old) = pending.insert(name.to_string(), task.abort_handle())
+        if let Some(old) =
+            crate::sync::lock(&self.inner.pending).insert(name.to_string(), task.abort_handle())
         {
             old.abort();
         }
@@ -351,9 +354,7 @@ impl Games {
         }
         let total = warn.first().copied().unwrap_or(0);
         tokio::time::sleep_until(start + Duration::from_secs(total)).await;
-        if let Ok(mut pending) = self.inner.pending.lock() {
-            pending.remove(name);
-        }
+        crate::sync::lock(&self.inner.pending).remove(name);
         let result = match self.sup().and_then(|s| Ok(s.get(name)?)) {
             Ok(h) if restart => h.restart().await.map_err(GamesError::from),
             Ok(h) => h.stop().await.map_err(GamesError::from),
@@ -366,11 +367,29 @@ impl Games {
 }
 
 impl Inner {
+    /// Keeps what a query said of a program, to answer for it while it sleeps.
+    fn note_query(&self, program: &str, name: Option<String>, max: Option<u32>) {
+        let mut known = crate::sync::lock(&self.known);
+        let k = known.entry(program.to_string()).or_default();
+        if let Some(n) = name.filter(|n| !n.trim().is_empty()) {
+            k.name = Some(n);
+        }
+        if max.is_some() {
+            k.max_players = max;
+        }
+    }
+
+    /// Keeps how long a program's last start took, in seconds.
+    fn note_start(&self, program: &str, seconds: u64) {
+        crate::sync::lock(&self.known)
+            .entry(program.to_string())
+            .or_default()
+            .start_seconds = Some(seconds);
+    }
+
     /// Starts a monitor for the program unless one already follows it.
     fn ensure_monitor(self: &Arc<Self>, h: &ProgramHandle) {
-        let Ok(mut monitors) = self.monitors.lock() else {
-            return;
-        };
+        let mut monitors = crate::sync::lock(&self.monitors);
         let rx = h.watch();
         if let Some(m) = monitors.get(h.name())
             && m.snapshot.same_channel(&rx)
@@ -506,5 +525,67 @@ impl StopHook for Games {
             steps,
             clients,
         )))
+    }
+}
+
+impl SleepGuard for Games {
+    fn guard(
+        &self,
+        spec: Arc<crate::program::ProgramSpec>,
+    ) -> Option<BoxFuture<'static, Result<String, String>>> {
+        let idle = spec.idle.as_ref()?;
+        let ports = idle.effective_listen(&spec);
+        if ports.is_empty() {
+            return None;
+        }
+        let known = crate::sync::lock(&self.inner.known)
+            .get(&spec.name)
+            .cloned()
+            .unwrap_or_default();
+        let plan = wake::Plan {
+            ports,
+            motd: idle
+                .motd
+                .clone()
+                .unwrap_or_else(|| wake::DEFAULT_MOTD.to_string()),
+            server_name: known.name.unwrap_or_else(|| spec.name.clone()),
+            max_players: known.max_players.unwrap_or(20),
+            wake_seconds: known
+                .start_seconds
+                .unwrap_or_else(|| spec.start_seconds.clamp(5, 300)),
+        };
+        Some(Box::pin(wake::guard(plan)))
+    }
+}
+
+/// The loop that keeps one monitor per program: started on state events and at every
+/// reconcile tick, until shutdown.
+async fn games_loop(inner: Arc<Inner>, sup: Supervisor) {
+    let mut bus = inner.bus.subscribe();
+    let mut tick = tokio::time::interval(RECONCILE);
+    loop {
+        tokio::select! {
+            _ = inner.shutdown.cancelled() => break,
+            _ = tick.tick() => {
+                for h in sup.list() {
+                    inner.ensure_monitor(&h);
+                }
+            }
+            ev = bus.recv() => match ev {
+                Ok(ev) => {
+                    if let Event::State(change) = &*ev
+                        && let Ok(h) = sup.get(&change.program)
+                    {
+                        inner.ensure_monitor(&h);
+                    }
+                }
+                Err(RecvError::Lagged(_)) => {
+                    for h in sup.list() {
+                        inner.ensure_monitor(&h);
+                    }
+                }
+                Err(RecvError::Closed) => break,
+            },
+        }
     }
 }

@@ -43,6 +43,7 @@ pub(super) async fn run(svc: Arc<Inner>, handle: ProgramHandle, shutdown: Cancel
                 if changed.is_err() {
                     // The actor ended: the program was deleted (or warden is stopping).
                     m.svc.clients.forget(m.handle.name());
+                    crate::sync::lock(&m.svc.known).remove(m.handle.name());
                     return;
                 }
             }
@@ -77,6 +78,8 @@ struct Monitor {
     health: GameHealth,
     /// Readiness was already reported for the current process.
     ready_sent: bool,
+    /// Since when the running server has had no players (for `idle`).
+    empty_since: Option<Instant>,
 }
 
 impl Monitor {
@@ -94,6 +97,7 @@ impl Monitor {
             players_tick: None,
             health: GameHealth::default(),
             ready_sent: false,
+            empty_since: None,
         }
     }
 
@@ -106,6 +110,21 @@ impl Monitor {
             && Arc::ptr_eq(spec, &snap.spec)
         {
             return;
+        }
+        let was_starting = self
+            .seen
+            .as_ref()
+            .is_some_and(|(pid, state, _)| *pid == st.pid && *state == State::Starting);
+        if was_starting
+            && st.state == State::Running
+            && let Some(at) = st.started_at_ms
+        {
+            // How long a start takes, told to players who wake the server.
+            let secs = u64::try_from((now_ms() - at).max(0) / 1000).unwrap_or(0);
+            self.svc.note_start(self.handle.name(), secs.max(1));
+        }
+        if st.state != State::Running {
+            self.empty_since = None;
         }
         self.seen = Some((st.pid, st.state, snap.spec.clone()));
         self.game = snap.spec.game.clone();
@@ -290,6 +309,9 @@ impl Monitor {
         };
         match self.svc.clients.query(self.handle.name(), &game, &q).await {
             Ok(Some(p)) => {
+                self.svc
+                    .note_query(self.handle.name(), p.server_name.clone(), p.max);
+                self.consider_sleep(p.online).await;
                 self.health.players = Some(p.online);
                 self.health.max_players = p.max;
                 self.svc.bus.publish(Event::Players(PlayersSample {
@@ -308,6 +330,35 @@ impl Monitor {
             }
         }
         self.push_health(pid).await;
+    }
+
+    /// Puts a server with `idle` to sleep once it has had no players for `empty_seconds`,
+    /// outside its `keep_awake` hours.
+    async fn consider_sleep(&mut self, online: u32) {
+        let snap = self.handle.snapshot();
+        let Some(idle) = snap.spec.idle.as_ref() else {
+            self.empty_since = None;
+            return;
+        };
+        if online > 0 || snap.status.state != State::Running {
+            self.empty_since = None;
+            return;
+        }
+        let since = *self.empty_since.get_or_insert_with(Instant::now);
+        let empty = since.elapsed();
+        if empty < Duration::from_secs(idle.empty_seconds)
+            || idle.keeps_awake_at(crate::clock::local_minute_of_day())
+        {
+            return;
+        }
+        self.empty_since = None;
+        let why = format!(
+            "no players for {}",
+            crate::duration::format(Duration::from_secs(empty.as_secs().max(1)))
+        );
+        if let Err(e) = self.handle.sleep(why).await {
+            tracing::warn!(program = %self.handle.name(), error = %e, "cannot put it to sleep");
+        }
     }
 
     async fn push_health(&self, pid: u32) {

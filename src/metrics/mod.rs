@@ -96,7 +96,8 @@ pub(crate) struct Shared {
 
 impl Shared {
     fn set_latest(&self, programs: &[ProgramSample], host: Option<HostSample>) {
-        if let Ok(mut l) = self.latest.write() {
+        {
+            let mut l = crate::sync::write(&self.latest);
             l.programs = programs
                 .iter()
                 .map(|p| (p.program.clone(), p.clone()))
@@ -255,7 +256,7 @@ impl Metrics {
         };
         std::thread::Builder::new()
             .name("metrics-sampler".into())
-            .spawn(move || sampler.run(stop_rx))?;
+            .spawn(move || supervise_sampler(&sampler, &stop_rx))?;
         let service = Service {
             shared: shared.clone(),
             store: store.clone(),
@@ -286,16 +287,25 @@ impl Metrics {
 
     /// The latest sample of a program (absent when it is not running or not sampled yet).
     pub fn current(&self, program: &str) -> Option<ProgramSample> {
-        self.shared
-            .latest
-            .read()
-            .ok()
-            .and_then(|l| l.programs.get(program).cloned())
+        crate::sync::read(&self.shared.latest)
+            .programs
+            .get(program)
+            .cloned()
+    }
+
+    /// Sampler queue depth, samples waiting in the write buffer, and samples dropped since
+    /// start (for `/health`).
+    pub fn queue_figures(&self) -> (u64, u64, u64) {
+        (
+            self.shared.tick_queue.load(Ordering::Relaxed),
+            self.shared.buffered.load(Ordering::Relaxed),
+            self.shared.dropped.load(Ordering::Relaxed),
+        )
     }
 
     /// The latest host sample.
     pub fn current_host(&self) -> Option<HostSample> {
-        self.shared.latest.read().ok().and_then(|l| l.host.clone())
+        crate::sync::read(&self.shared.latest).host.clone()
     }
 
     /// Chart data of a program (`Some(name)`) or of the host (`None`).
@@ -548,6 +558,11 @@ impl Metrics {
 
     /// The Prometheus text exposition of current values and warden's own health.
     pub async fn prometheus(&self) -> String {
+        self.prometheus_for(|_| true).await
+    }
+
+    /// The exposition with only the programs `shown` accepts (what the caller may see).
+    pub async fn prometheus_for(&self, shown: impl Fn(&str) -> bool) -> String {
         let rt = tokio::runtime::Handle::current().metrics();
         let own = prometheus::Own {
             tasks: rt.num_alive_tasks(),
@@ -562,17 +577,42 @@ impl Metrics {
             interval_seconds: self.shared.interval_ms.load(Ordering::Relaxed) as f64 / 1e3,
             base_interval_seconds: self.cfg.sample_interval.as_secs_f64(),
             stretched: self.shared.stretched.load(Ordering::Relaxed),
+            log_lines_dropped: crate::logging::lines_dropped(),
+            store_writes_lost: self.store.health().writes_lost,
         };
-        let (programs, host) = match self.shared.latest.read() {
-            Ok(l) => (
-                l.programs.values().cloned().collect::<Vec<_>>(),
+        let (programs, host) = {
+            let l = crate::sync::read(&self.shared.latest);
+            (
+                l.programs
+                    .values()
+                    .filter(|p| shown(&p.program))
+                    .cloned()
+                    .collect::<Vec<_>>(),
                 l.host.clone(),
-            ),
-            Err(_) => (Vec::new(), None),
+            )
         };
+        let mut limits: Vec<prometheus::ProgramLimits> = Vec::new();
+        let mut states: Vec<prometheus::ProgramStates> = Vec::new();
+        for h in self.sup.list().iter().filter(|h| shown(h.name())) {
+            let snap = h.snapshot();
+            let name = h.name().to_string();
+            if let Some(l) = snap.spec.limits.as_ref() {
+                limits.push((
+                    name.clone(),
+                    l.memory_max.map(|m| m.0),
+                    l.cpu_max,
+                    l.pids_max,
+                ));
+            }
+            let running = snap.status.state == crate::program::State::Running;
+            states.push((name, snap.status.restarts, running));
+        }
         tokio::task::spawn_blocking(move || {
             let me = ProcReader::new().process(std::process::id());
-            prometheus::render(&programs, host.as_ref(), me.as_ref(), &own)
+            let mut text = prometheus::render(&programs, host.as_ref(), me.as_ref(), &own);
+            prometheus::render_limits(&mut text, &limits);
+            prometheus::render_states(&mut text, &states);
+            text
         })
         .await
         .unwrap_or_default()
@@ -605,6 +645,7 @@ impl Drop for DiscardOnDrop {
 
 impl Service {
     async fn run(mut self, shutdown: CancellationToken, stop_sampler: std::sync::mpsc::Sender<()>) {
+        let part = crate::health::watch("metrics-writer");
         let mut flush = tokio::time::interval(self.cfg.batch_interval);
         flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         flush.tick().await;
@@ -628,6 +669,7 @@ impl Service {
             self.push(t);
         }
         self.flush().await;
+        part.finish();
     }
 
     fn push(&mut self, t: Tick) {
@@ -737,4 +779,28 @@ impl Service {
             }
         }
     }
+}
+
+/// The sampler thread's body: a panic in a tick (a bug, an unexpected reading) is logged
+/// and the sampler starts afresh after a second, from the same handles; only a stop
+/// request ends the thread.
+fn supervise_sampler(sampler: &sampler::Sampler, stop: &std::sync::mpsc::Receiver<()>) {
+    let part = crate::health::watch("sampler");
+    loop {
+        let run = sampler.clone();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run.run(stop))) {
+            Ok(()) => break,
+            Err(payload) => {
+                let cause = format!("panicked: {}", crate::health::panic_text(payload));
+                crate::health::failed("sampler", &cause);
+                match stop.recv_timeout(Duration::from_secs(1)) {
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                        crate::health::restarted("sampler");
+                    }
+                    _ => break,
+                }
+            }
+        }
+    }
+    part.finish();
 }

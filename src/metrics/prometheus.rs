@@ -21,6 +21,8 @@ pub(super) struct Own {
     pub interval_seconds: f64,
     pub base_interval_seconds: f64,
     pub stretched: bool,
+    pub log_lines_dropped: u64,
+    pub store_writes_lost: u64,
 }
 
 fn escape(v: &str) -> String {
@@ -60,6 +62,70 @@ fn gauge(out: &mut String, name: &str, help: &str, v: f64) {
 fn counter(out: &mut String, name: &str, help: &str, v: f64) {
     head(out, name, "counter", help);
     let _ = writeln!(out, "{name} {v}");
+}
+
+/// The configured limits of each program, shown beside its usage: (program, memory
+/// bytes, CPU percent of one core, processes).
+pub(super) type ProgramLimits = (String, Option<u64>, Option<f64>, Option<u64>);
+
+/// Appends the limit families (only programs with that limit appear).
+pub(super) fn render_limits(out: &mut String, limits: &[ProgramLimits]) {
+    family(
+        out,
+        "warden_program_memory_limit_bytes",
+        "The program's limits.memory_max (compare warden_program_resident_memory_bytes).",
+        limits,
+        "program",
+        |l| l.1.map(|v| (l.0.clone(), v as f64)),
+    );
+    family(
+        out,
+        "warden_program_cpu_limit_percent",
+        "The program's limits.cpu_max in percent of one core (compare warden_program_cpu_percent).",
+        limits,
+        "program",
+        |l| l.2.map(|v| (l.0.clone(), v)),
+    );
+    family(
+        out,
+        "warden_program_pids_limit",
+        "The program's limits.pids_max.",
+        limits,
+        "program",
+        |l| l.3.map(|v| (l.0.clone(), v as f64)),
+    );
+}
+
+/// Each program's supervision figures: (program, automatic restarts since its last
+/// requested start, running now).
+pub(super) type ProgramStates = (String, u32, bool);
+
+/// Appends the supervision families of every program (running or not).
+pub(super) fn render_states(out: &mut String, states: &[ProgramStates]) {
+    if states.is_empty() {
+        return;
+    }
+    head(
+        out,
+        "warden_program_restarts_total",
+        "counter",
+        "Automatic restarts after a crash or exit; starts again from 0 when someone starts the program (a counter reset).",
+    );
+    for (name, restarts, _) in states {
+        let _ = writeln!(
+            out,
+            "warden_program_restarts_total{{program=\"{}\"}} {restarts}",
+            escape(name)
+        );
+    }
+    family(
+        out,
+        "warden_program_running",
+        "1 when the program is running (past its start period), else 0.",
+        states,
+        "program",
+        |s| Some((s.0.clone(), if s.2 { 1.0 } else { 0.0 })),
+    );
 }
 
 /// Renders the exposition.
@@ -321,6 +387,18 @@ pub(super) fn render(
         "1 while the host is saturated and sampling is slowed down.",
         if own.stretched { 1.0 } else { 0.0 },
     );
+    counter(
+        o,
+        "warden_log_lines_dropped_total",
+        "Lines of warden's own log dropped because its output failed or could not keep up.",
+        own.log_lines_dropped as f64,
+    );
+    counter(
+        o,
+        "warden_store_writes_lost_total",
+        "Records (events, audit entries) that could not be stored, e.g. while the disk was full.",
+        own.store_writes_lost as f64,
+    );
     out
 }
 
@@ -355,6 +433,8 @@ mod tests {
             interval_seconds: 1.0,
             base_interval_seconds: 1.0,
             stretched: false,
+            log_lines_dropped: 0,
+            store_writes_lost: 0,
         };
         let text = render(&[s], None, None, &own);
         assert!(

@@ -7,7 +7,7 @@
 //! because its priority is lowered on its own: nice is inherited by processes spawned
 //! from a thread, so lowering the whole of warden would also lower every program.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::RecvTimeoutError;
@@ -44,6 +44,10 @@ pub(super) struct TreeState {
     root: (u32, u64),
     /// Counters per process, keyed by (pid, start time).
     procs: HashMap<(u32, u64), Prev>,
+    /// The previous tick's map, kept for its allocation.
+    scratch: HashMap<(u32, u64), Prev>,
+    /// The tick that last saw the program running (others are forgotten).
+    seen: u32,
 }
 
 /// Rates and gauges of a tree since the previous reading.
@@ -77,7 +81,9 @@ pub(super) fn fold_tree(
         .at
         .map(|t| now.saturating_duration_since(t))
         .unwrap_or_default();
-    let mut next = HashMap::with_capacity(procs.len());
+    // Reuses last tick's map: nothing allocated per tick once a tree's size settles.
+    let mut next = std::mem::take(&mut state.scratch);
+    next.clear();
     let (mut cpu, mut rd, mut wr) = (0u64, 0u64, 0u64);
     let mut rates = TreeRates {
         cpu_percent: 0.0,
@@ -113,7 +119,7 @@ pub(super) fn fold_tree(
     }
     state.at = Some(now);
     state.root = root;
-    state.procs = next;
+    state.scratch = std::mem::replace(&mut state.procs, next);
     let secs = elapsed.as_secs_f64();
     if !known || secs <= 0.0 {
         return None;
@@ -153,7 +159,9 @@ struct HostState {
     net: NetTotals,
 }
 
-/// Everything the sampler thread owns.
+/// Everything the sampler thread owns. Clone: after a panic the thread starts a fresh
+/// sampler from the same handles.
+#[derive(Clone)]
 pub(super) struct Sampler {
     pub sup: Supervisor,
     pub bus: Bus,
@@ -167,7 +175,7 @@ pub(super) struct Sampler {
 
 impl Sampler {
     /// Runs until `stop` is dropped or signalled.
-    pub fn run(self, stop: std::sync::mpsc::Receiver<()>) {
+    pub fn run(self, stop: &std::sync::mpsc::Receiver<()>) {
         if self.nice > 0
             && let Err(e) = os::lower_thread_priority(self.nice)
         {
@@ -181,10 +189,10 @@ impl Sampler {
         let mut mounts: Vec<(String, String)> = Vec::new();
         let mut tick_no: u32 = 0;
         loop {
+            crate::health::injected_fault("sampler");
             let started = Instant::now();
             let ts = now_ms();
-            let mut programs = Vec::new();
-            let mut running: HashSet<String> = HashSet::new();
+            let mut programs = Vec::with_capacity(trees.len());
             for h in self.sup.list() {
                 let snap = h.snapshot();
                 let Some(pid) = snap.status.pid else {
@@ -193,9 +201,14 @@ impl Sampler {
                 // The latest player count the games service reported (sampled at its own,
                 // slower interval): the `players` series.
                 let players = snap.status.game.as_ref().and_then(|g| g.players);
-                running.insert(h.name().to_string());
                 reader.tree(pid, MAX_TREE, &mut buf);
-                let state = trees.entry(h.name().to_string()).or_default();
+                if !trees.contains_key(h.name()) {
+                    trees.insert(h.name().to_string(), TreeState::default());
+                }
+                let Some(state) = trees.get_mut(h.name()) else {
+                    continue;
+                };
+                state.seen = tick_no;
                 if let Some(r) = fold_tree(state, Instant::now(), &buf) {
                     programs.push(ProgramSample {
                         program: h.name().to_string(),
@@ -212,7 +225,7 @@ impl Sampler {
                 }
             }
             // Forget programs that stopped or were deleted.
-            trees.retain(|name, _| running.contains(name));
+            trees.retain(|_, t| t.seen == tick_no);
             reader.end_tick();
             if tick_no.is_multiple_of(MOUNTS_EVERY) {
                 mounts = reader.local_mounts();

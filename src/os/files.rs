@@ -78,3 +78,25 @@ pub fn open_nonblocking(opts: &mut cap_std::fs::OpenOptions) {
 /// Opening never waits for a writer on Windows.
 #[cfg(windows)]
 pub fn open_nonblocking(_opts: &mut cap_std::fs::OpenOptions) {}
+
+/// Writes `text` to a new file only its owner may read (0600), replacing any old one.
+#[cfg(unix)]
+pub fn write_private(path: &std::path::Path, text: &str) -> io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::remove_file(path);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(text.as_bytes())
+}
+
+/// Writes `text` to a new file; on Windows it inherits the data directory's ACL, which
+/// the service installer restricts.
+#[cfg(windows)]
+pub fn write_private(path: &std::path::Path, text: &str) -> io::Result<()> {
+    let _ = std::fs::remove_file(path);
+    std::fs::write(path, text)
+}

@@ -11,7 +11,10 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 
-use super::{CpuTimes, HostFacts, MemInfo, MountUsage, NetTotals, ProcStat, ProcessEntry};
+use super::{
+    CHILD_MARKER_VAR, CpuTimes, HostFacts, MarkedChild, MemInfo, MountUsage, NetTotals,
+    PROGRAM_VAR, ProcStat, ProcessEntry,
+};
 
 /// Filesystem types worth reporting: local, persistent storage. Network filesystems are
 /// left out on purpose, since `statvfs` on a hung NFS server would block the sampler.
@@ -27,6 +30,19 @@ const MAX_OPEN: usize = 256;
 /// Largest `/proc` file read (a long mounts table is far below).
 const MAX_FILE: u64 = 4 << 20;
 
+/// Ticks after which an idle process's `io`, `fd` count and children are read again even
+/// though nothing in its `stat` moved (see [`ProcReader::tree`]): bounds how stale they
+/// can get for a process that runs too briefly to move its CPU clock ticks.
+const REFRESH_TICKS: u32 = 10;
+
+/// Read buffer for `/proc` files. A read that comes back this much short of a full buffer
+/// has reached the end: the kernel's seq_file fills the caller's buffer with whole
+/// records until the next one would not fit its own page-sized buffer, and no record of
+/// the files read here (a stat line, an io line, a child's pid, a network interface) is
+/// this long. So the usual second read that returns 0 is skipped.
+const CHUNK: usize = 4096;
+const RECORD_MARGIN: usize = 256;
+
 /// Which per-process file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum PidFile {
@@ -35,17 +51,100 @@ enum PidFile {
     Children,
 }
 
+/// Every running (not zombie) process group leader whose environment carries warden's
+/// child marker of data directory `instance` (see [`child_marker`]): the programs a
+/// previous warden of that data directory started, found without its database. Reads
+/// `/proc/PID/stat` of every process and the environment of group leaders only; called
+/// once at boot. `None` never happens on Linux (the type serves OSes without a process
+/// table warden can read environments from).
+pub fn marked_children(instance: &str) -> Option<Vec<MarkedChild>> {
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Some(out);
+    };
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some((state, pgrp, start_time)) = stat_state_group_start(&stat) else {
+            continue;
+        };
+        // Only the leader of its own group is the program (its descendants inherit the
+        // marker but not the leadership); a zombie has exited and is not running.
+        if pgrp != pid || matches!(state, "Z" | "X" | "x") {
+            continue;
+        }
+        let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
+            continue;
+        };
+        if let Some((program, generation)) = parse_marker(&env, instance) {
+            out.push(MarkedChild {
+                pid,
+                start_time,
+                program,
+                generation,
+            });
+        }
+    }
+    Some(out)
+}
+
+/// State, process group and start time from the text of `/proc/PID/stat`.
+fn stat_state_group_start(stat: &str) -> Option<(&str, u32, u64)> {
+    // The command name (field 2) may contain spaces or ')': fields start after the last ')'.
+    let mut f = stat[stat.rfind(')')? + 1..].split_whitespace();
+    let state = f.next()?; // field 3
+    let _ppid = f.next()?; // field 4
+    let pgrp = f.next()?.parse().ok()?; // field 5
+    let start = f.nth(22 - 6)?.parse().ok()?; // field 22
+    Some((state, pgrp, start))
+}
+
+/// The program name and generation of a NUL-separated environment block that carries
+/// the marker of `instance`.
+fn parse_marker(env: &[u8], instance: &str) -> Option<(String, u64)> {
+    let mut program = None;
+    let mut generation = None;
+    for var in env.split(|b| *b == 0) {
+        if let Some(v) = var.strip_prefix(format!("{CHILD_MARKER_VAR}=").as_bytes()) {
+            let v = std::str::from_utf8(v).ok()?;
+            let (inst, gen_text) = v.split_once(':')?;
+            if inst != instance {
+                return None;
+            }
+            generation = gen_text.parse::<u64>().ok();
+        } else if let Some(v) = var.strip_prefix(format!("{PROGRAM_VAR}=").as_bytes()) {
+            program = std::str::from_utf8(v).ok().map(str::to_string);
+        }
+    }
+    Some((program?, generation?))
+}
+
 /// Reads `/proc` with reusable path and content buffers. The per-process files of the
 /// supervised trees stay open and are re-read from offset 0 (the kernel regenerates them
 /// on every read), which saves an open and a close per file and tick; a file of a process
 /// that has exited reads as an error and is dropped. Reads never ask for the file size
-/// first (`/proc` files report 0 anyway).
+/// first (`/proc` files report 0 anyway). The host files read every tick stay open too.
 pub struct ProcReader {
     path: String,
     buf: String,
     bytes: Vec<u8>,
     /// Open per-process files and whether they were read since the last `end_tick`.
     open: HashMap<(u32, PidFile), (File, bool)>,
+    /// The tree walk's work list, kept between ticks.
+    stack: Vec<u32>,
+    /// Open host files (`/proc/stat`, `/proc/meminfo`, …), by path.
+    host: HashMap<&'static str, File>,
+    /// What [`ProcReader::tree`] last read of each process, to skip what cannot have
+    /// changed; dropped with the process's files at `end_tick`.
+    quiet: HashMap<u32, Quiet>,
     /// Nanoseconds per clock tick (`/proc/PID/stat` times are in ticks).
     ns_per_tick: u64,
     /// Bytes per memory page (`rss` is in pages).
@@ -74,6 +173,9 @@ impl ProcReader {
             buf: String::with_capacity(4096),
             bytes: Vec::with_capacity(4096),
             open: HashMap::new(),
+            host: HashMap::new(),
+            stack: Vec::new(),
+            quiet: HashMap::new(),
             ns_per_tick: 1_000_000_000 / ticks,
             page_size: sysconf(nix::libc::_SC_PAGESIZE, 4096),
         }
@@ -88,6 +190,26 @@ impl ProcReader {
             Ok(f) => f.take(MAX_FILE).read_to_string(&mut self.buf).is_ok(),
             Err(_) => false,
         }
+    }
+
+    /// Reads a host file that is read every tick (kept open, re-read from offset 0) into
+    /// `self.buf`. Returns false when it cannot be read.
+    fn load_kept(&mut self, path: &'static str) -> bool {
+        if let Some(f) = self.host.get(path) {
+            if read_at_start(f, &mut self.bytes) {
+                return take_utf8(&self.bytes, &mut self.buf);
+            }
+            self.host.remove(path);
+        }
+        self.buf.clear();
+        let Ok(f) = File::open(path) else {
+            return false;
+        };
+        if !read_at_start(&f, &mut self.bytes) {
+            return false;
+        }
+        self.host.insert(path, f);
+        take_utf8(&self.bytes, &mut self.buf)
     }
 
     /// Reads a per-process file into `self.buf` through the open-file cache; `self.path`
@@ -119,6 +241,10 @@ impl ProcReader {
     /// left the supervised trees). The sampler calls it once per tick.
     pub fn end_tick(&mut self) {
         self.open.retain(|_, (_, used)| std::mem::take(used));
+        self.quiet.retain(|_, q| {
+            q.age = q.age.saturating_add(1);
+            std::mem::take(&mut q.used)
+        });
     }
 
     fn set_path(&mut self, args: std::fmt::Arguments<'_>) {
@@ -128,12 +254,24 @@ impl ProcReader {
 
     /// Counters of one process, or `None` if it is gone.
     pub fn process(&mut self, pid: u32) -> Option<ProcStat> {
+        let (mut st, _) = self.stat(pid)?;
+        self.rest(pid, &mut st);
+        Some(st)
+    }
+
+    /// `/proc/PID/stat` of one process and the fields that move whenever it runs.
+    fn stat(&mut self, pid: u32) -> Option<(ProcStat, Activity)> {
         self.set_path(format_args!("/proc/{pid}/stat"));
         if !self.load_pid(pid, PidFile::Stat) {
             return None;
         }
-        let mut st = parse_stat(&self.buf, self.ns_per_tick, self.page_size)?;
+        let (mut st, act) = parse_stat_activity(&self.buf, self.ns_per_tick, self.page_size)?;
         st.pid = pid;
+        Some((st, act))
+    }
+
+    /// Fills in what `stat` does not hold: disk I/O and open files.
+    fn rest(&mut self, pid: u32, st: &mut ProcStat) {
         self.set_path(format_args!("/proc/{pid}/io"));
         // `io` is unreadable for processes of other users; their disk rates read 0.
         if self.load_pid(pid, PidFile::Io) {
@@ -151,7 +289,6 @@ impl ProcReader {
                 .unwrap_or(0),
             Err(_) => 0,
         };
-        Some(st)
     }
 
     /// Appends the direct children of `pid` (of every one of its threads) to `out`.
@@ -192,26 +329,60 @@ impl ProcReader {
 
     /// Reads `root` and all its descendants (at most `max` processes, so a fork bomb
     /// cannot make one tick unbounded) into `out`, which is cleared first.
+    ///
+    /// Only `stat` is read of a process that has not run since its previous full reading
+    /// (same start time, CPU ticks, page faults and thread count): its disk counters, open
+    /// files and children cannot have changed without it running, so they are taken from
+    /// that reading. Memory is always fresh (it can shrink while a process sleeps). A
+    /// process that ran for less than a clock tick looks idle, so every process is read
+    /// in full at least every `REFRESH_TICKS` ticks: its counters are cumulative, so
+    /// nothing is lost, only attributed up to that many ticks late.
     pub fn tree(&mut self, root: u32, max: usize, out: &mut Vec<ProcStat>) {
         out.clear();
-        let mut stack = vec![root];
+        let mut stack = std::mem::take(&mut self.stack);
+        stack.clear();
+        stack.push(root);
         while let Some(pid) = stack.pop() {
             if out.len() >= max {
-                return;
+                break;
             }
-            let Some(st) = self.process(pid) else {
+            let Some((mut st, act)) = self.stat(pid) else {
+                self.quiet.remove(&pid);
                 continue;
             };
+            if let Some(q) = self.quiet.get_mut(&pid)
+                && q.activity == act
+                && q.age < REFRESH_TICKS
+            {
+                q.used = true;
+                st.read_bytes = q.read_bytes;
+                st.write_bytes = q.write_bytes;
+                st.open_files = q.open_files;
+                stack.extend_from_slice(&q.children);
+                out.push(st);
+                continue;
+            }
+            self.rest(pid, &mut st);
             out.push(st);
+            let from = stack.len();
             self.children(pid, st.threads, &mut stack);
+            let q = self.quiet.entry(pid).or_default();
+            q.activity = act;
+            q.age = 0;
+            q.used = true;
+            q.read_bytes = st.read_bytes;
+            q.write_bytes = st.write_bytes;
+            q.open_files = st.open_files;
+            q.children.clear();
+            q.children.extend_from_slice(&stack[from..]);
         }
+        self.stack = stack;
     }
 
     /// CPU times of the host (index 0) and of each core (index 1…), into `out`.
     pub fn cpu_times(&mut self, out: &mut Vec<CpuTimes>) {
         out.clear();
-        self.set_path(format_args!("/proc/stat"));
-        if !self.load() {
+        if !self.load_kept("/proc/stat") {
             return;
         }
         for line in self.buf.lines() {
@@ -224,8 +395,7 @@ impl ProcReader {
 
     /// Memory and swap.
     pub fn mem_info(&mut self) -> Option<MemInfo> {
-        self.set_path(format_args!("/proc/meminfo"));
-        if !self.load() {
+        if !self.load_kept("/proc/meminfo") {
             return None;
         }
         Some(parse_meminfo(&self.buf))
@@ -233,8 +403,7 @@ impl ProcReader {
 
     /// 1, 5 and 15 minute load averages.
     pub fn load_average(&mut self) -> Option<[f64; 3]> {
-        self.set_path(format_args!("/proc/loadavg"));
-        if !self.load() {
+        if !self.load_kept("/proc/loadavg") {
             return None;
         }
         let mut it = self
@@ -246,8 +415,7 @@ impl ProcReader {
 
     /// Network bytes over every interface but loopback.
     pub fn net_totals(&mut self) -> Option<NetTotals> {
-        self.set_path(format_args!("/proc/net/dev"));
-        if !self.load() {
+        if !self.load_kept("/proc/net/dev") {
             return None;
         }
         Some(parse_net_dev(&self.buf))
@@ -345,15 +513,19 @@ impl ProcReader {
     }
 }
 
-/// Reads all of `f` from offset 0 into `out` (cleared first).
+/// Reads all of `f` from offset 0 into `out` (cleared first). A read well short of the
+/// buffer is the end (see [`CHUNK`]), which saves the second read per file.
 fn read_at_start(f: &File, out: &mut Vec<u8>) -> bool {
     out.clear();
-    let mut chunk = [0u8; 4096];
+    let mut chunk = [0u8; CHUNK];
     loop {
         match f.read_at(&mut chunk, out.len() as u64) {
             Ok(0) => return true,
             Ok(n) => {
                 out.extend_from_slice(&chunk[..n]);
+                if n + RECORD_MARGIN <= CHUNK {
+                    return true;
+                }
                 if out.len() as u64 > MAX_FILE {
                     return false;
                 }
@@ -431,21 +603,52 @@ pub fn lowest_thread_priority() -> io::Result<()> {
     Ok(())
 }
 
+/// The `stat` fields of a process that move whenever it runs: start time (identity),
+/// minor and major faults, utime, stime, threads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Activity([u64; 6]);
+
+/// What [`ProcReader::tree`] keeps of a process's last full reading.
+#[derive(Debug, Default)]
+struct Quiet {
+    activity: Activity,
+    /// Ticks since the full reading.
+    age: u32,
+    /// Read since the last `end_tick`.
+    used: bool,
+    read_bytes: u64,
+    write_bytes: u64,
+    open_files: u64,
+    children: Vec<u32>,
+}
+
 /// Parses `/proc/PID/stat` (pid left 0; `io` and fd counts left 0).
 fn parse_stat(text: &str, ns_per_tick: u64, page_size: u64) -> Option<ProcStat> {
+    parse_stat_activity(text, ns_per_tick, page_size).map(|(st, _)| st)
+}
+
+/// Parses `/proc/PID/stat` and the fields that show whether the process ran.
+fn parse_stat_activity(
+    text: &str,
+    ns_per_tick: u64,
+    page_size: u64,
+) -> Option<(ProcStat, Activity)> {
     // The command name (field 2) is in parentheses and may contain spaces or ')', so
     // split after the last ')'. Fields then start at field 3 (state).
     let rest = &text[text.rfind(')')? + 1..];
     let mut f = rest.split_ascii_whitespace();
     let mut field = |n: usize| -> Option<u64> { f.nth(n)?.parse().ok() };
     // Field numbers from proc(5), relative to the previous read (nth consumes).
-    let utime = field(14 - 3)?;
+    let minflt = field(10 - 3)?;
+    let majflt = field(12 - 11)?;
+    let utime = field(14 - 13)?;
     let stime = field(0)?;
     let threads = field(20 - 16)?;
     let start_time = field(22 - 21)?;
     let vsize = field(0)?;
     let rss_pages = field(0)?;
-    Some(ProcStat {
+    let activity = Activity([start_time, minflt, majflt, utime, stime, threads]);
+    let st = ProcStat {
         pid: 0,
         start_time,
         cpu_ns: (utime + stime).saturating_mul(ns_per_tick),
@@ -455,7 +658,8 @@ fn parse_stat(text: &str, ns_per_tick: u64, page_size: u64) -> Option<ProcStat> 
         open_files: 0,
         read_bytes: 0,
         write_bytes: 0,
-    })
+    };
+    Some((st, activity))
 }
 
 fn parse_io(text: &str) -> (u64, u64) {
@@ -548,6 +752,7 @@ fn parse_mounts(text: &str) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::process::CommandExt;
 
     #[test]
     fn per_process_files_are_reused_then_closed_and_exits_are_seen() {
@@ -578,6 +783,61 @@ mod tests {
     }
 
     #[test]
+    fn an_idle_process_is_read_in_full_only_every_few_ticks() {
+        let mut r = ProcReader::new();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("spawn sleep");
+        let pid = child.id();
+        let mut out = Vec::new();
+        // Until `sleep` has started and settled, its stat moves and every tick reads it in
+        // full; then a tick that finds it unchanged reuses the full reading (age grows).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            r.tree(pid, 10, &mut out);
+            r.end_tick();
+            if r.quiet.get(&pid).is_some_and(|q| q.age >= 2) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "sleep never looked idle"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let full = r.process(pid).expect("readable");
+        r.tree(pid, 10, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(
+            (out[0].open_files, out[0].read_bytes, out[0].start_time),
+            (full.open_files, full.read_bytes, full.start_time),
+            "a reused reading equals a full one"
+        );
+        r.end_tick();
+        // Within REFRESH_TICKS more ticks it is read in full again (age back to 0).
+        let mut refreshed = false;
+        for _ in 0..=REFRESH_TICKS {
+            r.tree(pid, 10, &mut out);
+            if r.quiet.get(&pid).is_some_and(|q| q.age == 0) {
+                refreshed = true;
+                break;
+            }
+            r.end_tick();
+        }
+        assert!(refreshed, "an idle process is re-read in full periodically");
+        child.kill().expect("kill");
+        child.wait().expect("reap");
+        r.tree(pid, 10, &mut out);
+        assert!(
+            out.is_empty(),
+            "an exited process is gone, not served from memory"
+        );
+        r.end_tick();
+        assert!(!r.quiet.contains_key(&pid));
+    }
+
+    #[test]
     fn lowering_priority_touches_only_this_thread() {
         let before = std::fs::read_to_string("/proc/self/stat").expect("stat");
         std::thread::spawn(|| lowest_thread_priority().expect("lower"))
@@ -593,6 +853,40 @@ mod tests {
     fn nice_of(stat: &str) -> Option<String> {
         let rest = &stat[stat.rfind(')')? + 1..];
         rest.split_whitespace().nth(19 - 3).map(str::to_string)
+    }
+
+    #[test]
+    fn markers_are_read_back_from_the_environment_of_group_leaders() {
+        let env = b"A=1\0WARDEN_PROGRAM=survival\0WARDEN_CHILD=abc:7\0B=2\0";
+        assert_eq!(parse_marker(env, "abc"), Some(("survival".into(), 7)));
+        assert_eq!(parse_marker(env, "other"), None);
+        assert_eq!(parse_marker(b"WARDEN_PROGRAM=x\0", "abc"), None);
+        let stat = "42 (a b) c) S 1 42 42 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 12345 0 0";
+        assert_eq!(stat_state_group_start(stat), Some(("S", 42, 12345)));
+        // A real child in its own group, carrying the marker, is found; once it has
+        // exited (a zombie until reaped) it is not.
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .env(PROGRAM_VAR, "t")
+            .env(CHILD_MARKER_VAR, "unit-test-instance:3")
+            .process_group(0)
+            .spawn()
+            .expect("spawn sleep");
+        let found = marked_children("unit-test-instance").unwrap_or_default();
+        assert!(
+            found
+                .iter()
+                .any(|m| m.pid == child.id() && m.generation == 3 && m.program == "t"),
+            "{found:?}"
+        );
+        let _ = child.kill();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let found = marked_children("unit-test-instance").unwrap_or_default();
+        assert!(
+            !found.iter().any(|m| m.pid == child.id()),
+            "zombie: {found:?}"
+        );
+        let _ = child.wait();
     }
 
     #[test]

@@ -16,6 +16,11 @@ mod linux;
 #[cfg(target_os = "linux")]
 pub use linux::*;
 
+#[cfg(target_os = "linux")]
+mod cgroup;
+#[cfg(target_os = "linux")]
+pub use cgroup::*;
+
 #[cfg(all(unix, not(target_os = "linux")))]
 compile_error!("resource sampling reads /proc: among Unix systems only Linux is supported");
 
@@ -26,6 +31,64 @@ pub use windows::*;
 
 mod files;
 pub use files::*;
+
+/// The environment variable naming the program a child runs for (also read by programs).
+pub const PROGRAM_VAR: &str = "WARDEN_PROGRAM";
+
+/// The environment variable that marks a child of warden: `INSTANCE:GENERATION`, where
+/// INSTANCE names the data directory (see [`instance_id`]) and GENERATION counts the
+/// program's spawns. A restarted warden finds its children by it without the database.
+pub const CHILD_MARKER_VAR: &str = "WARDEN_CHILD";
+
+/// The marker value of data directory `data_dir`: 16 hex digits of a hash of its
+/// canonical path, so two wardens with different data directories never claim each
+/// other's children.
+pub fn instance_id(data_dir: &std::path::Path) -> String {
+    let canonical = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+    let hash = blake3::hash(canonical.to_string_lossy().as_bytes());
+    hash.to_hex()[..16].to_string()
+}
+
+/// A child of an earlier warden found by its marker (see [`CHILD_MARKER_VAR`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MarkedChild {
+    /// Process id (the leader of the program's process group).
+    pub pid: u32,
+    /// OS start time of that pid.
+    pub start_time: u64,
+    /// The program it runs for.
+    pub program: String,
+    /// Its generation.
+    pub generation: u64,
+}
+mod health;
+pub use health::*;
+/// Resource limits of one program as the OS layer applies them (validated above).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LimitSettings {
+    /// Bytes of memory.
+    pub memory_max: Option<u64>,
+    /// CPU in percent of one core.
+    pub cpu_max_percent: Option<f64>,
+    /// Processes (and threads) at once.
+    pub pids_max: Option<u64>,
+    /// Relative I/O weight, 1-10000 (100 = default).
+    pub io_weight: Option<u16>,
+    /// Cores the program may run on.
+    pub cpu_affinity: Vec<usize>,
+    /// Unix nice value (Windows: mapped to a priority class).
+    pub nice: Option<i32>,
+}
+
+impl LimitSettings {
+    /// True when a group of processes must be limited (cgroup, job object limits).
+    pub fn needs_group(&self) -> bool {
+        self.memory_max.is_some()
+            || self.cpu_max_percent.is_some()
+            || self.pids_max.is_some()
+            || self.io_weight.is_some()
+    }
+}
 /// Cumulative counters and current gauges of one process, as read from the OS.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ProcStat {

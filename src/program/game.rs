@@ -42,10 +42,16 @@ impl Secret {
         self.0 == MASK
     }
 
-    fn mask(&mut self) {
+    pub(crate) fn mask(&mut self) {
         if !self.0.is_empty() {
             self.0 = MASK.to_string();
         }
+    }
+}
+
+impl From<String> for Secret {
+    fn from(s: String) -> Secret {
+        Secret(s)
     }
 }
 

@@ -16,7 +16,7 @@ use crate::store::now_ms;
 use crate::supervisor::ProgramHandle;
 
 /// One task's result in a run record.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TaskResult {
     /// Position in the chain (0-based).
     pub index: usize,
@@ -162,6 +162,10 @@ async fn execute(sched: &Scheduler, schedule: &str, task: &TaskKind) -> Result<S
         }
         TaskKind::Restart { program: p } => {
             let h = program(p)?;
+            // Asleep by design: it starts fresh when someone wakes it.
+            if h.snapshot().status.state == State::Sleeping {
+                return Ok(format!("program '{p}' is asleep; left asleep"));
+            }
             h.restart().await.map_err(|e| e.to_string())?;
             let spec = h.snapshot().spec.clone();
             let limit = Duration::from_secs(spec.stop.timeout_seconds + spec.start_seconds + 60);

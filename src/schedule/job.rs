@@ -19,7 +19,6 @@ use utoipa::ToSchema;
 use super::policy::{Decision, decide};
 use super::run::{self, RunOutcome, RunState};
 use super::spec::JobSpec;
-use super::trigger::human_duration;
 use super::{SchedError, Shared};
 use crate::bus::JobEventKind;
 use crate::os;
@@ -225,7 +224,7 @@ struct Actor {
 }
 
 /// Starts the actor of a job. It first looks for runs left over from before a restart.
-pub fn spawn(sh: Arc<Shared>, spec: Arc<JobSpec>) -> JobHandle {
+pub(crate) fn spawn(sh: Arc<Shared>, spec: Arc<JobSpec>) -> JobHandle {
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
     let (snap_tx, snap_rx) = watch::channel(Arc::new(JobSnapshot {
         spec: spec.clone(),
@@ -814,5 +813,5 @@ fn pid_list(steps: &[LiveStep]) -> String {
 }
 
 fn ms_text(ms: i64) -> String {
-    human_duration(Duration::from_millis(u64::try_from(ms).unwrap_or(0)))
+    crate::duration::format(Duration::from_millis(u64::try_from(ms).unwrap_or(0)))
 }

@@ -11,7 +11,7 @@
 //! program's process — program tasks go through `ProgramHandle`. The scheduler knows
 //! nothing about HTTP; the API calls the methods below.
 
-mod chain;
+pub(crate) mod chain;
 pub mod job;
 mod plan;
 pub mod policy;
@@ -43,11 +43,12 @@ use crate::store::schedule::{
 };
 use crate::store::{Store, StoreError, now_ms};
 use crate::supervisor::Supervisor;
+use crate::sync::lock;
 use job::{JobHandle, RunningInfo, Triggered};
 use policy::{Prediction, default_concurrency, predict};
 use services::Services;
 use spec::{JobSpec, Known, MissedPolicy, ScheduleSpec};
-use trigger::{Trigger, Zone, human_duration};
+use trigger::{Trigger, Zone};
 
 /// Errors of scheduler operations, phrased for the person who asked.
 #[derive(Debug, thiserror::Error)]
@@ -329,12 +330,6 @@ pub struct SchedulerDeps {
     pub shutdown: CancellationToken,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A panic while holding the lock cannot leave the maps half-changed (every change is
-    // a single insert/remove), so a poisoned lock is still usable.
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 impl Scheduler {
     /// Loads jobs and schedules, recovers runs left over from before a restart, handles
     /// missed fire times, and starts the trigger loop.
@@ -382,9 +377,7 @@ impl Scheduler {
         for row in sh.store.defs::<JobSpec>(DefKind::Job).await? {
             let name = row.spec.name.clone();
             let h = job::spawn(sh.clone(), Arc::new(row.spec));
-            if let Ok(mut m) = sched.inner.jobs.write() {
-                m.insert(name, h);
-            }
+            crate::sync::write(&sched.inner.jobs).insert(name, h);
         }
         let now = Utc::now();
         let mut catch_up = Vec::new();
@@ -444,7 +437,13 @@ impl Scheduler {
                 },
             );
         }
-        sh.tasks.spawn(sched.clone().trigger_loop());
+        // Restarted if it ever panics: its state lives in the shared registry.
+        let looping = sched.clone();
+        sh.tasks.spawn(crate::health::supervise(
+            "schedule-loop",
+            sh.shutdown.clone(),
+            move || looping.clone().trigger_loop(),
+        ));
         for (name, at) in catch_up {
             if let Err(e) = sched.fire(&name, Some(at), "missed".into()).await {
                 tracing::error!(schedule = %name, error = %e, "cannot run a missed schedule");
@@ -664,12 +663,10 @@ impl Scheduler {
             .iter()
             .map(|h| h.name().to_string())
             .collect();
-        let jobs = self
-            .inner
-            .jobs
-            .read()
-            .map(|m| m.keys().cloned().collect())
-            .unwrap_or_default();
+        let jobs = crate::sync::read(&self.inner.jobs)
+            .keys()
+            .cloned()
+            .collect();
         (programs, jobs)
     }
 
@@ -771,10 +768,10 @@ impl Scheduler {
                 if took > gap {
                     out.push(format!(
                         "job '{job}' takes ~{} (p90 of its last {} runs) but schedule '{}' runs it every {}",
-                        human_duration(took),
+                        crate::duration::format(took),
                         p.samples,
                         spec.name,
-                        human_duration(gap)
+                        crate::duration::format(gap)
                     ));
                 }
             }
@@ -898,22 +895,18 @@ impl Scheduler {
     // ---- jobs ------------------------------------------------------------------
 
     fn job_handle(&self, name: &str) -> Result<JobHandle, SchedError> {
-        self.inner
-            .jobs
-            .read()
-            .ok()
-            .and_then(|m| m.get(name).cloned())
+        crate::sync::read(&self.inner.jobs)
+            .get(name)
+            .cloned()
             .ok_or_else(|| SchedError::NotFound(format!("no job named '{name}'")))
     }
 
     /// Every job.
     pub async fn jobs(&self) -> Vec<JobInfo> {
-        let names: Vec<String> = self
-            .inner
-            .jobs
-            .read()
-            .map(|m| m.keys().cloned().collect())
-            .unwrap_or_default();
+        let names: Vec<String> = crate::sync::read(&self.inner.jobs)
+            .keys()
+            .cloned()
+            .collect();
         let mut out = Vec::with_capacity(names.len());
         for n in names {
             if let Ok(i) = self.job(&n).await {
@@ -955,10 +948,10 @@ impl Scheduler {
                 (took > gap).then(|| {
                     format!(
                         "job '{job}' takes ~{} (p90 of its last {} runs) but schedule '{}' runs it every {}",
-                        human_duration(took),
+                        crate::duration::format(took),
                         p.samples,
                         e.spec.name,
-                        human_duration(gap)
+                        crate::duration::format(gap)
                     )
                 })
             })
@@ -979,9 +972,7 @@ impl Scheduler {
             .map_err(conflict)?;
         let name = spec.name.clone();
         let h = job::spawn(sh.clone(), Arc::new(spec));
-        if let Ok(mut m) = self.inner.jobs.write() {
-            m.insert(name.clone(), h);
-        }
+        crate::sync::write(&self.inner.jobs).insert(name.clone(), h);
         drop(_guard);
         self.job(&name).await
     }
@@ -1032,9 +1023,7 @@ impl Scheduler {
         h.shutdown(true).await;
         let sh = &self.inner.sh;
         sh.store.delete_def(DefKind::Job, name).await?;
-        if let Ok(mut m) = self.inner.jobs.write() {
-            m.remove(name);
-        }
+        crate::sync::write(&self.inner.jobs).remove(name);
         let dir = sh.jobs_dir.join(name);
         let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
         Ok(())
@@ -1112,12 +1101,10 @@ impl Scheduler {
     pub async fn shutdown(&self, stop: bool, deadline: Duration) {
         let sh = &self.inner.sh;
         sh.shutdown.cancel();
-        let handles: Vec<JobHandle> = self
-            .inner
-            .jobs
-            .read()
-            .map(|m| m.values().cloned().collect())
-            .unwrap_or_default();
+        let handles: Vec<JobHandle> = crate::sync::read(&self.inner.jobs)
+            .values()
+            .cloned()
+            .collect();
         let all = futures_util::future::join_all(handles.iter().map(|h| h.shutdown(stop)));
         if tokio::time::timeout(deadline, all).await.is_err() {
             tracing::warn!("some job runs did not end before the shutdown deadline");

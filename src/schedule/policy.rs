@@ -16,8 +16,11 @@ pub fn backoff_delay(r: &RetrySpec, n: u32) -> Duration {
         BackoffKind::Fixed => r.delay_ms,
         BackoffKind::Linear => r.delay_ms.saturating_mul(n),
         BackoffKind::Exponential => {
-            let factor = 1u64.checked_shl((n - 1).min(63) as u32).unwrap_or(u64::MAX);
-            r.delay_ms.saturating_mul(factor)
+            return crate::backoff::exponential(
+                Duration::from_millis(r.delay_ms),
+                Duration::from_millis(r.max_delay_ms),
+                u32::try_from(n).unwrap_or(u32::MAX),
+            );
         }
     };
     Duration::from_millis(ms.min(r.max_delay_ms))

@@ -15,7 +15,6 @@ use super::plan::{Plan, StepState};
 use super::policy::{Prediction, backoff_delay, overrun_marks};
 use super::spec::JobSpec;
 use super::step::{self, Attempt, Outcome};
-use super::trigger::human_duration;
 use crate::bus::JobEventKind;
 
 /// Final state of a run.
@@ -90,10 +89,10 @@ pub async fn execute(
             };
             let message = format!(
                 "run {run_id} of job '{job}' {what} duration (p90 {}) after {}",
-                human_duration(Duration::from_millis(
+                crate::duration::format(Duration::from_millis(
                     p90.and_then(|v| u64::try_from(v).ok()).unwrap_or(0)
                 )),
-                human_duration(elapsed)
+                crate::duration::format(elapsed)
             );
             let ms = i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX);
             sh.job_event(&job, run_id, kind, message, Some(ms), p90)

@@ -163,7 +163,7 @@ impl Trigger {
     /// A short description for people, e.g. `every 6h` or croner's reading of the cron.
     pub fn describe(&self) -> String {
         match self {
-            Trigger::Every(d) => format!("every {}", human_duration(*d)),
+            Trigger::Every(d) => format!("every {}", crate::duration::format(*d)),
             Trigger::Cron(c) => c.describe(),
         }
     }
@@ -175,40 +175,15 @@ fn next_in<Tz: TimeZone>(cron: &Cron, after: &DateTime<Tz>) -> Option<DateTime<U
         .map(|t| t.with_timezone(&Utc))
 }
 
-/// Parses `30s`, `5m`, `6h`, `1d`, `1h30m` (units s, m, h, d; whole numbers).
+/// Parses the interval of `every …` with the one duration grammar ([`crate::duration`]).
 fn parse_interval(text: &str) -> Result<Duration, String> {
-    let bad = || {
-        format!(
-            "\"every {text}\" is not an interval; write a number and a unit (s, m, h, d), e.g. \"every 30s\", \"every 6h\" or \"every 1h30m\""
-        )
-    };
-    if text.is_empty() {
-        return Err(bad());
-    }
-    let mut total: u64 = 0;
-    let mut num = String::new();
-    for ch in text.chars() {
-        if ch.is_ascii_digit() {
-            num.push(ch);
-            continue;
-        }
-        let unit = match ch {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
-            _ => return Err(bad()),
-        };
-        let n: u64 = num.parse().map_err(|_| bad())?;
-        num.clear();
-        total = n
-            .checked_mul(unit)
-            .and_then(|v| total.checked_add(v))
-            .ok_or_else(bad)?;
-    }
-    if !num.is_empty() {
-        return Err(bad());
-    }
+    let total = crate::duration::parse(text)
+        .map_err(|_| {
+            format!(
+                "\"every {text}\" is not an interval; write a number and a unit (s, m, h, d), e.g. \"every 30s\", \"every 6h\" or \"every 1h30m\""
+            )
+        })?
+        .as_secs();
     if total == 0 {
         return Err(format!(
             "\"every {text}\" is zero; the shortest interval is 1s"
@@ -220,31 +195,6 @@ fn parse_interval(text: &str) -> Result<Duration, String> {
         ));
     }
     Ok(Duration::from_secs(total))
-}
-
-/// `2d2h`, `27h`, `5m`, `30s`, `1.5s` — compact and readable.
-pub fn human_duration(d: Duration) -> String {
-    let s = d.as_secs();
-    if s == 0 {
-        return format!("{:.1}s", d.as_secs_f64());
-    }
-    if s < 60 {
-        return if d.subsec_millis() == 0 {
-            format!("{s}s")
-        } else {
-            format!("{:.1}s", d.as_secs_f64())
-        };
-    }
-    // Days only from two days on: "27h" reads better than "1d3h".
-    let days = if s >= 2 * 86_400 { s / 86_400 } else { 0 };
-    let (h, m, sec) = ((s - days * 86_400) / 3600, (s % 3600) / 60, s % 60);
-    let mut out = String::new();
-    for (v, u) in [(days, "d"), (h, "h"), (m, "m"), (sec, "s")] {
-        if v > 0 {
-            out.push_str(&format!("{v}{u}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -361,13 +311,5 @@ mod tests {
         );
         assert_eq!(n, 100);
         assert_eq!(latest, Some(at("2026-03-02T00:00:00Z")));
-    }
-
-    #[test]
-    fn durations_read_well() {
-        assert_eq!(human_duration(Duration::from_secs(27 * 3600)), "27h");
-        assert_eq!(human_duration(Duration::from_secs(50 * 3600)), "2d2h");
-        assert_eq!(human_duration(Duration::from_secs(90)), "1m30s");
-        assert_eq!(human_duration(Duration::from_millis(1500)), "1.5s");
     }
 }

@@ -128,6 +128,10 @@ impl Store {
         let name = name.to_string();
         self.write(move |t| {
             let n = t.execute("DELETE FROM users WHERE name = ?1", params![name])?;
+            t.execute(
+                "DELETE FROM grants WHERE subject_kind = 'user' AND subject = ?1",
+                params![name],
+            )?;
             if n == 0 {
                 return Err(StoreError::NotFound(format!("no user named '{name}'")));
             }

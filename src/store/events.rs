@@ -22,8 +22,8 @@ pub struct EventRecord {
     pub kind: String,
     /// Readable summary.
     pub message: String,
-    /// Structured details.
-    #[schema(value_type = Object)]
+    /// Structured details; null for events that carry none.
+    #[schema(value_type = Option<Object>)]
     pub data: serde_json::Value,
 }
 

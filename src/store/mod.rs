@@ -6,16 +6,19 @@
 //! [`Store::read`] (a pooled connection on a blocking thread), so no async task ever blocks
 //! on disk I/O.
 
+pub mod access;
 pub mod alerts;
 pub mod auth;
 pub mod backups;
 pub mod events;
+pub mod fleet;
 pub mod metrics;
 pub mod programs;
 pub mod schedule;
 pub mod setup;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -36,7 +39,11 @@ const READERS: usize = 4;
 pub enum StoreError {
     /// SQLite reported an error.
     #[error("database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(rusqlite::Error),
+    /// The disk holding the data directory is full (SQLite's `SQLITE_FULL`). The path is
+    /// filled in by [`Store`] before the error leaves it.
+    #[error("the disk holding warden's data directory {} is full; free space there", .0.display())]
+    DiskFull(PathBuf),
     /// A migration could not be applied at open.
     #[error("database migration failed: {0}")]
     Migration(String),
@@ -65,9 +72,73 @@ pub enum StoreError {
     Json(#[from] serde_json::Error),
 }
 
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> StoreError {
+        if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
+            StoreError::DiskFull(PathBuf::new())
+        } else {
+            StoreError::Sqlite(e)
+        }
+    }
+}
+
+impl StoreError {
+    /// Names `dir` in a disk-full error that does not name its directory yet.
+    fn located(self, dir: &Path) -> StoreError {
+        match self {
+            StoreError::DiskFull(p) if p.as_os_str().is_empty() => {
+                StoreError::DiskFull(dir.to_path_buf())
+            }
+            other => other,
+        }
+    }
+}
+
+/// How the writer is doing, for `/health`, `/metrics` and the loss event.
+#[derive(Debug, Clone, Default)]
+pub struct StoreHealth {
+    /// Unix ms of the last batch that committed.
+    pub last_commit_ms: Option<i64>,
+    /// Unix ms of the first failed batch since the last success; `None` while writes work.
+    pub failing_since_ms: Option<i64>,
+    /// Why the last batch failed (no SQL, no data).
+    pub last_error: Option<String>,
+    /// The last failure was a full disk.
+    pub disk_full: bool,
+    /// Records written without a waiting caller (events, audit) that were lost since
+    /// start, e.g. while the disk was full.
+    pub writes_lost: u64,
+}
+
+/// Shared between the writer thread and the handles. A std mutex: held only to copy or
+/// update a few fields, never across `.await` or I/O.
+#[derive(Default)]
+struct WriterHealth {
+    state: Mutex<StoreHealth>,
+    /// Unix ms when a failure was last logged: a disk that flaps between some room and
+    /// none is logged at most once a minute. Used by the writer thread only.
+    logged_ms: std::sync::atomic::AtomicI64,
+    /// A failure was logged since the last "work again" line.
+    told: std::sync::atomic::AtomicBool,
+}
+
+impl WriterHealth {
+    fn update(&self, f: impl FnOnce(&mut StoreHealth)) {
+        {
+            let mut h = crate::sync::lock(&self.state);
+            f(&mut h);
+        }
+    }
+
+    fn snapshot(&self) -> StoreHealth {
+        self.state.lock().map(|h| h.clone()).unwrap_or_default()
+    }
+}
+
 /// A unit of work for the writer: runs inside the batch transaction and returns the
-/// reply to send once the batch has committed (so callers only hear "done" when durable).
-type Job = Box<dyn FnOnce(&Transaction<'_>) -> Reply + Send>;
+/// reply to send once the batch has committed (so callers only hear "done" when durable),
+/// and whether the job itself hit a full disk (the batch may still commit without it).
+type Job = Box<dyn FnOnce(&Transaction<'_>) -> (Reply, bool) + Send>;
 type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 
 enum Msg {
@@ -88,6 +159,10 @@ struct Inner {
     readers: Mutex<Vec<Connection>>,
     /// Bounds concurrent readers to the number of pooled connections.
     reader_permits: Semaphore,
+    /// The data directory (the database's folder), named in disk-full errors.
+    dir: PathBuf,
+    /// The writer's state, updated by the writer thread.
+    health: Arc<WriterHealth>,
 }
 
 fn migrations() -> Migrations<'static> {
@@ -97,6 +172,9 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("migrations/0003_alerts.sql")),
         M::up(include_str!("migrations/0004_backups.sql")),
         M::up(include_str!("migrations/0005_schedule.sql")),
+        M::up(include_str!("migrations/0006_program_intent.sql")),
+        M::up(include_str!("migrations/0007_access.sql")),
+        M::up(include_str!("migrations/0008_fleet.sql")),
     ])
 }
 
@@ -138,14 +216,26 @@ impl Store {
         }
 
         let (tx, rx) = mpsc::channel(WRITE_QUEUE);
+        let dir = path
+            .parent()
+            .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()))
+            .unwrap_or_default();
+        let health = Arc::new(WriterHealth::default());
         let inner = Arc::new(Inner {
             writer: tx,
             readers: Mutex::new(readers),
             reader_permits: Semaphore::new(READERS),
+            dir: dir.clone(),
+            health: health.clone(),
         });
         std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer_loop(conn, rx))
+            .spawn(move || {
+                // However the writer ends other than by `close`, `/health` names it.
+                let part = crate::health::watch("store-writer");
+                writer_loop(conn, rx, &health, &dir);
+                part.finish();
+            })
             .map_err(|e| open_err(&e))?;
         Ok(Store { inner })
     }
@@ -160,32 +250,50 @@ impl Store {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move |txn| {
             let result = run_in_savepoint(txn, f);
-            Box::new(move |commit: Result<(), StoreError>| {
+            let full = matches!(result, Err(StoreError::DiskFull(_)));
+            let reply: Reply = Box::new(move |commit: Result<(), StoreError>| {
                 let _ = tx.send(commit.and(result));
-            })
+            });
+            (reply, full)
         });
         self.inner
             .writer
             .send(Msg::Job(job))
             .await
             .map_err(|_| StoreError::Closed)?;
-        rx.await.map_err(|_| StoreError::Closed)?
+        rx.await
+            .map_err(|_| StoreError::Closed)?
+            .map_err(|e| e.located(&self.inner.dir))
     }
 
     /// Queues a write without waiting for it to commit. Used for append-only records
     /// (events) where the producer must not wait for disk; the queue is bounded, so this
-    /// still waits when the writer is far behind. Failures are logged by the writer.
+    /// still waits when the writer is far behind. A failure is counted in
+    /// [`StoreHealth::writes_lost`]; the writer logs failing batches (once, not per record).
     pub async fn write_detached<F>(&self, what: &'static str, f: F) -> Result<(), StoreError>
     where
         F: FnOnce(&Transaction<'_>) -> Result<(), StoreError> + Send + 'static,
     {
+        let health = self.inner.health.clone();
         let job: Job = Box::new(move |txn| {
             let result = run_in_savepoint(txn, f);
-            Box::new(move |commit: Result<(), StoreError>| {
-                if let Err(e) = commit.and(result) {
-                    tracing::error!(what, error = %e, "detached store write failed");
+            let full = matches!(result, Err(StoreError::DiskFull(_)));
+            let reply: Reply = Box::new(move |commit: Result<(), StoreError>| {
+                match (commit, result) {
+                    (Ok(()), Ok(())) => {}
+                    // The batch failed, or the disk is full: the writer has said so
+                    // already (once, not per record).
+                    (Err(_), _) | (Ok(()), Err(StoreError::DiskFull(_))) => {
+                        health.update(|h| h.writes_lost += 1)
+                    }
+                    // This record alone failed (e.g. a constraint): worth a line.
+                    (Ok(()), Err(e)) => {
+                        health.update(|h| h.writes_lost += 1);
+                        tracing::error!(what, error = %e, "detached store write failed");
+                    }
                 }
-            })
+            });
+            (reply, full)
         });
         self.inner
             .writer
@@ -206,11 +314,7 @@ impl Store {
             .acquire()
             .await
             .map_err(|_| StoreError::Closed)?;
-        let conn = self
-            .inner
-            .readers
-            .lock()
-            .map_err(|_| StoreError::Closed)?
+        let conn = crate::sync::lock(&self.inner.readers)
             .pop()
             .ok_or(StoreError::Closed)?;
         let (conn, result) = tokio::task::spawn_blocking(move || {
@@ -219,9 +323,7 @@ impl Store {
         })
         .await
         .map_err(|_| StoreError::Closed)?;
-        if let Ok(mut pool) = self.inner.readers.lock() {
-            pool.push(conn);
-        }
+        crate::sync::lock(&self.inner.readers).push(conn);
         result
     }
 
@@ -243,6 +345,16 @@ impl Store {
     /// Jobs waiting for the writer (for warden's own metrics).
     pub fn write_queue_depth(&self) -> usize {
         self.inner.writer.max_capacity() - self.inner.writer.capacity()
+    }
+
+    /// How the writer is doing (for `/health` and `/metrics`).
+    pub fn health(&self) -> StoreHealth {
+        self.inner.health.snapshot()
+    }
+
+    /// The data directory (the database's folder), absolute.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
     }
 
     /// Checks that the database answers (for `/health`).
@@ -272,7 +384,12 @@ fn run_in_savepoint<T>(
     }
 }
 
-fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Msg>) {
+fn writer_loop(
+    mut conn: Connection,
+    mut rx: mpsc::Receiver<Msg>,
+    health: &WriterHealth,
+    dir: &Path,
+) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     let mut close: Option<oneshot::Sender<()>> = None;
     while close.is_none() {
@@ -290,7 +407,7 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Msg>) {
             }
         }
         if !batch.is_empty() {
-            commit_batch(&mut conn, &mut batch);
+            commit_guarded(&mut conn, &mut batch, health, dir);
         }
     }
     // Refuse further work, then finish what is already queued.
@@ -299,7 +416,7 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Msg>) {
         batch.push(j);
     }
     if !batch.is_empty() {
-        commit_batch(&mut conn, &mut batch);
+        commit_guarded(&mut conn, &mut batch, health, dir);
     }
     if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
         tracing::warn!(error = %e, "WAL checkpoint at close failed");
@@ -310,35 +427,109 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Msg>) {
     }
 }
 
-fn commit_batch(conn: &mut Connection, batch: &mut Vec<Job>) {
-    let txn = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
-        Ok(t) => t,
-        Err(e) => {
-            // The jobs cannot run; dropping them drops their reply senders, which their
-            // callers see as an error. Detached writes are lost, so say how many.
-            tracing::error!(error = %e, jobs = batch.len(), "cannot begin write transaction");
+/// Commits one batch and records the outcome. A panic inside a job (a bug) is caught
+/// here: it fails that batch, not the writer, which must outlive anything a job does.
+/// Failures are logged when they start and then at most once a minute, never per batch:
+/// a full disk must not turn into a flood of log lines.
+fn commit_guarded(conn: &mut Connection, batch: &mut Vec<Job>, health: &WriterHealth, dir: &Path) {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        commit_batch(conn, batch, dir)
+    }));
+    let (result, replies) = match outcome {
+        Ok(r) => r,
+        Err(_) => {
+            // The jobs' reply senders were dropped with the unwinding: callers see an
+            // error.
             batch.clear();
-            return;
+            (
+                Err(StoreError::Commit("a write job panicked".into())),
+                Vec::new(),
+            )
         }
     };
-    let replies: Vec<Reply> = batch.drain(..).map(|job| job(&txn)).collect();
-    let commit = txn.commit().map_err(StoreError::from);
-    if let Err(e) = &commit {
-        tracing::error!(error = %e, "write batch failed to commit");
+    let now = now_ms();
+    let before = health.snapshot();
+    match result {
+        Ok(()) => {
+            if let Some(since) = before.failing_since_ms
+                && health.told.swap(false, Ordering::Relaxed)
+            {
+                tracing::info!(
+                    failed_for_ms = now - since,
+                    records_lost = before.writes_lost,
+                    "database writes work again"
+                );
+            }
+            health.update(|h| {
+                h.last_commit_ms = Some(now);
+                h.failing_since_ms = None;
+                h.last_error = None;
+                h.disk_full = false;
+            });
+        }
+        Err(e) => {
+            let disk_full = matches!(e, StoreError::DiskFull(_));
+            let message = e.to_string();
+            let changed = before.last_error.as_deref() != Some(message.as_str());
+            if changed && now - health.logged_ms.load(Ordering::Relaxed) >= 60_000 {
+                health.logged_ms.store(now, Ordering::Relaxed);
+                health.told.store(true, Ordering::Relaxed);
+                tracing::error!(error = %message, "database writes fail; records are counted as lost until they work again (logged at most once a minute)");
+            }
+            health.update(|h| {
+                h.failing_since_ms.get_or_insert(now);
+                h.last_error = Some(message);
+                h.disk_full = disk_full;
+            });
+        }
     }
-    for reply in replies {
-        let r = match &commit {
-            Ok(()) => Ok(()),
-            Err(e) => Err(StoreError::Commit(e.to_string())),
-        };
+    // Only now: a caller that hears of a failure finds `/health` saying so already.
+    for (reply, r) in replies {
         reply(r);
     }
 }
 
-/// Current time as unix milliseconds, the timestamp unit of every table.
-pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
+/// Runs and commits one batch. Returns the batch's outcome (a job that hit a full disk
+/// makes it a disk-full failure even if the rest committed) and each reply with the
+/// result to send it.
+#[allow(clippy::type_complexity)]
+fn commit_batch(
+    conn: &mut Connection,
+    batch: &mut Vec<Job>,
+    dir: &Path,
+) -> (Result<(), StoreError>, Vec<(Reply, Result<(), StoreError>)>) {
+    let txn = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
+        Ok(t) => t,
+        Err(e) => {
+            // The jobs cannot run; dropping them drops their reply senders, which their
+            // callers see as an error.
+            batch.clear();
+            return (Err(StoreError::from(e).located(dir)), Vec::new());
+        }
+    };
+    let ran: Vec<(Reply, bool)> = batch.drain(..).map(|job| job(&txn)).collect();
+    let any_full = ran.iter().any(|(_, full)| *full);
+    let commit = txn.commit().map_err(|e| StoreError::from(e).located(dir));
+    let replies = ran
+        .into_iter()
+        .map(|(reply, _)| {
+            let r = match &commit {
+                Ok(()) => Ok(()),
+                Err(StoreError::DiskFull(d)) => Err(StoreError::DiskFull(d.clone())),
+                Err(e) => Err(StoreError::Commit(e.to_string())),
+            };
+            (reply, r)
+        })
+        .collect();
+    let outcome = match commit {
+        Ok(()) if any_full => Err(StoreError::DiskFull(dir.to_path_buf())),
+        other => other,
+    };
+    (outcome, replies)
 }
+
+/// Current time as unix milliseconds, the timestamp unit of every table.
+pub use crate::clock::now_ms;
 
 #[cfg(test)]
 mod tests {

@@ -1,4 +1,5 @@
-//! Program rows (the specs) and runtime rows (pid + start time of live children).
+//! Program rows (the specs), runtime rows (pid + start time of live children) and intent
+//! rows (what warden meant each program to do, written before it acts).
 
 use rusqlite::{OptionalExtension, params};
 
@@ -16,7 +17,58 @@ pub struct RuntimeRow {
     pub started_at: i64,
 }
 
+/// What warden meant a program to do, written (and committed) before it acts on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct IntentRow {
+    /// A start or restart was requested (or the program runs under its restart policy).
+    pub want_running: bool,
+    /// The last generation handed to a spawn.
+    pub generation: u64,
+    /// Children up to this generation were being stopped.
+    pub stop_generation: u64,
+}
+
 impl Store {
+    /// Records what warden means to do with a program; returns once committed.
+    pub async fn set_intent(&self, name: &str, row: IntentRow) -> Result<(), StoreError> {
+        let name = name.to_string();
+        self.write(move |t| {
+            t.execute(
+                "INSERT INTO program_intent(name, want_running, generation, stop_generation)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(name) DO UPDATE SET want_running = ?2, generation = ?3, stop_generation = ?4",
+                params![
+                    name,
+                    row.want_running,
+                    i64::try_from(row.generation).unwrap_or(i64::MAX),
+                    i64::try_from(row.stop_generation).unwrap_or(i64::MAX)
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The recorded intent of a program (none before its first start).
+    pub async fn intent(&self, name: &str) -> Result<Option<IntentRow>, StoreError> {
+        let name = name.to_string();
+        self.read(move |c| {
+            Ok(c.query_row(
+                "SELECT want_running, generation, stop_generation FROM program_intent WHERE name = ?1",
+                params![name],
+                |r| {
+                    Ok(IntentRow {
+                        want_running: r.get(0)?,
+                        generation: u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
+                        stop_generation: u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
+                    })
+                },
+            )
+            .optional()?)
+        })
+        .await
+    }
+
     /// All program specs, ordered by name.
     pub async fn program_specs(&self) -> Result<Vec<ProgramSpec>, StoreError> {
         self.read(|c| {

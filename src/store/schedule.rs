@@ -41,7 +41,7 @@ pub struct ScheduleRunRecord {
     /// Why it failed or was skipped.
     pub error: Option<String>,
     /// Per-task results, in chain order.
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<crate::schedule::chain::TaskResult>)]
     pub tasks: serde_json::Value,
 }
 

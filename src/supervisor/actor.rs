@@ -12,29 +12,57 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::console::Console;
+use super::deps::{self, Peers};
 use super::lifecycle::{Action, Input, Lifecycle};
+use super::limits;
 use super::stop_hook::{StdinWriter, StopRequest};
-use super::{Command, Ctx, GameHealth, ProgramStatus, Snapshot, SupError};
+use super::{Command, Ctx, GameHealth, ProgramStatus, Snapshot, StateReason, SupError};
 use crate::bus::{StateChange, Stream};
 use crate::os;
 use crate::program::{ExitInfo, ProgramSpec, State};
 use crate::store::now_ms;
-use crate::store::programs::RuntimeRow;
+use crate::store::programs::{IntentRow, RuntimeRow};
 
-/// How the actor begins.
-pub enum Boot {
-    /// Not running; start now if `autostart`.
-    Fresh {
-        /// Start right away.
-        autostart: bool,
-    },
+/// How the actor begins: what a previous warden left behind and meant.
+#[derive(Default)]
+pub struct Boot {
     /// A child of a previous warden still runs: take it over.
-    Adopt(RuntimeRow),
+    pub adopt: Option<Adoption>,
+    /// Children of a previous warden that were being stopped when it ended, or stray
+    /// copies: their stop is finished before anything else.
+    pub stale: Vec<os::MarkedChild>,
+    /// Start when nothing is adopted (autostart, or a start the previous warden did not
+    /// finish).
+    pub start: bool,
+    /// Why a start that is not an autostart happens (recorded as an event).
+    pub resume: Option<String>,
+    /// What the previous warden meant (its generations go on from here).
+    pub intent: IntentRow,
+}
+
+impl Boot {
+    /// A program with nothing left behind: started now if `autostart`.
+    pub fn fresh(autostart: bool) -> Boot {
+        Boot {
+            start: autostart,
+            ..Boot::default()
+        }
+    }
+}
+
+/// A running child of a previous warden to take over.
+pub struct Adoption {
+    /// Its identity.
+    pub row: RuntimeRow,
+    /// Its generation (0 for a child of a warden that did not mark its children).
+    pub generation: u64,
 }
 
 /// The live process of a program.
 struct Proc {
     pid: u32,
+    /// The spawn generation it carries in its environment.
+    generation: u64,
     spawned: Instant,
     kind: ProcKind,
     /// Sends lines to the stdin writer task (absent for adopted processes).
@@ -57,6 +85,47 @@ enum Wake {
     Timer,
     /// The stop hook's steps finished (or their task died).
     StopSteps(Result<Result<(), String>, tokio::task::JoinError>),
+    /// The wait for `after`/`requires` ended.
+    Deps(Result<Result<String, String>, tokio::task::JoinError>),
+    /// The guard of the sleeping program's ports ended (someone connected, or it failed).
+    Guard(Result<Result<String, String>, tokio::task::JoinError>),
+}
+
+/// A program's command queue. When the actor holding it ends — by a panic too — the queue
+/// goes back to its slot, so the actor built to resume supervision reads the same queue
+/// every [`super::ProgramHandle`] sends to.
+pub(super) struct Mailbox {
+    rx: Option<mpsc::Receiver<Command>>,
+    slot: MailboxSlot,
+}
+
+/// Where a [`Mailbox`]'s queue waits between two actors.
+pub(super) type MailboxSlot = Arc<std::sync::Mutex<Option<mpsc::Receiver<Command>>>>;
+
+impl Mailbox {
+    /// Takes the queue out of `slot` (None when an actor still holds it).
+    pub(super) fn take(slot: &MailboxSlot) -> Option<Mailbox> {
+        let rx = crate::sync::lock(slot).take()?;
+        Some(Mailbox {
+            rx: Some(rx),
+            slot: slot.clone(),
+        })
+    }
+
+    async fn recv(&mut self) -> Option<Command> {
+        match &mut self.rx {
+            Some(rx) => rx.recv().await,
+            None => None,
+        }
+    }
+}
+
+impl Drop for Mailbox {
+    fn drop(&mut self) {
+        if let Some(rx) = self.rx.take() {
+            *crate::sync::lock(&self.slot) = Some(rx);
+        }
+    }
 }
 
 /// Graceful stop steps running in their own task for process `pid`.
@@ -69,7 +138,7 @@ pub(super) struct Actor {
     spec: Arc<ProgramSpec>,
     ctx: Ctx,
     lc: Lifecycle,
-    rx: mpsc::Receiver<Command>,
+    rx: Mailbox,
     snapshot: watch::Sender<Arc<Snapshot>>,
     console: Console,
     proc: Option<Proc>,
@@ -85,15 +154,42 @@ pub(super) struct Actor {
     stop_steps: Option<StopSteps>,
     /// Game health of the current process, as last reported.
     game: Option<GameHealth>,
+    /// Names this data directory in every child's marker (see `os::CHILD_MARKER_VAR`).
+    instance: Arc<str>,
+    /// What this actor means the program to do, as last recorded (kept in memory even
+    /// when the store cannot take it).
+    intent: IntentRow,
+    /// Why the program failed (spawn error or giving up), until it is started again.
+    reason: Option<StateReason>,
+    /// The other programs, for the wait on `after`/`requires`.
+    peers: Peers,
+    /// The wait for dependencies while `waiting`.
+    deps: Option<tokio::task::JoinHandle<Result<String, String>>>,
+    /// The resource limits of the current process (its control group), if any.
+    limiter: Option<os::Limiter>,
+    /// The guard of the ports while `sleeping` (see `wake_hook`).
+    guard: Option<GuardTask>,
+}
+
+/// The guard task of a sleeping program's ports; aborted when dropped (the program was
+/// deleted, or warden ends), so its sockets never outlive the actor.
+struct GuardTask(tokio::task::JoinHandle<Result<String, String>>);
+
+impl Drop for GuardTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl Actor {
     pub(super) fn new(
         spec: Arc<ProgramSpec>,
         ctx: Ctx,
-        rx: mpsc::Receiver<Command>,
+        rx: Mailbox,
         snapshot: watch::Sender<Arc<Snapshot>>,
         console: Console,
+        instance: Arc<str>,
+        peers: Peers,
     ) -> Actor {
         let mut lc = Lifecycle::new(
             spec.restart.clone(),
@@ -101,6 +197,7 @@ impl Actor {
             Duration::from_secs(spec.stop.timeout_seconds),
         );
         lc.set_ready_gate(spec.waits_for_readiness());
+        lc.set_deps_gate(has_deps(&spec));
         Actor {
             spec,
             ctx,
@@ -117,14 +214,29 @@ impl Actor {
             done: false,
             stop_steps: None,
             game: None,
+            instance,
+            intent: IntentRow::default(),
+            reason: None,
+            peers,
+            deps: None,
+            limiter: None,
+            guard: None,
         }
     }
 
     pub(super) async fn run(mut self, boot: Boot) {
-        match boot {
-            Boot::Adopt(row) => self.adopt(row).await,
-            Boot::Fresh { autostart: true } => self.apply(Input::Start).await,
-            Boot::Fresh { autostart: false } => {}
+        self.intent = boot.intent;
+        self.publish();
+        if !boot.stale.is_empty() {
+            self.finish_stale(boot.stale).await;
+        }
+        if let Some(adoption) = boot.adopt {
+            self.adopt(adoption).await;
+        } else if boot.start {
+            if let Some(why) = boot.resume {
+                self.ctx.record(Some(&self.spec.name), "resumed", why).await;
+            }
+            self.apply(Input::Start).await;
         }
         self.publish();
         loop {
@@ -133,6 +245,8 @@ impl Actor {
                 res = wait_proc(&mut self.proc) => Wake::Exited(res),
                 _ = sleep_until(self.timer) => Wake::Timer,
                 res = wait_steps(&mut self.stop_steps) => Wake::StopSteps(res),
+                res = wait_deps(&mut self.deps) => Wake::Deps(res),
+                res = wait_guard(&mut self.guard) => Wake::Guard(res),
             };
             match wake {
                 Wake::Command(Some(cmd)) => self.command(cmd).await,
@@ -144,6 +258,21 @@ impl Actor {
                     self.apply(Input::Timer).await;
                 }
                 Wake::StopSteps(res) => self.stop_steps_done(res).await,
+                Wake::Deps(res) => {
+                    self.deps = None;
+                    let input = match res {
+                        Ok(Ok(what)) => Input::DepsReady(what),
+                        Ok(Err(why)) => Input::DepsFailed(why),
+                        Err(e) => {
+                            Input::DepsFailed(format!("the wait for dependencies failed: {e}"))
+                        }
+                    };
+                    self.apply(input).await;
+                }
+                Wake::Guard(res) => {
+                    self.guard = None;
+                    self.guard_ended(res).await;
+                }
             }
             self.publish();
             if self.finishing.is_some() && !self.lc.state().is_active() {
@@ -161,26 +290,49 @@ impl Actor {
     async fn command(&mut self, cmd: Command) {
         match cmd {
             Command::Start(reply) => {
+                self.save_intent(true, false).await;
                 self.apply(Input::Start).await;
                 self.publish();
                 let _ = reply.send(Ok(()));
             }
             Command::Stop(reply) => {
+                self.save_intent(false, true).await;
                 self.apply(Input::Stop).await;
                 self.publish();
                 let _ = reply.send(Ok(()));
             }
             Command::Restart(reply) => {
+                self.save_intent(true, true).await;
                 self.apply(Input::Restart).await;
                 self.publish();
                 let _ = reply.send(Ok(()));
             }
             Command::Kill(reply) => {
+                self.save_intent(false, true).await;
                 self.apply(Input::Kill).await;
                 self.publish();
                 let _ = reply.send(Ok(()));
             }
+            Command::Sleep(why, reply) => {
+                if self.lc.state() == State::Running {
+                    self.ctx
+                        .record(
+                            Some(&self.spec.name),
+                            "sleeping",
+                            format!("{why}; asleep until someone connects"),
+                        )
+                        .await;
+                    self.save_intent(true, true).await;
+                    self.apply(Input::Sleep(why)).await;
+                    self.publish();
+                }
+                let _ = reply.send(Ok(()));
+            }
             Command::Input(line, reply) => {
+                // Debug builds: `WARDEN_FAULT_PANIC="program NAME"` makes this actor panic
+                // once, on a console line, to prove its supervision resumes.
+                #[cfg(debug_assertions)]
+                crate::health::injected_fault(&format!("program {}", self.spec.name));
                 let r = self.send_stdin(line).await;
                 let _ = reply.send(r);
             }
@@ -191,7 +343,13 @@ impl Actor {
                     Duration::from_secs(spec.stop.timeout_seconds),
                 );
                 self.lc.set_ready_gate(spec.waits_for_readiness());
+                self.lc.set_deps_gate(has_deps(&spec));
                 self.spec = spec;
+                if self.lc.state() == State::Sleeping {
+                    // Guard the ports (and show the motd) of the new definition.
+                    self.release_guard().await;
+                    self.start_guard();
+                }
                 self.publish();
                 let _ = reply.send(Ok(()));
             }
@@ -204,6 +362,7 @@ impl Actor {
             }
             Command::Unhealthy { pid, reason, reply } => {
                 if self.current_pid() == Some(pid) {
+                    self.save_intent(true, true).await;
                     self.apply(Input::Unhealthy(reason)).await;
                     self.publish();
                 }
@@ -217,6 +376,11 @@ impl Actor {
                 let _ = reply.send(Ok(()));
             }
             Command::Shutdown { stop, reply } => {
+                // The ports are free when the program is deleted or warden ends.
+                self.release_guard().await;
+                if stop {
+                    self.save_intent(false, true).await;
+                }
                 if stop || self.lc.state() == State::Backoff {
                     // Stopping from backoff just cancels the pending restart.
                     self.apply(Input::Stop).await;
@@ -269,6 +433,18 @@ impl Actor {
             let out = self.lc.on(input, Instant::now(), rand::random::<f64>());
             for t in out.transitions {
                 self.since_ms = now_ms();
+                match t.to {
+                    State::Starting | State::Stopped => self.reason = None,
+                    State::Fatal if self.reason.is_none() => {
+                        self.reason = Some(StateReason {
+                            code: "gave_up",
+                            cause: None,
+                            subject: None,
+                            message: t.reason.clone(),
+                        })
+                    }
+                    _ => {}
+                }
                 let last_lines = if t.to == State::Crashed {
                     self.console
                         .ring
@@ -294,9 +470,13 @@ impl Actor {
             }
             for action in out.actions {
                 match action {
-                    Action::Spawn => pending.push(match self.spawn().await {
+                    Action::Spawn => pending.push(match self.release_guard().await.spawn().await {
                         Ok(()) => Input::Spawned,
-                        Err(why) => Input::SpawnFailed(why),
+                        Err(why) => {
+                            let message = why.message.clone();
+                            self.reason = Some(why);
+                            Input::SpawnFailed(message)
+                        }
                     }),
                     Action::GracefulStop => self.graceful_stop().await,
                     Action::KillGroup => {
@@ -310,46 +490,262 @@ impl Actor {
                         self.timer = Some(tokio::time::Instant::now() + after);
                     }
                     Action::Disarm => self.timer = None,
+                    Action::WaitDeps => {
+                        if let Some(old) = self.deps.take() {
+                            old.abort();
+                        }
+                        let wait = deps::wait_ready(self.peers.clone(), self.spec.clone());
+                        self.deps = Some(tokio::spawn(wait));
+                    }
+                    Action::CancelDeps => {
+                        if let Some(old) = self.deps.take() {
+                            old.abort();
+                        }
+                    }
                 }
             }
         }
+        // Settled in a state nobody restarts from (gave up, crashed under `never`, a clean
+        // exit under `on-failure`): a next warden must not start it either.
+        // A sleeping program stays meant to run: a next warden starts it awake.
+        let state = self.lc.state();
+        if !state.is_active()
+            && state != State::Backoff
+            && state != State::Sleeping
+            && self.intent.want_running
+        {
+            self.save_intent(false, false).await;
+        }
+        if state == State::Sleeping {
+            self.start_guard();
+        } else if self.guard.is_some() {
+            self.release_guard().await;
+        }
     }
 
-    async fn spawn(&mut self) -> Result<(), String> {
+    /// Guards the ports of the sleeping program (once).
+    fn start_guard(&mut self) {
+        if self.guard.is_some() {
+            return;
+        }
+        let Some(hook) = &self.ctx.sleep_guard else {
+            return;
+        };
+        if let Some(fut) = hook.guard(self.spec.clone()) {
+            self.guard = Some(GuardTask(tokio::spawn(fut)));
+        }
+    }
+
+    /// Ends the guard and waits until its listeners are closed, so the game can bind its
+    /// ports. Returns `self` for chaining before a spawn.
+    async fn release_guard(&mut self) -> &mut Self {
+        if let Some(mut task) = self.guard.take() {
+            task.0.abort();
+            // An aborted task's future (and its sockets) is dropped before this returns.
+            let _ = (&mut task.0).await;
+        }
+        self
+    }
+
+    /// Someone connected to the sleeping program's port, or the guard failed: wake it
+    /// either way (a server nobody can reach must not stay asleep).
+    async fn guard_ended(&mut self, res: Result<Result<String, String>, tokio::task::JoinError>) {
+        if self.lc.state() != State::Sleeping {
+            return;
+        }
+        let who = match res {
+            Ok(Ok(who)) => {
+                self.ctx
+                    .record(Some(&self.spec.name), "woken", format!("woken by {who}"))
+                    .await;
+                who
+            }
+            Ok(Err(why)) => {
+                let msg =
+                    format!("cannot guard its ports while asleep ({why}); starting it instead");
+                tracing::warn!(program = %self.spec.name, "{msg}");
+                self.ctx
+                    .record(Some(&self.spec.name), "wake_guard_failed", msg.clone())
+                    .await;
+                msg
+            }
+            Err(e) => {
+                let msg = format!("the guard of its ports ended ({e}); starting it instead");
+                self.ctx
+                    .record(Some(&self.spec.name), "wake_guard_failed", msg.clone())
+                    .await;
+                msg
+            }
+        };
+        self.save_intent(true, false).await;
+        self.apply(Input::Wake(who)).await;
+    }
+
+    /// Records what the actor means to do before it does it (awaited: committed before
+    /// the spawn or the stop signal), so that a warden killed at any instant leaves enough
+    /// for the next one to finish the job. `stopping` marks the current child's generation
+    /// as being stopped. A store failure is logged; the intent stays in memory.
+    async fn save_intent(&mut self, want_running: bool, stopping: bool) {
+        let mut next = self.intent;
+        next.want_running = want_running;
+        if stopping && let Some(p) = &self.proc {
+            next.stop_generation = next.stop_generation.max(p.generation);
+        }
+        if next == self.intent {
+            return;
+        }
+        self.intent = next;
+        if let Err(e) = self.ctx.store.set_intent(&self.spec.name, next).await {
+            tracing::error!(program = %self.spec.name, error = %e, "cannot record the program's intent");
+        }
+    }
+
+    /// Finishes the stop of children a previous warden was stopping when it ended (or
+    /// stray copies): the graceful signal again, the stop timeout, then the whole group
+    /// is killed. Bounded by the stop timeout plus 5 s per child.
+    async fn finish_stale(&mut self, stale: Vec<os::MarkedChild>) {
+        for child in stale {
+            self.ctx
+                .record(
+                    Some(&self.spec.name),
+                    "stale_child",
+                    format!(
+                        "pid {} (generation {}) was being stopped or replaced when warden ended; finishing its stop",
+                        child.pid, child.generation
+                    ),
+                )
+                .await;
+            if let Err(e) = os::signal_group(child.pid, &self.spec.stop.signal) {
+                tracing::warn!(program = %self.spec.name, error = %e, "stop signal failed");
+            }
+            let timeout = Duration::from_secs(self.spec.stop.timeout_seconds);
+            let deadline = Instant::now() + timeout;
+            let mut killed = false;
+            while os::process_running(child.pid, child.start_time) {
+                if !killed && Instant::now() >= deadline {
+                    let _ = os::kill_group(child.pid);
+                    killed = true;
+                }
+                if Instant::now() >= deadline + Duration::from_secs(5) {
+                    tracing::warn!(program = %self.spec.name, pid = child.pid, "a stale child survived SIGKILL for 5 s");
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            // Whatever the leader left in its group goes with it, as after any stop.
+            let _ = os::kill_group(child.pid);
+        }
+    }
+
+    async fn spawn(&mut self) -> Result<(), StateReason> {
         let spec = self.spec.clone();
+        // The generation is committed before the spawn: the child carries it, so a next
+        // warden tells this child (adopt it) from one that was being stopped (finish that).
+        let generation = self.intent.generation + 1;
+        self.intent.generation = generation;
+        self.intent.want_running = true;
+        if let Err(e) = self.ctx.store.set_intent(&spec.name, self.intent).await {
+            tracing::error!(program = %spec.name, error = %e, "cannot record the program's intent");
+        }
+        let failed = |cause: &'static str, subject: &str, message: String| StateReason {
+            code: "spawn_failed",
+            cause: Some(cause),
+            subject: Some(subject.to_string()),
+            message,
+        };
         let mut cmd = tokio::process::Command::new(&spec.command);
         cmd.args(&spec.args)
             .envs(&spec.env)
-            .env("WARDEN_PROGRAM", &spec.name)
+            // Set after the spec's own variables, so they can never be overridden.
+            .env(os::PROGRAM_VAR, &spec.name)
+            .env(
+                os::CHILD_MARKER_VAR,
+                format!("{}:{generation}", self.instance),
+            )
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(false);
         if let Some(cwd) = &spec.cwd {
             if !std::path::Path::new(cwd).is_dir() {
-                return Err(format!("working directory {cwd:?} does not exist"));
+                return Err(failed(
+                    "cwd_missing",
+                    cwd,
+                    format!("working directory {cwd:?} does not exist"),
+                ));
             }
             cmd.current_dir(cwd);
         }
         os::prepare_command(&mut cmd);
-        let mut child = cmd.spawn().map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                format!(
-                    "command {:?} not found (check the path or PATH)",
-                    spec.command
+        let mut limiter = match &spec.limits {
+            Some(l) => Some(
+                os::limit_command(
+                    &mut cmd,
+                    &limits::scope(&self.ctx.logs_dir),
+                    &spec.name,
+                    &limits::settings(l),
                 )
-            } else {
-                format!("cannot run {:?}: {e}", spec.command)
-            }
+                .map_err(|e| {
+                    failed(
+                        "limits",
+                        &spec.name,
+                        format!("cannot apply its limits: {e}"),
+                    )
+                })?,
+            ),
+            None => None,
+        };
+        let spawned = cmd.spawn();
+        if let Some(l) = &mut limiter {
+            l.spawned();
+        }
+        let mut child = spawned.map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => failed(
+                "command_not_found",
+                &spec.command,
+                format!(
+                    "command not found: {} (check the path or PATH)",
+                    spec.command
+                ),
+            ),
+            std::io::ErrorKind::PermissionDenied => failed(
+                "not_executable",
+                &spec.command,
+                format!("command not executable: {} ({e})", spec.command),
+            ),
+            _ => failed(
+                "other",
+                &spec.command,
+                format!("cannot run {}: {e}", spec.command),
+            ),
         })?;
         let Some(pid) = child.id() else {
-            return Err("the process exited before it could be observed".into());
+            return Err(failed(
+                "other",
+                &spec.command,
+                "the process exited before it could be observed".into(),
+            ));
         };
         if let Err(e) = os::attach_child(&child) {
             // On Windows the child is still suspended: it must not linger unseen.
             let _ = child.start_kill();
-            return Err(format!("cannot start {:?}: {e}", spec.command));
+            return Err(failed(
+                "other",
+                &spec.command,
+                format!("cannot start {}: {e}", spec.command),
+            ));
         }
+        if let Some(l) = &limiter
+            && let Err(e) = os::limit_child(&child, l)
+        {
+            let _ = child.start_kill();
+            return Err(failed(
+                "limits",
+                &spec.name,
+                format!("cannot apply its limits: {e}"),
+            ));
+        }
+        self.limiter = limiter;
         let mut readers = Vec::with_capacity(2);
         if let Some(out) = child.stdout.take() {
             readers.push(self.console.attach(Stream::Stdout, out));
@@ -373,6 +769,7 @@ impl Actor {
         let started_at = now_ms();
         self.proc = Some(Proc {
             pid,
+            generation,
             spawned: Instant::now(),
             kind: ProcKind::Owned(Box::new(child)),
             stdin,
@@ -470,7 +867,7 @@ impl Actor {
             steps.task.abort();
         }
         self.game = None;
-        let exit = match res {
+        let mut exit = match res {
             Ok(Some(status)) => os::describe_exit(status),
             Ok(None) => ExitInfo {
                 code: None,
@@ -483,6 +880,12 @@ impl Actor {
                 description: format!("lost track of the process: {e}"),
             },
         };
+        let limiter = self.limiter.take();
+        if let (Some(l), Some(limits)) = (&limiter, &self.spec.limits)
+            && l.out_of_memory()
+        {
+            limits::report_oom(&self.ctx, &self.spec.name, limits, &mut exit).await;
+        }
         // Whatever the leader left behind in its group gets the rest of the stop timeout
         // when stopping (or a short grace after a crash), then is killed and reaped.
         let grace = match (self.lc.state(), self.timer) {
@@ -496,6 +899,9 @@ impl Actor {
             }
         };
         os::drain_group(proc.pid, grace).await;
+        if let Some(l) = limiter {
+            l.remove();
+        }
         // The pipes are closed now; give the readers a moment to deliver the last lines.
         for r in proc.readers {
             let _ = tokio::time::timeout(Duration::from_millis(500), r).await;
@@ -517,7 +923,8 @@ impl Actor {
         self.apply(Input::Exited { exit, ran }).await;
     }
 
-    async fn adopt(&mut self, row: RuntimeRow) {
+    async fn adopt(&mut self, adoption: Adoption) {
+        let Adoption { row, generation } = adoption;
         let pid = row.pid;
         self.lc = Lifecycle::adopted(
             self.spec.restart.clone(),
@@ -527,12 +934,19 @@ impl Actor {
         self.lc.set_ready_gate(self.spec.waits_for_readiness());
         self.proc = Some(Proc {
             pid,
+            generation,
             spawned: Instant::now(),
             kind: ProcKind::Adopted(Box::pin(os::wait_foreign(pid))),
             stdin: None,
             readers: Vec::new(),
         });
         self.started_at_ms = Some(row.started_at);
+        // The database follows what was found (the pid may not have been recorded when the
+        // previous warden ended).
+        if let Err(e) = self.ctx.store.set_runtime(&self.spec.name, row).await {
+            tracing::error!(program = %self.spec.name, error = %e, "cannot record the child's pid");
+        }
+        self.save_intent(true, false).await;
         self.since_ms = now_ms();
         self.ctx
             .record_state(StateChange {
@@ -563,6 +977,12 @@ impl Actor {
                 Some(ProcKind::Adopted(_))
             ),
             game: self.game.clone(),
+            reason: self.reason.clone(),
+            limits_mode: self
+                .limiter
+                .as_ref()
+                .and_then(|l| l.mode())
+                .map(str::to_string),
         };
         self.snapshot.send_replace(Arc::new(Snapshot {
             spec: self.spec.clone(),
@@ -583,6 +1003,28 @@ async fn wait_proc(
                 Ok(None)
             }
         },
+    }
+}
+
+fn has_deps(spec: &ProgramSpec) -> bool {
+    !spec.after.is_empty() || !spec.requires.is_empty()
+}
+
+async fn wait_deps(
+    deps: &mut Option<tokio::task::JoinHandle<Result<String, String>>>,
+) -> Result<Result<String, String>, tokio::task::JoinError> {
+    match deps {
+        None => std::future::pending().await,
+        Some(t) => t.await,
+    }
+}
+
+async fn wait_guard(
+    guard: &mut Option<GuardTask>,
+) -> Result<Result<String, String>, tokio::task::JoinError> {
+    match guard {
+        None => std::future::pending().await,
+        Some(t) => (&mut t.0).await,
     }
 }
 

@@ -10,6 +10,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::mpsc;
@@ -38,7 +39,8 @@ impl Ring {
     }
 
     fn push(&self, line: ConsoleLine) {
-        if let Ok(mut l) = self.lines.lock() {
+        {
+            let mut l = crate::sync::lock(&self.lines);
             if l.len() == self.cap {
                 l.pop_front();
             }
@@ -48,10 +50,8 @@ impl Ring {
 
     /// The last `n` lines, oldest first.
     pub fn tail(&self, n: usize) -> Vec<ConsoleLine> {
-        match self.lines.lock() {
-            Ok(l) => l.iter().skip(l.len().saturating_sub(n)).cloned().collect(),
-            Err(_) => Vec::new(),
-        }
+        let l = crate::sync::lock(&self.lines);
+        l.iter().skip(l.len().saturating_sub(n)).cloned().collect()
     }
 }
 
@@ -81,7 +81,13 @@ impl Console {
     pub fn start(program: &str, ring_lines: usize, logs: LogSettings, bus: Bus) -> Console {
         let ring = Arc::new(Ring::new(ring_lines));
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(writer_task(rx, ring.clone(), logs, bus));
+        tokio::spawn(writer_task(
+            rx,
+            ring.clone(),
+            logs,
+            bus,
+            program.to_string(),
+        ));
         Console {
             ring,
             tx,
@@ -178,39 +184,163 @@ async fn writer_task(
     ring: Arc<Ring>,
     logs: LogSettings,
     bus: Bus,
+    program: String,
 ) {
-    let mut log = match LogFile::open(logs) {
-        Ok(l) => Some(l),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot open console log; lines stay in memory only");
-            None
-        }
-    };
-    while let Some(line) = rx.recv().await {
+    let mut log = Log::new(logs, program);
+    loop {
+        // A quiet console (a stopped program) closes its file, so deleting the file
+        // frees its space and nothing holds it open; the next line reopens it.
+        let line = match tokio::time::timeout(IDLE_CLOSE, rx.recv()).await {
+            Ok(Some(line)) => line,
+            Ok(None) => break,
+            Err(_) => {
+                log.close();
+                continue;
+            }
+        };
         // Writes go to a buffer and reach the OS in one syscall per burst (flushed when
         // the queue is empty): cheap enough to do on this task.
-        handle_line(&line, &ring, &mut log);
+        ring.push(line.clone());
+        log.write(&line);
         bus.publish(Event::Console(line));
-        if rx.is_empty()
-            && let Some(l) = log.as_mut()
-            && let Err(e) = l.flush()
-        {
-            tracing::warn!(error = %e, "console log flush failed");
+        if rx.is_empty() {
+            log.flush();
         }
     }
-    if let Some(mut l) = log
-        && let Err(e) = l.flush()
-    {
-        tracing::warn!(error = %e, "console log flush failed");
-    }
+    log.close();
 }
 
-fn handle_line(line: &ConsoleLine, ring: &Ring, log: &mut Option<LogFile>) {
-    ring.push(line.clone());
-    if let Some(l) = log.as_mut()
-        && let Err(e) = l.write(line)
-    {
-        tracing::warn!(error = %e, "console log write failed");
+/// A console without lines for this long closes its log file.
+const IDLE_CLOSE: Duration = Duration::from_secs(10);
+/// After a failed open or write, the file is tried again after this long; lines meanwhile
+/// are counted and stay in the in-memory ring only.
+const RETRY_OPEN: Duration = Duration::from_secs(2);
+/// How often the log checks that its file is still the one at its path.
+const CHECK_PATH: Duration = Duration::from_secs(5);
+/// Failures to write a console log are reported at most this often per program.
+const REPORT_EVERY: Duration = Duration::from_secs(60);
+
+/// The console log of one program as the writer task sees it: the open file (if any),
+/// when to try again after a failure, and the counts behind the once-a-minute report. A
+/// full disk must neither flood warden's own log nor stop the console: lines that cannot
+/// be written are counted and stay in the ring.
+struct Log {
+    settings: LogSettings,
+    program: String,
+    file: Option<LogFile>,
+    retry_at: Option<Instant>,
+    checked_at: Instant,
+    /// Lines not written since the last report, and the first error among them.
+    lost: u64,
+    error: Option<String>,
+    /// When the last failure report was logged; kept across recoveries, so a flapping
+    /// disk is still reported at most once a minute.
+    reported_at: Option<Instant>,
+    /// True between a failure and the next successful write.
+    failing: bool,
+    /// A failure report was logged since the last recovery (which is then logged too).
+    told: bool,
+}
+
+impl Log {
+    fn new(settings: LogSettings, program: String) -> Log {
+        Log {
+            settings,
+            program,
+            file: None,
+            retry_at: None,
+            checked_at: Instant::now(),
+            lost: 0,
+            error: None,
+            reported_at: None,
+            failing: false,
+            told: false,
+        }
+    }
+
+    fn write(&mut self, line: &ConsoleLine) {
+        let now = Instant::now();
+        if self.file.is_some() && now.duration_since(self.checked_at) >= CHECK_PATH {
+            self.checked_at = now;
+            if self.file.as_mut().is_some_and(|f| !f.still_at_path()) {
+                // Deleted or rotated by someone else: write to a new file at the path.
+                tracing::info!(program = %self.program, "console log file was moved or deleted; reopening it");
+                self.file = None;
+            }
+        }
+        if self.file.is_none() && self.retry_at.is_none_or(|t| now >= t) {
+            match LogFile::open(self.settings.clone()) {
+                Ok(f) => self.file = Some(f),
+                Err(e) => self.failed(&e, now),
+            }
+        }
+        let Some(f) = self.file.as_mut() else {
+            self.lost += 1;
+            self.report(now);
+            return;
+        };
+        match f.write(line) {
+            Ok(()) => {
+                if self.failing {
+                    self.failing = false;
+                    // Quiet about recoveries on a disk that is nearly full and flaps
+                    // between room and none: said only when the failure was reported.
+                    if std::mem::take(&mut self.told) {
+                        tracing::info!(program = %self.program, lines_not_written = self.lost, "console log can be written again");
+                    }
+                    self.lost = 0;
+                    self.error = None;
+                }
+            }
+            Err(e) => {
+                self.lost += 1;
+                self.failed(&e, now);
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Some(f) = self.file.as_mut()
+            && let Err(e) = f.flush()
+        {
+            self.failed(&e, Instant::now());
+        }
+    }
+
+    fn close(&mut self) {
+        self.flush();
+        self.file = None;
+    }
+
+    /// A failed open, write or flush: the file is dropped (what its buffer still held
+    /// is lost) and tried again later.
+    fn failed(&mut self, e: &io::Error, now: Instant) {
+        self.file = None;
+        self.failing = true;
+        self.retry_at = Some(now + RETRY_OPEN);
+        if self.error.is_none() {
+            self.error = Some(e.to_string());
+        }
+        self.report(now);
+    }
+
+    fn report(&mut self, now: Instant) {
+        if !self.failing
+            || self
+                .reported_at
+                .is_some_and(|t| now.duration_since(t) < REPORT_EVERY)
+        {
+            return;
+        }
+        self.reported_at = Some(now);
+        self.told = true;
+        tracing::warn!(
+            program = %self.program,
+            dir = %self.settings.dir.display(),
+            error = self.error.as_deref().unwrap_or("unknown"),
+            lines_not_written = self.lost,
+            "console log cannot be written; lines stay in the live view only (reported at most once a minute)"
+        );
     }
 }
 
@@ -258,6 +388,18 @@ impl LogFile {
 
     fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
+    }
+
+    /// Whether the file at `console.log` is still this one. Without comparing inodes
+    /// (per OS): only warden appends to it, so after a flush its length and the path's
+    /// agree unless the path now names another file or none.
+    fn still_at_path(&mut self) -> bool {
+        if self.out.flush().is_err() {
+            return true;
+        }
+        let ours = self.out.get_ref().metadata().map(|m| m.len());
+        let at_path = std::fs::metadata(Self::path(&self.settings.dir, 0)).map(|m| m.len());
+        matches!((ours, at_path), (Ok(a), Ok(b)) if a == b)
     }
 
     fn rotate(&mut self) -> io::Result<()> {

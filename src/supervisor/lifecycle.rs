@@ -38,6 +38,14 @@ pub enum Input {
     /// The program failed its liveness checks (why, in words): stop it, then treat the
     /// stop as a failure (back off, restart, or give up at the start limit).
     Unhealthy(String),
+    /// The programs it waits for (`after`/`requires`) are ready (which, in words).
+    DepsReady(String),
+    /// Waiting for them was given up (why, in words).
+    DepsFailed(String),
+    /// Nobody played for a while (why, in words): stop gracefully into `sleeping`.
+    Sleep(String),
+    /// Someone connected while it slept (who, in words): start it.
+    Wake(String),
 }
 
 /// The single timer a program can have armed: which purpose it serves.
@@ -65,6 +73,10 @@ pub enum Action {
     Arm(TimerKind, Duration),
     /// Disarm the timer.
     Disarm,
+    /// Wait for the programs in `after`/`requires` (answer with `DepsReady`/`DepsFailed`).
+    WaitDeps,
+    /// Stop waiting for them.
+    CancelDeps,
 }
 
 /// One state change, with the reason to record.
@@ -109,7 +121,19 @@ pub struct Lifecycle {
     unhealthy_stop: Option<String>,
     /// Stay `starting` until `Input::Ready` (or the start period ends).
     ready_gate: bool,
+    /// Times of recent clean exits under `always`, for the clean-exit guard. Kept apart
+    /// from `failures`: a clean exit is no failure and never leads to `fatal`.
+    clean_exits: VecDeque<Instant>,
+    /// Requested starts wait (`waiting`) for the programs in `after`/`requires` first.
+    deps_gate: bool,
+    /// The current stop puts the program to sleep: its end is `sleeping`, not `stopped`.
+    sleep_after_stop: bool,
 }
+
+/// Clean exits within `window_seconds` that restart at once under `always`; from the
+/// next one on, the clean-exit guard waits (growing like the backoff, capped by
+/// `backoff_max_ms`) so a program that exits as soon as it starts does not spin.
+pub const CLEAN_EXITS_BEFORE_GUARD: usize = 5;
 
 impl Lifecycle {
     /// A stopped program with the given settings.
@@ -126,6 +150,9 @@ impl Lifecycle {
             start_after_stop: false,
             unhealthy_stop: None,
             ready_gate: false,
+            clean_exits: VecDeque::new(),
+            deps_gate: false,
+            sleep_after_stop: false,
         }
     }
 
@@ -164,26 +191,57 @@ impl Lifecycle {
         self.ready_gate = on;
     }
 
+    /// Makes requested starts wait for the programs in `after`/`requires`.
+    pub fn set_deps_gate(&mut self, on: bool) {
+        self.deps_gate = on;
+    }
+
     /// Feeds one input. `jitter` in `[0, 1)` randomises the backoff delay.
     pub fn on(&mut self, input: Input, now: Instant, jitter: f64) -> Outcome {
         let mut out = Outcome::default();
         use State::*;
         match (self.state, input) {
-            (Stopped | Crashed | Fatal, Input::Start | Input::Restart) => {
+            (Stopped | Crashed | Fatal | Sleeping, Input::Start | Input::Restart) => {
                 self.reset_counters();
-                self.go(&mut out, Starting, "start requested", None);
-                out.actions.push(Action::Spawn);
+                self.begin_start(&mut out, "start requested");
+            }
+            (Sleeping, Input::Wake(who)) => {
+                self.reset_counters();
+                self.begin_start(&mut out, &format!("waking up: {who}"));
             }
             (Backoff, Input::Start | Input::Restart) => {
                 self.reset_counters();
                 self.disarm(&mut out);
-                self.go(&mut out, Starting, "start requested", None);
+                self.begin_start(&mut out, "start requested");
+            }
+            (Waiting, Input::DepsReady(why)) => {
+                self.go(
+                    &mut out,
+                    Starting,
+                    &format!("dependencies ready: {why}"),
+                    None,
+                );
                 out.actions.push(Action::Spawn);
+            }
+            (Waiting, Input::DepsFailed(why)) => {
+                self.go(&mut out, Stopped, &format!("not started: {why}"), None);
+            }
+            (Waiting, Input::Stop | Input::Kill) => {
+                out.actions.push(Action::CancelDeps);
+                self.go(&mut out, Stopped, "stop requested while waiting", None);
+            }
+            (Sleeping, Input::Stop | Input::Kill) => {
+                self.go(&mut out, Stopped, "stop requested while asleep", None);
+            }
+            (Running, Input::Sleep(why)) => {
+                self.begin_stop(&mut out, &format!("going to sleep: {why}"));
+                self.sleep_after_stop = true;
             }
             // A request during an unhealthy stop takes over: the exit is then no failure.
             (Stopping, Input::Start | Input::Restart) => {
                 self.start_after_stop = true;
                 self.unhealthy_stop = None;
+                self.sleep_after_stop = false;
             }
             (Starting | Running, Input::Restart) => {
                 self.begin_stop(&mut out, "restart requested");
@@ -197,6 +255,7 @@ impl Lifecycle {
             (Stopping, Input::Stop) => {
                 self.start_after_stop = false;
                 self.unhealthy_stop = None;
+                self.sleep_after_stop = false;
             }
             (Backoff, Input::Stop | Input::Kill) => {
                 self.disarm(&mut out);
@@ -206,6 +265,7 @@ impl Lifecycle {
                 self.disarm(&mut out);
                 self.start_after_stop = false;
                 self.unhealthy_stop = None;
+                self.sleep_after_stop = false;
                 if self.state != Stopping {
                     self.go(&mut out, Stopping, "kill requested", None);
                 }
@@ -231,8 +291,12 @@ impl Lifecycle {
                     );
                 }
             }
+            // A process that cannot be spawned (missing command or directory, no
+            // permission) fails the same way on every retry: give up at once and say why.
             (Starting, Input::SpawnFailed(why)) => {
-                self.fail(&mut out, now, jitter, format!("spawn failed: {why}"), None)
+                self.disarm(&mut out);
+                self.go(&mut out, Crashed, &format!("spawn failed: {why}"), None);
+                self.go(&mut out, Fatal, &format!("spawn failed: {why}"), None);
             }
             (Starting, Input::Timer) if self.timer == Some(TimerKind::StartPeriod) => {
                 self.timer = None;
@@ -272,6 +336,15 @@ impl Lifecycle {
                 let reason = format!("stopped as unhealthy: {why} ({})", exit.description);
                 self.fail(&mut out, now, jitter, reason, Some(exit));
             }
+            (Stopping, Input::Exited { exit, .. }) if self.sleep_after_stop => {
+                self.disarm(&mut out);
+                self.sleep_after_stop = false;
+                let reason = format!(
+                    "asleep ({}); a player connecting wakes it",
+                    exit.description
+                );
+                self.go(&mut out, Sleeping, &reason, Some(exit));
+            }
             (Stopping, Input::Exited { exit, .. }) => {
                 self.disarm(&mut out);
                 let reason = format!("stopped ({})", exit.description);
@@ -281,6 +354,12 @@ impl Lifecycle {
                     self.go(&mut out, Starting, "restart requested", None);
                     out.actions.push(Action::Spawn);
                 }
+            }
+            (Starting | Running, Input::Exited { exit, .. })
+                if exit.success() && self.restart.policy == RestartPolicy::Always =>
+            {
+                self.disarm(&mut out);
+                self.clean_exit(&mut out, now, jitter, exit);
             }
             (Starting, Input::Exited { exit, .. }) => {
                 self.disarm(&mut out);
@@ -292,7 +371,8 @@ impl Lifecycle {
                     // A healthy run: the next crash restarts right away again.
                     self.consecutive = 0;
                 }
-                if exit.success() && self.restart.policy != RestartPolicy::Always {
+                // (A clean exit under `always` was handled above.)
+                if exit.success() {
                     let reason = format!("exited ({})", exit.description);
                     self.go(&mut out, Stopped, &reason, Some(exit));
                 } else {
@@ -308,6 +388,7 @@ impl Lifecycle {
 
     fn reset_counters(&mut self) {
         self.failures.clear();
+        self.clean_exits.clear();
         self.consecutive = 0;
         self.restarts = 0;
         self.start_after_stop = false;
@@ -334,13 +415,64 @@ impl Lifecycle {
         }
     }
 
+    /// A requested start: wait for dependencies first when there are any.
+    fn begin_start(&mut self, out: &mut Outcome, reason: &str) {
+        if self.deps_gate {
+            self.go(
+                out,
+                State::Waiting,
+                &format!("{reason}; waiting for dependencies"),
+                None,
+            );
+            out.actions.push(Action::WaitDeps);
+        } else {
+            self.go(out, State::Starting, reason, None);
+            out.actions.push(Action::Spawn);
+        }
+    }
+
     fn begin_stop(&mut self, out: &mut Outcome, reason: &str) {
         self.disarm(out);
         self.start_after_stop = false;
         self.unhealthy_stop = None;
+        self.sleep_after_stop = false;
         self.go(out, State::Stopping, reason, None);
         out.actions.push(Action::GracefulStop);
         self.arm(out, TimerKind::StopTimeout, self.stop_timeout);
+    }
+
+    /// A clean exit (code 0) under `always`: an ordinary end, reported as `exited`, then
+    /// restarted. It never counts toward `max_failed_starts`; only the clean-exit guard
+    /// slows down a program that exits cleanly again and again within `window_seconds`.
+    fn clean_exit(&mut self, out: &mut Outcome, now: Instant, jitter: f64, exit: ExitInfo) {
+        let reason = format!("exited ({}); policy always restarts it", exit.description);
+        self.go(out, State::Stopped, &reason, Some(exit));
+        let window = Duration::from_secs(self.restart.window_seconds);
+        self.clean_exits.push_back(now);
+        while let Some(first) = self.clean_exits.front() {
+            if now.duration_since(*first) > window {
+                self.clean_exits.pop_front();
+            } else {
+                break;
+            }
+        }
+        let n = self.clean_exits.len();
+        if n <= CLEAN_EXITS_BEFORE_GUARD {
+            self.restarts += 1;
+            let reason = format!("restarting after a clean exit (restart {})", self.restarts);
+            self.go(out, State::Starting, &reason, None);
+            out.actions.push(Action::Spawn);
+            return;
+        }
+        let over = u32::try_from(n - CLEAN_EXITS_BEFORE_GUARD).unwrap_or(u32::MAX);
+        let delay = backoff_delay(&self.restart, over, jitter);
+        let reason = format!(
+            "exited cleanly {n} times within {} s; waiting {:.1} s before restarting it so that a program that ends at once does not restart in a tight loop (clean-exit guard)",
+            self.restart.window_seconds,
+            delay.as_secs_f64()
+        );
+        self.go(out, State::Backoff, &reason, None);
+        self.arm(out, TimerKind::Backoff, delay);
     }
 
     /// An unexpected exit (or failed spawn): crashed, then restart, back off, or give up.
@@ -396,13 +528,12 @@ pub fn backoff_delay(r: &RestartSpec, consecutive: u32, jitter: f64) -> Duration
     if consecutive == 0 {
         return Duration::ZERO;
     }
-    let exp = consecutive.saturating_sub(1).min(30);
-    let base = r
-        .backoff_initial_ms
-        .saturating_mul(1u64 << exp)
-        .min(r.backoff_max_ms);
-    let factor = 1.0 - 0.25 * jitter.clamp(0.0, 1.0);
-    Duration::from_millis((base as f64 * factor) as u64)
+    let base = crate::backoff::exponential(
+        Duration::from_millis(r.backoff_initial_ms),
+        Duration::from_millis(r.backoff_max_ms),
+        consecutive,
+    );
+    crate::backoff::jitter_down(base, 0.25, jitter)
 }
 
 #[cfg(test)]
@@ -504,11 +635,27 @@ mod tests {
             ),
             // Clean exit with on-failure: stopped, no restart.
             (p, Running, exited(0, 5), vec![Stopped], vec![]),
-            // Clean exit with always: restart.
+            // Clean exit with always: exited (not crashed), restarted at once.
             (
                 RestartPolicy::Always,
                 Running,
                 exited(0, 5),
+                vec![Stopped, Starting],
+                vec![Spawn],
+            ),
+            // The same during the start period: still a clean exit.
+            (
+                RestartPolicy::Always,
+                Starting,
+                exited(0, 0),
+                vec![Stopped, Starting],
+                vec![Spawn],
+            ),
+            // A failure under always is still a crash.
+            (
+                RestartPolicy::Always,
+                Running,
+                exited(3, 5),
                 vec![Crashed, Starting],
                 vec![Spawn],
             ),
@@ -531,8 +678,8 @@ mod tests {
                 p,
                 Starting,
                 Input::SpawnFailed("nope".into()),
-                vec![Crashed, Starting],
-                vec![Spawn],
+                vec![Crashed, Fatal],
+                vec![],
             ),
         ];
         for (i, (policy, from, input, states, actions)) in cases.into_iter().enumerate() {
@@ -732,6 +879,56 @@ mod tests {
     }
 
     #[test]
+    fn clean_exits_under_always_never_reach_fatal_and_a_tight_loop_is_slowed() {
+        let mut l = lc(RestartPolicy::Always, Running);
+        let t0 = Instant::now();
+        // Far more clean exits than max_failed_starts (3), all within the window.
+        for k in 0..20usize {
+            l.state = Running;
+            let o = l.on(exited(0, 0), t0 + Duration::from_millis(k as u64), 0.0);
+            assert_eq!(o.transitions[0].to, Stopped, "exit {k}");
+            assert_eq!(
+                o.transitions[0].reason,
+                "exited (exit code 0); policy always restarts it"
+            );
+            assert_ne!(l.state(), Fatal, "exit {k}");
+            if k < CLEAN_EXITS_BEFORE_GUARD {
+                assert_eq!(l.state(), Starting, "exit {k}: restarted at once");
+                assert!(o.actions.contains(&Spawn));
+            } else {
+                // The guard: a growing wait, said in plain words.
+                assert_eq!(l.state(), Backoff, "exit {k}");
+                let reason = &o.transitions[1].reason;
+                assert!(reason.contains("exited cleanly"), "{reason}");
+                assert!(reason.contains("clean-exit guard"), "{reason}");
+                let over = (k + 1 - CLEAN_EXITS_BEFORE_GUARD) as u32;
+                let want = backoff_delay(&spec(RestartPolicy::Always), over, 0.0);
+                assert!(o.actions.contains(&Arm(TimerKind::Backoff, want)), "{o:?}");
+                l.on(Input::Timer, t0, 0.0);
+                assert_eq!(l.state(), Starting);
+            }
+        }
+        // Failures still count on their own: 3 crashes give up, clean exits did not help
+        // them along.
+        l.state = Running;
+        l.on(exited(1, 0), t0, 0.0);
+        assert_eq!(l.state(), Starting);
+        l.state = Running;
+        l.on(exited(1, 0), t0, 0.0);
+        assert_eq!(l.state(), Backoff);
+        l.state = Running;
+        l.on(exited(1, 0), t0, 0.0);
+        assert_eq!(l.state(), Fatal);
+        // Clean exits spread beyond the window restart at once again.
+        let mut l = lc(RestartPolicy::Always, Running);
+        for k in 0..20u64 {
+            l.state = Running;
+            l.on(exited(0, 61), t0 + Duration::from_secs(61 * k), 0.0);
+            assert_eq!(l.state(), Starting, "exit {k}");
+        }
+    }
+
+    #[test]
     fn backoff_math() {
         let r = spec(RestartPolicy::OnFailure);
         assert_eq!(backoff_delay(&r, 0, 0.5), Duration::ZERO);
@@ -740,5 +937,115 @@ mod tests {
         assert_eq!(backoff_delay(&r, 5, 0.0), Duration::from_millis(1000));
         assert_eq!(backoff_delay(&r, 40, 0.0), Duration::from_millis(1000));
         assert_eq!(backoff_delay(&r, 1, 1.0), Duration::from_millis(75));
+    }
+}
+
+#[cfg(test)]
+mod power_tests {
+    //! The `waiting` and `sleeping` states: start order and sleep when empty.
+    use super::*;
+    use Action::*;
+    use State::*;
+
+    fn lc(state: State, deps: bool) -> Lifecycle {
+        let mut l = Lifecycle::new(RestartSpec::default(), 0, Duration::from_secs(30));
+        l.state = state;
+        l.set_deps_gate(deps);
+        l
+    }
+
+    fn exited() -> Input {
+        Input::Exited {
+            exit: ExitInfo {
+                code: Some(0),
+                signal: None,
+                description: "exit code 0".into(),
+            },
+            ran: Duration::from_secs(100),
+        }
+    }
+
+    #[test]
+    fn table() {
+        let now = Instant::now();
+        type Case = (State, bool, Input, Vec<State>, Vec<Action>);
+        let cases: Vec<Case> = vec![
+            (Stopped, true, Input::Start, vec![Waiting], vec![WaitDeps]),
+            (Stopped, false, Input::Start, vec![Starting], vec![Spawn]),
+            (
+                Waiting,
+                true,
+                Input::DepsReady("db".into()),
+                vec![Starting],
+                vec![Spawn],
+            ),
+            (
+                Waiting,
+                true,
+                Input::DepsFailed("db".into()),
+                vec![Stopped],
+                vec![],
+            ),
+            (Waiting, true, Input::Stop, vec![Stopped], vec![CancelDeps]),
+            (Waiting, true, Input::Start, vec![], vec![]),
+            (
+                Running,
+                false,
+                Input::Sleep("empty".into()),
+                vec![Stopping],
+                vec![
+                    GracefulStop,
+                    Arm(TimerKind::StopTimeout, Duration::from_secs(30)),
+                ],
+            ),
+            (
+                Sleeping,
+                false,
+                Input::Wake("login".into()),
+                vec![Starting],
+                vec![Spawn],
+            ),
+            (
+                Sleeping,
+                true,
+                Input::Wake("login".into()),
+                vec![Waiting],
+                vec![WaitDeps],
+            ),
+            (Sleeping, false, Input::Start, vec![Starting], vec![Spawn]),
+            (Sleeping, false, Input::Stop, vec![Stopped], vec![]),
+            (Stopped, false, Input::Wake("login".into()), vec![], vec![]),
+            (Running, false, Input::Wake("login".into()), vec![], vec![]),
+        ];
+        for (from, deps, input, states, actions) in cases {
+            let mut l = lc(from, deps);
+            let out = l.on(input.clone(), now, 0.0);
+            let got: Vec<State> = out.transitions.iter().map(|t| t.to).collect();
+            assert_eq!(got, states, "{from:?} + {input:?}");
+            assert_eq!(out.actions, actions, "{from:?} + {input:?}");
+        }
+    }
+
+    #[test]
+    fn a_sleep_stop_ends_asleep_unless_someone_intervenes() {
+        let now = Instant::now();
+        let mut l = lc(Running, false);
+        l.on(Input::Sleep("empty".into()), now, 0.0);
+        let out = l.on(exited(), now, 0.0);
+        assert_eq!(l.state(), Sleeping, "{out:?}");
+
+        // A stop requested during the sleep stop makes it a plain stop.
+        let mut l = lc(Running, false);
+        l.on(Input::Sleep("empty".into()), now, 0.0);
+        l.on(Input::Stop, now, 0.0);
+        l.on(exited(), now, 0.0);
+        assert_eq!(l.state(), Stopped);
+
+        // A start requested during it starts again.
+        let mut l = lc(Running, false);
+        l.on(Input::Sleep("empty".into()), now, 0.0);
+        l.on(Input::Start, now, 0.0);
+        l.on(exited(), now, 0.0);
+        assert_eq!(l.state(), Starting);
     }
 }

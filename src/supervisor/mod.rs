@@ -7,8 +7,11 @@
 
 mod actor;
 pub mod console;
+mod deps;
 pub mod lifecycle;
+mod limits;
 pub mod stop_hook;
+pub mod wake_hook;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -25,8 +28,9 @@ use crate::config::SupervisorConfig;
 use crate::os;
 use crate::program::{ExitInfo, FieldError, HealthState, ProgramSpec, State};
 use crate::store::events::NewEvent;
+use crate::store::programs::RuntimeRow;
 use crate::store::{Store, StoreError, now_ms};
-use actor::{Actor, Boot};
+use actor::{Actor, Adoption, Boot, Mailbox, MailboxSlot};
 use console::{Console, LogSettings};
 
 /// Commands queued per program before senders wait.
@@ -76,6 +80,30 @@ pub struct ProgramStatus {
     /// without a game section or before the first report).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub game: Option<GameHealth>,
+    /// Why the program is crashed or gave up (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<StateReason>,
+    /// What enforces the resource limits of the current process (`cgroup v1`, `cgroup
+    /// v2`, `job object`); absent without group limits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limits_mode: Option<String>,
+}
+
+/// Why a program is in a failed state, as stable codes a client translates.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct StateReason {
+    /// `spawn_failed` (its process could not be started) or `gave_up` (it failed too
+    /// often within the restart window).
+    pub code: &'static str,
+    /// For `spawn_failed`: `command_not_found`, `not_executable`, `cwd_missing`, `limits`
+    /// (its resource limits could not be applied) or `other`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<&'static str>,
+    /// The command or directory concerned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// The same in English words.
+    pub message: String,
 }
 
 /// Game health and players of a program's current process.
@@ -116,6 +144,8 @@ pub(crate) enum Command {
     Stop(Reply),
     Restart(Reply),
     Kill(Reply),
+    /// Nobody played for a while (why, in words): stop gracefully into `sleeping`.
+    Sleep(String, Reply),
     Input(String, Reply),
     Update(Arc<ProgramSpec>, Reply),
     /// The readiness check of process `pid` passed.
@@ -212,6 +242,12 @@ impl ProgramHandle {
             .await
     }
 
+    /// Puts it to sleep (graceful stop into `sleeping`, its ports guarded until someone
+    /// connects); `why` is recorded. No-op unless it is running.
+    pub async fn sleep(&self, why: String) -> Result<(), SupError> {
+        self.call(|r| Command::Sleep(why, r)).await
+    }
+
     /// Kills its whole process group now.
     pub async fn kill(&self) -> Result<(), SupError> {
         self.call(Command::Kill).await
@@ -268,6 +304,8 @@ pub struct Ctx {
     pub logs_dir: PathBuf,
     /// Supplies richer graceful stops (the `games` service), if any.
     pub stop_hook: Option<Arc<dyn stop_hook::StopHook>>,
+    /// Guards the ports of sleeping programs (the `games` service), if any.
+    pub sleep_guard: Option<Arc<dyn wake_hook::SleepGuard>>,
 }
 
 impl Ctx {
@@ -318,12 +356,15 @@ pub struct Supervisor {
 struct Inner {
     ctx: Ctx,
     /// Handles by name. A std RwLock held only to clone out or insert a handle, never
-    /// across `.await`; changes to the set are serialised by `mutate`.
-    programs: RwLock<BTreeMap<String, ProgramHandle>>,
+    /// across `.await`; changes to the set are serialised by `mutate`. Shared with the
+    /// actors, whose start waits for the programs in `after`/`requires`.
+    programs: deps::Peers,
     /// Serialises create/update/delete so the store and the registry agree.
     mutate: tokio::sync::Mutex<()>,
     /// Every actor task, awaited at shutdown.
     tasks: TaskTracker,
+    /// Names this data directory in the marker every child carries.
+    instance: Arc<str>,
 }
 
 impl Supervisor {
@@ -336,39 +377,20 @@ impl Supervisor {
         let sup = Supervisor {
             inner: Arc::new(Inner {
                 ctx: ctx.clone(),
-                programs: RwLock::new(BTreeMap::new()),
+                programs: Arc::new(RwLock::new(BTreeMap::new())),
                 mutate: tokio::sync::Mutex::new(()),
                 tasks: TaskTracker::new(),
+                instance: Arc::from(os::instance_id(
+                    ctx.logs_dir.parent().unwrap_or(&ctx.logs_dir),
+                )),
             }),
         };
         let guard = sup.inner.mutate.lock().await;
+        // Children of an earlier warden of this data directory, found by their marker
+        // (None where the OS cannot list them: then the recorded pid alone decides).
+        let marked = os::marked_children(&sup.inner.instance);
         for spec in ctx.store.program_specs().await? {
-            let boot = match ctx.store.runtime(&spec.name).await? {
-                Some(row)
-                    if row.start_time != 0
-                        && os::process_start_time(row.pid) == Some(row.start_time) =>
-                {
-                    Boot::Adopt(row)
-                }
-                Some(row) => {
-                    ctx.record(
-                        Some(&spec.name),
-                        "stale_pid",
-                        format!(
-                            "pid {} recorded before warden restarted is gone or now belongs to another process; not adopted",
-                            row.pid
-                        ),
-                    )
-                    .await;
-                    ctx.store.clear_runtime(&spec.name).await?;
-                    Boot::Fresh {
-                        autostart: spec.autostart,
-                    }
-                }
-                None => Boot::Fresh {
-                    autostart: spec.autostart,
-                },
-            };
+            let boot = plan_boot(&ctx, &spec, marked.as_deref()).await?;
             sup.spawn_actor(Arc::new(spec), boot);
         }
         drop(guard);
@@ -388,6 +410,7 @@ impl Supervisor {
             ctx.bus.clone(),
         );
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+        let mailbox: MailboxSlot = Arc::new(std::sync::Mutex::new(Some(rx)));
         let initial = Arc::new(Snapshot {
             spec: spec.clone(),
             status: ProgramStatus {
@@ -399,6 +422,8 @@ impl Supervisor {
                 last_exit: None,
                 adopted: false,
                 game: None,
+                reason: None,
+                limits_mode: None,
             },
         });
         let (snap_tx, snap_rx) = watch::channel(initial);
@@ -408,29 +433,32 @@ impl Supervisor {
             snapshot: snap_rx,
             console: console.clone(),
         };
-        if let Ok(mut map) = self.inner.programs.write() {
-            map.insert(spec.name.clone(), handle.clone());
-        }
-        let actor = Actor::new(spec, ctx.clone(), rx, snap_tx, console);
-        self.inner.tasks.spawn(actor.run(boot));
+        crate::sync::write(&self.inner.programs).insert(spec.name.clone(), handle.clone());
+        let parts = ActorParts {
+            ctx: ctx.clone(),
+            mailbox,
+            snapshot: snap_tx,
+            console,
+            instance: self.inner.instance.clone(),
+            peers: self.inner.programs.clone(),
+        };
+        self.inner.tasks.spawn(run_actor(parts, boot));
         handle
     }
 
     /// Every program, by name.
     pub fn list(&self) -> Vec<ProgramHandle> {
-        match self.inner.programs.read() {
-            Ok(m) => m.values().cloned().collect(),
-            Err(_) => Vec::new(),
-        }
+        crate::sync::read(&self.inner.programs)
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// One program.
     pub fn get(&self, name: &str) -> Result<ProgramHandle, SupError> {
-        self.inner
-            .programs
-            .read()
-            .ok()
-            .and_then(|m| m.get(name).cloned())
+        crate::sync::read(&self.inner.programs)
+            .get(name)
+            .cloned()
             .ok_or_else(|| SupError::NotFound(name.to_string()))
     }
 
@@ -441,6 +469,7 @@ impl Supervisor {
             return Err(SupError::Invalid(problems));
         }
         let _guard = self.inner.mutate.lock().await;
+        self.check_order(std::slice::from_ref(&spec))?;
         self.inner
             .ctx
             .store
@@ -460,7 +489,7 @@ impl Supervisor {
             .await;
         let autostart = spec.autostart;
         let name = spec.name.clone();
-        let handle = self.spawn_actor(Arc::new(spec), Boot::Fresh { autostart });
+        let handle = self.spawn_actor(Arc::new(spec), Boot::fresh(autostart));
         self.changed(name, ProgramChangeKind::Created);
         Ok(handle)
     }
@@ -476,6 +505,7 @@ impl Supervisor {
         if !problems.is_empty() {
             return Err(SupError::Invalid(problems));
         }
+        self.check_order(std::slice::from_ref(&spec))?;
         self.inner.ctx.store.update_program(spec.clone()).await?;
         let name = spec.name.clone();
         handle.call(|r| Command::Update(Arc::new(spec), r)).await?;
@@ -504,9 +534,7 @@ impl Supervisor {
         }
         handle.shutdown(true).await;
         self.inner.ctx.store.delete_program(name).await?;
-        if let Ok(mut map) = self.inner.programs.write() {
-            map.remove(name);
-        }
+        crate::sync::write(&self.inner.programs).remove(name);
         self.inner
             .ctx
             .record(
@@ -517,6 +545,64 @@ impl Supervisor {
             .await;
         self.changed(name.to_string(), ProgramChangeKind::Deleted);
         Ok(())
+    }
+
+    /// Refuses (422, naming the cycle) definitions that would make programs wait for
+    /// each other forever: `new` replaces the stored programs of the same names.
+    pub fn check_order(&self, new: &[ProgramSpec]) -> Result<(), SupError> {
+        let mut all: BTreeMap<String, Arc<ProgramSpec>> = self
+            .list()
+            .into_iter()
+            .map(|h| (h.name().to_string(), h.snapshot().spec.clone()))
+            .collect();
+        for s in new {
+            all.insert(s.name.clone(), Arc::new(s.clone()));
+        }
+        let first: Vec<&str> = new.iter().map(|s| s.name.as_str()).collect();
+        match deps::find_cycle(all.values().map(|s| s.as_ref()), &first) {
+            Some(cycle) => Err(SupError::Invalid(vec![deps::cycle_error(&cycle)])),
+            None => Ok(()),
+        }
+    }
+
+    /// Starts `name` and, first, every program it waits for (`after`, `requires`,
+    /// transitively); each still waits for its own dependencies to be ready.
+    pub async fn start_with_deps(&self, name: &str) -> Result<(), SupError> {
+        let handle = self.get(name)?;
+        for dep in deps::dependencies(&self.inner.programs, name) {
+            if let Ok(h) = self.get(&dep) {
+                h.start().await?;
+            }
+        }
+        handle.start().await
+    }
+
+    /// Stops every program that waits for `name` (dependents first, in reverse start
+    /// order), then `name` itself.
+    pub async fn stop_with_deps(&self, name: &str) -> Result<(), SupError> {
+        let handle = self.get(name)?;
+        let specs: Vec<Arc<ProgramSpec>> = self
+            .list()
+            .iter()
+            .map(|h| h.snapshot().spec.clone())
+            .collect();
+        let dependents = deps::dependents(&specs, name);
+        for layer in deps::stop_layers(&specs) {
+            let stops = layer
+                .iter()
+                .filter(|n| dependents.contains(*n))
+                .filter_map(|n| self.get(n).ok())
+                .map(|h| async move {
+                    h.stop().await?;
+                    let limit = Duration::from_secs(h.snapshot().spec.stop.timeout_seconds + 5);
+                    h.wait_for(limit, |s| !s.state.is_active()).await;
+                    Ok::<(), SupError>(())
+                });
+            for r in futures_util::future::join_all(stops).await {
+                r?;
+            }
+        }
+        handle.stop().await
     }
 
     fn changed(&self, program: String, change: ProgramChangeKind) {
@@ -531,7 +617,24 @@ impl Supervisor {
     /// for the next warden to adopt. Returns once all actors ended or `deadline` passed.
     pub async fn shutdown(&self, stop: bool, deadline: Duration) {
         let handles = self.list();
-        let all = futures_util::future::join_all(handles.iter().map(|h| h.shutdown(stop)));
+        // Programs that wait for others stop first (reverse start order), each layer in
+        // parallel; programs left running need no order.
+        let specs: Vec<Arc<ProgramSpec>> =
+            handles.iter().map(|h| h.snapshot().spec.clone()).collect();
+        let layers = if stop {
+            deps::stop_layers(&specs)
+        } else {
+            vec![handles.iter().map(|h| h.name().to_string()).collect()]
+        };
+        let all = async {
+            for layer in layers {
+                let ends = handles
+                    .iter()
+                    .filter(|h| layer.iter().any(|n| n == h.name()))
+                    .map(|h| h.shutdown(stop));
+                futures_util::future::join_all(ends).await;
+            }
+        };
         if tokio::time::timeout(deadline, all).await.is_err() {
             tracing::warn!("some programs did not stop before the shutdown deadline; killing them");
             for h in &handles {
@@ -541,4 +644,174 @@ impl Supervisor {
         self.inner.tasks.close();
         let _ = tokio::time::timeout(Duration::from_secs(10), self.inner.tasks.wait()).await;
     }
+}
+
+/// What a program's actor is built from, kept across a restart of the actor.
+struct ActorParts {
+    ctx: Ctx,
+    mailbox: MailboxSlot,
+    snapshot: watch::Sender<Arc<Snapshot>>,
+    console: Console,
+    instance: Arc<str>,
+    peers: deps::Peers,
+}
+
+/// Runs a program's actor as a watched part of warden. If the actor panics, a new one is
+/// built on the same command queue, snapshot and console and takes the program over the
+/// way a restarted warden would (`plan_boot`: the running child is adopted by its marker
+/// or recorded pid, an interrupted start or stop is finished): a bug in one actor never
+/// leaves a game unsupervised. Retries wait 1 s, doubling up to 60 s.
+async fn run_actor(parts: ActorParts, boot: Boot) {
+    let name = parts.snapshot.borrow().spec.name.clone();
+    let part = format!("program {name}");
+    let watched = crate::health::watch(part.clone());
+    let ctx = &parts.ctx;
+    let mut boot = Some(boot);
+    let mut delay = Duration::from_secs(1);
+    loop {
+        let spec = parts.snapshot.borrow().spec.clone();
+        let boot = match boot.take() {
+            Some(b) => b,
+            None => {
+                let marked = os::marked_children(&parts.instance);
+                match plan_boot(ctx, &spec, marked.as_deref()).await {
+                    Ok(b) => b,
+                    Err(e) => {
+                        tracing::error!(program = %name, error = %e, retry_in_s = delay.as_secs(), "cannot resume supervision yet");
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(Duration::from_secs(60));
+                        continue;
+                    }
+                }
+            }
+        };
+        let Some(mailbox) = Mailbox::take(&parts.mailbox) else {
+            tracing::error!(program = %name, "the program's command queue is gone; its supervision cannot resume");
+            break;
+        };
+        let actor = Actor::new(
+            spec,
+            ctx.clone(),
+            mailbox,
+            parts.snapshot.clone(),
+            parts.console.clone(),
+            parts.instance.clone(),
+            parts.peers.clone(),
+        );
+        let cause = match tokio::spawn(actor.run(boot)).await {
+            Ok(()) => break,
+            Err(e) if e.is_panic() => {
+                format!("panicked: {}", crate::health::panic_text(e.into_panic()))
+            }
+            Err(_) => break,
+        };
+        crate::health::failed(&part, &cause);
+        ctx.record(
+            Some(&name),
+            "supervision_interrupted",
+            format!(
+                "warden's supervision of this program failed ({cause}); resuming it in {} s",
+                delay.as_secs()
+            ),
+        )
+        .await;
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(60));
+        crate::health::restarted(&part);
+        ctx.record(
+            Some(&name),
+            "supervision_resumed",
+            "warden supervises this program again".to_string(),
+        )
+        .await;
+    }
+    watched.finish();
+}
+
+/// Decides how a program's actor begins after a (possibly unclean) end of the previous
+/// warden, from what runs and what was recorded:
+/// - a marked child of a generation that was being stopped is stale: its stop is finished;
+/// - the newest other marked child is adopted; any older one is a stray copy and stopped;
+/// - else a recorded pid still running (a child of a warden that did not mark children,
+///   or an OS without marker reading) is adopted;
+/// - else the program starts if `autostart`, or if a start or restart was under way.
+///
+/// A zombie (exited, not yet reaped by its new parent) is never adopted.
+async fn plan_boot(
+    ctx: &Ctx,
+    spec: &ProgramSpec,
+    marked: Option<&[os::MarkedChild]>,
+) -> Result<Boot, SupError> {
+    let name = &spec.name;
+    let mut intent = ctx.store.intent(name).await?.unwrap_or_default();
+    let row = ctx.store.runtime(name).await?;
+    let mut mine: Vec<os::MarkedChild> = marked
+        .unwrap_or_default()
+        .iter()
+        .filter(|m| &m.program == name)
+        .cloned()
+        .collect();
+    mine.sort_by_key(|m| m.generation);
+    // Generations go on after every one seen, recorded or running.
+    if let Some(last) = mine.last() {
+        intent.generation = intent.generation.max(last.generation);
+    }
+    let (mut stale, mut live): (Vec<_>, Vec<_>) = mine
+        .into_iter()
+        .partition(|m| m.generation <= intent.stop_generation);
+    let current = live.pop();
+    stale.append(&mut live);
+    let adopt = if let Some(c) = current {
+        let started_at = match row {
+            Some(r) if r.pid == c.pid && r.start_time == c.start_time => r.started_at,
+            _ => now_ms(),
+        };
+        Some(Adoption {
+            row: RuntimeRow {
+                pid: c.pid,
+                start_time: c.start_time,
+                started_at,
+            },
+            generation: c.generation,
+        })
+    } else {
+        match row {
+            Some(r)
+                if r.start_time != 0
+                    && os::process_running(r.pid, r.start_time)
+                    && !stale.iter().any(|m| m.pid == r.pid) =>
+            {
+                Some(Adoption {
+                    row: r,
+                    generation: 0,
+                })
+            }
+            Some(r) => {
+                if !stale.iter().any(|m| m.pid == r.pid) {
+                    ctx.record(
+                        Some(name),
+                        "stale_pid",
+                        format!(
+                            "pid {} recorded before warden restarted is gone, has exited or now belongs to another process; not adopted",
+                            r.pid
+                        ),
+                    )
+                    .await;
+                }
+                ctx.store.clear_runtime(name).await?;
+                None
+            }
+            None => None,
+        }
+    };
+    let resume = (adopt.is_none() && intent.want_running && !spec.autostart).then(|| {
+        "a start or restart was under way (or the program was running) when warden ended; starting it".to_string()
+    });
+    Ok(Boot {
+        start: spec.autostart || intent.want_running,
+        adopt,
+        stale,
+        resume,
+        intent,
+    })
 }

@@ -4,7 +4,12 @@
 
 import { useEffect, useRef } from 'preact/hooks';
 import { html } from './html.js';
-import { currentLang } from './i18n.js';
+import { addStrings, currentLang, t } from './i18n.js';
+
+addStrings({
+  en: { 'charts.time': 'Time', 'charts.show': 'Show charts' },
+  ko: { 'charts.time': '시각', 'charts.show': '차트 보기' },
+});
 
 let loading = null;
 function loadUPlot() {
@@ -69,7 +74,7 @@ function options(width, series, spanMs, yFormat, emptyMax, incrs) {
       { stroke: text, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid }, size: axisSize, incrs, values: (u, v) => v.map(yFormat) },
     ],
     series: [
-      { value: (u, v) => (v == null ? '—' : new Date(v).toLocaleString(currentLang())) },
+      { label: t('charts.time'), value: (u, v) => (v == null ? '—' : new Date(v).toLocaleString(currentLang())) },
       ...series.map((s, i) => ({
         label: s.label,
         stroke: themeColour(COLOURS[i % COLOURS.length], '#3b82f6'),
@@ -100,6 +105,9 @@ export function Chart({ id, title, data, points, series, spanMs, yFormat, emptyM
       if (plot.current) plot.current.destroy();
       const width = Math.max(200, box.current.clientWidth);
       plot.current = new uPlot(options(width, series, spanMs, yFormat, emptyMax, incrs), latest.current, box.current);
+      // The plotted data is readable from the figure (`.uplot.data`): the browser tests
+      // check what is drawn, not what was fetched.
+      box.current.parentElement.uplot = plot.current;
     };
     loadUPlot().then((uPlot) => {
       build(uPlot);

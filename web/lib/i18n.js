@@ -40,6 +40,8 @@ const CATALOGUE = {
     'state.running': 'Running',
     'state.stopping': 'Stopping',
     'state.backoff': 'Restarting',
+    'state.waiting': 'Waiting for dependencies',
+    'state.sleeping': 'Sleeping',
     'state.crashed': 'Crashed',
     'state.fatal': 'Gave up',
     'action.start': 'Start',
@@ -474,6 +476,8 @@ const CATALOGUE = {
     'state.running': '실행 중',
     'state.stopping': '중지 중',
     'state.backoff': '재시작 대기',
+    'state.waiting': '의존 프로그램 대기',
+    'state.sleeping': '절전 중',
     'state.crashed': '비정상 종료',
     'state.fatal': '재시작 포기',
     'action.start': '시작',
@@ -560,8 +564,8 @@ const CATALOGUE = {
     'form.args.help': '한 줄에 인수 하나.',
     'form.cwd': '작업 디렉터리',
     'form.env': '환경 변수',
-    'form.env.help': '한 줄에 KEY=value 하나.',
-    'form.env.bad': '{n}번째 줄이 KEY=value 형식이 아닙니다.',
+    'form.env.help': '한 줄에 하나씩: 이름=값',
+    'form.env.bad': '{n}번째 줄이 이름=값 형식이 아닙니다.',
     'form.autostart': 'warden 시작 시 함께 시작',
     'form.start_seconds': '시작 확인 시간(초)',
     'form.start_seconds.help': '이 시간 동안 살아 있어야 시작된 것으로 봅니다.',
@@ -915,6 +919,16 @@ export function t(key, params) {
   const s = CATALOGUE[lang][key] ?? CATALOGUE.en[key] ?? key;
   if (!params) return s;
   return s.replace(/\{(\w+)\}/g, (m, k) => (k in params ? String(params[k]) : m));
+}
+
+/**
+ * Adds a module's own strings (`{en: {...}, ko: {...}}`), so a page or helper keeps its
+ * words beside its code instead of in this file.
+ */
+export function addStrings(table) {
+  for (const [code, entries] of Object.entries(table)) {
+    if (CATALOGUE[code]) Object.assign(CATALOGUE[code], entries);
+  }
 }
 
 /** Keys present in English but missing in another language (should be none). */

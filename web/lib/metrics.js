@@ -1,11 +1,12 @@
 // Metrics history over REST, normalised to columns for the charts.
 //
 // The metrics service answers `GET /api/programs/{name}/metrics?from=&to=&points=&agg=` and
-// `GET /api/system/stats` (same parameters). Two answer shapes are accepted, so the charts
-// do not depend on which one that service settles on:
-//   rows:    {"points": [{"ts": 1700000000000, "cpu_percent": 12.5, …}, …]}   (or "samples")
-//            where a value may also be {"avg": …, "min": …, "max": …}
-//   columns: {"ts": [1700000000000, …], "series": {"cpu_percent": [12.5, …], …}}  (or "values")
+// `GET /api/system/stats` (same parameters) in columns:
+//   {"timestamps": [1700000000000, …], "series": {"cpu_percent": [12.5, null, …], …}, "step_ms": …}
+// A bucket with no sample is null in every series. Those are dropped, and a gap (one null
+// point) is put back only where samples really stop for a while, so a chart draws a line
+// even when the bucket is finer than the sampling interval, and a break where the program
+// was not running.
 // A 404 means this warden has no metrics service: callers show a note instead of a chart.
 
 import { api, seg } from './api.js';
@@ -20,31 +21,32 @@ function value(v, agg) {
   return null;
 }
 
-/** `{ts: number[], series: {field: (number|null)[]}}` from either answer shape. */
+/** Buckets at least this many typical spacings apart are drawn with a break between them. */
+const GAP_FACTOR = 3;
+
+/** `{ts: number[], series: {field: (number|null)[]}}` from the API's columns. */
 export function normalise(r, agg = 'avg') {
-  const rows = r && (r.points || r.samples);
-  if (Array.isArray(rows)) {
-    const ts = [];
-    const series = {};
-    rows.forEach((row, i) => {
-      ts.push(row.ts);
-      for (const [k, v] of Object.entries(row)) {
-        if (k === 'ts' || k === 'program') continue;
-        if (!series[k]) series[k] = new Array(rows.length).fill(null);
-        series[k][i] = value(v, agg);
-      }
-    });
-    return { ts, series };
-  }
-  if (r && Array.isArray(r.ts)) {
-    const cols = r.series || r.values || {};
-    const series = {};
-    for (const [k, v] of Object.entries(cols)) {
-      series[k] = Array.isArray(v) ? v.map((x) => value(x, agg)) : [];
+  const stamps = r && Array.isArray(r.timestamps) ? r.timestamps : [];
+  const cols = (r && r.series) || {};
+  const keys = Object.keys(cols).filter((k) => Array.isArray(cols[k]));
+  const kept = [];
+  stamps.forEach((t, i) => {
+    if (keys.some((k) => value(cols[k][i], agg) != null)) kept.push(i);
+  });
+  // The typical spacing of real samples: the smallest distance between kept buckets.
+  let spacing = Infinity;
+  for (let j = 1; j < kept.length; j += 1) spacing = Math.min(spacing, stamps[kept[j]] - stamps[kept[j - 1]]);
+  const ts = [];
+  const series = Object.fromEntries(keys.map((k) => [k, []]));
+  kept.forEach((i, j) => {
+    if (j > 0 && stamps[i] - stamps[kept[j - 1]] > GAP_FACTOR * spacing) {
+      ts.push(stamps[kept[j - 1]] + spacing);
+      for (const k of keys) series[k].push(null);
     }
-    return { ts: r.ts, series };
-  }
-  return { ts: [], series: {} };
+    ts.push(stamps[i]);
+    for (const k of keys) series[k].push(value(cols[k][i], agg));
+  });
+  return { ts, series, stepMs: (r && r.step_ms) || null };
 }
 
 async function fetchSeries(path, rangeMs, points) {

@@ -189,6 +189,19 @@ function addSample(s) {
   samples.set(s.program, { list, latest: s });
 }
 
+/**
+ * Seeds a program's sparkline from stored history (`rows`, oldest first) so a row has a
+ * line on first load; live samples that already arrived stay after it.
+ */
+export function seedSamples(name, rows) {
+  if (!rows.length) return;
+  const prev = samples.get(name);
+  const liveList = prev ? prev.list : [];
+  const first = liveList.length ? liveList[0].ts : Infinity;
+  const list = [...rows.filter((r) => r.ts < first), ...liveList].slice(-SPARK_POINTS);
+  samples.set(name, { list, latest: prev ? prev.latest : rows[rows.length - 1] });
+}
+
 /** `{list, latest}` of recent live samples of a program, or undefined. */
 export const useSamples = (name) => useKeyed(samples, name);
 

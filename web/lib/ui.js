@@ -5,7 +5,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { html } from './html.js';
 import { t, fmt } from './i18n.js';
 import { api, seg } from './api.js';
-import { can } from './session.js';
+import { allowed } from './session.js';
 import { useNow, refreshProgram } from './stores.js';
 
 // ---- routing (hash based: deep links work without server-side routes) -------------------
@@ -123,8 +123,9 @@ export function Sparkline({ values, max, label, width = 72, height = 22 }) {
     g.lineWidth = 1.5;
     g.stroke();
   }, [values, max, width, height]);
+  // data-points: how many values the line has (read by the browser tests).
   return html`<canvas ref=${ref} class="spark" role="img" aria-label=${label}
-    style=${`width:${width}px;height:${height}px`}></canvas>`;
+    data-points=${values ? values.length : 0} style=${`width:${width}px;height:${height}px`}></canvas>`;
 }
 
 // ---- confirmation dialog --------------------------------------------------------------------
@@ -287,10 +288,10 @@ export async function runAction(name, action) {
   }
 }
 
-/** Start/stop/restart (and kill with `full`) for operators; nothing for viewers. */
+/** Start/stop/restart (and kill with `full`) for whoever may control the program. */
 export function ProgramActions({ program, full = false }) {
   const [busy, setBusy] = useState(false);
-  if (!can('operator')) return null;
+  if (!allowed('control', program.name)) return null;
   const active = ACTIVE.has(program.state);
   const run = async (action) => {
     setBusy(true);

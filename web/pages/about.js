@@ -36,7 +36,7 @@ export function About() {
             <div><dt>${t('about.dataDir')}</dt><dd><code>${about.data_dir}</code></dd></div>
             <div><dt>${t('about.uptime')}</dt><dd><${Uptime} startedAt=${startedAt} /></dd></div>
             <div><dt>${t('about.started')}</dt><dd class="num">${fmt.time(about.started_ms)}</dd></div>
-            <div><dt>${t('about.platform')}</dt><dd>${about.os} / ${about.arch}</dd></div>
+            <div><dt>${t('about.platform')}</dt><dd data-user-data>${about.os} / ${about.arch}</dd></div>
             <div><dt>${t('about.pid')}</dt><dd class="num">${about.pid}</dd></div>
             <div><dt>${t('about.api')}</dt><dd><a href="/api/openapi.json">/api/openapi.json</a></dd></div>
           </dl>`}

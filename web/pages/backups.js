@@ -5,8 +5,9 @@
 import { useEffect, useState } from 'preact/hooks';
 import { html } from '../lib/html.js';
 import { t, fmt } from '../lib/i18n.js';
+import { backupReason } from '../lib/events.js';
 import { api, seg } from '../lib/api.js';
-import { can } from '../lib/session.js';
+import { allowed } from '../lib/session.js';
 import { live } from '../lib/live.js';
 import { ACTIVE, confirmAction, OutcomeBadge, toast, toastError } from '../lib/ui.js';
 
@@ -27,7 +28,8 @@ function verifyText(b) {
 }
 
 function BackupRow({ b, live: progress, program, reload }) {
-  const operator = can('operator');
+  const operator = allowed('backups', program.name);
+  const restorer = allowed('backups.restore', program.name);
   const busy = b.status === 'running' || b.verifying != null;
   const verify = () =>
     api
@@ -74,14 +76,14 @@ function BackupRow({ b, live: progress, program, reload }) {
     <span class="small num">${b.archive_bytes != null ? fmt.bytes(b.archive_bytes) : t('common.none')}</span>
     <span class="small muted num">${b.files != null ? t('backups.files', { n: fmt.int(b.files) }) : ''}</span>
     <span class=${`small grow ${b.verify_ok === false ? 'error' : ''}`} data-verified=${b.verify_ok == null ? 'no' : String(b.verify_ok)}>${verifyText(b)}</span>
-    <span class="small muted">${b.reason}</span>
+    <span class="small muted" data-reason=${b.reason}>${backupReason(b.reason)}</span>
     <div class="row end">
       ${b.status === 'ok' &&
-      html`${can('admin') && html`<a class="btn" href=${`/api/backups/${b.id}/download`} download>${t('backups.download')}</a>`}
+      html`${allowed('files.read', program.name) && html`<a class="btn" href=${`/api/backups/${b.id}/download`} download>${t('backups.download')}</a>`}
         ${operator && html`<button type="button" class="btn" data-verify disabled=${busy} onClick=${verify}>${t('backups.verify')}</button>`}
-        ${can('admin') && html`<button type="button" class="btn" data-restore disabled=${busy} onClick=${restore}>${t('backups.restore')}</button>`}`}
+        ${restorer && html`<button type="button" class="btn" data-restore disabled=${busy} onClick=${restore}>${t('backups.restore')}</button>`}`}
       ${operator && b.status === 'running' && html`<button type="button" class="btn" onClick=${cancel}>${t('sched.cancel')}</button>`}
-      ${can('admin') && b.status !== 'running' && html`<button type="button" class="btn danger" onClick=${remove}>${t('common.delete')}</button>`}
+      ${restorer && b.status !== 'running' && html`<button type="button" class="btn danger" onClick=${remove}>${t('common.delete')}</button>`}
     </div>
     ${p && (b.status === 'running' || b.verifying) &&
     html`<${Bar} done=${p.bytes_done} total=${p.bytes_total}
@@ -180,7 +182,7 @@ export function Backups({ program }) {
     <div class="toolbar">
       <h2 id="backups-h">${t('backups.title')}</h2>
       <span class="grow"></span>
-      ${can('operator') && html`<button type="button" class="btn primary" data-create-backup disabled=${busy} onClick=${create}>${t('backups.create')}</button>`}
+      ${allowed('backups', name) && html`<button type="button" class="btn primary" data-create-backup disabled=${busy} onClick=${create}>${t('backups.create')}</button>`}
     </div>
     ${list == null
       ? html`<p class="muted">${t('common.loading')}</p>`

@@ -6,7 +6,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { html } from '../lib/html.js';
 import { t, fmt } from '../lib/i18n.js';
 import { api, seg } from '../lib/api.js';
-import { can } from '../lib/session.js';
+import { allowed } from '../lib/session.js';
 import { href, toast, toastError } from '../lib/ui.js';
 
 const PAGE = 100;
@@ -60,7 +60,7 @@ function Editor({ name, path, onClose }) {
   const [conflict, setConflict] = useState(false);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState(null);
-  const editable = can('operator');
+  const editable = allowed('files.write', name);
 
   const load = () =>
     api
@@ -185,7 +185,7 @@ export function FilesPage({ name }) {
         <span class="muted small num">${t('files.total', { n: fmt.int(total) })}</span>
         <a class="btn" href=${`/api/programs/${seg(name)}/files/download?${q({ path: dir })}`} download>${t('files.downloadFolder')}</a>
       </div>
-      ${can('operator') && html`<${Upload} name=${name} dir=${dir} onDone=${() => setVersion((v) => v + 1)} />`}
+      ${allowed('files.write', name) && html`<${Upload} name=${name} dir=${dir} onDone=${() => setVersion((v) => v + 1)} />`}
       ${error && html`<p class="error" role="alert">${error}</p>`}
       ${entries == null
         ? !error && html`<p class="muted">${t('common.loading')}</p>`
@@ -195,11 +195,11 @@ export function FilesPage({ name }) {
             ${entries.map(
               (e) => html`<li key=${e.name} class="item" data-entry=${e.name} data-kind=${e.type}>
                 ${e.type === 'dir'
-                  ? html`<button type="button" class="link grow" onClick=${() => go(join(dir, e.name))}>${e.name}/</button>`
+                  ? html`<button type="button" class="link grow" onClick=${() => go(join(dir, e.name))} data-user-data>${e.name}/</button>`
                   : e.type === 'file'
                     ? html`<button type="button" class="link grow" aria-pressed=${open === join(dir, e.name)}
-                        onClick=${() => setOpen(join(dir, e.name))}>${e.name}</button>`
-                    : html`<span class="grow">${e.name}</span>`}
+                        onClick=${() => setOpen(join(dir, e.name))} data-user-data>${e.name}</button>`
+                    : html`<span class="grow" data-user-data>${e.name}</span>`}
                 <span class="muted small num">${e.type === 'file' ? fmt.bytes(e.size) : ''}</span>
                 <time class="muted small num">${fmt.time(e.modified_ms)}</time>
                 ${e.type === 'file' &&

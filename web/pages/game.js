@@ -6,7 +6,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { html } from '../lib/html.js';
 import { t, fmt } from '../lib/i18n.js';
 import { api, seg } from '../lib/api.js';
-import { can } from '../lib/session.js';
+import { allowed } from '../lib/session.js';
 import { gameProfiles } from '../lib/games.js';
 import { refreshProgram } from '../lib/stores.js';
 import { ACTIVE, confirmAction, Field, OutcomeBadge, toast, toastError } from '../lib/ui.js';
@@ -167,7 +167,7 @@ function WarnedStop({ p }) {
 }
 
 export function GamePanel({ p }) {
-  const operator = can('operator');
+  const operator = allowed('players', p.name);
   const running = p.state === 'running';
   return html`<section class="card" aria-labelledby="game-h" data-game=${p.game.profile}>
     <div class="toolbar">

@@ -6,7 +6,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { html } from '../lib/html.js';
 import { t, fmt } from '../lib/i18n.js';
 import { can } from '../lib/session.js';
-import { hostStats, RANGES } from '../lib/metrics.js';
+import { hostStats, programMetrics, RANGES } from '../lib/metrics.js';
 import {
   refreshPrograms,
   useAllPrograms,
@@ -14,7 +14,9 @@ import {
   useProgramNames,
   useSamples,
   programNow,
+  seedSamples,
 } from '../lib/stores.js';
+import { Reason } from '../lib/reasons.js';
 import { ACTIVE, href, ProgramActions, Sparkline, StateBadge, toastError, Uptime } from '../lib/ui.js';
 
 const HOST_REFRESH_MS = 15000;
@@ -31,8 +33,9 @@ function lastOf(values) {
   return null;
 }
 
-function HostGauge({ label, values, text, max }) {
-  return html`<div class="gauge">
+function HostGauge({ id, label, values, text, max }) {
+  const last = lastOf(values);
+  return html`<div class="gauge" data-gauge=${id} data-value=${last == null ? '' : last}>
     <span class="gauge-label">${label}</span>
     <span class="gauge-value num">${text}</span>
     <${Sparkline} values=${values} max=${max} label=${label} width=${96} height=${26} />
@@ -66,15 +69,42 @@ function HostSummary() {
     ${host && !host.available
       ? html`<p class="muted" data-host-unavailable>${t('host.unavailable')}</p>`
       : html`<div class="gauges">
-          <${HostGauge} label=${t('host.cpu')} values=${cpu} max=${100} text=${fmt.percent(lastOf(cpu))} />
-          <${HostGauge} label=${t('host.memory')} values=${memUsed} max=${memTotal} text=${of(lastOf(memUsed), memTotal)} />
-          <${HostGauge} label=${t('host.disk')} values=${diskUsed} max=${diskTotal} text=${of(lastOf(diskUsed), diskTotal)} />
+          <${HostGauge} id="cpu" label=${t('host.cpu')} values=${cpu} max=${100} text=${fmt.percent(lastOf(cpu))} />
+          <${HostGauge} id="memory" label=${t('host.memory')} values=${memUsed} max=${memTotal} text=${of(lastOf(memUsed), memTotal)} />
+          <${HostGauge} id="disk" label=${t('host.disk')} values=${diskUsed} max=${diskTotal} text=${of(lastOf(diskUsed), diskTotal)} />
         </div>`}
   </section>`;
 }
 
+/** Programs whose sparklines were already seeded from history during this page's life. */
+const seeded = new Set();
+const SPARK_HISTORY_POINTS = 90;
+
+/** Fills a running program's sparklines from the last 15 minutes of stored samples, once. */
+function useSeededSparklines(name, active) {
+  useEffect(() => {
+    if (!active || seeded.has(name)) return;
+    seeded.add(name);
+    programMetrics(name, RANGES['15m'], SPARK_HISTORY_POINTS)
+      .then((m) => {
+        const rows = m.ts.map((ts, i) => {
+          const row = { ts, program: name };
+          for (const [k, v] of Object.entries(m.series)) row[k] = v[i];
+          return row;
+        });
+        seedSamples(
+          name,
+          rows.filter((r) => r.cpu_percent != null),
+        );
+      })
+      // A sparkline without history is only emptier; live samples still fill it.
+      .catch(() => seeded.delete(name));
+  }, [name, active]);
+}
+
 /** CPU, memory and players cells: the only part of a row that a sample repaints. */
 function RowMetrics({ name, active }) {
+  useSeededSparklines(name, active);
   const s = useSamples(name);
   const latest = active && s ? s.latest : null;
   const list = active && s ? s.list : null;
@@ -95,7 +125,7 @@ function ProgramRow({ name }) {
   if (!p) return null;
   const active = ACTIVE.has(p.state);
   return html`<div role="row" class="prow" data-program=${name}>
-    <div role="cell" class="c-state"><${StateBadge} state=${p.state} /></div>
+    <div role="cell" class="c-state"><${StateBadge} state=${p.state} /><${Reason} reason=${p.reason} /></div>
     <div role="cell" class="c-name">
       <a href=${href.program(name)}>${p.display_name || name}</a>
       ${p.display_name && html`<small class="muted">${name}</small>`}

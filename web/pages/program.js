@@ -5,13 +5,15 @@ import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { html } from '../lib/html.js';
 import { t, fmt } from '../lib/i18n.js';
 import { api, seg } from '../lib/api.js';
-import { can } from '../lib/session.js';
+import { allowed } from '../lib/session.js';
 import { live } from '../lib/live.js';
 import { BINARY_STEPS, Chart } from '../lib/charts.js';
 import { Backups } from './backups.js';
 import { GamePanel } from './game.js';
 import { programMetrics, RANGES } from '../lib/metrics.js';
 import { refreshProgram, useProgram } from '../lib/stores.js';
+import { Reason } from '../lib/reasons.js';
+import { eventKindLabel, eventText, exitText } from '../lib/events.js';
 import {
   ACTIVE,
   confirmAction,
@@ -31,7 +33,11 @@ const LIVE_RANGES = new Set(['15m', '1h']);
 const FIELDS = ['cpu_percent', 'memory_bytes', 'players', 'disk_read_bps', 'disk_write_bps'];
 const EMPTY = { ts: [], ...Object.fromEntries(FIELDS.map((f) => [f, []])) };
 
+/** Phones open the program page on state, actions and console; charts wait for a tap. */
+const PHONE = '(max-width: 600px)';
+
 function Charts({ name }) {
+  const [expanded, setExpanded] = useState(() => !matchMedia(PHONE).matches);
   const [range, setRange] = useState('15m');
   const [data, setData] = useState(EMPTY);
   const [available, setAvailable] = useState(true);
@@ -91,7 +97,16 @@ function Charts({ name }) {
   const points = data.ts.length;
   const noHistory = !available && data.ts.length === 0;
 
-  return html`<section class="card" aria-labelledby="charts-h">
+  if (!expanded) {
+    return html`<section class="card charts-card" aria-labelledby="charts-h" data-charts-collapsed>
+      <div class="toolbar">
+        <h2 id="charts-h">${t('charts.title')}</h2>
+        <span class="grow"></span>
+        <button type="button" class="btn" data-show-charts onClick=${() => setExpanded(true)}>${t('charts.show')}</button>
+      </div>
+    </section>`;
+  }
+  return html`<section class="card charts-card" aria-labelledby="charts-h">
     <div class="toolbar">
       <h2 id="charts-h">${t('charts.title')}</h2>
       <span class="grow"></span>
@@ -250,7 +265,7 @@ function Console({ name, running }) {
     }
   };
 
-  return html`<section class="card" aria-labelledby="console-h">
+  return html`<section class="card console-card" aria-labelledby="console-h">
     <div class="toolbar">
       <h2 id="console-h">${t('console.title')}</h2>
       <span class="muted small num">${t('console.shown', { n: fmt.int(shown.length) })}</span>
@@ -266,7 +281,7 @@ function Console({ name, running }) {
         ? html`<p class="muted">${lines.length ? t('console.noMatch') : t('console.empty')}</p>`
         : shown.map((l) => html`<div key=${l.id} class=${`line ${l.stream}`}>${l.text}</div>`)}
     </div>
-    ${can('operator') && html`<${CommandBox} name=${name} running=${running} />`}
+    <${CommandBox} name=${name} running=${running} />
   </section>`;
 }
 
@@ -331,8 +346,8 @@ function Events({ name }) {
             ${events.map(
               (e) => html`<li key=${e.id}>
                 <time class="muted num" datetime=${e.time}>${fmt.time(e.ts)}</time>
-                ${e.kind === 'state' && e.data && e.data.to ? html`<${StateBadge} state=${e.data.to} />` : html`<span class="kind">${e.kind}</span>`}
-                <span class="msg">${e.message}</span>
+                ${e.kind === 'state' && e.data && e.data.to ? html`<${StateBadge} state=${e.data.to} />` : html`<span class="kind" data-kind=${e.kind}>${eventKindLabel(e.kind)}</span>`}
+                <span class="msg">${eventText(e)}</span>
               </li>`,
             )}
           </ol>`}
@@ -367,8 +382,8 @@ function Header({ p }) {
       <${StateBadge} state=${p.state} />
       <span class="grow"></span>
       <${ProgramActions} program=${p} full />
-      <a class="btn" href=${href.files(p.name)}>${t('files.open')}</a>
-      ${can('admin') &&
+      ${allowed('files.read', p.name) && html`<a class="btn" href=${href.files(p.name)}>${t('files.open')}</a>`}
+      ${allowed('define', p.name) &&
       html`<a class="btn" href=${href.edit(p.name)}>${t('action.edit')}</a>
         <button type="button" class="btn danger" onClick=${() => deleteProgram(p)}>${t('action.delete')}</button>`}
     </div>
@@ -376,9 +391,10 @@ function Header({ p }) {
       <div><dt>${t('col.uptime')}</dt><dd><${Uptime} startedAt=${active ? p.startedAt : null} /></dd></div>
       <div><dt>PID</dt><dd class="num">${p.pid ?? t('common.none')}</dd></div>
       <div><dt>${t('program.restarts')}</dt><dd class="num">${fmt.int(p.restarts)}</dd></div>
-      <div><dt>${t('program.lastExit')}</dt><dd>${p.last_exit ? p.last_exit.description : t('common.none')}</dd></div>
+      <div><dt>${t('program.lastExit')}</dt><dd>${p.last_exit ? exitText(p.last_exit) : p.reason && p.reason.code === 'spawn_failed' ? t('program.neverStarted') : t('common.none')}</dd></div>
       <div><dt>${t('program.changed')}</dt><dd class="num">${fmt.time(p.since_ms)}</dd></div>
     </dl>
+    ${p.reason && html`<p class="note error-note"><${Reason} reason=${p.reason} /></p>`}
     ${p.adopted && html`<p class="muted small">${t('program.adopted')}</p>`}
     <details>
       <summary>${t('program.definition')}</summary>
@@ -408,7 +424,7 @@ export function ProgramPage({ name }) {
     <${Header} p=${p} />
     ${p.game && html`<${GamePanel} p=${p} />`}
     <${Charts} name=${name} />
-    <${Console} name=${name} running=${p.state === 'running' || p.state === 'starting'} />
+    ${allowed('console', name) && html`<${Console} name=${name} running=${p.state === 'running' || p.state === 'starting'} />`}
     <${Backups} program=${p} />
     <${Events} name=${name} />
   </main>`;

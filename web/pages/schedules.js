@@ -3,6 +3,7 @@
 // predictions and run details (steps, exit, output tail). Job and schedule events on the
 // live connection refetch what they touch.
 
+import { describeTrigger } from '../lib/cron.js';
 import { useEffect, useState } from 'preact/hooks';
 import { html } from '../lib/html.js';
 import { t, fmt } from '../lib/i18n.js';
@@ -230,7 +231,7 @@ function ScheduleItem({ s, version, reload, onEdit }) {
   return html`<li class="item" data-schedule=${s.name}>
     <strong>${s.name}</strong>
     ${!s.enabled && html`<span class="muted small">${t('alerts.disabled')}</span>`}
-    <span class="small grow">${s.trigger_description} <code class="muted">${s.trigger}</code></span>
+    <span class="small grow" data-trigger-text>${describeTrigger(s.trigger) || ''} <code class="muted">${s.trigger}</code></span>
     <span class="muted small">${s.effective_timezone}</span>
     ${s.last_run ? html`<${OutcomeBadge} status=${s.last_run.state} />` : html`<span class="muted small">${t('sched.never')}</span>`}
     <div class="row end">

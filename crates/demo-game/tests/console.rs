@@ -1,5 +1,7 @@
 //! End-to-end tests of the console: readiness line, stdin commands, stop, crash and signals.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
+
 mod common;
 
 use common::Server;

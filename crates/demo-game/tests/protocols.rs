@@ -1,6 +1,8 @@
 //! End-to-end tests of the network listeners (RCON, Server List Ping, A2S, REST) with minimal
 //! test-side protocol encoders, written independently of the server code.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
+
 mod common;
 
 use std::io::{Read, Write};

@@ -87,6 +87,78 @@ pub fn encode_frame(packet_id: i32, payload: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Appends a protocol string: its UTF-8 byte length as a VarInt, then the bytes.
+pub fn encode_string(text: &str, out: &mut Vec<u8>) {
+    encode_varint(i32::try_from(text.len()).unwrap_or(i32::MAX), out);
+    out.extend_from_slice(text.as_bytes());
+}
+
+/// What a client says in its handshake (server side).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Handshake {
+    /// The client's protocol version.
+    pub protocol: i32,
+    /// The address the client connected to (virtual hosting).
+    pub address: String,
+    /// The port the client connected to.
+    pub port: u16,
+    /// 1 = status (server list ping), 2 = login, 3 = transfer.
+    pub next_state: i32,
+}
+
+/// Parses a handshake packet's data (everything after the packet id 0).
+pub fn parse_handshake(data: &[u8]) -> Result<Handshake, DecodeError> {
+    let mut rest = data;
+    let varint = |what: &str, rest: &mut &[u8]| -> Result<i32, DecodeError> {
+        match decode_varint(rest)? {
+            Some((v, n)) => {
+                *rest = rest.get(n..).unwrap_or_default();
+                Ok(v)
+            }
+            None => Err(DecodeError::new(format!(
+                "handshake ends inside its {what}"
+            ))),
+        }
+    };
+    let protocol = varint("protocol version", &mut rest)?;
+    let len = usize::try_from(varint("address length", &mut rest)?)
+        .ok()
+        .filter(|l| *l <= 255 * 4)
+        .ok_or_else(|| DecodeError::new("handshake address length out of range"))?;
+    let address = rest
+        .get(..len)
+        .ok_or_else(|| DecodeError::new("handshake ends inside its address"))?;
+    let address = String::from_utf8_lossy(address).into_owned();
+    rest = rest.get(len..).unwrap_or_default();
+    let port = rest
+        .get(..2)
+        .map(|p| u16::from_be_bytes([p[0], p[1]]))
+        .ok_or_else(|| DecodeError::new("handshake ends inside its port"))?;
+    rest = rest.get(2..).unwrap_or_default();
+    let next_state = varint("next state", &mut rest)?;
+    Ok(Handshake {
+        protocol,
+        address,
+        port,
+        next_state,
+    })
+}
+
+/// The status response frame (packet 0 of the status state) carrying `json`.
+pub fn encode_status_response(json: &str) -> Vec<u8> {
+    let mut data = Vec::with_capacity(json.len() + MAX_VARINT_LEN);
+    encode_string(json, &mut data);
+    encode_frame(0x00, &data)
+}
+
+/// The Login Disconnect frame (packet 0 of the login state) showing `text` to the player.
+pub fn encode_login_disconnect(text: &str) -> Vec<u8> {
+    let json = serde_json::json!({ "text": text }).to_string();
+    let mut data = Vec::with_capacity(json.len() + MAX_VARINT_LEN);
+    encode_string(&json, &mut data);
+    encode_frame(0x00, &data)
+}
+
 /// Builds the handshake (next state 1 = status) followed by the status request.
 pub fn encode_status_request(host: &str, port: u16) -> Vec<u8> {
     // The server only echoes the host for virtual hosting; cap it like the game does.
@@ -375,5 +447,39 @@ mod tests {
         assert_eq!(status.protocol, 769);
         assert!(parse_status_json("{}").is_ok());
         assert!(parse_status_json("[]").is_err());
+    }
+
+    #[test]
+    fn server_side_handshake_and_frames() {
+        let req = encode_status_request("mc.example", 25565);
+        let (len, n) = decode_varint(&req).unwrap().unwrap();
+        let frame = &req[n..n + len as usize];
+        let (id, m) = decode_varint(frame).unwrap().unwrap();
+        assert_eq!(id, 0);
+        let hs = parse_handshake(&frame[m..]).unwrap();
+        assert_eq!(
+            hs,
+            Handshake {
+                protocol: HANDSHAKE_PROTOCOL,
+                address: "mc.example".into(),
+                port: 25565,
+                next_state: 1,
+            }
+        );
+        assert!(parse_handshake(&frame[m..frame.len() - 2]).is_err());
+        let unframe = |f: &[u8]| {
+            let (_, n) = decode_varint(f).unwrap().unwrap();
+            f[n..].to_vec()
+        };
+        let status = unframe(&encode_status_response(r#"{"description":"hi"}"#));
+        assert_eq!(
+            decode_status_frame(&status).unwrap(),
+            r#"{"description":"hi"}"#
+        );
+        let bye = unframe(&encode_login_disconnect("come back"));
+        assert_eq!(
+            decode_status_frame(&bye).unwrap(),
+            r#"{"text":"come back"}"#
+        );
     }
 }

@@ -74,9 +74,10 @@ pub struct ChannelAdd {
     /// Where it delivers.
     #[arg(long, value_enum)]
     kind: Kind,
-    /// Webhook URL (webhook, discord, slack); `-` reads it from standard input.
-    #[arg(long)]
-    url: Option<String>,
+    /// Webhook URL (webhook, discord, slack); `-` reads it from standard input. (Not
+    /// `--url`: that names warden itself and may stand anywhere on the line.)
+    #[arg(long, value_name = "URL")]
+    webhook_url: Option<String>,
     /// HMAC-SHA256 key for the generic webhook's signature header; `-` reads stdin.
     #[arg(long)]
     secret: Option<String>,
@@ -187,7 +188,7 @@ fn channel_body(a: ChannelAdd) -> anyhow::Result<Value> {
                     .ok_or_else(|| anyhow::anyhow!("--header {h:?} is not NAME=VALUE"))?;
                 headers.insert(k.trim().to_string(), json!(v.trim()));
             }
-            let mut t = json!({"kind": "webhook", "url": required(secret(a.url, "URL")?, "url", "webhook")?, "headers": headers});
+            let mut t = json!({"kind": "webhook", "url": required(secret(a.webhook_url, "URL")?, "webhook-url", "webhook")?, "headers": headers});
             if let Some(s) = secret(a.secret, "secret")? {
                 t["secret"] = json!(s);
             }
@@ -199,7 +200,7 @@ fn channel_body(a: ChannelAdd) -> anyhow::Result<Value> {
             } else {
                 "slack"
             };
-            json!({"kind": kind, "url": required(secret(a.url, "URL")?, "url", kind)?})
+            json!({"kind": kind, "url": required(secret(a.webhook_url, "URL")?, "webhook-url", kind)?})
         }
         Kind::Telegram => {
             let mut t = json!({

@@ -391,7 +391,7 @@ async fn download(c: &Client, id: i64, output: Option<PathBuf>) -> anyhow::Resul
         .bearer_auth(&c.token)
         .send()
         .await
-        .map_err(|e| anyhow!("cannot reach warden at {}: {e}", c.base))?;
+        .map_err(|e| super::unreachable(&c.base, &e))?;
     if !resp.status().is_success() {
         let status = resp.status();
         let v: Value = resp.json().await.unwrap_or(Value::Null);

@@ -150,7 +150,7 @@ async fn get(
         .bearer_auth(&c.token)
         .send()
         .await
-        .map_err(|e| anyhow!("cannot reach warden at {}: {e}", c.base))?;
+        .map_err(|e| super::unreachable(&c.base, &e))?;
     if !resp.status().is_success() {
         let status = resp.status();
         let v: Value = resp.json().await.unwrap_or(Value::Null);
@@ -223,7 +223,7 @@ async fn put(
         .multipart(reqwest::multipart::Form::new().part("files", part))
         .send()
         .await
-        .map_err(|e| anyhow!("cannot reach warden at {}: {e}", c.base))?;
+        .map_err(|e| super::unreachable(&c.base, &e))?;
     let status = resp.status();
     let v: Value = resp.json().await.unwrap_or(Value::Null);
     if !status.is_success() {

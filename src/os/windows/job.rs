@@ -15,13 +15,21 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use windows_sys::Win32::Foundation::{ERROR_ALREADY_EXISTS, GetLastError};
 use windows_sys::Win32::System::JobObjects::{
-    AssignProcessToJobObject, CreateJobObjectW, JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE,
-    JOBOBJECT_BASIC_ACCOUNTING_INFORMATION, JOBOBJECT_EXTENDED_LIMIT_INFORMATION,
-    JobObjectBasicAccountingInformation, JobObjectExtendedLimitInformation, OpenJobObjectW,
-    QueryInformationJobObject, SetInformationJobObject, TerminateJobObject,
+    AssignProcessToJobObject, CreateJobObjectW, JOB_OBJECT_CPU_RATE_CONTROL_ENABLE,
+    JOB_OBJECT_CPU_RATE_CONTROL_HARD_CAP, JOB_OBJECT_LIMIT_ACTIVE_PROCESS,
+    JOB_OBJECT_LIMIT_AFFINITY, JOB_OBJECT_LIMIT_JOB_MEMORY, JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE,
+    JOB_OBJECT_LIMIT_PRIORITY_CLASS, JOBOBJECT_BASIC_ACCOUNTING_INFORMATION,
+    JOBOBJECT_CPU_RATE_CONTROL_INFORMATION, JOBOBJECT_EXTENDED_LIMIT_INFORMATION,
+    JobObjectBasicAccountingInformation, JobObjectCpuRateControlInformation,
+    JobObjectExtendedLimitInformation, OpenJobObjectW, QueryInformationJobObject,
+    SetInformationJobObject, TerminateJobObject,
 };
 use windows_sys::Win32::System::SystemServices::{
     JOB_OBJECT_ASSIGN_PROCESS, JOB_OBJECT_QUERY, JOB_OBJECT_SET_ATTRIBUTES, JOB_OBJECT_TERMINATE,
+};
+use windows_sys::Win32::System::Threading::{
+    ABOVE_NORMAL_PRIORITY_CLASS, BELOW_NORMAL_PRIORITY_CLASS, HIGH_PRIORITY_CLASS,
+    IDLE_PRIORITY_CLASS, NORMAL_PRIORITY_CLASS,
 };
 
 /// Whether new jobs kill their processes when warden's handle closes.
@@ -170,4 +178,77 @@ pub(super) fn registered(pid: u32) -> Option<Arc<Job>> {
 /// Drops warden's handle to the program's job (after its tree was drained).
 pub(super) fn forget(pid: u32) {
     jobs().remove(&pid);
+}
+
+/// Sets a program's resource limits on its job: memory of the whole job, active
+/// processes, a hard cap on CPU (a share of the whole machine: `cpu_max_percent` of one
+/// core divided by the cores), affinity and priority class. Keeps kill-on-close.
+pub(super) fn set_limits(job: &Job, s: &super::super::LimitSettings) -> io::Result<()> {
+    let mut limits = JOBOBJECT_EXTENDED_LIMIT_INFORMATION::default();
+    let b = &mut limits.BasicLimitInformation;
+    if KILL_ON_CLOSE.load(Ordering::Relaxed) {
+        b.LimitFlags |= JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE;
+    }
+    if let Some(m) = s.memory_max {
+        b.LimitFlags |= JOB_OBJECT_LIMIT_JOB_MEMORY;
+        limits.JobMemoryLimit = usize::try_from(m).unwrap_or(usize::MAX);
+    }
+    let b = &mut limits.BasicLimitInformation;
+    if let Some(n) = s.pids_max {
+        b.LimitFlags |= JOB_OBJECT_LIMIT_ACTIVE_PROCESS;
+        b.ActiveProcessLimit = u32::try_from(n).unwrap_or(u32::MAX);
+    }
+    if !s.cpu_affinity.is_empty() {
+        b.LimitFlags |= JOB_OBJECT_LIMIT_AFFINITY;
+        b.Affinity = s
+            .cpu_affinity
+            .iter()
+            .filter(|&&c| c < usize::BITS as usize)
+            .fold(0usize, |m, &c| m | (1usize << c));
+    }
+    if let Some(n) = s.nice {
+        b.LimitFlags |= JOB_OBJECT_LIMIT_PRIORITY_CLASS;
+        b.PriorityClass = match n {
+            n if n >= 15 => IDLE_PRIORITY_CLASS,
+            n if n > 0 => BELOW_NORMAL_PRIORITY_CLASS,
+            0 => NORMAL_PRIORITY_CLASS,
+            n if n > -10 => ABOVE_NORMAL_PRIORITY_CLASS,
+            _ => HIGH_PRIORITY_CLASS,
+        };
+    }
+    // SAFETY: `limits` is the structure this information class reads, with its size.
+    let ok = unsafe {
+        SetInformationJobObject(
+            job.raw(),
+            JobObjectExtendedLimitInformation,
+            (&raw const limits).cast(),
+            size_of_val(&limits) as u32,
+        )
+    };
+    if ok == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if let Some(p) = s.cpu_max_percent {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        // CpuRate: hundredths of a percent of the whole machine, 1..=10000.
+        let rate = ((p / cores) * 100.0).clamp(1.0, 10_000.0) as u32;
+        let mut info = JOBOBJECT_CPU_RATE_CONTROL_INFORMATION {
+            ControlFlags: JOB_OBJECT_CPU_RATE_CONTROL_ENABLE | JOB_OBJECT_CPU_RATE_CONTROL_HARD_CAP,
+            ..Default::default()
+        };
+        info.Anonymous.CpuRate = rate;
+        // SAFETY: `info` is the structure this information class reads, with its size.
+        let ok = unsafe {
+            SetInformationJobObject(
+                job.raw(),
+                JobObjectCpuRateControlInformation,
+                (&raw const info).cast(),
+                size_of_val(&info) as u32,
+            )
+        };
+        if ok == 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }

@@ -68,6 +68,19 @@ pub fn apply_settings(cfg: &WindowsConfig) -> io::Result<()> {
     Ok(())
 }
 
+/// Windows has no umask; files in the data directory inherit its ACL (see
+/// [`secure_dir`]).
+pub fn private_files() {}
+
+/// Creates `dir`. Windows files inherit the folder's ACL; the default ACL of
+/// `%ProgramData%\warden` (the service's data directory) already limits writing to
+/// Administrators and SYSTEM, and restricting reading further is not done by warden:
+/// the installer or an admin sets it. Never reports a change.
+pub fn secure_dir(dir: &std::path::Path) -> io::Result<Option<u32>> {
+    std::fs::create_dir_all(dir)?;
+    Ok(None)
+}
+
 /// Starts the child in a new console process group (so a CTRL_BREAK can be aimed at it
 /// and a Ctrl-C at warden's console does not reach it), suspended, at normal priority.
 ///
@@ -95,6 +108,67 @@ pub fn attach_child(child: &tokio::process::Child) -> io::Result<()> {
         tracing::warn!(pid, error = %e, "cannot put the program into a job object; stopping it will not reach the processes it starts");
     }
     resume_threads(pid)
+}
+
+/// The limits of one spawn: applied to the program's job object once it exists.
+pub struct Limiter {
+    settings: super::LimitSettings,
+}
+
+impl Limiter {
+    /// `job object` when group limits are set.
+    pub fn mode(&self) -> Option<&'static str> {
+        self.settings.needs_group().then_some("job object")
+    }
+
+    /// Nothing to release on Windows.
+    pub fn spawned(&mut self) {}
+
+    /// The job goes with its last process and handle.
+    pub fn remove(self) {}
+
+    /// A job's memory limit makes allocations fail instead of killing the program, which
+    /// then ends on its own: no kill to report.
+    pub fn out_of_memory(&self) -> bool {
+        false
+    }
+}
+
+/// Job objects enforce limits on every supported Windows.
+pub fn limits_support() -> Result<&'static str, String> {
+    Ok("job object")
+}
+
+/// Remembers `limits` for [`limit_child`]; the job exists only once the child does.
+pub fn limit_command(
+    _cmd: &mut tokio::process::Command,
+    _scope: &str,
+    _program: &str,
+    limits: &super::LimitSettings,
+) -> io::Result<Limiter> {
+    Ok(Limiter {
+        settings: limits.clone(),
+    })
+}
+
+/// Sets the limits on the child's job object (memory, active processes, CPU rate hard
+/// cap, affinity, priority class). `io_weight` has no job equivalent and is ignored with
+/// a warning. The child has been resumed by then: the limits apply from its first
+/// milliseconds, not its first instruction.
+pub fn limit_child(child: &tokio::process::Child, limiter: &Limiter) -> io::Result<()> {
+    let s = &limiter.settings;
+    if !s.needs_group() && s.cpu_affinity.is_empty() && s.nice.is_none() {
+        return Ok(());
+    }
+    let pid = child
+        .id()
+        .ok_or_else(|| io::Error::other("the child exited before its limits were set"))?;
+    let job = job::lookup(pid)
+        .ok_or_else(|| io::Error::other("the program has no job object to limit"))?;
+    if s.io_weight.is_some() {
+        tracing::warn!(pid, "limits.io_weight has no Windows equivalent; ignored");
+    }
+    job::set_limits(&job, s)
 }
 
 /// Resumes every thread of a process started suspended (a new process has exactly one).
@@ -273,6 +347,32 @@ pub fn process_start_time(pid: u32) -> Option<u64> {
     }
     let h = open_process(pid, PROCESS_QUERY_LIMITED_INFORMATION).ok()?;
     creation_time(h.as_raw_handle())
+}
+
+/// The Windows heap needs no tuning.
+pub fn tune_allocator() {}
+
+/// The Windows heap decommits freed memory itself.
+pub fn release_free_memory() {}
+
+/// warden's private working set is read by the metrics code on Windows; not needed here.
+pub fn private_memory() -> Option<u64> {
+    None
+}
+
+/// Windows has no per-process open-handle limit to raise (handles are bounded by memory):
+/// there is no limit to report.
+pub fn raise_open_file_limit() -> io::Result<u64> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "Windows has no open-file limit",
+    ))
+}
+
+/// Windows offers no reading of another process's environment that is cheap and
+/// reliable: children are recognised by their recorded pid and creation time instead.
+pub fn marked_children(_instance: &str) -> Option<Vec<super::MarkedChild>> {
+    None
 }
 
 /// True if a process with this pid exists and has not exited.

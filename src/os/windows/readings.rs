@@ -504,7 +504,7 @@ impl ProcReader {
         let cpus = unsafe { GetActiveProcessorCount(ALL_PROCESSOR_GROUPS) } as usize;
         // SAFETY: no arguments.
         let up_ms = unsafe { GetTickCount64() };
-        let boot_time_ms = crate::store::now_ms().saturating_sub(i64::try_from(up_ms).unwrap_or(0));
+        let boot_time_ms = crate::clock::now_ms().saturating_sub(i64::try_from(up_ms).unwrap_or(0));
         HostFacts {
             hostname,
             os,

@@ -1,0 +1,371 @@
+//! The HTTP accept loop with bounded connections: a header-read timeout, an idle timeout
+//! and a cap on open connections, so that no number of clients (idle, slow, or sending
+//! half a request) can take the descriptors warden needs to restart a program.
+//!
+//! `axum::serve` has none of these knobs, so connections are served here with hyper's
+//! HTTP/1 builder and the axum router as the service; `ConnectInfo<SocketAddr>` is added
+//! to every request, as `into_make_service_with_connect_info` did.
+//!
+//! At the cap a new connection takes the slot of the connection that has been silent the
+//! longest (nothing read or written for at least [`EVICT_AFTER`]) — typically a client
+//! that sent half a header and waits — so a real request still gets in while idle
+//! connections pile up; if every slot is busy, the new connection is closed at once.
+//! WebSocket connections count toward the cap but are never evicted: they have their own
+//! idle rules (ping every 20 s, closed after 60 s of silence; see `ws.rs`).
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
+
+/// A connection silent for at least this long may lose its slot to a new one at the cap.
+pub const EVICT_AFTER: Duration = Duration::from_secs(1);
+
+/// After shutdown begins, connections get this long to finish their requests.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Bounds of the HTTP server.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// A client must send a complete request head within this time (from the moment
+    /// the connection waits for one: new, or kept alive between requests).
+    pub header_read_timeout: Duration,
+    /// A connection on which nothing is read or written for this long is closed.
+    pub idle_timeout: Duration,
+    /// Most connections open at once (WebSockets included).
+    pub max_connections: usize,
+}
+
+/// One open connection, as the registry sees it.
+struct ConnState {
+    /// Milliseconds since the registry's epoch of the last byte read or written.
+    last_ms: AtomicU64,
+    /// Closes the connection at once (evicted).
+    kill: CancellationToken,
+    /// Handed over to a WebSocket: never evicted, not watched for idleness here.
+    upgraded: AtomicBool,
+}
+
+/// The open connections; a slot is held for as long as the connection's socket lives.
+struct Registry {
+    epoch: Instant,
+    cap: usize,
+    next_id: AtomicU64,
+    /// A plain mutex: held only to insert, remove or scan a few hundred entries, never
+    /// across `.await`.
+    conns: Mutex<HashMap<u64, Arc<ConnState>>>,
+    /// Connections closed at once at the cap, and when that was last logged.
+    refused: AtomicU64,
+    evicted: AtomicU64,
+    last_log_ms: AtomicU64,
+}
+
+impl Registry {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// A slot for a new connection: free, or taken from the longest-silent evictable
+    /// connection. `None` when every slot is busy.
+    fn admit(&self) -> Option<(u64, Arc<ConnState>)> {
+        let now = self.now_ms();
+        let mut conns = crate::sync::lock(&self.conns);
+        if conns.len() >= self.cap {
+            let evict_ms = u64::try_from(EVICT_AFTER.as_millis()).unwrap_or(1000);
+            let victim = conns
+                .iter()
+                .filter(|(_, c)| !c.upgraded.load(Ordering::Relaxed))
+                .map(|(id, c)| (*id, c.last_ms.load(Ordering::Relaxed)))
+                .filter(|(_, last)| now.saturating_sub(*last) >= evict_ms)
+                .min_by_key(|(_, last)| *last);
+            let (id, _) = victim?;
+            if let Some(c) = conns.remove(&id) {
+                c.kill.cancel();
+                self.evicted.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let state = Arc::new(ConnState {
+            last_ms: AtomicU64::new(now),
+            kill: CancellationToken::new(),
+            upgraded: AtomicBool::new(false),
+        });
+        conns.insert(id, state.clone());
+        Some((id, state))
+    }
+
+    fn release(&self, id: u64) {
+        crate::sync::lock(&self.conns).remove(&id);
+    }
+
+    /// Logs refusals and evictions at most every 10 s, so a flood of clients cannot
+    /// flood the log.
+    fn report(&self) {
+        let now = self.now_ms();
+        let last = self.last_log_ms.load(Ordering::Relaxed);
+        if now.saturating_sub(last) < 10_000
+            || self
+                .last_log_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        let refused = self.refused.swap(0, Ordering::Relaxed);
+        let evicted = self.evicted.swap(0, Ordering::Relaxed);
+        if refused + evicted > 0 {
+            tracing::warn!(
+                max_connections = self.cap,
+                refused,
+                evicted,
+                "HTTP connection limit reached: `evicted` silent connections were closed to admit new ones and `refused` new ones were closed because every connection was busy (raise api.max_connections if these are real clients)"
+            );
+        }
+    }
+}
+
+/// A connection's socket: notes every byte read or written, and frees the slot when
+/// dropped (after an upgrade, that is when the WebSocket ends).
+struct Tracked {
+    inner: TcpStream,
+    id: u64,
+    state: Arc<ConnState>,
+    registry: Arc<Registry>,
+}
+
+impl Tracked {
+    fn touch(&self) {
+        self.state
+            .last_ms
+            .store(self.registry.now_ms(), Ordering::Relaxed);
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.registry.release(self.id);
+    }
+}
+
+impl AsyncRead for Tracked {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.touch();
+        }
+        r
+    }
+}
+
+impl AsyncWrite for Tracked {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, data);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            self.touch();
+        }
+        r
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            self.touch();
+        }
+        r
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// The effective connection cap: the configured one, but never more than half of the
+/// open-file limit, so the other half stays for programs, logs, the store and backups.
+pub fn effective_cap(configured: usize, open_file_limit: Option<u64>) -> usize {
+    let by_limit = open_file_limit
+        .map(|l| usize::try_from(l / 2).unwrap_or(usize::MAX))
+        .unwrap_or(usize::MAX);
+    configured.min(by_limit).max(1)
+}
+
+/// Serves `router` on `listener` within `limits` until `shutdown` is cancelled, then lets
+/// open requests finish (bounded by [`SHUTDOWN_GRACE`]).
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: Limits,
+    shutdown: CancellationToken,
+) {
+    let registry = Arc::new(Registry {
+        epoch: Instant::now(),
+        cap: limits.max_connections.max(1),
+        next_id: AtomicU64::new(0),
+        conns: Mutex::new(HashMap::new()),
+        refused: AtomicU64::new(0),
+        evicted: AtomicU64::new(0),
+        last_log_ms: AtomicU64::new(0),
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .keep_alive(true);
+    let tasks = TaskTracker::new();
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            a = listener.accept() => a,
+        };
+        let (stream, addr) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of descriptors (EMFILE/ENFILE) or a connection reset before it was
+                // accepted: wait a little instead of spinning on the same error.
+                tracing::debug!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Some((id, state)) = registry.admit() else {
+            registry.refused.fetch_add(1, Ordering::Relaxed);
+            registry.report();
+            drop(stream);
+            continue;
+        };
+        registry.report();
+        let io = TokioIo::new(Tracked {
+            inner: stream,
+            id,
+            state: state.clone(),
+            registry: registry.clone(),
+        });
+        let svc = router
+            .clone()
+            .map_request(move |mut req: axum::http::Request<Incoming>| {
+                req.extensions_mut().insert(ConnectInfo::<SocketAddr>(addr));
+                req
+            });
+        let conn = builder
+            .serve_connection(io, TowerToHyperService::new(svc))
+            .with_upgrades();
+        let shutdown = shutdown.clone();
+        let epoch = registry.epoch;
+        tasks.spawn(async move {
+            tokio::pin!(conn);
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            let mut closing = false;
+            loop {
+                tokio::select! {
+                    res = conn.as_mut() => {
+                        if let Err(e) = res {
+                            tracing::debug!(%addr, error = %e, "HTTP connection ended");
+                        } else {
+                            // Ended cleanly or handed over to a WebSocket, which now
+                            // holds the socket (and the slot) under its own rules.
+                            state.upgraded.store(true, Ordering::Relaxed);
+                        }
+                        return;
+                    }
+                    // Evicted: dropping the connection closes the socket now.
+                    _ = state.kill.cancelled() => return,
+                    _ = shutdown.cancelled(), if !closing => {
+                        closing = true;
+                        conn.as_mut().graceful_shutdown();
+                    }
+                    _ = tick.tick() => {
+                        let now = u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+                        let idle = now.saturating_sub(state.last_ms.load(Ordering::Relaxed));
+                        if Duration::from_millis(idle) >= limits.idle_timeout {
+                            tracing::debug!(%addr, "closing an idle HTTP connection");
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+    }
+    tasks.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "some HTTP connections were still open after the shutdown grace; closing them"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cap_leaves_half_the_descriptors_free() {
+        assert_eq!(effective_cap(256, Some(1024)), 256);
+        assert_eq!(effective_cap(1000, Some(1024)), 512);
+        assert_eq!(effective_cap(256, None), 256);
+        assert_eq!(effective_cap(0, Some(1024)), 1);
+    }
+
+    #[test]
+    fn at_the_cap_the_longest_silent_connection_gives_way() {
+        let r = Registry {
+            epoch: Instant::now() - Duration::from_secs(100),
+            cap: 2,
+            next_id: AtomicU64::new(0),
+            conns: Mutex::new(HashMap::new()),
+            refused: AtomicU64::new(0),
+            evicted: AtomicU64::new(0),
+            last_log_ms: AtomicU64::new(0),
+        };
+        let (_, a) = r.admit().expect("slot a");
+        let (_, b) = r.admit().expect("slot b");
+        // Both just spoke: nobody can be evicted yet.
+        assert!(r.admit().is_none());
+        // `a` has been silent long enough; `b` is a WebSocket.
+        a.last_ms.store(0, Ordering::Relaxed);
+        b.last_ms.store(0, Ordering::Relaxed);
+        b.upgraded.store(true, Ordering::Relaxed);
+        let (_, c) = r.admit().expect("slot taken from a");
+        assert!(a.kill.is_cancelled());
+        assert!(!b.kill.is_cancelled());
+        assert!(!c.kill.is_cancelled());
+        assert!(r.admit().is_none(), "c just spoke, b is a WebSocket");
+    }
+}

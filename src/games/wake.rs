@@ -1,0 +1,293 @@
+//! The port guard of a sleeping game server: warden listens on the game's ports itself,
+//! answers Minecraft status pings and A2S_INFO with "asleep, 0 players", and ends (waking
+//! the program) on a Minecraft login attempt or any A2S packet.
+//!
+//! Bounded: at most [`MAX_SESSIONS`] TCP clients at once, each for at most
+//! [`SESSION_TIMEOUT`]; packets are capped at [`MAX_PACKET`] bytes. Dropping the future
+//! closes every socket and session (the actor does that before the game is spawned).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use game_proto::slp::{
+    decode_varint, encode_frame, encode_login_disconnect, encode_status_response, parse_handshake,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::task::JoinSet;
+
+use crate::program::power::{WakePort, WakeProtocol};
+
+/// TCP clients served at once; more wait in the accept queue.
+const MAX_SESSIONS: usize = 32;
+/// A status client is one round trip; one idling longer is dropped.
+const SESSION_TIMEOUT: Duration = Duration::from_secs(5);
+/// A handshake or login start is at most a few hundred bytes.
+const MAX_PACKET: usize = 1024;
+/// How long a port may stay taken (the game's process just ended) before guarding fails.
+const BIND_PATIENCE: Duration = Duration::from_secs(10);
+/// The status message while asleep when `idle.motd` is not set.
+pub const DEFAULT_MOTD: &str = "Sleeping — join to wake it";
+
+/// What the guard shows while the server sleeps.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The ports to guard.
+    pub ports: Vec<WakePort>,
+    /// Minecraft's server list message.
+    pub motd: String,
+    /// The server's name as last queried (A2S), else the program's name.
+    pub server_name: String,
+    /// The player limit as last queried.
+    pub max_players: u32,
+    /// About how long the server takes to start, in seconds (told to a joining player).
+    pub wake_seconds: u64,
+}
+
+enum Socket {
+    Tcp(TcpListener),
+    Udp(UdpSocket),
+}
+
+/// Guards the ports until someone should wake the server: `Ok(who)` or `Err(why)` when a
+/// port cannot be bound.
+pub async fn guard(plan: Plan) -> Result<String, String> {
+    let mut sockets = Vec::with_capacity(plan.ports.len());
+    for p in &plan.ports {
+        sockets.push(bind(p).await?);
+    }
+    let mut sessions: JoinSet<Option<SocketAddr>> = JoinSet::new();
+    let mut udp_buf = vec![0u8; 1400];
+    loop {
+        let next = next_event(&sockets, &mut udp_buf, sessions.len() < MAX_SESSIONS);
+        tokio::select! {
+            ev = next => match ev {
+                Event::Tcp(stream, peer) => {
+                    let plan = plan.clone();
+                    sessions.spawn(async move {
+                        match tokio::time::timeout(SESSION_TIMEOUT, session(stream, &plan)).await {
+                            Ok(Ok(true)) => Some(peer),
+                            _ => None,
+                        }
+                    });
+                }
+                Event::Udp(i, n, peer) => {
+                    if let (Some(Socket::Udp(sock)), Some(data)) = (sockets.get(i), udp_buf.get(..n))
+                        && is_info_query(data)
+                    {
+                        // Best effort: the client asks again if this reply is lost.
+                        let _ = sock.send_to(&info_reply(&plan), peer).await;
+                    }
+                    return Ok(format!("a connection from {peer}"));
+                }
+                Event::Failed(e) => {
+                    tracing::debug!(error = %e, "wake guard accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            Some(done) = sessions.join_next(), if !sessions.is_empty() => {
+                if let Ok(Some(peer)) = done {
+                    return Ok(format!("a connection from {peer}"));
+                }
+            }
+        }
+    }
+}
+
+enum Event {
+    Tcp(TcpStream, SocketAddr),
+    Udp(usize, usize, SocketAddr),
+    Failed(std::io::Error),
+}
+
+/// The next connection or datagram on any socket (TCP accepts wait while `accept` is false).
+async fn next_event(sockets: &[Socket], buf: &mut [u8], accept: bool) -> Event {
+    let mut futs: Vec<futures_util::future::BoxFuture<'_, Event>> = Vec::new();
+    // Only one UDP socket reads into `buf`; a second one waits for the next round.
+    let mut buf = Some(buf);
+    for (i, s) in sockets.iter().enumerate() {
+        match s {
+            Socket::Tcp(l) if accept => futs.push(Box::pin(async move {
+                match l.accept().await {
+                    Ok((stream, peer)) => Event::Tcp(stream, peer),
+                    Err(e) => Event::Failed(e),
+                }
+            })),
+            Socket::Tcp(_) => {}
+            Socket::Udp(u) => {
+                if let Some(b) = buf.take() {
+                    futs.push(Box::pin(async move {
+                        match u.recv_from(b).await {
+                            Ok((n, peer)) => Event::Udp(i, n, peer),
+                            Err(e) => Event::Failed(e),
+                        }
+                    }));
+                }
+            }
+        }
+    }
+    if futs.is_empty() {
+        return std::future::pending().await;
+    }
+    futures_util::future::select_all(futs).await.0
+}
+
+async fn bind(p: &WakePort) -> Result<Socket, String> {
+    let addr = SocketAddr::from(([0, 0, 0, 0], p.port));
+    let deadline = tokio::time::Instant::now() + BIND_PATIENCE;
+    loop {
+        let res = match p.protocol {
+            WakeProtocol::Minecraft => TcpListener::bind(addr).await.map(Socket::Tcp),
+            WakeProtocol::A2s => UdpSocket::bind(addr).await.map(Socket::Udp),
+        };
+        match res {
+            Ok(s) => return Ok(s),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AddrInUse
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => {
+                let proto = match p.protocol {
+                    WakeProtocol::Minecraft => "TCP",
+                    WakeProtocol::A2s => "UDP",
+                };
+                return Err(format!(
+                    "cannot listen on {proto} port {}: {e}; free the port or change idle.listen",
+                    p.port
+                ));
+            }
+        }
+    }
+}
+
+/// Serves one Minecraft client: `Ok(true)` when it tried to log in.
+async fn session(mut stream: TcpStream, plan: &Plan) -> std::io::Result<bool> {
+    let (id, hs) = read_packet(&mut stream).await?;
+    if id != 0 {
+        return Ok(false);
+    }
+    let hs = parse_handshake(&hs).map_err(|e| invalid(&e.0))?;
+    match hs.next_state {
+        1 => loop {
+            let (id, payload) = read_packet(&mut stream).await?;
+            match id {
+                0 => {
+                    let json = serde_json::json!({
+                        "version": { "name": "asleep", "protocol": hs.protocol },
+                        "players": { "max": plan.max_players, "online": 0, "sample": [] },
+                        "description": { "text": plan.motd },
+                    })
+                    .to_string();
+                    stream.write_all(&encode_status_response(&json)).await?;
+                }
+                1 => {
+                    stream.write_all(&encode_frame(1, &payload)).await?;
+                    return Ok(false);
+                }
+                _ => return Ok(false),
+            }
+        },
+        2 => {
+            let text = format!(
+                "The server is starting, join again in about {} s",
+                plan.wake_seconds.max(1)
+            );
+            stream.write_all(&encode_login_disconnect(&text)).await?;
+            let _ = stream.shutdown().await;
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
+}
+
+fn take_varint(buf: &mut &[u8]) -> std::io::Result<i32> {
+    match decode_varint(buf) {
+        Ok(Some((v, n))) => {
+            *buf = buf.get(n..).unwrap_or_default();
+            Ok(v)
+        }
+        _ => Err(invalid("bad VarInt")),
+    }
+}
+
+async fn read_packet(stream: &mut TcpStream) -> std::io::Result<(i32, Vec<u8>)> {
+    let mut head = Vec::with_capacity(5);
+    let len = loop {
+        head.push(stream.read_u8().await?);
+        match decode_varint(&head) {
+            Ok(Some((v, _))) => break v,
+            Ok(None) if head.len() < 5 => {}
+            _ => return Err(invalid("bad packet length")),
+        }
+    };
+    let len = usize::try_from(len)
+        .ok()
+        .filter(|l| (1..=MAX_PACKET).contains(l))
+        .ok_or_else(|| invalid("bad packet length"))?;
+    let mut body = vec![0; len];
+    stream.read_exact(&mut body).await?;
+    let mut rest = &body[..];
+    let id = take_varint(&mut rest)?;
+    Ok((id, rest.to_vec()))
+}
+
+fn invalid(msg: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, msg.to_string())
+}
+
+/// `FF FF FF FF 'T'`: an A2S_INFO request.
+fn is_info_query(data: &[u8]) -> bool {
+    data.len() >= 5 && data[..4] == [0xff; 4] && data[4] == 0x54
+}
+
+/// An A2S_INFO reply: the last known name, 0 players.
+fn info_reply(plan: &Plan) -> Vec<u8> {
+    let mut out = vec![0xff, 0xff, 0xff, 0xff, 0x49, 17];
+    let cstr = |out: &mut Vec<u8>, s: &str| {
+        out.extend(s.bytes().filter(|&b| b != 0).take(250));
+        out.push(0);
+    };
+    cstr(&mut out, &plan.server_name);
+    cstr(&mut out, "asleep");
+    cstr(&mut out, "warden");
+    cstr(&mut out, &plan.motd);
+    out.extend_from_slice(&0u16.to_le_bytes());
+    out.push(0); // players
+    out.push(u8::try_from(plan.max_players).unwrap_or(u8::MAX));
+    out.push(0); // bots
+    out.push(b'd');
+    out.push(if std::env::consts::OS == "windows" {
+        b'w'
+    } else {
+        b'l'
+    });
+    out.push(0); // visibility
+    out.push(0); // vac
+    cstr(&mut out, "asleep");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn info_reply_parses_with_the_name_and_no_players() {
+        let plan = Plan {
+            ports: Vec::new(),
+            motd: DEFAULT_MOTD.into(),
+            server_name: "Demo".into(),
+            max_players: 20,
+            wake_seconds: 5,
+        };
+        let reply = info_reply(&plan);
+        let info = game_proto::a2s::parse_info(&reply[5..]).expect("parses");
+        assert_eq!(info.name, "Demo");
+        assert_eq!(info.players, 0);
+        assert_eq!(info.max_players, 20);
+        assert!(is_info_query(b"\xff\xff\xff\xffTSource Engine Query\0"));
+        assert!(!is_info_query(b"\xff\xff\xff\xffU"));
+    }
+}

@@ -1,0 +1,746 @@
+//! Many machines: `warden fleet add|list|remove` (tokens never shown, plain HTTP to a
+//! remote host refused), the hub's Prometheus service discovery, a real Prometheus
+//! scraping a hub and two nodes through it with the shipped rules loaded, and the rules
+//! checked and unit-tested by `promtool`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+/// A token-like secret that must never appear in any output.
+const SECRET: &str = "wdn_abcdefgh_0123456789SECRETsecret";
+
+fn repo_file(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// Finds a Prometheus tool; the test fails (never skips) when it is missing.
+fn tool(name: &str) -> PathBuf {
+    let out = Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .output()
+        .expect("run sh");
+    let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(
+        out.status.success() && !path.is_empty(),
+        "`{name}` is not installed: install the Debian package `prometheus` (scripts/test does)"
+    );
+    PathBuf::from(path)
+}
+
+fn fleet(dir: &Path, args: &[&str], token: Option<&str>) -> (bool, String, String) {
+    let mut all = vec!["fleet"];
+    all.extend_from_slice(args);
+    let (st, out, err) = cli(dir, &all, Some(token.unwrap_or("")));
+    (st.success(), out, err)
+}
+
+#[tokio::test]
+async fn fleet_cli_adds_lists_removes_and_never_shows_tokens() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let (ok, out, err) = fleet(dir, &["add", "box2", "http://127.0.0.1:9181"], Some(SECRET));
+    assert!(ok, "add failed: {out}{err}");
+    assert!(
+        out.contains("node 'box2' added at http://127.0.0.1:9181/"),
+        "{out}"
+    );
+
+    // Plain HTTP to a host that is not loopback: refused, saying why and how to allow it.
+    let (ok, out, err) = fleet(dir, &["add", "far", "http://10.9.8.7:9180"], Some(SECRET));
+    assert!(!ok, "plain http to a remote host was accepted: {out}");
+    assert!(
+        err.contains("plain HTTP to 10.9.8.7, which is not a loopback address")
+            && err.contains("https://")
+            && err.contains("--allow-insecure"),
+        "{err}"
+    );
+    let (ok, out, err) = fleet(
+        dir,
+        &["add", "far", "http://10.9.8.7:9180", "--allow-insecure"],
+        Some(SECRET),
+    );
+    assert!(ok, "--allow-insecure refused: {out}{err}");
+    assert!(out.contains("unencrypted"), "{out}");
+
+    // Pinned certificate on an https node; a bad fingerprint and an empty token refused.
+    let pin = ["AB"; 32].join(":");
+    let (ok, out, err) = fleet(
+        dir,
+        &[
+            "add",
+            "tls",
+            "https://box3.example:9443",
+            "--fingerprint",
+            &pin,
+        ],
+        Some(SECRET),
+    );
+    assert!(ok, "{out}{err}");
+    let (ok, _, err) = fleet(
+        dir,
+        &[
+            "add",
+            "bad",
+            "https://box4.example",
+            "--fingerprint",
+            "12:34",
+        ],
+        Some(SECRET),
+    );
+    assert!(!ok && err.contains("is not a SHA-256"), "{err}");
+    let (ok, _, err) = fleet(dir, &["add", "empty", "https://box5.example"], None);
+    assert!(!ok && err.contains("token is empty"), "{err}");
+    let (ok, _, err) = fleet(
+        dir,
+        &["add", "box2", "https://elsewhere.example"],
+        Some(SECRET),
+    );
+    assert!(!ok && err.contains("already exists"), "{err}");
+
+    let (ok, list, err) = fleet(dir, &["list"], None);
+    assert!(ok, "{err}");
+    let names: Vec<&str> = list
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(names, ["box2", "far", "tls"], "{list}");
+    assert!(list.contains("https://box3.example:9443/") && list.contains("pinned"));
+    assert!(list.contains("insecure"), "{list}");
+
+    let (ok, out, err) = fleet(dir, &["remove", "far"], None);
+    assert!(ok && out.contains("node 'far' removed"), "{out}{err}");
+    let (ok, _, err) = fleet(dir, &["remove", "far"], None);
+    assert!(!ok && err.contains("no fleet node named 'far'"), "{err}");
+    let (_, list, _) = fleet(dir, &["list"], None);
+    assert!(!list.contains("far"), "{list}");
+
+    // At rest the token is sealed: no file of the data directory holds it in clear, and
+    // the key is warden's user's alone.
+    for e in std::fs::read_dir(dir).expect("read data dir") {
+        let path = e.expect("entry").path();
+        if path.is_file() {
+            let bytes = std::fs::read(&path).expect("read");
+            let hit = bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes());
+            assert!(!hit, "{} holds the token in clear", path.display());
+        }
+    }
+    let mode = std::fs::metadata(dir.join("fleet.key"))
+        .expect("fleet.key")
+        .permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o600
+    );
+
+    // The token is in the store for requests to the node, and nowhere in any output.
+    let w = Warden::start_in(dir, "").await;
+    let (st, sd) = w.get("/api/fleet/prometheus-sd").await;
+    assert_eq!(st, StatusCode::OK, "{sd}");
+    for text in [out, err, list, sd.to_string()] {
+        assert!(!text.contains(SECRET), "token shown: {text}");
+    }
+}
+
+/// Starts a node warden named `name` (its `[fleet] name`) and returns it with a viewer
+/// token made for the hub.
+async fn node(name: &str) -> (Warden, String, tempfile::TempDir) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let w = Warden::start_in(tmp.path(), &format!("[fleet]\nname = \"{name}\"\n")).await;
+    let viewer = make_token(&w.data_dir, "viewer");
+    (w, viewer, tmp)
+}
+
+/// A hub named `hub` that knows nodes `a` and `b`.
+/// A fixture: a hub and its two nodes (each with the viewer token the hub uses) and the
+/// hub's data directory.
+type Fleet3 = (
+    Warden,
+    [(Warden, String, tempfile::TempDir); 2],
+    tempfile::TempDir,
+);
+
+async fn fleet_of_three() -> Fleet3 {
+    fleet_with(&[], "").await
+}
+
+/// A hub named `hub` that knows nodes `a`, `b` and the `extra` (name, URL) ones, with
+/// more hub config.
+async fn fleet_with(extra: &[(&str, String)], hub_config: &str) -> Fleet3 {
+    let a = node("a").await;
+    let b = node("b").await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    for (n, (w, tok, _)) in [("a", &a), ("b", &b)] {
+        let (ok, out, err) = fleet(tmp.path(), &["add", n, &w.url], Some(tok));
+        assert!(ok, "{out}{err}");
+    }
+    for (n, url) in extra {
+        let (ok, out, err) = fleet(tmp.path(), &["add", n, url], Some(SECRET));
+        assert!(ok, "{out}{err}");
+    }
+    let config = format!("[fleet]\nname = \"hub\"\n{hub_config}");
+    let hub = Warden::start_in(tmp.path(), &config).await;
+    (hub, [a, b], tmp)
+}
+
+/// Creates program `prog` (a long sleep) on `w` and waits until it runs.
+async fn run_idle(w: &Warden, prog: &str) {
+    w.create(json!({"name": prog, "command": "sleep", "args": ["600"]}))
+        .await;
+    let (st, v) = w
+        .post(&format!("/api/programs/{prog}/start"), json!(null))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    w.wait_state(prog, "running", Duration::from_secs(20)).await;
+}
+
+/// `host:port` of a fixture's URL.
+fn host_port(url: &str) -> String {
+    url.trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string()
+}
+
+#[tokio::test]
+async fn service_discovery_lists_the_hub_and_every_node_with_labels() {
+    let (hub, [a, b], _tmp) = fleet_of_three().await;
+    let (st, sd) = hub.get("/api/fleet/prometheus-sd").await;
+    assert_eq!(st, StatusCode::OK, "{sd}");
+    let groups = sd.as_array().expect("array of target groups");
+    let expected = [("hub", &hub.url), ("a", &a.0.url), ("b", &b.0.url)];
+    assert_eq!(groups.len(), expected.len(), "{sd}");
+    for (g, (name, url)) in groups.iter().zip(expected) {
+        assert_eq!(g["targets"], json!([host_port(url)]), "{sd}");
+        assert_eq!(
+            g["labels"],
+            json!({"node": name, "__scheme__": "http", "__metrics_path__": "/metrics"}),
+            "{sd}"
+        );
+    }
+    assert!(!sd.to_string().contains(&a.1) && !sd.to_string().contains(&b.1));
+
+    // Without credentials: 401 in the one error shape; a viewer token is enough.
+    let (st, v) = hub
+        .call_as(None, Method::GET, "/api/fleet/prometheus-sd", None)
+        .await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED, "{v}");
+    assert!(v["error"]["code"].is_string(), "{v}");
+    let viewer = make_token(&hub.data_dir, "viewer");
+    let (st, _) = hub
+        .call_as(Some(&viewer), Method::GET, "/api/fleet/prometheus-sd", None)
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    // Declared in the OpenAPI document with its statuses.
+    let (_, doc) = hub.get("/api/openapi.json").await;
+    let op = &doc["paths"]["/api/fleet/prometheus-sd"]["get"];
+    for code in ["200", "401", "403"] {
+        assert!(op["responses"][code].is_object(), "{code} missing: {op}");
+    }
+}
+
+/// A Prometheus server run by a test; killed when dropped.
+struct Prometheus {
+    child: Child,
+    url: String,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Prometheus {
+    async fn start(config: &str) -> Prometheus {
+        let bin = tool("prometheus");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = dir.path().join("prometheus.yml");
+        std::fs::write(&cfg, config).expect("write config");
+        let port = free_tcp_port();
+        let log = std::fs::File::create(dir.path().join("prometheus.log")).expect("log");
+        let child = Command::new(bin)
+            .arg(format!("--config.file={}", cfg.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("spawn prometheus");
+        let p = Prometheus {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            http: http_client(),
+            _dir: dir,
+        };
+        let log_path = p._dir.path().join("prometheus.log");
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let mut p = p;
+        loop {
+            let r = p.http.get(format!("{}/-/ready", p.url)).send().await;
+            if matches!(&r, Ok(r) if r.status() == StatusCode::OK) {
+                break;
+            }
+            let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+            if let Ok(Some(st)) = p.child.try_wait() {
+                panic!("prometheus exited ({st}) before it was ready:\n{}", log());
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "prometheus not ready within 60 s:\n{}",
+                log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        p
+    }
+
+    /// What Prometheus logged so far (for failure messages).
+    fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("prometheus.log")).unwrap_or_default()
+    }
+
+    async fn api(&self, path: &str, query: &[(&str, &str)]) -> Value {
+        let url = reqwest::Url::parse_with_params(&format!("{}{path}", self.url), query)
+            .expect("prometheus url");
+        let r = self.http.get(url).send().await.expect("prometheus request");
+        let v: Value = r.json().await.expect("prometheus json");
+        assert_eq!(v["status"], "success", "{path}: {v}");
+        v["data"].clone()
+    }
+
+    /// (node, program, value) of every series of an instant query.
+    async fn query(&self, q: &str) -> Vec<(String, String, f64)> {
+        let data = self.api("/api/v1/query", &[("query", q)]).await;
+        data["result"]
+            .as_array()
+            .expect("result")
+            .iter()
+            .map(|s| {
+                (
+                    s["metric"]["node"].as_str().unwrap_or("").to_string(),
+                    s["metric"]["program"].as_str().unwrap_or("").to_string(),
+                    s["value"][1]
+                        .as_str()
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(f64::NAN),
+                )
+            })
+            .collect()
+    }
+}
+
+/// Polls `f` until it gives `Ok`, or panics after `secs` with `what` and the last thing
+/// it saw (Prometheus' answers, so a failure says what was missing).
+async fn eventually<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        match f().await {
+            Ok(v) => return v,
+            Err(seen) => assert!(
+                std::time::Instant::now() < deadline,
+                "timed out after {secs} s waiting for: {what}; last seen: {seen}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// One scrape job per warden (each has its own token), all discovered through the hub
+/// and kept by their `node` label — the layout README "Several machines" describes.
+fn prometheus_config(hub: &Warden, jobs: &[(&str, &str)]) -> String {
+    let rules = repo_file("packaging/prometheus/warden-rules.yml");
+    let mut out = format!(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {}\nscrape_configs:\n",
+        rules.display()
+    );
+    for (node, token) in jobs {
+        out.push_str(&format!(
+            "  - job_name: warden-{node}\n    authorization:\n      type: Bearer\n      credentials: {token}\n    http_sd_configs:\n      - url: {}/api/fleet/prometheus-sd\n        refresh_interval: 5s\n        authorization:\n          type: Bearer\n          credentials: {}\n    relabel_configs:\n      - source_labels: [node]\n        regex: {node}\n        action: keep\n",
+            hub.url, hub.token
+        ));
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_real_prometheus_scrapes_the_fleet_through_the_hub_and_loads_the_rules() {
+    let (hub, [a, b], _tmp) = fleet_of_three().await;
+    for (w, prog) in [(&a.0, "alpha-game"), (&b.0, "beta-game")] {
+        run_idle(w, prog).await;
+    }
+    let hub_viewer = make_token(&hub.data_dir, "viewer");
+    let prom = Prometheus::start(&prometheus_config(
+        &hub,
+        &[("hub", &hub_viewer), ("a", &a.1), ("b", &b.1)],
+    ))
+    .await;
+
+    // All three targets discovered through the hub and up.
+    let targets = eventually(60, "three warden targets up", || async {
+        let data = prom.api("/api/v1/targets", &[]).await;
+        let active = data["activeTargets"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let mut up: Vec<(String, String)> = active
+            .iter()
+            .filter(|t| t["health"] == "up")
+            .map(|t| {
+                (
+                    t["labels"]["node"].as_str().unwrap_or("").to_string(),
+                    t["labels"]["instance"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect();
+        up.sort();
+        if up.len() == 3 {
+            Ok(up)
+        } else {
+            Err(format!("{data}\nprometheus log:\n{}", prom.log()))
+        }
+    })
+    .await;
+    assert_eq!(
+        targets,
+        [
+            ("a".to_string(), host_port(&a.0.url)),
+            ("b".to_string(), host_port(&b.0.url)),
+            ("hub".to_string(), host_port(&hub.url)),
+        ]
+    );
+
+    // A warden metric carries the node label of each node it came from.
+    let running = eventually(30, "program series of both nodes", || async {
+        let mut r = prom.query("warden_program_running").await;
+        r.sort_by(|x, y| x.0.cmp(&y.0));
+        if r.len() == 2 {
+            Ok(r)
+        } else {
+            Err(format!("{r:?}"))
+        }
+    })
+    .await;
+    assert_eq!(
+        running,
+        [
+            ("a".to_string(), "alpha-game".to_string(), 1.0),
+            ("b".to_string(), "beta-game".to_string(), 1.0)
+        ]
+    );
+    let tasks = prom.query("count by (node) (warden_tasks)").await;
+    let mut nodes: Vec<&str> = tasks.iter().map(|t| t.0.as_str()).collect();
+    nodes.sort();
+    assert_eq!(nodes, ["a", "b", "hub"]);
+
+    // The shipped rules are loaded and evaluate without error.
+    let shipped = std::fs::read_to_string(repo_file("packaging/prometheus/warden-rules.yml"))
+        .expect("rules file");
+    let expected = shipped.matches("- alert:").count();
+    assert!(expected >= 3, "rules file has {expected} rules");
+    eventually(30, "every shipped rule evaluated ok", || async {
+        let data = prom.api("/api/v1/rules", &[]).await;
+        let rules: Vec<Value> = data["groups"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
+            .collect();
+        if rules.len() != expected {
+            return Err(data.to_string());
+        }
+        for r in &rules {
+            assert_ne!(r["health"], "err", "rule failed: {r}");
+        }
+        if rules.iter().all(|r| r["health"] == "ok") {
+            Ok(())
+        } else {
+            Err(data.to_string())
+        }
+    })
+    .await;
+
+    // Every query of the shipped Grafana dashboard is valid PromQL to this Prometheus.
+    for expr in dashboard_exprs() {
+        let q = expr.replace("$node", ".*").replace("$program", ".*");
+        prom.api("/api/v1/query", &[("query", &q)]).await;
+    }
+
+    // A node that goes away: its target goes down and WardenNodeDown becomes pending for
+    // that node only.
+    let (mut gone, _, _) = a;
+    gone.kill9();
+    eventually(30, "WardenNodeDown pending for node a", || async {
+        let data = prom.api("/api/v1/alerts", &[]).await;
+        let alerts = data["alerts"].as_array().cloned().unwrap_or_default();
+        let down: Vec<&str> = alerts
+            .iter()
+            .filter(|al| al["labels"]["alertname"] == "WardenNodeDown")
+            .filter_map(|al| al["labels"]["node"].as_str())
+            .collect();
+        if down == ["a"] {
+            Ok(())
+        } else {
+            Err(data.to_string())
+        }
+    })
+    .await;
+}
+
+/// `warden ctl --all list` against the hub.
+fn ctl_all(hub: &Warden) -> String {
+    let (st, out, err) = cli(
+        &hub.data_dir,
+        &[
+            "ctl", "--url", &hub.url, "--token", &hub.token, "--all", "list",
+        ],
+        None,
+    );
+    assert!(st.success(), "ctl --all list failed: {err}");
+    out
+}
+
+/// (node, name, state) of every program in the overview.
+fn overview_rows(v: &Value) -> Vec<(String, String, String)> {
+    let mut rows: Vec<(String, String, String)> = v["programs"]
+        .as_array()
+        .expect("programs")
+        .iter()
+        .map(|p| {
+            let f = |k: &str| p[k].as_str().unwrap_or("").to_string();
+            (f("node"), f("name"), f("state"))
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+#[tokio::test]
+async fn the_fleet_overview_lists_every_node_outlives_a_dead_or_hung_one_and_sees_it_return() {
+    // A node that accepts connections and never answers.
+    let hung = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let hung_url = format!("http://{}/", hung.local_addr().expect("addr"));
+    let (hub, [a, b], _tmp) = fleet_with(&[("hung", hung_url)], "timeout_ms = 1000\n").await;
+    for (w, prog) in [
+        (&hub, "hub-game"),
+        (&a.0, "alpha-game"),
+        (&b.0, "beta-game"),
+    ] {
+        run_idle(w, prog).await;
+    }
+
+    let started = std::time::Instant::now();
+    let (st, v) = hub.get("/api/fleet/programs").await;
+    let took = started.elapsed();
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert!(
+        took < Duration::from_secs(3),
+        "a hung node held the overview for {took:?}"
+    );
+    let s = |x: &str| x.to_string();
+    assert_eq!(
+        overview_rows(&v),
+        [
+            (s("a"), s("alpha-game"), s("running")),
+            (s("b"), s("beta-game"), s("running")),
+            (s("hub"), s("hub-game"), s("running")),
+        ]
+    );
+    let nodes = v["nodes"].as_array().expect("nodes");
+    let names: Vec<&str> = nodes.iter().filter_map(|n| n["node"].as_str()).collect();
+    assert_eq!(names, ["hub", "a", "b", "hung"], "{v}");
+    for n in &nodes[..3] {
+        assert_eq!(n["unreachable"], false, "{n}");
+        assert!(n["last_seen_ms"].as_i64().is_some(), "{n}");
+    }
+    assert_eq!(nodes[3]["unreachable"], true, "{v}");
+    assert!(nodes[3]["last_seen_ms"].is_null(), "{v}");
+    assert!(
+        nodes[3]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("no answer within 1000 ms")),
+        "{v}"
+    );
+    let b_seen = nodes[2]["last_seen_ms"].as_i64().expect("b seen");
+    for secret in [a.1.as_str(), b.1.as_str(), SECRET] {
+        assert!(
+            !v.to_string().contains(secret),
+            "a node token in the overview"
+        );
+    }
+
+    let table = ctl_all(&hub);
+    let header = table.lines().next().unwrap_or("");
+    assert!(
+        header.starts_with("NODE") && header.contains("NAME"),
+        "{table}"
+    );
+    for (node, prog) in [("hub", "hub-game"), ("a", "alpha-game"), ("b", "beta-game")] {
+        assert!(
+            table.lines().any(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                f.len() > 2 && f[0] == node && f[1] == prog && f[2] == "running"
+            }),
+            "no {node}/{prog} row:\n{table}"
+        );
+    }
+
+    // Node b dies: it is shown unreachable with when it was last seen, the others as
+    // before.
+    let (mut gone, _b_token, b_dir) = b;
+    let b_url = gone.url.clone();
+    let killed_at = chrono::Utc::now().timestamp_millis();
+    gone.kill9();
+    let (st, v) = hub.get("/api/fleet/programs").await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(
+        overview_rows(&v),
+        [
+            (s("a"), s("alpha-game"), s("running")),
+            (s("hub"), s("hub-game"), s("running")),
+        ]
+    );
+    let b_now = &v["nodes"][2];
+    assert_eq!(b_now["node"], "b", "{v}");
+    assert_eq!(b_now["unreachable"], true, "{v}");
+    // Last seen: the last overview before it died (`ctl --all list` read one later).
+    let b_last = b_now["last_seen_ms"].as_i64().expect("b last seen");
+    assert!(b_seen <= b_last && b_last <= killed_at, "{v}");
+    assert!(
+        b_now["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("cannot connect")),
+        "{v}"
+    );
+    let table = ctl_all(&hub);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("b ") && l.contains("unreachable (last seen")),
+        "{table}"
+    );
+    assert!(table.contains("alpha-game"), "{table}");
+
+    // b comes back at its address: the hub lists it again by itself, with its program
+    // (adopted by the new warden).
+    let _b_again =
+        Warden::start_at(b_dir.path(), "[fleet]\nname = \"b\"\n", &host_port(&b_url)).await;
+    wait_until(Duration::from_secs(30), "node b listed again", || async {
+        let (_, v) = hub.get("/api/fleet/programs").await;
+        let back = v["nodes"][2]["unreachable"] == false;
+        let rows = overview_rows(&v);
+        (back && rows.iter().any(|r| r.0 == "b" && r.1 == "beta-game")).then_some(())
+    })
+    .await;
+
+    // Without credentials: 401 in the one error shape.
+    let (st, v) = hub
+        .call_as(None, Method::GET, "/api/fleet/programs", None)
+        .await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED, "{v}");
+    assert!(v["error"]["code"].is_string(), "{v}");
+    drop(hung);
+}
+
+/// Every PromQL expression of the shipped Grafana dashboard (panels and variables).
+fn dashboard_exprs() -> Vec<String> {
+    let text = std::fs::read_to_string(repo_file("packaging/grafana/warden-fleet.json"))
+        .expect("dashboard file");
+    let doc: Value = serde_json::from_str(&text).expect("dashboard is JSON");
+    let mut out = Vec::new();
+    for p in doc["panels"].as_array().expect("panels") {
+        for t in p["targets"].as_array().into_iter().flatten() {
+            out.push(t["expr"].as_str().expect("expr").to_string());
+        }
+    }
+    for v in doc["templating"]["list"].as_array().expect("variables") {
+        let q = v["query"]["query"].as_str().expect("variable query");
+        let inner = q
+            .strip_prefix("label_values(")
+            .and_then(|r| r.rsplit_once(','))
+            .map(|(m, _)| m.to_string())
+            .expect("label_values(METRIC, LABEL)");
+        out.push(inner);
+    }
+    out
+}
+
+/// The `warden_*` names in `text`.
+fn warden_metrics(text: &str) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("warden_") {
+        let tail = &rest[i..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        out.insert(tail[..end].to_string());
+        rest = &tail[end..];
+    }
+    out
+}
+
+#[test]
+fn dashboard_and_rules_use_metrics_warden_exports() {
+    let exposition =
+        std::fs::read_to_string(repo_file("src/metrics/prometheus.rs")).expect("exposition source");
+    let rules =
+        std::fs::read_to_string(repo_file("packaging/prometheus/warden-rules.yml")).expect("rules");
+    let exprs = dashboard_exprs();
+    assert!(exprs.len() >= 10, "{exprs:?}");
+    let used = warden_metrics(&(exprs.join("\n") + &rules));
+    for name in [
+        "warden_program_cpu_percent",
+        "warden_program_resident_memory_bytes",
+        "warden_program_players",
+        "warden_program_restarts_total",
+    ] {
+        assert!(used.contains(name), "dashboard or rules miss {name}");
+    }
+    for name in &used {
+        assert!(
+            exposition.contains(&format!("\"{name}\"")),
+            "{name} is used by packaging/ but warden does not export it"
+        );
+    }
+}
+
+#[test]
+fn shipped_rules_pass_promtool_check_and_their_unit_tests() {
+    let promtool = tool("promtool");
+    let dir = repo_file("packaging/prometheus");
+    for args in [
+        vec!["check", "rules", "warden-rules.yml"],
+        vec!["test", "rules", "warden-rules.test.yml"],
+        // The example names token files of a real host; check its syntax only.
+        vec!["check", "config", "--syntax-only", "prometheus.yml"],
+    ] {
+        let out = Command::new(&promtool)
+            .args(&args)
+            .current_dir(&dir)
+            .output()
+            .expect("run promtool");
+        assert!(
+            out.status.success(),
+            "promtool {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
