@@ -11,13 +11,16 @@
 //! that sent half a header and waits — so a real request still gets in while idle
 //! connections pile up; if every slot is busy, the new connection is closed at once.
 //! WebSocket connections count toward the cap but are never evicted: they have their own
-//! idle rules (ping every 20 s, closed after 60 s of silence; see `ws.rs`).
+//! idle rules (ping every 20 s, closed after 60 s of silence; see `ws.rs`). Neither is a
+//! connection with a request in progress, from its head until the last byte of its
+//! response: a slow handler or a quiet stream (a console that prints nothing for
+//! minutes) is working, not idle.
 
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -59,6 +62,58 @@ struct ConnState {
     kill: CancellationToken,
     /// Handed over to a WebSocket: never evicted, not watched for idleness here.
     upgraded: AtomicBool,
+    /// Requests in progress (head read, response body not yet sent to its end).
+    active: AtomicU32,
+}
+
+impl ConnState {
+    /// Whether the connection may be closed for silence.
+    fn at_rest(&self) -> bool {
+        !self.upgraded.load(Ordering::Relaxed) && self.active.load(Ordering::Relaxed) == 0
+    }
+}
+
+/// Counts one request as in progress for as long as it lives; it is carried by the
+/// response body, so it ends when hyper has sent (or dropped) the whole response.
+struct Busy(Arc<ConnState>);
+
+impl Busy {
+    fn start(state: Arc<ConnState>) -> Busy {
+        state.active.fetch_add(1, Ordering::Relaxed);
+        Busy(state)
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A response body that keeps its request counted as in progress.
+struct Guarded {
+    inner: axum::body::Body,
+    _busy: Busy,
+}
+
+impl http_body::Body for Guarded {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// The open connections; a slot is held for as long as the connection's socket lives.
@@ -89,7 +144,7 @@ impl Registry {
             let evict_ms = u64::try_from(EVICT_AFTER.as_millis()).unwrap_or(1000);
             let victim = conns
                 .iter()
-                .filter(|(_, c)| !c.upgraded.load(Ordering::Relaxed))
+                .filter(|(_, c)| c.at_rest())
                 .map(|(id, c)| (*id, c.last_ms.load(Ordering::Relaxed)))
                 .filter(|(_, last)| now.saturating_sub(*last) >= evict_ms)
                 .min_by_key(|(_, last)| *last);
@@ -104,6 +159,7 @@ impl Registry {
             last_ms: AtomicU64::new(now),
             kill: CancellationToken::new(),
             upgraded: AtomicBool::new(false),
+            active: AtomicU32::new(0),
         });
         conns.insert(id, state.clone());
         Some((id, state))
@@ -275,12 +331,18 @@ pub async fn serve(
             state: state.clone(),
             registry: registry.clone(),
         });
-        let svc = router
-            .clone()
-            .map_request(move |mut req: axum::http::Request<Incoming>| {
-                req.extensions_mut().insert(ConnectInfo::<SocketAddr>(addr));
-                req
-            });
+        let (router, conn_state) = (router.clone(), state.clone());
+        let svc = tower::service_fn(move |mut req: axum::http::Request<Incoming>| {
+            req.extensions_mut().insert(ConnectInfo::<SocketAddr>(addr));
+            let busy = Busy::start(conn_state.clone());
+            let call = router.clone().oneshot(req);
+            async move {
+                let resp = call.await?;
+                Ok::<_, std::convert::Infallible>(
+                    resp.map(|inner| axum::body::Body::new(Guarded { inner, _busy: busy })),
+                )
+            }
+        });
         let conn = builder
             .serve_connection(io, TowerToHyperService::new(svc))
             .with_upgrades();
@@ -311,7 +373,9 @@ pub async fn serve(
                     _ = tick.tick() => {
                         let now = u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
                         let idle = now.saturating_sub(state.last_ms.load(Ordering::Relaxed));
-                        if Duration::from_millis(idle) >= limits.idle_timeout {
+                        if state.active.load(Ordering::Relaxed) == 0
+                            && Duration::from_millis(idle) >= limits.idle_timeout
+                        {
                             tracing::debug!(%addr, "closing an idle HTTP connection");
                             return;
                         }
@@ -367,5 +431,12 @@ mod tests {
         assert!(!b.kill.is_cancelled());
         assert!(!c.kill.is_cancelled());
         assert!(r.admit().is_none(), "c just spoke, b is a WebSocket");
+        // A connection whose request is in progress is working, however silent.
+        c.last_ms.store(0, Ordering::Relaxed);
+        let busy = Busy::start(c.clone());
+        assert!(r.admit().is_none(), "c has a request in progress");
+        drop(busy);
+        assert!(r.admit().is_some(), "c is at rest again");
+        assert!(c.kill.is_cancelled());
     }
 }

@@ -188,3 +188,45 @@ async fn a_half_sent_request_head_is_cut_at_the_header_read_timeout() {
         "closed after {took:?}"
     );
 }
+
+/// The idle timeout closes connections at rest, never one whose response is still being
+/// sent: a console stream of a program that says nothing for longer than the timeout
+/// still delivers the line that comes after the silence.
+#[tokio::test]
+async fn a_quiet_stream_is_working_not_idle() {
+    use futures_util::StreamExt;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let w = Warden::start_in(tmp.path(), "[api]\nidle_timeout_seconds = 1\n").await;
+    w.create(sh(
+        "quiet",
+        "sleep 4; echo after-the-silence; exec sleep 1000",
+    ))
+    .await;
+    w.post("/api/programs/quiet/start", serde_json::json!(null))
+        .await;
+    let resp = w
+        .http
+        .get(format!(
+            "{}/api/programs/quiet/console/stream?lines=0",
+            w.url
+        ))
+        .bearer_auth(&w.token)
+        .send()
+        .await
+        .expect("stream");
+    assert!(resp.status().is_success(), "{}", resp.status());
+    let mut body = resp.bytes_stream();
+    let mut seen = String::new();
+    let got = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(chunk) = body.next().await {
+            seen.push_str(&String::from_utf8_lossy(&chunk.expect("chunk")));
+            if seen.contains("after-the-silence") {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .expect("the line within 30 s");
+    assert!(got, "the stream was closed during the silence: {seen:?}");
+}

@@ -132,16 +132,16 @@ async fn start_order_waits_for_readiness_and_stops_in_reverse() {
     orphan["deps_timeout_seconds"] = json!(1);
     w.create(orphan).await;
     w.post("/api/programs/orphan/start", json!(null)).await;
-    let v = w
-        .wait_state("orphan", "stopped", Duration::from_secs(10))
-        .await;
-    assert!(v["pid"].is_null());
-    let ev = w
-        .events("orphan")
-        .await
-        .into_iter()
-        .find(|e| e["data"]["from"] == "waiting")
-        .expect("the end of the wait");
+    // It was `stopped` before the start too: wait for the end of the wait itself.
+    let ev = wait_until(Duration::from_secs(20), "the end of the wait", || async {
+        w.events("orphan")
+            .await
+            .into_iter()
+            .find(|e| e["data"]["from"] == "waiting")
+    })
+    .await;
+    assert_eq!(ev["data"]["to"], "stopped", "{ev}");
+    assert!(w.program("orphan").await["pid"].is_null());
     let reason = ev["data"]["reason"].as_str().unwrap_or("");
     assert!(
         reason.contains("'db' was still stopped after 1 s") && reason.contains("--with-deps"),

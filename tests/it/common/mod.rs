@@ -412,7 +412,15 @@ pub async fn start_logged(log_level: &str) -> (Warden, PathBuf) {
 /// provider, so every client needs one installed first (ring, as warden itself does).
 pub fn http_client() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::new()
+    // No kept-alive connections between requests: a request sent on a connection the
+    // server closes for idleness at that very moment fails with "connection closed
+    // before message completed", which some tests (short idle timeouts, long pauses
+    // under load) would otherwise hit by chance. Browsers retry such requests; tests
+    // should not depend on it.
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap_or_default()
 }
 
 impl Warden {
