@@ -17,6 +17,8 @@ const GZIP_MIN_BYTES: usize = 512;
 /// Placeholder in `index.html` replaced by the versioned asset prefix.
 const PREFIX_MARK: &str = "%ASSETS%";
 
+// Cargo reads a build script's directives from its stdout.
+#[allow(clippy::print_stdout)]
 fn main() -> Result<(), Box<dyn Error>> {
     println!("cargo:rerun-if-changed=web");
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("web");

@@ -535,6 +535,18 @@ pub enum ConfigError {
     },
 }
 
+/// Whether `filter` is made of level names and `target=level` directives only. A bare
+/// word that is not a level (`loud`) would otherwise be read as a target name and
+/// silently turn all logging off.
+fn log_level_ok(filter: &str) -> bool {
+    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+    let level = |l: &str| LEVELS.contains(&l.trim().to_ascii_lowercase().as_str());
+    filter.split(',').all(|part| match part.split_once('=') {
+        Some((target, l)) => !target.trim().is_empty() && level(l),
+        None => level(part),
+    })
+}
+
 impl Config {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -573,9 +585,10 @@ impl Config {
             }
         };
         let log_level = raw.log_level.unwrap_or_else(|| "info".to_string());
-        if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {
+        if !log_level_ok(&log_level) || tracing_subscriber::EnvFilter::try_new(&log_level).is_err()
+        {
             problems.push(format!(
-                "log_level = {log_level:?} is not a valid filter; use one of error, warn, info, debug, trace"
+                "log_level = {log_level:?} is not a valid filter; use one of error, warn, info, debug, trace (or directives such as \"info,warden=debug\")"
             ));
         }
         let mut trusted_proxies = Vec::new();
@@ -910,6 +923,24 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_problem_is_listed_at_once_and_log_level_is_a_level() {
+        let err = Config::parse(
+            "listen = \"nowhere\"\nlog_level = \"loud\"\n",
+            Path::new("w.toml"),
+        )
+        .expect_err("must fail");
+        let msg = err.to_string();
+        assert!(msg.contains("listen = \"nowhere\""), "{msg}");
+        assert!(msg.contains("log_level = \"loud\""), "{msg}");
+        for good in ["warn", "INFO", "info,warden=debug", "off"] {
+            assert!(log_level_ok(good), "{good}");
+        }
+        for bad in ["loud", "info,", "=debug", "warden=loud"] {
+            assert!(!log_level_ok(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn defaults_are_valid() {

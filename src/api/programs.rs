@@ -460,19 +460,19 @@ async fn all_events(
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 struct TailQuery {
-    /// Number of lines, 1-10000 (default 100).
-    #[param(minimum = 1, maximum = 10000)]
+    /// Number of recent lines, 0-10000 (default 100); 0 makes a stream send only new lines.
+    #[param(minimum = 0, maximum = 10000)]
     lines: Option<usize>,
 }
 
 impl TailQuery {
     fn lines(&self) -> Result<usize, ApiError> {
         let n = self.lines.unwrap_or(100);
-        if !(1..=10_000).contains(&n) {
+        if n > 10_000 {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "invalid_query",
-                "lines must be between 1 and 10000",
+                "lines must be between 0 and 10000",
             ));
         }
         Ok(n)

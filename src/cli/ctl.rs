@@ -3,6 +3,7 @@
 
 mod alerts;
 mod backup;
+mod status;
 
 use std::path::Path;
 use std::time::Duration;
@@ -49,7 +50,8 @@ pub struct CtlArgs {
 enum CtlCmd {
     /// List programs with their status.
     List,
-    /// Show one program.
+    /// Show one program in detail: state and why, health, players, CPU and memory,
+    /// uptime, last exit, next scheduled actions, last backup.
     Status {
         /// Program name.
         name: String,
@@ -110,10 +112,17 @@ enum CtlCmd {
         #[arg(short, long)]
         follow: bool,
     },
-    /// Send a line to a program's console (stdin).
+    /// Send a line to a program's console (stdin) and print the lines it answers with.
     Send {
         /// Program name.
         name: String,
+        /// Print nothing back: send the line and return at once.
+        #[arg(long)]
+        no_wait: bool,
+        /// How long to collect the answer, in seconds (it ends sooner once the console
+        /// has been quiet for half a second after the first line).
+        #[arg(long, default_value_t = 2.0)]
+        wait: f64,
         /// The line (words are joined with spaces).
         #[arg(required = true, trailing_var_arg = true)]
         line: Vec<String>,
@@ -337,7 +346,7 @@ pub fn fmt_ms(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-fn fmt_uptime(v: &Value) -> String {
+pub(super) fn fmt_uptime(v: &Value) -> String {
     match v.as_u64() {
         Some(s) => crate::duration::format(std::time::Duration::from_secs(s)),
         None => "-".into(),
@@ -357,7 +366,7 @@ fn program_table(list: &[Value], node: bool) {
             String::new()
         }
     };
-    println!(
+    outln!(
         "{}{:<20} {:<9} {:>8} {:>9} {:>8}  LAST EXIT",
         first("NODE"),
         "NAME",
@@ -367,7 +376,7 @@ fn program_table(list: &[Value], node: bool) {
         "RESTARTS"
     );
     for p in list {
-        println!(
+        outln!(
             "{}{:<20} {:<9} {:>8} {:>9} {:>8}  {}",
             first(p["node"].as_str().unwrap_or("")),
             p["name"].as_str().unwrap_or(""),
@@ -395,7 +404,7 @@ fn print_fleet(v: &Value) {
             .as_i64()
             .map(fmt_ms)
             .unwrap_or_else(|| "never since the hub started".into());
-        println!(
+        outln!(
             "{:<12} unreachable (last seen {seen}): {}",
             n["node"].as_str().unwrap_or(""),
             n["error"].as_str().unwrap_or("")
@@ -404,7 +413,7 @@ fn print_fleet(v: &Value) {
 }
 
 pub(super) fn print_json(v: &Value) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
+    outln!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }
 
@@ -412,7 +421,7 @@ fn print_line(v: &Value) {
     let ts = v["ts"].as_i64().map(fmt_ms).unwrap_or_default();
     let stream = v["stream"].as_str().unwrap_or("");
     let marker = if stream == "stdin" { "> " } else { "" };
-    println!("{ts} {marker}{}", v["text"].as_str().unwrap_or(""));
+    outln!("{ts} {marker}{}", v["text"].as_str().unwrap_or(""));
 }
 
 /// Runs `warden ctl`.
@@ -439,11 +448,10 @@ pub async fn run(args: CtlArgs) -> anyhow::Result<()> {
             print_programs(v["programs"].as_array().map(Vec::as_slice).unwrap_or(&[]));
         }
         CtlCmd::Status { name } => {
-            let v = c.get(&format!("/api/programs/{name}")).await?;
             if json {
-                return print_json(&v);
+                return print_json(&c.get(&format!("/api/programs/{name}")).await?);
             }
-            print_programs(std::slice::from_ref(&v));
+            status::detailed(&c, &name).await?;
         }
         CtlCmd::Schedule(cmd) => super::schedctl::schedule(&c, cmd, json).await?,
         CtlCmd::Job(cmd) => super::schedctl::job(&c, cmd, json).await?,
@@ -488,7 +496,7 @@ pub async fn run(args: CtlArgs) -> anyhow::Result<()> {
             if json {
                 return print_json(&v);
             }
-            println!("{}", v["output"].as_str().unwrap_or("").trim_end());
+            outln!("{}", v["output"].as_str().unwrap_or("").trim_end());
         }
         CtlCmd::Players { name } => {
             let v = c.get(&format!("/api/programs/{name}/players")).await?;
@@ -499,7 +507,7 @@ pub async fn run(args: CtlArgs) -> anyhow::Result<()> {
                 .as_array()
                 .map(|a| a.iter().filter_map(Value::as_str).collect())
                 .unwrap_or_default();
-            println!(
+            outln!(
                 "{} of {} players online{}{}",
                 v["online"].as_u64().unwrap_or(0),
                 v["max"]
@@ -520,7 +528,7 @@ pub async fn run(args: CtlArgs) -> anyhow::Result<()> {
             if json {
                 return print_json(&v);
             }
-            println!("sent via {}", v["method"].as_str().unwrap_or("?"));
+            outln!("sent via {}", v["method"].as_str().unwrap_or("?"));
         }
         CtlCmd::Kill { name } => action(&c, &name, "kill", json).await?,
         CtlCmd::Delete { name, force } => {
@@ -529,14 +537,25 @@ pub async fn run(args: CtlArgs) -> anyhow::Result<()> {
                     .delete(format!("{}/api/programs/{name}?force={force}", c.base)),
             )
             .await?;
-            println!("{name}: deleted");
+            outln!("{name}: deleted");
         }
-        CtlCmd::Send { name, line } => {
-            c.post(
-                &format!("/api/programs/{name}/console"),
-                serde_json::json!({ "line": line.join(" ") }),
-            )
-            .await?;
+        CtlCmd::Send {
+            name,
+            line,
+            no_wait,
+            wait,
+        } => {
+            let body = serde_json::json!({ "line": line.join(" ") });
+            let path = format!("/api/programs/{name}/console");
+            if no_wait {
+                c.post(&path, body).await?;
+            } else {
+                // Follow the console first, so no answer is missed between the two calls.
+                let answer = console_stream(&c, &name, 0).await?;
+                c.post(&path, body).await?;
+                let wait = Duration::try_from_secs_f64(wait).unwrap_or(Duration::ZERO);
+                print_answer(answer, wait, json).await?;
+            }
         }
         CtlCmd::Events { name, limit } => {
             let v = c
@@ -552,7 +571,7 @@ pub async fn run(args: CtlArgs) -> anyhow::Result<()> {
                 .iter()
                 .rev()
             {
-                println!(
+                outln!(
                     "{} {:<16} {}",
                     e["ts"].as_i64().map(fmt_ms).unwrap_or_default(),
                     e["kind"].as_str().unwrap_or(""),
@@ -637,14 +656,14 @@ async fn action(c: &Client, name: &str, what: &str, json: bool) -> anyhow::Resul
     }
     if let Some(at) = v["at_ms"].as_i64() {
         // A warned stop: the server answered with the plan.
-        println!(
+        outln!(
             "{name}: {} at {} after warning players",
             v["action"].as_str().unwrap_or("stop"),
             fmt_ms(at)
         );
         return Ok(());
     }
-    println!(
+    outln!(
         "{name}: {}{}",
         v["state"].as_str().unwrap_or("?"),
         v["pid"]
@@ -655,7 +674,46 @@ async fn action(c: &Client, name: &str, what: &str, json: bool) -> anyhow::Resul
     Ok(())
 }
 
-async fn follow_logs(c: &Client, name: &str, lines: usize, json: bool) -> anyhow::Result<()> {
+/// Prints the console lines that follow a sent line: until `wait` has passed, or half a
+/// second of quiet after the first line. The echo of the input itself is left out.
+async fn print_answer(resp: reqwest::Response, wait: Duration, json: bool) -> anyhow::Result<()> {
+    const QUIET: Duration = Duration::from_millis(500);
+    let end = tokio::time::Instant::now() + wait;
+    let mut stream = resp.bytes_stream();
+    let mut buf: Vec<u8> = Vec::new();
+    let mut answered = false;
+    loop {
+        let until = if answered {
+            end.min(tokio::time::Instant::now() + QUIET)
+        } else {
+            end
+        };
+        let Ok(chunk) = tokio::time::timeout_at(until, stream.next()).await else {
+            break;
+        };
+        let Some(chunk) = chunk else { break };
+        buf.extend_from_slice(&chunk?);
+        while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = buf.drain(..=pos).collect();
+            let Ok(v) = serde_json::from_slice::<Value>(&line) else {
+                continue;
+            };
+            if v["stream"] == "stdin" || v["lagged"].is_u64() {
+                continue;
+            }
+            answered = true;
+            if json {
+                out!("{}", String::from_utf8_lossy(&line));
+            } else {
+                outln!("{}", v["text"].as_str().unwrap_or(""));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Opens the console stream of `name` starting with its last `lines` lines.
+async fn console_stream(c: &Client, name: &str, lines: usize) -> anyhow::Result<reqwest::Response> {
     let resp = c
         .http
         .get(format!(
@@ -675,6 +733,11 @@ async fn follow_logs(c: &Client, name: &str, lines: usize, json: bool) -> anyhow
             status.as_u16()
         );
     }
+    Ok(resp)
+}
+
+async fn follow_logs(c: &Client, name: &str, lines: usize, json: bool) -> anyhow::Result<()> {
+    let resp = console_stream(c, name, lines).await?;
     let mut stream = resp.bytes_stream();
     let mut buf: Vec<u8> = Vec::new();
     while let Some(chunk) = stream.next().await {
@@ -682,10 +745,10 @@ async fn follow_logs(c: &Client, name: &str, lines: usize, json: bool) -> anyhow
         while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
             let line: Vec<u8> = buf.drain(..=pos).collect();
             if json {
-                print!("{}", String::from_utf8_lossy(&line));
+                out!("{}", String::from_utf8_lossy(&line));
             } else if let Ok(v) = serde_json::from_slice::<Value>(&line) {
                 if let Some(n) = v["lagged"].as_u64() {
-                    eprintln!("({n} lines skipped: this client fell behind)");
+                    errln!("({n} lines skipped: this client fell behind)");
                 } else {
                     print_line(&v);
                 }
@@ -711,7 +774,7 @@ pub async fn apply(args: ApplyArgs) -> anyhow::Result<()> {
         ("unchanged", "unchanged"),
     ] {
         for n in v[key].as_array().map(Vec::as_slice).unwrap_or(&[]) {
-            println!("{verb:<9} {}", n.as_str().unwrap_or(""));
+            outln!("{verb:<9} {}", n.as_str().unwrap_or(""));
         }
     }
     Ok(())

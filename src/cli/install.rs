@@ -3,7 +3,6 @@
 //! `POST /api/install` and follows its progress until it is installed or failed).
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
@@ -81,18 +80,9 @@ pub fn list(data_dir: &Path, json_out: bool) -> anyhow::Result<()> {
             ));
         }
     }
-    // A closed pipe (`warden templates | head`) ends the listing quietly.
-    let mut stdout = std::io::stdout().lock();
-    match stdout
-        .write_all(out.as_bytes())
-        .and_then(|()| stdout.flush())
-    {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
-        Err(e) => return Err(e.into()),
-    }
+    out!("{out}");
     for p in problems {
-        eprintln!("warning: {}: {}", p.file, p.message);
+        errln!("warning: {}: {}", p.file, p.message);
     }
     Ok(())
 }
@@ -112,7 +102,7 @@ pub async fn new(args: NewArgs) -> anyhow::Result<()> {
         if args.remote.json {
             return print_json(&started);
         }
-        println!("install {id} of '{}' started", args.name);
+        outln!("install {id} of '{}' started", args.name);
         return Ok(());
     }
     let mut last_percent = -1.0;
@@ -123,7 +113,7 @@ pub async fn new(args: NewArgs) -> anyhow::Result<()> {
                 if args.remote.json {
                     return print_json(&s);
                 }
-                println!(
+                outln!(
                     "'{}' installed in {} (build {}); start it with `warden ctl start {}`",
                     args.name,
                     s["dir"].as_str().unwrap_or("?"),
@@ -145,7 +135,7 @@ pub async fn new(args: NewArgs) -> anyhow::Result<()> {
                     && !args.remote.json
                 {
                     last_percent = pct;
-                    eprintln!(
+                    errln!(
                         "{} {pct:.1} % ({} / {} bytes)",
                         p["phase"].as_str().unwrap_or(""),
                         p["bytes_done"].as_u64().unwrap_or(0),

@@ -76,7 +76,7 @@ async fn import(c: &Client, name: &str, file: &std::path::Path) -> anyhow::Resul
         }
         bail!("{msg} (HTTP {})", status.as_u16());
     }
-    println!(
+    outln!(
         "imported {} samples into '{name}' ({} to {})",
         v["imported"].as_u64().unwrap_or(0),
         v["from"]

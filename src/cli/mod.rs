@@ -2,6 +2,9 @@
 //! token, config check). Remote commands (`ctl`, `apply`) live in `ctl.rs` and talk to a
 //! running server over HTTP with a token.
 
+#[macro_use]
+mod out;
+
 mod ctl;
 mod install;
 mod metrics;
@@ -353,7 +356,7 @@ fn read_secret(from_stdin: bool, prompt: &str) -> anyhow::Result<String> {
     if from_stdin || !std::io::stdin().is_terminal() {
         std::io::stdin().read_to_string(&mut pw)?;
     } else {
-        eprint!("{prompt}: ");
+        err!("{prompt}: ");
         std::io::stdin().read_line(&mut pw)?;
     }
     let pw = pw.trim_end_matches(['\n', '\r']).to_string();
@@ -365,7 +368,7 @@ async fn user(cfg: Config, cmd: UserCmd) -> anyhow::Result<()> {
     // say so instead of quietly creating a second, unrelated database.
     if matches!(cmd, UserCmd::Add { .. }) && !server::db_path(&cfg.data_dir).exists() {
         let dir = std::path::absolute(&cfg.data_dir).unwrap_or_else(|_| cfg.data_dir.clone());
-        eprintln!(
+        errln!(
             "warning: {} holds no warden data yet; a new data directory is created there.\n\
              If `warden serve` runs elsewhere, pass the same --data-dir (or WARDEN_DATA_DIR) to both.",
             dir.display()
@@ -381,7 +384,7 @@ async fn user(cfg: Config, cmd: UserCmd) -> anyhow::Result<()> {
         } => {
             let pw = read_password(password_stdin)?;
             auth.add_user(&name, pw, role).await?;
-            println!("user '{name}' added with role {}", role.as_str());
+            outln!("user '{name}' added with role {}", role.as_str());
         }
         UserCmd::Passwd {
             name,
@@ -389,18 +392,18 @@ async fn user(cfg: Config, cmd: UserCmd) -> anyhow::Result<()> {
         } => {
             let pw = read_password(password_stdin)?;
             auth.set_password(&name, pw).await?;
-            println!("password of '{name}' changed; their sessions were ended");
+            outln!("password of '{name}' changed; their sessions were ended");
         }
         UserCmd::List => {
             let users = store.users().await?;
-            println!("{:<24} {:<9} CREATED", "NAME", "ROLE");
+            outln!("{:<24} {:<9} CREATED", "NAME", "ROLE");
             for u in users {
-                println!("{:<24} {:<9} {}", u.name, u.role, ctl::fmt_ms(u.created_at));
+                outln!("{:<24} {:<9} {}", u.name, u.role, ctl::fmt_ms(u.created_at));
             }
         }
         UserCmd::Remove { name } => {
             store.delete_user(&name).await?;
-            println!("user '{name}' removed");
+            outln!("user '{name}' removed");
         }
     }
     store.close().await;
@@ -431,18 +434,21 @@ async fn grant(cfg: Config, cmd: GrantCmd) -> anyhow::Result<()> {
                 .await?;
             let list = perms.to_stored();
             if list.is_empty() {
-                println!("grant of '{subject}' removed");
+                outln!("grant of '{subject}' removed");
             } else {
-                println!("'{subject}' now has {list}");
+                outln!("'{subject}' now has {list}");
             }
             if perms.names().iter().any(|p| p.runs_code()) {
-                println!("note: files.write and define let '{subject}' run code as warden's user");
+                outln!("note: files.write and define let '{subject}' run code as warden's user");
             }
         }
         GrantCmd::List => {
-            println!(
+            outln!(
                 "{:<5} {:<6} {:<20} {:<22} PERMISSIONS",
-                "ID", "KIND", "SUBJECT", "SCOPE"
+                "ID",
+                "KIND",
+                "SUBJECT",
+                "SCOPE"
             );
             for g in store.grants().await? {
                 let scope = match &g.grant.scope {
@@ -454,7 +460,7 @@ async fn grant(cfg: Config, cmd: GrantCmd) -> anyhow::Result<()> {
                     Subject::User => "user",
                     Subject::Token => "token",
                 };
-                println!(
+                outln!(
                     "{:<5} {:<6} {:<20} {:<22} {}",
                     g.id,
                     kind,
@@ -466,7 +472,7 @@ async fn grant(cfg: Config, cmd: GrantCmd) -> anyhow::Result<()> {
         }
         GrantCmd::Remove { id } => {
             store.delete_grant(id).await?;
-            println!("grant {id} removed");
+            outln!("grant {id} removed");
         }
     }
     store.close().await;
@@ -479,17 +485,21 @@ async fn token(cfg: Config, cmd: TokenCmd) -> anyhow::Result<()> {
     match cmd {
         TokenCmd::Create { name, role } => {
             let t = auth.create_token(&name, role, Some("cli".into())).await?;
-            eprintln!(
+            errln!(
                 "token '{name}' ({}) created with role {}. It is shown only now:",
                 t.public_id,
                 role.as_str()
             );
-            println!("{}", t.token);
+            outln!("{}", t.token);
         }
         TokenCmd::List => {
-            println!(
+            outln!(
                 "{:<4} {:<13} {:<20} {:<9} {:<20} STATUS",
-                "ID", "PUBLIC ID", "NAME", "ROLE", "LAST USED"
+                "ID",
+                "PUBLIC ID",
+                "NAME",
+                "ROLE",
+                "LAST USED"
             );
             for t in store.tokens().await? {
                 let status = if t.revoked_at.is_some() {
@@ -497,7 +507,7 @@ async fn token(cfg: Config, cmd: TokenCmd) -> anyhow::Result<()> {
                 } else {
                     "active"
                 };
-                println!(
+                outln!(
                     "{:<4} {:<13} {:<20} {:<9} {:<20} {status}",
                     t.id,
                     t.public_id,
@@ -511,7 +521,7 @@ async fn token(cfg: Config, cmd: TokenCmd) -> anyhow::Result<()> {
         }
         TokenCmd::Revoke { id } => {
             let public_id = auth.revoke_token(&id).await?;
-            println!("token {public_id} revoked");
+            outln!("token {public_id} revoked");
         }
     }
     store.close().await;
@@ -554,13 +564,13 @@ async fn fleet_command(
             node.token = sealer.seal(&node.token).map_err(anyhow::Error::msg)?;
             let (name, url, insecure) = (node.name.clone(), node.url.clone(), node.allow_insecure);
             store.add_fleet_node(node).await?;
-            println!("node '{name}' added at {url}");
+            outln!("node '{name}' added at {url}");
             if insecure && url.starts_with("http://") {
-                println!("note: its token and answers cross the network unencrypted");
+                outln!("note: its token and answers cross the network unencrypted");
             }
         }
         FleetCmd::List => {
-            println!("{:<20} {:<40} {:<8} CREATED", "NAME", "URL", "TLS PIN");
+            outln!("{:<20} {:<40} {:<8} CREATED", "NAME", "URL", "TLS PIN");
             for n in store.fleet_nodes().await? {
                 let pin = if n.fingerprint.is_some() {
                     "pinned"
@@ -569,7 +579,7 @@ async fn fleet_command(
                 } else {
                     "-"
                 };
-                println!(
+                outln!(
                     "{:<20} {:<40} {:<8} {}",
                     n.name,
                     n.url,
@@ -580,7 +590,7 @@ async fn fleet_command(
         }
         FleetCmd::Remove { name } => {
             store.remove_fleet_node(&name).await?;
-            println!("node '{name}' removed");
+            outln!("node '{name}' removed");
         }
     }
     Ok(())
@@ -589,10 +599,10 @@ async fn fleet_command(
 fn config_check(file: &std::path::Path, programs: bool) -> anyhow::Result<()> {
     if programs {
         let specs = ctl::load_programs_file(file)?;
-        println!("{}: OK ({} programs)", file.display(), specs.len());
+        outln!("{}: OK ({} programs)", file.display(), specs.len());
     } else {
         Config::load(file)?;
-        println!("{}: OK", file.display());
+        outln!("{}: OK", file.display());
     }
     Ok(())
 }

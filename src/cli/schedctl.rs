@@ -153,7 +153,7 @@ fn ms_text(v: &Value) -> String {
 
 fn print_warnings(v: &Value) {
     for w in v["warnings"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
-        println!("warning: {}", s(w));
+        outln!("warning: {}", s(w));
     }
 }
 
@@ -165,12 +165,15 @@ pub async fn schedule(c: &Client, cmd: ScheduleCmd, json: bool) -> anyhow::Resul
             if json {
                 return print_json(&v);
             }
-            println!(
+            outln!(
                 "{:<24} {:<8} {:<22} {:<26} LAST RUN",
-                "NAME", "ENABLED", "TRIGGER", "NEXT"
+                "NAME",
+                "ENABLED",
+                "TRIGGER",
+                "NEXT"
             );
             for sc in v["schedules"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
-                println!(
+                outln!(
                     "{:<24} {:<8} {:<22} {:<26} {}",
                     s(&sc["name"]),
                     sc["enabled"].as_bool().unwrap_or(false),
@@ -192,12 +195,12 @@ pub async fn schedule(c: &Client, cmd: ScheduleCmd, json: bool) -> anyhow::Resul
             if json {
                 return print_json(&v);
             }
-            println!("{verb} schedule {}", s(&v["name"]));
+            outln!("{verb} schedule {}", s(&v["name"]));
             print_schedule(&v);
         }
         ScheduleCmd::Delete { name } => {
             c.delete(&format!("/api/schedules/{name}")).await?;
-            println!("deleted schedule {name}");
+            outln!("deleted schedule {name}");
         }
         ScheduleCmd::Run { name } => {
             let v = c
@@ -206,7 +209,7 @@ pub async fn schedule(c: &Client, cmd: ScheduleCmd, json: bool) -> anyhow::Resul
             if json {
                 return print_json(&v);
             }
-            println!("schedule {name}: run {} started", v["run_id"]);
+            outln!("schedule {name}: run {} started", v["run_id"]);
         }
         ScheduleCmd::Cancel { name } => {
             let v = c
@@ -215,7 +218,7 @@ pub async fn schedule(c: &Client, cmd: ScheduleCmd, json: bool) -> anyhow::Resul
             if json {
                 return print_json(&v);
             }
-            println!("schedule {name}: cancelling run {}", v["run_id"]);
+            outln!("schedule {name}: cancelling run {}", v["run_id"]);
         }
         ScheduleCmd::Runs { name, limit } => {
             let v = c
@@ -224,12 +227,15 @@ pub async fn schedule(c: &Client, cmd: ScheduleCmd, json: bool) -> anyhow::Resul
             if json {
                 return print_json(&v);
             }
-            println!(
+            outln!(
                 "{:>6} {:<20} {:<12} {:<16} ERROR",
-                "RUN", "STARTED", "STATE", "SOURCE"
+                "RUN",
+                "STARTED",
+                "STATE",
+                "SOURCE"
             );
             for r in v["runs"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
-                println!(
+                outln!(
                     "{:>6} {:<20} {:<12} {:<16} {}",
                     r["id"],
                     r["started_at"].as_i64().map(fmt_ms).unwrap_or_default(),
@@ -244,19 +250,19 @@ pub async fn schedule(c: &Client, cmd: ScheduleCmd, json: bool) -> anyhow::Resul
 }
 
 fn print_schedule(v: &Value) {
-    println!("name:      {}", s(&v["name"]));
-    println!(
+    outln!("name:      {}", s(&v["name"]));
+    outln!(
         "trigger:   {} ({})",
         s(&v["trigger"]),
         s(&v["trigger_description"])
     );
-    println!("time zone: {}", s(&v["effective_timezone"]));
-    println!("enabled:   {}", v["enabled"].as_bool().unwrap_or(false));
-    println!("next runs:");
+    outln!("time zone: {}", s(&v["effective_timezone"]));
+    outln!("enabled:   {}", v["enabled"].as_bool().unwrap_or(false));
+    outln!("next runs:");
     for t in v["next_runs"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
-        println!("  {}", s(t));
+        outln!("  {}", s(t));
     }
-    println!("tasks:");
+    outln!("tasks:");
     for (i, t) in v["tasks"]
         .as_array()
         .map(Vec::as_slice)
@@ -270,7 +276,7 @@ fn print_schedule(v: &Value) {
         } else {
             String::new()
         };
-        println!(
+        outln!(
             "  {}. {wait}{} (on failure: {})",
             i + 1,
             t["action"],
@@ -278,7 +284,7 @@ fn print_schedule(v: &Value) {
         );
     }
     if !v["last_run"].is_null() {
-        println!(
+        outln!(
             "last run:  {} {} {}",
             v["last_run"]["id"],
             s(&v["last_run"]["state"]),
@@ -296,9 +302,12 @@ pub async fn job(c: &Client, cmd: JobCmd, json: bool) -> anyhow::Result<()> {
             if json {
                 return print_json(&v);
             }
-            println!(
+            outln!(
                 "{:<24} {:<10} {:>8} {:>8}  LAST RUN",
-                "NAME", "STATE", "P50", "P90"
+                "NAME",
+                "STATE",
+                "P50",
+                "P90"
             );
             for j in v["jobs"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
                 let state = if j["running"].is_null() {
@@ -306,7 +315,7 @@ pub async fn job(c: &Client, cmd: JobCmd, json: bool) -> anyhow::Result<()> {
                 } else {
                     format!("run {}", j["running"]["run_id"])
                 };
-                println!(
+                outln!(
                     "{:<24} {:<10} {:>8} {:>8}  {}",
                     s(&j["name"]),
                     state,
@@ -328,12 +337,12 @@ pub async fn job(c: &Client, cmd: JobCmd, json: bool) -> anyhow::Result<()> {
             if json {
                 return print_json(&v);
             }
-            println!("{verb} job {}", s(&v["name"]));
+            outln!("{verb} job {}", s(&v["name"]));
             print_job(&v);
         }
         JobCmd::Delete { name, force } => {
             c.delete(&format!("/api/jobs/{name}?force={force}")).await?;
-            println!("deleted job {name}");
+            outln!("deleted job {name}");
         }
         JobCmd::Run { name, wait } => {
             let v = c
@@ -353,12 +362,12 @@ pub async fn job(c: &Client, cmd: JobCmd, json: bool) -> anyhow::Result<()> {
             };
             match (s(&v["outcome"]), v["run_id"].as_i64()) {
                 ("started", Some(id)) => {
-                    println!("job {name}: run {id} started{expect}");
+                    outln!("job {name}: run {id} started{expect}");
                     if wait {
                         return wait_run(c, &name, id, json).await;
                     }
                 }
-                (other, _) => println!("job {name}: {other}{expect}"),
+                (other, _) => outln!("job {name}: {other}{expect}"),
             }
         }
         JobCmd::Cancel { name } => {
@@ -368,7 +377,7 @@ pub async fn job(c: &Client, cmd: JobCmd, json: bool) -> anyhow::Result<()> {
             if json {
                 return print_json(&v);
             }
-            println!("job {name}: cancelling run {}", v["run_id"]);
+            outln!("job {name}: cancelling run {}", v["run_id"]);
         }
         JobCmd::Runs { name, limit } => {
             let v = c
@@ -377,12 +386,17 @@ pub async fn job(c: &Client, cmd: JobCmd, json: bool) -> anyhow::Result<()> {
             if json {
                 return print_json(&v);
             }
-            println!(
+            outln!(
                 "{:>6} {:<20} {:<12} {:>9} {:>7} {:<18} ERROR",
-                "RUN", "STARTED", "STATE", "DURATION", "RETRIES", "SOURCE"
+                "RUN",
+                "STARTED",
+                "STATE",
+                "DURATION",
+                "RETRIES",
+                "SOURCE"
             );
             for r in v["runs"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
-                println!(
+                outln!(
                     "{:>6} {:<20} {:<12} {:>9} {:>7} {:<18} {}",
                     r["id"],
                     r["started_at"].as_i64().map(fmt_ms).unwrap_or_default(),
@@ -406,20 +420,20 @@ pub async fn job(c: &Client, cmd: JobCmd, json: bool) -> anyhow::Result<()> {
 }
 
 fn print_job(v: &Value) {
-    println!("name:        {}", s(&v["name"]));
-    println!("overlap:     {}", s(&v["overlap"]));
-    println!("concurrency: {}", v["effective_concurrency"]);
+    outln!("name:        {}", s(&v["name"]));
+    outln!("overlap:     {}", s(&v["overlap"]));
+    outln!("concurrency: {}", v["effective_concurrency"]);
     if v["prediction"].is_null() {
-        println!("prediction:  none yet (needs a few successful runs)");
+        outln!("prediction:  none yet (needs a few successful runs)");
     } else {
-        println!(
+        outln!(
             "prediction:  ~{} (p90 {}) from {} runs",
             ms_text(&v["prediction"]["p50_ms"]),
             ms_text(&v["prediction"]["p90_ms"]),
             v["prediction"]["samples"]
         );
     }
-    println!("steps:");
+    outln!("steps:");
     for st in v["steps"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
         let deps: Vec<&str> = st["depends_on"]
             .as_array()
@@ -430,7 +444,7 @@ fn print_job(v: &Value) {
         } else {
             format!(" (after {})", deps.join(", "))
         };
-        println!(
+        outln!(
             "  {}{after}: {} {}",
             s(&st["name"]),
             s(&st["command"]),
@@ -438,7 +452,7 @@ fn print_job(v: &Value) {
         );
     }
     if !v["running"].is_null() {
-        println!(
+        outln!(
             "running:     run {} since {}{}",
             v["running"]["run_id"],
             v["running"]["started_at"]
@@ -453,7 +467,7 @@ fn print_job(v: &Value) {
         );
     }
     if !v["last_run"].is_null() {
-        println!(
+        outln!(
             "last run:    {} {} {}",
             v["last_run"]["id"],
             s(&v["last_run"]["state"]),
@@ -465,7 +479,7 @@ fn print_job(v: &Value) {
 
 fn print_run(v: &Value) {
     let r = &v["run"];
-    println!(
+    outln!(
         "run {} of {}: {} ({}), {} retries{}",
         r["id"],
         s(&r["job"]),
@@ -478,7 +492,7 @@ fn print_run(v: &Value) {
             .unwrap_or_default()
     );
     for st in v["steps"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
-        println!(
+        outln!(
             "- {} attempt {}: {} ({}) {}",
             s(&st["step"]),
             st["attempt"],
@@ -488,7 +502,7 @@ fn print_run(v: &Value) {
         );
         if let Some(tail) = st["output_tail"].as_str() {
             for line in tail.lines() {
-                println!("    | {line}");
+                outln!("    | {line}");
             }
         }
     }

@@ -47,17 +47,17 @@ pub fn run(cmd: ServiceCmd, place: &Place) -> anyhow::Result<()> {
         ServiceCmd::Uninstall => {
             let wait = stop_wait(place);
             os::service::uninstall(wait)?;
-            println!("service '{}' removed", os::service::NAME);
+            outln!("service '{}' removed", os::service::NAME);
             Ok(())
         }
         ServiceCmd::Start => {
             os::service::start(Duration::from_secs(60))?;
-            println!("service '{}' running", os::service::NAME);
+            outln!("service '{}' running", os::service::NAME);
             Ok(())
         }
         ServiceCmd::Stop => {
             os::service::stop(stop_wait(place))?;
-            println!("service '{}' stopped", os::service::NAME);
+            outln!("service '{}' stopped", os::service::NAME);
             Ok(())
         }
         ServiceCmd::Run => run_service(place),
@@ -101,7 +101,7 @@ fn install(place: &Place) -> anyhow::Result<()> {
     args.push("--data-dir".into());
     args.push(data_dir.clone().into());
     os::service::install(exe, args, cfg.supervisor.shutdown_timeout + STOP_MARGIN)?;
-    println!(
+    outln!(
         "service '{}' installed; it starts at boot.\n  data: {}\n  logs: {}\nStart it now with: warden service start",
         os::service::NAME,
         data_dir.display(),

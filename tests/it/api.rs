@@ -248,7 +248,7 @@ async fn bad_requests_get_precise_4xx_with_the_error_shape() {
     let (st, v) = w.get("/api/programs/q/console?lines=abc").await;
     assert_eq!(st, 400);
     assert_error_shape(&v, "invalid_query");
-    let (st, v) = w.get("/api/programs/q/console?lines=0").await;
+    let (st, v) = w.get("/api/programs/q/console?lines=10001").await;
     assert_eq!(st, 400);
     assert_error_shape(&v, "invalid_query");
     let (st, v) = w.post("/api/programs", sh("q", "true")).await;

@@ -53,11 +53,29 @@ async fn ctl_drives_a_program_end_to_end() {
     let v: Value = serde_json::from_str(&out).expect("json");
     assert_eq!(v["programs"][0]["name"], "repl");
 
-    let (ok, _, err) = ctl(&w, &["send", "repl", "hello", "world"]);
+    // `send` prints what the program answered (not the echo of the line itself).
+    let (ok, out, err) = ctl(&w, &["send", "repl", "--wait", "20", "hello", "world"]);
     assert!(ok, "{err}");
+    assert_eq!(out.trim(), "you said hello world", "{err}");
+    let (ok, out, err) = ctl(&w, &["send", "repl", "--no-wait", "again"]);
+    assert!(ok, "{err}");
+    assert_eq!(out, "", "--no-wait prints nothing");
+    // `status NAME` is the detailed view, one labelled line per fact.
+    let (ok, out, err) = ctl(&w, &["status", "repl"]);
+    assert!(ok, "{err}");
+    let row = |label: &str| {
+        out.lines()
+            .find(|l| l.starts_with(label))
+            .map(|l| l[label.len()..].trim().to_string())
+            .unwrap_or_else(|| panic!("no {label} line in:\n{out}"))
+    };
+    assert!(row("State").starts_with("running since "), "{out}");
+    assert_eq!(row("Display name"), "Echo server");
+    assert!(row("PID").parse::<u32>().is_ok(), "{out}");
+    assert_eq!(row("Restarts"), "0");
     wait_until(Duration::from_secs(10), "reply in logs", || async {
         let (_, out, _) = ctl(&w, &["logs", "repl", "-n", "10"]);
-        out.contains("you said hello world").then_some(())
+        (out.contains("you said hello world") && out.contains("you said again")).then_some(())
     })
     .await;
     let (ok, out, _) = ctl(&w, &["events", "repl"]);
@@ -169,4 +187,40 @@ async fn users_are_managed_offline_and_passwords_never_echo() {
         out.contains("t-operator") && !out.contains(&token),
         "tokens are never shown again"
     );
+}
+
+/// The command line's own output can fail without a panic: a reader that went away
+/// (`warden ... | head -1`) ends the command quietly with exit 0, a full disk ends it
+/// with exit 1 and one clear line on stderr.
+#[cfg(unix)]
+#[test]
+fn a_broken_or_full_stdout_ends_the_command_without_a_panic() {
+    use std::process::Stdio;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let run = |stdout: Stdio| {
+        Command::new(bin())
+            .args(["templates", "--data-dir"])
+            .arg(tmp.path())
+            .stdout(stdout)
+            .stderr(Stdio::piped())
+            .output()
+            .expect("run warden templates")
+    };
+
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let out = run(Stdio::from(writer));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "closed pipe: {err}");
+    assert!(!err.contains("panicked"), "closed pipe: {err}");
+
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("open /dev/full");
+    let out = run(Stdio::from(full));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "full disk: {err}");
+    assert!(!err.contains("panicked"), "full disk: {err}");
+    assert!(err.contains("cannot write the output"), "full disk: {err}");
 }

@@ -4,7 +4,10 @@
 //!
 //! Unix only: the Windows build is driven under Wine by `tests/wine` in the Windows stage.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+// a panic in a test is a failed test
+// Tests print the figures they measure (`--nocapture`); a failed print fails the test.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
 #![cfg(unix)]
 
 mod common;

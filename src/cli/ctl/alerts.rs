@@ -244,7 +244,7 @@ fn print_delivery(d: &Value) {
     if let Some(code) = d["last_status"].as_u64() {
         status.push_str(&format!(" ({code})"));
     }
-    println!(
+    outln!(
         "{:<6} {when:<19} {:<14} {:<16} {:>3}  {}{}",
         d["id"].as_i64().unwrap_or(0),
         d["event"].as_str().unwrap_or(""),
@@ -264,7 +264,7 @@ pub async fn run(c: &Client, cmd: AlertsCmd, json_out: bool) -> anyhow::Result<(
         AlertsCmd::Status => {
             let v = c.get("/api/alerts/status").await?;
             if !json_out {
-                println!(
+                outln!(
                     "pending {}  delivered {}  failed {}  dropped {} ({} since start)  in flight {}/{}",
                     v["pending"],
                     v["delivered"],
@@ -281,9 +281,12 @@ pub async fn run(c: &Client, cmd: AlertsCmd, json_out: bool) -> anyhow::Result<(
         AlertsCmd::Channels => {
             let v = c.get("/api/alerts/channels").await?;
             if !json_out {
-                println!(
+                outln!(
                     "{:<20} {:<9} {:<8} {:<8} FILTER",
-                    "NAME", "KIND", "ENABLED", "BREAKER"
+                    "NAME",
+                    "KIND",
+                    "ENABLED",
+                    "BREAKER"
                 );
                 for ch in v["channels"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
                     let list = |k: &str| {
@@ -302,7 +305,7 @@ pub async fn run(c: &Client, cmd: AlertsCmd, json_out: bool) -> anyhow::Result<(
                         .filter_map(|k| list(k))
                         .collect::<Vec<_>>()
                         .join(" ");
-                    println!(
+                    outln!(
                         "{:<20} {:<9} {:<8} {:<8} {}",
                         ch["name"].as_str().unwrap_or(""),
                         ch["target"]["kind"].as_str().unwrap_or(""),
@@ -329,7 +332,7 @@ pub async fn run(c: &Client, cmd: AlertsCmd, json_out: bool) -> anyhow::Result<(
                 c.post("/api/alerts/channels", body).await?
             };
             if !json_out {
-                println!(
+                outln!(
                     "channel '{name}' saved; try it with: warden ctl alerts channel test {name}"
                 );
                 return Ok(());
@@ -345,7 +348,7 @@ pub async fn run(c: &Client, cmd: AlertsCmd, json_out: bool) -> anyhow::Result<(
                     .delete(format!("{}/api/alerts/channels/{name}", c.base)),
             )
             .await?;
-            println!("channel '{name}' deleted");
+            outln!("channel '{name}' deleted");
             return Ok(());
         }
         AlertsCmd::Channel(ChannelCmd::Test { name }) => {
@@ -354,13 +357,13 @@ pub async fn run(c: &Client, cmd: AlertsCmd, json_out: bool) -> anyhow::Result<(
                 .await?;
             if !json_out {
                 match v["status"].as_str() {
-                    Some("delivered") => println!("test message delivered to '{name}'"),
-                    Some("pending") if v["attempts"].as_u64().unwrap_or(0) > 0 => println!(
+                    Some("delivered") => outln!("test message delivered to '{name}'"),
+                    Some("pending") if v["attempts"].as_u64().unwrap_or(0) > 0 => outln!(
                         "test message not delivered yet: {} (warden keeps retrying)",
                         v["last_error"].as_str().unwrap_or("unknown error")
                     ),
-                    Some("pending") => println!("test message queued; no attempt finished yet"),
-                    other => println!(
+                    Some("pending") => outln!("test message queued; no attempt finished yet"),
+                    other => outln!(
                         "test message {}: {}",
                         other.unwrap_or("?"),
                         v["last_error"].as_str().unwrap_or("")
@@ -377,9 +380,13 @@ pub async fn run(c: &Client, cmd: AlertsCmd, json_out: bool) -> anyhow::Result<(
                 ))
                 .await?;
             if !json_out {
-                println!(
+                outln!(
                     "{:<6} {:<19} {:<14} {:<16} {:>3}  TITLE",
-                    "ID", "TIME", "EVENT", "STATUS", "TRY"
+                    "ID",
+                    "TIME",
+                    "EVENT",
+                    "STATUS",
+                    "TRY"
                 );
                 for d in v["deliveries"]
                     .as_array()
@@ -397,12 +404,14 @@ pub async fn run(c: &Client, cmd: AlertsCmd, json_out: bool) -> anyhow::Result<(
         AlertsCmd::Rules => {
             let v = c.get("/api/alerts/rules").await?;
             if !json_out {
-                println!(
+                outln!(
                     "{:<20} {:<12} {:<8} CONDITION",
-                    "NAME", "PROGRAM", "ENABLED"
+                    "NAME",
+                    "PROGRAM",
+                    "ENABLED"
                 );
                 for r in v["rules"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
-                    println!(
+                    outln!(
                         "{:<20} {:<12} {:<8} {}{}",
                         r["name"].as_str().unwrap_or(""),
                         r["program"].as_str().unwrap_or("(all)"),
@@ -455,7 +464,7 @@ pub async fn run(c: &Client, cmd: AlertsCmd, json_out: bool) -> anyhow::Result<(
                 c.post("/api/alerts/rules", body).await?
             };
             if !json_out {
-                println!("rule '{name}' saved");
+                outln!("rule '{name}' saved");
                 return Ok(());
             }
             v
@@ -463,7 +472,7 @@ pub async fn run(c: &Client, cmd: AlertsCmd, json_out: bool) -> anyhow::Result<(
         AlertsCmd::Rule(RuleCmd::Rm { name }) => {
             c.send(c.http.delete(format!("{}/api/alerts/rules/{name}", c.base)))
                 .await?;
-            println!("rule '{name}' deleted");
+            outln!("rule '{name}' deleted");
             return Ok(());
         }
     };

@@ -88,7 +88,7 @@ pub enum BackupCmd {
     },
 }
 
-fn human(bytes: u64) -> String {
+pub(super) fn human(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = bytes as f64;
     let mut unit = 0;
@@ -104,9 +104,14 @@ fn human(bytes: u64) -> String {
 }
 
 fn print_backups(list: &[Value]) {
-    println!(
+    outln!(
         "{:>5} {:<11} {:<19} {:>10} {:>7} {:<8} REASON",
-        "ID", "STATUS", "STARTED", "SIZE", "FILES", "VERIFIED"
+        "ID",
+        "STATUS",
+        "STARTED",
+        "SIZE",
+        "FILES",
+        "VERIFIED"
     );
     for b in list {
         let verified = match b["verify_ok"].as_bool() {
@@ -114,7 +119,7 @@ fn print_backups(list: &[Value]) {
             Some(false) => "FAILED",
             None => "-",
         };
-        println!(
+        outln!(
             "{:>5} {:<11} {:<19} {:>10} {:>7} {:<8} {}",
             b["id"].as_i64().unwrap_or(0),
             b["status"].as_str().unwrap_or(""),
@@ -128,10 +133,10 @@ fn print_backups(list: &[Value]) {
             b["reason"].as_str().unwrap_or(""),
         );
         if let Some(e) = b["error"].as_str() {
-            println!("      error: {e}");
+            outln!("      error: {e}");
         }
         for w in b["warnings"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
-            println!("      warning: {}", w.as_str().unwrap_or(""));
+            outln!("      warning: {}", w.as_str().unwrap_or(""));
         }
     }
 }
@@ -162,14 +167,14 @@ async fn follow(
         let v = c.get(path).await?;
         if done(&v) {
             if last_len > 0 {
-                eprintln!();
+                errln!();
             }
             return Ok(v);
         }
         if !v[progress_key].is_null() {
             let line = progress_line(&v[progress_key]);
             let pad = last_len.saturating_sub(line.chars().count());
-            eprint!("\r{line}{}", " ".repeat(pad));
+            err!("\r{line}{}", " ".repeat(pad));
             let _ = std::io::stderr().flush();
             last_len = line.chars().count();
         }
@@ -208,7 +213,7 @@ pub async fn run(c: &Client, cmd: BackupCmd, json: bool) -> anyhow::Result<()> {
                 return if json {
                     print_json(&v)
                 } else {
-                    println!("backup {id} of {name} started");
+                    outln!("backup {id} of {name} started");
                     Ok(())
                 };
             }
@@ -239,7 +244,7 @@ pub async fn run(c: &Client, cmd: BackupCmd, json: bool) -> anyhow::Result<()> {
             }
             print_backups(std::slice::from_ref(&v));
             if let Some(p) = v.get("progress") {
-                println!("      {}", progress_line(p));
+                outln!("      {}", progress_line(p));
             }
         }
         BackupCmd::Cancel { id } => {
@@ -252,7 +257,7 @@ pub async fn run(c: &Client, cmd: BackupCmd, json: bool) -> anyhow::Result<()> {
             if json {
                 return print_json(&v);
             }
-            println!("backup {id}: {}", v["status"].as_str().unwrap_or("?"));
+            outln!("backup {id}: {}", v["status"].as_str().unwrap_or("?"));
         }
         BackupCmd::Verify { id } => {
             let before = c.get(&format!("/api/backups/{id}")).await?;
@@ -268,19 +273,19 @@ pub async fn run(c: &Client, cmd: BackupCmd, json: bool) -> anyhow::Result<()> {
             let problems = v["verify_problems"].as_array().cloned().unwrap_or_default();
             if v["verify_ok"] == true {
                 if !json {
-                    println!("backup {id} matches its manifest");
+                    outln!("backup {id} matches its manifest");
                 }
             } else {
                 if !json {
                     for p in problems.iter().take(50) {
-                        println!(
+                        outln!(
                             "{}: {}",
                             p["path"].as_str().unwrap_or(""),
                             p["problem"].as_str().unwrap_or("")
                         );
                     }
                     if problems.len() > 50 {
-                        println!("… and {} more", problems.len() - 50);
+                        outln!("… and {} more", problems.len() - 50);
                     }
                 }
                 bail!(
@@ -310,15 +315,15 @@ pub async fn run(c: &Client, cmd: BackupCmd, json: bool) -> anyhow::Result<()> {
             if json {
                 print_json(&v)?;
             } else {
-                println!(
+                outln!(
                     "restore {rid} of backup {id}: {}",
                     v["status"].as_str().unwrap_or("?")
                 );
                 if let Some(e) = v["error"].as_str() {
-                    println!("  error: {e}");
+                    outln!("  error: {e}");
                 }
                 if let Some(r) = v["rollback"].as_str() {
-                    println!(
+                    outln!(
                         "  previous data kept in {r} (discard with `warden ctl backup discard {rid}`)"
                     );
                 }
@@ -332,9 +337,12 @@ pub async fn run(c: &Client, cmd: BackupCmd, json: bool) -> anyhow::Result<()> {
             if json {
                 return print_json(&v);
             }
-            println!(
+            outln!(
                 "{:>5} {:>6} {:<11} {:<19} ROLLBACK COPY",
-                "ID", "BACKUP", "STATUS", "STARTED"
+                "ID",
+                "BACKUP",
+                "STATUS",
+                "STARTED"
             );
             for r in v["restores"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
                 let rollback = match (r["rollback"].as_str(), r["discarded_at"].is_null()) {
@@ -342,7 +350,7 @@ pub async fn run(c: &Client, cmd: BackupCmd, json: bool) -> anyhow::Result<()> {
                     (Some(_), false) => "(discarded)".into(),
                     _ => "-".into(),
                 };
-                println!(
+                outln!(
                     "{:>5} {:>6} {:<11} {:<19} {rollback}",
                     r["id"].as_i64().unwrap_or(0),
                     r["backup_id"].as_i64().unwrap_or(0),
@@ -358,13 +366,13 @@ pub async fn run(c: &Client, cmd: BackupCmd, json: bool) -> anyhow::Result<()> {
             if json {
                 return print_json(&v);
             }
-            println!("rollback copy of restore {restore_id} discarded");
+            outln!("rollback copy of restore {restore_id} discarded");
         }
         BackupCmd::Delete { id } => {
             c.send(c.http.delete(format!("{}/api/backups/{id}", c.base)))
                 .await?;
             if !json {
-                println!("backup {id} deleted");
+                outln!("backup {id} deleted");
             }
         }
         BackupCmd::Download { id, output } => download(c, id, output).await?,
@@ -429,6 +437,6 @@ async fn download(c: &Client, id: i64, output: Option<PathBuf>) -> anyhow::Resul
     tokio::fs::rename(&tmp, &out)
         .await
         .with_context(|| format!("cannot rename {} to {}", tmp.display(), out.display()))?;
-    eprintln!("{} written ({})", out.display(), human(n));
+    errln!("{} written ({})", out.display(), human(n));
     Ok(())
 }

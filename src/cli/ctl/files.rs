@@ -113,7 +113,7 @@ async fn ls(c: &Client, name: &str, path: &str, logs: bool, json: bool) -> anyho
                 } else {
                     e["size"].as_u64().unwrap_or(0).to_string()
                 };
-                println!(
+                outln!(
                     "{:<7} {:>12}  {:<19}  {}{}",
                     kind,
                     size,
@@ -189,7 +189,7 @@ async fn get(
         file.write_all(&chunk).await?;
     }
     file.flush().await?;
-    eprintln!("{written} bytes written to {}", target.display());
+    errln!("{written} bytes written to {}", target.display());
     Ok(())
 }
 
@@ -237,7 +237,7 @@ async fn put(
         return print_json(&v);
     }
     for f in v["files"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
-        println!(
+        outln!(
             "uploaded {} ({} bytes)",
             f["path"].as_str().unwrap_or(""),
             f["size"].as_u64().unwrap_or(0)
