@@ -510,12 +510,13 @@ pub struct WindowsConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read config file {path}: {source}")]
+    #[error("cannot read config file {path}: {reason}")]
     Read {
         /// The file.
         path: PathBuf,
-        /// Why.
-        source: std::io::Error,
+        /// Why (in the message itself, not as a `source`: printed with its chain, the
+        /// reason would appear twice).
+        reason: std::io::Error,
     },
     /// The file is not valid TOML or has an unknown or mistyped key.
     #[error("invalid config file {path}: {message}")]
@@ -550,9 +551,9 @@ fn log_level_ok(filter: &str) -> bool {
 impl Config {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|reason| ConfigError::Read {
             path: path.to_path_buf(),
-            source,
+            reason,
         })?;
         Self::parse(&text, path)
     }

@@ -224,3 +224,34 @@ fn a_broken_or_full_stdout_ends_the_command_without_a_panic() {
     assert!(!err.contains("panicked"), "full disk: {err}");
     assert!(err.contains("cannot write the output"), "full disk: {err}");
 }
+
+/// `config check` names every problem at once, and a missing file once.
+#[test]
+fn config_check_lists_every_problem_once() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let missing = tmp.path().join("missing.toml");
+    let (st, _, err) = cli(
+        tmp.path(),
+        &["config", "check", &missing.to_string_lossy()],
+        None,
+    );
+    assert!(!st.success());
+    assert!(err.contains("missing.toml"), "{err}");
+    assert_eq!(
+        err.matches("os error 2").count(),
+        1,
+        "the reason once: {err}"
+    );
+    let bad = tmp.path().join("bad.toml");
+    std::fs::write(&bad, "listen = \"nowhere\"\nlog_level = \"loud\"\n").expect("write");
+    let (st, _, err) = cli(
+        tmp.path(),
+        &["config", "check", &bad.to_string_lossy()],
+        None,
+    );
+    assert!(!st.success());
+    assert!(
+        err.contains("listen = \"nowhere\"") && err.contains("log_level = \"loud\""),
+        "both problems in one run: {err}"
+    );
+}
