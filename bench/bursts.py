@@ -3,7 +3,8 @@ SIZE_MB, downloading a 100,000-entry folder as an archive, importing 604,800 sam
 (7 days at 1 s), and 50 dashboards (WebSocket clients following every sample) connected
 and gone. Prints idle, peak during, and +5/+30/+60 s after each, in one warden.
 
-Usage: python3 bench/bursts.py [SIZE_MB]   (default 2048; WARDEN_BIN picks the binary)
+Usage: python3 bench/bursts.py [SIZE_MB] [WORD...]   (default 2048; WARDEN_BIN picks the
+binary; WORDs keep only the bursts whose names contain one of them, e.g. `import`)
 """
 
 import asyncio
@@ -106,6 +107,8 @@ BURSTS = [
 
 def main():
     size_mb = int(sys.argv[1]) if len(sys.argv) > 1 else 2048
+    words = sys.argv[2:]
+    bursts = [b for b in BURSTS if not words or any(w in b[0] for w in words)]
     work = tempfile.mkdtemp(prefix="warden-bursts-")
     try:
         make_world(os.path.join(work, "world"), size_mb)
@@ -123,7 +126,7 @@ def main():
             print(f"RssAnon in MB; idle {idle:.1f} (load {os.getloadavg()[0]:.1f})")
             print("| burst | peak during | +5 s | +30 s | +60 s | took |")
             print("|---|---|---|---|---|---|")
-            for name, burst in BURSTS:
+            for name, burst in bursts:
                 p, t0 = Peak(pid), time.time()
                 burst(w, work)
                 took, peak = time.time() - t0, p.done()

@@ -12,6 +12,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::os;
+use crate::store::Store;
 
 /// How often private memory is checked.
 const CHECK_EVERY: Duration = Duration::from_secs(5);
@@ -19,9 +20,9 @@ const CHECK_EVERY: Duration = Duration::from_secs(5);
 /// Growth since the last trim that makes the next check trim again.
 const TRIM_AFTER_GROWTH: u64 = 1 << 20;
 
-/// Checks private memory every few seconds and returns freed memory to the OS after it
-/// grew; ends with `shutdown`.
-pub async fn trim_loop(shutdown: CancellationToken) {
+/// Checks private memory every few seconds and, after it grew, lets SQLite drop its idle
+/// page caches and returns freed memory to the OS; ends with `shutdown`.
+pub async fn trim_loop(store: Store, shutdown: CancellationToken) {
     // For `bench/memory.py` only: measures what the tuning and the trim are worth.
     if std::env::var_os("WARDEN_BENCH_NO_TRIM").is_some() {
         return;
@@ -41,8 +42,11 @@ pub async fn trim_loop(shutdown: CancellationToken) {
             continue;
         };
         if now > after_last_trim.saturating_add(TRIM_AFTER_GROWTH) || now < after_last_trim {
-            // malloc_trim walks the heap: off the async workers.
-            let trimmed = tokio::task::spawn_blocking(|| {
+            // release_memory and malloc_trim walk caches and the heap: off the async
+            // workers.
+            let store = store.clone();
+            let trimmed = tokio::task::spawn_blocking(move || {
+                store.release_memory();
                 os::release_free_memory();
                 os::private_memory()
             })

@@ -210,7 +210,7 @@ pub async fn serve(
     });
     let trimmer = tokio::spawn(crate::health::guarded(
         "memory-trimmer",
-        crate::memory::trim_loop(shutdown.clone()),
+        crate::memory::trim_loop(store.clone(), shutdown.clone()),
     ));
     let pruner = {
         let (store, keep, token) = (store.clone(), cfg.retention.events, shutdown.clone());

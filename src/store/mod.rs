@@ -143,6 +143,8 @@ type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 
 enum Msg {
     Job(Job),
+    /// Give the writer connection's unused page cache back (`Store::release_memory`).
+    ReleaseMemory,
     Close(oneshot::Sender<()>),
 }
 
@@ -238,6 +240,19 @@ impl Store {
             })
             .map_err(|e| open_err(&e))?;
         Ok(Store { inner })
+    }
+
+    /// Gives the page caches of idle connections back to the allocator (SQLite keeps up
+    /// to ~2 MB per connection after a burst such as an import or a long history read).
+    /// Connections in use keep theirs; the writer frees its own between batches. Called by
+    /// `memory::trim_loop` after private memory grew, never on a hot path.
+    pub fn release_memory(&self) {
+        if let Ok(idle) = self.inner.readers.lock() {
+            for conn in idle.iter() {
+                let _ = conn.release_memory();
+            }
+        }
+        let _ = self.inner.writer.try_send(Msg::ReleaseMemory);
     }
 
     /// Runs `f` in the writer's next batch transaction and returns its result once the
@@ -393,8 +408,10 @@ fn writer_loop(
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     let mut close: Option<oneshot::Sender<()>> = None;
     while close.is_none() {
+        let mut release = false;
         match rx.blocking_recv() {
             Some(Msg::Job(j)) => batch.push(j),
+            Some(Msg::ReleaseMemory) => release = true,
             Some(Msg::Close(reply)) => close = Some(reply),
             None => break,
         }
@@ -402,6 +419,7 @@ fn writer_loop(
         while close.is_none() && batch.len() < MAX_BATCH {
             match rx.try_recv() {
                 Ok(Msg::Job(j)) => batch.push(j),
+                Ok(Msg::ReleaseMemory) => release = true,
                 Ok(Msg::Close(reply)) => close = Some(reply),
                 Err(_) => break,
             }
@@ -409,11 +427,17 @@ fn writer_loop(
         if !batch.is_empty() {
             commit_guarded(&mut conn, &mut batch, health, dir);
         }
+        if release {
+            // Outside any transaction, so every cached page is clean and can go.
+            let _ = conn.release_memory();
+        }
     }
     // Refuse further work, then finish what is already queued.
     rx.close();
-    while let Ok(Msg::Job(j)) = rx.try_recv() {
-        batch.push(j);
+    while let Ok(msg) = rx.try_recv() {
+        if let Msg::Job(j) = msg {
+            batch.push(j);
+        }
     }
     if !batch.is_empty() {
         commit_guarded(&mut conn, &mut batch, health, dir);
