@@ -3,12 +3,15 @@
 
 use std::path::Path;
 
-use crate::program::game::{GameProfile, GameSpec, QueryKind, QuerySpec};
+use crate::program::game::{GameProfile, GameSpec, QueryKind, QuerySpec, RconSpec};
 use crate::program::{ProgramSpec, RestartSpec, StopSpec};
 use crate::supervisor::{SupError, Supervisor};
 
 /// Name of the demo program.
 pub const DEMO: &str = "demo";
+
+/// The environment variable the demo game reads its RCON password from.
+const DEMO_RCON_PASSWORD: &str = "DEMO_RCON_PASSWORD";
 
 /// A free TCP port on 127.0.0.1, fixed in the demo's spec at creation (a port taken
 /// later makes the demo fail to start, with a clear message in its console).
@@ -19,9 +22,10 @@ fn free_port() -> std::io::Result<u16> {
 }
 
 /// Creates (and autostarts) the demo program unless a program of that name exists: a
-/// Minecraft-profile game with Server List Ping, so readiness, players, broadcasts and
-/// the save-and-stop work out of the box. (No RCON: its password would have to be on the
-/// command line, which the API shows.)
+/// Minecraft-profile game with Server List Ping and RCON, so readiness, players,
+/// broadcasts, `ctl rcon` and the save-and-stop work out of the box. The RCON password
+/// is random and reaches the game through a secret-named environment variable, which the
+/// API masks like the RCON password itself (a command-line argument would be shown).
 pub async fn ensure_demo_program(sup: &Supervisor, data_dir: &Path) -> anyhow::Result<()> {
     if sup.get(DEMO).is_ok() {
         return Ok(());
@@ -30,6 +34,9 @@ pub async fn ensure_demo_program(sup: &Supervisor, data_dir: &Path) -> anyhow::R
     let world = std::path::absolute(data_dir.join("demo-world"))?;
     std::fs::create_dir_all(&world)?;
     let slp_port = free_port()?;
+    let rcon_port = free_port()?;
+    let rcon_password: String =
+        rand::distr::SampleString::sample_string(&rand::distr::Alphanumeric, &mut rand::rng(), 24);
     let spec = ProgramSpec {
         display_name: Some("Demo world".into()),
         args: vec![
@@ -38,9 +45,11 @@ pub async fn ensure_demo_program(sup: &Supervisor, data_dir: &Path) -> anyhow::R
             world.to_string_lossy().into_owned(),
             "--slp-port".into(),
             slp_port.to_string(),
+            "--rcon-port".into(),
+            rcon_port.to_string(),
         ],
         cwd: Some(world.to_string_lossy().into_owned()),
-        env: Default::default(),
+        env: [(DEMO_RCON_PASSWORD.to_string(), rcon_password.clone())].into(),
         autostart: true,
         // With the readiness check (the `Done (` line), the longest wait for it.
         start_seconds: 60,
@@ -51,7 +60,11 @@ pub async fn ensure_demo_program(sup: &Supervisor, data_dir: &Path) -> anyhow::R
         },
         game: Some(GameSpec {
             profile: GameProfile::Minecraft,
-            rcon: None,
+            rcon: Some(RconSpec {
+                host: "127.0.0.1".into(),
+                port: rcon_port,
+                password: rcon_password.into(),
+            }),
             query: Some(QuerySpec {
                 kind: QueryKind::Slp,
                 host: "127.0.0.1".into(),

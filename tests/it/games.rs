@@ -688,3 +688,50 @@ async fn player_counts_become_a_metrics_series() {
     )
     .await;
 }
+
+/// `warden serve --demo` as the README's first command runs it, then every `ctl` example
+/// the README gives right after, against the demo; its RCON password is never shown.
+#[tokio::test]
+async fn the_readme_examples_work_against_the_demo() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let w = Warden::start_demo(tmp.path()).await;
+    w.wait_state("demo", "running", Duration::from_secs(90))
+        .await;
+    let ctl = |args: &[&str]| {
+        let out = std::process::Command::new(bin())
+            .arg("ctl")
+            .args(args)
+            .env("WARDEN_URL", &w.url)
+            .env("WARDEN_TOKEN", &w.token)
+            .output()
+            .expect("run ctl");
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        );
+        assert!(out.status.success(), "ctl {args:?}: {stderr}");
+        stdout
+    };
+    let list = ctl(&["list"]);
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("demo") && l.contains("running")),
+        "{list}"
+    );
+    let answer = ctl(&["send", "demo", "--wait", "20", "list"]);
+    assert!(answer.contains("players online"), "ctl send: {answer}");
+    let players = ctl(&["players", "demo"]);
+    assert!(players.contains("Steve"), "ctl players: {players}");
+    let rcon = ctl(&["rcon", "demo", "list"]);
+    assert!(rcon.contains("Steve"), "ctl rcon: {rcon}");
+    ctl(&["broadcast", "demo", "Hello,", "world"]);
+
+    // The password reaches the game, never a reader of the definition.
+    let v = w.program("demo").await;
+    assert_eq!(v["game"]["rcon"]["password"], "********", "{v}");
+    assert_eq!(v["env"]["DEMO_RCON_PASSWORD"], "********", "{v}");
+    assert!(
+        !v["args"].to_string().contains("password"),
+        "no password on the command line: {v}"
+    );
+}

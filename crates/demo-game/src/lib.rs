@@ -62,8 +62,13 @@ struct Args {
     /// Enable Source RCON on this TCP port (0 = any free port)
     #[arg(long)]
     rcon_port: Option<u16>,
-    /// RCON password
-    #[arg(long, default_value = "")]
+    /// RCON password (or from DEMO_RCON_PASSWORD, so it is not on the command line)
+    #[arg(
+        long,
+        env = "DEMO_RCON_PASSWORD",
+        hide_env_values = true,
+        default_value = ""
+    )]
     rcon_password: String,
     /// Enable Minecraft Server List Ping on this TCP port (0 = any free port)
     #[arg(long)]

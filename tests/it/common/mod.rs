@@ -102,6 +102,30 @@ impl Warden {
     }
 
     async fn launch_on(data_dir: &Path, config: &str, stderr: Stdio, listen: &str) -> Warden {
+        Warden::launch_with(data_dir, config, stderr, listen, &[]).await
+    }
+
+    /// `warden serve --demo`, as the README's first command runs it.
+    #[allow(dead_code)] // not every test binary runs the demo
+    pub async fn start_demo(data_dir: &Path) -> Warden {
+        let config = "log_level = \"warn\"\n";
+        Warden::launch_with(
+            data_dir,
+            config,
+            Stdio::inherit(),
+            "127.0.0.1:0",
+            &["--demo"],
+        )
+        .await
+    }
+
+    async fn launch_with(
+        data_dir: &Path,
+        config: &str,
+        stderr: Stdio,
+        listen: &str,
+        extra_args: &[&str],
+    ) -> Warden {
         std::fs::create_dir_all(data_dir).expect("data dir");
         let token = make_token(data_dir, "admin");
         let config_path = data_dir.join("test-config.toml");
@@ -111,6 +135,7 @@ impl Warden {
             .arg(&config_path)
             .arg("--data-dir")
             .arg(data_dir)
+            .args(extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr)
