@@ -62,6 +62,17 @@ fn program_of(path: &str) -> Option<String> {
     (!name.is_empty()).then(|| name.to_string())
 }
 
+/// The person a fleet hub says it acts for (`X-Warden-For`), as printable text of at most
+/// 200 characters.
+fn on_behalf(headers: &axum::http::HeaderMap) -> Option<String> {
+    let text = headers
+        .get(crate::fleet::forward::ON_BEHALF_HEADER)?
+        .to_str()
+        .ok()?;
+    let clean: String = text.chars().filter(|c| !c.is_control()).take(200).collect();
+    (!clean.trim().is_empty()).then_some(clean)
+}
+
 /// Middleware: records every state-changing API request when it ends.
 pub async fn record(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
     let method = req.method().clone();
@@ -81,6 +92,7 @@ pub async fn record(State(app): State<AppState>, mut req: Request, next: Next) -
         .map(|m| m.as_str().to_string())
         .unwrap_or_else(|| path.clone());
     let address = super::authn::client_ip(&app, req.headers(), req.extensions()).to_string();
+    let on_behalf = on_behalf(req.headers());
     let resp = next.run(req).await;
     let status = resp.status();
     let d = note
@@ -105,7 +117,15 @@ pub async fn record(State(app): State<AppState>, mut req: Request, next: Next) -
     }
     let actor = d.actor.unwrap_or_else(|| "-".into());
     let program = program_of(&path);
+    // A fleet hub acting for someone names them; only a token (the hub's) can say so,
+    // and it is recorded as what it is: the hub's word.
+    let on_behalf = on_behalf.filter(|_| actor.starts_with("token:"));
     for (action, target, detail) in done {
+        let detail = match (&on_behalf, detail) {
+            (Some(who), Some(d)) => Some(format!("{d} (for {who})")),
+            (Some(who), None) => Some(format!("for {who}")),
+            (None, d) => d,
+        };
         let row = NewAudit {
             actor: actor.clone(),
             action,

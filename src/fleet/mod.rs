@@ -4,9 +4,11 @@
 //!
 //! This file is pure data and validation: the nodes are stored by `store/fleet.rs`,
 //! managed by `warden fleet …` (cli) and served by `api/fleet.rs`. `overview.rs` reads
-//! the nodes' programs for the hub; `pin.rs` is TLS to a node with a pinned certificate;
-//! `seal.rs` keeps the nodes' tokens encrypted at rest.
+//! the nodes' programs for the hub; `forward.rs` takes actions on a node's program for
+//! the hub; `pin.rs` is TLS to a node with a pinned certificate; `seal.rs` keeps the
+//! nodes' tokens encrypted at rest.
 
+pub mod forward;
 mod overview;
 pub mod pin;
 pub mod seal;

@@ -44,9 +44,9 @@ pub struct FleetPrograms {
 
 /// Reads the nodes; keeps one HTTP client per node and when each last answered.
 pub struct Fleet {
-    store: Store,
+    pub(super) store: Store,
     /// Holds the key the nodes' tokens are sealed with.
-    data_dir: PathBuf,
+    pub(super) data_dir: PathBuf,
     timeout: Duration,
     /// Per node: (URL and pin it was built for, client).
     clients: Mutex<HashMap<String, (String, reqwest::Client)>>,
@@ -65,7 +65,7 @@ impl Fleet {
         }
     }
 
-    fn client(&self, node: &Node) -> Result<reqwest::Client, String> {
+    pub(super) fn client(&self, node: &Node) -> Result<reqwest::Client, String> {
         let key = format!("{} {:?}", node.url, node.fingerprint);
         let mut clients = crate::sync::lock(&self.clients);
         if let Some((k, c)) = clients.get(&node.name)
@@ -192,7 +192,7 @@ fn with_node(mut program: Value, node: &str) -> Value {
 }
 
 /// A failed request in words (never the URL's token: tokens are headers, not URLs).
-fn describe(e: &reqwest::Error, timeout: Duration) -> String {
+pub(super) fn describe(e: &reqwest::Error, timeout: Duration) -> String {
     if e.is_timeout() {
         format!("no answer within {} ms", timeout.as_millis())
     } else if e.is_connect() {

@@ -228,6 +228,21 @@ fn table() -> Vec<Row> {
             Global,
         ),
         row(M::GET, "/api/fleet/programs", N, Everywhere("view"), Global),
+        // Checked at the hub before any node is asked (an unknown node: 404 when allowed).
+        row(
+            M::POST,
+            "/api/fleet/nodes/nonode/programs/{p}/restart",
+            N,
+            On("control"),
+            Ghost,
+        ),
+        row(
+            M::POST,
+            "/api/fleet/nodes/nonode/programs/{p}/console",
+            j(json!({"line": "x"})),
+            On("console"),
+            Ghost,
+        ),
         // Files.
         row(M::GET, "/api/programs/{p}/files", N, On("files.read"), Real),
         row(
@@ -552,9 +567,14 @@ fn template(path: &str) -> String {
             "{s}" => "{name}",
             "{b}" | "{r}" => "{id}",
             "nothing" | "nojob" | "nochan" | "norule" | "nobody" => "{name}",
+            "nonode" => "{node}",
             "nosuchtoken" | "999999" | "1" => "{id}",
             s => s,
         });
+    }
+    // A fleet node's program actions: one route for start, stop and restart.
+    if out.starts_with(&["", "api", "fleet", "nodes"]) && out.len() == 8 && out[7] != "console" {
+        out[7] = "{action}";
     }
     out.join("/")
 }

@@ -744,3 +744,146 @@ fn shipped_rules_pass_promtool_check_and_their_unit_tests() {
         );
     }
 }
+
+/// Actions on a node's program taken at the hub: the hub checks the caller's own
+/// permission first (a viewer is refused there and nothing reaches the node), the node
+/// acts under the hub's operator token, both audit logs record it (the node's naming
+/// the person), and the errors say what is wrong: an unknown node, a node that refuses
+/// the hub's token, a node that is gone.
+#[tokio::test]
+async fn actions_on_a_node_program_are_checked_at_the_hub_forwarded_and_audited() {
+    let (target, _viewer, _node_dir) = node("box").await;
+    let operator = make_token(&target.data_dir, "operator");
+    target
+        .create(sh("game", "while read l; do echo \"got $l\"; done"))
+        .await;
+    let (viewer_node, viewer_token, _vdir) = node("weak").await;
+    viewer_node.create(sh("game", "exec sleep 600")).await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (ok, out, err) = fleet(tmp.path(), &["add", "box", &target.url], Some(&operator));
+    assert!(ok, "{out}{err}");
+    let (ok, out, err) = fleet(
+        tmp.path(),
+        &["add", "weak", &viewer_node.url],
+        Some(&viewer_token),
+    );
+    assert!(ok, "{out}{err}");
+    let hub = Warden::start_in(tmp.path(), "[fleet]\nname = \"hub\"\n").await;
+
+    // A hub viewer may look but not act: refused at the hub, the node never asked.
+    let hub_viewer = make_token(&hub.data_dir, "viewer");
+    let (st, v) = hub
+        .call_as(
+            Some(&hub_viewer),
+            Method::POST,
+            "/api/fleet/nodes/box/programs/game/start",
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
+    assert_eq!(target.program("game").await["state"], "stopped");
+
+    // The admin starts it through the hub; the node's answer comes back.
+    let (st, v) = hub
+        .post("/api/fleet/nodes/box/programs/game/start", json!(null))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["name"], "game", "{v}");
+    target
+        .wait_state("game", "running", Duration::from_secs(20))
+        .await;
+    let (st, v) = hub
+        .post(
+            "/api/fleet/nodes/box/programs/game/console",
+            json!({"line": "hello"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT, "{v}");
+    wait_until(Duration::from_secs(20), "the line on the node", || async {
+        let (_, v) = target.get("/api/programs/game/console?lines=20").await;
+        v.to_string().contains("got hello").then_some(())
+    })
+    .await;
+
+    // Both audit logs: the hub's names the caller and the node/program, the node's the
+    // hub's token and, as the hub's word, the person.
+    let (_, audit) = hub.get("/api/audit?action=fleet").await;
+    let hub_rows = audit["entries"].as_array().cloned().unwrap_or_default();
+    assert!(
+        hub_rows.iter().any(|r| r["action"] == "fleet.program.start"
+            && r["target"] == "box/game"
+            && r["result"] == "ok"),
+        "{audit}"
+    );
+    let (_, audit) = target.get("/api/audit?action=program.start").await;
+    let row = audit["entries"][0].clone();
+    assert!(
+        row["actor"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("token:")),
+        "{row}"
+    );
+    assert!(
+        row["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("via hub hub")),
+        "{row}"
+    );
+
+    // The node's own refusals and errors come back as they are.
+    let (st, v) = hub
+        .post("/api/fleet/nodes/box/programs/nothing/start", json!(null))
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "{v}");
+    // An unknown node, an unknown action, a name that is not a name.
+    let (st, v) = hub
+        .post("/api/fleet/nodes/nope/programs/game/start", json!(null))
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("nope"),
+        "{v}"
+    );
+    let (st, _) = hub
+        .post("/api/fleet/nodes/box/programs/game/explode", json!(null))
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let (st, v) = hub
+        .post(
+            "/api/fleet/nodes/box/programs/..%2Fusers/start",
+            json!(null),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    // A node that gave the hub a viewer token: 502 saying which role it needs.
+    let (st, v) = hub
+        .post("/api/fleet/nodes/weak/programs/game/start", json!(null))
+        .await;
+    assert_eq!(st, StatusCode::BAD_GATEWAY, "{v}");
+    assert_eq!(v["error"]["code"], "node_failed", "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("operator role"),
+        "{v}"
+    );
+    assert_eq!(viewer_node.program("game").await["state"], "stopped");
+    // A node that is gone: 502, promptly.
+    let mut gone = target;
+    gone.kill9();
+    let (st, v) = hub
+        .post("/api/fleet/nodes/box/programs/game/stop", json!(null))
+        .await;
+    assert_eq!(st, StatusCode::BAD_GATEWAY, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("cannot connect"),
+        "{v}"
+    );
+}
