@@ -48,7 +48,7 @@ async fn a_child_surviving_an_unclean_exit_is_adopted_not_started_twice() {
     assert_eq!(v["pid"], pid, "same process, adopted");
     assert_eq!(v["adopted"], true);
     assert_eq!(starts(&dir), 1, "not started a second time");
-    wait_until(Duration::from_secs(5), "adoption event", || async {
+    wait_until(Duration::from_secs(20), "adoption event", || async {
         let events = w2.events("game").await;
         events
             .iter()
@@ -104,7 +104,7 @@ async fn a_reused_pid_is_not_adopted() {
         (starts(&dir) == 2).then_some(())
     })
     .await;
-    wait_until(Duration::from_secs(5), "stale pid event", || async {
+    wait_until(Duration::from_secs(20), "stale pid event", || async {
         let events = w2.events("game").await;
         events
             .iter()

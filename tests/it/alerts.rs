@@ -257,7 +257,7 @@ async fn crash_reaches_generic_webhook_within_2s_signed_and_masked() {
         Some(b["id"].to_string().as_str())
     );
     // Only the crash passed the filter (not "started"), and the log says delivered.
-    let log = wait_until(Duration::from_secs(5), "delivery logged", || async {
+    let log = wait_until(Duration::from_secs(20), "delivery logged", || async {
         let log = deliveries(&w, "hook").await;
         (log.first().is_some_and(|d| d["status"] == "delivered")).then_some(log)
     })
@@ -406,7 +406,7 @@ async fn rate_limit_retry_after_is_honoured() {
             .as_str()
             .is_some_and(|t| t.contains("Test message"))
     );
-    let log = wait_until(Duration::from_secs(5), "delivered", || async {
+    let log = wait_until(Duration::from_secs(20), "delivered", || async {
         let log = deliveries(&w, "limited").await;
         log.first()
             .is_some_and(|d| d["status"] == "delivered")
@@ -457,7 +457,7 @@ async fn undelivered_notifications_survive_sigkill() {
         .expect("a 200");
     assert_eq!(ok.body["event"], "crashed");
     assert_eq!(ok.body["program"], "crashy");
-    let log = wait_until(Duration::from_secs(5), "logged delivered", || async {
+    let log = wait_until(Duration::from_secs(20), "logged delivered", || async {
         let log = deliveries(&w2, "later").await;
         log.iter()
             .find(|d| d["event"] == "crashed")

@@ -128,7 +128,7 @@ async fn every_role_gets_exactly_its_rights() {
         None,
     );
     assert!(st.success(), "{out}");
-    wait_until(Duration::from_secs(5), "revocation visible", || async {
+    wait_until(Duration::from_secs(20), "revocation visible", || async {
         let (st, _) = w
             .call_as(Some(&viewer), Method::GET, "/api/programs", None)
             .await;
@@ -501,7 +501,7 @@ async fn secret_named_env_values_are_masked_and_kept_on_edit() {
     w.post("/api/programs/envy/start", json!(null)).await;
     w.wait_state("envy", "running", Duration::from_secs(10))
         .await;
-    let line = wait_until(Duration::from_secs(5), "the echo", || async {
+    let line = wait_until(Duration::from_secs(20), "the echo", || async {
         w.console("envy")
             .await
             .into_iter()

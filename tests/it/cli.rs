@@ -115,7 +115,7 @@ async fn events_page_newest_first() {
         w.post("/api/programs/ev/start", json!(null)).await;
         w.wait_state("ev", "crashed", Duration::from_secs(10)).await;
     }
-    let all: Vec<i64> = wait_until(Duration::from_secs(5), "all events stored", || async {
+    let all: Vec<i64> = wait_until(Duration::from_secs(20), "all events stored", || async {
         let ev = w.events("ev").await;
         (ev.len() >= 10).then(|| ev.iter().filter_map(|e| e["id"].as_i64()).collect())
     })

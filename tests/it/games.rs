@@ -89,7 +89,7 @@ async fn put(w: &Warden, name: &str, spec: Value) -> (reqwest::StatusCode, Value
 /// The stored `-> running` state event (events are stored without waiting for the
 /// commit, so it may trail the state by a moment).
 async fn running_event(w: &Warden, name: &str) -> Value {
-    wait_until(Duration::from_secs(5), "running event", || async {
+    wait_until(Duration::from_secs(20), "running event", || async {
         w.events(name)
             .await
             .into_iter()
@@ -100,7 +100,7 @@ async fn running_event(w: &Warden, name: &str) -> Value {
 
 /// Waits until an event of `kind` is stored and returns the newest.
 async fn event_of(w: &Warden, name: &str, kind: &str) -> Value {
-    wait_until(Duration::from_secs(5), kind, || async {
+    wait_until(Duration::from_secs(20), kind, || async {
         w.events(name).await.into_iter().find(|e| e["kind"] == kind)
     })
     .await
@@ -434,7 +434,7 @@ async fn liveness_failures_restart_the_program() {
     // …and the second unhealthy stop within the window reaches the start limit: warden
     // gives up instead of restarting a never-healthy server forever.
     w.wait_state("live", "fatal", Duration::from_secs(30)).await;
-    let crash = wait_until(Duration::from_secs(5), "unhealthy stop event", || async {
+    let crash = wait_until(Duration::from_secs(20), "unhealthy stop event", || async {
         w.events("live").await.into_iter().find(|e| {
             e["data"]["to"] == "crashed"
                 && e["message"]
@@ -518,7 +518,7 @@ async fn warned_restart_broadcast_and_only_when_empty() {
         .await;
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["method"], "stdin");
-    wait_until(Duration::from_secs(5), "broadcast in console", || async {
+    wait_until(Duration::from_secs(20), "broadcast in console", || async {
         (count_lines(&w, "mc", "[Server] hello all").await > 0).then_some(())
     })
     .await;
@@ -633,7 +633,7 @@ async fn palworld_profile_works_through_the_rest_api() {
         .await;
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["method"], "rest");
-    wait_until(Duration::from_secs(5), "announce in console", || async {
+    wait_until(Duration::from_secs(20), "announce in console", || async {
         (count_lines(&w, "pal", "[Server] rest hello").await > 0).then_some(())
     })
     .await;

@@ -26,7 +26,7 @@ async fn crash_restarts_with_backoff_then_gives_up() {
         "backoff too short: {took:?}"
     );
     // Events are stored a moment after the state changes they describe.
-    let events = wait_until(Duration::from_secs(5), "fatal event stored", || async {
+    let events = wait_until(Duration::from_secs(20), "fatal event stored", || async {
         let ev = w.events("crashy").await;
         ev.iter().any(|e| e["data"]["to"] == "fatal").then_some(ev)
     })

@@ -235,7 +235,7 @@ async fn a_task_chain_runs_in_order_with_offsets_and_aborts_on_failure() {
         .filter_map(|t| t["state"].as_str())
         .collect();
     assert_eq!(states, ["succeeded", "succeeded", "failed", "succeeded"]);
-    wait_until(Duration::from_secs(5), "c-3 arrives", || async {
+    wait_until(Duration::from_secs(20), "c-3 arrives", || async {
         w.console("con")
             .await
             .iter()
@@ -263,7 +263,7 @@ async fn a_task_chain_runs_in_order_with_offsets_and_aborts_on_failure() {
         "{v}"
     );
     // Events are stored without waiting for the commit: wait for the last one.
-    let events = wait_until(Duration::from_secs(5), "the skipped event", || async {
+    let events = wait_until(Duration::from_secs(20), "the skipped event", || async {
         let ev = w.all_events().await;
         (!events_of(&ev, "schedule_skipped").is_empty()).then_some(ev)
     })
@@ -606,7 +606,7 @@ async fn prediction_and_overrun_events_after_a_few_runs() {
     assert_eq!(r["prediction"]["p90_ms"], p90, "shown before the run: {r}");
     let id = r["run_id"].as_i64().expect("run id");
     run_end(&w, "pred", id, Duration::from_secs(20)).await;
-    let events = wait_until(Duration::from_secs(5), "the finished event", || async {
+    let events = wait_until(Duration::from_secs(20), "the finished event", || async {
         let ev = w.all_events().await;
         ev.iter()
             .any(|e| e["kind"] == "job_finished" && e["data"]["run_id"] == id)

@@ -1267,7 +1267,7 @@ async fn the_operations_pages_work() {
     ui.set_value("#file-text", "motd=from-the-browser\n").await;
     ui.click("[data-save-file]").await;
     let props = world.join("server.properties");
-    wait_until(Duration::from_secs(5), "the file saved", || async {
+    wait_until(Duration::from_secs(20), "the file saved", || async {
         (std::fs::read_to_string(&props).ok()? == "motd=from-the-browser\n").then_some(())
     })
     .await;
@@ -1282,7 +1282,7 @@ async fn the_operations_pages_work() {
     .await;
     ui.shot("20-files-conflict").await;
     ui.click("[data-conflict] .btn.danger").await; // overwrite
-    wait_until(Duration::from_secs(5), "the file overwritten", || async {
+    wait_until(Duration::from_secs(20), "the file overwritten", || async {
         (std::fs::read_to_string(&props).ok()? == "motd=second-edit\n").then_some(())
     })
     .await;
