@@ -278,6 +278,71 @@ async fn runs(
     Ok(Json(ScheduleRunPage { runs, next_before }))
 }
 
+/// A trigger to try before saving it.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerPreviewRequest {
+    /// A cron expression (5 or 6 fields) or an interval such as `every 6h`.
+    #[schema(example = "0 4 * * *")]
+    pub trigger: String,
+    /// IANA time zone; the host's when absent.
+    #[serde(default)]
+    pub timezone: Option<String>,
+    /// How many fire times, 1-20 (default 5).
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 20)]
+    pub count: Option<u32>,
+}
+
+/// What a trigger would do: its next fire times, or why it is not valid.
+#[derive(Serialize, ToSchema)]
+pub struct TriggerPreview {
+    /// True when the trigger and the zone are valid.
+    pub valid: bool,
+    /// The zone the fire times are in (absent when invalid).
+    pub effective_timezone: Option<String>,
+    /// The next fire times, RFC 3339 in that zone, as a saved schedule's `next_runs`.
+    pub next_runs: Vec<String>,
+    /// Problems with `trigger` or `timezone`, per field (empty when valid).
+    pub errors: Vec<FieldError>,
+}
+
+/// Previews a trigger (any signed-in user): the next fire times in its zone, computed
+/// as a saved schedule's are. An invalid trigger is an answer (200, `valid: false`, the
+/// problems per field), not an error, so a form can ask while the user types.
+#[utoipa::path(post, path = "/api/triggers/preview", tag = "schedules",
+    request_body = TriggerPreviewRequest,
+    responses((status = 200, body = TriggerPreview), (status = 401, body = ErrorBody)))]
+async fn preview(
+    _caller: Caller,
+    Json(req): Json<TriggerPreviewRequest>,
+) -> Result<Json<TriggerPreview>, ApiError> {
+    let count = req.count.unwrap_or(5);
+    if !(1..=20).contains(&count) {
+        return Err(ApiError::validation(vec![FieldError {
+            field: "count".into(),
+            message: format!("must be between 1 and 20, not {count}"),
+        }]));
+    }
+    let zone = req.timezone.as_deref().filter(|z| !z.trim().is_empty());
+    Ok(Json(
+        match crate::schedule::preview_trigger(&req.trigger, zone, count as usize) {
+            Ok((zone, next_runs)) => TriggerPreview {
+                valid: true,
+                effective_timezone: Some(zone),
+                next_runs,
+                errors: Vec::new(),
+            },
+            Err(errors) => TriggerPreview {
+                valid: false,
+                effective_timezone: None,
+                next_runs: Vec::new(),
+                errors,
+            },
+        },
+    ))
+}
+
 /// Routes of this module.
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -286,4 +351,5 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(run_now))
         .routes(routes!(cancel))
         .routes(routes!(runs))
+        .routes(routes!(preview))
 }

@@ -733,13 +733,7 @@ impl Scheduler {
         Ok(ScheduleInfo {
             spec: spec::masked(&spec),
             trigger_description: trigger.describe(),
-            effective_timezone: match zone {
-                Zone::Named(tz) => tz.name().to_string(),
-                Zone::Local => format!(
-                    "host local time (UTC{})",
-                    chrono::Local::now().format("%:z")
-                ),
-            },
+            effective_timezone: zone_name(zone),
             next_runs,
             running_run_id: running,
             last_run,
@@ -1127,6 +1121,51 @@ fn conflict(e: StoreError) -> SchedError {
 }
 
 /// RFC 3339 in the schedule's zone, so "04:00" reads as 04:00.
+/// The zone as the API names it: its IANA name, or the host's offset.
+fn zone_name(zone: Zone) -> String {
+    match zone {
+        Zone::Named(tz) => tz.name().to_string(),
+        Zone::Local => format!(
+            "host local time (UTC{})",
+            chrono::Local::now().format("%:z")
+        ),
+    }
+}
+
+/// A trigger tried before it is saved: its effective zone and next `n` fire times (the
+/// same computation as a saved schedule's `next_runs`), or the problems with the trigger
+/// and the zone, per field.
+pub fn preview_trigger(
+    trigger: &str,
+    timezone: Option<&str>,
+    n: usize,
+) -> Result<(String, Vec<String>), Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let zone = Zone::parse(timezone).map_err(|message| {
+        errors.push(FieldError {
+            field: "timezone".into(),
+            message,
+        })
+    });
+    let trigger = Trigger::parse(trigger).map_err(|message| {
+        errors.push(FieldError {
+            field: "trigger".into(),
+            message,
+        })
+    });
+    match (trigger, zone) {
+        (Ok(trigger), Ok(zone)) => Ok((
+            zone_name(zone),
+            trigger
+                .upcoming(Utc::now(), zone, n)
+                .into_iter()
+                .map(|t| in_zone(t, zone))
+                .collect(),
+        )),
+        _ => Err(errors),
+    }
+}
+
 fn in_zone(t: DateTime<Utc>, zone: Zone) -> String {
     match zone {
         Zone::Local => t.with_timezone(&chrono::Local).to_rfc3339(),

@@ -371,6 +371,13 @@ fn table() -> Vec<Row> {
             Real,
         ),
         row(M::GET, "/api/schedules/{s}/runs", N, On("view"), Real),
+        row(
+            M::POST,
+            "/api/triggers/preview",
+            j(json!({"trigger": "every 1h"})),
+            Auth,
+            Global,
+        ),
         row(M::GET, "/api/jobs", N, Everywhere("view"), Global),
         row(
             M::POST,

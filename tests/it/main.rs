@@ -39,6 +39,7 @@ mod tidy;
 mod upgrade;
 mod web;
 mod web_charts;
+mod web_forms;
 mod web_grants;
 mod web_korean;
 mod web_phone;

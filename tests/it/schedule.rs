@@ -1018,3 +1018,64 @@ async fn a_game_restart_chain_warns_saves_backs_up_and_restarts() {
     })
     .await;
 }
+
+/// The trigger preview the schedule builder asks while the user types: the next fire times
+/// in the zone (the same as the saved schedule's), or the problems per field with 200.
+#[tokio::test]
+async fn a_trigger_preview_lists_the_next_runs_or_its_problems() {
+    let w = Warden::start().await;
+    let (st, v) = w
+        .post(
+            "/api/triggers/preview",
+            json!({"trigger": "0 4 * * *", "timezone": "Asia/Seoul", "count": 3}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["valid"], true, "{v}");
+    assert_eq!(v["effective_timezone"], "Asia/Seoul", "{v}");
+    let runs = v["next_runs"].as_array().expect("runs");
+    assert_eq!(runs.len(), 3, "{v}");
+    for r in runs {
+        assert!(
+            r.as_str().expect("text").ends_with("T04:00:00+09:00"),
+            "{v}"
+        );
+    }
+    make_schedule(
+        &w,
+        json!({"name": "n", "trigger": "0 4 * * *", "timezone": "Asia/Seoul",
+               "tasks": [{"action": {"kind": "http", "url": "http://127.0.0.1:9/"}}]}),
+    )
+    .await;
+    let (_, saved) = w.get("/api/schedules/n").await;
+    assert_eq!(
+        &saved["next_runs"].as_array().expect("runs")[..3],
+        &runs[..]
+    );
+
+    let (st, v) = w
+        .post(
+            "/api/triggers/preview",
+            json!({"trigger": "61 4 * * *", "timezone": "Mars/Base"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["valid"], false, "{v}");
+    assert_eq!(v["next_runs"], json!([]), "{v}");
+    let fields: Vec<&str> = v["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .filter_map(|e| e["field"].as_str())
+        .collect();
+    assert_eq!(fields, ["timezone", "trigger"], "{v}");
+
+    let (st, v) = w
+        .post(
+            "/api/triggers/preview",
+            json!({"trigger": "every 1h", "count": 0}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["error"]["details"][0]["field"], "count", "{v}");
+}

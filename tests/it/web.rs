@@ -1104,28 +1104,29 @@ async fn the_operations_pages_work() {
         )
         .await
     );
-    // An administrator defines a job: the API's 422 details are listed, then it is created.
+    // An administrator defines a job in its builder: the API's 422 detail is shown beside
+    // the field it names, then the job is created.
     ui.click("[data-new=job]").await;
-    ui.set_value(
-        "#def-job",
-        r#"{"name": "echo", "steps": [{"name": "a", "command": "true", "depends_on": ["missing"]}]}"#,
-    )
-    .await;
-    ui.click("[data-definition=job] button[type=submit]").await;
     ui.wait(
-        "(document.querySelector('[data-definition-errors]') || {textContent: ''}).textContent.includes('missing')",
+        "!!document.querySelector('#jb-name')",
         Duration::from_secs(5),
-        "the job definition's errors",
+        "the job builder",
     )
     .await;
-    ui.set_value(
-        "#def-job",
-        r#"{"name": "echo", "steps": [{"name": "a", "command": "true"}]}"#,
-    )
-    .await;
-    ui.click("[data-definition=job] button[type=submit]").await;
+    ui.type_into("#jb-name", "Echo").await;
+    ui.type_into("#jb-step-0-name", "a").await;
+    ui.type_into("#jb-step-0-command", "true").await;
+    ui.click("[data-builder=job] button[type=submit]").await;
     ui.wait(
-        "!!document.querySelector('[data-job=echo]') && !document.querySelector('[data-definition=job]')",
+        "(document.querySelector('#jb-name-error') || {textContent: ''}).textContent.includes('Echo')",
+        Duration::from_secs(5),
+        "the job's name error",
+    )
+    .await;
+    ui.set_value("#jb-name", "echo").await;
+    ui.click("[data-builder=job] button[type=submit]").await;
+    ui.wait(
+        "!!document.querySelector('[data-job=echo]') && !document.querySelector('[data-builder=job]')",
         Duration::from_secs(5),
         "the new job",
     )

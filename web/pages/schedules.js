@@ -10,7 +10,7 @@ import { t, fmt } from '../lib/i18n.js';
 import { api, seg } from '../lib/api.js';
 import { can } from '../lib/session.js';
 import { live } from '../lib/live.js';
-import { confirmAction, Field, OutcomeBadge, toast, toastError } from '../lib/ui.js';
+import { confirmAction, OutcomeBadge, toast, toastError } from '../lib/ui.js';
 
 const RUN_PAGE = 10;
 
@@ -75,71 +75,21 @@ const COMPUTED = {
   job: ['effective_concurrency', 'last_run', 'prediction', 'running', 'waiting', 'warnings'],
 };
 
-const TEMPLATES = {
-  schedule: {
-    name: 'nightly-restart',
-    trigger: '0 4 * * *',
-    tasks: [
-      { action: { kind: 'broadcast', program: 'PROGRAM', message: 'Restart in 5 minutes' } },
-      { offset_seconds: 300, action: { kind: 'restart', program: 'PROGRAM' } },
-    ],
-  },
-  job: { name: 'cleanup', steps: [{ name: 'prune', command: 'sh', args: ['-c', 'echo done'] }] },
-};
-
 function definitionOf(kind, info) {
   const spec = { ...info };
   for (const k of COMPUTED[kind]) delete spec[k];
   return spec;
 }
 
-/**
- * A schedule or job definition as JSON (every option the API has, validated by it: its 422
- * details are listed by field). Masked secrets sent back unchanged keep their values.
- */
-function DefinitionEditor({ kind, initial, editing, onDone }) {
-  const [text, setText] = useState(() => JSON.stringify(initial, null, 2));
-  const [errors, setErrors] = useState(null);
-  const [busy, setBusy] = useState(false);
-  const base = kind === 'schedule' ? '/api/schedules' : '/api/jobs';
-  const id = `def-${kind}`;
-  const submit = async (e) => {
-    e.preventDefault();
-    let spec;
-    try {
-      spec = JSON.parse(text);
-    } catch (err) {
-      setErrors([t('def.json', { msg: err.message })]);
-      return;
-    }
-    setBusy(true);
-    try {
-      if (editing) await api.put(`${base}/${seg(initial.name)}`, spec);
-      else await api.post(base, spec);
-      toast(t('def.saved', { name: spec.name }));
-      onDone(true);
-    } catch (err) {
-      const details = err.details || [];
-      setErrors(details.length ? details.map((d) => `${d.field}: ${d.message}`) : [err.message]);
-      setBusy(false);
-    }
-  };
-  return html`<form class="sub" onSubmit=${submit} novalidate data-definition=${kind}>
-    <h3>${editing ? t(`def.${kind}.edit`, { name: initial.name }) : t(`def.${kind}.new`)}</h3>
-    <${Field} id=${id} label=${t('def.json.label')} help=${t(`def.${kind}.help`)}>
-      <textarea id=${id} class="editor short" spellcheck="false" value=${text}
-        aria-invalid=${errors ? 'true' : undefined} aria-describedby=${errors ? `${id}-errors` : `${id}-help`}
-        onInput=${(e) => setText(e.currentTarget.value)}></textarea>
-    <//>
-    ${errors &&
-    html`<ul id=${`${id}-errors`} class="error small" role="alert" data-definition-errors>
-      ${errors.map((m) => html`<li>${m}</li>`)}
-    </ul>`}
-    <div class="row">
-      <button type="submit" class="btn primary" disabled=${busy}>${t('common.save')}</button>
-      <button type="button" class="btn" onClick=${() => onDone(false)}>${t('common.cancel')}</button>
-    </div>
-  </form>`;
+/** The schedule or job builder, loaded the first time an administrator opens one. */
+function Builder({ kind, ...props }) {
+  const [mod, setMod] = useState(null);
+  useEffect(() => {
+    import('./builders.js').then(setMod).catch(toastError);
+  }, []);
+  if (!mod) return html`<p class="muted">${t('common.loading')}</p>`;
+  const Form = kind === 'schedule' ? mod.ScheduleBuilder : mod.JobBuilder;
+  return html`<${Form} ...${props} />`;
 }
 
 /** The "new" button and the editor of a list; `editing` is null, 'new' or an item. */
@@ -151,8 +101,8 @@ function useDefinitions(kind, reload) {
     html`<button type="button" class="btn primary" data-new=${kind} onClick=${() => setEditing('new')}>${t(`def.${kind}.new`)}</button>`;
   const editor =
     editing &&
-    html`<${DefinitionEditor} key=${editing === 'new' ? 'new' : editing.name} kind=${kind} editing=${editing !== 'new'}
-      initial=${editing === 'new' ? TEMPLATES[kind] : definitionOf(kind, editing)}
+    html`<${Builder} key=${editing === 'new' ? 'new' : editing.name} kind=${kind} editing=${editing !== 'new'}
+      initial=${editing === 'new' ? {} : definitionOf(kind, editing)}
       onDone=${(saved) => {
         setEditing(null);
         if (saved) reload();
@@ -241,7 +191,7 @@ function ScheduleItem({ s, version, reload, onEdit }) {
         ? html`<button type="button" class="btn" data-cancel disabled=${busy} onClick=${() => act('cancel')}>${t('sched.cancel')}</button>`
         : html`<button type="button" class="btn primary" data-run-now disabled=${busy} onClick=${() => act('run')}>${t('sched.runNow')}</button>`)}
       ${can('admin') &&
-      html`<button type="button" class="btn" onClick=${() => onEdit(s)}>${t('action.edit')}</button>
+      html`<button type="button" class="btn" data-edit onClick=${() => onEdit(s)}>${t('action.edit')}</button>
         <button type="button" class="btn danger" onClick=${remove}>${t('common.delete')}</button>`}
     </div>
     ${s.description && html`<p class="wide small muted">${s.description}</p>`}
@@ -388,7 +338,7 @@ function JobItem({ j, version, reload, onEdit }) {
         ? html`<button type="button" class="btn" data-cancel disabled=${busy || j.running.cancelling} onClick=${() => act('cancel')}>${t('sched.cancel')}</button>`
         : html`<button type="button" class="btn primary" data-run-now disabled=${busy} onClick=${() => act('run')}>${t('sched.runNow')}</button>`)}
       ${can('admin') &&
-      html`<button type="button" class="btn" onClick=${() => onEdit(j)}>${t('action.edit')}</button>
+      html`<button type="button" class="btn" data-edit onClick=${() => onEdit(j)}>${t('action.edit')}</button>
         <button type="button" class="btn danger" onClick=${remove}>${t('common.delete')}</button>`}
     </div>
     ${j.waiting && html`<p class="wide small muted">${j.waiting}</p>`}
