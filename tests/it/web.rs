@@ -1047,6 +1047,10 @@ async fn the_operations_pages_work() {
         .await;
     ui.click("[data-add-channel]").await;
     ui.set_value("#ch-name", "hooks").await;
+    // Discord is the default kind; this channel is a plain webhook.
+    let kind: String = ui.eval("document.querySelector('#ch-kind').value").await;
+    assert_eq!(kind, "discord");
+    ui.set_value("#ch-kind", "webhook").await;
     ui.set_value("#ch-url", &url).await;
     ui.set_value("#ch-events", "crashed, fatal").await;
     ui.click("[data-channel-form] button[type=submit]").await;

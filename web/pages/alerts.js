@@ -18,7 +18,8 @@ import {
   unplacedErrors,
 } from '../lib/ui.js';
 
-const KINDS = ['webhook', 'discord', 'slack', 'telegram', 'ntfy'];
+// Discord first and by default: it is where game communities are.
+const KINDS = ['discord', 'slack', 'telegram', 'ntfy', 'webhook'];
 const SEVERITIES = ['info', 'warning', 'critical'];
 /** Secret fields per kind (answers mask them: they must be typed again on edit). */
 const TARGET_FIELDS = {
@@ -54,7 +55,7 @@ function Status({ version }) {
 
 const EMPTY_CHANNEL = {
   name: '',
-  kind: 'webhook',
+  kind: 'discord',
   url: '',
   secret: '',
   bot_token: '',
