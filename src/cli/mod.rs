@@ -599,7 +599,30 @@ async fn fleet_command(
 fn config_check(file: &std::path::Path, programs: bool) -> anyhow::Result<()> {
     if programs {
         let specs = ctl::load_programs_file(file)?;
-        outln!("{}: OK ({} programs)", file.display(), specs.len());
+        // Valid as written; then each command must resolve on this machine, as a save
+        // through the API requires.
+        let unresolved: Vec<String> = specs
+            .iter()
+            .filter_map(|spec| {
+                spec.resolve_command()
+                    .err()
+                    .map(|e| format!("  - program {:?}: {}: {}", spec.name, e.field, e.message))
+            })
+            .collect();
+        if !unresolved.is_empty() {
+            anyhow::bail!(
+                "{}: {} of its commands cannot be run on this machine:\n{}",
+                file.display(),
+                unresolved.len(),
+                unresolved.join("\n")
+            );
+        }
+        let n = specs.len();
+        outln!(
+            "{}: OK ({n} program{})",
+            file.display(),
+            if n == 1 { "" } else { "s" }
+        );
     } else {
         Config::load(file)?;
         outln!("{}: OK", file.display());

@@ -254,4 +254,22 @@ fn config_check_lists_every_problem_once() {
         err.contains("listen = \"nowhere\"") && err.contains("log_level = \"loud\""),
         "both problems in one run: {err}"
     );
+    // --programs: valid as written, and every command resolves on this machine.
+    let programs = tmp.path().join("programs.toml");
+    std::fs::write(
+        &programs,
+        "[[program]]\nname = \"ok\"\ncommand = \"sh\"\n\n[[program]]\nname = \"typo\"\ncommand = \"/usr/bin/no-such-server\"\n",
+    )
+    .expect("write");
+    let path = programs.to_string_lossy().into_owned();
+    let (st, _, err) = cli(tmp.path(), &["config", "check", "--programs", &path], None);
+    assert!(!st.success(), "an unresolvable command passed");
+    assert!(
+        err.contains("\"typo\"") && err.contains("no-such-server") && !err.contains("\"ok\""),
+        "{err}"
+    );
+    std::fs::write(&programs, "[[program]]\nname = \"ok\"\ncommand = \"sh\"\n").expect("write");
+    let (st, out, err) = cli(tmp.path(), &["config", "check", "--programs", &path], None);
+    assert!(st.success(), "{err}");
+    assert!(out.contains("OK (1 program)"), "{out}");
 }
