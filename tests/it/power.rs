@@ -636,3 +636,89 @@ async fn an_a2s_query_wakes_a_sleeping_source_server() {
     })
     .await;
 }
+
+/// A Python program that grows to about 80 MiB half a second after it starts and stops on
+/// the line `stop` after saying it saved (its "save-safe" stop).
+fn grower(name: &str) -> Value {
+    let script = "import sys, threading, time\n\
+def grow():\n    time.sleep(0.5)\n    global hog\n    hog = b'x' * (80 << 20)\n    print('grown', flush=True)\n\
+threading.Thread(target=grow, daemon=True).start()\n\
+for line in sys.stdin:\n    if line.strip() == 'stop':\n        print('saved the world', flush=True)\n        sys.exit(0)\n";
+    json!({
+        "name": name,
+        "command": "python3",
+        "args": ["-u", "-c", script],
+        "start_seconds": 0,
+        "stop": {"stdin": "stop", "timeout_seconds": 10},
+    })
+}
+
+#[tokio::test]
+async fn restart_when_restarts_gracefully_once_per_duration_and_says_why() {
+    let w = Warden::start().await;
+
+    // Refused at save time, naming the field: no duration, an event count, bad grammar.
+    for (cond, why) in [
+        ("memory_bytes > 50MiB", "no duration"),
+        ("crashed >= 3 in 10m", "counts events"),
+        ("memory_bytes > lots for 5m", "is not a number"),
+    ] {
+        let mut bad = grower("bad");
+        bad["restart_when"] = json!([cond]);
+        let (st, v) = w.post("/api/programs", bad).await;
+        assert_eq!(st, 422, "{cond}: {v}");
+        assert_eq!(v["error"]["details"][0]["field"], "restart_when[0]", "{v}");
+        let msg = v["error"]["details"][0]["message"].as_str().unwrap_or("");
+        assert!(msg.contains(why), "{cond}: {msg}");
+    }
+
+    let mut spec = grower("leaky");
+    spec["restart_when"] = json!(["memory_bytes > 50MiB for 3s"]);
+    let created = w.create(spec).await;
+    assert_eq!(
+        created["restart_when"][0], "memory_bytes > 50MiB for 3s",
+        "{created}"
+    );
+    let (st, v) = w.post("/api/programs/leaky/start", json!(null)).await;
+    assert!(st.is_success(), "{v}");
+    let first = w
+        .wait_state("leaky", "running", Duration::from_secs(20))
+        .await;
+    let first_pid = first["pid"].as_u64().expect("pid");
+
+    // Two restarts by the rule: each says why, each after the condition held 3 s.
+    let restarts = wait_until(
+        Duration::from_secs(60),
+        "two restarts by restart_when",
+        || async {
+            let evs: Vec<Value> = w
+                .events("leaky")
+                .await
+                .into_iter()
+                .filter(|e| e["kind"] == "restarted_by_rule")
+                .collect();
+            (evs.len() >= 2).then_some(evs)
+        },
+    )
+    .await;
+    for e in &restarts {
+        assert_eq!(e["message"], "restarted: memory above 50 MiB for 3s", "{e}");
+        assert_eq!(e["data"]["metric"], "memory_bytes", "{e}");
+        assert_eq!(e["data"]["hold_seconds"], 3, "{e}");
+    }
+    // Newest first: at least the rule's duration lies between two restarts (no loop).
+    let ts = |e: &Value| e["ts"].as_i64().expect("ts");
+    let gap = ts(&restarts[0]) - ts(&restarts[1]);
+    assert!(gap >= 3000, "two restarts {gap} ms apart");
+    // Gracefully: the stop line was sent and the program saved before it ended.
+    let console = w.console("leaky").await;
+    assert!(
+        console.iter().any(|l| l == "saved the world"),
+        "the save-safe stop ran: {console:?}"
+    );
+    let v = w
+        .wait_state("leaky", "running", Duration::from_secs(20))
+        .await;
+    assert_ne!(v["pid"].as_u64(), Some(first_pid), "a new process: {v}");
+    w.post("/api/programs/leaky/stop", json!(null)).await;
+}
