@@ -553,6 +553,24 @@ async fn an_empty_minecraft_server_sleeps_answers_pings_and_wakes_on_login() {
     .await;
     assert_eq!(status.motd, motd);
     assert_eq!(status.players_online, 0);
+    // Over IPv6 too: the guard listens on [::] beside 0.0.0.0.
+    if std::net::TcpListener::bind("[::1]:0").is_ok() {
+        let status = wait_until(
+            Duration::from_secs(10),
+            "a status answer over ::1",
+            || async {
+                game_proto::slp::ping(&format!("[::1]:{port}"), Duration::from_secs(2))
+                    .await
+                    .ok()
+            },
+        )
+        .await;
+        assert_eq!(status.motd, motd, "over IPv6");
+    } else {
+        eprintln!(
+            "\n!!! THIS HOST HAS NO IPv6 LOOPBACK (::1); the IPv6 status ping is NOT tested\n"
+        );
+    }
     let v = w.program("mc").await;
     assert_eq!(
         v["state"], "sleeping",
