@@ -14,6 +14,7 @@ use game_proto::slp::{
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::program::power::{WakePort, WakeProtocol};
@@ -51,7 +52,9 @@ enum Socket {
 
 /// Guards the ports until someone should wake the server: `Ok(who)` or `Err(why)` when a
 /// port cannot be bound.
-pub async fn guard(plan: Plan) -> Result<String, String> {
+/// While `held` is above zero (a backup of the server's files runs), a wake is deferred:
+/// the player is answered as usual and the ports stay guarded until the holds end.
+pub async fn guard(plan: Plan, mut held: watch::Receiver<u32>) -> Result<String, String> {
     let mut sockets = Vec::with_capacity(plan.ports.len());
     for p in &plan.ports {
         sockets.extend(bind(p).await?);
@@ -65,9 +68,23 @@ pub async fn guard(plan: Plan) -> Result<String, String> {
             Socket::Tcp(_) => Vec::new(),
         })
         .collect();
+    // A wake that came while held: who, to wake when the holds end.
+    let mut pending: Option<String> = None;
     loop {
+        if let Some(who) = &pending
+            && *held.borrow() == 0
+        {
+            return Ok(who.clone());
+        }
         let next = next_event(&sockets, &mut bufs, sessions.len() < MAX_SESSIONS);
+        let mut woken: Option<SocketAddr> = None;
         tokio::select! {
+            r = held.changed(), if pending.is_some() => {
+                if r.is_err() {
+                    // The program is gone; nothing to wake.
+                    return std::future::pending().await;
+                }
+            }
             ev = next => match ev {
                 Event::Tcp(stream, peer) => {
                     let plan = plan.clone();
@@ -86,7 +103,7 @@ pub async fn guard(plan: Plan) -> Result<String, String> {
                         // Best effort: the client asks again if this reply is lost.
                         let _ = sock.send_to(&info_reply(&plan), peer).await;
                     }
-                    return Ok(format!("a connection from {peer}"));
+                    woken = Some(peer);
                 }
                 Event::Failed(e) => {
                     tracing::debug!(error = %e, "wake guard accept failed");
@@ -95,8 +112,18 @@ pub async fn guard(plan: Plan) -> Result<String, String> {
             },
             Some(done) = sessions.join_next(), if !sessions.is_empty() => {
                 if let Ok(Some(peer)) = done {
-                    return Ok(format!("a connection from {peer}"));
+                    woken = Some(peer);
                 }
+            }
+        }
+        if let Some(peer) = woken {
+            let who = format!("a connection from {peer}");
+            if *held.borrow() == 0 {
+                return Ok(who);
+            }
+            if pending.is_none() {
+                tracing::info!(%peer, "a player connected while the server's files are being backed up; it wakes when the backup ends");
+                pending = Some(who);
             }
         }
     }

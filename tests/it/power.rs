@@ -740,3 +740,114 @@ async fn restart_when_restarts_gracefully_once_per_duration_and_says_why() {
     assert_ne!(v["pid"].as_u64(), Some(first_pid), "a new process: {v}");
     w.post("/api/programs/leaky/stop", json!(null)).await;
 }
+
+#[tokio::test]
+async fn a_sleeping_server_is_backed_up_as_stopped_and_wakes_after_the_backup() {
+    let w = Warden::start().await;
+    let port = free_tcp_port();
+    let mut spec = sleepy(&w, "mc", port, false, json!({"empty_seconds": 1}));
+    let world = w.data_dir.join("world-mc");
+    std::fs::create_dir_all(&world).expect("world dir");
+    // 8 MiB read at 2 MiB/s: a backup of about 4 s.
+    let mut x: u32 = 12345;
+    let noise: Vec<u8> = (0..8 << 20)
+        .map(|_| {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            (x >> 24) as u8
+        })
+        .collect();
+    std::fs::write(world.join("region.bin"), noise).expect("write");
+    spec["cwd"] = json!(world);
+    w.create(spec).await;
+    // Save steps that would fail against a process that is not there.
+    let (st, v) = w
+        .put(
+            "/api/programs/mc/backup-settings",
+            json!({
+                "max_mib_per_second": 2,
+                "pre": [{"stdin": "save-off", "wait_for": "Automatic saving is now disabled", "timeout_seconds": 5}],
+                "post": [{"stdin": "save-on", "wait_for": "Automatic saving is now enabled", "timeout_seconds": 5}],
+            }),
+        )
+        .await;
+    assert!(st.is_success(), "{v}");
+    let (st, v) = w.post("/api/programs/mc/start", json!(null)).await;
+    assert!(st.is_success(), "{v}");
+    w.wait_state("mc", "running", Duration::from_secs(30)).await;
+    w.wait_state("mc", "sleeping", Duration::from_secs(30))
+        .await;
+
+    let (st, v) = w.post("/api/programs/mc/backups", json!(null)).await;
+    assert_eq!(st, 202, "{v}");
+    let id = v["id"].as_i64().expect("id");
+    wait_until(Duration::from_secs(20), "the backup reading", || async {
+        let (_, v) = w.get(&format!("/api/backups/{id}")).await;
+        (v["progress"]["phase"] == "reading").then_some(())
+    })
+    .await;
+    // A player during the backup is answered by the guard and does not wake it yet.
+    let text = minecraft_login(port).await;
+    assert!(text.contains("starting, join again in about"), "{text}");
+    let (_, b) = w.get(&format!("/api/backups/{id}")).await;
+    let v = w.program("mc").await;
+    assert_eq!(b["status"], "running", "the backup still runs: {b}");
+    assert_eq!(v["state"], "sleeping", "no wake during the backup: {v}");
+
+    let b = wait_until(Duration::from_secs(60), "the backup's end", || async {
+        let (_, v) = w.get(&format!("/api/backups/{id}")).await;
+        (v["status"] != "running").then_some(v)
+    })
+    .await;
+    assert_eq!(
+        b["status"], "ok",
+        "backed up as a stopped server, no steps: {b}"
+    );
+    // Then it wakes for the player who came during the backup.
+    w.wait_state("mc", "running", Duration::from_secs(30)).await;
+    let woke = state_ts(&w, "mc", "starting").await;
+    let finished = w
+        .events("mc")
+        .await
+        .into_iter()
+        .find(|e| e["kind"] == "backup_finished")
+        .and_then(|e| e["ts"].as_i64())
+        .expect("a backup_finished event");
+    assert!(
+        woke >= finished,
+        "woke at {woke}, before the backup ended at {finished}"
+    );
+    let console = w.console("mc").await;
+    assert!(
+        !console.iter().any(|l| l == "save-off" || l == "save-on"),
+        "no steps against the sleeping server: {console:?}"
+    );
+
+    // A schedule's restart and backup of a sleeping server neither wake it nor fail.
+    w.wait_state("mc", "sleeping", Duration::from_secs(30))
+        .await;
+    let (st, v) = w
+        .post(
+            "/api/schedules",
+            json!({"name": "nightly", "trigger": "0 0 1 1 *", "tasks": [
+                {"action": {"kind": "restart", "program": "mc"}},
+                {"action": {"kind": "backup", "program": "mc"}},
+            ]}),
+        )
+        .await;
+    assert_eq!(st, 201, "{v}");
+    let (st, v) = w.post("/api/schedules/nightly/run", json!(null)).await;
+    assert_eq!(st, 202, "{v}");
+    let run = wait_until(
+        Duration::from_secs(60),
+        "the schedule's run ends",
+        || async {
+            let (_, v) = w.get("/api/schedules/nightly/runs?limit=1").await;
+            let r = v["runs"][0].clone();
+            (!r.is_null() && r["state"] != "running").then_some(r)
+        },
+    )
+    .await;
+    assert_eq!(run["state"], "succeeded", "{run}");
+    let v = w.program("mc").await;
+    assert_eq!(v["state"], "sleeping", "still asleep: {v}");
+}
