@@ -1002,4 +1002,38 @@ mod tests {
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].rule.name, "b");
     }
+
+    #[test]
+    fn restart_conditions_need_a_duration_and_read_in_plain_words() {
+        let c = restart_condition("memory_bytes > 6GiB for 10m").expect("valid");
+        assert_eq!(c.plain(), "memory above 6 GiB for 10m");
+        let c = restart_condition("cpu_percent >= 150 for 30s").expect("valid");
+        assert_eq!(c.plain(), "CPU at or above 150 % for 30s");
+        assert!(
+            restart_condition("memory_bytes > 6GiB")
+                .expect_err("no duration")
+                .contains("for DURATION")
+        );
+        assert!(
+            restart_condition("crashed >= 3 in 10m")
+                .expect_err("a count")
+                .contains("resource conditions only")
+        );
+    }
+
+    #[test]
+    fn rearm_makes_a_firing_rule_hold_again_on_the_new_process() {
+        let t0 = Instant::now();
+        let mut set = RuleSet::default();
+        set.replace(vec![rule("r", Some("mc"), "memory_bytes > 100 for 2s", 0)]);
+        assert!(set.on_sample(&sample("mc", 0.0, 200, None), t0).is_empty());
+        let fired = set.on_sample(&sample("mc", 0.0, 200, None), t0 + Duration::from_secs(2));
+        assert_eq!(fired.len(), 1);
+        set.rearm("mc");
+        let t1 = t0 + Duration::from_secs(3);
+        assert!(set.on_sample(&sample("mc", 0.0, 200, None), t1).is_empty());
+        let again = set.on_sample(&sample("mc", 0.0, 200, None), t1 + Duration::from_secs(2));
+        assert_eq!(again.len(), 1, "fires again after holding afresh");
+        assert!(again[0].fired);
+    }
 }

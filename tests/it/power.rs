@@ -829,6 +829,7 @@ async fn a_sleeping_server_is_backed_up_as_stopped_and_wakes_after_the_backup() 
         .post(
             "/api/schedules",
             json!({"name": "nightly", "trigger": "0 0 1 1 *", "tasks": [
+                {"action": {"kind": "console", "program": "mc", "line": "say restarting soon"}},
                 {"action": {"kind": "restart", "program": "mc"}},
                 {"action": {"kind": "backup", "program": "mc"}},
             ]}),
@@ -848,6 +849,12 @@ async fn a_sleeping_server_is_backed_up_as_stopped_and_wakes_after_the_backup() 
     )
     .await;
     assert_eq!(run["state"], "succeeded", "{run}");
+    assert!(
+        run["tasks"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("asleep; skipped")),
+        "{run}"
+    );
     let v = w.program("mc").await;
     assert_eq!(v["state"], "sleeping", "still asleep: {v}");
 }
