@@ -71,6 +71,13 @@ pub struct ProgramSpec {
     /// Resource limits (memory, CPU, processes, I/O weight, cores, priority).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<power::Limits>,
+    /// Restart the program (gracefully, as a requested restart) when a condition over its
+    /// resource samples holds for a while, in the alert rule grammar:
+    /// `["memory_bytes > 6GiB for 10m"]`. The `for` part is required; it is also the
+    /// shortest time between two such restarts, so a rule cannot restart-loop.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(example = json!(["memory_bytes > 6GiB for 10m"]))]
+    pub restart_when: Vec<String>,
     /// Sleep when empty: stop a game server after it has had no players for a while and
     /// wake it when someone connects (warden answers on its port meanwhile).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -223,6 +230,7 @@ impl ProgramSpec {
             requires: Vec::new(),
             deps_timeout_seconds: power::default_deps_timeout(),
             limits: None,
+            restart_when: Vec::new(),
             idle: None,
             hooks: Vec::new(),
             actions: BTreeMap::new(),

@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::model::{Notification, RuleAction};
+use super::restart_when;
 use super::rules::{Rule, RuleSet, Verdict};
 use super::{ChannelSet, RuleBook};
 use crate::bus::{Event, Notice, NoticeField, Severity};
@@ -60,6 +61,9 @@ pub async fn run(mut d: Deps, mut bus: broadcast::Receiver<Arc<Event>>, stop: Ca
     crate::health::injected_fault("alert-engine");
     let mut rules = RuleSet::default();
     rules.replace(d.rules.borrow_and_update().compiled.clone());
+    // Programs' own `restart_when` conditions, judged beside the alert rules.
+    let mut own = RuleSet::default();
+    own.replace(restart_when::rules_of(&d.sup));
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -87,8 +91,15 @@ pub async fn run(mut d: Deps, mut bus: broadcast::Receiver<Arc<Event>>, stop: Ca
             _ = tick.tick() => verdicts = rules.on_tick(Instant::now()),
         }
         let mut notes = Vec::new();
+        let mut own_verdicts = Vec::new();
         for ev in &batch {
             notes.extend(handle(&d, &mut rules, ev, &mut verdicts));
+            own_verdicts.extend(judge_own(&d, &mut own, ev));
+        }
+        let own_restarts: Vec<Verdict> = own_verdicts.into_iter().filter(|v| v.fired).collect();
+        for v in &own_restarts {
+            let display = display_name(&d.sup, &v.program);
+            notes.push(restart_when::notification(v, Some(&display)));
         }
         let mut restarts = Vec::new();
         for v in &verdicts {
@@ -100,6 +111,9 @@ pub async fn run(mut d: Deps, mut bus: broadcast::Receiver<Arc<Event>>, stop: Ca
         enqueue(&d, notes).await;
         for v in restarts {
             restart(&d, &v).await;
+        }
+        for v in own_restarts {
+            restart_when::restart(&d.store, &d.sup, &v).await;
         }
         if stopping {
             return;
@@ -135,6 +149,24 @@ fn display_name(sup: &Supervisor, program: &str) -> String {
         .ok()
         .and_then(|h| h.snapshot().spec.display_name.clone())
         .unwrap_or_else(|| program.to_string())
+}
+
+/// Feeds one event to the programs' `restart_when` rules: definitions reload on program
+/// changes, samples are judged, and a process that ends must hold a condition afresh.
+fn judge_own(d: &Deps, own: &mut RuleSet, ev: &Event) -> Vec<Verdict> {
+    match ev {
+        Event::Program(_) => {
+            own.replace(restart_when::rules_of(&d.sup));
+            Vec::new()
+        }
+        Event::Sample(s) => own.on_sample(s, Instant::now()),
+        Event::State(c) if c.to != State::Running && c.to != State::Starting => {
+            // Unlike an alert, a restart condition is judged afresh on the new process.
+            own.rearm(&c.program);
+            Vec::new()
+        }
+        _ => Vec::new(),
+    }
 }
 
 /// The notifications of one event; rule verdicts it causes go to `verdicts`.

@@ -16,6 +16,7 @@ mod delivery;
 mod engine;
 pub mod model;
 pub(crate) mod render;
+mod restart_when;
 pub mod rules;
 
 use std::collections::BTreeMap;

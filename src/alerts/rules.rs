@@ -155,7 +155,8 @@ impl Op {
         })
     }
 
-    fn symbol(self) -> &'static str {
+    /// The comparison as written in conditions.
+    pub fn symbol(self) -> &'static str {
         match self {
             Op::Gt => ">",
             Op::Ge => ">=",
@@ -334,6 +335,71 @@ impl fmt::Display for Condition {
                 crate::duration::format(*window)
             ),
         }
+    }
+}
+
+impl Condition {
+    /// The condition in plain words, as events say it: `memory above 6 GiB for 10m`.
+    pub fn plain(&self) -> String {
+        match self {
+            Condition::Threshold {
+                metric,
+                op,
+                value,
+                hold,
+            } => {
+                let what = match metric {
+                    Metric::CpuPercent => "CPU",
+                    Metric::MemoryBytes => "memory",
+                    Metric::VirtualBytes => "virtual memory",
+                    Metric::Threads => "threads",
+                    Metric::OpenFiles => "open files",
+                    Metric::DiskReadBps => "disk reads",
+                    Metric::DiskWriteBps => "disk writes",
+                    Metric::Players => "players",
+                };
+                let how = match op {
+                    Op::Gt => "above",
+                    Op::Ge => "at or above",
+                    Op::Lt => "below",
+                    Op::Le => "at or below",
+                    Op::Eq => "at",
+                    Op::Ne => "not at",
+                };
+                let amount = match metric {
+                    Metric::MemoryBytes | Metric::VirtualBytes => {
+                        crate::program::power::ByteSize(*value as u64).to_string()
+                    }
+                    Metric::DiskReadBps | Metric::DiskWriteBps => {
+                        format!("{}/s", crate::program::power::ByteSize(*value as u64))
+                    }
+                    Metric::CpuPercent => format!("{} %", trim_float(*value)),
+                    _ => trim_float(*value),
+                };
+                let mut out = format!("{what} {how} {amount}");
+                if !hold.is_zero() {
+                    out.push_str(" for ");
+                    out.push_str(&crate::duration::format(*hold));
+                }
+                out
+            }
+            Condition::Count { .. } => self.to_string(),
+        }
+    }
+}
+
+/// Parses one `restart_when` condition of a program: a resource threshold held for a
+/// while (`memory_bytes > 6GiB for 10m`). The error says what is expected.
+pub fn restart_condition(text: &str) -> Result<Condition, String> {
+    let c = Condition::parse(text)?;
+    match &c {
+        Condition::Count { .. } => Err(format!(
+            "{text:?} counts events; restart_when takes resource conditions only, e.g. `memory_bytes > 6GiB for 10m` (a restart loop is the restart policy's job)"
+        )),
+        Condition::Threshold { hold, .. } if hold.is_zero() => Err(format!(
+            "{text:?} has no duration; add `for DURATION` (e.g. `for 10m`): it is how long the condition must hold, and the shortest time between two restarts"
+        )),
+        Condition::Threshold { .. } => Ok(c),
     }
 }
 
@@ -620,6 +686,19 @@ impl RuleSet {
                 st.since = None;
             }
             forget_if_idle(&mut self.states, &key, rule, now);
+        }
+    }
+
+    /// The program's process ended: every threshold rule of it starts afresh, firing
+    /// ones included (no "recovered" is said). Used for `restart_when`, where the new
+    /// process must hold the condition for the full duration before the next restart;
+    /// the cooldown still applies.
+    pub fn rearm(&mut self, program: &str) {
+        for ((_, p), st) in self.states.iter_mut() {
+            if p == program {
+                st.since = None;
+                st.firing = false;
+            }
         }
     }
 
@@ -922,5 +1001,39 @@ mod tests {
         // `a` is still firing (no repeat); the edited `b` starts afresh and fires.
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].rule.name, "b");
+    }
+
+    #[test]
+    fn restart_conditions_need_a_duration_and_read_in_plain_words() {
+        let c = restart_condition("memory_bytes > 6GiB for 10m").expect("valid");
+        assert_eq!(c.plain(), "memory above 6 GiB for 10m");
+        let c = restart_condition("cpu_percent >= 150 for 30s").expect("valid");
+        assert_eq!(c.plain(), "CPU at or above 150 % for 30s");
+        assert!(
+            restart_condition("memory_bytes > 6GiB")
+                .expect_err("no duration")
+                .contains("for DURATION")
+        );
+        assert!(
+            restart_condition("crashed >= 3 in 10m")
+                .expect_err("a count")
+                .contains("resource conditions only")
+        );
+    }
+
+    #[test]
+    fn rearm_makes_a_firing_rule_hold_again_on_the_new_process() {
+        let t0 = Instant::now();
+        let mut set = RuleSet::default();
+        set.replace(vec![rule("r", Some("mc"), "memory_bytes > 100 for 2s", 0)]);
+        assert!(set.on_sample(&sample("mc", 0.0, 200, None), t0).is_empty());
+        let fired = set.on_sample(&sample("mc", 0.0, 200, None), t0 + Duration::from_secs(2));
+        assert_eq!(fired.len(), 1);
+        set.rearm("mc");
+        let t1 = t0 + Duration::from_secs(3);
+        assert!(set.on_sample(&sample("mc", 0.0, 200, None), t1).is_empty());
+        let again = set.on_sample(&sample("mc", 0.0, 200, None), t1 + Duration::from_secs(2));
+        assert_eq!(again.len(), 1, "fires again after holding afresh");
+        assert!(again[0].fired);
     }
 }

@@ -710,6 +710,10 @@ impl BackupService {
         warnings: &mut Vec<String>,
     ) -> Result<archive::Created, BackupError> {
         let handle = &job.handle;
+        // A sleeping server is backed up as a stopped one (no steps, no stop); a player
+        // connecting meanwhile is answered by its wake guard, and it wakes when the
+        // backup (post steps included) is over.
+        let _asleep = handle.hold_wake();
         let program = handle.name().to_string();
         let state = handle.snapshot().status.state;
         let running = matches!(state, State::Starting | State::Running);
@@ -1172,6 +1176,8 @@ impl BackupService {
 
     /// Stop, extract + verify + carry over, record the rollback path, swap.
     async fn restore_steps(&self, job: &RestoreJob) -> Result<bool, BackupError> {
+        // A sleeping server must not wake on half-swapped files.
+        let _asleep = job.handle.hold_wake();
         if job.stop {
             job.handle.stop().await?;
             wait_stopped(&job.handle, stop_limit(&job.handle)).await?;

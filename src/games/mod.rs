@@ -532,6 +532,7 @@ impl SleepGuard for Games {
     fn guard(
         &self,
         spec: Arc<crate::program::ProgramSpec>,
+        held: tokio::sync::watch::Receiver<u32>,
     ) -> Option<BoxFuture<'static, Result<String, String>>> {
         let idle = spec.idle.as_ref()?;
         let ports = idle.effective_listen(&spec);
@@ -554,7 +555,7 @@ impl SleepGuard for Games {
                 .start_seconds
                 .unwrap_or_else(|| spec.start_seconds.clamp(5, 300)),
         };
-        Some(Box::pin(wake::guard(plan)))
+        Some(Box::pin(wake::guard(plan, held)))
     }
 }
 

@@ -14,6 +14,7 @@ use game_proto::slp::{
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::program::power::{WakePort, WakeProtocol};
@@ -51,16 +52,39 @@ enum Socket {
 
 /// Guards the ports until someone should wake the server: `Ok(who)` or `Err(why)` when a
 /// port cannot be bound.
-pub async fn guard(plan: Plan) -> Result<String, String> {
+/// While `held` is above zero (a backup of the server's files runs), a wake is deferred:
+/// the player is answered as usual and the ports stay guarded until the holds end.
+pub async fn guard(plan: Plan, mut held: watch::Receiver<u32>) -> Result<String, String> {
     let mut sockets = Vec::with_capacity(plan.ports.len());
     for p in &plan.ports {
-        sockets.push(bind(p).await?);
+        sockets.extend(bind(p).await?);
     }
     let mut sessions: JoinSet<Option<SocketAddr>> = JoinSet::new();
-    let mut udp_buf = vec![0u8; 1400];
+    // One buffer per socket (IPv4 and IPv6 sockets of a UDP port are read at once).
+    let mut bufs: Vec<Vec<u8>> = sockets
+        .iter()
+        .map(|s| match s {
+            Socket::Udp(_) => vec![0u8; 1400],
+            Socket::Tcp(_) => Vec::new(),
+        })
+        .collect();
+    // A wake that came while held: who, to wake when the holds end.
+    let mut pending: Option<String> = None;
     loop {
-        let next = next_event(&sockets, &mut udp_buf, sessions.len() < MAX_SESSIONS);
+        if let Some(who) = &pending
+            && *held.borrow() == 0
+        {
+            return Ok(who.clone());
+        }
+        let next = next_event(&sockets, &mut bufs, sessions.len() < MAX_SESSIONS);
+        let mut woken: Option<SocketAddr> = None;
         tokio::select! {
+            r = held.changed(), if pending.is_some() => {
+                if r.is_err() {
+                    // The program is gone; nothing to wake.
+                    return std::future::pending().await;
+                }
+            }
             ev = next => match ev {
                 Event::Tcp(stream, peer) => {
                     let plan = plan.clone();
@@ -72,13 +96,14 @@ pub async fn guard(plan: Plan) -> Result<String, String> {
                     });
                 }
                 Event::Udp(i, n, peer) => {
-                    if let (Some(Socket::Udp(sock)), Some(data)) = (sockets.get(i), udp_buf.get(..n))
+                    let data = bufs.get(i).and_then(|b| b.get(..n));
+                    if let (Some(Socket::Udp(sock)), Some(data)) = (sockets.get(i), data)
                         && is_info_query(data)
                     {
                         // Best effort: the client asks again if this reply is lost.
                         let _ = sock.send_to(&info_reply(&plan), peer).await;
                     }
-                    return Ok(format!("a connection from {peer}"));
+                    woken = Some(peer);
                 }
                 Event::Failed(e) => {
                     tracing::debug!(error = %e, "wake guard accept failed");
@@ -87,8 +112,18 @@ pub async fn guard(plan: Plan) -> Result<String, String> {
             },
             Some(done) = sessions.join_next(), if !sessions.is_empty() => {
                 if let Ok(Some(peer)) = done {
-                    return Ok(format!("a connection from {peer}"));
+                    woken = Some(peer);
                 }
+            }
+        }
+        if let Some(peer) = woken {
+            let who = format!("a connection from {peer}");
+            if *held.borrow() == 0 {
+                return Ok(who);
+            }
+            if pending.is_none() {
+                tracing::info!(%peer, "a player connected while the server's files are being backed up; it wakes when the backup ends");
+                pending = Some(who);
             }
         }
     }
@@ -101,11 +136,9 @@ enum Event {
 }
 
 /// The next connection or datagram on any socket (TCP accepts wait while `accept` is false).
-async fn next_event(sockets: &[Socket], buf: &mut [u8], accept: bool) -> Event {
-    let mut futs: Vec<futures_util::future::BoxFuture<'_, Event>> = Vec::new();
-    // Only one UDP socket reads into `buf`; a second one waits for the next round.
-    let mut buf = Some(buf);
-    for (i, s) in sockets.iter().enumerate() {
+async fn next_event<'a>(sockets: &'a [Socket], bufs: &'a mut [Vec<u8>], accept: bool) -> Event {
+    let mut futs: Vec<futures_util::future::BoxFuture<'a, Event>> = Vec::new();
+    for (i, (s, b)) in sockets.iter().zip(bufs.iter_mut()).enumerate() {
         match s {
             Socket::Tcp(l) if accept => futs.push(Box::pin(async move {
                 match l.accept().await {
@@ -114,16 +147,12 @@ async fn next_event(sockets: &[Socket], buf: &mut [u8], accept: bool) -> Event {
                 }
             })),
             Socket::Tcp(_) => {}
-            Socket::Udp(u) => {
-                if let Some(b) = buf.take() {
-                    futs.push(Box::pin(async move {
-                        match u.recv_from(b).await {
-                            Ok((n, peer)) => Event::Udp(i, n, peer),
-                            Err(e) => Event::Failed(e),
-                        }
-                    }));
+            Socket::Udp(u) => futs.push(Box::pin(async move {
+                match u.recv_from(b).await {
+                    Ok((n, peer)) => Event::Udp(i, n, peer),
+                    Err(e) => Event::Failed(e),
                 }
-            }
+            })),
         }
     }
     if futs.is_empty() {
@@ -132,15 +161,52 @@ async fn next_event(sockets: &[Socket], buf: &mut [u8], accept: bool) -> Event {
     futures_util::future::select_all(futs).await.0
 }
 
-async fn bind(p: &WakePort) -> Result<Socket, String> {
-    let addr = SocketAddr::from(([0, 0, 0, 0], p.port));
+/// Binds the port where a game server listens by default: every IPv4 address and, where
+/// the host has IPv6, every IPv6 address (a separate IPv6-only socket, so dual-stack
+/// players reach the guard whichever address family they use).
+async fn bind(p: &WakePort) -> Result<Vec<Socket>, String> {
+    let mut out = vec![bind_one(p, SocketAddr::from(([0, 0, 0, 0], p.port))).await?];
+    let v6 = SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, p.port));
+    match bind_one(p, v6).await {
+        Ok(s) => out.push(s),
+        // A host without IPv6 (or with it disabled) is guarded over IPv4 alone.
+        Err(e) => tracing::debug!(port = p.port, error = %e, "wake guard: no IPv6 socket"),
+    }
+    Ok(out)
+}
+
+/// One listening socket; IPv6 ones are IPv6-only.
+fn open(p: &WakePort, addr: SocketAddr) -> std::io::Result<Socket> {
+    use socket2::{Domain, Protocol, Type};
+    let domain = Domain::for_address(addr);
+    let (ty, proto) = match p.protocol {
+        WakeProtocol::Minecraft => (Type::STREAM, Protocol::TCP),
+        WakeProtocol::A2s => (Type::DGRAM, Protocol::UDP),
+    };
+    let sock = socket2::Socket::new(domain, ty, Some(proto))?;
+    if addr.is_ipv6() {
+        sock.set_only_v6(true)?;
+    }
+    // As std and tokio do for listeners: a port whose game just exited (TIME_WAIT) can
+    // be taken again at once. Not on Windows, where it would allow stealing a live port.
+    if !cfg!(windows) && p.protocol == WakeProtocol::Minecraft {
+        sock.set_reuse_address(true)?;
+    }
+    sock.set_nonblocking(true)?;
+    sock.bind(&addr.into())?;
+    match p.protocol {
+        WakeProtocol::Minecraft => {
+            sock.listen(128)?;
+            TcpListener::from_std(std::net::TcpListener::from(sock)).map(Socket::Tcp)
+        }
+        WakeProtocol::A2s => UdpSocket::from_std(std::net::UdpSocket::from(sock)).map(Socket::Udp),
+    }
+}
+
+async fn bind_one(p: &WakePort, addr: SocketAddr) -> Result<Socket, String> {
     let deadline = tokio::time::Instant::now() + BIND_PATIENCE;
     loop {
-        let res = match p.protocol {
-            WakeProtocol::Minecraft => TcpListener::bind(addr).await.map(Socket::Tcp),
-            WakeProtocol::A2s => UdpSocket::bind(addr).await.map(Socket::Udp),
-        };
-        match res {
+        match open(p, addr) {
             Ok(s) => return Ok(s),
             Err(e)
                 if e.kind() == std::io::ErrorKind::AddrInUse
@@ -154,8 +220,9 @@ async fn bind(p: &WakePort) -> Result<Socket, String> {
                     WakeProtocol::A2s => "UDP",
                 };
                 return Err(format!(
-                    "cannot listen on {proto} port {}: {e}; free the port or change idle.listen",
-                    p.port
+                    "cannot listen on {proto} port {} ({}): {e}; free the port or change idle.listen",
+                    p.port,
+                    if addr.is_ipv6() { "IPv6" } else { "IPv4" }
                 ));
             }
         }

@@ -286,6 +286,14 @@ pub fn validate(spec: &ProgramSpec, errs: &mut Vec<FieldError>) {
             err("limits.cpu_affinity", "cores are numbered 0 to 1023".into());
         }
     }
+    if spec.restart_when.len() > 16 {
+        err("restart_when", "at most 16 conditions".into());
+    }
+    for (i, text) in spec.restart_when.iter().enumerate() {
+        if let Err(m) = crate::alerts::rules::restart_condition(text) {
+            err(&format!("restart_when[{i}]"), m);
+        }
+    }
     if let Some(idle) = &spec.idle {
         if idle.empty_seconds == 0 {
             err("idle.empty_seconds", "must be at least 1".into());

@@ -153,7 +153,21 @@ async fn save(store: &crate::store::Store, run_id: i64, results: &[TaskResult]) 
 async fn execute(sched: &Scheduler, schedule: &str, task: &TaskKind) -> Result<String, String> {
     let sh = &sched.inner.sh;
     let program = |name: &str| sh.sup.get(name).map_err(|e| e.to_string());
+    // Asleep by design: nobody is on it, so there is nobody to tell and nothing to save;
+    // a console line, RCON command or broadcast is skipped rather than waking or failing.
+    let asleep = |name: &str| {
+        sh.sup
+            .get(name)
+            .is_ok_and(|h| h.snapshot().status.state == State::Sleeping)
+    };
     match task {
+        TaskKind::Console { program: p, .. }
+        | TaskKind::Rcon { program: p, .. }
+        | TaskKind::Broadcast { program: p, .. }
+            if asleep(p) =>
+        {
+            Ok(format!("program '{p}' is asleep; skipped"))
+        }
         TaskKind::Start { program: p } => {
             let h = program(p)?;
             h.start().await.map_err(|e| e.to_string())?;

@@ -169,6 +169,8 @@ pub(super) struct Actor {
     limiter: Option<os::Limiter>,
     /// The guard of the ports while `sleeping` (see `wake_hook`).
     guard: Option<GuardTask>,
+    /// Holds that defer a wake (backups and restores of the program's files).
+    holds: super::wake_hook::WakeHolds,
 }
 
 /// The guard task of a sleeping program's ports; aborted when dropped (the program was
@@ -221,7 +223,13 @@ impl Actor {
             deps: None,
             limiter: None,
             guard: None,
+            holds: super::wake_hook::WakeHolds::default(),
         }
+    }
+
+    /// The program's wake holds (shared with its handle).
+    pub(super) fn set_wake_holds(&mut self, holds: super::wake_hook::WakeHolds) {
+        self.holds = holds;
     }
 
     pub(super) async fn run(mut self, boot: Boot) {
@@ -531,7 +539,7 @@ impl Actor {
         let Some(hook) = &self.ctx.sleep_guard else {
             return;
         };
-        if let Some(fut) = hook.guard(self.spec.clone()) {
+        if let Some(fut) = hook.guard(self.spec.clone(), self.holds.watch()) {
             self.guard = Some(GuardTask(tokio::spawn(fut)));
         }
     }

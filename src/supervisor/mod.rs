@@ -180,12 +180,20 @@ pub struct ProgramHandle {
     tx: mpsc::Sender<Command>,
     snapshot: watch::Receiver<Arc<Snapshot>>,
     console: Console,
+    holds: wake_hook::WakeHolds,
 }
 
 impl ProgramHandle {
     /// The program's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Keeps the program asleep while the guard lives (a backup or restore of its files
+    /// runs): a player connecting meanwhile is answered by the wake guard, and the
+    /// program wakes when the last hold ends.
+    pub fn hold_wake(&self) -> wake_hook::WakeHold {
+        self.holds.hold()
     }
 
     /// The current spec and status.
@@ -432,6 +440,7 @@ impl Supervisor {
             tx,
             snapshot: snap_rx,
             console: console.clone(),
+            holds: wake_hook::WakeHolds::default(),
         };
         crate::sync::write(&self.inner.programs).insert(spec.name.clone(), handle.clone());
         let parts = ActorParts {
@@ -441,6 +450,7 @@ impl Supervisor {
             console,
             instance: self.inner.instance.clone(),
             peers: self.inner.programs.clone(),
+            holds: handle.holds.clone(),
         };
         self.inner.tasks.spawn(run_actor(parts, boot));
         handle
@@ -654,6 +664,7 @@ struct ActorParts {
     console: Console,
     instance: Arc<str>,
     peers: deps::Peers,
+    holds: wake_hook::WakeHolds,
 }
 
 /// Runs a program's actor as a watched part of warden. If the actor panics, a new one is
@@ -689,7 +700,7 @@ async fn run_actor(parts: ActorParts, boot: Boot) {
             tracing::error!(program = %name, "the program's command queue is gone; its supervision cannot resume");
             break;
         };
-        let actor = Actor::new(
+        let mut actor = Actor::new(
             spec,
             ctx.clone(),
             mailbox,
@@ -698,6 +709,7 @@ async fn run_actor(parts: ActorParts, boot: Boot) {
             parts.instance.clone(),
             parts.peers.clone(),
         );
+        actor.set_wake_holds(parts.holds.clone());
         let cause = match tokio::spawn(actor.run(boot)).await {
             Ok(()) => break,
             Err(e) if e.is_panic() => {

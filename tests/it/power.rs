@@ -553,6 +553,24 @@ async fn an_empty_minecraft_server_sleeps_answers_pings_and_wakes_on_login() {
     .await;
     assert_eq!(status.motd, motd);
     assert_eq!(status.players_online, 0);
+    // Over IPv6 too: the guard listens on [::] beside 0.0.0.0.
+    if std::net::TcpListener::bind("[::1]:0").is_ok() {
+        let status = wait_until(
+            Duration::from_secs(10),
+            "a status answer over ::1",
+            || async {
+                game_proto::slp::ping(&format!("[::1]:{port}"), Duration::from_secs(2))
+                    .await
+                    .ok()
+            },
+        )
+        .await;
+        assert_eq!(status.motd, motd, "over IPv6");
+    } else {
+        eprintln!(
+            "\n!!! THIS HOST HAS NO IPv6 LOOPBACK (::1); the IPv6 status ping is NOT tested\n"
+        );
+    }
     let v = w.program("mc").await;
     assert_eq!(
         v["state"], "sleeping",
@@ -635,4 +653,208 @@ async fn an_a2s_query_wakes_a_sleeping_source_server() {
             .map(|_| ())
     })
     .await;
+}
+
+/// A Python program that grows to about 80 MiB half a second after it starts and stops on
+/// the line `stop` after saying it saved (its "save-safe" stop).
+fn grower(name: &str) -> Value {
+    let script = "import sys, threading, time\n\
+def grow():\n    time.sleep(0.5)\n    global hog\n    hog = b'x' * (80 << 20)\n    print('grown', flush=True)\n\
+threading.Thread(target=grow, daemon=True).start()\n\
+for line in sys.stdin:\n    if line.strip() == 'stop':\n        print('saved the world', flush=True)\n        sys.exit(0)\n";
+    json!({
+        "name": name,
+        "command": "python3",
+        "args": ["-u", "-c", script],
+        "start_seconds": 0,
+        "stop": {"stdin": "stop", "timeout_seconds": 10},
+    })
+}
+
+#[tokio::test]
+async fn restart_when_restarts_gracefully_once_per_duration_and_says_why() {
+    let w = Warden::start().await;
+
+    // Refused at save time, naming the field: no duration, an event count, bad grammar.
+    for (cond, why) in [
+        ("memory_bytes > 50MiB", "no duration"),
+        ("crashed >= 3 in 10m", "counts events"),
+        ("memory_bytes > lots for 5m", "is not a number"),
+    ] {
+        let mut bad = grower("bad");
+        bad["restart_when"] = json!([cond]);
+        let (st, v) = w.post("/api/programs", bad).await;
+        assert_eq!(st, 422, "{cond}: {v}");
+        assert_eq!(v["error"]["details"][0]["field"], "restart_when[0]", "{v}");
+        let msg = v["error"]["details"][0]["message"].as_str().unwrap_or("");
+        assert!(msg.contains(why), "{cond}: {msg}");
+    }
+
+    let mut spec = grower("leaky");
+    spec["restart_when"] = json!(["memory_bytes > 50MiB for 3s"]);
+    let created = w.create(spec).await;
+    assert_eq!(
+        created["restart_when"][0], "memory_bytes > 50MiB for 3s",
+        "{created}"
+    );
+    let (st, v) = w.post("/api/programs/leaky/start", json!(null)).await;
+    assert!(st.is_success(), "{v}");
+    let first = w
+        .wait_state("leaky", "running", Duration::from_secs(20))
+        .await;
+    let first_pid = first["pid"].as_u64().expect("pid");
+
+    // Two restarts by the rule: each says why, each after the condition held 3 s.
+    let restarts = wait_until(
+        Duration::from_secs(60),
+        "two restarts by restart_when",
+        || async {
+            let evs: Vec<Value> = w
+                .events("leaky")
+                .await
+                .into_iter()
+                .filter(|e| e["kind"] == "restarted_by_rule")
+                .collect();
+            (evs.len() >= 2).then_some(evs)
+        },
+    )
+    .await;
+    for e in &restarts {
+        assert_eq!(e["message"], "restarted: memory above 50 MiB for 3s", "{e}");
+        assert_eq!(e["data"]["metric"], "memory_bytes", "{e}");
+        assert_eq!(e["data"]["hold_seconds"], 3, "{e}");
+    }
+    // Newest first: at least the rule's duration lies between two restarts (no loop).
+    let ts = |e: &Value| e["ts"].as_i64().expect("ts");
+    let gap = ts(&restarts[0]) - ts(&restarts[1]);
+    assert!(gap >= 3000, "two restarts {gap} ms apart");
+    // Gracefully: the stop line was sent and the program saved before it ended.
+    let console = w.console("leaky").await;
+    assert!(
+        console.iter().any(|l| l == "saved the world"),
+        "the save-safe stop ran: {console:?}"
+    );
+    let v = w
+        .wait_state("leaky", "running", Duration::from_secs(20))
+        .await;
+    assert_ne!(v["pid"].as_u64(), Some(first_pid), "a new process: {v}");
+    w.post("/api/programs/leaky/stop", json!(null)).await;
+}
+
+#[tokio::test]
+async fn a_sleeping_server_is_backed_up_as_stopped_and_wakes_after_the_backup() {
+    let w = Warden::start().await;
+    let port = free_tcp_port();
+    let mut spec = sleepy(&w, "mc", port, false, json!({"empty_seconds": 1}));
+    let world = w.data_dir.join("world-mc");
+    std::fs::create_dir_all(&world).expect("world dir");
+    // 8 MiB read at 2 MiB/s: a backup of about 4 s.
+    let mut x: u32 = 12345;
+    let noise: Vec<u8> = (0..8 << 20)
+        .map(|_| {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            (x >> 24) as u8
+        })
+        .collect();
+    std::fs::write(world.join("region.bin"), noise).expect("write");
+    spec["cwd"] = json!(world);
+    w.create(spec).await;
+    // Save steps that would fail against a process that is not there.
+    let (st, v) = w
+        .put(
+            "/api/programs/mc/backup-settings",
+            json!({
+                "max_mib_per_second": 2,
+                "pre": [{"stdin": "save-off", "wait_for": "Automatic saving is now disabled", "timeout_seconds": 5}],
+                "post": [{"stdin": "save-on", "wait_for": "Automatic saving is now enabled", "timeout_seconds": 5}],
+            }),
+        )
+        .await;
+    assert!(st.is_success(), "{v}");
+    let (st, v) = w.post("/api/programs/mc/start", json!(null)).await;
+    assert!(st.is_success(), "{v}");
+    w.wait_state("mc", "running", Duration::from_secs(30)).await;
+    w.wait_state("mc", "sleeping", Duration::from_secs(30))
+        .await;
+
+    let (st, v) = w.post("/api/programs/mc/backups", json!(null)).await;
+    assert_eq!(st, 202, "{v}");
+    let id = v["id"].as_i64().expect("id");
+    wait_until(Duration::from_secs(20), "the backup reading", || async {
+        let (_, v) = w.get(&format!("/api/backups/{id}")).await;
+        (v["progress"]["phase"] == "reading").then_some(())
+    })
+    .await;
+    // A player during the backup is answered by the guard and does not wake it yet.
+    let text = minecraft_login(port).await;
+    assert!(text.contains("starting, join again in about"), "{text}");
+    let (_, b) = w.get(&format!("/api/backups/{id}")).await;
+    let v = w.program("mc").await;
+    assert_eq!(b["status"], "running", "the backup still runs: {b}");
+    assert_eq!(v["state"], "sleeping", "no wake during the backup: {v}");
+
+    let b = wait_until(Duration::from_secs(60), "the backup's end", || async {
+        let (_, v) = w.get(&format!("/api/backups/{id}")).await;
+        (v["status"] != "running").then_some(v)
+    })
+    .await;
+    assert_eq!(
+        b["status"], "ok",
+        "backed up as a stopped server, no steps: {b}"
+    );
+    // Then it wakes for the player who came during the backup.
+    w.wait_state("mc", "running", Duration::from_secs(30)).await;
+    let woke = state_ts(&w, "mc", "starting").await;
+    let finished = w
+        .events("mc")
+        .await
+        .into_iter()
+        .find(|e| e["kind"] == "backup_finished")
+        .and_then(|e| e["ts"].as_i64())
+        .expect("a backup_finished event");
+    assert!(
+        woke >= finished,
+        "woke at {woke}, before the backup ended at {finished}"
+    );
+    let console = w.console("mc").await;
+    assert!(
+        !console.iter().any(|l| l == "save-off" || l == "save-on"),
+        "no steps against the sleeping server: {console:?}"
+    );
+
+    // A schedule's restart and backup of a sleeping server neither wake it nor fail.
+    w.wait_state("mc", "sleeping", Duration::from_secs(30))
+        .await;
+    let (st, v) = w
+        .post(
+            "/api/schedules",
+            json!({"name": "nightly", "trigger": "0 0 1 1 *", "tasks": [
+                {"action": {"kind": "console", "program": "mc", "line": "say restarting soon"}},
+                {"action": {"kind": "restart", "program": "mc"}},
+                {"action": {"kind": "backup", "program": "mc"}},
+            ]}),
+        )
+        .await;
+    assert_eq!(st, 201, "{v}");
+    let (st, v) = w.post("/api/schedules/nightly/run", json!(null)).await;
+    assert_eq!(st, 202, "{v}");
+    let run = wait_until(
+        Duration::from_secs(60),
+        "the schedule's run ends",
+        || async {
+            let (_, v) = w.get("/api/schedules/nightly/runs?limit=1").await;
+            let r = v["runs"][0].clone();
+            (!r.is_null() && r["state"] != "running").then_some(r)
+        },
+    )
+    .await;
+    assert_eq!(run["state"], "succeeded", "{run}");
+    assert!(
+        run["tasks"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("asleep; skipped")),
+        "{run}"
+    );
+    let v = w.program("mc").await;
+    assert_eq!(v["state"], "sleeping", "still asleep: {v}");
 }

@@ -217,3 +217,65 @@ async fn charts_draw_the_stored_history_in_every_range() {
 
     finish_clean(browser, &ui, events).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_program_page_shows_usage_beside_its_limits() {
+    let w = Warden::start().await;
+    w.create(json!({
+        "name": "capped", "command": "sleep", "args": ["1000"],
+        "limits": {"memory_max": "256MiB", "cpu_max": 50},
+    }))
+    .await;
+    let now = chrono::Utc::now().timestamp_millis();
+    let history: String = (1..=30)
+        .map(|i| {
+            format!(
+                "{}\n",
+                json!({"ts": now - 6 * MIN + i * 10_000, "cpu_percent": 12.0, "memory_bytes": 64.0 * MIB})
+            )
+        })
+        .collect();
+    import(&w, "capped", history).await;
+    // The API carries the limits beside the status.
+    let v = w.program("capped").await;
+    assert_eq!(v["limits"]["memory_max"], 256 * 1024 * 1024, "{v}");
+    add_user(&w, "admin", "admin", ADMIN_PASSWORD);
+
+    let profile = tempfile::tempdir().expect("profile dir");
+    let (browser, ui, events) = open_browser(profile.path()).await;
+    ui.page.goto(w.url.as_str()).await.expect("open warden");
+    login_seeing(&ui, "admin", ADMIN_PASSWORD, "capped").await;
+    ui.go(
+        "#/p/capped",
+        "!!document.querySelector('[data-chart=memory] canvas')",
+    )
+    .await;
+    ui.wait(
+        "(document.querySelector('[data-usage-memory]') || {}).textContent === 'Memory 64.0 MiB of 256.0 MiB'",
+        Duration::from_secs(15),
+        "the memory usage beside its limit",
+    )
+    .await;
+    let mem: String = ui
+        .eval("document.querySelector('[data-usage-memory]').textContent")
+        .await;
+    assert_eq!(mem, "Memory 64.0 MiB of 256.0 MiB");
+    let cpu: String = ui
+        .eval("document.querySelector('[data-usage-cpu]').textContent")
+        .await;
+    assert_eq!(cpu, "CPU 12.0 % of 50.0 %");
+    // The limit is drawn as its own line on the memory and CPU charts.
+    for (chart, want) in [("memory", 256.0 * MIB), ("cpu", 50.0)] {
+        let js = format!(
+            "(() => {{ const u = document.querySelector('[data-chart={chart}]').uplot; \
+               return u && u.data[2] ? u.data[2].filter((v) => v != null) : []; }})()"
+        );
+        let line: Vec<f64> = ui.eval(&js).await;
+        assert!(!line.is_empty(), "no limit line on the {chart} chart");
+        assert!(
+            line.iter().all(|v| (v - want).abs() < 1e-6),
+            "{chart} limit line at {line:?}, not {want}"
+        );
+    }
+    finish_clean(browser, &ui, events).await;
+}

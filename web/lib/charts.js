@@ -79,6 +79,8 @@ function options(width, series, spanMs, yFormat, emptyMax, incrs) {
         label: s.label,
         stroke: themeColour(COLOURS[i % COLOURS.length], '#3b82f6'),
         width: 1.5,
+        // A limit ({label, dash: true}) is drawn dashed beside the usage.
+        ...(s.dash ? { dash: [6, 4] } : {}),
         points: { show: false },
         value: (u, v) => (v == null ? '—' : yFormat(v)),
       })),

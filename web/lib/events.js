@@ -82,6 +82,22 @@ addStrings({
     'ev.reason.schedule': 'schedule {name}',
     'ev.token': 'token {name}',
     'ev.exit': 'Exited normally',
+    'ev.restarted_by_rule': 'Restarted: {what} {how} {amount} for {hold}',
+    'ev.restart_rule_failed': 'Could not restart ({what} {how} {amount} for {hold})',
+    'ev.rw.memory_bytes': 'memory',
+    'ev.rw.virtual_bytes': 'virtual memory',
+    'ev.rw.cpu_percent': 'CPU',
+    'ev.rw.threads': 'threads',
+    'ev.rw.open_files': 'open files',
+    'ev.rw.disk_read_bps': 'disk reads',
+    'ev.rw.disk_write_bps': 'disk writes',
+    'ev.rw.players': 'players',
+    'ev.rw.op.>': 'above',
+    'ev.rw.op.>=': 'at or above',
+    'ev.rw.op.<': 'below',
+    'ev.rw.op.<=': 'at or below',
+    'ev.rw.op.==': 'at',
+    'ev.rw.op.!=': 'not at',
   },
   ko: {
     'ev.kind.state': '상태',
@@ -153,6 +169,22 @@ addStrings({
     'ev.reason.schedule': '일정 {name}',
     'ev.token': '토큰 {name}',
     'ev.exit': '정상 종료',
+    'ev.restarted_by_rule': '재시작됨: {what}이(가) {hold} 동안 {amount} {how}',
+    'ev.restart_rule_failed': '재시작할 수 없음 ({what}이(가) {hold} 동안 {amount} {how})',
+    'ev.rw.memory_bytes': '메모리',
+    'ev.rw.virtual_bytes': '가상 메모리',
+    'ev.rw.cpu_percent': 'CPU',
+    'ev.rw.threads': '스레드 수',
+    'ev.rw.open_files': '열린 파일 수',
+    'ev.rw.disk_read_bps': '디스크 읽기',
+    'ev.rw.disk_write_bps': '디스크 쓰기',
+    'ev.rw.players': '플레이어 수',
+    'ev.rw.op.>': '초과',
+    'ev.rw.op.>=': '이상',
+    'ev.rw.op.<': '미만',
+    'ev.rw.op.<=': '이하',
+    'ev.rw.op.==': '같음',
+    'ev.rw.op.!=': '다름',
   },
 });
 
@@ -225,6 +257,15 @@ export function backupReason(r) {
   return r;
 }
 
+/** A `restart_when` condition's parts in words: "memory", "above", "6 GiB", "10 min". */
+function ruleWords(d) {
+  const m = d.metric;
+  const bytes = m === 'memory_bytes' || m === 'virtual_bytes';
+  const rate = m === 'disk_read_bps' || m === 'disk_write_bps';
+  const amount = bytes ? fmt.bytes(d.value) : rate ? fmt.rate(d.value) : m === 'cpu_percent' ? fmt.percent(d.value) : fmt.int(d.value);
+  return { what: t(`ev.rw.${m}`), how: t(`ev.rw.op.${d.op}`), amount, hold: took(d.hold_seconds * 1000) };
+}
+
 /** The sentence for one stored or live event (`{kind, message, data}`). */
 export function eventText(e) {
   const d = e.data || {};
@@ -239,6 +280,9 @@ export function eventText(e) {
   if (k === 'woken') {
     const m = /^woken by a connection from (\S+)$/.exec(e.message || '');
     if (m) return t('ev.woken', { who: m[1] });
+  }
+  if ((k === 'restarted_by_rule' || k === 'restart_rule_failed') && d.metric) {
+    return t(`ev.${k}`, ruleWords(d));
   }
   if (k === 'job_finished') return t('ev.job_finished', { job: d.job, took: took(d.duration_ms) });
   const key = `ev.${k}`;

@@ -36,7 +36,27 @@ const EMPTY = { ts: [], ...Object.fromEntries(FIELDS.map((f) => [f, []])) };
 /** Phones open the program page on state, actions and console; charts wait for a tap. */
 const PHONE = '(max-width: 600px)';
 
-function Charts({ name }) {
+/** The newest plotted value of a column, or null. */
+function newest(col) {
+  for (let i = col.length - 1; i >= 0; i -= 1) if (col[i] != null) return col[i];
+  return null;
+}
+
+/** "Memory 1.2 GiB of 6 GiB · CPU 12 % of 50 %": usage beside the limits, when set. */
+function Usage({ data, limits }) {
+  const mem = limits && limits.memory_max;
+  const cpu = limits && limits.cpu_max;
+  if (!mem && !cpu) return null;
+  const usedMem = newest(data.memory_bytes);
+  const usedCpu = newest(data.cpu_percent);
+  return html`<p class="muted small" data-usage>
+    ${mem ? html`<span data-usage-memory>${t('usage.memory', { used: fmt.bytes(usedMem), limit: fmt.bytes(mem) })}</span>` : null}
+    ${mem && cpu ? ' · ' : null}
+    ${cpu ? html`<span data-usage-cpu>${t('usage.cpu', { used: fmt.percent(usedCpu), limit: fmt.percent(cpu) })}</span>` : null}
+  </p>`;
+}
+
+function Charts({ name, limits }) {
   const [expanded, setExpanded] = useState(() => !matchMedia(PHONE).matches);
   const [range, setRange] = useState('15m');
   const [data, setData] = useState(EMPTY);
@@ -90,8 +110,21 @@ function Charts({ name }) {
     for (const f of FIELDS) padded[f] = n ? [null, ...data[f]] : [null, null];
     return padded;
   }, [data, span]);
-  const cpu = useMemo(() => [shown.ts, shown.cpu_percent], [shown]);
-  const mem = useMemo(() => [shown.ts, shown.memory_bytes], [shown]);
+  // A limit is drawn as a flat line beside the usage.
+  const memLimit = (limits && limits.memory_max) || null;
+  const cpuLimit = (limits && limits.cpu_max) || null;
+  const cpu = useMemo(
+    () => (cpuLimit ? [shown.ts, shown.cpu_percent, shown.ts.map(() => cpuLimit)] : [shown.ts, shown.cpu_percent]),
+    [shown, cpuLimit],
+  );
+  const mem = useMemo(
+    () => (memLimit ? [shown.ts, shown.memory_bytes, shown.ts.map(() => memLimit)] : [shown.ts, shown.memory_bytes]),
+    [shown, memLimit],
+  );
+  const cpuSeries = cpuLimit ? [{ label: t('charts.cpu') }, { label: t('charts.limit'), dash: true }] : [{ label: t('charts.cpu') }];
+  const memSeries = memLimit
+    ? [{ label: t('charts.memory') }, { label: t('charts.limit'), dash: true }]
+    : [{ label: t('charts.memory') }];
   const players = useMemo(() => [shown.ts, shown.players], [shown]);
   const disk = useMemo(() => [shown.ts, shown.disk_read_bps, shown.disk_write_bps], [shown]);
   const points = data.ts.length;
@@ -104,6 +137,7 @@ function Charts({ name }) {
         <span class="grow"></span>
         <button type="button" class="btn" data-show-charts onClick=${() => setExpanded(true)}>${t('charts.show')}</button>
       </div>
+      <${Usage} data=${data} limits=${limits} />
     </section>`;
   }
   return html`<section class="card charts-card" aria-labelledby="charts-h">
@@ -117,14 +151,15 @@ function Charts({ name }) {
         )}
       </div>
     </div>
+    <${Usage} data=${data} limits=${limits} />
     <p class=${noHistory ? 'note' : 'muted small'} data-metrics-unavailable=${noHistory ? '' : undefined}>
       ${noHistory ? t('charts.unavailable') : t('charts.zoomHint')}
     </p>
     <div class="charts">
       <${Chart} id="cpu" points=${points} title=${t('charts.cpu')} data=${cpu} spanMs=${span}
-        series=${[{ label: t('charts.cpu') }]} yFormat=${(v) => fmt.percent(v)} emptyMax=${100} />
+        series=${cpuSeries} yFormat=${(v) => fmt.percent(v)} emptyMax=${Math.max(100, cpuLimit || 0)} />
       <${Chart} id="memory" points=${points} title=${t('charts.memory')} data=${mem} spanMs=${span}
-        series=${[{ label: t('charts.memory') }]} yFormat=${(v) => fmt.bytes(v)} emptyMax=${1024 ** 3} incrs=${BINARY_STEPS} />
+        series=${memSeries} yFormat=${(v) => fmt.bytes(v)} emptyMax=${Math.max(1024 ** 3, memLimit || 0)} incrs=${BINARY_STEPS} />
       <${Chart} id="players" points=${points} title=${t('charts.players')} data=${players} spanMs=${span}
         series=${[{ label: t('charts.players') }]} yFormat=${(v) => fmt.int(v)} emptyMax=${10} />
       <${Chart} id="disk" points=${points} title=${t('charts.disk')} data=${disk} spanMs=${span}
@@ -423,7 +458,7 @@ export function ProgramPage({ name }) {
   return html`<main id="main" tabindex="-1" class="page" data-program-page=${name}>
     <${Header} p=${p} />
     ${p.game && html`<${GamePanel} p=${p} />`}
-    <${Charts} name=${name} />
+    <${Charts} name=${name} limits=${p.limits} />
     ${allowed('console', name) && html`<${Console} name=${name} running=${p.state === 'running' || p.state === 'starting'} />`}
     <${Backups} program=${p} />
     <${Events} name=${name} />
