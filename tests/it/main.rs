@@ -33,6 +33,7 @@ mod restart_adoption;
 mod schedule;
 mod secrets;
 mod tidy;
+mod two_factor;
 mod upgrade;
 mod web;
 mod web_charts;
