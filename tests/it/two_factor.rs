@@ -433,3 +433,67 @@ async fn a_locked_account_is_locked_from_one_address_only() {
     let resp = login_from(&w, "198.51.100.9", "cat", "a long password").await;
     assert_eq!(resp.status(), StatusCode::OK);
 }
+
+/// The dashboard's sign-in asks for the code after the password when two-factor login
+/// is on, refuses a wrong one, and signs in with the right one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_dashboard_asks_for_the_code_after_the_password() {
+    use std::time::Duration;
+    let w = start().await;
+    add_user(&w, "dee").await;
+    let s = session_of(login_from(&w, "198.51.100.10", "dee", "a long password").await).await;
+    let (_, e) = call(&w, &s, reqwest::Method::POST, "/api/auth/2fa/enrol", None).await;
+    let totp = Totp::from_url(e["uri"].as_str().expect("uri")).expect("uri");
+    let code = totp.generate(now()).to_string();
+    let (st, _) = call(
+        &w,
+        &s,
+        reqwest::Method::POST,
+        "/api/auth/2fa/confirm",
+        Some(json!({"code": code})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+
+    let profile = tempfile::tempdir().expect("profile dir");
+    let (mut browser, ui, _events) = crate::web::open_browser(profile.path()).await;
+    ui.page.goto(w.url.as_str()).await.expect("open warden");
+    ui.wait(
+        "!!document.querySelector('#login-user')",
+        Duration::from_secs(15),
+        "the sign-in form",
+    )
+    .await;
+    ui.set_value("#login-user", "dee").await;
+    ui.set_value("#login-password", "a long password").await;
+    ui.click("form button[type=submit]").await;
+    ui.wait(
+        "!!document.querySelector('form[data-second-step] #login-code')",
+        Duration::from_secs(10),
+        "the code step",
+    )
+    .await;
+    let wrong = if next_code(&totp) == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    ui.set_value("#login-code", wrong).await;
+    ui.click("form[data-second-step] button[type=submit]").await;
+    ui.wait(
+        "!!document.querySelector('#login-error')",
+        Duration::from_secs(10),
+        "the wrong-code message",
+    )
+    .await;
+    ui.set_value("#login-code", &next_code(&totp)).await;
+    ui.click("form[data-second-step] button[type=submit]").await;
+    ui.wait(
+        "document.querySelector('.who') && document.querySelector('.who').textContent === 'dee'",
+        Duration::from_secs(15),
+        "signed in with the code",
+    )
+    .await;
+    browser.close().await.expect("close Chromium");
+    let _ = browser.wait().await;
+}
