@@ -494,6 +494,16 @@ async fn the_dashboard_asks_for_the_code_after_the_password() {
         "signed in with the code",
     )
     .await;
+    // The Security part of the settings shows two-factor sign-in on and this session.
+    ui.go("#/settings", "!!document.querySelector('[data-security]')")
+        .await;
+    ui.wait(
+        "!!document.querySelector('[data-2fa-state=on]') \
+           && document.querySelectorAll('[data-sessions] li').length >= 2",
+        Duration::from_secs(15),
+        "the Security part with two-factor on and the sessions",
+    )
+    .await;
     browser.close().await.expect("close Chromium");
     let _ = browser.wait().await;
 }
