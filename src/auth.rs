@@ -6,7 +6,11 @@
 //! random values stored as SHA-256 (a slow hash adds nothing to a random secret).
 //! Nothing here logs or returns a secret after it was first shown.
 
+pub mod lockout;
+pub mod totp;
+
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -21,7 +25,9 @@ use subtle::ConstantTimeEq;
 use utoipa::ToSchema;
 
 use crate::access::{Access, Grant};
+use crate::seal::{self, Sealer};
 use crate::store::access::Subject;
+use crate::store::auth::SessionOrigin;
 use crate::store::{Store, StoreError, now_ms};
 
 /// What a principal may do. Ordered: each role includes the ones below it.
@@ -74,6 +80,8 @@ pub struct Principal {
     pub csrf: Option<String>,
     /// Per-program permissions beyond the role.
     pub grants: Vec<Grant>,
+    /// For browser sessions, the session's public id.
+    pub session_id: Option<String>,
 }
 
 impl Principal {
@@ -101,9 +109,67 @@ pub enum AuthError {
     /// Hashing failed (should not happen).
     #[error("password hashing failed")]
     Hash,
+    /// A wrong or already used two-factor or recovery code.
+    #[error("wrong or already used code")]
+    WrongCode,
+    /// The password step of a two-factor login is unknown or has expired.
+    #[error("this sign-in has expired; enter your password again")]
+    LoginExpired,
+    /// Two-factor login is needed for this but is not set up (or the reverse).
+    #[error("{0}")]
+    TwoFactorState(String),
+    /// The sealing key of the two-factor secrets failed.
+    #[error("{0}")]
+    Seal(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// How long the password step of a two-factor login stays valid.
+pub const TICKET_TTL: Duration = Duration::from_secs(300);
+/// Wrong codes allowed per password step.
+const TICKET_TRIES: u32 = 5;
+/// The stored setting that requires two-factor login of every user.
+pub const REQUIRE_2FA: &str = "require_2fa";
+
+/// A password step that still needs a code: kept in memory only (a restart asks for the
+/// password again), never a session.
+struct Ticket {
+    user: String,
+    /// True when the user must enrol (the site requires two-factor login).
+    enrol: bool,
+    expires: Instant,
+    tries: u32,
+}
+
+/// What the password step leads to.
+pub enum LoginStep {
+    /// Signed in: no second factor needed.
+    Done(NewSession),
+    /// A code is needed; send it with this ticket.
+    Code(String),
+    /// The site requires two-factor login and the user has none: enrol with this ticket.
+    Enrol(String),
+}
+
+/// A session just created.
+pub struct NewSession {
+    /// The cookie value (shown once).
+    pub cookie: String,
+    /// Who it is.
+    pub principal: Principal,
+}
+
+/// A new, unconfirmed two-factor enrolment.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Enrolment {
+    /// The secret in base32, for typing into an app by hand.
+    pub secret: String,
+    /// The `otpauth://totp/…` URI.
+    pub uri: String,
+    /// The URI as an SVG QR code.
+    pub qr_svg: String,
 }
 
 /// Minimum password length.
@@ -173,6 +239,12 @@ pub struct Auth {
     /// A dummy hash verified when the user does not exist, so timing does not reveal
     /// which user names exist.
     dummy_hash: String,
+    /// The data directory, where the key of the two-factor secrets lives.
+    data_dir: Option<PathBuf>,
+    /// Password steps waiting for a code, by SHA-256 of the ticket.
+    tickets: Mutex<HashMap<Vec<u8>, Ticket>>,
+    /// Failed logins by account and address.
+    pub lockout: lockout::Lockout,
 }
 
 impl Auth {
@@ -187,7 +259,23 @@ impl Auth {
             session_ttl,
             cache: Mutex::new(HashMap::new()),
             dummy_hash,
+            data_dir: None,
+            tickets: Mutex::new(HashMap::new()),
+            lockout: lockout::Lockout::default(),
         }
+    }
+
+    /// Seals two-factor secrets with the key in `data_dir` (`seal::AUTH`).
+    pub fn sealing_in(mut self, data_dir: PathBuf) -> Auth {
+        self.data_dir = Some(data_dir);
+        self
+    }
+
+    fn sealer(&self) -> Result<Sealer, AuthError> {
+        let dir = self.data_dir.as_ref().ok_or_else(|| {
+            AuthError::Seal("two-factor login needs the data directory's key".into())
+        })?;
+        Sealer::open_or_create(dir, seal::AUTH).map_err(AuthError::Seal)
     }
 
     /// Creates a user.
@@ -214,13 +302,14 @@ impl Auth {
         Ok(())
     }
 
-    /// Verifies a login; on success creates a session and returns
-    /// `(cookie value, principal)`.
+    /// Checks a password and says what comes next: a session, a code, or enrolment.
+    /// No session exists until every step passed.
     pub async fn login(
         &self,
         name: &str,
         password: String,
-    ) -> Result<(String, Principal), AuthError> {
+        origin: SessionOrigin,
+    ) -> Result<LoginStep, AuthError> {
         let user = self.store.user(name).await?;
         let hash = user
             .as_ref()
@@ -230,24 +319,235 @@ impl Auth {
         let Some(user) = user.filter(|_| ok) else {
             return Err(AuthError::Invalid);
         };
+        let totp = self.store.user_totp(&user.name).await?;
+        if totp.as_ref().is_some_and(|t| t.enabled) {
+            return Ok(LoginStep::Code(self.new_ticket(&user.name, false)));
+        }
+        if self.require_2fa().await? {
+            return Ok(LoginStep::Enrol(self.new_ticket(&user.name, true)));
+        }
+        Ok(LoginStep::Done(
+            self.open_session(&user.name, origin).await?,
+        ))
+    }
+
+    /// Whether every user must use two-factor login.
+    pub async fn require_2fa(&self) -> Result<bool, AuthError> {
+        Ok(self.store.auth_setting(REQUIRE_2FA).await?.as_deref() == Some("true"))
+    }
+
+    /// Sets whether every user must use two-factor login.
+    pub async fn set_require_2fa(&self, on: bool) -> Result<(), AuthError> {
+        self.store
+            .set_auth_setting(REQUIRE_2FA, on.to_string())
+            .await?;
+        Ok(())
+    }
+
+    fn new_ticket(&self, user: &str, enrol: bool) -> String {
+        let ticket = random_secret();
+        let mut t = crate::sync::lock(&self.tickets);
+        let now = Instant::now();
+        t.retain(|_, v| v.expires > now);
+        t.insert(
+            sha256(ticket.as_bytes()),
+            Ticket {
+                user: user.to_string(),
+                enrol,
+                expires: now + TICKET_TTL,
+                tries: 0,
+            },
+        );
+        ticket
+    }
+
+    /// The user and kind (`true`: enrol) of a live ticket.
+    pub fn ticket(&self, ticket: &str) -> Result<(String, bool), AuthError> {
+        let t = crate::sync::lock(&self.tickets);
+        match t.get(&sha256(ticket.as_bytes())) {
+            Some(v) if v.expires > Instant::now() => Ok((v.user.clone(), v.enrol)),
+            _ => Err(AuthError::LoginExpired),
+        }
+    }
+
+    fn spend_try(&self, ticket: &str) {
+        let mut t = crate::sync::lock(&self.tickets);
+        let key = sha256(ticket.as_bytes());
+        if let Some(v) = t.get_mut(&key) {
+            v.tries += 1;
+            if v.tries >= TICKET_TRIES {
+                t.remove(&key);
+            }
+        }
+    }
+
+    /// The second step of a login: a code (or recovery code) for a `Code` ticket, or the
+    /// first code of a new enrolment for an `Enrol` ticket (then also the recovery
+    /// codes, shown once).
+    pub async fn login_code(
+        &self,
+        ticket: &str,
+        code: &str,
+        origin: SessionOrigin,
+    ) -> Result<(NewSession, Option<Vec<String>>), AuthError> {
+        let (user, enrol) = self.ticket(ticket)?;
+        let result = if enrol {
+            self.enrol_confirm(&user, code).await.map(Some)
+        } else {
+            self.verify_second_factor(&user, code).await.map(|()| None)
+        };
+        let codes = match result {
+            Ok(c) => c,
+            Err(e) => {
+                if matches!(e, AuthError::WrongCode) {
+                    self.spend_try(ticket);
+                }
+                return Err(e);
+            }
+        };
+        crate::sync::lock(&self.tickets).remove(&sha256(ticket.as_bytes()));
+        Ok((self.open_session(&user, origin).await?, codes))
+    }
+
+    async fn open_session(
+        &self,
+        name: &str,
+        origin: SessionOrigin,
+    ) -> Result<NewSession, AuthError> {
+        let user = self.store.user(name).await?.ok_or(AuthError::Invalid)?;
         let role = Role::parse(&user.role).ok_or(AuthError::Invalid)?;
         let grants = self.store.grants_of(Subject::User, &user.name).await?;
         let cookie = random_secret();
         let csrf = random_secret();
         let expires =
             now_ms() + i64::try_from(self.session_ttl.as_millis()).unwrap_or(i64::MAX / 2);
-        self.store
-            .insert_session(sha256(cookie.as_bytes()), &user.name, csrf.clone(), expires)
+        let public_id = self
+            .store
+            .insert_session(
+                sha256(cookie.as_bytes()),
+                &user.name,
+                csrf.clone(),
+                expires,
+                origin,
+            )
             .await?;
-        Ok((
+        Ok(NewSession {
             cookie,
-            Principal {
+            principal: Principal {
                 name: user.name,
                 role,
                 csrf: Some(csrf),
                 grants,
+                session_id: Some(public_id),
             },
-        ))
+        })
+    }
+
+    /// Starts (or restarts) a two-factor enrolment: a new secret, sealed in the store,
+    /// not in force until [`Auth::enrol_confirm`].
+    pub async fn enrol_begin(&self, user: &str) -> Result<Enrolment, AuthError> {
+        let secret = totp::new_secret();
+        let t = totp::totp(&secret, user).map_err(AuthError::BadInput)?;
+        let uri = totp::uri(&t).map_err(AuthError::BadInput)?;
+        let qr_svg = totp::qr_svg(&uri).map_err(AuthError::BadInput)?;
+        let sealed = self
+            .sealer()?
+            .seal(&hex(&secret))
+            .map_err(AuthError::Seal)?;
+        self.store.set_totp_pending(user, sealed).await?;
+        Ok(Enrolment {
+            secret: t.secret().to_base32(),
+            uri,
+            qr_svg,
+        })
+    }
+
+    async fn user_totp(&self, user: &str) -> Result<(totp_rs::Totp, bool), AuthError> {
+        let row = self
+            .store
+            .user_totp(user)
+            .await?
+            .ok_or(AuthError::Invalid)?;
+        let Some(sealed) = row.secret else {
+            return Err(AuthError::TwoFactorState(format!(
+                "'{user}' has not started a two-factor enrolment"
+            )));
+        };
+        let secret_hex = self.sealer()?.unseal(&sealed).map_err(AuthError::Seal)?;
+        let secret = unhex(&secret_hex)
+            .ok_or_else(|| AuthError::Seal("the stored two-factor secret is damaged".into()))?;
+        let t = totp::totp(&secret, user).map_err(AuthError::BadInput)?;
+        Ok((t, row.enabled))
+    }
+
+    fn now_s() -> u64 {
+        u64::try_from(now_ms() / 1000).unwrap_or(0)
+    }
+
+    /// Confirms an enrolment with a current code: turns two-factor login on and returns
+    /// the recovery codes (shown once, stored hashed).
+    pub async fn enrol_confirm(&self, user: &str, code: &str) -> Result<Vec<String>, AuthError> {
+        let (t, enabled) = self.user_totp(user).await?;
+        if enabled {
+            return Err(AuthError::TwoFactorState(format!(
+                "two-factor login is already on for '{user}'"
+            )));
+        }
+        let step = totp::check(&t, code, Self::now_s()).ok_or(AuthError::WrongCode)?;
+        let codes = totp::recovery_codes();
+        let hashes = codes.iter().map(|c| totp::recovery_hash(c)).collect();
+        self.store
+            .enable_totp(user, i64::try_from(step).unwrap_or(i64::MAX), hashes)
+            .await?;
+        Ok(codes)
+    }
+
+    /// Checks a second factor of a user with two-factor login on: a current code not
+    /// used before, or an unused recovery code (spent by this call).
+    pub async fn verify_second_factor(&self, user: &str, code: &str) -> Result<(), AuthError> {
+        let (t, enabled) = self.user_totp(user).await?;
+        if !enabled {
+            return Err(AuthError::TwoFactorState(format!(
+                "two-factor login is not on for '{user}'"
+            )));
+        }
+        if totp::is_totp_code(code) {
+            let step = totp::check(&t, code, Self::now_s()).ok_or(AuthError::WrongCode)?;
+            let step = i64::try_from(step).unwrap_or(i64::MAX);
+            if self.store.accept_totp_step(user, step).await? {
+                return Ok(());
+            }
+            return Err(AuthError::WrongCode);
+        }
+        if self
+            .store
+            .use_recovery_code(user, totp::recovery_hash(code))
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(AuthError::WrongCode)
+        }
+    }
+
+    /// Turns two-factor login off for `user`. `code` must be a valid second factor
+    /// unless an admin does it (`by_admin`).
+    pub async fn disable_2fa(
+        &self,
+        user: &str,
+        code: Option<&str>,
+        by_admin: bool,
+    ) -> Result<(), AuthError> {
+        if !by_admin {
+            let code = code.ok_or_else(|| {
+                AuthError::BadInput(
+                    "turning two-factor login off needs a current code or a recovery code".into(),
+                )
+            })?;
+            self.verify_second_factor(user, code).await?;
+        }
+        self.store.disable_totp(user).await?;
+        Ok(())
     }
 
     /// Ends a session.
@@ -264,11 +564,19 @@ impl Auth {
             .await?
             .ok_or(AuthError::Invalid)?;
         let grants = self.store.grants_of(Subject::User, &row.user).await?;
+        // Record use at most once a minute per session, off the request path.
+        if now_ms() - row.last_seen_at > 60_000
+            && !row.public_id.is_empty()
+            && let Err(e) = self.store.touch_session(row.public_id.clone()).await
+        {
+            tracing::debug!(error = %e, "cannot record session use");
+        }
         Ok(Principal {
             name: row.user,
             role: Role::parse(&row.role).ok_or(AuthError::Invalid)?,
             csrf: Some(row.csrf),
             grants,
+            session_id: Some(row.public_id),
         })
     }
 
@@ -341,6 +649,7 @@ impl Auth {
             role: Role::parse(&row.role).ok_or(AuthError::Invalid)?,
             csrf: None,
             grants: self.store.grants_of(Subject::Token, &row.public_id).await?,
+            session_id: None,
         };
         // Record use at most once a minute per token, off the request path.
         if row.last_used_at.is_none_or(|t| now_ms() - t > 60_000)
@@ -361,6 +670,16 @@ impl Auth {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 async fn blocking<T: Send + 'static>(

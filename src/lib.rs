@@ -27,6 +27,7 @@ pub mod metrics;
 pub mod os;
 pub mod program;
 pub mod schedule;
+pub mod seal;
 pub mod server;
 pub mod store;
 pub mod supervisor;

@@ -151,7 +151,7 @@ pub async fn serve(
         shutdown: shutdown.clone(),
     })
     .await?;
-    let auth = Auth::new(store.clone(), cfg.api.session_ttl);
+    let auth = Auth::new(store.clone(), cfg.api.session_ttl).sealing_in(cfg.data_dir.clone());
     let addr = listener.local_addr()?;
     // The first stdout line names the bound address, so `--listen 127.0.0.1:0` is usable
     // by scripts and tests.

@@ -17,6 +17,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::AppState;
 use super::error::{ApiError, Json};
 use crate::access::{Perm, Perms};
+pub(crate) use crate::auth::Enrolment;
 use crate::auth::{Principal, Role};
 
 /// Name of the session cookie.
@@ -203,7 +204,7 @@ pub struct Me {
 }
 
 impl Me {
-    fn of(app: &AppState, p: Principal) -> Me {
+    pub(crate) fn of(app: &AppState, p: Principal) -> Me {
         let access = p.access();
         let everywhere = access.perms_everywhere();
         let programs = app
@@ -291,37 +292,97 @@ pub(crate) fn name_tag(name: &str) -> String {
     digest[..4].iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Logs in with a user name and password; sets the session cookie.
+/// The answer to a password that needs a second step: send a code with the ticket to
+/// `/api/auth/login/code` (first enrolling at `/api/auth/login/enrol` when `next` is
+/// `enrol`).
+#[derive(Serialize, ToSchema)]
+pub struct LoginChallenge {
+    /// `code` (two-factor login is on) or `enrol` (the site requires it; set it up now).
+    pub next: &'static str,
+    /// Proof of the password step, valid for 5 minutes and 5 wrong codes.
+    pub ticket: String,
+}
+
+/// Where a login comes from, for the session list.
+pub(crate) fn origin_of(ip: IpAddr, headers: &HeaderMap) -> crate::store::auth::SessionOrigin {
+    crate::store::auth::SessionOrigin {
+        address: Some(ip.to_string()),
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.chars().take(300).collect()),
+    }
+}
+
+/// The 429 of a locked account (per address).
+pub(crate) fn locked(wait: std::time::Duration) -> ApiError {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    ApiError::too_many_requests(secs).with_message(format!(
+        "too many failed sign-ins for this account from your address; try again in {} s",
+        secs.max(1)
+    ))
+}
+
+/// The response that sets the session cookie.
+pub(crate) fn with_session_cookie(
+    app: &AppState,
+    secure: bool,
+    cookie: &str,
+    mut resp: Response,
+) -> Result<Response, ApiError> {
+    let max_age = app.cfg.api.session_ttl.as_secs();
+    let secure = if secure { "; Secure" } else { "" };
+    let set_cookie = format!(
+        "{SESSION_COOKIE}={cookie}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{secure}"
+    );
+    let v = HeaderValue::from_str(&set_cookie).map_err(|e| ApiError::internal(&e))?;
+    resp.headers_mut().insert(header::SET_COOKIE, v);
+    Ok(resp)
+}
+
+/// Logs in with a user name and password; sets the session cookie (200), or asks for a
+/// second step (202) when two-factor login is on or required.
 #[utoipa::path(post, path = "/api/auth/login", tag = "auth", security(),
     request_body = LoginRequest,
-    responses((status = 200, body = Me), (status = 401, body = super::error::ErrorBody), (status = 429, body = super::error::ErrorBody)))]
+    responses((status = 200, body = Me), (status = 202, body = LoginChallenge),
+        (status = 401, body = super::error::ErrorBody), (status = 429, body = super::error::ErrorBody)))]
 async fn login(
     State(app): State<AppState>,
     req: axum::extract::Request,
 ) -> Result<Response, ApiError> {
     let ip = client_ip(&app, req.headers(), req.extensions());
     let secure = over_https(&app, req.headers(), req.extensions());
+    let origin = origin_of(ip, req.headers());
     app.login_limiter.check(ip)?;
     let Json(body) = Json::<LoginRequest>::from_request(req, &app).await?;
-    let (cookie, principal) = match app.auth.login(&body.username, body.password).await {
+    app.auth.lockout.check(&body.username, ip).map_err(locked)?;
+    let step = match app.auth.login(&body.username, body.password, origin).await {
         Ok(ok) => ok,
         Err(e) => {
+            if matches!(e, crate::auth::AuthError::Invalid) {
+                app.auth.lockout.fail(&body.username, ip);
+            }
             // Never the typed text: a password typed into the name field would land in
             // the log. A short hash still shows repeated attempts on one name.
             tracing::warn!(user_hash = %name_tag(&body.username), client = %ip, "failed login");
             return Err(e.into());
         }
     };
-    tracing::info!(user = %principal.name, client = %ip, "login");
-    let max_age = app.cfg.api.session_ttl.as_secs();
-    let secure = if secure { "; Secure" } else { "" };
-    let set_cookie = format!(
-        "{SESSION_COOKIE}={cookie}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{secure}"
-    );
-    let mut resp = Json(Me::of(&app, principal)).into_response();
-    let v = HeaderValue::from_str(&set_cookie).map_err(|e| ApiError::internal(&e))?;
-    resp.headers_mut().insert(header::SET_COOKIE, v);
-    Ok(resp)
+    app.auth.lockout.clear(&body.username, ip);
+    let (next, ticket) = match step {
+        crate::auth::LoginStep::Done(s) => {
+            tracing::info!(user = %s.principal.name, client = %ip, "login");
+            let resp = Json(Me::of(&app, s.principal)).into_response();
+            return with_session_cookie(&app, secure, &s.cookie, resp);
+        }
+        crate::auth::LoginStep::Code(t) => ("code", t),
+        crate::auth::LoginStep::Enrol(t) => ("enrol", t),
+    };
+    Ok((
+        axum::http::StatusCode::ACCEPTED,
+        Json(LoginChallenge { next, ticket }),
+    )
+        .into_response())
 }
 
 /// Ends the current session.

@@ -213,7 +213,18 @@ impl From<AuthError> for ApiError {
             AuthError::WeakPassword(m) | AuthError::BadInput(m) => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", m)
             }
-            AuthError::Hash => ApiError::internal(&e),
+            AuthError::WrongCode => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "wrong_code",
+                "wrong or already used code; enter the current code from your authenticator app or an unused recovery code",
+            ),
+            AuthError::LoginExpired => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "login_expired",
+                "this sign-in has expired or had too many wrong codes; enter your password again",
+            ),
+            AuthError::TwoFactorState(m) => ApiError::conflict(m),
+            AuthError::Hash | AuthError::Seal(_) => ApiError::internal(&e),
             AuthError::Store(s) => s.into(),
         }
     }

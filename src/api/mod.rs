@@ -24,6 +24,7 @@ pub mod listener;
 mod metrics;
 mod programs;
 mod schedules;
+mod security;
 pub mod setup;
 mod strict;
 mod users;
@@ -176,6 +177,7 @@ fn routes(max_upload_bytes: u64) -> (Router<AppState>, Router<AppState>, serde_j
         .merge(metrics::routes())
         .merge(users::routes())
         .merge(audit::routes())
+        .merge(security::routes())
         .merge(grants::routes())
         .merge(alerts::routes())
         .merge(files::routes())

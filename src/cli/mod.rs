@@ -559,8 +559,8 @@ async fn fleet_command(
             let mut node = crate::fleet::validate(new, crate::clock::now_ms())
                 .map_err(|problems| anyhow::anyhow!("{}", problems.join("\n")))?;
             // Stored sealed under this data directory's key, never as typed.
-            let sealer =
-                crate::fleet::seal::Sealer::open_or_create(data_dir).map_err(anyhow::Error::msg)?;
+            let sealer = crate::seal::Sealer::open_or_create(data_dir, crate::seal::FLEET)
+                .map_err(anyhow::Error::msg)?;
             node.token = sealer.seal(&node.token).map_err(anyhow::Error::msg)?;
             let (name, url, insecure) = (node.name.clone(), node.url.clone(), node.allow_insecure);
             store.add_fleet_node(node).await?;

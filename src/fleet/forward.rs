@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::Fleet;
-use super::seal::Sealer;
+use crate::seal::{self, Sealer};
 use crate::store::StoreError;
 
 /// The header naming the person a hub acts for.
@@ -54,7 +54,7 @@ impl Fleet {
             .await
             .map_err(ForwardError::Store)?
             .ok_or_else(|| ForwardError::UnknownNode(node.to_string()))?;
-        let token = Sealer::load(&self.data_dir)
+        let token = Sealer::load(&self.data_dir, seal::FLEET)
             .and_then(|s| s.unseal(&n.token))
             .map_err(ForwardError::Node)?;
         let client = self.client(&n).map_err(ForwardError::Node)?;

@@ -5,13 +5,12 @@
 //! This file is pure data and validation: the nodes are stored by `store/fleet.rs`,
 //! managed by `warden fleet …` (cli) and served by `api/fleet.rs`. `overview.rs` reads
 //! the nodes' programs for the hub; `forward.rs` takes actions on a node's program for
-//! the hub; `pin.rs` is TLS to a node with a pinned certificate; `seal.rs` keeps the
+//! the hub; `pin.rs` is TLS to a node with a pinned certificate; `crate::seal` keeps the
 //! nodes' tokens encrypted at rest.
 
 pub mod forward;
 mod overview;
 pub mod pin;
-pub mod seal;
 
 pub use overview::{Fleet, FleetPrograms, NodeStatus};
 
@@ -29,7 +28,7 @@ pub struct Node {
     pub name: String,
     /// Base URL of the node's API, e.g. `https://box2.example:9180/`.
     pub url: String,
-    /// An API token of the node: as given by `validate`, sealed (`seal.rs`) in the store.
+    /// An API token of the node: as given by `validate`, sealed (`crate::seal`) in the store.
     pub token: String,
     /// SHA-256 of the node's TLS certificate (64 lowercase hex digits), when pinned.
     pub fingerprint: Option<String>,

@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 
 use super::Node;
 use super::pin::Pinned;
-use super::seal::Sealer;
+use crate::seal::{self, Sealer};
 use crate::store::{Store, StoreError};
 
 /// How one node answered.
@@ -139,7 +139,7 @@ impl Fleet {
         let sealer = if nodes.is_empty() {
             Err(String::new())
         } else {
-            Sealer::load(&self.data_dir)
+            Sealer::load(&self.data_dir, seal::FLEET)
         };
         let answers =
             futures_util::future::join_all(nodes.iter().map(|n| self.programs_of(n, &sealer)))

@@ -50,6 +50,49 @@ pub struct SessionRow {
     pub role: String,
     /// The CSRF token bound to the session.
     pub csrf: String,
+    /// The session's public id (to list and end it).
+    pub public_id: String,
+    /// Unix ms of the last recorded use.
+    pub last_seen_at: i64,
+}
+
+/// A session as its owner or an admin sees it: no secret in it.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    /// Public id.
+    pub public_id: String,
+    /// The user's name.
+    pub user: String,
+    /// Unix ms.
+    pub created_at: i64,
+    /// Unix ms of the last recorded use (at most a minute behind).
+    pub last_seen_at: i64,
+    /// Unix ms.
+    pub expires_at: i64,
+    /// The client's address at login.
+    pub address: Option<String>,
+    /// The browser's `User-Agent` at login.
+    pub user_agent: Option<String>,
+}
+
+/// Where a new session comes from.
+#[derive(Debug, Clone, Default)]
+pub struct SessionOrigin {
+    /// The client's address.
+    pub address: Option<String>,
+    /// The `User-Agent` header (cut to 300 characters).
+    pub user_agent: Option<String>,
+}
+
+/// A user's two-factor state.
+#[derive(Debug, Clone)]
+pub struct TotpRow {
+    /// The sealed secret (set at enrolment, before confirmation too).
+    pub secret: Option<String>,
+    /// True once a code was confirmed.
+    pub enabled: bool,
+    /// The last 30 s step a code was accepted for.
+    pub last_step: Option<i64>,
 }
 
 fn user_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
@@ -246,36 +289,55 @@ impl Store {
         .await
     }
 
-    /// Creates a session for a user.
+    /// Creates a session for a user; returns its public id.
     pub async fn insert_session(
         &self,
         id_hash: Vec<u8>,
         user: &str,
         csrf: String,
         expires_at: i64,
-    ) -> Result<(), StoreError> {
+        origin: SessionOrigin,
+    ) -> Result<String, StoreError> {
         let user = user.to_string();
+        let public_id: String = rand::random::<[u8; 8]>()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let pid = public_id.clone();
         self.write(move |t| {
             let now = now_ms();
             t.execute("DELETE FROM sessions WHERE expires_at < ?1", params![now])?;
             let n = t.execute(
-                "INSERT INTO sessions(id_hash, user_id, csrf, created_at, expires_at)
-                 SELECT ?1, id, ?3, ?4, ?5 FROM users WHERE name = ?2",
-                params![id_hash, user, csrf, now, expires_at],
+                "INSERT INTO sessions(id_hash, user_id, csrf, created_at, expires_at, public_id,
+                                      last_seen_at, address, user_agent)
+                 SELECT ?1, id, ?3, ?4, ?5, ?6, ?4, ?7, ?8 FROM users WHERE name = ?2",
+                params![
+                    id_hash,
+                    user,
+                    csrf,
+                    now,
+                    expires_at,
+                    pid,
+                    origin.address,
+                    origin.user_agent
+                ],
             )?;
             if n == 0 {
                 return Err(StoreError::NotFound(format!("no user named '{user}'")));
             }
             Ok(())
         })
-        .await
+        .await?;
+        Ok(public_id)
     }
 
     /// A live (unexpired) session by the hash of its cookie value.
     pub async fn session(&self, id_hash: Vec<u8>) -> Result<Option<SessionRow>, StoreError> {
         self.read(move |c| {
             Ok(c.query_row(
-                "SELECT u.name, u.role, s.csrf FROM sessions s JOIN users u ON u.id = s.user_id
+                "SELECT u.name, u.role, s.csrf, coalesce(s.public_id, ''),
+                        coalesce(s.last_seen_at, s.created_at)
+                 FROM sessions s JOIN users u ON u.id = s.user_id
                  WHERE s.id_hash = ?1 AND s.expires_at > ?2",
                 params![id_hash, now_ms()],
                 |r| {
@@ -283,6 +345,8 @@ impl Store {
                         user: r.get(0)?,
                         role: r.get(1)?,
                         csrf: r.get(2)?,
+                        public_id: r.get(3)?,
+                        last_seen_at: r.get(4)?,
                     })
                 },
             )
@@ -295,6 +359,249 @@ impl Store {
     pub async fn delete_session(&self, id_hash: Vec<u8>) -> Result<(), StoreError> {
         self.write(move |t| {
             t.execute("DELETE FROM sessions WHERE id_hash = ?1", params![id_hash])?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Records that a session was used (detached: never delays the request).
+    pub async fn touch_session(&self, public_id: String) -> Result<(), StoreError> {
+        self.write_detached("session last_seen", move |t| {
+            t.execute(
+                "UPDATE sessions SET last_seen_at = ?2 WHERE public_id = ?1",
+                params![public_id, now_ms()],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Live sessions, newest first: of `user`, or of everyone.
+    pub async fn sessions(&self, user: Option<String>) -> Result<Vec<SessionInfo>, StoreError> {
+        self.read(move |c| {
+            let mut st = c.prepare(
+                "SELECT coalesce(s.public_id, ''), u.name, s.created_at,
+                        coalesce(s.last_seen_at, s.created_at), s.expires_at, s.address, s.user_agent
+                 FROM sessions s JOIN users u ON u.id = s.user_id
+                 WHERE s.expires_at > ?1 AND (?2 IS NULL OR u.name = ?2)
+                 ORDER BY s.created_at DESC",
+            )?;
+            let rows = st.query_map(params![now_ms(), user], |r| {
+                Ok(SessionInfo {
+                    public_id: r.get(0)?,
+                    user: r.get(1)?,
+                    created_at: r.get(2)?,
+                    last_seen_at: r.get(3)?,
+                    expires_at: r.get(4)?,
+                    address: r.get(5)?,
+                    user_agent: r.get(6)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    /// Ends the session with `public_id` (only if it is `user`'s, when given); returns
+    /// whose it was. `NotFound` when there is no such session (of that user).
+    pub async fn delete_session_by_id(
+        &self,
+        public_id: &str,
+        user: Option<String>,
+    ) -> Result<String, StoreError> {
+        let public_id = public_id.to_string();
+        self.write(move |t| {
+            let owner: Option<String> = t
+                .query_row(
+                    "SELECT u.name FROM sessions s JOIN users u ON u.id = s.user_id
+                     WHERE s.public_id = ?1 AND (?2 IS NULL OR u.name = ?2)",
+                    params![public_id, user],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let Some(owner) = owner else {
+                return Err(StoreError::NotFound(format!("no session '{public_id}'")));
+            };
+            t.execute(
+                "DELETE FROM sessions WHERE public_id = ?1",
+                params![public_id],
+            )?;
+            Ok(owner)
+        })
+        .await
+    }
+
+    /// A user's two-factor state (`None`: no such user).
+    pub async fn user_totp(&self, name: &str) -> Result<Option<TotpRow>, StoreError> {
+        let name = name.to_string();
+        self.read(move |c| {
+            Ok(c.query_row(
+                "SELECT totp_secret, totp_enabled, totp_last_step FROM users WHERE name = ?1",
+                params![name],
+                |r| {
+                    Ok(TotpRow {
+                        secret: r.get(0)?,
+                        enabled: r.get::<_, i64>(1)? != 0,
+                        last_step: r.get(2)?,
+                    })
+                },
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    /// Stores a new, not yet confirmed secret; `Conflict` while two-factor login is on.
+    pub async fn set_totp_pending(&self, name: &str, sealed: String) -> Result<(), StoreError> {
+        let name = name.to_string();
+        self.write(move |t| {
+            let enabled: Option<i64> = t
+                .query_row(
+                    "SELECT totp_enabled FROM users WHERE name = ?1",
+                    params![name],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            match enabled {
+                None => Err(StoreError::NotFound(format!("no user named '{name}'"))),
+                Some(1) => Err(StoreError::Conflict(format!(
+                    "two-factor login is already on for '{name}'; turn it off first to enrol again"
+                ))),
+                Some(_) => {
+                    t.execute(
+                        "UPDATE users SET totp_secret = ?2, totp_last_step = NULL WHERE name = ?1",
+                        params![name, sealed],
+                    )?;
+                    Ok(())
+                }
+            }
+        })
+        .await
+    }
+
+    /// Turns two-factor login on after a confirmed code at `step`, replacing the
+    /// recovery codes with `code_hashes`.
+    pub async fn enable_totp(
+        &self,
+        name: &str,
+        step: i64,
+        code_hashes: Vec<Vec<u8>>,
+    ) -> Result<(), StoreError> {
+        let name = name.to_string();
+        self.write(move |t| {
+            let n = t.execute(
+                "UPDATE users SET totp_enabled = 1, totp_last_step = ?2
+                 WHERE name = ?1 AND totp_secret IS NOT NULL AND totp_enabled = 0",
+                params![name, step],
+            )?;
+            if n == 0 {
+                return Err(StoreError::Conflict(format!(
+                    "'{name}' has no two-factor enrolment waiting for confirmation"
+                )));
+            }
+            t.execute(
+                "DELETE FROM recovery_codes WHERE user_id = (SELECT id FROM users WHERE name = ?1)",
+                params![name],
+            )?;
+            for h in code_hashes {
+                t.execute(
+                    "INSERT OR IGNORE INTO recovery_codes(user_id, code_hash)
+                     SELECT id, ?2 FROM users WHERE name = ?1",
+                    params![name, h],
+                )?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Turns two-factor login off and forgets the secret and recovery codes.
+    pub async fn disable_totp(&self, name: &str) -> Result<(), StoreError> {
+        let name = name.to_string();
+        self.write(move |t| {
+            let n = t.execute(
+                "UPDATE users SET totp_secret = NULL, totp_enabled = 0, totp_last_step = NULL
+                 WHERE name = ?1",
+                params![name],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("no user named '{name}'")));
+            }
+            t.execute(
+                "DELETE FROM recovery_codes WHERE user_id = (SELECT id FROM users WHERE name = ?1)",
+                params![name],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Accepts a code of `step` once: false when that step (or a later one) was used.
+    pub async fn accept_totp_step(&self, name: &str, step: i64) -> Result<bool, StoreError> {
+        let name = name.to_string();
+        self.write(move |t| {
+            let n = t.execute(
+                "UPDATE users SET totp_last_step = ?2
+                 WHERE name = ?1 AND (totp_last_step IS NULL OR totp_last_step < ?2)",
+                params![name, step],
+            )?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    /// Spends a recovery code: false when it is unknown or was used.
+    pub async fn use_recovery_code(&self, name: &str, hash: Vec<u8>) -> Result<bool, StoreError> {
+        let name = name.to_string();
+        self.write(move |t| {
+            let n = t.execute(
+                "UPDATE recovery_codes SET used_at = ?3
+                 WHERE user_id = (SELECT id FROM users WHERE name = ?1) AND code_hash = ?2
+                   AND used_at IS NULL",
+                params![name, hash, now_ms()],
+            )?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    /// How many unused recovery codes a user has.
+    pub async fn recovery_codes_left(&self, name: &str) -> Result<i64, StoreError> {
+        let name = name.to_string();
+        self.read(move |c| {
+            Ok(c.query_row(
+                "SELECT count(*) FROM recovery_codes
+                 WHERE user_id = (SELECT id FROM users WHERE name = ?1) AND used_at IS NULL",
+                params![name],
+                |r| r.get(0),
+            )?)
+        })
+        .await
+    }
+
+    /// A stored security setting.
+    pub async fn auth_setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let key = key.to_string();
+        self.read(move |c| {
+            Ok(c.query_row(
+                "SELECT value FROM auth_settings WHERE key = ?1",
+                params![key],
+                |r| r.get(0),
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    /// Stores a security setting.
+    pub async fn set_auth_setting(&self, key: &str, value: String) -> Result<(), StoreError> {
+        let key = key.to_string();
+        self.write(move |t| {
+            t.execute(
+                "INSERT INTO auth_settings(key, value) VALUES (?1, ?2)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![key, value],
+            )?;
             Ok(())
         })
         .await

@@ -177,6 +177,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("migrations/0006_program_intent.sql")),
         M::up(include_str!("migrations/0007_access.sql")),
         M::up(include_str!("migrations/0008_fleet.sql")),
+        M::up(include_str!("migrations/0009_auth.sql")),
     ])
 }
 

@@ -540,6 +540,32 @@ fn table() -> Vec<Row> {
         row(M::DELETE, "/api/grants/999999", N, Admin, Global),
         row(M::GET, "/api/audit", N, Admin, Global),
         row(M::GET, "/api/auth/me", N, Auth, Global),
+        row(M::GET, "/api/auth/2fa", N, Auth, Global),
+        row(M::POST, "/api/auth/2fa/enrol", N, Auth, Global),
+        row(
+            M::POST,
+            "/api/auth/2fa/confirm",
+            j(json!({"code": "000000"})),
+            Auth,
+            Global,
+        ),
+        row(
+            M::POST,
+            "/api/auth/2fa/disable",
+            j(json!({"user": "nobody"})),
+            Admin,
+            Global,
+        ),
+        row(M::GET, "/api/auth/sessions", N, Auth, Global),
+        row(M::DELETE, "/api/auth/sessions/nosession", N, Auth, Global),
+        row(M::GET, "/api/auth/policy", N, Admin, Global),
+        row(
+            M::PUT,
+            "/api/auth/policy",
+            j(json!({"require_2fa": false})),
+            Admin,
+            Global,
+        ),
         // Last: these destroy what the rows above use.
         row(
             M::DELETE,
@@ -553,11 +579,13 @@ fn table() -> Vec<Row> {
 
 /// Paths not in the table: no authorisation to test (the session state answers everyone;
 /// the first administrator is created with the one-time setup code, tested in web_setup).
-const UNGUARDED: [&str; 8] = [
+const UNGUARDED: [&str; 10] = [
     "/health",
     "/api/setup",
     "/api/setup/admin",
     "/api/auth/login",
+    "/api/auth/login/code",
+    "/api/auth/login/enrol",
     "/api/auth/logout",
     "/api/auth/session",
     "/api/ws",
@@ -575,7 +603,7 @@ fn template(path: &str) -> String {
             "{b}" | "{r}" => "{id}",
             "nothing" | "nojob" | "nochan" | "norule" | "nobody" => "{name}",
             "nonode" => "{node}",
-            "nosuchtoken" | "999999" | "1" => "{id}",
+            "nosuchtoken" | "nosession" | "999999" | "1" => "{id}",
             s => s,
         });
     }

@@ -36,6 +36,7 @@ mod restart_adoption;
 mod schedule;
 mod secrets;
 mod tidy;
+mod two_factor;
 mod upgrade;
 mod web;
 mod web_charts;

@@ -1,4 +1,5 @@
-// Settings of this browser (language, theme) and of the signed-in account (password).
+// Settings of this browser (language, theme) and of the signed-in account (password,
+// and the Security part in security.js: two-factor sign-in, sessions).
 
 import { useState } from 'preact/hooks';
 import { html } from '../lib/html.js';
@@ -7,6 +8,7 @@ import { api, seg } from '../lib/api.js';
 import { session } from '../lib/session.js';
 import { Field, toast, toastError } from '../lib/ui.js';
 import { currentTheme, THEMES } from '../lib/theme.js';
+import { Security } from './security.js';
 
 export function Settings({ onLang, onTheme }) {
   const [password, setPassword] = useState('');
@@ -55,5 +57,6 @@ export function Settings({ onLang, onTheme }) {
         <button type="submit" class="btn primary">${t('common.save')}</button>
       </form>`}
     </section>
+    ${isUser && html`<${Security} />`}
   </main>`;
 }

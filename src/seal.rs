@@ -1,6 +1,10 @@
-//! Node tokens at rest: sealed with ChaCha20-Poly1305 (ring) under a key of this warden's
-//! own, `DATA/fleet.key` (0600, made on first use). A copy of the database alone — a
-//! backup, a support bundle — does not reveal the nodes' tokens.
+//! Secrets at rest in the store: sealed with ChaCha20-Poly1305 (ring) under a key of this
+//! warden's own in the data directory (0600, made on first use). A copy of the database
+//! alone — a backup, a support bundle — does not reveal them. Two keys, one per use
+//! ([`KeyFile`]): the fleet nodes' tokens (`fleet.key`) and the users' TOTP secrets
+//! (`auth.key`). Separate files so that losing or replacing one (re-adding the fleet
+//! nodes is the documented cure for a lost `fleet.key`) never disables every user's
+//! two-factor login, and the other way round.
 
 use std::path::{Path, PathBuf};
 
@@ -10,9 +14,34 @@ use ring::rand::{SecureRandom, SystemRandom};
 /// Marks a sealed token in the store (and its format version).
 const PREFIX: &str = "sealed1:";
 
+/// Which key, and what to tell the admin when it is lost or wrong.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyFile {
+    /// File name in the data directory.
+    pub file: &'static str,
+    /// What is sealed with it.
+    pub what: &'static str,
+    /// How to recover when the key is lost or does not open a value.
+    pub cure: &'static str,
+}
+
+/// The key of the fleet nodes' tokens.
+pub const FLEET: KeyFile = KeyFile {
+    file: "fleet.key",
+    what: "the fleet nodes' tokens",
+    cure: "remove the node and add it again with `warden fleet add`",
+};
+
+/// The key of the users' TOTP (two-factor) secrets.
+pub const AUTH: KeyFile = KeyFile {
+    file: "auth.key",
+    what: "the users' two-factor secrets",
+    cure: "restore the key from a backup, or turn two-factor login off for the user (an admin can) and enrol again",
+};
+
 /// The key file's path in `data_dir`.
-pub fn key_path(data_dir: &Path) -> PathBuf {
-    data_dir.join("fleet.key")
+pub fn key_path(data_dir: &Path, key: KeyFile) -> PathBuf {
+    data_dir.join(key.file)
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -29,31 +58,35 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-/// Seals and opens node tokens.
+/// Seals and opens secrets with one key.
 pub struct Sealer {
     key: LessSafeKey,
     rng: SystemRandom,
+    kind: KeyFile,
 }
 
 impl Sealer {
-    fn from_key(bytes: &[u8], path: &Path) -> Result<Sealer, String> {
+    fn from_key(bytes: &[u8], path: &Path, kind: KeyFile) -> Result<Sealer, String> {
         let key = UnboundKey::new(&CHACHA20_POLY1305, bytes).map_err(|_| {
             format!(
-                "{} does not hold a 32-byte key; restore it from a backup, or delete it and add every fleet node again",
-                path.display()
+                "{} does not hold a 32-byte key for {}; {}",
+                path.display(),
+                kind.what,
+                kind.cure
             )
         })?;
         Ok(Sealer {
             key: LessSafeKey::new(key),
             rng: SystemRandom::new(),
+            kind,
         })
     }
 
     /// The key of `data_dir`, made (readable by warden's user only) when missing.
-    pub fn open_or_create(data_dir: &Path) -> Result<Sealer, String> {
-        let path = key_path(data_dir);
+    pub fn open_or_create(data_dir: &Path, kind: KeyFile) -> Result<Sealer, String> {
+        let path = key_path(data_dir, kind);
         if path.exists() {
-            return Sealer::load(data_dir);
+            return Sealer::load(data_dir, kind);
         }
         let mut key = [0u8; 32];
         SystemRandom::new()
@@ -61,16 +94,18 @@ impl Sealer {
             .map_err(|_| "the system's random source failed".to_string())?;
         crate::os::write_private(&path, &hex(&key))
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-        Sealer::from_key(&key, &path)
+        Sealer::from_key(&key, &path, kind)
     }
 
     /// The key of `data_dir`, which must exist.
-    pub fn load(data_dir: &Path) -> Result<Sealer, String> {
-        let path = key_path(data_dir);
+    pub fn load(data_dir: &Path, kind: KeyFile) -> Result<Sealer, String> {
+        let path = key_path(data_dir, kind);
         let text = std::fs::read_to_string(&path).map_err(|e| {
             format!(
-                "cannot read the fleet token key {}: {e}; add the nodes again with `warden fleet add` if it is lost",
-                path.display()
+                "cannot read the key of {} {}: {e}; if it is lost, {}",
+                kind.what,
+                path.display(),
+                kind.cure
             )
         })?;
         let bytes = unhex(text.trim()).ok_or_else(|| {
@@ -79,10 +114,10 @@ impl Sealer {
                 path.display()
             )
         })?;
-        Sealer::from_key(&bytes, &path)
+        Sealer::from_key(&bytes, &path, kind)
     }
 
-    /// `token` sealed for the store: `sealed1:` + hex(nonce ‖ ciphertext ‖ tag).
+    /// `token` (any secret text) sealed for the store: `sealed1:` + hex(nonce ‖ ciphertext ‖ tag).
     pub fn seal(&self, token: &str) -> Result<String, String> {
         let mut nonce = [0u8; NONCE_LEN];
         self.rng
@@ -91,14 +126,18 @@ impl Sealer {
         let mut data = token.as_bytes().to_vec();
         self.key
             .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::empty(), &mut data)
-            .map_err(|_| "cannot seal the token".to_string())?;
+            .map_err(|_| format!("cannot seal {}", self.kind.what))?;
         Ok(format!("{PREFIX}{}{}", hex(&nonce), hex(&data)))
     }
 
-    /// The token from its stored form.
+    /// The secret from its stored form.
     pub fn unseal(&self, stored: &str) -> Result<String, String> {
+        let kind = self.kind;
         let bad = || {
-            "cannot decrypt the node's token (was DATA/fleet.key replaced?); remove the node and add it again".to_string()
+            format!(
+                "cannot decrypt {} (was DATA/{} replaced?); {}",
+                kind.what, kind.file, kind.cure
+            )
         };
         let bytes = stored
             .strip_prefix(PREFIX)
@@ -126,7 +165,7 @@ mod tests {
     fn tokens_round_trip_and_another_key_cannot_open_them() {
         let a = tempfile::tempdir().expect("tempdir");
         let b = tempfile::tempdir().expect("tempdir");
-        let s = Sealer::open_or_create(a.path()).expect("key");
+        let s = Sealer::open_or_create(a.path(), FLEET).expect("key");
         let sealed = s.seal("wdn_abc_secret").expect("seal");
         assert!(sealed.starts_with(PREFIX) && !sealed.contains("secret"));
         assert_ne!(
@@ -134,11 +173,13 @@ mod tests {
             s.seal("wdn_abc_secret").expect("seal"),
             "fresh nonce"
         );
-        let again = Sealer::load(a.path()).expect("same key");
+        let again = Sealer::load(a.path(), FLEET).expect("same key");
         assert_eq!(again.unseal(&sealed).expect("open"), "wdn_abc_secret");
-        let other = Sealer::open_or_create(b.path()).expect("other key");
+        let other = Sealer::open_or_create(b.path(), FLEET).expect("other key");
         assert!(other.unseal(&sealed).is_err());
         assert!(again.unseal("wdn_plain").is_err());
-        assert!(Sealer::load(&a.path().join("missing")).is_err());
+        assert!(Sealer::load(&a.path().join("missing"), FLEET).is_err());
+        let auth = Sealer::open_or_create(a.path(), AUTH).expect("auth key");
+        assert!(auth.unseal(&sealed).is_err(), "the keys are separate");
     }
 }
