@@ -1044,6 +1044,41 @@ async fn names_are_clean_and_failed_logins_never_log_the_name() {
     assert!(line.contains("user_hash"), "{line}");
     let all = file_lines(&log).join("\n");
     assert!(!all.contains(typed), "the typed name reached the log");
+
+    // Logins are in the audit log, a failed one without the typed name.
+    let (st, _, err) = cli(
+        &w.data_dir,
+        &["user", "add", "ann", "--role", "viewer", "--password-stdin"],
+        Some("ann-password-1"),
+    );
+    assert!(st.success(), "{err}");
+    let (st, _) = w
+        .call_as(
+            None,
+            Method::POST,
+            "/api/auth/login",
+            Some(json!({"username": "ann", "password": "ann-password-1"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let (_, audit) = w.get("/api/audit?action=auth.login").await;
+    let rows = audit["entries"].as_array().cloned().unwrap_or_default();
+    assert!(
+        !audit.to_string().contains(typed),
+        "the typed name reached the audit log"
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r["actor"] == "ann" && r["result"] == "ok"),
+        "{audit}"
+    );
+    assert!(
+        rows.iter().any(
+            |r| r["target"].as_str().is_some_and(|t| t.starts_with("user#"))
+                && r["result"].as_str().is_some_and(|x| x.starts_with("401"))
+        ),
+        "{audit}"
+    );
 }
 
 #[tokio::test]
