@@ -90,10 +90,12 @@ async fn forward(
     body: Option<serde_json::Value>,
 ) -> Result<Response, ApiError> {
     let (action, perm) = what;
+    // A name that is not a name cannot exist (and must never become a path on the node):
+    // 404, as for any program that does not exist.
     for (field, value) in [("node", node), ("program", name)] {
         if !crate::program::valid_name(value) {
-            return Err(ApiError::bad_request(format!(
-                "{field} name {value:?} is not valid: 1-63 lowercase letters, digits, '-' or '_'"
+            return Err(ApiError::not_found(format!(
+                "no {field} named {value:?}: names are 1-63 lowercase letters, digits, '-' or '_'"
             )));
         }
     }

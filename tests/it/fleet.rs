@@ -857,7 +857,14 @@ async fn actions_on_a_node_program_are_checked_at_the_hub_forwarded_and_audited(
             json!(null),
         )
         .await;
-    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(st, StatusCode::NOT_FOUND, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("no program named"),
+        "{v}"
+    );
     // A node that gave the hub a viewer token: 502 saying which role it needs.
     let (st, v) = hub
         .post("/api/fleet/nodes/weak/programs/game/start", json!(null))
