@@ -206,6 +206,10 @@ enum ConfigCmd {
         /// The file is a programs file for `warden apply`.
         #[arg(long)]
         programs: bool,
+        /// With --programs: check the file only, not whether its commands and folders
+        /// exist on this machine (for a file meant for another machine).
+        #[arg(long, requires = "programs")]
+        no_resolve: bool,
     },
 }
 
@@ -228,7 +232,11 @@ pub fn main() -> ExitCode {
         Cmd::Ctl(args) => runtime().and_then(|rt| rt.block_on(ctl::run(args))),
         Cmd::Apply(args) => runtime().and_then(|rt| rt.block_on(ctl::apply(args))),
         Cmd::New(args) => runtime().and_then(|rt| rt.block_on(install::new(args))),
-        Cmd::Config(ConfigCmd::Check { file, programs }) => config_check(&file, programs),
+        Cmd::Config(ConfigCmd::Check {
+            file,
+            programs,
+            no_resolve,
+        }) => config_check(&file, programs, !no_resolve),
         Cmd::Metrics(args) => runtime().and_then(|rt| rt.block_on(metrics::run(args))),
         Cmd::Service(cmd) => service::run(cmd, &cli.place),
         other => load_config(&cli.place).and_then(|cfg| {
@@ -596,13 +604,14 @@ async fn fleet_command(
     Ok(())
 }
 
-fn config_check(file: &std::path::Path, programs: bool) -> anyhow::Result<()> {
+fn config_check(file: &std::path::Path, programs: bool, resolve: bool) -> anyhow::Result<()> {
     if programs {
         let specs = ctl::load_programs_file(file)?;
         // Valid as written; then each command must resolve on this machine, as a save
         // through the API requires.
         let unresolved: Vec<String> = specs
             .iter()
+            .filter(|_| resolve)
             .filter_map(|spec| {
                 spec.resolve_command()
                     .err()

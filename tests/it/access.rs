@@ -1061,7 +1061,12 @@ async fn names_are_clean_and_failed_logins_never_log_the_name() {
         )
         .await;
     assert_eq!(st, StatusCode::OK);
-    let (_, audit) = w.get("/api/audit?action=auth.login").await;
+    // Audit records are written behind the answer: wait for both.
+    let audit = wait_until(Duration::from_secs(20), "both login records", || async {
+        let (_, audit) = w.get("/api/audit?action=auth.login").await;
+        (audit["entries"].as_array().map_or(0, Vec::len) >= 2).then_some(audit)
+    })
+    .await;
     let rows = audit["entries"].as_array().cloned().unwrap_or_default();
     assert!(
         !audit.to_string().contains(typed),

@@ -268,6 +268,12 @@ fn config_check_lists_every_problem_once() {
         err.contains("\"typo\"") && err.contains("no-such-server") && !err.contains("\"ok\""),
         "{err}"
     );
+    let (st, _, err) = cli(
+        tmp.path(),
+        &["config", "check", "--programs", "--no-resolve", &path],
+        None,
+    );
+    assert!(st.success(), "--no-resolve checks the file only: {err}");
     std::fs::write(&programs, "[[program]]\nname = \"ok\"\ncommand = \"sh\"\n").expect("write");
     let (st, out, err) = cli(tmp.path(), &["config", "check", "--programs", &path], None);
     assert!(st.success(), "{err}");

@@ -807,7 +807,12 @@ async fn actions_on_a_node_program_are_checked_at_the_hub_forwarded_and_audited(
 
     // Both audit logs: the hub's names the caller and the node/program, the node's the
     // hub's token and, as the hub's word, the person.
-    let (_, audit) = hub.get("/api/audit?action=fleet").await;
+    // Audit records are written behind the answer: wait for them.
+    let audit = wait_until(Duration::from_secs(20), "the hub's records", || async {
+        let (_, audit) = hub.get("/api/audit?action=fleet").await;
+        (audit["entries"].as_array().map_or(0, Vec::len) >= 2).then_some(audit)
+    })
+    .await;
     let hub_rows = audit["entries"].as_array().cloned().unwrap_or_default();
     assert!(
         hub_rows.iter().any(|r| r["action"] == "fleet.program.start"
@@ -815,7 +820,11 @@ async fn actions_on_a_node_program_are_checked_at_the_hub_forwarded_and_audited(
             && r["result"] == "ok"),
         "{audit}"
     );
-    let (_, audit) = target.get("/api/audit?action=program.start").await;
+    let audit = wait_until(Duration::from_secs(20), "the node's record", || async {
+        let (_, audit) = target.get("/api/audit?action=program.start").await;
+        (audit["entries"].as_array().map_or(0, Vec::len) >= 1).then_some(audit)
+    })
+    .await;
     let row = audit["entries"][0].clone();
     assert!(
         row["actor"]
