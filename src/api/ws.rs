@@ -5,7 +5,10 @@
 //! - client → server: `{"op":"subscribe","topics":[…]}`, `{"op":"unsubscribe","topics":[…]}`,
 //!   `{"op":"ping"}`. Topics: `programs` (state changes), `events` (event-log entries as
 //!   they happen), `samples` (every program's resource samples), `samples:NAME`,
-//!   `console:NAME`.
+//!   `console:NAME`; on a hub, `node:NODE:TOPIC` for any of those topics on fleet node
+//!   NODE (relayed by `fleet::live`: the node's messages with `"node": NODE` added, and
+//!   `{"type":"node","node":NODE,"state":"connected"|"unreachable"}` as the relay
+//!   reaches or loses the node; it reconnects by itself).
 //! - server → client: `hello` (who you are, the heartbeat interval), `subscribed` (the full
 //!   topic set after a change), `pong`, `error`, `lagged` (events were missed: refetch over
 //!   REST), and the bus events themselves as the bus serialises them (`state`, `console`,
@@ -21,7 +24,7 @@
 //! the shutdown token, because axum's graceful shutdown does not cover upgraded
 //! connections (axum issue #3003).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,6 +46,7 @@ use super::error::{ApiError, ErrorBody, Query};
 use crate::access::Perm;
 use crate::auth::{AuthError, Principal, Role};
 use crate::bus::Event;
+use crate::fleet::live::{Deliver, NodeTopics, Relay};
 use crate::program::valid_name;
 
 /// Messages queued for one client. When full the client is too slow and is dropped.
@@ -77,10 +81,19 @@ enum Topic {
     ProgramSamples(String),
     /// Console lines of one program.
     Console(String),
+    /// A topic (as named on that node) of a fleet node, relayed from the node.
+    Node(String, String),
 }
 
 impl Topic {
     fn parse(s: &str) -> Option<Topic> {
+        if let Some((node, inner)) = s.strip_prefix("node:").and_then(|r| r.split_once(':')) {
+            return match Topic::parse(inner)? {
+                Topic::Node(..) => None,
+                _ if valid_name(node) => Some(Topic::Node(node.into(), inner.into())),
+                _ => None,
+            };
+        }
         let named = |name: &str, f: fn(String) -> Topic| valid_name(name).then(|| f(name.into()));
         match s.split_once(':') {
             None => match s {
@@ -102,6 +115,24 @@ impl Topic {
             Topic::Samples => "samples".into(),
             Topic::ProgramSamples(n) => format!("samples:{n}"),
             Topic::Console(n) => format!("console:{n}"),
+            Topic::Node(node, inner) => format!("node:{node}:{inner}"),
+        }
+    }
+
+    /// What a caller must hold to subscribe: `perm` on the named program (`Some`), or on
+    /// every program (`None`). Local whole-warden topics need nothing: their events are
+    /// filtered one by one (`permitted`). A node's are filtered by the node under the
+    /// hub's token, not per caller, so its whole-node topics need `view` everywhere.
+    fn needs(&self) -> Option<(Option<String>, Perm)> {
+        match self {
+            Topic::Console(p) => Some((Some(p.clone()), Perm::Console)),
+            Topic::ProgramSamples(p) => Some((Some(p.clone()), Perm::View)),
+            Topic::Programs | Topic::Events | Topic::Samples => None,
+            Topic::Node(_, inner) => match Topic::parse(inner) {
+                Some(Topic::Console(p)) => Some((Some(p), Perm::Console)),
+                Some(Topic::ProgramSamples(p)) => Some((Some(p), Perm::View)),
+                _ => Some((None, Perm::View)),
+            },
         }
     }
 }
@@ -345,6 +376,72 @@ async fn forward(
     }
 }
 
+/// Keeps one relay (`fleet::live`) per fleet node the client has topics of, each told
+/// that node's topics; a node without topics left has its relay stopped. A relay that
+/// finds the client's queue full drops the client, as the forwarder does.
+async fn relays(
+    relay: Relay,
+    mut topics: watch::Receiver<Arc<Topics>>,
+    out: mpsc::Sender<Message>,
+    conn: CancellationToken,
+) {
+    let deliver: Deliver = {
+        let conn = conn.clone();
+        Arc::new(move |m: String| {
+            let queued = out.try_send(Message::Text(Utf8Bytes::from(m))).is_ok();
+            if !queued {
+                conn.cancel();
+            }
+            queued
+        })
+    };
+    let mut running: HashMap<String, (watch::Sender<NodeTopics>, CancellationToken)> =
+        HashMap::new();
+    loop {
+        let mut per_node: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for t in topics.borrow_and_update().iter() {
+            if let Topic::Node(node, inner) = t {
+                per_node
+                    .entry(node.clone())
+                    .or_default()
+                    .insert(inner.clone());
+            }
+        }
+        running.retain(|node, (_, stop)| {
+            let keep = per_node.contains_key(node);
+            if !keep {
+                stop.cancel();
+            }
+            keep
+        });
+        for (node, set) in per_node {
+            let set: NodeTopics = Arc::new(set);
+            if let Some((tx, _)) = running.get(&node) {
+                tx.send_if_modified(|cur| {
+                    let changed = **cur != *set;
+                    if changed {
+                        *cur = set.clone();
+                    }
+                    changed
+                });
+            } else {
+                let (tx, rx) = watch::channel(set);
+                let stop = conn.child_token();
+                tokio::spawn(
+                    relay
+                        .clone()
+                        .run(node.clone(), rx, deliver.clone(), stop.clone()),
+                );
+                running.insert(node, (tx, stop));
+            }
+        }
+        tokio::select! {
+            _ = conn.cancelled() => return,
+            changed = topics.changed() => if changed.is_err() { return },
+        }
+    }
+}
+
 async fn send(socket: &mut WebSocket, msg: Message) -> bool {
     matches!(
         tokio::time::timeout(WRITE_TIMEOUT, socket.send(msg)).await,
@@ -365,12 +462,13 @@ async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
     .await;
 }
 
-/// Applies a subscribe/unsubscribe; returns the reply.
+/// Applies a subscribe/unsubscribe; returns the reply. `sees` answers for this warden's
+/// programs, `sees_remote` for a node's (grants on names or on all; tags are a node's own).
 fn change_topics(
     current: &Topics,
     add: bool,
     names: &[String],
-    sees: &Sees,
+    (sees, sees_remote): (&Sees, &Sees),
 ) -> Result<Topics, ServerMsg<'static>> {
     let mut next = current.clone();
     for name in names {
@@ -378,25 +476,23 @@ fn change_topics(
             return Err(ServerMsg::Error {
                 code: "unknown_topic",
                 message: format!(
-                    "{name:?} is not a topic; use programs, events, samples, samples:NAME or console:NAME"
+                    "{name:?} is not a topic; use programs, events, samples, samples:NAME, console:NAME or node:NODE:TOPIC"
                 ),
             });
         };
-        let needs = match &topic {
-            Topic::Console(p) => Some((p, Perm::Console)),
-            Topic::ProgramSamples(p) => Some((p, Perm::View)),
-            _ => None,
+        let check = if matches!(topic, Topic::Node(..)) {
+            sees_remote
+        } else {
+            sees
         };
         if add
-            && let Some((p, perm)) = needs
-            && !sees(Some(p), perm)
+            && let Some((p, perm)) = topic.needs()
+            && !check(p.as_deref(), perm)
         {
+            let on = p.map_or("every program".to_string(), |p| format!("program '{p}'"));
             return Err(ServerMsg::Error {
                 code: "forbidden",
-                message: format!(
-                    "{name:?} needs the '{}' permission on program '{p}'",
-                    perm.as_str()
-                ),
+                message: format!("{name:?} needs the '{}' permission on {on}", perm.as_str()),
             });
         }
         if add {
@@ -415,7 +511,7 @@ fn change_topics(
 }
 
 /// Answers one client message.
-fn handle(raw: &str, topics: &watch::Sender<Arc<Topics>>, sees: &Sees) -> Message {
+fn handle(raw: &str, topics: &watch::Sender<Arc<Topics>>, sees: (&Sees, &Sees)) -> Message {
     let msg = match serde_json::from_str::<ClientMsg>(raw) {
         Ok(m) => m,
         Err(e) => {
@@ -465,6 +561,19 @@ async fn session(
             None => access.perms_everywhere().has(perm),
         })
     };
+    let sees_remote: Sees = {
+        let access = principal.access();
+        Arc::new(move |program: Option<&str>, perm: Perm| match program {
+            Some(p) => access.perms_on(p, &[]).has(perm),
+            None => access.perms_everywhere().has(perm),
+        })
+    };
+    tokio::spawn(relays(
+        app.fleet.relay(),
+        topics_rx.clone(),
+        out_tx.clone(),
+        conn.clone(),
+    ));
     tokio::spawn(forward(
         app.bus.subscribe(),
         topics_rx,
@@ -501,7 +610,7 @@ async fn session(
             }
             incoming = socket.recv() => {
                 let reply = match incoming {
-                    Some(Ok(Message::Text(t))) => handle(t.as_str(), &topics_tx, &sees),
+                    Some(Ok(Message::Text(t))) => handle(t.as_str(), &topics_tx, (&sees, &sees_remote)),
                     Some(Ok(Message::Binary(_))) => text(&ServerMsg::Error {
                         code: "bad_message",
                         message: "send JSON text frames".into(),
@@ -574,6 +683,8 @@ mod tests {
             "samples",
             "samples:mc-1",
             "console:a_b",
+            "node:box:programs",
+            "node:box:console:mc",
         ] {
             assert_eq!(Topic::parse(n).map(|t| t.name()).as_deref(), Some(n));
         }
@@ -585,9 +696,44 @@ mod tests {
             "samples:a/b",
             "other:x",
             "program",
+            "node:box",
+            "node:Box:programs",
+            "node:box:node:a:programs",
+            "node:box:console:Bad",
         ] {
             assert_eq!(Topic::parse(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn a_nodes_topics_need_the_callers_own_permissions_without_local_tags() {
+        let (tx, _rx) = watch::channel(Arc::new(Topics::new()));
+        // Locally (with tags) everything is allowed; on nodes only console on `mc`.
+        let remote: Sees = Arc::new(|p: Option<&str>, perm: Perm| {
+            p == Some("mc") && matches!(perm, Perm::Console | Perm::View)
+        });
+        let sub = |topic: &str| {
+            let m = format!(r#"{{"op":"subscribe","topics":["{topic}"]}}"#);
+            handle(&m, &tx, (&all(), &remote))
+                .to_text()
+                .expect("text")
+                .to_string()
+        };
+        assert!(sub("node:box:console:mc").contains("subscribed"));
+        let other = sub("node:box:console:other");
+        assert!(
+            other.contains("forbidden") && other.contains("program 'other'"),
+            "{other}"
+        );
+        let whole = sub("node:box:programs");
+        assert!(
+            whole.contains("forbidden") && whole.contains("every program"),
+            "{whole}"
+        );
+        // The same names on this warden answer to `sees`, which allows them.
+        assert!(sub("console:other").contains("subscribed"));
+        // Node topics never match local bus events.
+        assert!(!wanted(&topics(&["node:box:console:a"]), &line("a")));
     }
 
     #[test]
@@ -605,7 +751,7 @@ mod tests {
         let reply = handle(
             r#"{"op":"subscribe","topics":["programs","console:x"]}"#,
             &tx,
-            &all(),
+            (&all(), &all()),
         );
         assert_eq!(
             reply.to_text().expect("text"),
@@ -614,15 +760,19 @@ mod tests {
         let reply = handle(
             r#"{"op":"subscribe","topics":["samples","nope"]}"#,
             &tx,
-            &all(),
+            (&all(), &all()),
         );
         assert!(reply.to_text().expect("text").contains("unknown_topic"));
         assert_eq!(tx.borrow().len(), 2, "a refused change changes nothing");
-        let reply = handle(r#"{"op":"unsubscribe","topics":["programs"]}"#, &tx, &all());
+        let reply = handle(
+            r#"{"op":"unsubscribe","topics":["programs"]}"#,
+            &tx,
+            (&all(), &all()),
+        );
         assert!(reply.to_text().expect("text").contains(r#"["console:x"]"#));
-        let reply = handle(r#"{"op":"ping"}"#, &tx, &all());
+        let reply = handle(r#"{"op":"ping"}"#, &tx, (&all(), &all()));
         assert_eq!(reply.to_text().expect("text"), r#"{"type":"pong"}"#);
-        let reply = handle(r#"{"op":"ping","extra":1}"#, &tx, &all());
+        let reply = handle(r#"{"op":"ping","extra":1}"#, &tx, (&all(), &all()));
         assert!(reply.to_text().expect("text").contains("bad_message"));
         let many: Vec<String> = (0..=MAX_TOPICS)
             .map(|i| format!("\"console:p{i}\""))
@@ -630,7 +780,7 @@ mod tests {
         let reply = handle(
             &format!(r#"{{"op":"subscribe","topics":[{}]}}"#, many.join(",")),
             &tx,
-            &all(),
+            (&all(), &all()),
         );
         assert!(reply.to_text().expect("text").contains("too_many_topics"));
     }

@@ -5,10 +5,12 @@
 //! This file is pure data and validation: the nodes are stored by `store/fleet.rs`,
 //! managed by `warden fleet …` (cli) and served by `api/fleet.rs`. `overview.rs` reads
 //! the nodes' programs for the hub; `forward.rs` takes actions on a node's program for
-//! the hub; `pin.rs` is TLS to a node with a pinned certificate; `crate::seal` keeps the
-//! nodes' tokens encrypted at rest.
+//! the hub; `live.rs` relays a node's live feed to the hub's WebSocket clients; `pin.rs`
+//! is TLS to a node with a pinned certificate; `crate::seal` keeps the nodes' tokens
+//! encrypted at rest.
 
 pub mod forward;
+pub mod live;
 mod overview;
 pub mod pin;
 

@@ -47,7 +47,7 @@ pub struct Fleet {
     pub(super) store: Store,
     /// Holds the key the nodes' tokens are sealed with.
     pub(super) data_dir: PathBuf,
-    timeout: Duration,
+    pub(super) timeout: Duration,
     /// Per node: (URL and pin it was built for, client).
     clients: Mutex<HashMap<String, (String, reqwest::Client)>>,
     seen: Mutex<HashMap<String, i64>>,

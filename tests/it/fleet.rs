@@ -903,3 +903,101 @@ async fn actions_on_a_node_program_are_checked_at_the_hub_forwarded_and_audited(
         "{v}"
     );
 }
+
+#[tokio::test]
+async fn a_hub_websocket_relays_a_nodes_console_and_outlives_the_node() {
+    let node_dir = tempfile::tempdir().expect("tempdir");
+    let node_config = "[fleet]\nname = \"box\"\n";
+    let mut target = Warden::start_in(node_dir.path(), node_config).await;
+    let operator = make_token(&target.data_dir, "operator");
+    target
+        .create(sh("game", "while true; do echo tick; sleep 0.3; done"))
+        .await;
+    let (st, v) = target.post("/api/programs/game/start", json!(null)).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    target
+        .wait_state("game", "running", Duration::from_secs(20))
+        .await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (ok, out, err) = fleet(tmp.path(), &["add", "box", &target.url], Some(&operator));
+    assert!(ok, "{out}{err}");
+    let hub = Warden::start_in(tmp.path(), "[fleet]\nname = \"hub\"\n").await;
+
+    // A hub viewer holds no console permission: refused at the hub.
+    let viewer = make_token(&hub.data_dir, "viewer");
+    let bearer = |t: &str| format!("Bearer {t}");
+    let mut weak = crate::ws::connect(&hub, &[("authorization", &bearer(&viewer))])
+        .await
+        .expect("connect");
+    crate::ws::send(
+        &mut weak,
+        json!({"op": "subscribe", "topics": ["node:box:console:game"]}),
+    )
+    .await;
+    let refused = crate::ws::next_where(&mut weak, "a refusal", |v| v["type"] == "error").await;
+    assert_eq!(refused["code"], "forbidden", "{refused}");
+
+    // The admin's subscription reaches the node; console lines come back labelled.
+    let mut s = crate::ws::connect(&hub, &[("authorization", &bearer(&hub.token))])
+        .await
+        .expect("connect");
+    crate::ws::send(
+        &mut s,
+        json!({"op": "subscribe", "topics": ["node:box:console:game", "node:box:console:late", "node:box:programs"]}),
+    )
+    .await;
+    let sub = crate::ws::next_where(&mut s, "subscribed", |v| v["type"] == "subscribed").await;
+    assert_eq!(
+        sub["topics"],
+        json!([
+            "node:box:console:game",
+            "node:box:console:late",
+            "node:box:programs"
+        ])
+    );
+    let up = |v: &Value| v["type"] == "node" && v["node"] == "box" && v["state"] == "connected";
+    crate::ws::next_where(&mut s, "the node connected", up).await;
+    // The program prints a line every 0.3 s: one arrives once the relay has subscribed.
+    let line = |program: &'static str, want: &'static str| {
+        move |v: &Value| {
+            v["type"] == "console"
+                && v["node"] == "box"
+                && v["program"] == program
+                && v["text"].as_str() == Some(want)
+        }
+    };
+    crate::ws::next_where(&mut s, "the node's console line", line("game", "tick")).await;
+
+    // The node dies: the hub says so, keeps the dashboard's socket, and picks the node up
+    // again when it is back on the same address.
+    let addr = target.url.trim_start_matches("http://").to_string();
+    target.kill9();
+    let down = crate::ws::next_where(&mut s, "the node lost", |v| {
+        v["type"] == "node" && v["state"] == "unreachable"
+    })
+    .await;
+    assert!(
+        down["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{down}"
+    );
+    let target = Warden::start_at(node_dir.path(), node_config, &addr).await;
+    crate::ws::next_where(&mut s, "the node back", up).await;
+    // A program started on the node now: its state change and its lines reach the hub's
+    // client over the new connection.
+    target
+        .create(sh("late", "while true; do echo late-line; sleep 0.3; done"))
+        .await;
+    let (st, v) = target.post("/api/programs/late/start", json!(null)).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    // Its running state (topic `node:box:programs`) and its lines travel separately:
+    // take both, in any order.
+    let (mut running, mut printed) = (false, false);
+    while !(running && printed) {
+        let v = crate::ws::next_where(&mut s, "the new program's state and line", |v| {
+            v["node"] == "box" && (v["type"] == "state" || v["type"] == "console")
+        })
+        .await;
+        running |= v["type"] == "state" && v["program"] == "late" && v["to"] == "running";
+        printed |= line("late", "late-line")(&v);
+    }
+}

@@ -12,13 +12,13 @@ use async_tungstenite::tungstenite::{Error as WsError, Message};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
-type Socket = WebSocketStream<ConnectStream>;
+pub(crate) type Socket = WebSocketStream<ConnectStream>;
 
 fn ws_url(w: &Warden) -> String {
     format!("{}/api/ws", w.url.replacen("http://", "ws://", 1))
 }
 
-async fn connect(w: &Warden, headers: &[(&str, &str)]) -> Result<Socket, WsError> {
+pub(crate) async fn connect(w: &Warden, headers: &[(&str, &str)]) -> Result<Socket, WsError> {
     connect_with(&ws_url(w), headers).await
 }
 
@@ -41,13 +41,13 @@ fn refused_with(r: Result<Socket, WsError>) -> u16 {
     }
 }
 
-async fn send(s: &mut Socket, v: Value) {
+pub(crate) async fn send(s: &mut Socket, v: Value) {
     s.send(Message::text(v.to_string())).await.expect("send");
 }
 
 /// Next JSON message satisfying `pred`, skipping others; panics after 30 s (the whole
 /// suite runs in parallel on two cores, where a program start can take seconds).
-async fn next_where(s: &mut Socket, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+pub(crate) async fn next_where(s: &mut Socket, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let msg = tokio::time::timeout_at(deadline, s.next())
