@@ -7,7 +7,7 @@ import { html } from './lib/html.js';
 import { t, setLang, currentLang, LANGUAGES } from './lib/i18n.js';
 import { api, setCsrf, setUnauthorizedHandler } from './lib/api.js';
 import { live } from './lib/live.js';
-import { session, can, setSession } from './lib/session.js';
+import { allowed, session, can, setSession } from './lib/session.js';
 import { followPrograms } from './lib/stores.js';
 import { applyTheme, currentTheme } from './lib/theme.js';
 import { ConfirmHost, ToastHost, href, useRoute } from './lib/ui.js';
@@ -19,6 +19,7 @@ import { UsersPage } from './pages/users.js';
 import { AlertsPage } from './pages/alerts.js';
 import { SchedulesPage } from './pages/schedules.js';
 import { FilesPage } from './pages/files.js';
+import { FleetPage } from './pages/fleet.js';
 import { Settings } from './pages/settings.js';
 import { About } from './pages/about.js';
 
@@ -46,6 +47,7 @@ function Nav({ route, onLogout, onLang }) {
       ${link(href.overview(), 'nav.overview', !first || first === 'p' || first === 'new')}
       ${link(href.alerts(), 'nav.alerts', first === 'alerts')}
       ${link(href.schedules(), 'nav.schedules', first === 'schedules')}
+      ${allowed('view') && link(href.fleet(), 'nav.fleet', first === 'fleet')}
       ${can('admin') && link(href.users(), 'nav.users', first === 'users')}
       ${link(href.settings(), 'nav.settings', first === 'settings')}
       ${link(href.about(), 'nav.about', first === 'about')}
@@ -70,6 +72,7 @@ function Page({ route, onLang, onTheme }) {
   if (a === 'users') return html`<${UsersPage} />`;
   if (a === 'alerts') return html`<${AlertsPage} />`;
   if (a === 'schedules') return html`<${SchedulesPage} />`;
+  if (a === 'fleet') return html`<${FleetPage} />`;
   if (a === 'settings') return html`<${Settings} onLang=${onLang} onTheme=${onTheme} />`;
   if (a === 'about') return html`<${About} />`;
   return html`<${Overview} />`;

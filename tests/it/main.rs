@@ -40,6 +40,7 @@ mod two_factor;
 mod upgrade;
 mod web;
 mod web_charts;
+mod web_fleet;
 mod web_forms;
 mod web_grants;
 mod web_korean;

@@ -152,7 +152,7 @@ async fn every_page_reads_in_korean() {
     }
     login(&ui, "admin", ADMIN_PASSWORD).await;
 
-    let pages: [(&str, &str); 9] = [
+    let pages = [
         ("#/", "!!document.querySelector('[data-program=demo]')"),
         (
             "#/p/demo",
@@ -173,6 +173,7 @@ async fn every_page_reads_in_korean() {
         ),
         ("#/alerts", "!!document.querySelector('[data-add-channel]')"),
         ("#/schedules", "!!document.querySelector('[data-new=job]')"),
+        ("#/fleet", "!!document.querySelector('[data-fleet-node]')"),
         ("#/settings", "!!document.querySelector('#set-lang')"),
     ];
     for (hash, ready) in pages {

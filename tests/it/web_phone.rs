@@ -50,7 +50,7 @@ async fn every_page_works_on_a_phone() {
     ui.assert_fits(WIDTH as u32, "the login page").await;
     login(&ui, "admin", ADMIN_PASSWORD).await;
 
-    let pages: [(&str, &str); 10] = [
+    let pages = [
         ("#/", "!!document.querySelector('[data-program=demo]')"),
         (
             "#/p/demo",
@@ -68,6 +68,7 @@ async fn every_page_works_on_a_phone() {
         ),
         ("#/alerts", "!!document.querySelector('[data-add-channel]')"),
         ("#/schedules", "!!document.querySelector('[data-new=job]')"),
+        ("#/fleet", "!!document.querySelector('[data-fleet-node]')"),
         ("#/settings", "!!document.querySelector('#set-lang')"),
         ("#/about", "!!document.querySelector('[data-version]')"),
     ];

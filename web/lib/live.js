@@ -100,6 +100,10 @@ class Live {
   }
 
   dispatch(msg) {
+    if (msg.node) {
+      this.dispatchNode(msg);
+      return;
+    }
     switch (msg.type) {
       case 'state':
         this.emit('programs', msg);
@@ -139,6 +143,34 @@ class Live {
         break;
       default:
         // hello, pong, subscribed, and event types this build does not know yet.
+        break;
+    }
+  }
+
+  /** A fleet node's message relayed by this warden (`node:NODE:TOPIC` topics). */
+  dispatchNode(msg) {
+    const prefix = `node:${msg.node}:`;
+    switch (msg.type) {
+      case 'node':
+        // The relay reached or lost the node: every topic of that node hears it.
+        for (const topic of [...this.topics.keys()]) if (topic.startsWith(prefix)) this.emit(topic, msg);
+        break;
+      case 'console':
+        this.emit(`${prefix}console:${msg.program}`, msg);
+        break;
+      case 'sample':
+        this.emit(`${prefix}samples`, msg);
+        this.emit(`${prefix}samples:${msg.program}`, msg);
+        break;
+      case 'lagged':
+        this.resync();
+        break;
+      case 'error':
+        console.warn('a fleet node refused a message:', msg.message);
+        break;
+      default:
+        this.emit(`${prefix}programs`, msg);
+        this.emit(`${prefix}events`, msg);
         break;
     }
   }

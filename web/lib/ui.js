@@ -37,6 +37,7 @@ export const href = {
   alerts: () => '#/alerts',
   schedules: () => '#/schedules',
   files: (name) => `#/p/${seg(name)}/files`,
+  fleet: () => '#/fleet',
 };
 
 export function navigate(to) {
