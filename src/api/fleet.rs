@@ -2,10 +2,14 @@
 //! warden's and every node's `/metrics` target, labelled by node. Node tokens never
 //! appear in any answer.
 
-use axum::extract::{Path, State};
+use axum::extract::multipart::{MultipartError, MultipartRejection};
+use axum::extract::{Multipart, Path, State};
 use axum::http::{Extensions, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use reqwest::Url;
+use serde::Deserialize;
+use tokio::io::AsyncWriteExt;
+use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::AppState;
@@ -14,6 +18,7 @@ use super::error::{ApiError, ErrorBody, Json};
 use super::programs::{ConsoleInput, ProgramView};
 use crate::access::Perm;
 use crate::fleet::forward::ForwardError;
+use crate::fleet::moving::{Incoming, MoveError, Moved, Mover};
 use crate::fleet::{FleetPrograms, TargetGroup, sd_document};
 
 /// The address Prometheus reaches this warden at: the scheme and `Host` of this very
@@ -78,6 +83,19 @@ async fn programs(
     Ok(Json(out))
 }
 
+/// A name that is not a name cannot exist (and must never become a path on a node): 404,
+/// as for any program or node that does not exist.
+fn names_exist(names: &[(&str, &str)]) -> Result<(), ApiError> {
+    for (field, value) in names {
+        if !crate::program::valid_name(value) {
+            return Err(ApiError::not_found(format!(
+                "no {field} named {value:?}: names are 1-63 lowercase letters, digits, '-' or '_'"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Forwards `body` to `path` on `node` for the caller, after checking that the caller
 /// holds `perm` on program `name` here (grants on its name or on all programs; tags are
 /// a node's own and do not reach across), and records it in this audit log; the node
@@ -90,15 +108,7 @@ async fn forward(
     body: Option<serde_json::Value>,
 ) -> Result<Response, ApiError> {
     let (action, perm) = what;
-    // A name that is not a name cannot exist (and must never become a path on the node):
-    // 404, as for any program that does not exist.
-    for (field, value) in [("node", node), ("program", name)] {
-        if !crate::program::valid_name(value) {
-            return Err(ApiError::not_found(format!(
-                "no {field} named {value:?}: names are 1-63 lowercase letters, digits, '-' or '_'"
-            )));
-        }
-    }
+    names_exist(&[("node", node), ("program", name)])?;
     if !caller.perms_on(name, &[]).has(perm) {
         return Err(refused(caller, name, perm));
     }
@@ -210,6 +220,213 @@ async fn node_console(
         Some(body),
     )
     .await
+}
+
+/// Which program goes to which node.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MoveRequest {
+    /// A program of this warden.
+    pub program: String,
+    /// The fleet node it moves to.
+    pub to: String,
+}
+
+/// Moves a program of this warden to a fleet node (admin): stops it here, takes a verified
+/// backup, streams it and the definition to the node (whose token must be an admin's
+/// there), which checks every file and defines the program in its `servers/NAME`; starts
+/// it there when it ran here, and leaves it stopped here with autostart off. Answers when
+/// the move has ended; on failure the program runs here again if it ran, and the answer
+/// says why (`502 move_failed`). Every step is an event of the program.
+#[utoipa::path(post, path = "/api/fleet/move", tag = "fleet", request_body = MoveRequest,
+    responses((status = 200, body = Moved), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 502, body = ErrorBody)))]
+async fn move_program(
+    State(app): State<AppState>,
+    caller: Caller,
+    Json(req): Json<MoveRequest>,
+) -> Result<Json<Moved>, ApiError> {
+    caller.require_admin()?;
+    names_exist(&[("program", &req.program), ("node", &req.to)])?;
+    let mover = Mover {
+        sup: &app.sup,
+        backups: &app.backups,
+        fleet: &app.fleet,
+        on_behalf: format!("{} via hub {}", caller.0.name, app.cfg.fleet.name),
+    };
+    match mover.run(&req.program, &req.to).await {
+        Ok(m) => Ok(Json(m)),
+        Err(e @ (MoveError::NoProgram(_) | MoveError::NoNode(_))) => {
+            Err(ApiError::not_found(e.to_string()))
+        }
+        Err(e @ MoveError::Exists { .. }) => Err(ApiError::conflict(e.to_string())),
+        Err(MoveError::Failed(e)) => Err(ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "move_failed",
+            format!(
+                "moving '{}' to node '{}' failed, and it is as it was here: {e}",
+                req.program, req.to
+            ),
+        )),
+    }
+}
+
+/// The form of an arriving program, in this order. It only describes the form in the
+/// OpenAPI document; the handler reads the parts as they stream.
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct IncomingForm {
+    /// The program's definition (JSON), as `GET /api/programs/{name}` shows it unmasked.
+    definition: String,
+    /// The backup's manifest (JSON).
+    manifest: String,
+    /// The backup's archive.
+    #[schema(value_type = String, format = Binary)]
+    archive: Vec<u8>,
+}
+
+fn storage(message: String) -> ApiError {
+    ApiError::new(
+        StatusCode::INSUFFICIENT_STORAGE,
+        "insufficient_storage",
+        message,
+    )
+}
+
+/// The next part of the form, waiting at most `idle` for it.
+async fn next_part(
+    form: &mut Multipart,
+    idle: std::time::Duration,
+) -> Result<Option<axum::extract::multipart::Field<'_>>, ApiError> {
+    tokio::time::timeout(idle, form.next_field())
+        .await
+        .map_err(|_| {
+            ApiError::bad_request(format!("the sender went quiet for {} s", idle.as_secs()))
+        })?
+        .map_err(incoming_error)
+}
+
+fn incoming_error(e: MultipartError) -> ApiError {
+    ApiError::bad_request(format!(
+        "cannot read the arriving program: {}",
+        e.body_text()
+    ))
+}
+
+/// Takes in a program moved from another warden (admin; `warden fleet move` on the
+/// other warden sends it). The archive is checked file by file against its manifest
+/// while it is extracted beside `servers/`, then renamed to `servers/NAME`, and the
+/// program is defined there, stopped; paths into its old working directory are
+/// rewritten. Nothing is left behind on failure.
+#[utoipa::path(post, path = "/api/fleet/incoming", tag = "fleet",
+    request_body(content = IncomingForm, content_type = "multipart/form-data"),
+    responses((status = 201, body = ProgramView), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn incoming(
+    State(app): State<AppState>,
+    caller: Caller,
+    form: Result<Multipart, MultipartRejection>,
+) -> Result<(StatusCode, Json<ProgramView>), ApiError> {
+    caller.require_admin()?;
+    let mut form = form.map_err(|r| {
+        ApiError::new(
+            r.status(),
+            "invalid_multipart",
+            format!("send the program as multipart/form-data: {}", r.body_text()),
+        )
+    })?;
+    let idle = app.cfg.api.request_timeout;
+    let wrong = |want: &str| {
+        ApiError::bad_request(format!(
+            "the form's parts must be definition, manifest and archive, in that order; expected {want}"
+        ))
+    };
+    let Some(part) = next_part(&mut form, idle)
+        .await?
+        .filter(|f| f.name() == Some("definition"))
+    else {
+        return Err(wrong("definition"));
+    };
+    let definition = part.text().await.map_err(incoming_error)?;
+    let spec: crate::program::ProgramSpec = serde_json::from_str(&definition).map_err(|e| {
+        ApiError::validation(vec![crate::program::FieldError {
+            field: "definition".into(),
+            message: format!("not a program definition: {e}"),
+        }])
+    })?;
+    if app.sup.get(&spec.name).is_ok() {
+        return Err(ApiError::conflict(format!(
+            "a program named '{}' exists here already",
+            spec.name
+        )));
+    }
+    let Some(part) = next_part(&mut form, idle)
+        .await?
+        .filter(|f| f.name() == Some("manifest"))
+    else {
+        return Err(wrong("manifest"));
+    };
+    let manifest: crate::backup::manifest::Manifest =
+        serde_json::from_str(&part.text().await.map_err(incoming_error)?).map_err(|e| {
+            ApiError::validation(vec![crate::program::FieldError {
+                field: "manifest".into(),
+                message: format!("not a backup manifest: {e}"),
+            }])
+        })?;
+    let root = app.cfg.install.root(&app.cfg.data_dir);
+    let arriving = Incoming::begin(&root, &spec.name)
+        .await
+        .map_err(ApiError::conflict)?;
+    let received = async {
+        let Some(mut part) = next_part(&mut form, idle)
+            .await?
+            .filter(|f| f.name() == Some("archive"))
+        else {
+            return Err(wrong("archive"));
+        };
+        let mut file = arriving.archive_file().await.map_err(storage)?;
+        while let Some(chunk) = tokio::time::timeout(idle, part.chunk())
+            .await
+            .map_err(|_| ApiError::bad_request("the sender went quiet"))?
+            .map_err(incoming_error)?
+        {
+            file.write_all(&chunk)
+                .await
+                .map_err(|e| storage(format!("cannot store the archive: {e}")))?;
+        }
+        Ok(file)
+    }
+    .await;
+    let file = match received {
+        Ok(f) => f,
+        Err(e) => {
+            arriving.abandon().await;
+            return Err(e);
+        }
+    };
+    let name = spec.name.clone();
+    arriving
+        .finish(file, manifest, spec, &app.sup)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "move_rejected", e))?;
+    let handle = app.sup.get(&name).map_err(|e| ApiError::internal(&e))?;
+    Ok((
+        StatusCode::CREATED,
+        Json(ProgramView::of(&handle, crate::clock::now_ms())),
+    ))
+}
+
+/// The routes that stream large bodies for longer than the request timeout (merged
+/// outside it, like file uploads): a program arriving from another warden, and a move,
+/// which lasts as long as its copy.
+pub fn long_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(incoming))
+        .routes(routes!(move_program))
+        .layer(axum::extract::DefaultBodyLimit::disable())
 }
 
 /// Routes of this module.

@@ -189,7 +189,9 @@ fn routes(max_upload_bytes: u64) -> (Router<AppState>, Router<AppState>, serde_j
         .merge(setup::routes())
         .merge(install::routes())
         .split_for_parts();
-    let (uploads, upload_doc) = files::upload_routes(max_upload_bytes).split_for_parts();
+    let (uploads, upload_doc) = files::upload_routes(max_upload_bytes)
+        .merge(fleet::long_routes())
+        .split_for_parts();
     doc.merge(upload_doc);
     let mut doc = serde_json::to_value(&doc).unwrap_or_else(|e| {
         tracing::error!(error = %e, "cannot serialise the OpenAPI document");

@@ -12,7 +12,7 @@ use anyhow::{Context, anyhow, bail};
 use clap::{Args, Subcommand};
 use futures_util::StreamExt;
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::config::DEFAULT_LISTEN;
 use crate::program::ProgramSpec;
@@ -273,9 +273,18 @@ impl Client {
     }
 
     async fn send(&self, req: reqwest::RequestBuilder) -> anyhow::Result<Value> {
+        self.send_within(req, Duration::from_secs(40)).await
+    }
+
+    /// Sends a request that may take `timeout` to answer (a move lasts as long as its copy).
+    async fn send_within(
+        &self,
+        req: reqwest::RequestBuilder,
+        timeout: Duration,
+    ) -> anyhow::Result<Value> {
         let resp = req
             .bearer_auth(&self.token)
-            .timeout(Duration::from_secs(40))
+            .timeout(timeout)
             .send()
             .await
             .map_err(|e| unreachable(&self.base, &e))?;
@@ -425,6 +434,32 @@ fn print_line(v: &Value) {
 }
 
 /// Runs `warden ctl`.
+/// `warden fleet move PROGRAM --to NODE`: asks the running warden to move the program and
+/// waits for the move to end (at most six hours: the copy of a large world takes long).
+pub async fn fleet_move(remote: &Remote, program: &str, to: &str) -> anyhow::Result<()> {
+    let c = Client::new(remote)?;
+    errln!("moving {program} to node {to}: stopping it here, backing it up, sending it…");
+    let req = c
+        .http
+        .post(format!("{}/api/fleet/move", c.base))
+        .json(&json!({"program": program, "to": to}));
+    let v = c.send_within(req, Duration::from_secs(6 * 3600)).await?;
+    if remote.json {
+        return print_json(&v);
+    }
+    let size = backup::human(v["archive_bytes"].as_u64().unwrap_or(0));
+    outln!(
+        "{program} moved to node {to} ({size}, backup #{} kept here); {}",
+        v["backup_id"],
+        if v["started"] == true {
+            "running there"
+        } else {
+            "stopped there"
+        }
+    );
+    Ok(())
+}
+
 pub async fn run(args: CtlArgs) -> anyhow::Result<()> {
     let c = Client::new(&args.remote)?;
     let json = args.remote.json;

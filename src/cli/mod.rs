@@ -195,6 +195,19 @@ enum FleetCmd {
         /// Node name.
         name: String,
     },
+    /// Move a program of the running warden to a node: stopped here, a verified backup
+    /// streamed there and restored, started there if it ran here, left stopped here with
+    /// autostart off. Needs an admin token here (`WARDEN_URL`/`WARDEN_TOKEN` like `warden
+    /// ctl`) and the node added with an admin token of the node.
+    Move {
+        #[command(flatten)]
+        remote: ctl::Remote,
+        /// The program.
+        program: String,
+        /// The node it goes to.
+        #[arg(long)]
+        to: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -600,6 +613,11 @@ async fn fleet_command(
             store.remove_fleet_node(&name).await?;
             outln!("node '{name}' removed");
         }
+        FleetCmd::Move {
+            remote,
+            program,
+            to,
+        } => ctl::fleet_move(&remote, &program, &to).await?,
     }
     Ok(())
 }

@@ -5,12 +5,13 @@
 //! This file is pure data and validation: the nodes are stored by `store/fleet.rs`,
 //! managed by `warden fleet …` (cli) and served by `api/fleet.rs`. `overview.rs` reads
 //! the nodes' programs for the hub; `forward.rs` takes actions on a node's program for
-//! the hub; `live.rs` relays a node's live feed to the hub's WebSocket clients; `pin.rs`
+//! the hub; `moving.rs` moves a program to a node (and takes one in); `live.rs` relays a node's live feed to the hub's WebSocket clients; `pin.rs`
 //! is TLS to a node with a pinned certificate; `crate::seal` keeps the nodes' tokens
 //! encrypted at rest.
 
 pub mod forward;
 pub mod live;
+pub mod moving;
 mod overview;
 pub mod pin;
 

@@ -243,6 +243,21 @@ fn table() -> Vec<Row> {
             On("console"),
             Ghost,
         ),
+        // Moves: administrators only, on either side.
+        row(
+            M::POST,
+            "/api/fleet/move",
+            j(json!({"program": "nothing", "to": "nonode"})),
+            Admin,
+            Global,
+        ),
+        row(
+            M::POST,
+            "/api/fleet/incoming",
+            Body::Raw("nonsense"),
+            Admin,
+            Global,
+        ),
         // Files.
         row(M::GET, "/api/programs/{p}/files", N, On("files.read"), Real),
         row(

@@ -1001,3 +1001,160 @@ async fn a_hub_websocket_relays_a_nodes_console_and_outlives_the_node() {
         printed |= line("late", "late-line")(&v);
     }
 }
+
+/// Every file under `dir` with its bytes, by relative path.
+fn tree(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).expect("read dir") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                let rel = p
+                    .strip_prefix(dir)
+                    .expect("inside")
+                    .to_string_lossy()
+                    .into_owned();
+                out.insert(rel, std::fs::read(&p).expect("read"));
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_move_carries_a_program_and_its_world_to_a_node_and_a_failed_one_leaves_it_running() {
+    // The target node takes programs in under an admin token; another one only has the
+    // hub's viewer token, so it refuses them.
+    let (target, _viewer, _tdir) = node("box").await;
+    let admin = make_token(&target.data_dir, "admin");
+    let (weak, weak_viewer, _wdir) = node("weak").await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    for (n, w, tok) in [("box", &target, &admin), ("weak", &weak, &weak_viewer)] {
+        let (ok, out, err) = fleet(tmp.path(), &["add", n, &w.url], Some(tok));
+        assert!(ok, "{out}{err}");
+    }
+    let hub = Warden::start_in(tmp.path(), "[fleet]\nname = \"hub\"\n").await;
+
+    // A world: nested folders, binary data, a script the program runs from its folder.
+    let world = tmp.path().join("worlds/survival");
+    std::fs::create_dir_all(world.join("region/deep")).expect("dirs");
+    let blob: Vec<u8> = (0..300_000u32).map(|i| (i * 7919 % 251) as u8).collect();
+    std::fs::write(world.join("region/r.0.0.mca"), &blob).expect("write");
+    std::fs::write(world.join("region/deep/level.dat"), b"\x00\x01level\xff").expect("write");
+    std::fs::write(world.join("server.properties"), "motd=moved\n").expect("write");
+    let run = world.join("run.sh");
+    std::fs::write(&run, "while true; do echo alive; sleep 1; done\n").expect("write");
+    let before = tree(&world);
+    let cwd = world.to_string_lossy().into_owned();
+    hub.create(json!({
+        "name": "survival", "command": "sh", "args": [run.to_string_lossy()],
+        "cwd": cwd, "autostart": true, "start_seconds": 0
+    }))
+    .await;
+    let (st, v) = hub.post("/api/programs/survival/start", json!(null)).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    hub.wait_state("survival", "running", Duration::from_secs(20))
+        .await;
+
+    // A node that refuses: the move fails, says why, and the program runs here again.
+    let (st, v) = hub
+        .post(
+            "/api/fleet/move",
+            json!({"program": "survival", "to": "weak"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_GATEWAY, "{v}");
+    assert_eq!(v["error"]["code"], "move_failed", "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("403")),
+        "{v}"
+    );
+    hub.wait_state("survival", "running", Duration::from_secs(20))
+        .await;
+    let (st, _) = weak.get("/api/programs/survival").await;
+    assert_eq!(
+        st,
+        StatusCode::NOT_FOUND,
+        "nothing arrived on the refusing node"
+    );
+    assert!(
+        !weak.data_dir.join("servers/survival").exists(),
+        "no folder under its final name"
+    );
+
+    // The move, from the CLI, as a person runs it.
+    let out = Command::new(bin())
+        .args(["fleet", "move", "survival", "--to", "box"])
+        .env("WARDEN_URL", &hub.url)
+        .env("WARDEN_TOKEN", &hub.token)
+        .arg("--data-dir")
+        .arg(tmp.path())
+        .output()
+        .expect("run warden fleet move");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("moved to node box") && stdout.contains("running there"),
+        "{stdout}"
+    );
+
+    // There: running, in its own servers folder, every file byte-identical; the path to
+    // its script points into the new folder.
+    let there = target
+        .wait_state("survival", "running", Duration::from_secs(20))
+        .await;
+    let new_root = target.data_dir.join("servers/survival");
+    assert_eq!(there["cwd"], new_root.to_string_lossy().as_ref(), "{there}");
+    assert_eq!(
+        there["args"],
+        json!([new_root.join("run.sh").to_string_lossy()]),
+        "{there}"
+    );
+    assert_eq!(tree(&new_root), before, "the world arrived byte for byte");
+    // Here: stopped, not started again by itself, and the story in its events.
+    let here = hub.program("survival").await;
+    assert_eq!(here["state"], "stopped", "{here}");
+    assert_eq!(here["autostart"], false, "{here}");
+    let kinds: Vec<String> = hub
+        .events("survival")
+        .await
+        .iter()
+        .filter_map(|e| e["kind"].as_str().map(str::to_string))
+        .collect();
+    for k in [
+        "move_started",
+        "move_failed",
+        "move_finished",
+        "backup_finished",
+    ] {
+        assert!(kinds.iter().any(|x| x == k), "{k} missing: {kinds:?}");
+    }
+
+    // Moving it again: the node has it already (409), and nothing here changes.
+    let (st, v) = hub
+        .post(
+            "/api/fleet/move",
+            json!({"program": "survival", "to": "box"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{v}");
+    // Only an administrator moves programs.
+    let operator = make_token(&hub.data_dir, "operator");
+    let (st, v) = hub
+        .call_as(
+            Some(&operator),
+            Method::POST,
+            "/api/fleet/move",
+            Some(json!({"program": "survival", "to": "box"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
+}

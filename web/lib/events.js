@@ -53,6 +53,11 @@ addStrings({
     'ev.warden_stopping': 'warden is stopping',
     'ev.backup_started': 'Backup {id} started ({reason})',
     'ev.backup_finished': 'Backup {id} finished: {size} in {took}',
+    'ev.kind.move': 'Move',
+    'ev.move_started': 'Moving to machine {node}',
+    'ev.move_finished': 'Moved to machine {node} ({size}); stopped here',
+    'ev.move_failed': 'Moving to machine {node} failed; it is as it was here',
+    'ev.move_start_failed': 'Moved to machine {node}, but it did not start there',
     'ev.backup_failed': 'Backup {id} failed',
     'ev.backup_cancelled': 'Backup {id} cancelled',
     'ev.backup_interrupted': 'Backup {id} was interrupted when warden stopped',
@@ -140,6 +145,11 @@ addStrings({
     'ev.warden_stopping': 'warden 종료 중',
     'ev.backup_started': '백업 {id} 시작 ({reason})',
     'ev.backup_finished': '백업 {id} 완료: {size}, {took}',
+    'ev.kind.move': '이전',
+    'ev.move_started': '머신 {node}(으)로 옮기는 중',
+    'ev.move_finished': '머신 {node}(으)로 옮김({size}); 여기서는 중지됨',
+    'ev.move_failed': '머신 {node}(으)로 옮기지 못함; 여기서는 그대로임',
+    'ev.move_start_failed': '머신 {node}(으)로 옮겼지만 그곳에서 시작되지 않음',
     'ev.backup_failed': '백업 {id} 실패',
     'ev.backup_cancelled': '백업 {id} 취소됨',
     'ev.backup_interrupted': 'warden이 멈춰 백업 {id}이(가) 중단됨',
@@ -284,6 +294,7 @@ export function eventText(e) {
   if ((k === 'restarted_by_rule' || k === 'restart_rule_failed') && d.metric) {
     return t(`ev.${k}`, ruleWords(d));
   }
+  if (k.startsWith('move_') && d.node) return t(`ev.${k}`, { node: d.node, size: fmt.bytes(d.archive_bytes) });
   if (k === 'job_finished') return t('ev.job_finished', { job: d.job, took: took(d.duration_ms) });
   const key = `ev.${k}`;
   const s = t(key, { id: d.backup_id, backup: d.backup_id, job: d.job, schedule: d.schedule });
