@@ -184,6 +184,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("migrations/0007_access.sql")),
         M::up(include_str!("migrations/0008_fleet.sql")),
         M::up(include_str!("migrations/0009_auth.sql")),
+        M::up(include_str!("migrations/0011_secrets.sql")),
     ])
 }
 

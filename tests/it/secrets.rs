@@ -320,3 +320,97 @@ async fn plain_secrets_of_an_older_warden_are_sealed_at_the_next_start() {
         .expect("row");
     assert!(spec.contains("sealed1:"), "{spec}");
 }
+
+/// The uid and gid of a user from the system's database (`id`).
+fn ids_of(user: &str) -> (String, String) {
+    let id = |flag: &str| {
+        let out = std::process::Command::new("id")
+            .args([flag, user])
+            .output()
+            .expect("id");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    (id("-u"), id("-g"))
+}
+
+/// The real uid and gid of a process (`/proc/PID/status`).
+fn proc_ids(pid: u64) -> (String, String) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    let field = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_default()
+            .to_string()
+    };
+    (field("Uid:"), field("Gid:"))
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn programs_run_as_their_user_and_never_as_root_by_accident() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: running as another user needs the tests to run as root");
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let w = Warden::start_strict(&tmp.path().join("data")).await;
+    let (nobody_uid, nobody_gid) = ids_of("nobody");
+    assert!(!nobody_uid.is_empty() && nobody_uid != "0");
+
+    w.create(
+        json!({"name": "confined", "command": "sleep", "args": ["600"],
+                    "cwd": "/", "user": "nobody"}),
+    )
+    .await;
+    let (st, v) = w.post("/api/programs/confined/start", json!(null)).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let v = w
+        .wait_state("confined", "running", Duration::from_secs(20))
+        .await;
+    let pid = v["pid"].as_u64().expect("pid");
+    assert_eq!(proc_ids(pid), (nobody_uid.clone(), nobody_gid));
+
+    // Without a user, a warden running as root refuses, saying why.
+    w.create(json!({"name": "rooty", "command": "sleep", "args": ["600"]}))
+        .await;
+    let _ = w.post("/api/programs/rooty/start", json!(null)).await;
+    let v = w
+        .wait_state("rooty", "fatal", Duration::from_secs(20))
+        .await;
+    assert_eq!(v["reason"]["cause"], "runs_as_root", "{v}");
+    let msg = v["reason"]["message"].as_str().unwrap_or_default();
+    assert!(msg.contains("allow_root") && msg.contains("user"), "{msg}");
+
+    // allow_root = true says it is meant.
+    let (st, v) = w
+        .put(
+            "/api/programs/rooty",
+            json!({"name": "rooty", "command": "sleep", "args": ["600"], "allow_root": true}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, v) = w.post("/api/programs/rooty/start", json!(null)).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let v = w
+        .wait_state("rooty", "running", Duration::from_secs(20))
+        .await;
+    assert_eq!(proc_ids(v["pid"].as_u64().expect("pid")).0, "0");
+
+    // A user that does not exist is a clear failure, not a silent root.
+    w.create(json!({"name": "ghost", "command": "sleep", "args": ["600"],
+                    "user": "no-such-user-w"}))
+        .await;
+    let _ = w.post("/api/programs/ghost/start", json!(null)).await;
+    let v = w
+        .wait_state("ghost", "fatal", Duration::from_secs(20))
+        .await;
+    assert_eq!(v["reason"]["cause"], "run_as", "{v}");
+    assert!(
+        v["reason"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no user \"no-such-user-w\"")),
+        "{v}"
+    );
+}
