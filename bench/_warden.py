@@ -19,7 +19,7 @@ class Warden:
         self.dir = tempfile.mkdtemp(prefix="warden-bench-")
         cfg = os.path.join(self.dir, "bench.toml")
         with open(cfg, "w") as f:
-            f.write('log_level = "warn"\n' + config)
+            f.write('log_level = "warn"\nallow_root_programs = true\n' + config)
         self.token = subprocess.run(
             [BIN, "token", "create", "bench", "--role", "admin", "--data-dir", self.dir],
             check=True, capture_output=True, text=True).stdout.strip()

@@ -57,7 +57,7 @@ mkdir -p "$WORK/warden"
 } > "$WORK/programs.toml"
 TOKEN=$("$BIN" token create bench --role admin --data-dir "$WORK/warden" 2>/dev/null)
 # Full 1 s sampling even on a busy machine (no stretching when the host is saturated).
-printf '[metrics]\nsample_interval_ms = 1000\nsaturation_cpu_percent = 100\n' > "$WORK/warden.toml"
+printf 'allow_root_programs = true\n[metrics]\nsample_interval_ms = 1000\nsaturation_cpu_percent = 100\n' > "$WORK/warden.toml"
 "$BIN" serve --listen 127.0.0.1:0 --config "$WORK/warden.toml" --data-dir "$WORK/warden" > "$WORK/warden.out" 2> "$WORK/warden.err" &
 WPID=$!; PIDS+=("$WPID")
 for _ in $(seq 100); do grep -q listening "$WORK/warden.out" 2>/dev/null && break; sleep 0.1; done

@@ -63,6 +63,7 @@ struct RawConfig {
     data_dir: Option<PathBuf>,
     log_level: Option<String>,
     log_format: Option<LogFormat>,
+    allow_root_programs: Option<bool>,
     #[serde(default)]
     supervisor: RawSupervisor,
     #[serde(default)]
@@ -314,6 +315,10 @@ pub struct SupervisorConfig {
     pub log_file_max_bytes: u64,
     /// Rotated console log files kept per program (besides the current one).
     pub log_files_keep: usize,
+    /// When warden runs as root, let every program run as root too (as if each said
+    /// `allow_root = true`): for a container where root is the only user. Default false.
+    /// A top-level key of the config file (`allow_root_programs = true`).
+    pub allow_root_programs: bool,
 }
 
 /// HTTP API settings.
@@ -843,6 +848,7 @@ impl Config {
                 console_ring_lines: ring as usize,
                 log_file_max_bytes: log_max,
                 log_files_keep: raw.supervisor.log_files_keep.unwrap_or(5),
+                allow_root_programs: raw.allow_root_programs.unwrap_or(false),
             },
             api: ApiConfig {
                 request_timeout: Duration::from_secs(request_timeout),

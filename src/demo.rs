@@ -50,6 +50,8 @@ pub async fn ensure_demo_program(sup: &Supervisor, data_dir: &Path) -> anyhow::R
         ],
         cwd: Some(world.to_string_lossy().into_owned()),
         env: [(DEMO_RCON_PASSWORD.to_string(), rcon_password.clone())].into(),
+        // The demo is warden's own binary; it runs as whoever runs warden.
+        allow_root: true,
         autostart: true,
         // With the readiness check (the `Done (` line), the longest wait for it.
         start_seconds: 60,

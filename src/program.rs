@@ -32,6 +32,17 @@ pub struct ProgramSpec {
     /// Extra environment variables (added to warden's environment).
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Unix user to run as (a name or a numeric uid); its primary group unless `group`
+    /// says otherwise. Needs warden to run as root. Not available on Windows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Unix group to run as (a name or a numeric gid).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Let the program run as root when warden runs as root. Without it (and without
+    /// `user`), a warden running as root refuses to start the program.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_root: bool,
     /// Start the program when warden starts.
     #[serde(default)]
     pub autostart: bool,
@@ -220,6 +231,9 @@ impl ProgramSpec {
             args: Vec::new(),
             cwd: None,
             env: BTreeMap::new(),
+            user: None,
+            group: None,
+            allow_root: false,
             autostart: false,
             start_seconds: default_start_seconds(),
             restart: RestartSpec::default(),
@@ -378,6 +392,20 @@ impl ProgramSpec {
             }
             if self.cwd.is_none() {
                 err("files_root", "needs cwd (it is relative to it)".into());
+            }
+        }
+        for (field, value) in [("user", &self.user), ("group", &self.group)] {
+            if let Some(v) = value
+                && (v.trim().is_empty()
+                    || v.len() > 64
+                    || unclean_text(v).is_some()
+                    || v.contains(' '))
+            {
+                err(
+                    field,
+                    "must be an account name or a numeric id (no spaces or control characters)"
+                        .into(),
+                );
             }
         }
         if let Some(g) = &self.game {

@@ -4,7 +4,9 @@
 //! ([`KeyFile`]): the fleet nodes' tokens (`fleet.key`) and the users' TOTP secrets
 //! (`auth.key`). Separate files so that losing or replacing one (re-adding the fleet
 //! nodes is the documented cure for a lost `fleet.key`) never disables every user's
-//! two-factor login, and the other way round.
+//! two-factor login, and the other way round. A third, `secrets.key` ([`SECRETS`]), seals
+//! the secret fields of the definitions (see `store::sealed`); `WARDEN_SECRET_KEY` (64
+//! hex digits) may stand in for that file, and `warden secrets rotate` replaces it.
 
 use std::path::{Path, PathBuf};
 
@@ -38,6 +40,17 @@ pub const AUTH: KeyFile = KeyFile {
     what: "the users' two-factor secrets",
     cure: "restore the key from a backup, or turn two-factor login off for the user (an admin can) and enrol again",
 };
+
+/// The key of the secret fields of definitions: programs' passwords and secret env values,
+/// alert channels' URLs and tokens, HTTP tasks' URLs and headers.
+pub const SECRETS: KeyFile = KeyFile {
+    file: "secrets.key",
+    what: "the secret fields of programs, alert channels, schedules and jobs",
+    cure: "restore the key file (or WARDEN_SECRET_KEY) from a backup; without it the secrets must be entered again",
+};
+
+/// The environment variable that, when set, is the key of [`SECRETS`] instead of the file.
+pub const SECRET_KEY_ENV: &str = "WARDEN_SECRET_KEY";
 
 /// The key file's path in `data_dir`.
 pub fn key_path(data_dir: &Path, key: KeyFile) -> PathBuf {
@@ -115,6 +128,46 @@ impl Sealer {
             )
         })?;
         Sealer::from_key(&bytes, &path, kind)
+    }
+
+    /// The key of [`SECRETS`]: `WARDEN_SECRET_KEY` when set (64 hex digits), else the key
+    /// file of `data_dir`, made when missing.
+    pub fn for_secrets(data_dir: &Path) -> Result<Sealer, String> {
+        match std::env::var(SECRET_KEY_ENV) {
+            Ok(text) if !text.trim().is_empty() => {
+                let bytes = unhex(text.trim())
+                    .filter(|b| b.len() == 32)
+                    .ok_or_else(|| {
+                        format!("{SECRET_KEY_ENV} must be 64 hex digits (a 32-byte key)")
+                    })?;
+                Sealer::from_key(&bytes, Path::new(SECRET_KEY_ENV), SECRETS)
+            }
+            _ => Sealer::open_or_create(data_dir, SECRETS),
+        }
+    }
+
+    /// A fresh random key of `kind`, and its text as a key file holds it.
+    pub fn generate(kind: KeyFile) -> Result<(Sealer, String), String> {
+        let mut key = [0u8; 32];
+        SystemRandom::new()
+            .fill(&mut key)
+            .map_err(|_| "the system's random source failed".to_string())?;
+        let sealer = Sealer::from_key(&key, Path::new(kind.file), kind)?;
+        Ok((sealer, hex(&key)))
+    }
+
+    /// The key held in the file at `path` (any name, e.g. a key being rotated in).
+    pub fn load_file(path: &Path, kind: KeyFile) -> Result<Sealer, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let bytes =
+            unhex(text.trim()).ok_or_else(|| format!("{} is not a hex key", path.display()))?;
+        Sealer::from_key(&bytes, path, kind)
+    }
+
+    /// True when `stored` is in sealed form (not necessarily under this key).
+    pub fn is_sealed(stored: &str) -> bool {
+        stored.starts_with(PREFIX)
     }
 
     /// `token` (any secret text) sealed for the store: `sealed1:` + hex(nonce ‖ ciphertext ‖ tag).

@@ -53,7 +53,7 @@ pub struct DataDirLock {
     _file: File,
 }
 
-fn lock_data_dir(data_dir: &Path) -> anyhow::Result<DataDirLock> {
+pub fn lock_data_dir(data_dir: &Path) -> anyhow::Result<DataDirLock> {
     let path = data_dir.join("warden.lock");
     let file = File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
     match file.try_lock() {

@@ -680,8 +680,9 @@ mod tests {
             "env": {"WARDEN_TEST_SLEEPER": "leaf"},
             "stop": {"signal": "SIGKILL", "timeout_seconds": 5}
         });
+        // The tests may run as root: this program means to.
         let mut spec = serde_json::json!({
-            "name": "mc", "display_name": "Survival", "start_seconds": 0
+            "name": "mc", "display_name": "Survival", "start_seconds": 0, "allow_root": true
         });
         if let (Some(spec), Some(program)) = (spec.as_object_mut(), program.as_object()) {
             spec.extend(program.clone());

@@ -56,6 +56,12 @@ fn spec_of(app: &AppState, name: &str) -> Result<ProgramSpec, ApiError> {
     Ok((*app.sup.get(name)?.snapshot().spec).clone())
 }
 
+/// True when the caller holds `define` on the program: only then does it see the game's
+/// own secrets in its config files (`files::secrets`).
+fn may_define(app: &AppState, caller: &Caller, name: &str) -> bool {
+    caller.perms_on(name, &app.tags_of(name)).has(Perm::Define)
+}
+
 /// Audit target of a path: `program:path`.
 fn target(name: &str, path: &str) -> String {
     format!("{name}:{path}")
@@ -132,7 +138,15 @@ async fn read_text(
     app.allow(&caller, &name, Perm::FilesRead)?;
     let spec = spec_of(&app, &name)?;
     let path = files::parse("path", &q.path)?;
-    Ok(Json(app.files.read_text(&spec, q.area, path).await?))
+    let mut file = app.files.read_text(&spec, q.area, path.clone()).await?;
+    if q.area == Area::Files
+        && !may_define(&app, &caller, &name)
+        && let (Some(file_name), Some(text)) = (path.name(), file.text.as_mut())
+        && let Some(masked) = files::secrets::mask(file_name, text)
+    {
+        *text = masked;
+    }
+    Ok(Json(file))
 }
 
 /// A text file to save.
@@ -150,7 +164,10 @@ pub struct SaveRequest {
 }
 
 /// Saves a text file atomically, keeping its permissions. Refused with 409 `conflict`
-/// when the file changed since the `base_version` was read.
+/// when the file changed since the `base_version` was read. A caller without `define`
+/// reads the game's passwords in its config files masked (`********`); saving such a
+/// file back keeps the real values where the text still holds the mask (422 naming the
+/// line when there is no stored value to keep).
 #[utoipa::path(put, path = "/api/programs/{name}/files/text", tag = "files", request_body = SaveRequest,
     params(("name" = String, Path, description = "program name")),
     responses((status = 200, body = Saved), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody),
@@ -164,13 +181,30 @@ async fn save_text(
     app.allow(&caller, &name, Perm::FilesWrite)?;
     let spec = spec_of(&app, &name)?;
     let path = files::parse("path", &req.path)?;
+    let mut text = req.text;
+    if let Some(file_name) = path.name()
+        && files::secrets::applies(file_name)
+        && !may_define(&app, &caller, &name)
+    {
+        let current = match app.files.read_text(&spec, Area::Files, path.clone()).await {
+            Ok(f) => f.text,
+            Err(FilesError::NotFound(_)) => None,
+            Err(e) => return Err(e.into()),
+        };
+        text = files::secrets::unmask(file_name, &text, current.as_deref()).map_err(|m| {
+            ApiError::validation(vec![FieldError {
+                field: "text".into(),
+                message: m,
+            }])
+        })?;
+    }
     let saved = app
         .files
         .save_text(
             &spec,
             SaveText {
                 path,
-                text: req.text,
+                text,
                 encoding: req.encoding,
                 base_version: req.base_version,
             },
@@ -321,7 +355,8 @@ struct DownloadQuery {
     format: ArchiveFormat,
 }
 
-/// Downloads a file, or a folder as a zip or tar.zst stream.
+/// Downloads a file, or a folder as a zip or tar.zst stream. For a caller without
+/// `define`, the game's passwords in its config files are masked, as in `files/text`.
 #[utoipa::path(get, path = "/api/programs/{name}/files/download", tag = "files",
     params(("name" = String, Path, description = "program name"), DownloadQuery),
     responses((status = 200, description = "the file's bytes, or the folder as an archive"),
@@ -336,7 +371,11 @@ async fn download(
     app.allow(&caller, &name, Perm::FilesRead)?;
     let spec = spec_of(&app, &name)?;
     let path = files::parse("path", &q.path)?;
-    let dl = app.files.download(&spec, q.area, path, q.format).await?;
+    let mask = q.area == Area::Files && !may_define(&app, &caller, &name);
+    let dl = app
+        .files
+        .download(&spec, q.area, path, q.format, mask)
+        .await?;
     let mut headers = HeaderMap::new();
     headers.insert(
         header::CONTENT_TYPE,

@@ -68,6 +68,10 @@ enum Cmd {
     /// server runs).
     #[command(subcommand)]
     Fleet(FleetCmd),
+    /// Manage the key that seals secrets in the database (only while the server is
+    /// stopped).
+    #[command(subcommand)]
+    Secrets(SecretsCmd),
     /// Control a running server.
     Ctl(ctl::CtlArgs),
     /// Create or update programs from a TOML file on a running server.
@@ -211,6 +215,15 @@ enum FleetCmd {
 }
 
 #[derive(Subcommand)]
+enum SecretsCmd {
+    /// Re-encrypt every stored secret (program passwords and secret env values, alert
+    /// channels' URLs and tokens, HTTP tasks' URLs and headers) under a new key and
+    /// replace `secrets.key`. Stop warden first; a crash midway is finished (or undone) at
+    /// the next start.
+    Rotate,
+}
+
+#[derive(Subcommand)]
 enum ConfigCmd {
     /// Check a daemon config file (or a programs file with --programs) without starting.
     Check {
@@ -263,6 +276,7 @@ pub fn main() -> ExitCode {
                 Cmd::Token(cmd) => rt.block_on(token(cfg, cmd)),
                 Cmd::Grant(cmd) => rt.block_on(grant(cfg, cmd)),
                 Cmd::Fleet(cmd) => rt.block_on(fleet(cfg, cmd)),
+                Cmd::Secrets(SecretsCmd::Rotate) => secrets_rotate(&cfg),
                 Cmd::Templates { json } => install::list(&cfg.data_dir, json),
                 Cmd::Ctl(_)
                 | Cmd::New(_)
@@ -282,6 +296,21 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn secrets_rotate(cfg: &Config) -> anyhow::Result<()> {
+    let db = server::db_path(&cfg.data_dir);
+    if !db.exists() {
+        anyhow::bail!("there is no database at {}", db.display());
+    }
+    // A running warden keeps the old key in memory: it must not run meanwhile.
+    let _lock = server::lock_data_dir(&cfg.data_dir)?;
+    let n = crate::store::rotate_secrets(&db)?;
+    outln!(
+        "resealed the secrets of {n} definition(s) under a new key in {}",
+        crate::seal::key_path(&cfg.data_dir, crate::seal::SECRETS).display()
+    );
+    Ok(())
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -50,7 +50,7 @@ impl ArchiveFormat {
 
 /// One regular file found by the walk.
 struct FileItem {
-    file: std::fs::File,
+    file: Box<dyn Read>,
     len: u64,
     mode: u32,
     mtime: std::time::SystemTime,
@@ -63,7 +63,14 @@ enum Item {
 }
 
 /// Walks `dir` depth-first, calling `visit` with names prefixed by `prefix/`.
-fn walk(dir: Dir, prefix: &str, visit: &mut dyn FnMut(Item) -> io::Result<()>) -> io::Result<()> {
+/// With `mask`, files that may hold the game's secrets (`files::secrets`) are given
+/// with those values masked; such a file above `MAX_MASKED_BYTES` is left out.
+fn walk(
+    dir: Dir,
+    prefix: &str,
+    mask: bool,
+    visit: &mut dyn FnMut(Item) -> io::Result<()>,
+) -> io::Result<()> {
     let mut stack = vec![(dir, prefix.to_string(), 0usize)];
     while let Some((dir, prefix, depth)) = stack.pop() {
         visit(Item::Dir(format!("{prefix}/")))?;
@@ -89,11 +96,23 @@ fn walk(dir: Dir, prefix: &str, visit: &mut dyn FnMut(Item) -> io::Result<()>) -
                 if !meta.is_file() {
                     continue;
                 }
+                let mut len = meta.len();
+                let mut reader: Box<dyn Read> = Box::new(file);
+                if mask && super::secrets::applies(&name) {
+                    if len > super::secrets::MAX_MASKED_BYTES {
+                        continue;
+                    }
+                    let mut bytes = Vec::new();
+                    reader.read_to_end(&mut bytes)?;
+                    let bytes = super::secrets::mask_bytes(&name, &bytes).unwrap_or(bytes);
+                    len = bytes.len() as u64;
+                    reader = Box::new(io::Cursor::new(bytes));
+                }
                 let item = FileItem {
-                    len: meta.len(),
+                    len,
                     mode: crate::os::unix_mode(&meta).unwrap_or(0o644),
                     mtime: meta.modified().unwrap_or(std::time::UNIX_EPOCH),
-                    file,
+                    file: reader,
                 };
                 visit(Item::File(path, item))?;
             }
@@ -103,19 +122,26 @@ fn walk(dir: Dir, prefix: &str, visit: &mut dyn FnMut(Item) -> io::Result<()>) -
 }
 
 /// Writes the folder `dir` as an archive whose entries start with `base/`.
-pub fn write(dir: Dir, base: &str, format: ArchiveFormat, out: impl Write) -> io::Result<()> {
+/// With `mask`, the game's secrets in its config files are masked (see [`walk`]).
+pub fn write(
+    dir: Dir,
+    base: &str,
+    format: ArchiveFormat,
+    mask: bool,
+    out: impl Write,
+) -> io::Result<()> {
     match format {
-        ArchiveFormat::Zip => write_zip(dir, base, out),
-        ArchiveFormat::TarZst => write_tar_zst(dir, base, out),
+        ArchiveFormat::Zip => write_zip(dir, base, mask, out),
+        ArchiveFormat::TarZst => write_tar_zst(dir, base, mask, out),
     }
 }
 
-fn write_tar_zst(dir: Dir, base: &str, out: impl Write) -> io::Result<()> {
+fn write_tar_zst(dir: Dir, base: &str, mask: bool, out: impl Write) -> io::Result<()> {
     let mut encoder = zstd::Encoder::new(out, 3)?;
     // The same bounded window as backups: a download holds a few MB whatever its size.
     encoder.window_log(crate::backup::archive::ZSTD_WINDOW_LOG)?;
     let mut tar = tar::Builder::new(encoder);
-    walk(dir, base, &mut |item| match item {
+    walk(dir, base, mask, &mut |item| match item {
         Item::Dir(name) => {
             let mut h = tar::Header::new_gnu();
             h.set_entry_type(tar::EntryType::Directory);
@@ -140,11 +166,11 @@ fn write_tar_zst(dir: Dir, base: &str, out: impl Write) -> io::Result<()> {
     tar.into_inner()?.finish()?.flush()
 }
 
-fn write_zip(dir: Dir, base: &str, out: impl Write) -> io::Result<()> {
+fn write_zip(dir: Dir, base: &str, mask: bool, out: impl Write) -> io::Result<()> {
     use zip::write::SimpleFileOptions;
     let zerr = |e: zip::result::ZipError| io::Error::other(e.to_string());
     let mut zip = zip::ZipWriter::new_stream(out);
-    walk(dir, base, &mut |item| match item {
+    walk(dir, base, mask, &mut |item| match item {
         Item::Dir(name) => zip
             .add_directory(name, SimpleFileOptions::default().unix_permissions(0o755))
             .map_err(zerr),
@@ -237,7 +263,7 @@ mod tests {
     fn tar_zst_holds_the_tree() {
         let (_tmp, dir) = tree();
         let mut out = Vec::new();
-        write(dir, "mc", ArchiveFormat::TarZst, &mut out).expect("archive");
+        write(dir, "mc", ArchiveFormat::TarZst, false, &mut out).expect("archive");
         let tar_bytes = zstd::decode_all(&out[..]).expect("zstd");
         let mut archive = tar::Archive::new(&tar_bytes[..]);
         let mut names = Vec::new();
@@ -260,7 +286,7 @@ mod tests {
     fn zip_is_well_formed() {
         let (_tmp, dir) = tree();
         let mut out = Vec::new();
-        write(dir, "mc", ArchiveFormat::Zip, &mut out).expect("archive");
+        write(dir, "mc", ArchiveFormat::Zip, false, &mut out).expect("archive");
         // End-of-central-directory signature at the end: the archive was finished.
         let eocd = out
             .windows(4)

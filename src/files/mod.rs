@@ -15,6 +15,7 @@
 pub mod archive;
 pub mod listing;
 pub mod path;
+pub mod secrets;
 pub mod text;
 mod transfer;
 

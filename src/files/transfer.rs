@@ -112,6 +112,7 @@ impl Files {
         area: Area,
         path: RelPath,
         format: ArchiveFormat,
+        mask: bool,
     ) -> Result<Download, FilesError> {
         let permit = self.transfer_permit()?;
         let base = path.name().unwrap_or(&spec.name).to_string();
@@ -135,7 +136,7 @@ impl Files {
                     buf: Vec::with_capacity(CHUNK),
                 };
                 let result =
-                    archive::write(dir, &name, format, &mut out).and_then(|()| out.flush());
+                    archive::write(dir, &name, format, mask, &mut out).and_then(|()| out.flush());
                 if let Err(e) = result
                     && e.kind() != io::ErrorKind::BrokenPipe
                 {
@@ -159,6 +160,34 @@ impl Files {
             )));
         }
         let len = meta.len();
+        if mask && super::secrets::applies(&base) {
+            // A config file that may hold the game's secrets: read whole, masked.
+            if len > super::secrets::MAX_MASKED_BYTES {
+                return Err(FilesError::Denied(format!(
+                    "'{base}' may hold the game's passwords and is too large to mask; downloading it needs the define permission on the program"
+                )));
+            }
+            let shown = base.clone();
+            let bytes = tokio::task::spawn_blocking(move || {
+                let mut bytes = Vec::new();
+                let mut capped = std::io::Read::take(&file, super::secrets::MAX_MASKED_BYTES);
+                std::io::Read::read_to_end(&mut capped, &mut bytes).map(|_| bytes)
+            })
+            .await
+            .map_err(join_err)?
+            .map_err(|e| FilesError::Io {
+                what: format!("read '{shown}'"),
+                source: e,
+            })?;
+            let bytes = super::secrets::mask_bytes(&base, &bytes).unwrap_or(bytes);
+            drop(permit);
+            return Ok(Download {
+                file_name: base,
+                len: Some(bytes.len() as u64),
+                content_type: "application/octet-stream",
+                body: futures_util::stream::once(async move { Ok(Bytes::from(bytes)) }).boxed(),
+            });
+        }
         let reader = tokio::fs::File::from_std(file).take(len);
         let body = tokio_util::io::ReaderStream::with_capacity(reader, CHUNK)
             .map(move |chunk| {

@@ -411,6 +411,14 @@ pub fn load_all(user_dir: &Path) -> (Vec<Template>, Vec<LoadProblem>) {
     (by_name.into_values().collect(), problems)
 }
 
+/// The templates compiled into warden (every one parses; a unit test says so).
+pub fn shipped() -> Vec<Template> {
+    SHIPPED
+        .iter()
+        .filter_map(|(_, text)| parse(text, Origin::Shipped).ok())
+        .collect()
+}
+
 /// Parses and validates one template file.
 pub fn parse(text: &str, origin: Origin) -> Result<Template, String> {
     let mut t: Template = toml::from_str(text).map_err(|e| e.to_string())?;

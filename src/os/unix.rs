@@ -529,3 +529,91 @@ mod tests {
         assert!(signal_by_name("SIGNOPE").is_none());
     }
 }
+
+/// Who a program runs as, resolved from its `user` and `group`.
+#[derive(Debug, Clone)]
+pub struct RunAs {
+    /// User id.
+    pub uid: u32,
+    /// Group id (the user's primary group unless `group` named another).
+    pub gid: u32,
+    /// User name, for `USER`/`LOGNAME`.
+    pub name: String,
+    /// Home folder, for `HOME`.
+    pub home: std::path::PathBuf,
+}
+
+impl RunAs {
+    /// The account is root (uid 0).
+    pub fn is_root(&self) -> bool {
+        self.uid == 0
+    }
+}
+
+/// True when warden runs as root (effective uid 0).
+pub fn running_as_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// Resolves `user` (a name or numeric uid) and `group` (a name or numeric gid) through
+/// the system's user database. `None` when neither is set.
+pub fn resolve_run_as(user: Option<&str>, group: Option<&str>) -> Result<Option<RunAs>, String> {
+    use nix::unistd::{Gid, Group, Uid, User};
+    if user.is_none() && group.is_none() {
+        return Ok(None);
+    }
+    let lookup = |e: nix::Error| format!("cannot read the user database: {e}");
+    let (uid, mut gid, name, home) = match user {
+        Some(u) => {
+            let found = match u.parse::<u32>() {
+                Ok(id) => User::from_uid(Uid::from_raw(id)).map_err(lookup)?,
+                Err(_) => User::from_name(u).map_err(lookup)?,
+            };
+            let found = found.ok_or_else(|| format!("there is no user {u:?} on this system"))?;
+            (
+                found.uid.as_raw(),
+                found.gid.as_raw(),
+                found.name,
+                found.dir,
+            )
+        }
+        None => {
+            let me = nix::unistd::geteuid();
+            let found = User::from_uid(me).map_err(lookup)?;
+            (
+                me.as_raw(),
+                nix::unistd::getegid().as_raw(),
+                found.as_ref().map(|u| u.name.clone()).unwrap_or_default(),
+                found.map(|u| u.dir).unwrap_or_default(),
+            )
+        }
+    };
+    if let Some(g) = group {
+        let found = match g.parse::<u32>() {
+            Ok(id) => Group::from_gid(Gid::from_raw(id)).map_err(lookup)?,
+            Err(_) => Group::from_name(g).map_err(lookup)?,
+        };
+        gid = found
+            .ok_or_else(|| format!("there is no group {g:?} on this system"))?
+            .gid
+            .as_raw();
+    }
+    if uid != nix::unistd::geteuid().as_raw() && !running_as_root() {
+        return Err(format!(
+            "warden runs as uid {}, which cannot start programs as another user ({name}); run warden as root, or remove user",
+            nix::unistd::geteuid()
+        ));
+    }
+    Ok(Some(RunAs {
+        uid,
+        gid,
+        name,
+        home,
+    }))
+}
+
+/// Makes the child run as `who` (set after the fork, before `exec`; extra groups of
+/// warden's are dropped).
+pub fn run_as(cmd: &mut tokio::process::Command, who: &RunAs) {
+    cmd.uid(who.uid).gid(who.gid);
+}

@@ -172,6 +172,7 @@ impl Store {
         &self,
         which: Definitions,
     ) -> Result<Vec<DefinitionRow>, StoreError> {
+        let store = self.clone();
         self.read(move |c| {
             let mut st = c.prepare(&format!(
                 "SELECT id, name, spec FROM {} ORDER BY name",
@@ -184,7 +185,11 @@ impl Store {
                     spec: r.get(2)?,
                 })
             })?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            let mut out = rows.collect::<Result<Vec<_>, _>>()?;
+            for row in &mut out {
+                row.spec = super::sealed::unseal_text(&row.spec, store.secrets())?;
+            }
+            Ok(out)
         })
         .await
     }
@@ -196,6 +201,7 @@ impl Store {
         name: String,
         spec: String,
     ) -> Result<i64, StoreError> {
+        let spec = super::sealed::seal_text(&spec, self.secrets())?;
         self.write(move |t| {
             let now = now_ms();
             let n = t.execute(
@@ -224,6 +230,7 @@ impl Store {
         name: String,
         spec: String,
     ) -> Result<(), StoreError> {
+        let spec = super::sealed::seal_text(&spec, self.secrets())?;
         self.write(move |t| {
             let n = t.execute(
                 &format!(

@@ -15,6 +15,7 @@ pub mod fleet;
 pub mod metrics;
 pub mod programs;
 pub mod schedule;
+pub mod sealed;
 pub mod setup;
 
 use std::path::{Path, PathBuf};
@@ -67,6 +68,9 @@ pub enum StoreError {
     /// The store was closed (warden is shutting down).
     #[error("the store is closed")]
     Closed,
+    /// A secret field could not be sealed or opened (the key is missing or another one).
+    #[error("{0}")]
+    Secret(String),
     /// A JSON column could not be encoded or decoded.
     #[error("stored JSON is invalid: {0}")]
     Json(#[from] serde_json::Error),
@@ -165,6 +169,8 @@ struct Inner {
     dir: PathBuf,
     /// The writer's state, updated by the writer thread.
     health: Arc<WriterHealth>,
+    /// Seals and opens the secret fields of definitions (`sealed`).
+    secrets: crate::seal::Sealer,
 }
 
 fn migrations() -> Migrations<'static> {
@@ -178,6 +184,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("migrations/0007_access.sql")),
         M::up(include_str!("migrations/0008_fleet.sql")),
         M::up(include_str!("migrations/0009_auth.sql")),
+        M::up(include_str!("migrations/0011_secrets.sql")),
     ])
 }
 
@@ -206,6 +213,11 @@ impl Store {
         migrations()
             .to_latest(&mut conn)
             .map_err(|e| StoreError::Migration(e.to_string()))?;
+        let dir = path
+            .parent()
+            .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()))
+            .unwrap_or_default();
+        let secrets = open_secrets(&mut conn, &dir)?;
 
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
@@ -219,10 +231,6 @@ impl Store {
         }
 
         let (tx, rx) = mpsc::channel(WRITE_QUEUE);
-        let dir = path
-            .parent()
-            .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()))
-            .unwrap_or_default();
         let health = Arc::new(WriterHealth::default());
         let inner = Arc::new(Inner {
             writer: tx,
@@ -230,6 +238,7 @@ impl Store {
             reader_permits: Semaphore::new(READERS),
             dir: dir.clone(),
             health: health.clone(),
+            secrets,
         });
         std::thread::Builder::new()
             .name("store-writer".into())
@@ -241,6 +250,11 @@ impl Store {
             })
             .map_err(|e| open_err(&e))?;
         Ok(Store { inner })
+    }
+
+    /// The key that seals the secret fields of definitions.
+    pub(crate) fn secrets(&self) -> &crate::seal::Sealer {
+        &self.inner.secrets
     }
 
     /// Gives the page caches of idle connections back to the allocator (SQLite keeps up
@@ -381,6 +395,130 @@ impl Store {
         })
         .await
     }
+}
+
+/// The pending key of an interrupted `warden secrets rotate`.
+fn pending_key_path(dir: &Path) -> PathBuf {
+    dir.join(format!("{}.new", crate::seal::SECRETS.file))
+}
+
+fn key_from_env() -> bool {
+    std::env::var(crate::seal::SECRET_KEY_ENV).is_ok_and(|v| !v.trim().is_empty())
+}
+
+/// The key of the definitions' secrets, after finishing an interrupted rotation and
+/// sealing the plain secrets an older warden wrote. Runs before the writer starts.
+fn open_secrets(conn: &mut Connection, dir: &Path) -> Result<crate::seal::Sealer, StoreError> {
+    use crate::seal::{SECRETS, Sealer};
+    // Deleted content is overwritten, so a sealed (or removed) secret leaves no plain copy
+    // in a free page.
+    conn.pragma_update(None, "secure_delete", "ON")?;
+    let pending = pending_key_path(dir);
+    if !key_from_env() && pending.exists() {
+        // A rotation wrote its new key, then stopped: the database says which key is
+        // right (the reseal is one transaction).
+        let new = Sealer::load_file(&pending, SECRETS).map_err(StoreError::Secret)?;
+        let t = conn.transaction()?;
+        let opens = sealed::key_opens_rows(&t, &new)?;
+        drop(t);
+        if opens == Some(true) {
+            std::fs::rename(&pending, crate::seal::key_path(dir, SECRETS)).map_err(|e| {
+                StoreError::Secret(format!(
+                    "cannot finish the interrupted key rotation (rename {}): {e}",
+                    pending.display()
+                ))
+            })?;
+            tracing::info!(
+                "finished an interrupted `warden secrets rotate`: the new key is in place"
+            );
+        } else {
+            let _ = std::fs::remove_file(&pending);
+            tracing::info!(
+                "an interrupted `warden secrets rotate` had not resealed anything; kept the old key"
+            );
+        }
+    }
+    let sealer = Sealer::for_secrets(dir).map_err(StoreError::Secret)?;
+    let t = conn.transaction()?;
+    let n = sealed::seal_plain_rows(&t, &sealer)?;
+    t.commit()?;
+    if n > 0 {
+        conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
+        tracing::info!(
+            definitions = n,
+            "sealed the plain-text secrets written by an older warden"
+        );
+    }
+    Ok(sealer)
+}
+
+/// `warden secrets rotate`: re-encrypts every secret field of the database at `path`
+/// under a new key and replaces the key file. The new key is written (and synced) under
+/// a temporary name first, the database is resealed in one transaction, then the file is
+/// renamed over the old key; [`Store::open`] finishes or undoes a rotation interrupted
+/// between those steps, so the database and the key never disagree after a crash.
+/// Returns how many definitions were resealed. The caller holds the data directory's lock.
+pub fn rotate_secrets(path: &Path) -> Result<usize, StoreError> {
+    use crate::seal::{SECRET_KEY_ENV, SECRETS, Sealer};
+    if key_from_env() {
+        return Err(StoreError::Secret(format!(
+            "the key comes from {SECRET_KEY_ENV}, which warden cannot replace; unset it to use the key file, or rotate it yourself"
+        )));
+    }
+    let open_err = |e: &dyn std::fmt::Display| StoreError::Open {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
+    let dir = path
+        .parent()
+        .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()))
+        .unwrap_or_default();
+    let mut conn = Connection::open(path).map_err(|e| open_err(&e))?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(|e| open_err(&e))?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(|e| open_err(&e))?;
+    configure(&conn).map_err(|e| open_err(&e))?;
+    migrations()
+        .to_latest(&mut conn)
+        .map_err(|e| StoreError::Migration(e.to_string()))?;
+    let old = open_secrets(&mut conn, &dir)?;
+    let (new, text) = Sealer::generate(SECRETS).map_err(StoreError::Secret)?;
+    let pending = pending_key_path(&dir);
+    let key_err = |e: std::io::Error| {
+        StoreError::Secret(format!(
+            "cannot write the new key {}: {e}",
+            pending.display()
+        ))
+    };
+    crate::os::write_private(&pending, &text).map_err(key_err)?;
+    std::fs::File::open(&pending)
+        .and_then(|f| f.sync_all())
+        .map_err(key_err)?;
+    let t = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let n = match sealed::reseal_rows(&t, &old, &new) {
+        Ok(n) => n,
+        Err(e) => {
+            drop(t);
+            let _ = std::fs::remove_file(&pending);
+            return Err(e);
+        }
+    };
+    t.commit()?;
+    let key = crate::seal::key_path(&dir, SECRETS);
+    std::fs::rename(&pending, &key).map_err(|e| {
+        StoreError::Secret(format!(
+            "the secrets are resealed but {} could not replace {}: {e}; the next start of warden finishes the rotation",
+            pending.display(),
+            key.display()
+        ))
+    })?;
+    // The rename is durable once the folder is synced (Unix; Windows has no folder sync).
+    if let Ok(d) = std::fs::File::open(&dir) {
+        let _ = d.sync_all();
+    }
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
+    Ok(n)
 }
 
 fn run_in_savepoint<T>(

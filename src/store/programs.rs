@@ -3,7 +3,7 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::{Store, StoreError, now_ms};
+use super::{Store, StoreError, now_ms, sealed};
 use crate::program::ProgramSpec;
 
 /// Identity of a child process recorded while it runs.
@@ -29,6 +29,13 @@ pub struct IntentRow {
 }
 
 impl Store {
+    /// `spec` as JSON with its secret fields sealed, as the store keeps it.
+    pub(crate) fn sealed_json<T: serde::Serialize>(&self, spec: &T) -> Result<String, StoreError> {
+        let mut v = serde_json::to_value(spec)?;
+        sealed::seal(&mut v, self.secrets())?;
+        Ok(v.to_string())
+    }
+
     /// Records what warden means to do with a program; returns once committed.
     pub async fn set_intent(&self, name: &str, row: IntentRow) -> Result<(), StoreError> {
         let name = name.to_string();
@@ -71,12 +78,15 @@ impl Store {
 
     /// All program specs, ordered by name.
     pub async fn program_specs(&self) -> Result<Vec<ProgramSpec>, StoreError> {
-        self.read(|c| {
+        let store = self.clone();
+        self.read(move |c| {
             let mut st = c.prepare("SELECT spec FROM programs ORDER BY name")?;
             let rows = st.query_map([], |r| r.get::<_, String>(0))?;
             let mut out = Vec::new();
             for json in rows {
-                out.push(serde_json::from_str(&json?)?);
+                let mut v: serde_json::Value = serde_json::from_str(&json?)?;
+                sealed::unseal(&mut v, store.secrets())?;
+                out.push(serde_json::from_value(v)?);
             }
             Ok(out)
         })
@@ -85,7 +95,7 @@ impl Store {
 
     /// Inserts a new program; `Conflict` if the name is taken.
     pub async fn insert_program(&self, spec: ProgramSpec) -> Result<(), StoreError> {
-        let json = serde_json::to_string(&spec)?;
+        let json = self.sealed_json(&spec)?;
         self.write(move |t| {
             let now = now_ms();
             let n = t.execute(
@@ -106,7 +116,7 @@ impl Store {
 
     /// Replaces an existing program's spec; `NotFound` if there is none.
     pub async fn update_program(&self, spec: ProgramSpec) -> Result<(), StoreError> {
-        let json = serde_json::to_string(&spec)?;
+        let json = self.sealed_json(&spec)?;
         self.write(move |t| {
             let n = t.execute(
                 "UPDATE programs SET spec = ?2, updated_at = ?3 WHERE name = ?1",

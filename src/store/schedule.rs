@@ -231,6 +231,7 @@ impl Store {
         &self,
         kind: DefKind,
     ) -> Result<Vec<DefRow<T>>, StoreError> {
+        let store = self.clone();
         self.read(move |c| {
             let last = match kind {
                 DefKind::Schedule => "last_fire_at",
@@ -250,8 +251,10 @@ impl Store {
             let mut out = Vec::new();
             for row in rows {
                 let (json, updated_at, last_fire_at) = row?;
+                let mut v: serde_json::Value = serde_json::from_str(&json)?;
+                super::sealed::unseal(&mut v, store.secrets())?;
                 out.push(DefRow {
-                    spec: serde_json::from_str(&json)?,
+                    spec: serde_json::from_value(v)?,
                     updated_at,
                     last_fire_at,
                 });
@@ -268,7 +271,7 @@ impl Store {
         name: &str,
         spec: &T,
     ) -> Result<(), StoreError> {
-        let json = serde_json::to_string(spec)?;
+        let json = self.sealed_json(spec)?;
         let name = name.to_string();
         self.write(move |t| {
             let n = t.execute(
@@ -297,7 +300,7 @@ impl Store {
         name: &str,
         spec: &T,
     ) -> Result<(), StoreError> {
-        let json = serde_json::to_string(spec)?;
+        let json = self.sealed_json(spec)?;
         let name = name.to_string();
         self.write(move |t| {
             let n = t.execute(

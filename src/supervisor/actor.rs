@@ -661,7 +661,34 @@ impl Actor {
             subject: Some(subject.to_string()),
             message,
         };
+        // Who it runs as: never root by accident when warden is root.
+        let run_as = os::resolve_run_as(spec.user.as_deref(), spec.group.as_deref())
+            .map_err(|m| failed("run_as", spec.user.as_deref().unwrap_or(&spec.name), m))?;
+        let as_root = match &run_as {
+            Some(who) => who.is_root(),
+            None => os::running_as_root(),
+        };
+        if as_root && !spec.allow_root && !self.ctx.cfg.allow_root_programs {
+            return Err(failed(
+                "runs_as_root",
+                &spec.name,
+                "warden runs as root and would start this program as root: set user (and group) to an unprivileged account, or allow_root = true if it must run as root".into(),
+            ));
+        }
         let mut cmd = tokio::process::Command::new(&spec.command);
+        if let Some(who) = &run_as {
+            os::run_as(&mut cmd, who);
+            // The account's own HOME/USER unless the spec sets them.
+            for (var, value) in [
+                ("HOME", who.home.to_string_lossy().into_owned()),
+                ("USER", who.name.clone()),
+                ("LOGNAME", who.name.clone()),
+            ] {
+                if !spec.env.contains_key(var) && !value.is_empty() {
+                    cmd.env(var, value);
+                }
+            }
+        }
         cmd.args(&spec.args)
             .envs(&spec.env)
             // Set after the spec's own variables, so they can never be overridden.

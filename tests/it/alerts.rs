@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 /// How the receiver answers one request.
 #[derive(Clone, Copy, Debug)]
-enum Reply {
+pub(crate) enum Reply {
     Status(u16),
     /// 429 with `Retry-After: <secs>`.
     RetryAfter(u64),
@@ -26,8 +26,8 @@ enum Reply {
 }
 
 #[derive(Clone, Debug)]
-struct Hit {
-    headers: HashMap<String, String>,
+pub(crate) struct Hit {
+    pub(crate) headers: HashMap<String, String>,
     raw: Vec<u8>,
     body: Value,
     at: Instant,
@@ -42,13 +42,13 @@ struct Script {
     hits: HashMap<String, Vec<Hit>>,
 }
 
-struct Receiver {
-    base: String,
+pub(crate) struct Receiver {
+    pub(crate) base: String,
     s: Arc<Mutex<Script>>,
 }
 
 impl Receiver {
-    async fn start() -> Receiver {
+    pub(crate) async fn start() -> Receiver {
         let s = Arc::new(Mutex::new(Script::default()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -61,7 +61,7 @@ impl Receiver {
         Receiver { base, s }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
@@ -78,7 +78,7 @@ impl Receiver {
         self.s.lock().expect("lock").default.insert(path.into(), r);
     }
 
-    fn hits(&self, path: &str) -> Vec<Hit> {
+    pub(crate) fn hits(&self, path: &str) -> Vec<Hit> {
         self.s
             .lock()
             .expect("lock")
@@ -175,7 +175,7 @@ async fn deliveries(w: &Warden, channel: &str) -> Vec<Value> {
 }
 
 /// Waits for the receiver to get `n` requests on `path`.
-async fn wait_hits(r: &Receiver, path: &str, n: usize, within: Duration) -> Vec<Hit> {
+pub(crate) async fn wait_hits(r: &Receiver, path: &str, n: usize, within: Duration) -> Vec<Hit> {
     wait_until(within, &format!("{n} request(s) on {path}"), || async {
         let h = r.hits(path);
         (h.len() >= n).then_some(h)

@@ -16,7 +16,11 @@ async fn warden_with_nofile(data: &std::path::Path, nofile: u64, config: &str) -
     std::fs::create_dir_all(data).expect("data dir");
     let token = make_token(data, "admin");
     let config_path = data.join("test-config.toml");
-    std::fs::write(&config_path, format!("log_level = \"warn\"\n{config}")).expect("config");
+    std::fs::write(
+        &config_path,
+        format!("log_level = \"warn\"\n{ROOT_OK}{config}"),
+    )
+    .expect("config");
     let mut cmd = Command::new(bin());
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--config"])
         .arg(&config_path)

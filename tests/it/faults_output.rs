@@ -80,7 +80,7 @@ async fn launch(
     std::fs::create_dir_all(data_dir).expect("data dir");
     let token = make_token(data_dir, "admin");
     let config_path = data_dir.join("test-config.toml");
-    std::fs::write(&config_path, config).expect("config");
+    std::fs::write(&config_path, format!("{ROOT_OK}{config}")).expect("config");
     let port = free_tcp_port();
     let child = Command::new(bin())
         .args([
@@ -456,7 +456,7 @@ async fn a_part_that_dies_is_named_by_health_and_one_that_can_restart_does() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let token = make_token(tmp.path(), "admin");
     let config = tmp.path().join("c.toml");
-    std::fs::write(&config, "log_level = \"warn\"\n").expect("config");
+    std::fs::write(&config, format!("log_level = \"warn\"\n{ROOT_OK}")).expect("config");
     let port = free_tcp_port();
     let mut child = Command::new(bin())
         .args([

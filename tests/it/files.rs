@@ -1085,3 +1085,111 @@ async fn ctl_files_put_ls_get_round_trip() {
     let (ok, _, err) = ctl(&["files", "get", "mc", "../outside/secret.txt"]);
     assert!(!ok, "escape through the CLI: {err}");
 }
+
+#[tokio::test]
+async fn game_secrets_in_config_files_are_masked_for_callers_without_define() {
+    let f = Fixture::new("").await;
+    let props = "motd=hi\nrcon.password=s3cret-rcon\nrcon.port=25575\n";
+    std::fs::write(f.root().join("server.properties"), props).expect("props");
+    std::fs::create_dir_all(f.root().join("Pal")).expect("pal dir");
+    std::fs::write(
+        f.root().join("Pal/PalWorldSettings.ini"),
+        "OptionSettings=(ServerName=\"x\",AdminPassword=\"s3cret-pal\",ServerPassword=\"\")\n",
+    )
+    .expect("pal");
+    // A token with both file permissions on mc, but not define.
+    let (st, v) =
+        f.w.post("/api/tokens", json!({"name": "files-only", "role": "none"}))
+            .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let tok = v["token"].as_str().expect("token").to_string();
+    let (st, v) =
+        f.w.put(
+            "/api/grants",
+            json!({"subject_kind": "token", "subject": v["public_id"],
+                   "scope": {"kind": "program", "value": "mc"},
+                   "perms": ["view", "files.read", "files.write"]}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+
+    let (st, v) = f
+        .call(&tok, Method::GET, "/text?path=server.properties", None)
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let shown = v["text"].as_str().expect("text").to_string();
+    assert_eq!(shown, "motd=hi\nrcon.password=********\nrcon.port=25575\n");
+    let (_, v) = f
+        .call(
+            &tok,
+            Method::GET,
+            "/text?path=Pal/PalWorldSettings.ini",
+            None,
+        )
+        .await;
+    assert_eq!(
+        v["text"],
+        "OptionSettings=(ServerName=\"x\",AdminPassword=\"********\",ServerPassword=\"\")\n"
+    );
+    // An admin (define) sees the real values.
+    let (_, admin_view) = f
+        .call(
+            &f.w.token,
+            Method::GET,
+            "/text?path=server.properties",
+            None,
+        )
+        .await;
+    assert_eq!(admin_view["text"], props);
+
+    // Downloads: the file alone and inside a folder archive.
+    let get_bytes = |url: String| {
+        let http = f.w.http.clone();
+        let tok = tok.clone();
+        async move {
+            let r = http.get(url).bearer_auth(tok).send().await.expect("get");
+            assert_eq!(r.status(), StatusCode::OK);
+            r.bytes().await.expect("bytes").to_vec()
+        }
+    };
+    let one = get_bytes(f.url("/download?path=server.properties")).await;
+    assert_eq!(String::from_utf8_lossy(&one), shown);
+    let zip = get_bytes(f.url("/download?path=&format=zip")).await;
+    let has = |hay: &[u8], needle: &str| hay.windows(needle.len()).any(|w| w == needle.as_bytes());
+    assert!(
+        has(&zip, "rcon.password=********"),
+        "the file is in the archive, masked"
+    );
+    assert!(!has(&zip, "s3cret-rcon") && !has(&zip, "s3cret-pal"));
+
+    // Saving the masked text back keeps the real password; other edits land.
+    let edited = shown.replace("motd=hi", "motd=edited");
+    let (st, v) = f
+        .call(
+            &tok,
+            Method::PUT,
+            "/text",
+            Some(json!({"path": "server.properties", "text": edited, "base_version": admin_view["version"]})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(
+        std::fs::read_to_string(f.root().join("server.properties")).expect("read"),
+        "motd=edited\nrcon.password=s3cret-rcon\nrcon.port=25575\n"
+    );
+    // A mask with no stored value behind it is refused, naming the line.
+    let (st, v) = f
+        .call(
+            &tok,
+            Method::PUT,
+            "/text",
+            Some(json!({"path": "new/server.properties", "text": "motd=x\nrcon.password=********\n"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let msg = v.to_string();
+    assert!(
+        msg.contains("line 2") && msg.contains("rcon.password"),
+        "{msg}"
+    );
+}

@@ -42,6 +42,33 @@ async fn a_database_from_schema_5_opens_and_keeps_everything() {
         survival["game"]["rcon"]["password"], "********",
         "{survival}"
     );
+    // Programs saved before `allow_root` existed keep running as they did (migration
+    // 0011), and their plain secrets were sealed at this start.
+    assert_eq!(survival["allow_root"], true, "{survival}");
+    {
+        let db = rusqlite::Connection::open_with_flags(
+            tmp.path().join("warden.db"),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .expect("open db");
+        let spec: String = db
+            .query_row(
+                "SELECT spec FROM programs WHERE name = 'survival'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("row");
+        let spec: serde_json::Value = serde_json::from_str(&spec).expect("json");
+        for secret in [
+            &spec["env"]["RCON_PASSWORD"],
+            &spec["game"]["rcon"]["password"],
+        ] {
+            assert!(
+                secret.as_str().is_some_and(|s| s.starts_with("sealed1:")),
+                "{spec}"
+            );
+        }
+    }
 
     // Its history: every state change recorded by the old warden, newest first.
     let states: Vec<String> = w

@@ -827,3 +827,35 @@ mod tests {
         assert_eq!(theirs, NORMAL_PRIORITY_CLASS);
     }
 }
+
+/// Who a program runs as: Unix only, never made on Windows.
+#[derive(Debug, Clone)]
+pub struct RunAs {
+    /// Unused on Windows.
+    pub name: String,
+    /// Unused on Windows.
+    pub home: std::path::PathBuf,
+}
+
+impl RunAs {
+    /// Never root on Windows.
+    pub fn is_root(&self) -> bool {
+        false
+    }
+}
+
+/// Windows has no root to refuse: programs run as warden's account.
+pub fn running_as_root() -> bool {
+    false
+}
+
+/// Running a program as another account is not available on Windows.
+pub fn resolve_run_as(user: Option<&str>, group: Option<&str>) -> Result<Option<RunAs>, String> {
+    if user.is_none() && group.is_none() {
+        return Ok(None);
+    }
+    Err("user and group (run as another user) are available on Linux and other Unix systems only; on Windows a program runs as warden's service account: remove user and group".into())
+}
+
+/// Never called on Windows ([`resolve_run_as`] refuses).
+pub fn run_as(_cmd: &mut tokio::process::Command, _who: &RunAs) {}

@@ -44,6 +44,10 @@ pub fn cli(data_dir: &Path, args: &[&str], stdin: Option<&str>) -> (ExitStatus, 
     )
 }
 
+/// The tests run as root (in CI and here) and start programs that name no user: the
+/// config says that is intended. `run_as` tests leave it out.
+pub const ROOT_OK: &str = "allow_root_programs = true\n";
+
 /// Creates an API token with `role` through the CLI.
 pub fn make_token(data_dir: &Path, role: &str) -> String {
     let (st, out, err) = cli(
@@ -83,15 +87,22 @@ impl Warden {
 
     /// Starts warden on an existing data dir with extra TOML config (may be empty).
     pub async fn start_in(data_dir: &Path, extra_config: &str) -> Warden {
-        let config = format!("log_level = \"warn\"\n{extra_config}");
+        let config = format!("log_level = \"warn\"\n{ROOT_OK}{extra_config}");
         Warden::launch(data_dir, &config, Stdio::inherit()).await
+    }
+
+    /// Starts warden on an existing data dir without `allow_root_programs`: programs that
+    /// name no user are refused when the tests run as root.
+    #[allow(dead_code)] // only the run-as tests need it
+    pub async fn start_strict(data_dir: &Path) -> Warden {
+        Warden::launch(data_dir, "log_level = \"warn\"\n", Stdio::inherit()).await
     }
 
     /// Starts warden on an existing data dir at a given address, e.g. again at the
     /// address a killed warden had, so that whoever knew it finds it there.
     #[allow(dead_code)] // not every test binary restarts a warden in place
     pub async fn start_at(data_dir: &Path, extra_config: &str, listen: &str) -> Warden {
-        let config = format!("log_level = \"warn\"\n{extra_config}");
+        let config = format!("log_level = \"warn\"\n{ROOT_OK}{extra_config}");
         Warden::launch_on(data_dir, &config, Stdio::inherit(), listen).await
     }
 
@@ -108,7 +119,7 @@ impl Warden {
     /// `warden serve --demo`, as the README's first command runs it.
     #[allow(dead_code)] // not every test binary runs the demo
     pub async fn start_demo(data_dir: &Path) -> Warden {
-        let config = "log_level = \"warn\"\n";
+        let config = &format!("log_level = \"warn\"\n{ROOT_OK}");
         Warden::launch_with(
             data_dir,
             config,
@@ -427,7 +438,7 @@ pub async fn start_logged(log_level: &str) -> (Warden, PathBuf) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let log = tmp.path().join("warden-stderr.log");
     let stderr = std::fs::File::create(&log).expect("log file");
-    let config = format!("log_level = \"{log_level}\"\n");
+    let config = format!("log_level = \"{log_level}\"\n{ROOT_OK}");
     let mut w = Warden::launch(tmp.path(), &config, Stdio::from(stderr)).await;
     w._tmp = Some(tmp);
     (w, log)
