@@ -21,6 +21,8 @@ import { SchedulesPage } from './pages/schedules.js';
 import { FilesPage } from './pages/files.js';
 import { Settings } from './pages/settings.js';
 import { About } from './pages/about.js';
+import { AuditPage } from './pages/audit.js';
+import { InstallPage } from './pages/install.js';
 
 applyTheme(currentTheme());
 
@@ -43,10 +45,11 @@ function Nav({ route, onLogout, onLang }) {
     <a class="skip" href="#main" onClick=${(e) => { e.preventDefault(); document.getElementById('main')?.focus(); }}>${t('app.skip')}</a>
     <a class="brand" href=${href.overview()}>${t('app.name')}</a>
     <nav aria-label=${t('nav.menu')}>
-      ${link(href.overview(), 'nav.overview', !first || first === 'p' || first === 'new')}
+      ${link(href.overview(), 'nav.overview', !first || first === 'p' || first === 'new' || first === 'install')}
       ${link(href.alerts(), 'nav.alerts', first === 'alerts')}
       ${link(href.schedules(), 'nav.schedules', first === 'schedules')}
       ${can('admin') && link(href.users(), 'nav.users', first === 'users')}
+      ${can('admin') && link(href.audit(), 'nav.audit', first === 'audit')}
       ${link(href.settings(), 'nav.settings', first === 'settings')}
       ${link(href.about(), 'nav.about', first === 'about')}
     </nav>
@@ -68,6 +71,8 @@ function Page({ route, onLang, onTheme }) {
   if (a === 'p' && b) return html`<${ProgramPage} key=${b} name=${b} />`;
   if (a === 'new') return html`<${ProgramForm} key="new" />`;
   if (a === 'users') return html`<${UsersPage} />`;
+  if (a === 'audit') return html`<${AuditPage} />`;
+  if (a === 'install') return html`<${InstallPage} key="install" />`;
   if (a === 'alerts') return html`<${AlertsPage} />`;
   if (a === 'schedules') return html`<${SchedulesPage} />`;
   if (a === 'settings') return html`<${Settings} onLang=${onLang} onTheme=${onTheme} />`;

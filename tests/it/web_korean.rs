@@ -42,6 +42,9 @@ const ALLOWED: &[&str] = &[
     "Valheim",
     "ARK",
     "Source",
+    "SteamCMD",
+    // PaperMC's server, a brand.
+    "Paper",
     "zip",
     "zstd",
     "tar",
@@ -152,7 +155,7 @@ async fn every_page_reads_in_korean() {
     }
     login(&ui, "admin", ADMIN_PASSWORD).await;
 
-    let pages: [(&str, &str); 9] = [
+    let pages: [(&str, &str); 11] = [
         ("#/", "!!document.querySelector('[data-program=demo]')"),
         (
             "#/p/demo",
@@ -174,6 +177,11 @@ async fn every_page_reads_in_korean() {
         ("#/alerts", "!!document.querySelector('[data-add-channel]')"),
         ("#/schedules", "!!document.querySelector('[data-new=job]')"),
         ("#/settings", "!!document.querySelector('#set-lang')"),
+        ("#/audit", "!!document.querySelector('[data-audit-row]')"),
+        (
+            "#/install",
+            "!!document.querySelector('[data-template=valheim]')",
+        ),
     ];
     for (hash, ready) in pages {
         ui.go(hash, ready).await;

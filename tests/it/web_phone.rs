@@ -50,7 +50,7 @@ async fn every_page_works_on_a_phone() {
     ui.assert_fits(WIDTH as u32, "the login page").await;
     login(&ui, "admin", ADMIN_PASSWORD).await;
 
-    let pages: [(&str, &str); 10] = [
+    let pages: [(&str, &str); 12] = [
         ("#/", "!!document.querySelector('[data-program=demo]')"),
         (
             "#/p/demo",
@@ -70,6 +70,11 @@ async fn every_page_works_on_a_phone() {
         ("#/schedules", "!!document.querySelector('[data-new=job]')"),
         ("#/settings", "!!document.querySelector('#set-lang')"),
         ("#/about", "!!document.querySelector('[data-version]')"),
+        ("#/audit", "!!document.querySelector('[data-audit-row]')"),
+        (
+            "#/install",
+            "!!document.querySelector('[data-template=valheim]')",
+        ),
     ];
     let mut tallest = (0.0f64, "");
     for (hash, ready) in pages {

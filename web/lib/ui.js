@@ -37,6 +37,8 @@ export const href = {
   alerts: () => '#/alerts',
   schedules: () => '#/schedules',
   files: (name) => `#/p/${seg(name)}/files`,
+  audit: () => '#/audit',
+  install: () => '#/install',
 };
 
 export function navigate(to) {
