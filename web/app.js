@@ -23,6 +23,7 @@ import { Settings } from './pages/settings.js';
 import { About } from './pages/about.js';
 import { AuditPage } from './pages/audit.js';
 import { InstallPage } from './pages/install.js';
+import { ProcessesPage } from './pages/processes.js';
 
 applyTheme(currentTheme());
 
@@ -50,6 +51,7 @@ function Nav({ route, onLogout, onLang }) {
       ${link(href.schedules(), 'nav.schedules', first === 'schedules')}
       ${can('admin') && link(href.users(), 'nav.users', first === 'users')}
       ${can('admin') && link(href.audit(), 'nav.audit', first === 'audit')}
+      ${can('admin') && link(href.processes(), 'nav.processes', first === 'processes')}
       ${link(href.settings(), 'nav.settings', first === 'settings')}
       ${link(href.about(), 'nav.about', first === 'about')}
     </nav>
@@ -72,6 +74,7 @@ function Page({ route, onLang, onTheme }) {
   if (a === 'new') return html`<${ProgramForm} key="new" />`;
   if (a === 'users') return html`<${UsersPage} />`;
   if (a === 'audit') return html`<${AuditPage} />`;
+  if (a === 'processes') return html`<${ProcessesPage} />`;
   if (a === 'install') return html`<${InstallPage} key="install" />`;
   if (a === 'alerts') return html`<${AlertsPage} />`;
   if (a === 'schedules') return html`<${SchedulesPage} />`;

@@ -3,7 +3,8 @@
 //! file manager (new folder and file, rename, drag-and-drop upload of an archive, extract,
 //! delete one and several, plurals in both languages), and the install wizard (a person
 //! installs Valheim with the fake SteamCMD, sees a bad port refused beside its field,
-//! follows the progress to 100 % and lands on the new program's page).
+//! follows the progress to 100 % and lands on the new program's page), and the host's
+//! process list with supervised programs linked.
 
 use std::time::Duration;
 
@@ -536,5 +537,70 @@ async fn a_server_is_installed_from_the_wizard() {
         .collect();
     assert!(unexpected.is_empty(), "failed requests: {unexpected:#?}");
     ui.problems.lock().expect("lock").network.clear();
+    finish_clean(browser, &ui, events).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_host_processes_are_listed_with_their_programs() {
+    let w = Warden::start().await;
+    create_demo(&w).await;
+    add_user(&w, "admin", "admin", ADMIN_PASSWORD);
+    let (st, v) = w.post("/api/programs/demo/start", json!(null)).await;
+    assert!(st.is_success(), "{v}");
+    w.wait_state("demo", "running", Duration::from_secs(15))
+        .await;
+    let (_, demo) = w.get("/api/programs/demo").await;
+    let pid = demo["pid"].as_u64().expect("the demo's pid");
+
+    let profile = tempfile::tempdir().expect("profile dir");
+    let (browser, ui, events) = open_browser(profile.path()).await;
+    ui.page.goto(w.url.as_str()).await.expect("open warden");
+    login(&ui, "admin", ADMIN_PASSWORD).await;
+    ui.click("nav a[href='#/processes']").await;
+    ui.wait(
+        "!!document.querySelector('[data-processes-page] [data-pid]')",
+        T,
+        "the process list",
+    )
+    .await;
+    // Every process of the host, by memory: the demo's is among them, linked to it.
+    ui.set_value("#pr-limit", "500").await;
+    ui.set_value("#pr-sort", "memory").await;
+    ui.wait(
+        &format!(
+            "(() => {{ const r = document.querySelector('[data-shown-sort=memory][data-shown-limit=\"500\"] [data-process-program=demo]'); \
+               return !!r && r.dataset.pid === '{pid}' && !!r.querySelector(\"a[href='#/p/demo']\"); }})()"
+        ),
+        T,
+        "the demo's process linked to its program",
+    )
+    .await;
+    // Sorted by memory, largest first, as the page shows it.
+    let memory: Vec<u64> = ui
+        .eval("[...document.querySelectorAll('[data-pid]')].map(r => +r.dataset.memory)")
+        .await;
+    assert!(memory.len() > 2, "{memory:?}");
+    assert!(
+        memory.windows(2).all(|p| p[0] >= p[1]),
+        "not sorted by memory: {memory:?}"
+    );
+
+    ui.set_value("select.lang", "ko").await;
+    ui.wait(
+        "document.querySelector('#procs-h').textContent === '호스트의 프로세스' && \
+         [...document.querySelectorAll('[data-processes-page] thead th')].map(th => th.textContent).join('|') === 'PID|실행 파일|CPU|메모리|프로그램'",
+        T,
+        "the process list in Korean",
+    )
+    .await;
+    ui.set_width(390, 844).await;
+    ui.assert_fits(390, "the process list on a phone").await;
+    ui.click("[data-process-program=demo] a").await;
+    ui.wait(
+        "!!document.querySelector('[data-program-page=demo]')",
+        T,
+        "the program page from the process list",
+    )
+    .await;
     finish_clean(browser, &ui, events).await;
 }

@@ -155,7 +155,7 @@ async fn every_page_reads_in_korean() {
     }
     login(&ui, "admin", ADMIN_PASSWORD).await;
 
-    let pages: [(&str, &str); 11] = [
+    let pages: [(&str, &str); 12] = [
         ("#/", "!!document.querySelector('[data-program=demo]')"),
         (
             "#/p/demo",
@@ -181,6 +181,10 @@ async fn every_page_reads_in_korean() {
         (
             "#/install",
             "!!document.querySelector('[data-template=valheim]')",
+        ),
+        (
+            "#/processes",
+            "!!document.querySelector('[data-processes-page] [data-pid]')",
         ),
     ];
     for (hash, ready) in pages {

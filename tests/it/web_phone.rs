@@ -50,7 +50,7 @@ async fn every_page_works_on_a_phone() {
     ui.assert_fits(WIDTH as u32, "the login page").await;
     login(&ui, "admin", ADMIN_PASSWORD).await;
 
-    let pages: [(&str, &str); 12] = [
+    let pages: [(&str, &str); 13] = [
         ("#/", "!!document.querySelector('[data-program=demo]')"),
         (
             "#/p/demo",
@@ -74,6 +74,10 @@ async fn every_page_works_on_a_phone() {
         (
             "#/install",
             "!!document.querySelector('[data-template=valheim]')",
+        ),
+        (
+            "#/processes",
+            "!!document.querySelector('[data-processes-page] [data-pid]')",
         ),
     ];
     let mut tallest = (0.0f64, "");

@@ -38,6 +38,7 @@ export const href = {
   schedules: () => '#/schedules',
   files: (name) => `#/p/${seg(name)}/files`,
   audit: () => '#/audit',
+  processes: () => '#/processes',
   install: () => '#/install',
 };
 
