@@ -22,6 +22,9 @@ import { FilesPage } from './pages/files.js';
 import { FleetPage } from './pages/fleet.js';
 import { Settings } from './pages/settings.js';
 import { About } from './pages/about.js';
+import { AuditPage } from './pages/audit.js';
+import { InstallPage } from './pages/install.js';
+import { ProcessesPage } from './pages/processes.js';
 
 applyTheme(currentTheme());
 
@@ -44,11 +47,13 @@ function Nav({ route, onLogout, onLang }) {
     <a class="skip" href="#main" onClick=${(e) => { e.preventDefault(); document.getElementById('main')?.focus(); }}>${t('app.skip')}</a>
     <a class="brand" href=${href.overview()}>${t('app.name')}</a>
     <nav aria-label=${t('nav.menu')}>
-      ${link(href.overview(), 'nav.overview', !first || first === 'p' || first === 'new')}
+      ${link(href.overview(), 'nav.overview', !first || first === 'p' || first === 'new' || first === 'install')}
       ${link(href.alerts(), 'nav.alerts', first === 'alerts')}
       ${link(href.schedules(), 'nav.schedules', first === 'schedules')}
       ${allowed('view') && link(href.fleet(), 'nav.fleet', first === 'fleet')}
       ${can('admin') && link(href.users(), 'nav.users', first === 'users')}
+      ${can('admin') && link(href.audit(), 'nav.audit', first === 'audit')}
+      ${can('admin') && link(href.processes(), 'nav.processes', first === 'processes')}
       ${link(href.settings(), 'nav.settings', first === 'settings')}
       ${link(href.about(), 'nav.about', first === 'about')}
     </nav>
@@ -70,6 +75,9 @@ function Page({ route, onLang, onTheme }) {
   if (a === 'p' && b) return html`<${ProgramPage} key=${b} name=${b} />`;
   if (a === 'new') return html`<${ProgramForm} key="new" />`;
   if (a === 'users') return html`<${UsersPage} />`;
+  if (a === 'audit') return html`<${AuditPage} />`;
+  if (a === 'processes') return html`<${ProcessesPage} />`;
+  if (a === 'install') return html`<${InstallPage} key="install" />`;
   if (a === 'alerts') return html`<${AlertsPage} />`;
   if (a === 'schedules') return html`<${SchedulesPage} />`;
   if (a === 'fleet') return html`<${FleetPage} />`;

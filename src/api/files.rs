@@ -24,7 +24,8 @@ use super::authn::Caller;
 use super::error::{ApiError, ErrorBody, Json, Path, Query};
 use crate::access::Perm;
 use crate::files::{
-    self, ArchiveFormat, Area, Deleted, FilesError, Kind, Page, SaveText, Saved, TextFile, Uploaded,
+    self, ArchiveFormat, Area, Deleted, Extracted, FilesError, Kind, Page, SaveText, Saved,
+    TextFile, Uploaded,
 };
 use crate::program::{FieldError, ProgramSpec};
 
@@ -340,6 +341,49 @@ async fn delete(
     Ok(Json(deleted))
 }
 
+/// An archive to unpack.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExtractRequest {
+    /// The archive (`.zip`, `.tar.zst`, `.tar.gz`, `.tar`) relative to the file root.
+    pub path: String,
+    /// The new folder to unpack into, relative to the file root; must not exist.
+    pub to: String,
+}
+
+/// Unpacks an archive into a new folder (streaming, in bounded memory). An entry that
+/// would land outside the folder refuses the whole archive; links and devices are
+/// skipped. A refused or failed archive leaves nothing behind.
+#[utoipa::path(post, path = "/api/programs/{name}/files/extract", tag = "files", request_body = ExtractRequest,
+    params(("name" = String, Path, description = "program name")),
+    responses((status = 200, body = Extracted), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 429, body = ErrorBody)))]
+async fn extract(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Json(req): Json<ExtractRequest>,
+) -> Result<Json<Extracted>, ApiError> {
+    app.allow(&caller, &name, Perm::FilesWrite)?;
+    let spec = spec_of(&app, &name)?;
+    let path = files::parse("path", &req.path)?;
+    let to = files::parse("to", &req.to)?;
+    let shown = path.to_string();
+    let out = app.files.extract(&spec, path, to).await?;
+    app.audit(
+        &caller,
+        "files.extract",
+        &target(&name, &shown),
+        Some(format!(
+            "into {}: {} files, {} bytes, {} skipped",
+            out.to, out.files, out.bytes, out.skipped
+        )),
+    )
+    .await;
+    Ok(Json(out))
+}
+
 /// What to download.
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -556,6 +600,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(read_text, save_text))
         .routes(routes!(mkdir))
         .routes(routes!(move_entry))
+        .routes(routes!(extract))
         .routes(routes!(download))
 }
 

@@ -250,8 +250,10 @@ pub fn router(app: AppState) -> Router {
 /// timeout to produce its response head (streams, once started, are not cut).
 async fn request_timeout(State(limit): State<Duration>, req: Request, next: Next) -> Response {
     // A metrics import streams a body of any size and answers once all of it is stored;
-    // cutting it off would leave the client unsure whether it was stored.
-    if req.uri().path().ends_with("/metrics/import") {
+    // cutting it off would leave the client unsure whether it was stored. Extracting an
+    // archive likewise answers when every entry is written (bounded by the transfer slots).
+    let path = req.uri().path();
+    if path.ends_with("/metrics/import") || path.ends_with("/files/extract") {
         return next.run(req).await;
     }
     match tokio::time::timeout(limit, next.run(req)).await {

@@ -13,6 +13,7 @@
 //! All file-system work runs on blocking threads. Must not touch: the store, processes.
 
 pub mod archive;
+pub mod extract;
 pub mod listing;
 pub mod path;
 pub mod secrets;
@@ -34,6 +35,7 @@ use utoipa::ToSchema;
 use crate::config::FilesConfig;
 use crate::program::ProgramSpec;
 pub use archive::ArchiveFormat;
+pub use extract::Extracted;
 pub use listing::{Kind, Page};
 pub use path::RelPath;
 pub use transfer::Uploaded;
@@ -612,6 +614,81 @@ impl Files {
                 kind,
                 size,
             })
+        })
+        .await
+    }
+
+    /// Unpacks the archive `archive` (zip, tar.zst, tar.gz, tar) into the new folder `to`
+    /// (its parents are created). The entries go into a hidden temporary folder beside
+    /// `to` that is renamed into place when all of them are written: a refused or failed
+    /// archive leaves nothing behind, and `to` never holds half an archive.
+    pub async fn extract(
+        &self,
+        spec: &ProgramSpec,
+        archive: RelPath,
+        to: RelPath,
+    ) -> Result<Extracted, FilesError> {
+        let permit = self.transfer_permit()?;
+        self.with_root(spec, Area::Files, move |files, root| {
+            let _permit = permit;
+            let Some((format, _)) = archive.name().and_then(extract::Format::of) else {
+                return Err(FilesError::BadPath {
+                    field: "path",
+                    message: "is not an archive warden can extract (.zip, .tar.zst, .tar.gz, .tar)"
+                        .into(),
+                });
+            };
+            if to.is_root() {
+                return Err(FilesError::BadPath {
+                    field: "to",
+                    message: "names the file root; extract into a new folder".into(),
+                });
+            }
+            let file = open_read(&root, &archive)?;
+            let meta = file.metadata().map_err(|e| io_err("read", &archive, e))?;
+            if !meta.is_file() {
+                return Err(FilesError::Invalid(format!(
+                    "'{archive}' is not a regular file"
+                )));
+            }
+            let parent_path = to.parent();
+            if !parent_path.is_root() {
+                root.create_dir_all(parent_path.as_fs_path())
+                    .map_err(|e| io_err("create", &parent_path, e))?;
+            }
+            let parent = Self::open_dir(&root, &parent_path)?;
+            let name = to.name().unwrap_or_default().to_string();
+            let exists = |p: &Dir| match p.symlink_metadata(&name) {
+                Ok(_) => Err(FilesError::Conflict(format!(
+                    "'{to}' already exists; choose a new folder to extract into"
+                ))),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(io_err("extract into", &to, e)),
+            };
+            exists(&parent)?;
+            let stem: String = name.chars().take(200).collect();
+            let tmp_name = format!(".{stem}.warden-{:016x}", rand::random::<u64>());
+            parent
+                .create_dir(&tmp_name)
+                .map_err(|e| io_err("extract into", &to, e))?;
+            let cleanup = |why: FilesError| {
+                if let Err(e) = parent.remove_dir_all(&tmp_name) {
+                    tracing::warn!(folder = %tmp_name, error = %e, "cannot remove a half-extracted folder");
+                }
+                why
+            };
+            let tmp = parent
+                .open_dir(&tmp_name)
+                .map_err(|e| cleanup(io_err("extract into", &to, e)))?;
+            let mut out = extract::extract(file, meta.len(), format, &tmp, &files.inner.shutdown)
+                .map_err(cleanup)?;
+            exists(&parent).map_err(cleanup)?;
+            parent
+                .rename(&tmp_name, &parent, &name)
+                .map_err(|e| cleanup(io_err("extract into", &to, e)))?;
+            crate::os::sync_dir(&parent).map_err(|e| io_err("extract into", &to, e))?;
+            out.to = to.to_string();
+            Ok(out)
         })
         .await
     }

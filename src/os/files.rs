@@ -67,6 +67,20 @@ pub fn unix_mode(_meta: &std::fs::Metadata) -> Option<u32> {
     None
 }
 
+/// Gives a file extracted from an archive the archive's permission bits (at most
+/// `0o777`, never set-uid or set-gid), so an extracted server binary stays executable.
+#[cfg(unix)]
+pub fn set_archive_mode(file: &std::fs::File, mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    file.set_permissions(std::fs::Permissions::from_mode(mode & 0o777))
+}
+
+/// Windows files have no Unix permission bits.
+#[cfg(windows)]
+pub fn set_archive_mode(_file: &std::fs::File, _mode: u32) -> io::Result<()> {
+    Ok(())
+}
+
 /// Makes opening a FIFO return at once instead of waiting for a writer (a program can
 /// leave one in its directory; a download must not hang a thread on it).
 #[cfg(unix)]

@@ -289,6 +289,13 @@ fn table() -> Vec<Row> {
             Ghost,
         ),
         row(
+            M::POST,
+            "/api/programs/{p}/files/extract",
+            j(json!({"path": "a.zip", "to": "a"})),
+            On("files.write"),
+            Ghost,
+        ),
+        row(
             M::DELETE,
             "/api/programs/{p}/files?path=a.txt",
             N,

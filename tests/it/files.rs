@@ -1193,3 +1193,136 @@ async fn game_secrets_in_config_files_are_masked_for_callers_without_define() {
         "{msg}"
     );
 }
+
+/// A tar.gz whose entries are written raw (an attacker's tool does not refuse `..`).
+fn raw_tar_gz(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    use std::io::Write;
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        h.set_cksum();
+        b.append(&h, *data).expect("append");
+    }
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&b.into_inner().expect("tar")).expect("gz");
+    gz.finish().expect("gz")
+}
+
+#[tokio::test]
+async fn an_archive_is_extracted_into_a_new_folder_and_never_outside() {
+    use std::io::Write;
+    let f = Fixture::new("").await;
+    // A zip with a file, a nested file and a symlink pointing out of the root.
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default();
+    zip.start_file("a.txt", opts).expect("start");
+    zip.write_all(b"alpha\n").expect("write");
+    zip.start_file("d/b.txt", opts).expect("start");
+    zip.write_all(b"beta\n").expect("write");
+    zip.add_symlink("link", "/etc/passwd", opts)
+        .expect("symlink");
+    let bytes = zip.finish().expect("zip").into_inner();
+    std::fs::write(f.root().join("good.zip"), bytes).expect("write zip");
+
+    let (st, v) =
+        f.w.post(
+            "/api/programs/mc/files/extract",
+            json!({"path": "good.zip", "to": "unpacked/good"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(
+        (&v["to"], &v["files"], &v["skipped"], &v["bytes"]),
+        (&json!("unpacked/good"), &json!(2), &json!(1), &json!(11)),
+        "{v}"
+    );
+    let out = f.root().join("unpacked/good");
+    assert_eq!(
+        std::fs::read_to_string(out.join("a.txt")).expect("a"),
+        "alpha\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("d/b.txt")).expect("b"),
+        "beta\n"
+    );
+    assert!(
+        std::fs::symlink_metadata(out.join("link")).is_err(),
+        "the link was created"
+    );
+
+    // Never into an existing folder.
+    let (st, v) =
+        f.w.post(
+            "/api/programs/mc/files/extract",
+            json!({"path": "good.zip", "to": "unpacked/good"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{v}");
+    assert_eq!(v["error"]["code"], "conflict", "{v}");
+
+    // An entry leading out refuses the whole archive and leaves nothing anywhere.
+    std::fs::write(
+        f.root().join("evil.tar.gz"),
+        raw_tar_gz(&[("fine.txt", b"ok"), ("../../outside/escaped.txt", b"x")]),
+    )
+    .expect("write tar");
+    let (st, v) =
+        f.w.post(
+            "/api/programs/mc/files/extract",
+            json!({"path": "evil.tar.gz", "to": "evil"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("'..'"),
+        "{v}"
+    );
+    assert!(!f.outside().join("escaped.txt").exists());
+    let left: Vec<String> = std::fs::read_dir(f.root())
+        .expect("root")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("evil") && n != "evil.tar.gz")
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+
+    // Not an archive; a path that leaves the root.
+    std::fs::write(f.root().join("notes.txt"), "n").expect("notes");
+    let (st, v) =
+        f.w.post(
+            "/api/programs/mc/files/extract",
+            json!({"path": "notes.txt", "to": "n"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["error"]["details"][0]["field"], "path", "{v}");
+    let (st, v) =
+        f.w.post(
+            "/api/programs/mc/files/extract",
+            json!({"path": "good.zip", "to": "../outside/x"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["error"]["details"][0]["field"], "to", "{v}");
+    assert!(!f.outside().join("x").exists());
+
+    // The extraction is in the audit log with what it wrote.
+    let rec = wait_until(Duration::from_secs(10), "the audit record", || async {
+        let (_, page) = f.w.get("/api/audit?action=files.extract").await;
+        page["entries"]
+            .as_array()
+            .and_then(|e| e.iter().find(|r| r["result"] == "ok").cloned())
+    })
+    .await;
+    assert_eq!(rec["target"], "mc:good.zip", "{rec}");
+    assert!(
+        rec["detail"].as_str().unwrap_or("").contains("2 files"),
+        "{rec}"
+    );
+}

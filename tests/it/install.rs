@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use crate::common::*;
 
 /// A SteamCMD for warden's config: the fixture run with `env` (e.g. a failure mode).
-fn steamcmd_wrapper(dir: &Path, env: &[(&str, &str)]) -> PathBuf {
+pub(crate) fn steamcmd_wrapper(dir: &Path, env: &[(&str, &str)]) -> PathBuf {
     let fake = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/fixtures/fake-steamcmd");
     let mut script = String::from("#!/bin/sh\n");
     for (k, v) in env {
@@ -32,7 +32,7 @@ fn steamcmd_wrapper(dir: &Path, env: &[(&str, &str)]) -> PathBuf {
 }
 
 /// warden in `tmp/data` whose SteamCMD is the fake with `env`.
-async fn warden_with_fake(tmp: &Path, env: &[(&str, &str)]) -> Warden {
+pub(crate) async fn warden_with_fake(tmp: &Path, env: &[(&str, &str)]) -> Warden {
     let steamcmd = steamcmd_wrapper(tmp, env);
     let config = format!(
         "[install]\nsteamcmd = {:?}\n",

@@ -39,6 +39,7 @@ mod tidy;
 mod two_factor;
 mod upgrade;
 mod web;
+mod web_admin;
 mod web_charts;
 mod web_fleet;
 mod web_forms;

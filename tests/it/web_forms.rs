@@ -430,3 +430,201 @@ async fn a_schedule_and_a_job_are_built_with_forms() {
     let _ = browser.wait().await;
     events.abort();
 }
+
+/// A program that is a game server, built in the form with no JSON: connections, a query
+/// readiness, a liveness check, its own graceful stop steps (added, typed and reordered)
+/// and `files_root`. The API then holds exactly that, the running game's health leaves
+/// "Unknown", and editing reads every part back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_game_program_is_built_with_the_form() {
+    let w = Warden::start().await;
+    create_demo(&w).await;
+    add_user(&w, "admin", "admin", ADMIN_PASSWORD);
+    let world = w.data_dir.join("mc2-world");
+    std::fs::create_dir_all(world.join("saves")).expect("world dir");
+    let world = world.to_string_lossy().into_owned();
+    let (rcon, slp) = (free_tcp_port(), free_tcp_port());
+    let profile = tempfile::tempdir().expect("profile dir");
+    let (mut browser, ui, events) = open_browser(profile.path()).await;
+    ui.page.goto(w.url.as_str()).await.expect("open warden");
+    login(&ui, "admin", ADMIN_PASSWORD).await;
+    ui.go(
+        "#/new",
+        "!!document.querySelector('#f-game-profile option[value=minecraft]')",
+    )
+    .await;
+
+    ui.type_into("#f-name", "mc2").await;
+    ui.type_into("#f-command", bin()).await;
+    let args = [
+        "demo-game",
+        "--save-dir",
+        &world,
+        "--rcon-port",
+        &rcon.to_string(),
+        "--rcon-password",
+        "hunter2",
+        "--slp-port",
+        &slp.to_string(),
+    ]
+    .join("\n");
+    ui.set_value("#f-args", &args).await;
+    ui.type_into("#f-cwd", &world).await;
+    ui.type_into("#f-files_root", "saves").await;
+    ui.set_value("#f-game-profile", "minecraft").await;
+    ui.wait(
+        "(document.querySelector('#f-game-rcon-port') || {}).value === '25575'",
+        T,
+        "the Minecraft defaults",
+    )
+    .await;
+    ui.set_value("#f-game-rcon-port", "").await;
+    ui.type_into("#f-game-rcon-port", &rcon.to_string()).await;
+    ui.type_into("#f-game-rcon-password", "hunter2").await;
+    ui.set_value("#f-game-query-port", "").await;
+    ui.type_into("#f-game-query-port", &slp.to_string()).await;
+    ui.set_value("#f-game-readiness-mode", "query").await;
+    ui.set_value("#f-game-liveness-check", "query").await;
+    ui.wait(
+        "!!document.querySelector('#f-game-liveness-interval_seconds')",
+        T,
+        "the liveness fields",
+    )
+    .await;
+    ui.set_value("#f-game-liveness-interval_seconds", "").await;
+    ui.type_into("#f-game-liveness-interval_seconds", "1").await;
+    ui.set_value("#f-game-liveness-failures", "").await;
+    ui.type_into("#f-game-liveness-failures", "2").await;
+    ui.click("#f-game-liveness-restart").await;
+
+    // Own stop steps: they start as the profile's; clear them, then build a list.
+    ui.click("[data-stop-steps-mode=custom]").await;
+    ui.wait(
+        "document.querySelectorAll('[data-stop-step]').length > 0",
+        T,
+        "the profile's stop steps to start from",
+    )
+    .await;
+    while ui
+        .eval::<bool>("!!document.querySelector('[data-remove-step]')")
+        .await
+    {
+        ui.click("[data-remove-step]").await;
+    }
+    ui.click("[data-add-stop-step]").await;
+    ui.type_into("#f-step-0-text", "stop").await;
+    ui.click("[data-add-stop-step]").await;
+    ui.set_value("#f-step-1-kind", "rcon").await;
+    ui.type_into("#f-step-1-text", "save-all").await;
+    ui.click("[data-add-stop-step]").await;
+    ui.set_value("#f-step-2-kind", "rest_shutdown").await;
+    ui.wait(
+        "!!document.querySelector('#f-step-2-wait')",
+        T,
+        "the REST shutdown fields",
+    )
+    .await;
+    ui.set_value("#f-step-2-message", "").await;
+    ui.type_into("#f-step-2-message", "Back soon").await;
+    ui.set_value("#f-step-2-wait", "").await;
+    ui.type_into("#f-step-2-wait", "5").await;
+    ui.click("[data-step-up='1']").await; // save-all before stop
+    ui.wait(
+        "document.querySelector('#f-step-0-text').value === 'save-all'",
+        T,
+        "save-all moved up",
+    )
+    .await;
+    ui.click("[data-remove-step='2']").await; // the REST step after all
+    ui.wait(
+        "document.querySelectorAll('[data-stop-step]').length === 2",
+        T,
+        "two steps left",
+    )
+    .await;
+    ui.shot("forms-program-game").await;
+    ui.click("form.program-form button[type=submit]").await;
+    ui.wait(
+        "location.hash === '#/p/mc2'",
+        Duration::from_secs(15),
+        "the new program's page",
+    )
+    .await;
+
+    let p = get_ok(&w, "/api/programs/mc2").await;
+    assert_eq!(p["files_root"], "saves", "{p}");
+    assert_eq!(p["cwd"], world.as_str(), "{p}");
+    let g = &p["game"];
+    assert_eq!(g["profile"], "minecraft", "{p}");
+    assert_eq!(g["rcon"]["port"], rcon, "{p}");
+    assert_eq!(g["query"]["kind"], "slp", "{p}");
+    assert_eq!(g["query"]["port"], slp, "{p}");
+    assert_eq!(g["readiness"], "query", "{p}");
+    assert_eq!(
+        g["liveness"],
+        json!({"check": "query", "interval_seconds": 1, "failures": 2, "restart": true}),
+        "{p}"
+    );
+    assert_eq!(
+        g["stop_steps"],
+        json!([{"rcon": "save-all"}, {"stdin": "stop"}]),
+        "{p}"
+    );
+
+    // Running, the liveness check decides the health the page shows.
+    let (st, v) = w.post("/api/programs/mc2/start", json!(null)).await;
+    assert!(st.is_success(), "start: {st} {v}");
+    w.wait_state("mc2", "running", Duration::from_secs(30))
+        .await;
+    ui.wait(
+        "(document.querySelector('[data-health]') || {dataset: {}}).dataset.health === 'healthy'",
+        Duration::from_secs(20),
+        "the game healthy by its liveness check",
+    )
+    .await;
+
+    // Editing reads every part back.
+    ui.go(
+        "#/p/mc2/edit",
+        "(document.querySelector('#f-files_root') || {}).value === 'saves'",
+    )
+    .await;
+    let shown: Vec<String> = ui
+        .eval(
+            "['#f-game-readiness-mode', '#f-game-liveness-check', '#f-game-liveness-interval_seconds', \
+              '#f-game-liveness-failures', '#f-step-0-kind', '#f-step-0-text', '#f-step-1-kind', '#f-step-1-text'] \
+              .map(s => document.querySelector(s).value)",
+        )
+        .await;
+    assert_eq!(
+        shown,
+        [
+            "query", "query", "1", "2", "rcon", "save-all", "stdin", "stop"
+        ],
+        "the form read back"
+    );
+    assert!(
+        ui.eval::<bool>("document.querySelector('#f-game-liveness-restart').checked")
+            .await
+    );
+    ui.set_width(390, 844).await;
+    ui.assert_fits(390, "the game program form on a phone")
+        .await;
+
+    let problems = std::mem::take(&mut *ui.problems.lock().expect("lock"));
+    assert!(
+        problems.errors.is_empty(),
+        "console errors: {:#?}",
+        problems.errors
+    );
+    assert!(
+        problems.network.is_empty(),
+        "failed requests: {:#?}",
+        problems.network
+    );
+    let (st, _) = w.post("/api/programs/mc2/stop", json!(null)).await;
+    assert!(st.is_success());
+    browser.close().await.expect("close Chromium");
+    let _ = browser.wait().await;
+    events.abort();
+}

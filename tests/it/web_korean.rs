@@ -42,6 +42,9 @@ const ALLOWED: &[&str] = &[
     "Valheim",
     "ARK",
     "Source",
+    "SteamCMD",
+    // PaperMC's server, a brand.
+    "Paper",
     "zip",
     "zstd",
     "tar",
@@ -175,6 +178,15 @@ async fn every_page_reads_in_korean() {
         ("#/schedules", "!!document.querySelector('[data-new=job]')"),
         ("#/fleet", "!!document.querySelector('[data-fleet-node]')"),
         ("#/settings", "!!document.querySelector('#set-lang')"),
+        ("#/audit", "!!document.querySelector('[data-audit-row]')"),
+        (
+            "#/install",
+            "!!document.querySelector('[data-template=valheim]')",
+        ),
+        (
+            "#/processes",
+            "!!document.querySelector('[data-processes-page] [data-pid]')",
+        ),
     ];
     for (hash, ready) in pages {
         ui.go(hash, ready).await;

@@ -71,6 +71,15 @@ async fn every_page_works_on_a_phone() {
         ("#/fleet", "!!document.querySelector('[data-fleet-node]')"),
         ("#/settings", "!!document.querySelector('#set-lang')"),
         ("#/about", "!!document.querySelector('[data-version]')"),
+        ("#/audit", "!!document.querySelector('[data-audit-row]')"),
+        (
+            "#/install",
+            "!!document.querySelector('[data-template=valheim]')",
+        ),
+        (
+            "#/processes",
+            "!!document.querySelector('[data-processes-page] [data-pid]')",
+        ),
     ];
     let mut tallest = (0.0f64, "");
     for (hash, ready) in pages {

@@ -10,6 +10,7 @@ const CATALOGUE = {
     'nav.users': 'Users & tokens',
     'nav.settings': 'Settings',
     'nav.about': 'About',
+    'nav.audit': 'Audit log',
     'nav.logout': 'Log out',
     'nav.menu': 'Main navigation',
     'live.open': 'Live',
@@ -377,13 +378,15 @@ const CATALOGUE = {
     'files.browser': 'Folder contents',
     'files.path': 'Folder path',
     'files.root': 'Root',
-    'files.total': '{n} entries',
+    'files.total.one': '{n} entry',
+    'files.total.other': '{n} entries',
     'files.empty': 'This folder is empty.',
     'files.download': 'Download',
     'files.downloadFolder': 'Download folder',
     'files.upload': 'Upload files',
     'files.uploading': 'Uploading…',
-    'files.uploaded': '{n} files uploaded.',
+    'files.uploaded.one': '{n} file uploaded.',
+    'files.uploaded.other': '{n} files uploaded.',
     'files.overwrite': 'Replace existing files',
     'files.saved': '{path} saved.',
     'files.binary': 'This is not a text file. Download it instead.',
@@ -432,7 +435,7 @@ const CATALOGUE = {
     'form.game.rest.password': 'REST API password',
     'form.game.rest.help': 'Palworld-style REST API; empty: none.',
     'form.game.readiness': 'Ready when the console prints',
-    'form.game.readiness.help': 'A regular expression; empty: the profile default.',
+    'form.game.readiness.help': 'A regular expression, e.g. Done \\(',
     'def.saved': '{name} saved.',
     'def.schedule.new': 'New schedule',
     'def.schedule.edit': 'Edit schedule {name}',
@@ -446,6 +449,7 @@ const CATALOGUE = {
     'nav.users': '사용자 및 토큰',
     'nav.settings': '설정',
     'nav.about': '정보',
+    'nav.audit': '감사 기록',
     'nav.logout': '로그아웃',
     'nav.menu': '주 메뉴',
     'live.open': '실시간',
@@ -813,13 +817,13 @@ const CATALOGUE = {
     'files.browser': '폴더 내용',
     'files.path': '폴더 경로',
     'files.root': '최상위',
-    'files.total': '항목 {n}개',
+    'files.total.other': '항목 {n}개',
     'files.empty': '빈 폴더입니다.',
     'files.download': '내려받기',
     'files.downloadFolder': '폴더 내려받기',
     'files.upload': '파일 올리기',
     'files.uploading': '올리는 중…',
-    'files.uploaded': '파일 {n}개를 올렸습니다.',
+    'files.uploaded.other': '파일 {n}개를 올렸습니다.',
     'files.overwrite': '기존 파일 덮어쓰기',
     'files.saved': '{path}을(를) 저장했습니다.',
     'files.binary': '텍스트 파일이 아닙니다. 내려받아 사용하세요.',
@@ -868,7 +872,7 @@ const CATALOGUE = {
     'form.game.rest.password': 'REST API 비밀번호',
     'form.game.rest.help': 'Palworld 방식 REST API. 비우면 사용 안 함.',
     'form.game.readiness': '콘솔에 이 내용이 나오면 준비 완료',
-    'form.game.readiness.help': '정규식. 비우면 프로필 기본값.',
+    'form.game.readiness.help': '정규식. 예: Done \\(',
     'def.saved': '{name}을(를) 저장했습니다.',
     'def.schedule.new': '새 일정',
     'def.schedule.edit': '일정 {name} 편집',
@@ -922,6 +926,17 @@ export function t(key, params) {
 }
 
 /**
+ * The plural form of `key` for the count `n` (`key.one`, `key.other`, … chosen by the
+ * language's plural rules, `key.other` when a language lacks the form), with `{n}` and
+ * `params` filled.
+ */
+export function plural(key, n, params = {}) {
+  const rule = new Intl.PluralRules(lang).select(Number(n));
+  const form = CATALOGUE[lang][`${key}.${rule}`] != null ? rule : 'other';
+  return t(`${key}.${form}`, { n: formats.int.format(n), ...params });
+}
+
+/**
  * Adds a module's own strings (`{en: {...}, ko: {...}}`), so a page or helper keeps its
  * words beside its code instead of in this file.
  */
@@ -936,6 +951,9 @@ export function missing() {
   const out = [];
   for (const code of Object.keys(CATALOGUE)) {
     for (const key of Object.keys(CATALOGUE.en)) {
+      // A plural form a language does not have (Korean has only `other`) is not missing.
+      const pluralForm = key.match(/^(.*)\.(zero|one|two|few|many)$/);
+      if (pluralForm && `${pluralForm[1]}.other` in CATALOGUE[code]) continue;
       if (!(key in CATALOGUE[code])) out.push(`${code}:${key}`);
     }
   }

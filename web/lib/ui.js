@@ -38,6 +38,9 @@ export const href = {
   schedules: () => '#/schedules',
   files: (name) => `#/p/${seg(name)}/files`,
   fleet: () => '#/fleet',
+  audit: () => '#/audit',
+  processes: () => '#/processes',
+  install: () => '#/install',
 };
 
 export function navigate(to) {

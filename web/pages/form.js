@@ -4,7 +4,7 @@
 
 import { useEffect, useState } from 'preact/hooks';
 import { html } from '../lib/html.js';
-import { t } from '../lib/i18n.js';
+import { addStrings, t } from '../lib/i18n.js';
 import { api, seg } from '../lib/api.js';
 import { can } from '../lib/session.js';
 import { refreshProgram } from '../lib/stores.js';
@@ -23,8 +23,90 @@ const NUMBERS = [
   'game.rcon.port',
   'game.query.port',
   'game.rest.port',
+  'game.liveness.interval_seconds',
+  'game.liveness.failures',
 ];
 const QUERY_KINDS = ['slp', 'a2s', 'tcp'];
+const READINESS = ['', 'log_line', 'query', 'none'];
+const LIVENESS = ['', 'query', 'rcon', 'rest'];
+const STEP_KINDS = ['stdin', 'rcon', 'rest_save', 'rest_shutdown'];
+
+addStrings({
+  en: {
+    'form.files_root': 'Files folder',
+    'form.files_root.help': 'What the file manager and backups see, relative to the working directory; empty: all of it.',
+    'form.game.readiness.mode': 'Ready when',
+    'form.game.readiness.mode.': 'The profile default',
+    'form.game.readiness.mode.log_line': 'The console prints a line',
+    'form.game.readiness.mode.query': 'The status query answers',
+    'form.game.readiness.mode.none': 'The start time has passed',
+    'form.game.liveness': 'Liveness check',
+    'form.game.liveness.check': 'Check',
+    'form.game.liveness.check.': 'None',
+    'form.game.liveness.check.query': 'Status query',
+    'form.game.liveness.check.rcon': 'RCON login',
+    'form.game.liveness.check.rest': 'REST API',
+    'form.game.liveness.help': 'Without a check the game health stays “Unknown”.',
+    'form.game.liveness.interval_seconds': 'Every (seconds)',
+    'form.game.liveness.failures': 'Unhealthy after failures in a row',
+    'form.game.liveness.restart': 'Restart when unhealthy',
+    'form.game.stop_steps': 'Graceful stop steps',
+    'form.game.stop_steps.help': 'Run in order before the stop command or signal above, which follows only if a step fails.',
+    'form.game.stop_steps.default': 'Use the profile default',
+    'form.game.stop_steps.custom': 'My own steps',
+    'form.game.stop_steps.empty': 'No steps: stop with the command or signal only.',
+    'form.game.stop_steps.add': 'Add a step',
+    'form.game.stop_steps.remove': 'Remove step {n}',
+    'form.game.stop_steps.up': 'Move step {n} up',
+    'form.game.step.kind': 'Step {n}',
+    'form.game.step.stdin': 'Send a console line',
+    'form.game.step.rcon': 'Send an RCON command',
+    'form.game.step.rest_save': 'Save through the REST API',
+    'form.game.step.rest_shutdown': 'Shut down through the REST API',
+    'form.game.step.text': 'Line or command',
+    'form.game.step.message': 'Message to players',
+    'form.game.step.wait': 'Shut down after (seconds)',
+    'form.game.step.needsText': 'Type the line or command to send.',
+    'form.game.readiness.needed': 'Type the line (a regular expression) to wait for.',
+  },
+  ko: {
+    'form.files_root': '파일 폴더',
+    'form.files_root.help': '파일 관리자와 백업이 다루는 폴더. 작업 디렉터리 기준이며 비우면 전체입니다.',
+    'form.game.readiness.mode': '준비 완료 기준',
+    'form.game.readiness.mode.': '프로필 기본값',
+    'form.game.readiness.mode.log_line': '콘솔에 특정 줄이 나올 때',
+    'form.game.readiness.mode.query': '상태 조회가 응답할 때',
+    'form.game.readiness.mode.none': '시작 대기 시간이 지났을 때',
+    'form.game.liveness': '상태 점검',
+    'form.game.liveness.check': '점검 방식',
+    'form.game.liveness.check.': '사용 안 함',
+    'form.game.liveness.check.query': '상태 조회',
+    'form.game.liveness.check.rcon': 'RCON 로그인',
+    'form.game.liveness.check.rest': 'REST API',
+    'form.game.liveness.help': '점검이 없으면 게임 상태는 계속 “알 수 없음”입니다.',
+    'form.game.liveness.interval_seconds': '점검 간격(초)',
+    'form.game.liveness.failures': '연속 실패 횟수(비정상 판정)',
+    'form.game.liveness.restart': '비정상이면 다시 시작',
+    'form.game.stop_steps': '안전한 중지 단계',
+    'form.game.stop_steps.help': '위의 중지 명령이나 시그널보다 먼저 차례로 실행합니다. 단계가 실패할 때만 중지 명령이나 시그널을 씁니다.',
+    'form.game.stop_steps.default': '프로필 기본값 사용',
+    'form.game.stop_steps.custom': '직접 지정',
+    'form.game.stop_steps.empty': '단계 없음: 중지 명령이나 시그널만 씁니다.',
+    'form.game.stop_steps.add': '단계 추가',
+    'form.game.stop_steps.remove': '{n}단계 삭제',
+    'form.game.stop_steps.up': '{n}단계를 위로',
+    'form.game.step.kind': '{n}단계',
+    'form.game.step.stdin': '콘솔에 한 줄 보내기',
+    'form.game.step.rcon': 'RCON 명령 보내기',
+    'form.game.step.rest_save': 'REST API로 저장',
+    'form.game.step.rest_shutdown': 'REST API로 종료',
+    'form.game.step.text': '보낼 줄 또는 명령',
+    'form.game.step.message': '접속자에게 보낼 메시지',
+    'form.game.step.wait': '종료까지 대기(초)',
+    'form.game.step.needsText': '보낼 줄이나 명령을 입력하세요.',
+    'form.game.readiness.needed': '기다릴 줄(정규식)을 입력하세요.',
+  },
+});
 
 /** The API's defaults (what an empty definition gets). */
 const DEFAULTS = {
@@ -33,6 +115,7 @@ const DEFAULTS = {
   command: '',
   args: '',
   cwd: '',
+  files_root: '',
   env: '',
   autostart: false,
   start_seconds: '1',
@@ -51,8 +134,23 @@ const DEFAULTS = {
   'game.query.port': '',
   'game.rest.port': '',
   'game.rest.password': '',
+  'game.readiness.mode': '',
   'game.readiness': '',
+  'game.liveness.check': '',
+  'game.liveness.interval_seconds': '30',
+  'game.liveness.failures': '3',
+  'game.liveness.restart': false,
+  'game.stop_steps': null,
 };
+
+/** One stop step as the list editor holds it. */
+function stepFromSpec(s) {
+  const blank = { kind: 'stdin', text: '', message: 'Server is shutting down', wait: '1' };
+  if (typeof s === 'string') return { ...blank, kind: s };
+  const [kind, v] = Object.entries(s)[0];
+  if (typeof v === 'string') return { ...blank, kind, text: v };
+  return { ...blank, kind, message: v.message ?? blank.message, wait: String(v.wait_seconds ?? 1) };
+}
 
 /** The form's game fields from a game section (absent: no game). */
 function gameFields(g) {
@@ -67,7 +165,13 @@ function gameFields(g) {
     'game.query.port': port(q),
     'game.rest.port': port(g.rest),
     'game.rest.password': g.rest ? g.rest.password : '',
+    'game.readiness.mode': !g.readiness ? '' : typeof g.readiness === 'string' ? g.readiness : 'log_line',
     'game.readiness': g.readiness && g.readiness.log_line ? g.readiness.log_line : '',
+    'game.liveness.check': g.liveness ? g.liveness.check : '',
+    'game.liveness.interval_seconds': String(g.liveness ? g.liveness.interval_seconds : 30),
+    'game.liveness.failures': String(g.liveness ? g.liveness.failures : 3),
+    'game.liveness.restart': !!(g.liveness && g.liveness.restart),
+    'game.stop_steps': g.stop_steps ? g.stop_steps.map(stepFromSpec) : null,
   };
 }
 
@@ -78,6 +182,7 @@ function fromSpec(p) {
     command: p.command,
     args: (p.args || []).join('\n'),
     cwd: p.cwd || '',
+    files_root: p.files_root || '',
     env: Object.entries(p.env || {})
       .map(([k, v]) => `${k}=${v}`)
       .join('\n'),
@@ -99,7 +204,7 @@ function fromSpec(p) {
  * The game section from the form, on top of `base` (the stored section when editing), so
  * settings this form does not show (liveness, stop steps, hosts…) are kept.
  */
-function toGame(f, base, num) {
+function toGame(f, base, num, errors) {
   if (!f['game.profile']) return undefined;
   const g = { ...(base || {}), profile: f['game.profile'] };
   const section = (key, extra) => {
@@ -117,8 +222,32 @@ function toGame(f, base, num) {
   } else if (!(base && base.query && !QUERY_KINDS.includes(base.query.kind))) {
     delete g.query;
   }
-  if (f['game.readiness'].trim()) g.readiness = { log_line: f['game.readiness'] };
-  else if (g.readiness && g.readiness.log_line) delete g.readiness;
+  const ready = f['game.readiness.mode'];
+  if (ready === 'log_line') {
+    if (!f['game.readiness'].trim()) errors['game.readiness'] = t('form.game.readiness.needed');
+    g.readiness = { log_line: f['game.readiness'] };
+  } else if (ready) g.readiness = ready;
+  else delete g.readiness;
+  if (f['game.liveness.check']) {
+    g.liveness = {
+      check: f['game.liveness.check'],
+      interval_seconds: num('game.liveness.interval_seconds'),
+      failures: num('game.liveness.failures'),
+      restart: f['game.liveness.restart'],
+    };
+  } else delete g.liveness;
+  if (f['game.stop_steps']) {
+    g.stop_steps = f['game.stop_steps'].map((s) => {
+      if (s.kind === 'rest_save') return 'rest_save';
+      if (s.kind === 'rest_shutdown') {
+        const wait = String(s.wait).trim();
+        if (!/^\d+$/.test(wait)) errors['game.stop_steps'] = t('form.number');
+        return { rest_shutdown: { message: s.message, wait_seconds: Number(wait) } };
+      }
+      if (!s.text.trim()) errors['game.stop_steps'] = t('form.game.step.needsText');
+      return { [s.kind]: s.text };
+    });
+  } else delete g.stop_steps;
   return g;
 }
 
@@ -158,8 +287,9 @@ function toSpec(f, baseGame) {
   };
   if (f.display_name.trim()) spec.display_name = f.display_name.trim();
   if (f.cwd.trim()) spec.cwd = f.cwd.trim();
+  if (f.files_root.trim()) spec.files_root = f.files_root.trim();
   if (f['stop.stdin'].trim()) spec.stop.stdin = f['stop.stdin'];
-  const game = toGame(f, baseGame, num);
+  const game = toGame(f, baseGame, num, errors);
   if (game) spec.game = game;
   return [spec, errors];
 }
@@ -169,7 +299,9 @@ const fieldId = (key) => `f-${key.replace(/\./g, '-')}`;
 /** The form key an API error field belongs to, or null. */
 function formKey(field) {
   if (field in DEFAULTS) return field;
-  if (field.startsWith('game.readiness')) return 'game.readiness';
+  if (field.startsWith('game.readiness')) return 'game.readiness.mode';
+  if (field.startsWith('game.stop_steps')) return 'game.stop_steps';
+  if (field.startsWith('game.liveness')) return `game.liveness.${field.split('.')[2]}` in DEFAULTS ? `game.liveness.${field.split('.')[2]}` : 'game.liveness.check';
   const m = /^game\.(rcon|rest|query)\.(port|password|kind)/.exec(field);
   return m && `game.${m[1]}.${m[2]}` in DEFAULTS ? `game.${m[1]}.${m[2]}` : null;
 }
@@ -292,6 +424,64 @@ export function ProgramForm({ name }) {
       </select>
     <//>`;
 
+  // The graceful stop steps: the profile's (absent), or a list edited here (possibly empty).
+  const steps = form['game.stop_steps'];
+  const setSteps = (v) => {
+    setForm({ ...form, 'game.stop_steps': v });
+    if (errors['game.stop_steps']) setErrors({ ...errors, 'game.stop_steps': undefined });
+  };
+  const useOwnSteps = (own) => {
+    if (!own) return setSteps(null);
+    const info = profiles[form['game.profile']];
+    const start = info ? (form['game.rcon.port'] ? info.stop_steps : info.stop_steps_without_rcon) : [];
+    setSteps(start.map(stepFromSpec));
+  };
+  const editStep = (i, key) => (e) => setSteps(steps.map((s, j) => (j === i ? { ...s, [key]: e.currentTarget.value } : s)));
+  const stopStepsEditor = () => html`<fieldset data-stop-steps>
+    <legend>${t('form.game.stop_steps')}</legend>
+    <p class="muted small" id="f-game-stop_steps-help">${t('form.game.stop_steps.help')}</p>
+    <label class="check"><input type="radio" name="stop-steps-mode" data-stop-steps-mode="default" checked=${!steps}
+      onChange=${() => useOwnSteps(false)} /> ${t('form.game.stop_steps.default')}</label>
+    <label class="check"><input type="radio" name="stop-steps-mode" data-stop-steps-mode="custom" checked=${!!steps}
+      onChange=${() => useOwnSteps(true)} /> ${t('form.game.stop_steps.custom')}</label>
+    ${errors['game.stop_steps'] && html`<p class="error small" role="alert" id="f-game-stop_steps-error">${errors['game.stop_steps']}</p>`}
+    ${steps &&
+    html`${steps.length === 0 && html`<p class="muted small">${t('form.game.stop_steps.empty')}</p>`}
+      <ol class="builder-list" data-step-list>
+        ${steps.map(
+          (s, i) => html`<li key=${i} class="sub" data-stop-step=${i}>
+            <div class="grid2">
+              <${Field} id=${`f-step-${i}-kind`} label=${t('form.game.step.kind', { n: i + 1 })}>
+                <select id=${`f-step-${i}-kind`} value=${s.kind} onChange=${editStep(i, 'kind')}>
+                  ${STEP_KINDS.map((k) => html`<option value=${k}>${t(`form.game.step.${k}`)}</option>`)}
+                </select>
+              <//>
+              ${(s.kind === 'stdin' || s.kind === 'rcon') &&
+              html`<${Field} id=${`f-step-${i}-text`} label=${t('form.game.step.text')}>
+                <input id=${`f-step-${i}-text`} value=${s.text} spellcheck="false" onInput=${editStep(i, 'text')} />
+              <//>`}
+              ${s.kind === 'rest_shutdown' &&
+              html`<${Field} id=${`f-step-${i}-message`} label=${t('form.game.step.message')}>
+                  <input id=${`f-step-${i}-message`} value=${s.message} onInput=${editStep(i, 'message')} />
+                <//>
+                <${Field} id=${`f-step-${i}-wait`} label=${t('form.game.step.wait')}>
+                  <input id=${`f-step-${i}-wait`} value=${s.wait} inputmode="numeric" onInput=${editStep(i, 'wait')} />
+                <//>`}
+            </div>
+            <div class="row end">
+              ${i > 0 &&
+              html`<button type="button" class="btn" data-step-up=${i} aria-label=${t('form.game.stop_steps.up', { n: i + 1 })}
+                onClick=${() => setSteps([...steps.slice(0, i - 1), s, steps[i - 1], ...steps.slice(i + 1)])}>↑</button>`}
+              <button type="button" class="btn" data-remove-step=${i} aria-label=${t('form.game.stop_steps.remove', { n: i + 1 })}
+                onClick=${() => setSteps(steps.filter((_, j) => j !== i))}>✕</button>
+            </div>
+          </li>`,
+        )}
+      </ol>
+      <button type="button" class="btn" data-add-stop-step
+        onClick=${() => setSteps([...steps, stepFromSpec({ stdin: '' })])}>${t('form.game.stop_steps.add')}</button>`}
+  </fieldset>`;
+
   return html`<main id="main" tabindex="-1" class="page narrow">
     <form class="card program-form" onSubmit=${submit} novalidate>
       <h1>${editing ? t('form.editTitle', { name }) : t('form.createTitle')}</h1>
@@ -303,6 +493,7 @@ export function ProgramForm({ name }) {
         ${text('command', { help: t('form.command.help') })}
         ${area('args', t('form.args.help'))}
         ${text('cwd')}
+        ${text('files_root', { help: t('form.files_root.help') })}
         ${area('env', t('form.env.help'))}
         <label class="check"><input type="checkbox" name="autostart" checked=${form.autostart}
           onChange=${set('autostart')} /> ${t('form.autostart')}</label>
@@ -327,7 +518,22 @@ export function ProgramForm({ name }) {
             ${text('game.rest.port', { help: t('form.game.rest.help') })}
             ${text('game.rest.password', { type: 'password' })}
           </div>
-          ${text('game.readiness', { help: t('form.game.readiness.help') })}`}
+          ${select('game.readiness.mode', READINESS, (o) => t(`form.game.readiness.mode.${o}`))}
+          ${form['game.readiness.mode'] === 'log_line' && text('game.readiness', { help: t('form.game.readiness.help') })}
+          <fieldset data-liveness>
+            <legend>${t('form.game.liveness')}</legend>
+            <p class="muted small">${t('form.game.liveness.help')}</p>
+            ${select('game.liveness.check', LIVENESS, (o) => t(`form.game.liveness.check.${o}`))}
+            ${form['game.liveness.check'] &&
+            html`<div class="grid2">
+                ${text('game.liveness.interval_seconds')}
+                ${text('game.liveness.failures')}
+              </div>
+              <label class="check"><input type="checkbox" id="f-game-liveness-restart" name="game.liveness.restart"
+                checked=${form['game.liveness.restart']} onChange=${set('game.liveness.restart')} />
+                ${t('form.game.liveness.restart')}</label>`}
+          </fieldset>
+          ${stopStepsEditor()}`}
       </fieldset>
       <fieldset>
         <legend>${t('form.restart')}</legend>

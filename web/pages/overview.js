@@ -164,6 +164,7 @@ export function Overview() {
         <span class="grow"></span>
         <input type="search" class="filter" placeholder=${t('overview.filter')} aria-label=${t('overview.filter')}
           value=${filter} onInput=${(e) => setFilter(e.currentTarget.value)} />
+        ${can('admin') && html`<a class="btn" href=${href.install()} data-new-server>${t('install.open')}</a>`}
         ${can('admin') && html`<a class="btn primary" href=${href.create()}>${t('overview.new')}</a>`}
       </div>
       ${names == null
