@@ -183,6 +183,24 @@ pub async fn serve(
         bus.clone(),
         shutdown.clone(),
     )?;
+    let installer = crate::install::Installer::new(
+        cfg.install.clone(),
+        &cfg.data_dir,
+        sup.clone(),
+        backups.clone(),
+        bus.clone(),
+        store.clone(),
+    );
+    let updater = crate::install::update::Updater::new(
+        installer.clone(),
+        store.clone(),
+        bus.clone(),
+        sup.clone(),
+        games.clone(),
+        backups.clone(),
+        shutdown.clone(),
+    );
+    updater.start();
     let app = Arc::new(App {
         sup: sup.clone(),
         games: games.clone(),
@@ -200,13 +218,8 @@ pub async fn serve(
         backups: backups.clone(),
         setup_code,
         fleet: crate::fleet::Fleet::new(store.clone(), cfg.data_dir.clone(), cfg.fleet.timeout),
-        installer: crate::install::Installer::new(
-            cfg.install.clone(),
-            &cfg.data_dir,
-            sup.clone(),
-            backups.clone(),
-            bus.clone(),
-        ),
+        installer: installer.clone(),
+        updater: updater.clone(),
     });
     let trimmer = tokio::spawn(crate::health::guarded(
         "memory-trimmer",
@@ -250,8 +263,15 @@ pub async fn serve(
     // stages' own waits.
     let deadline = tokio::time::Instant::now() + cfg.supervisor.shutdown_timeout;
     let left = || deadline.saturating_duration_since(tokio::time::Instant::now());
-    // Schedules first: their chains act on programs.
+    // Schedules first: their chains act on programs; updates likewise (one cut short is
+    // rolled back at the next start).
     sched.shutdown(stop, left()).await;
+    if tokio::time::timeout(left(), updater.stopped())
+        .await
+        .is_err()
+    {
+        tracing::warn!("updates did not end before the shutdown deadline");
+    }
     // Then backups: a cancelled backup still runs its post steps (e.g. `save-on`) while
     // its program is alive.
     backups.shutdown(left()).await;

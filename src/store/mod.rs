@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod programs;
 pub mod schedule;
 pub mod setup;
+pub mod updates;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -178,6 +179,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("migrations/0007_access.sql")),
         M::up(include_str!("migrations/0008_fleet.sql")),
         M::up(include_str!("migrations/0009_auth.sql")),
+        M::up(include_str!("migrations/0010_updates.sql")),
     ])
 }
 

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use crate::common::*;
 
 /// A SteamCMD for warden's config: the fixture run with `env` (e.g. a failure mode).
-fn steamcmd_wrapper(dir: &Path, env: &[(&str, &str)]) -> PathBuf {
+pub fn steamcmd_wrapper(dir: &Path, env: &[(&str, &str)]) -> PathBuf {
     let fake = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/fixtures/fake-steamcmd");
     let mut script = String::from("#!/bin/sh\n");
     for (k, v) in env {
