@@ -137,7 +137,25 @@ pub async fn serve(
         &shutdown,
     )
     .await?;
-    // Schedules and jobs; game and backup tasks go through `Services`.
+    let installer = crate::install::Installer::new(
+        cfg.install.clone(),
+        &cfg.data_dir,
+        sup.clone(),
+        backups.clone(),
+        bus.clone(),
+        store.clone(),
+    );
+    let updater = crate::install::update::Updater::new(
+        installer.clone(),
+        store.clone(),
+        bus.clone(),
+        sup.clone(),
+        games.clone(),
+        backups.clone(),
+        shutdown.clone(),
+    );
+    updater.start();
+    // Schedules and jobs; game, backup and update tasks go through `Services`.
     let sched = Scheduler::start(SchedulerDeps {
         store: store.clone(),
         bus: bus.clone(),
@@ -147,6 +165,7 @@ pub async fn serve(
         services: Services {
             games: Arc::new(games.clone()),
             backups: Arc::new(backups.clone()),
+            updates: Arc::new(updater.clone()),
         },
         shutdown: shutdown.clone(),
     })
@@ -183,24 +202,6 @@ pub async fn serve(
         bus.clone(),
         shutdown.clone(),
     )?;
-    let installer = crate::install::Installer::new(
-        cfg.install.clone(),
-        &cfg.data_dir,
-        sup.clone(),
-        backups.clone(),
-        bus.clone(),
-        store.clone(),
-    );
-    let updater = crate::install::update::Updater::new(
-        installer.clone(),
-        store.clone(),
-        bus.clone(),
-        sup.clone(),
-        games.clone(),
-        backups.clone(),
-        shutdown.clone(),
-    );
-    updater.start();
     let app = Arc::new(App {
         sup: sup.clone(),
         games: games.clone(),

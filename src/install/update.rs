@@ -539,6 +539,43 @@ impl Updater {
         self.status(program).await
     }
 
+    /// Updates `program` in its window and waits for the end (schedules' `update` task).
+    pub async fn apply_to_end(&self, program: &str) -> Result<String, String> {
+        let before = self
+            .load(program)
+            .await
+            .map_err(|e| e.to_string())?
+            .and_then(|r| r.last.map(|l| l.ts));
+        self.apply(program, ApplyRequest::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        while crate::sync::lock(&self.inner.busy).contains(program) {
+            if self.inner.shutdown.is_cancelled() {
+                return Err("warden is stopping; the update is finished at its next start".into());
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        let rec = self.load(program).await.map_err(|e| e.to_string())?;
+        match rec {
+            Some(UpdateRecord { last: Some(l), .. }) if Some(l.ts) != before => {
+                if l.result == "succeeded" {
+                    Ok(l.message)
+                } else {
+                    Err(l.message)
+                }
+            }
+            Some(UpdateRecord {
+                check_error: Some(e),
+                ..
+            }) => Err(format!("update check failed: {e}")),
+            Some(r) => Ok(format!(
+                "'{program}' is up to date (build {})",
+                r.installed_build.unwrap_or_default()
+            )),
+            None => Err(format!("'{program}' has no update record")),
+        }
+    }
+
     /// Checks programs whose `check_interval` has come, and updates those with a new
     /// build whose `apply` is not `manual`.
     async fn check_loop(&self) {

@@ -504,3 +504,100 @@ async fn two_programs_updating_at_once_share_one_steamcmd() {
     assert_eq!(err["error"]["code"], "conflict", "{err}");
     wait_outcome(w, "one", Duration::from_secs(120)).await;
 }
+
+/// `warden ctl update …` with the test's warden.
+fn ctl(w: &Warden, args: &[&str]) -> (bool, String, String) {
+    let mut all = vec![
+        "ctl",
+        "--url",
+        w.url.as_str(),
+        "--token",
+        w.token.as_str(),
+        "update",
+    ];
+    all.extend_from_slice(args);
+    let out = std::process::Command::new(bin())
+        .args(&all)
+        .output()
+        .expect("ctl");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn the_cli_and_a_schedule_task_update_a_server() {
+    let f = fixture().await;
+    let w = &f.w;
+    install(w, "upd-game", "cli", json!({})).await;
+    f.publish("500");
+    let (ok, out, err) = ctl(w, &["check", "cli"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("installed:  100") && out.contains("available:  500"),
+        "{out}"
+    );
+    assert!(out.contains("(update available)"), "{out}");
+    let (ok, out, err) = ctl(w, &["apply", "cli"]);
+    assert!(ok, "stdout: {out}\nstderr: {err}");
+    assert!(out.contains("installed:  500"), "{out}");
+    assert!(out.contains("last:       succeeded (build 500)"), "{out}");
+    // The steps it saw while following (it polls, so not necessarily every one).
+    let steps: Vec<&str> = err.lines().collect();
+    assert!(!steps.is_empty(), "steps shown: {err}");
+    for s in &steps {
+        assert!(
+            [
+                "staging",
+                "waiting",
+                "stopping",
+                "backing_up",
+                "applying",
+                "starting",
+                "verifying"
+            ]
+            .contains(s),
+            "{err}"
+        );
+    }
+    // A program not installed from a template has no updates: 409 naming why.
+    w.create(sh("plain", "sleep 100")).await;
+    let (code, v) = w.get("/api/programs/plain/update").await;
+    assert_eq!(code, StatusCode::CONFLICT, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("template"),
+        "{v}"
+    );
+
+    // A schedule's `update` task runs the same pipeline and waits for its end.
+    f.publish("501");
+    let (code, v) = w
+        .post(
+            "/api/schedules",
+            json!({"name": "nightly-update", "trigger": "0 4 1 1 *", "tasks": [
+                {"action": {"kind": "update", "program": "cli"}}]}),
+        )
+        .await;
+    assert!(code.is_success(), "{v}");
+    let (code, v) = w
+        .post("/api/schedules/nightly-update/run", json!(null))
+        .await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{v}");
+    let run = wait_until(
+        Duration::from_secs(90),
+        "the schedule's run ends",
+        || async {
+            let (_, v) = w.get("/api/schedules/nightly-update/runs?limit=1").await;
+            let r = v["runs"][0].clone();
+            (!r.is_null() && r["state"] != "running").then_some(r)
+        },
+    )
+    .await;
+    assert_eq!(run["state"], "succeeded", "{run}");
+    assert_eq!(update_status(w, "cli").await["installed"], "501");
+}
