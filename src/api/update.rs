@@ -84,7 +84,7 @@ async fn apply_update(
     let status = app.updater.apply(&name, req).await?;
     app.audit(
         &caller,
-        "program.update",
+        "program.update_apply",
         &name,
         Some(if req.now {
             "now".into()

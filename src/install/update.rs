@@ -322,6 +322,13 @@ impl Updater {
         save_installed(&self.inner.store, program, template, source, build).await;
     }
 
+    /// Forgets what `program` was installed from (it was deleted).
+    pub async fn forget(&self, program: &str) {
+        if let Err(e) = self.inner.store.delete_update_record(program).await {
+            tracing::warn!(program, error = %e, "cannot remove the update record of a deleted program");
+        }
+    }
+
     async fn load(&self, program: &str) -> Result<Option<UpdateRecord>, UpdateError> {
         load(&self.inner.store, program).await
     }
@@ -975,7 +982,8 @@ impl Updater {
             }
             let now = now_ms();
             if let Some(at) = force_at {
-                let left = u64::try_from((at - now).max(0) / 1000).unwrap_or(0);
+                // Seconds left, rounded up: a warning due now reads its own lead time.
+                let left = u64::try_from((at - now).max(0)).unwrap_or(0).div_ceil(1000);
                 while warnings.first().is_some_and(|w| *w >= left) {
                     let w = warnings.remove(0);
                     let text = format!(
@@ -1024,7 +1032,16 @@ impl Updater {
                 }
                 last_waiting = Some(waiting);
             }
-            tokio::time::sleep(PLAYER_POLL).await;
+            // Wake for the next warning or the forced stop if it comes before the next poll.
+            let mut nap = PLAYER_POLL;
+            if let Some(at) = force_at {
+                let next = warnings
+                    .first()
+                    .map_or(at, |w| at - i64::try_from(*w * 1000).unwrap_or(0));
+                let until = u64::try_from((next - now_ms()).max(0)).unwrap_or(0);
+                nap = nap.min(Duration::from_millis(until));
+            }
+            tokio::time::sleep(nap).await;
         }
     }
 

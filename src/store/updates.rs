@@ -50,4 +50,17 @@ impl Store {
         })
         .await
     }
+
+    /// Removes the update record of `program` (deleted).
+    pub async fn delete_update_record(&self, program: &str) -> Result<(), StoreError> {
+        let program = program.to_string();
+        self.write(move |t| {
+            t.execute(
+                "DELETE FROM program_updates WHERE program = ?1",
+                params![program],
+            )?;
+            Ok(())
+        })
+        .await
+    }
 }

@@ -309,11 +309,9 @@ async fn an_update_applies_while_empty_and_a_broken_build_rolls_back_byte_identi
     assert_eq!(leftovers, ["upd"], "{leftovers:?}");
 }
 
-#[tokio::test]
-async fn a_when_empty_update_waits_for_the_last_player_and_tells_them() {
-    let f = fixture().await;
-    let w = &f.w;
-    // The demo game as the server: players come and go on its console.
+/// The demo game installed as `name` from a template (SLP query, broadcasts on its
+/// console), with `update` settings, running with Steve online.
+async fn demo_with_a_player(w: &Warden, name: &str, update: Value) {
     let port = free_tcp_port();
     let template = format!(
         "name = \"upd-demo\"\nversion = 1\ntitle = \"Demo\"\nstart_seconds = 60\n\
@@ -326,35 +324,36 @@ async fn a_when_empty_update_waits_for_the_last_player_and_tells_them() {
         bin()
     );
     std::fs::write(w.data_dir.join("templates/upd-demo.toml"), template).expect("template");
-    install(w, "upd-demo", "demo", json!({"port": port.to_string()})).await;
-    let (code, v) = set_spec(
-        w,
-        "demo",
-        json!({"update": {"apply": "when_empty"}, "stop": {"stdin": "stop", "timeout_seconds": 20}}),
-    )
-    .await;
-    assert_eq!(code, StatusCode::OK, "{v}");
+    install(w, "upd-demo", name, json!({"port": port.to_string()})).await;
     // Broadcasts go to the console: the demo game answers `say` there.
-    let (code, v) = {
-        let view = w.program("demo").await;
-        let mut game = view["game"].clone();
-        game["broadcast"] = json!({"stdin": "say {message}"});
-        set_spec(w, "demo", json!({"game": game})).await
-    };
+    let mut game = w.program(name).await["game"].clone();
+    game["broadcast"] = json!({"stdin": "say {message}"});
+    let (code, v) = set_spec(w, name, json!({"update": update, "game": game})).await;
     assert_eq!(code, StatusCode::OK, "{v}");
-    let (code, v) = w.post("/api/programs/demo/start", json!({})).await;
-    assert!(code.is_success(), "{v}");
-    w.wait_state("demo", "running", Duration::from_secs(30))
-        .await;
     let (code, v) = w
-        .post("/api/programs/demo/console", json!({"line": "join Steve"}))
+        .post(&format!("/api/programs/{name}/start"), json!({}))
+        .await;
+    assert!(code.is_success(), "{v}");
+    w.wait_state(name, "running", Duration::from_secs(30)).await;
+    let (code, v) = w
+        .post(
+            &format!("/api/programs/{name}/console"),
+            json!({"line": "join Steve"}),
+        )
         .await;
     assert!(code.is_success(), "{v}");
     wait_until(Duration::from_secs(20), "Steve online", || async {
-        let (_, v) = w.get("/api/programs/demo/players").await;
+        let (_, v) = w.get(&format!("/api/programs/{name}/players")).await;
         (v["online"] == 1).then_some(())
     })
     .await;
+}
+
+#[tokio::test]
+async fn a_when_empty_update_waits_for_the_last_player_and_tells_them() {
+    let f = fixture().await;
+    let w = &f.w;
+    demo_with_a_player(w, "demo", json!({"apply": "when_empty"})).await;
 
     f.publish("200");
     apply(w, "demo", json!({})).await;
@@ -600,4 +599,45 @@ async fn the_cli_and_a_schedule_task_update_a_server() {
     .await;
     assert_eq!(run["state"], "succeeded", "{run}");
     assert_eq!(update_status(w, "cli").await["installed"], "501");
+}
+
+#[tokio::test]
+async fn warn_then_force_warns_at_its_lead_times_and_updates_despite_a_player() {
+    let f = fixture().await;
+    let w = &f.w;
+    let update = json!({"apply": "warn_then_force", "max_wait": "8s", "warn": ["5s", "2s"]});
+    demo_with_a_player(w, "force", update).await;
+    let pid = w.program("force").await["pid"].as_u64();
+    f.publish("600");
+    apply(w, "force", json!({})).await;
+    let s = wait_until(Duration::from_secs(60), "a forced stop planned", || async {
+        let s = update_status(w, "force").await;
+        s["pipeline"]["force_at_ms"].as_i64().map(|_| s)
+    })
+    .await;
+    assert!(
+        s["next_window"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("when nobody is online, at the latest at"),
+        "{s}"
+    );
+    let s = wait_outcome(w, "force", Duration::from_secs(90)).await;
+    assert_eq!(s["last"]["result"], "succeeded", "{s}");
+    assert_eq!(s["installed"], "600", "{s}");
+    let p = w
+        .wait_state("force", "running", Duration::from_secs(30))
+        .await;
+    assert_ne!(p["pid"].as_u64(), pid, "restarted for the update");
+    let lines = w.console("force").await;
+    for lead in ["5 seconds", "2 seconds"] {
+        let text = format!("[Server] An update is coming: Server restarting in {lead}");
+        assert!(
+            lines.iter().any(|l| l.contains(&text)),
+            "{text} missing: {lines:?}"
+        );
+    }
+    let evs = w.events("force").await;
+    let warned = evs.iter().filter(|e| e["kind"] == "update_warned").count();
+    assert!(warned >= 2, "{evs:?}");
 }
