@@ -29,10 +29,10 @@ impl From<UpdateError> for ApiError {
 }
 
 /// Installed and available build, the update under way and the next window (view).
+/// A program not installed from a template answers `installed_from_template: false`.
 #[utoipa::path(get, path = "/api/programs/{name}/update", tag = "install",
     params(("name" = String, Path, description = "program name")),
-    responses((status = 200, body = UpdateStatus), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody)))]
+    responses((status = 200, body = UpdateStatus), (status = 404, body = ErrorBody)))]
 async fn update_status(
     State(app): State<AppState>,
     caller: Caller,

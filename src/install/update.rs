@@ -154,10 +154,15 @@ pub struct UpdateRecord {
 pub struct UpdateStatus {
     /// Program name.
     pub program: String,
+    /// False for a program not installed from a template: warden knows no source for
+    /// it, so it has no updates (check and apply answer 409).
+    pub installed_from_template: bool,
     /// Its template.
-    pub template: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
     /// Where its files come from.
-    pub source: Source,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<Source>,
     /// Installed build.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub installed: Option<String>,
@@ -364,8 +369,28 @@ impl Updater {
 
     /// The update status of `program`.
     pub async fn status(&self, program: &str) -> Result<UpdateStatus, UpdateError> {
-        let rec = self.record_of(program).await?;
+        self.handle(program)?;
         let settings = self.settings_of(program);
+        let Some(rec) = self.load(program).await? else {
+            return Ok(UpdateStatus {
+                program: program.to_string(),
+                installed_from_template: false,
+                template: None,
+                source: None,
+                installed: None,
+                available: None,
+                update_available: false,
+                state: "idle".into(),
+                step: None,
+                pipeline: None,
+                next_window: "never: not installed from a template".into(),
+                checked_ms: None,
+                check_error: None,
+                next_check_ms: None,
+                last: None,
+                settings,
+            });
+        };
         let live = crate::sync::lock(&self.inner.live).get(program).copied();
         let state = match (&rec.pipeline, live) {
             (_, Some(s)) => s,
@@ -393,8 +418,9 @@ impl Updater {
             program: program.to_string(),
             update_available: rec.available_build.is_some()
                 && rec.available_build != rec.installed_build,
-            template: rec.template,
-            source: rec.source,
+            installed_from_template: true,
+            template: Some(rec.template),
+            source: Some(rec.source),
             installed: rec.installed_build,
             available: rec.available_build,
             state: state.to_string(),

@@ -187,6 +187,7 @@ async fn an_update_applies_while_empty_and_a_broken_build_rolls_back_byte_identi
     let s = update_status(w, "upd").await;
     assert_eq!(s["installed"], "100", "{s}");
     assert_eq!(s["template"], "upd-game");
+    assert_eq!(s["installed_from_template"], true);
     assert_eq!(s["source"]["app"], 4100);
     assert_eq!(s["settings"]["apply"], "when_empty");
     assert_eq!(s["settings"]["backup_first"], true);
@@ -561,9 +562,13 @@ async fn the_cli_and_a_schedule_task_update_a_server() {
             "{err}"
         );
     }
-    // A program not installed from a template has no updates: 409 naming why.
+    // A program not installed from a template has no updates: its status says so and
+    // a check is refused (409) naming why.
     w.create(sh("plain", "sleep 100")).await;
     let (code, v) = w.get("/api/programs/plain/update").await;
+    assert_eq!(code, StatusCode::OK, "{v}");
+    assert_eq!(v["installed_from_template"], false, "{v}");
+    let (code, v) = w.post("/api/programs/plain/update/check", json!({})).await;
     assert_eq!(code, StatusCode::CONFLICT, "{v}");
     assert!(
         v["error"]["message"]

@@ -85,8 +85,7 @@ export function UpdatePanel({ name }) {
       .then(setS)
       .catch(() => setS(null));
   useEffect(() => {
-    // Polls while the program has an update record; a program not installed from a
-    // template answers 409 once and is not asked again.
+    // Polls while the program was installed from a template; others are asked once.
     let timer = null;
     let ended = false;
     const tick = () =>
@@ -95,7 +94,7 @@ export function UpdatePanel({ name }) {
         .then((v) => {
           if (ended) return;
           setS(v);
-          timer = setTimeout(tick, 3000);
+          if (v && v.installed_from_template) timer = setTimeout(tick, 3000);
         })
         .catch(() => !ended && setS(null));
     tick();
@@ -104,7 +103,7 @@ export function UpdatePanel({ name }) {
       clearTimeout(timer);
     };
   }, [name]);
-  if (!s) return null;
+  if (!s || !s.installed_from_template) return null;
   const define = allowed('define', name);
   const act = async (path, body, done) => {
     setBusy(true);
