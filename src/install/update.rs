@@ -456,6 +456,11 @@ impl Updater {
                 "an update of '{program}' is under way; see `warden ctl update status {program}`"
             )));
         }
+        if !matches!(rec.source, Source::Steamcmd { .. }) {
+            return Err(UpdateError::NotUpdatable(
+                "updates are done for SteamCMD servers only so far".into(),
+            ));
+        }
         let guard = self.mark_busy(program, "checking")?;
         let result = self.check_now(program).await;
         drop(guard);
