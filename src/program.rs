@@ -4,6 +4,7 @@
 pub mod game;
 pub mod hooks;
 pub mod power;
+pub mod update;
 
 use std::collections::BTreeMap;
 
@@ -103,6 +104,10 @@ pub struct ProgramSpec {
     /// lowercase letters, digits, `-` and `_`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
+    /// How a program installed from a template is updated (checks, when to apply,
+    /// backup first, rollback).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update: Option<update::UpdateSpec>,
 }
 
 /// Why free text (a display name, a description) is refused, if it is: control
@@ -249,6 +254,7 @@ impl ProgramSpec {
             hooks: Vec::new(),
             actions: BTreeMap::new(),
             tags: Vec::new(),
+            update: None,
         }
     }
 
@@ -412,6 +418,9 @@ impl ProgramSpec {
             g.validate(&mut errs);
         }
         power::validate(self, &mut errs);
+        if let Some(u) = &self.update {
+            u.validate(&mut errs);
+        }
         hooks::validate(&self.hooks, &self.actions, "", &mut errs);
         errs
     }

@@ -137,7 +137,25 @@ pub async fn serve(
         &shutdown,
     )
     .await?;
-    // Schedules and jobs; game and backup tasks go through `Services`.
+    let installer = crate::install::Installer::new(
+        cfg.install.clone(),
+        &cfg.data_dir,
+        sup.clone(),
+        backups.clone(),
+        bus.clone(),
+        store.clone(),
+    );
+    let updater = crate::install::update::Updater::new(
+        installer.clone(),
+        store.clone(),
+        bus.clone(),
+        sup.clone(),
+        games.clone(),
+        backups.clone(),
+        shutdown.clone(),
+    );
+    updater.start();
+    // Schedules and jobs; game, backup and update tasks go through `Services`.
     let sched = Scheduler::start(SchedulerDeps {
         store: store.clone(),
         bus: bus.clone(),
@@ -147,6 +165,7 @@ pub async fn serve(
         services: Services {
             games: Arc::new(games.clone()),
             backups: Arc::new(backups.clone()),
+            updates: Arc::new(updater.clone()),
         },
         shutdown: shutdown.clone(),
     })
@@ -200,13 +219,8 @@ pub async fn serve(
         backups: backups.clone(),
         setup_code,
         fleet: crate::fleet::Fleet::new(store.clone(), cfg.data_dir.clone(), cfg.fleet.timeout),
-        installer: crate::install::Installer::new(
-            cfg.install.clone(),
-            &cfg.data_dir,
-            sup.clone(),
-            backups.clone(),
-            bus.clone(),
-        ),
+        installer: installer.clone(),
+        updater: updater.clone(),
     });
     let trimmer = tokio::spawn(crate::health::guarded(
         "memory-trimmer",
@@ -250,8 +264,15 @@ pub async fn serve(
     // stages' own waits.
     let deadline = tokio::time::Instant::now() + cfg.supervisor.shutdown_timeout;
     let left = || deadline.saturating_duration_since(tokio::time::Instant::now());
-    // Schedules first: their chains act on programs.
+    // Schedules first: their chains act on programs; updates likewise (one cut short is
+    // rolled back at the next start).
     sched.shutdown(stop, left()).await;
+    if tokio::time::timeout(left(), updater.stopped())
+        .await
+        .is_err()
+    {
+        tracing::warn!("updates did not end before the shutdown deadline");
+    }
     // Then backups: a cancelled backup still runs its post steps (e.g. `save-on`) while
     // its program is alive.
     backups.shutdown(left()).await;

@@ -27,6 +27,7 @@ mod schedules;
 mod security;
 pub mod setup;
 mod strict;
+mod update;
 mod users;
 mod ws;
 
@@ -91,6 +92,8 @@ pub struct App {
     pub fleet: crate::fleet::Fleet,
     /// Installs of servers from templates.
     pub installer: crate::install::Installer,
+    /// Update checks and safe updates of installed servers.
+    pub updater: crate::install::update::Updater,
 }
 
 /// Shared handler state.
@@ -188,6 +191,7 @@ fn routes(max_upload_bytes: u64) -> (Router<AppState>, Router<AppState>, serde_j
         .merge(jobs::routes())
         .merge(setup::routes())
         .merge(install::routes())
+        .merge(update::routes())
         .split_for_parts();
     let (uploads, upload_doc) = files::upload_routes(max_upload_bytes)
         .merge(fleet::long_routes())

@@ -199,6 +199,8 @@ async fn delete(
 ) -> Result<StatusCode, ApiError> {
     app.allow(&caller, &name, Perm::Define)?;
     app.sup.delete(&name, q.force).await?;
+    // A later program of that name was not installed from this template.
+    app.updater.forget(&name).await;
     app.audit(&caller, "program.delete", &name, None).await;
     Ok(StatusCode::NO_CONTENT)
 }

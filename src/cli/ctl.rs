@@ -4,6 +4,7 @@
 mod alerts;
 mod backup;
 mod status;
+mod update;
 
 use std::path::Path;
 use std::time::Duration;
@@ -157,6 +158,9 @@ enum CtlCmd {
     /// Backups: create, list, verify, restore, delete, download, settings.
     #[command(subcommand)]
     Backup(backup::BackupCmd),
+    /// Updates of servers installed from a template: status, check, apply.
+    #[command(subcommand)]
+    Update(update::UpdateCmd),
     /// Show a program's lifecycle events.
     Events {
         /// Program name.
@@ -617,6 +621,7 @@ pub async fn run(args: CtlArgs) -> anyhow::Result<()> {
         CtlCmd::Alerts(cmd) => return alerts::run(&c, cmd, json).await,
         CtlCmd::Files(cmd) => return files::run(&c, cmd, json).await,
         CtlCmd::Backup(cmd) => backup::run(&c, cmd, json).await?,
+        CtlCmd::Update(cmd) => update::run(&c, cmd, json).await?,
         CtlCmd::Logs {
             name,
             lines,

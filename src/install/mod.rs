@@ -12,6 +12,7 @@
 pub mod download;
 pub mod steamcmd;
 pub mod template;
+pub mod update;
 pub mod vdf;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -27,7 +28,7 @@ use crate::backup::BackupService;
 use crate::bus::{Bus, Event, InstallActivity, InstallActivityKind};
 use crate::config::InstallConfig;
 use crate::program::FieldError;
-use crate::store::now_ms;
+use crate::store::{Store, now_ms};
 use crate::supervisor::Supervisor;
 use template::{FileFormat, Plan, RenderedFile, Source, Template};
 
@@ -160,6 +161,7 @@ struct Inner {
     sup: Supervisor,
     backups: BackupService,
     bus: Bus,
+    store: Store,
     /// One SteamCMD at a time on this host: two runs share its caches and fight.
     steam: tokio::sync::Mutex<()>,
     jobs: std::sync::Mutex<BTreeMap<u64, InstallStatus>>,
@@ -184,6 +186,7 @@ impl Installer {
         sup: Supervisor,
         backups: BackupService,
         bus: Bus,
+        store: Store,
     ) -> Installer {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(15))
@@ -198,6 +201,7 @@ impl Installer {
                 sup,
                 backups,
                 bus,
+                store,
                 steam: tokio::sync::Mutex::new(()),
                 jobs: std::sync::Mutex::new(BTreeMap::new()),
                 busy: std::sync::Mutex::new(BTreeSet::new()),
@@ -294,8 +298,9 @@ impl Installer {
         );
         let me = self.clone();
         let name = req.name.clone();
+        let template = t.name.clone();
         tokio::spawn(async move {
-            let result = me.run(id, &name, plan, &dir).await;
+            let result = me.run(id, &name, &template, plan, &dir).await;
             me.finish(id, &name, result);
             crate::sync::lock(&me.inner.busy).remove(&name);
         });
@@ -407,6 +412,7 @@ impl Installer {
         &self,
         id: u64,
         name: &str,
+        template: &str,
         plan: Plan,
         dir: &Path,
     ) -> Result<Option<String>, Failure> {
@@ -433,6 +439,15 @@ impl Installer {
         {
             tracing::warn!(program = name, error = %e, "cannot save the template's backup defaults");
         }
+        // What it is, for its updates.
+        update::save_installed(
+            &self.inner.store,
+            name,
+            template,
+            plan.source,
+            result.as_ref().ok().cloned().flatten(),
+        )
+        .await;
         result
     }
 

@@ -320,6 +320,113 @@ pub async fn run_once(
     result
 }
 
+/// The command line that prints the app info of `app` after refreshing it.
+pub fn info_args(app: u32, platform: Option<Platform>) -> Vec<String> {
+    let mut a = Vec::new();
+    if let Some(p) = platform {
+        a.push("+@sSteamCmdForcePlatformType".into());
+        a.push(match p {
+            Platform::Windows => "windows".into(),
+            Platform::Linux => "linux".into(),
+        });
+    }
+    for s in [
+        "+login",
+        "anonymous",
+        "+app_info_update",
+        "1",
+        "+app_info_print",
+    ] {
+        a.push(s.into());
+    }
+    a.push(app.to_string());
+    a.push("+quit".into());
+    a
+}
+
+/// Largest app info output kept (real ones are tens of KiB).
+const MAX_INFO_OUTPUT: usize = 4 * 1024 * 1024;
+
+/// The latest build id of `branch` (`public` when `None`) of `app`, from
+/// `+app_info_update 1 +app_info_print APP` after removing SteamCMD's cached app info
+/// (`appcache/appinfo.vdf` beside it), which otherwise answers with an old build.
+pub async fn latest_build(
+    steamcmd: &Path,
+    app: u32,
+    branch: Option<&str>,
+    platform: Option<Platform>,
+    timeout: Duration,
+) -> Result<String, SteamError> {
+    if let Some(parent) = steamcmd.parent() {
+        let cache = parent.join("appcache").join("appinfo.vdf");
+        if let Err(e) = tokio::fs::remove_file(&cache).await
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %cache.display(), error = %e, "cannot clear SteamCMD's cached app info");
+        }
+    }
+    let mut cmd = tokio::process::Command::new(steamcmd);
+    cmd.args(info_args(app, platform))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    if let Some(parent) = steamcmd.parent().filter(|p| p.is_dir()) {
+        cmd.current_dir(parent);
+    }
+    crate::os::prepare_command(&mut cmd);
+    let not_runnable =
+        |e: std::io::Error| SteamError::NotRunnable(steamcmd.display().to_string(), e.to_string());
+    let mut child = cmd.spawn().map_err(not_runnable)?;
+    let pid = child.id();
+    if let Err(e) = crate::os::attach_child(&child) {
+        let _ = child.start_kill();
+        return Err(not_runnable(e));
+    }
+    let (tx, mut rx) = mpsc::channel(256);
+    if let Some(out) = child.stdout.take() {
+        tokio::spawn(pump(out, tx.clone()));
+    }
+    if let Some(err) = child.stderr.take() {
+        tokio::spawn(pump(err, tx.clone()));
+    }
+    drop(tx);
+    let read = async {
+        let mut text = String::new();
+        let mut failure = None;
+        while let Some(line) = rx.recv().await {
+            if let Line::Error(e) = parse_line(&line, app)
+                && failure.is_none()
+            {
+                failure = Some(e);
+            }
+            if text.len() + line.len() < MAX_INFO_OUTPUT {
+                text.push_str(&line);
+                text.push('\n');
+            }
+        }
+        let _ = child.wait().await;
+        (text, failure)
+    };
+    let result = tokio::time::timeout(timeout, read).await;
+    if let Some(pid) = pid {
+        if result.is_err() {
+            let _ = crate::os::kill_group(pid);
+        }
+        crate::os::drain_group(pid, Duration::from_secs(2)).await;
+    }
+    let (text, failure) = result
+        .map_err(|_| SteamError::Timeout(format!("no app info after {} s", timeout.as_secs())))?;
+    let branch = branch.unwrap_or("public");
+    match (super::vdf::app_info_build_id(&text, app, branch), failure) {
+        (Ok(b), _) => Ok(b),
+        (Err(_), Some(f)) => Err(f),
+        (Err(e), None) => Err(SteamError::Failed(format!(
+            "cannot read the latest build of app {app} branch {branch}: {e}"
+        ))),
+    }
+}
+
 /// Where SteamCMD leaves the manifest of `app` installed into `dir`.
 pub fn manifest_path(dir: &Path, app: u32) -> PathBuf {
     dir.join("steamapps").join(format!("appmanifest_{app}.acf"))

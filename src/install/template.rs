@@ -748,7 +748,9 @@ impl Template {
             }]);
         };
         let mut command = fill_or("command", &line.command);
-        if command.contains('/') || command.contains('\\') {
+        // An absolute command (`/usr/bin/java`) stays as it is; a relative one with a
+        // separator names a file in the server's folder.
+        if (command.contains('/') || command.contains('\\')) && !Path::new(&command).is_absolute() {
             // Joined part by part, so Windows gets its own separators.
             command = command
                 .split(['/', '\\'])

@@ -207,9 +207,91 @@ pub fn manifest_build_id(acf: &str) -> Result<String, VdfError> {
         })
 }
 
+/// The build id of `branch` of `app` in the output of SteamCMD's `+app_info_print APP`:
+/// the block that starts with the line `"APP"` among other output lines, its
+/// `depots.branches.BRANCH.buildid`.
+pub fn app_info_build_id(output: &str, app: u32, branch: &str) -> Result<String, VdfError> {
+    let head = format!("\"{app}\"");
+    let missing = |message: String| VdfError { line: 1, message };
+    let mut start = None;
+    let mut offset = 0;
+    for line in output.split_inclusive('\n') {
+        if line.trim() == head {
+            start = Some(offset);
+            break;
+        }
+        offset += line.len();
+    }
+    let Some(start) = start else {
+        return Err(missing(format!(
+            "no app info block for app {app} in SteamCMD's output"
+        )));
+    };
+    // The block ends at the brace that closes its first one (quotes respected).
+    let text = &output[start..];
+    let (mut depth, mut quoted, mut escaped, mut end) = (0usize, false, false, None);
+    for (i, c) in text.char_indices() {
+        if quoted {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => quoted = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => quoted = true,
+            '{' => depth += 1,
+            '}' => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    end = Some(i + 1);
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    let Some(end) = end else {
+        return Err(missing(format!(
+            "the app info block of app {app} is cut off"
+        )));
+    };
+    let top = Value::Obj(parse(&text[..end])?);
+    top.get(&app.to_string())
+        .and_then(|a| a.get("depots"))
+        .and_then(|d| d.get("branches"))
+        .and_then(|b| b.get(branch))
+        .and_then(|b| b.get("buildid"))
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| {
+            missing(format!(
+                "app {app} has no branch {branch:?} with a build id"
+            ))
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn app_info_gives_the_branch_build_among_other_output() {
+        let out = "Connecting anonymously to Steam Public...OK\nAppID : 896660, change number : 1/0\n\"896660\"\n{\n\t\"common\"\n\t{\n\t\t\"name\"\t\t\"Valheim {x}\"\n\t}\n\t\"depots\"\n\t{\n\t\t\"branches\"\n\t\t{\n\t\t\t\"public\"\n\t\t\t{\n\t\t\t\t\"buildid\"\t\t\"19500001\"\n\t\t\t}\n\t\t\t\"beta\"\n\t\t\t{\n\t\t\t\t\"buildid\"\t\t\"19600000\"\n\t\t\t}\n\t\t}\n\t}\n}\nUnloading Steam API...OK\n";
+        assert_eq!(
+            app_info_build_id(out, 896660, "public").ok().as_deref(),
+            Some("19500001")
+        );
+        assert_eq!(
+            app_info_build_id(out, 896660, "BETA").ok().as_deref(),
+            Some("19600000")
+        );
+        assert!(app_info_build_id(out, 896660, "nope").is_err());
+        assert!(app_info_build_id(out, 1, "public").is_err());
+        assert!(app_info_build_id("\"896660\"\n{\n", 896660, "public").is_err());
+    }
 
     const MANIFEST: &str = r#""AppState"
 {

@@ -231,6 +231,7 @@ async fn execute(sched: &Scheduler, schedule: &str, task: &TaskKind) -> Result<S
                 .backup(program, &format!("schedule {schedule}"))
                 .await
         }
+        TaskKind::Update { program } => sh.services.updates.update(program).await,
         TaskKind::Job { job, wait } => {
             let h = sched.job_handle(job).map_err(|e| e.to_string())?;
             let source = format!("schedule:{schedule}");

@@ -27,6 +27,12 @@ pub trait BackupOps: Send + Sync {
     fn backup<'a>(&'a self, program: &'a str, reason: &'a str) -> BoxFut<'a, String>;
 }
 
+/// What schedules need from the update service.
+pub trait UpdateOps: Send + Sync {
+    /// Updates `program` to its latest build and waits for the end; answers how it ended.
+    fn update<'a>(&'a self, program: &'a str) -> BoxFut<'a, String>;
+}
+
 /// The services schedules use.
 #[derive(Clone)]
 pub struct Services {
@@ -34,6 +40,14 @@ pub struct Services {
     pub games: Arc<dyn GameOps>,
     /// Backups.
     pub backups: Arc<dyn BackupOps>,
+    /// Updates of installed servers.
+    pub updates: Arc<dyn UpdateOps>,
+}
+
+impl UpdateOps for crate::install::update::Updater {
+    fn update<'a>(&'a self, program: &'a str) -> BoxFut<'a, String> {
+        Box::pin(async move { self.apply_to_end(program).await })
+    }
 }
 
 impl GameOps for crate::games::Games {

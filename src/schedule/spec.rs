@@ -152,6 +152,12 @@ pub enum TaskKind {
         /// The program whose data is backed up (with its backup settings).
         program: String,
     },
+    /// Update a server installed from a template to its latest build (in its window, backed
+    /// up first, rolled back on failure) and wait for the end.
+    Update {
+        /// Program name (installed from a template).
+        program: String,
+    },
     /// Run a job.
     Job {
         /// Job name.
@@ -205,6 +211,7 @@ impl TaskKind {
             TaskKind::Rcon { .. } => "rcon",
             TaskKind::Broadcast { .. } => "broadcast",
             TaskKind::Backup { .. } => "backup",
+            TaskKind::Update { .. } => "update",
             TaskKind::Job { .. } => "job",
             TaskKind::Http { .. } => "http",
         }
@@ -220,7 +227,8 @@ impl TaskKind {
             | TaskKind::Console { program, .. }
             | TaskKind::Rcon { program, .. }
             | TaskKind::Broadcast { program, .. }
-            | TaskKind::Backup { program } => Some(program),
+            | TaskKind::Backup { program }
+            | TaskKind::Update { program } => Some(program),
             _ => None,
         }
     }

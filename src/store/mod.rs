@@ -17,6 +17,7 @@ pub mod programs;
 pub mod schedule;
 pub mod sealed;
 pub mod setup;
+pub mod updates;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -184,6 +185,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("migrations/0007_access.sql")),
         M::up(include_str!("migrations/0008_fleet.sql")),
         M::up(include_str!("migrations/0009_auth.sql")),
+        M::up(include_str!("migrations/0010_updates.sql")),
         M::up(include_str!("migrations/0011_secrets.sql")),
     ])
 }

@@ -523,6 +523,22 @@ fn table() -> Vec<Row> {
             Global,
         ),
         row(M::GET, "/api/install/999999", N, Admin, Global),
+        // Updates of installed servers (define: an update runs new code).
+        row(M::GET, "/api/programs/{p}/update", N, On("view"), Real),
+        row(
+            M::POST,
+            "/api/programs/{p}/update/check",
+            j(json!({})),
+            On("define"),
+            Ghost,
+        ),
+        row(
+            M::POST,
+            "/api/programs/{p}/update/apply",
+            j(json!({})),
+            On("define"),
+            Ghost,
+        ),
         // Users, tokens, grants, audit.
         row(M::GET, "/api/users", N, Admin, Global),
         row(

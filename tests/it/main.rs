@@ -37,6 +37,7 @@ mod schedule;
 mod secrets;
 mod tidy;
 mod two_factor;
+mod update;
 mod upgrade;
 mod web;
 mod web_admin;

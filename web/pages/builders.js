@@ -178,8 +178,8 @@ addStrings({
   },
 });
 
-const TASK_KINDS = ['start', 'stop', 'restart', 'kill', 'console', 'rcon', 'broadcast', 'backup', 'job', 'http'];
-const PROGRAM_KINDS = new Set(['start', 'stop', 'restart', 'kill', 'console', 'rcon', 'broadcast', 'backup']);
+const TASK_KINDS = ['start', 'stop', 'restart', 'kill', 'console', 'rcon', 'broadcast', 'backup', 'update', 'job', 'http'];
+const PROGRAM_KINDS = new Set(['start', 'stop', 'restart', 'kill', 'console', 'rcon', 'broadcast', 'backup', 'update']);
 /** The text field of a kind and its API name. */
 const TEXT_OF = { console: 'line', rcon: 'command', broadcast: 'message' };
 const METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD'];

@@ -10,6 +10,7 @@ import { live } from '../lib/live.js';
 import { BINARY_STEPS, Chart } from '../lib/charts.js';
 import { Backups } from './backups.js';
 import { GamePanel } from './game.js';
+import { UpdatePanel } from './update.js';
 import { programMetrics, RANGES } from '../lib/metrics.js';
 import { refreshProgram, useProgram } from '../lib/stores.js';
 import { Reason } from '../lib/reasons.js';
@@ -460,6 +461,7 @@ export function ProgramPage({ name }) {
     ${p.game && html`<${GamePanel} p=${p} />`}
     <${Charts} name=${name} limits=${p.limits} />
     ${allowed('console', name) && html`<${Console} name=${name} running=${p.state === 'running' || p.state === 'starting'} />`}
+    <${UpdatePanel} name=${name} />
     <${Backups} program=${p} />
     <${Events} name=${name} />
   </main>`;

@@ -1,0 +1,222 @@
+//! The `update` section of a program installed from a template: how often to look for a
+//! new build, when an update may be applied, and its safety nets (backup first, roll back
+//! when the new build does not become ready). The pipeline itself is `install::update`.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::FieldError;
+
+/// When a found update is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ApplyMode {
+    /// As soon as no player is online (the default).
+    #[default]
+    WhenEmpty,
+    /// When empty, or after `max_wait` with warnings at `warn` before it.
+    WarnThenForce,
+    /// Only when someone asks (`POST …/update/apply`, `warden ctl update apply`).
+    Manual,
+}
+
+/// Update settings of a program (`[programs.NAME.update]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateSpec {
+    /// How often to check for a new build (`6h`); a random tenth is added so servers do
+    /// not ask at once. No automatic checks when not set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check_interval: Option<String>,
+    /// When a new build is applied.
+    #[serde(default)]
+    pub apply: ApplyMode,
+    /// `warn_then_force`: longest wait for the server to empty (`2h`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_wait: Option<String>,
+    /// `warn_then_force`: lead times before the forced stop at which players are warned
+    /// (`["10m", "1m", "10s"]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warn: Vec<String>,
+    /// Take a verified backup after the stop, before any file changes (default true).
+    #[serde(default = "yes")]
+    pub backup_first: bool,
+    /// Restore the backup and start the old build when the new one fails (default true).
+    #[serde(default = "yes")]
+    pub rollback: bool,
+    /// Longest wait for the new build to become ready (default `10m`).
+    #[serde(default = "default_ready_timeout")]
+    pub ready_timeout: String,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_ready_timeout() -> String {
+    "10m".into()
+}
+
+impl Default for UpdateSpec {
+    fn default() -> UpdateSpec {
+        UpdateSpec {
+            check_interval: None,
+            apply: ApplyMode::default(),
+            max_wait: None,
+            warn: Vec::new(),
+            backup_first: true,
+            rollback: true,
+            ready_timeout: default_ready_timeout(),
+        }
+    }
+}
+
+/// Most warnings before a forced update (as for warned stops).
+pub const MAX_WARNINGS: usize = 10;
+
+/// Shortest check interval (Steam rate-limits eager clients).
+pub const MIN_CHECK_INTERVAL: Duration = Duration::from_secs(60);
+
+fn duration(text: &str) -> Option<Duration> {
+    crate::duration::parse(text).ok()
+}
+
+impl UpdateSpec {
+    /// The check interval, when automatic checks are on.
+    pub fn check_every(&self) -> Option<Duration> {
+        self.check_interval.as_deref().and_then(duration)
+    }
+
+    /// The readiness deadline of a new build.
+    pub fn ready_within(&self) -> Duration {
+        duration(&self.ready_timeout).unwrap_or(Duration::from_secs(600))
+    }
+
+    /// `warn_then_force`'s longest wait.
+    pub fn max_wait_time(&self) -> Option<Duration> {
+        self.max_wait.as_deref().and_then(duration)
+    }
+
+    /// Warning lead times in seconds, longest first.
+    pub fn warn_seconds(&self) -> Vec<u64> {
+        let mut w: Vec<u64> = self
+            .warn
+            .iter()
+            .filter_map(|t| duration(t))
+            .map(|d| d.as_secs())
+            .filter(|s| *s > 0)
+            .collect();
+        w.sort_unstable_by(|a, b| b.cmp(a));
+        w.dedup();
+        w
+    }
+
+    /// Problems with these settings, fields named `update.…`.
+    pub fn validate(&self, errs: &mut Vec<FieldError>) {
+        let mut err = |field: &str, message: String| {
+            errs.push(FieldError {
+                field: format!("update.{field}"),
+                message,
+            })
+        };
+        let check = |t: &str| crate::duration::parse(t).map_err(|e| e.to_string());
+        if let Some(c) = &self.check_interval {
+            match check(c) {
+                Ok(d) if d < MIN_CHECK_INTERVAL => err(
+                    "check_interval",
+                    format!("{c} is too often; check at most once a minute (e.g. 6h)"),
+                ),
+                Ok(_) => {}
+                Err(e) => err("check_interval", format!("{e}; write it like 6h or 30m")),
+            }
+        }
+        match check(&self.ready_timeout) {
+            Ok(d) if d.is_zero() || d > Duration::from_secs(86_400) => {
+                err("ready_timeout", "must be between 1s and 1d".into())
+            }
+            Ok(_) => {}
+            Err(e) => err("ready_timeout", format!("{e}; write it like 10m")),
+        }
+        let max_wait = match &self.max_wait {
+            Some(m) => match check(m) {
+                Ok(d) if d.is_zero() || d > Duration::from_secs(7 * 86_400) => {
+                    err("max_wait", "must be between 1s and 7d".into());
+                    None
+                }
+                Ok(d) => Some(d),
+                Err(e) => {
+                    err("max_wait", format!("{e}; write it like 2h"));
+                    None
+                }
+            },
+            None => None,
+        };
+        if self.apply == ApplyMode::WarnThenForce && self.max_wait.is_none() {
+            err(
+                "max_wait",
+                "warn_then_force needs max_wait: how long to wait for the server to empty before forcing".into(),
+            );
+        }
+        if self.warn.len() > MAX_WARNINGS {
+            err("warn", format!("give at most {MAX_WARNINGS} warnings"));
+        }
+        for w in &self.warn {
+            match check(w) {
+                Ok(d) if d.is_zero() => err("warn", format!("{w} is no lead time")),
+                Ok(d) if max_wait.is_some_and(|m| d > m) => err(
+                    "warn",
+                    format!(
+                        "{w} is longer than max_wait; players are warned before the forced stop"
+                    ),
+                ),
+                Ok(_) => {}
+                Err(e) => err("warn", format!("{e}; write lead times like 10m, 1m, 10s")),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_safe_and_bad_values_name_their_field() {
+        let d: UpdateSpec = serde_json::from_str("{}").expect("empty");
+        assert_eq!(d, UpdateSpec::default());
+        assert!(d.backup_first && d.rollback && d.check_every().is_none());
+        assert_eq!(d.ready_within(), Duration::from_secs(600));
+        let mut errs = Vec::new();
+        d.validate(&mut errs);
+        assert!(errs.is_empty(), "{errs:?}");
+
+        let bad = UpdateSpec {
+            check_interval: Some("5s".into()),
+            apply: ApplyMode::WarnThenForce,
+            warn: vec!["10m".into(), "soon".into()],
+            ready_timeout: "x".into(),
+            ..UpdateSpec::default()
+        };
+        let mut errs = Vec::new();
+        bad.validate(&mut errs);
+        let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "update.check_interval",
+                "update.ready_timeout",
+                "update.max_wait",
+                "update.warn"
+            ]
+        );
+        let ok = UpdateSpec {
+            apply: ApplyMode::WarnThenForce,
+            max_wait: Some("1h".into()),
+            warn: vec!["1m".into(), "10m".into()],
+            ..UpdateSpec::default()
+        };
+        assert_eq!(ok.warn_seconds(), vec![600, 60]);
+    }
+}

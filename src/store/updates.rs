@@ -1,0 +1,66 @@
+//! Installed servers' update records (`program_updates`): one JSON document per program,
+//! written whole. The `install::update` service owns its shape.
+
+use rusqlite::{OptionalExtension, params};
+
+use super::{Store, StoreError};
+
+impl Store {
+    /// Every update record as (program, JSON text).
+    pub async fn update_records(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.read(|c| {
+            let mut st =
+                c.prepare("SELECT program, record FROM program_updates ORDER BY program")?;
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    /// The update record of `program` as JSON text, if it has one.
+    pub async fn update_record(&self, program: &str) -> Result<Option<String>, StoreError> {
+        let program = program.to_string();
+        self.read(move |c| {
+            Ok(c.query_row(
+                "SELECT record FROM program_updates WHERE program = ?1",
+                params![program],
+                |r| r.get(0),
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    /// Replaces the update record of `program`; answers after the commit, so a step
+    /// recorded here survives a crash that follows.
+    pub async fn put_update_record(
+        &self,
+        program: &str,
+        record: String,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let program = program.to_string();
+        self.write(move |t| {
+            t.execute(
+                "INSERT INTO program_updates (program, record, updated_ms) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(program) DO UPDATE SET record = excluded.record, updated_ms = excluded.updated_ms",
+                params![program, record, now],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Removes the update record of `program` (deleted).
+    pub async fn delete_update_record(&self, program: &str) -> Result<(), StoreError> {
+        let program = program.to_string();
+        self.write(move |t| {
+            t.execute(
+                "DELETE FROM program_updates WHERE program = ?1",
+                params![program],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+}

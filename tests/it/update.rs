@@ -1,0 +1,648 @@
+//! Safe updates of installed servers against the fake SteamCMD (`fixtures/fake-steamcmd`):
+//! the build it publishes is a file the test writes (`FAKE_STEAMCMD_BUILD_FILE`), and a
+//! marker file makes the build it installs a broken one that scribbles into the world and
+//! never says it is ready (`FAKE_STEAMCMD_BROKEN_FILE`). Covers an update applied while
+//! nobody plays, one that waits for a player of the demo game to leave (and tells them),
+//! a rollback that leaves the world byte-identical with the old build running, a kill -9
+//! of warden in the middle of an update, and one SteamCMD at a time for two programs.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::common::*;
+use crate::install::steamcmd_wrapper;
+
+/// A user template whose server is the fake's `server.sh` (ready on "server ready").
+const TEMPLATE: &str = "name = \"upd-game\"\nversion = 1\ntitle = \"Update test\"\n\
+start_seconds = 120\nstop_timeout_seconds = 10\n[source]\nkind = \"steamcmd\"\napp = 4100\n\
+[command.linux]\ncommand = \"./server.sh\"\n[game]\nprofile = \"generic\"\n\
+readiness_line = \"server ready\"\n[backup]\ninclude = [\"saves\"]\n";
+
+struct Fixture {
+    w: Warden,
+    tmp: tempfile::TempDir,
+    config: String,
+}
+
+impl Fixture {
+    fn build_file(&self) -> PathBuf {
+        self.tmp.path().join("build")
+    }
+    fn broken_file(&self) -> PathBuf {
+        self.tmp.path().join("broken")
+    }
+    fn log_file(&self) -> PathBuf {
+        self.tmp.path().join("steamcmd.log")
+    }
+    fn publish(&self, build: &str) {
+        std::fs::write(self.build_file(), build).expect("write build");
+    }
+    fn server_dir(&self, name: &str) -> PathBuf {
+        self.w.data_dir.join("servers").join(name)
+    }
+}
+
+/// warden with the fake SteamCMD and the update test template, build 100 published.
+async fn fixture() -> Fixture {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let env = [
+        (
+            "FAKE_STEAMCMD_BUILD_FILE",
+            tmp.path().join("build").display().to_string(),
+        ),
+        (
+            "FAKE_STEAMCMD_BROKEN_FILE",
+            tmp.path().join("broken").display().to_string(),
+        ),
+        (
+            "FAKE_STEAMCMD_LOG",
+            tmp.path().join("steamcmd.log").display().to_string(),
+        ),
+        ("FAKE_STEAMCMD_STEP", "0.05".to_string()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let steamcmd = steamcmd_wrapper(tmp.path(), &env);
+    let config = format!(
+        "[install]\nsteamcmd = {:?}\n",
+        steamcmd.display().to_string()
+    );
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(data.join("templates")).expect("templates dir");
+    std::fs::write(data.join("templates/upd-game.toml"), TEMPLATE).expect("template");
+    std::fs::write(tmp.path().join("build"), "100").expect("build");
+    let w = Warden::start_in(&data, &config).await;
+    Fixture { w, tmp, config }
+}
+
+/// Installs `name` from `template` and waits until it is defined.
+async fn install(w: &Warden, template: &str, name: &str, values: Value) {
+    let (code, v) = w
+        .post(
+            "/api/install",
+            json!({"template": template, "name": name, "values": values}),
+        )
+        .await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{v}");
+    let id = v["id"].as_u64().expect("install id");
+    let done = wait_until(Duration::from_secs(60), "install ended", || async {
+        let (_, v) = w.get(&format!("/api/install/{id}")).await;
+        matches!(v["state"].as_str(), Some("installed" | "failed")).then_some(v)
+    })
+    .await;
+    assert_eq!(done["state"], "installed", "{done}");
+}
+
+/// The program's spec as the API shows it, with `update` (and `extra` keys) set.
+async fn set_spec(w: &Warden, name: &str, extra: Value) -> (StatusCode, Value) {
+    let view = w.program(name).await;
+    let mut spec = json!({});
+    for k in [
+        "name",
+        "command",
+        "args",
+        "cwd",
+        "env",
+        "start_seconds",
+        "restart",
+        "stop",
+        "game",
+        "tags",
+        "update",
+    ] {
+        if !view[k].is_null() {
+            spec[k] = view[k].clone();
+        }
+    }
+    for (k, v) in extra.as_object().expect("object") {
+        spec[k] = v.clone();
+    }
+    w.put(&format!("/api/programs/{name}"), spec).await
+}
+
+async fn update_status(w: &Warden, name: &str) -> Value {
+    let (code, v) = w.get(&format!("/api/programs/{name}/update")).await;
+    assert_eq!(code, StatusCode::OK, "{v}");
+    v
+}
+
+/// Waits until the update of `name` has ended with a result other than `before`'s.
+async fn wait_outcome(w: &Warden, name: &str, timeout: Duration) -> Value {
+    wait_until(timeout, &format!("update of {name} ended"), || async {
+        let v = update_status(w, name).await;
+        (v["state"] == "idle" && v["last"].is_object() && v["pipeline"].is_null()).then_some(v)
+    })
+    .await
+}
+
+async fn apply(w: &Warden, name: &str, body: Value) {
+    let (code, v) = w
+        .post(&format!("/api/programs/{name}/update/apply"), body)
+        .await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{v}");
+}
+
+fn kinds(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .filter(|k| k.starts_with("update_"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Console lines of the current process that name `build`.
+async fn runs_build(w: &Warden, name: &str, build: &str) -> bool {
+    w.console(name)
+        .await
+        .iter()
+        .rev()
+        .find(|l| l.contains("fake server.sh") || l.contains("broken build"))
+        .is_some_and(|l| l.contains(&format!("build {build} ")))
+}
+
+fn world(dir: &Path) -> Vec<u8> {
+    std::fs::read(dir.join("saves/world.dat")).expect("world file")
+}
+
+#[tokio::test]
+async fn an_update_applies_while_empty_and_a_broken_build_rolls_back_byte_identical() {
+    let f = fixture().await;
+    let w = &f.w;
+    install(w, "upd-game", "upd", json!({})).await;
+    let dir = f.server_dir("upd");
+    std::fs::create_dir_all(dir.join("saves")).expect("saves");
+    let world_bytes: Vec<u8> = (0..64 * 1024u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(dir.join("saves/world.dat"), &world_bytes).expect("world");
+
+    // Settings are validated with the field named.
+    let (code, v) = set_spec(w, "upd", json!({"update": {"ready_timeout": "soon"}})).await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["error"]["details"][0]["field"], "update.ready_timeout");
+    let (code, v) = set_spec(w, "upd", json!({"update": {"ready_timeout": "4s"}})).await;
+    assert_eq!(code, StatusCode::OK, "{v}");
+
+    let s = update_status(w, "upd").await;
+    assert_eq!(s["installed"], "100", "{s}");
+    assert_eq!(s["template"], "upd-game");
+    assert_eq!(s["installed_from_template"], true);
+    assert_eq!(s["source"]["app"], 4100);
+    assert_eq!(s["settings"]["apply"], "when_empty");
+    assert_eq!(s["settings"]["backup_first"], true);
+
+    let (code, v) = w.post("/api/programs/upd/start", json!({})).await;
+    assert!(code.is_success(), "{v}");
+    w.wait_state("upd", "running", Duration::from_secs(30))
+        .await;
+
+    // A check finds the new build; an operator may look but not update.
+    f.publish("101");
+    let (code, s) = w.post("/api/programs/upd/update/check", json!({})).await;
+    assert_eq!(code, StatusCode::OK, "{s}");
+    assert_eq!(
+        (s["installed"].as_str(), s["available"].as_str()),
+        (Some("100"), Some("101")),
+        "{s}"
+    );
+    assert_eq!(s["update_available"], true);
+    let operator = make_token(&w.data_dir, "operator");
+    let (code, err) = w
+        .call_as(
+            Some(&operator),
+            reqwest::Method::POST,
+            "/api/programs/upd/update/apply",
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(code, StatusCode::FORBIDDEN, "{err}");
+
+    apply(w, "upd", json!({})).await;
+    let s = wait_outcome(w, "upd", Duration::from_secs(90)).await;
+    assert_eq!(s["last"]["result"], "succeeded", "{s}");
+    assert_eq!(s["installed"], "101", "{s}");
+    assert_eq!(s["update_available"], false);
+    w.wait_state("upd", "running", Duration::from_secs(30))
+        .await;
+    assert!(
+        runs_build(w, "upd", "101").await,
+        "{:?}",
+        w.console("upd").await
+    );
+    assert_eq!(world(&dir), world_bytes, "the world is untouched");
+    let events = w.events("upd").await;
+    let mut seen = kinds(&events);
+    seen.reverse();
+    for k in [
+        "update_available",
+        "update_staging",
+        "update_waiting",
+        "update_stopping",
+        "update_backing_up",
+        "update_applying",
+        "update_starting",
+        "update_verifying",
+        "update_succeeded",
+    ] {
+        assert!(seen.iter().any(|s| s == k), "{k} missing from {seen:?}");
+    }
+    let (_, backups) = w.get("/api/programs/upd/backups").await;
+    let b = &backups["backups"][0];
+    assert_eq!(b["status"], "ok", "{backups}");
+    assert_eq!(b["verify_ok"], true, "{backups}");
+    assert!(b["reason"].as_str().unwrap_or("").contains("101"), "{b}");
+    // Nothing of the update is left beside the server.
+    let leftovers: Vec<String> = std::fs::read_dir(w.data_dir.join("servers"))
+        .expect("servers")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(leftovers, ["upd"], "{leftovers:?}");
+
+    // A broken build: it writes into the world and never becomes ready.
+    std::fs::write(f.broken_file(), "").expect("broken");
+    f.publish("102");
+    let old_pid = w.program("upd").await["pid"].as_u64().expect("pid");
+    apply(w, "upd", json!({})).await;
+    let s = wait_outcome(w, "upd", Duration::from_secs(90)).await;
+    assert_eq!(s["last"]["result"], "rolled_back", "{s}");
+    assert_eq!(s["last"]["build"], "102", "{s}");
+    assert_eq!(s["installed"], "101", "{s}");
+    let p = w
+        .wait_state("upd", "running", Duration::from_secs(30))
+        .await;
+    assert_ne!(
+        p["pid"].as_u64(),
+        Some(old_pid),
+        "a new process of the old build"
+    );
+    assert!(
+        runs_build(w, "upd", "101").await,
+        "{:?}",
+        w.console("upd").await
+    );
+    assert!(
+        w.console("upd")
+            .await
+            .iter()
+            .any(|l| l.contains("broken build of app 4100")),
+        "the broken build did run"
+    );
+    assert_eq!(world(&dir), world_bytes, "the world is byte-identical");
+    let script = std::fs::read_to_string(dir.join("server.sh")).expect("server.sh");
+    assert!(script.contains("server ready"), "{script}");
+    let events = w.events("upd").await;
+    let rolled = events
+        .iter()
+        .find(|e| e["kind"] == "update_rolled_back")
+        .expect("update_rolled_back event");
+    assert!(
+        rolled["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("did not become ready"),
+        "{rolled}"
+    );
+    let leftovers: Vec<String> = std::fs::read_dir(w.data_dir.join("servers"))
+        .expect("servers")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(leftovers, ["upd"], "{leftovers:?}");
+}
+
+/// The demo game installed as `name` from a template (SLP query, broadcasts on its
+/// console), with `update` settings, running with Steve online.
+async fn demo_with_a_player(w: &Warden, name: &str, update: Value) {
+    let port = free_tcp_port();
+    let template = format!(
+        "name = \"upd-demo\"\nversion = 1\ntitle = \"Demo\"\nstart_seconds = 60\n\
+         stop_timeout_seconds = 20\n[source]\nkind = \"steamcmd\"\napp = 4200\n\
+         [command.linux]\ncommand = {:?}\nargs = [\"demo-game\", \"--startup-ms\", \"200\", \
+         \"--players\", \"0\", \"--slp-port\", \"{{{{port}}}}\", \"--save-dir\", \"saves\"]\n\
+         [[ports]]\nname = \"port\"\nport = 25565\nprotocol = \"tcp\"\n\
+         [game]\nprofile = \"minecraft\"\nquery = \"slp\"\nquery_port = \"{{{{port}}}}\"\n\
+         [backup]\ninclude = [\"saves\"]\n",
+        bin()
+    );
+    std::fs::write(w.data_dir.join("templates/upd-demo.toml"), template).expect("template");
+    install(w, "upd-demo", name, json!({"port": port.to_string()})).await;
+    // Broadcasts go to the console: the demo game answers `say` there.
+    let mut game = w.program(name).await["game"].clone();
+    game["broadcast"] = json!({"stdin": "say {message}"});
+    let (code, v) = set_spec(w, name, json!({"update": update, "game": game})).await;
+    assert_eq!(code, StatusCode::OK, "{v}");
+    let (code, v) = w
+        .post(&format!("/api/programs/{name}/start"), json!({}))
+        .await;
+    assert!(code.is_success(), "{v}");
+    w.wait_state(name, "running", Duration::from_secs(30)).await;
+    let (code, v) = w
+        .post(
+            &format!("/api/programs/{name}/console"),
+            json!({"line": "join Steve"}),
+        )
+        .await;
+    assert!(code.is_success(), "{v}");
+    wait_until(Duration::from_secs(20), "Steve online", || async {
+        let (_, v) = w.get(&format!("/api/programs/{name}/players")).await;
+        (v["online"] == 1).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_when_empty_update_waits_for_the_last_player_and_tells_them() {
+    let f = fixture().await;
+    let w = &f.w;
+    demo_with_a_player(w, "demo", json!({"apply": "when_empty"})).await;
+
+    f.publish("200");
+    apply(w, "demo", json!({})).await;
+    let s = wait_until(Duration::from_secs(60), "waiting for Steve", || async {
+        let s = update_status(w, "demo").await;
+        (s["pipeline"]["waiting_for"] == "1 player online").then_some(s)
+    })
+    .await;
+    assert_eq!(s["step"], "waiting", "{s}");
+    assert_eq!(s["next_window"], "when nobody is online");
+    wait_until(Duration::from_secs(20), "players told", || async {
+        w.console("demo")
+            .await
+            .iter()
+            .any(|l| l.contains("[Server] A server update is ready"))
+            .then_some(())
+    })
+    .await;
+    // Still waiting a few polls later, the server untouched.
+    let pid = w.program("demo").await["pid"].as_u64();
+    let evs = w.events("demo").await;
+    assert!(kinds(&evs).iter().any(|k| k == "update_warned"), "{evs:?}");
+    assert!(
+        !kinds(&evs).iter().any(|k| k == "update_stopping"),
+        "{evs:?}"
+    );
+    let s = update_status(w, "demo").await;
+    assert_eq!(s["step"], "waiting", "{s}");
+    assert_eq!(w.program("demo").await["pid"].as_u64(), pid);
+
+    let (code, v) = w
+        .post("/api/programs/demo/console", json!({"line": "leave Steve"}))
+        .await;
+    assert!(code.is_success(), "{v}");
+    let s = wait_outcome(w, "demo", Duration::from_secs(90)).await;
+    assert_eq!(s["last"]["result"], "succeeded", "{s}");
+    assert_eq!(s["installed"], "200", "{s}");
+    let p = w
+        .wait_state("demo", "running", Duration::from_secs(30))
+        .await;
+    assert_ne!(p["pid"].as_u64(), pid, "restarted for the update");
+}
+
+#[tokio::test]
+async fn a_kill9_of_warden_mid_update_is_rolled_back_at_the_next_start() {
+    let mut f = fixture().await;
+    install(&f.w, "upd-game", "k9", json!({})).await;
+    let dir = f.server_dir("k9");
+    std::fs::create_dir_all(dir.join("saves")).expect("saves");
+    let world_bytes = b"the world before the update".to_vec();
+    std::fs::write(dir.join("saves/world.dat"), &world_bytes).expect("world");
+    let (code, v) = set_spec(&f.w, "k9", json!({"update": {"ready_timeout": "10m"}})).await;
+    assert_eq!(code, StatusCode::OK, "{v}");
+    let (code, v) = f.w.post("/api/programs/k9/start", json!({})).await;
+    assert!(code.is_success(), "{v}");
+    f.w.wait_state("k9", "running", Duration::from_secs(30))
+        .await;
+
+    std::fs::write(f.broken_file(), "").expect("broken");
+    f.publish("300");
+    apply(&f.w, "k9", json!({})).await;
+    wait_until(
+        Duration::from_secs(60),
+        "the new build verifying",
+        || async {
+            let s = update_status(&f.w, "k9").await;
+            (s["step"] == "verifying").then_some(())
+        },
+    )
+    .await;
+    let broken_pid = wait_until(Duration::from_secs(30), "broken build running", || async {
+        let p = f.w.program("k9").await;
+        p["pid"].as_u64()
+    })
+    .await as u32;
+    wait_until(
+        Duration::from_secs(20),
+        "the world scribbled on",
+        || async { (world(&dir) != world_bytes).then_some(()) },
+    )
+    .await;
+    f.w.kill9();
+    std::fs::remove_file(f.broken_file()).expect("unbreak");
+
+    let data = f.w.data_dir.clone();
+    f.w = Warden::start_in(&data, &f.config).await;
+    let w = &f.w;
+    let s = wait_outcome(w, "k9", Duration::from_secs(90)).await;
+    assert_eq!(s["last"]["result"], "rolled_back", "{s}");
+    assert_eq!(s["installed"], "100", "{s}");
+    assert!(
+        s["last"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("warden stopped"),
+        "{s}"
+    );
+    w.wait_state("k9", "running", Duration::from_secs(30)).await;
+    assert!(!alive(broken_pid), "the broken build was stopped");
+    assert!(
+        runs_build(w, "k9", "100").await,
+        "{:?}",
+        w.console("k9").await
+    );
+    assert_eq!(world(&dir), world_bytes, "the world is byte-identical");
+    let script = std::fs::read_to_string(dir.join("server.sh")).expect("server.sh");
+    assert!(script.contains("build 100"), "{script}");
+}
+
+#[tokio::test]
+async fn two_programs_updating_at_once_share_one_steamcmd() {
+    let f = fixture().await;
+    let w = &f.w;
+    for name in ["one", "two"] {
+        install(w, "upd-game", name, json!({})).await;
+    }
+    let _ = std::fs::remove_file(f.log_file());
+    f.publish("400");
+    for name in ["one", "two"] {
+        apply(w, name, json!({})).await;
+    }
+    for name in ["one", "two"] {
+        let s = wait_outcome(w, name, Duration::from_secs(120)).await;
+        assert_eq!(s["last"]["result"], "succeeded", "{s}");
+        assert_eq!(s["installed"], "400", "{s}");
+    }
+    // Every SteamCMD run (checks and downloads) ended before the next began.
+    let lines = file_lines(&f.log_file());
+    assert!(
+        lines.len() >= 8,
+        "two checks and two downloads each: {lines:?}"
+    );
+    let mut open = false;
+    for l in &lines {
+        if l.starts_with("start ") {
+            assert!(!open, "two SteamCMD runs overlapped: {lines:?}");
+            open = true;
+        } else if l.starts_with("end ") {
+            open = false;
+        }
+    }
+    // A second apply while one is under way is refused.
+    f.publish("401");
+    apply(w, "one", json!({})).await;
+    let (code, err) = w.post("/api/programs/one/update/apply", json!({})).await;
+    assert_eq!(code, StatusCode::CONFLICT, "{err}");
+    assert_eq!(err["error"]["code"], "conflict", "{err}");
+    wait_outcome(w, "one", Duration::from_secs(120)).await;
+}
+
+/// `warden ctl update …` with the test's warden.
+fn ctl(w: &Warden, args: &[&str]) -> (bool, String, String) {
+    let mut all = vec![
+        "ctl",
+        "--url",
+        w.url.as_str(),
+        "--token",
+        w.token.as_str(),
+        "update",
+    ];
+    all.extend_from_slice(args);
+    let out = std::process::Command::new(bin())
+        .args(&all)
+        .output()
+        .expect("ctl");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn the_cli_and_a_schedule_task_update_a_server() {
+    let f = fixture().await;
+    let w = &f.w;
+    install(w, "upd-game", "cli", json!({})).await;
+    f.publish("500");
+    let (ok, out, err) = ctl(w, &["check", "cli"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("installed:  100") && out.contains("available:  500"),
+        "{out}"
+    );
+    assert!(out.contains("(update available)"), "{out}");
+    let (ok, out, err) = ctl(w, &["apply", "cli"]);
+    assert!(ok, "stdout: {out}\nstderr: {err}");
+    assert!(out.contains("installed:  500"), "{out}");
+    assert!(out.contains("last:       succeeded (build 500)"), "{out}");
+    // The steps it saw while following (it polls, so not necessarily every one).
+    let steps: Vec<&str> = err.lines().collect();
+    assert!(!steps.is_empty(), "steps shown: {err}");
+    for s in &steps {
+        assert!(
+            [
+                "staging",
+                "waiting",
+                "stopping",
+                "backing_up",
+                "applying",
+                "starting",
+                "verifying"
+            ]
+            .contains(s),
+            "{err}"
+        );
+    }
+    // A program not installed from a template has no updates: its status says so and
+    // a check is refused (409) naming why.
+    w.create(sh("plain", "sleep 100")).await;
+    let (code, v) = w.get("/api/programs/plain/update").await;
+    assert_eq!(code, StatusCode::OK, "{v}");
+    assert_eq!(v["installed_from_template"], false, "{v}");
+    let (code, v) = w.post("/api/programs/plain/update/check", json!({})).await;
+    assert_eq!(code, StatusCode::CONFLICT, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("template"),
+        "{v}"
+    );
+
+    // A schedule's `update` task runs the same pipeline and waits for its end.
+    f.publish("501");
+    let (code, v) = w
+        .post(
+            "/api/schedules",
+            json!({"name": "nightly-update", "trigger": "0 4 1 1 *", "tasks": [
+                {"action": {"kind": "update", "program": "cli"}}]}),
+        )
+        .await;
+    assert!(code.is_success(), "{v}");
+    let (code, v) = w
+        .post("/api/schedules/nightly-update/run", json!(null))
+        .await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{v}");
+    let run = wait_until(
+        Duration::from_secs(90),
+        "the schedule's run ends",
+        || async {
+            let (_, v) = w.get("/api/schedules/nightly-update/runs?limit=1").await;
+            let r = v["runs"][0].clone();
+            (!r.is_null() && r["state"] != "running").then_some(r)
+        },
+    )
+    .await;
+    assert_eq!(run["state"], "succeeded", "{run}");
+    assert_eq!(update_status(w, "cli").await["installed"], "501");
+}
+
+#[tokio::test]
+async fn warn_then_force_warns_at_its_lead_times_and_updates_despite_a_player() {
+    let f = fixture().await;
+    let w = &f.w;
+    let update = json!({"apply": "warn_then_force", "max_wait": "8s", "warn": ["5s", "2s"]});
+    demo_with_a_player(w, "force", update).await;
+    let pid = w.program("force").await["pid"].as_u64();
+    f.publish("600");
+    apply(w, "force", json!({})).await;
+    let s = wait_until(Duration::from_secs(60), "a forced stop planned", || async {
+        let s = update_status(w, "force").await;
+        s["pipeline"]["force_at_ms"].as_i64().map(|_| s)
+    })
+    .await;
+    assert!(
+        s["next_window"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("when nobody is online, at the latest at"),
+        "{s}"
+    );
+    let s = wait_outcome(w, "force", Duration::from_secs(90)).await;
+    assert_eq!(s["last"]["result"], "succeeded", "{s}");
+    assert_eq!(s["installed"], "600", "{s}");
+    let p = w
+        .wait_state("force", "running", Duration::from_secs(30))
+        .await;
+    assert_ne!(p["pid"].as_u64(), pid, "restarted for the update");
+    let lines = w.console("force").await;
+    for lead in ["5 seconds", "2 seconds"] {
+        let text = format!("[Server] An update is coming: Server restarting in {lead}");
+        assert!(
+            lines.iter().any(|l| l.contains(&text)),
+            "{text} missing: {lines:?}"
+        );
+    }
+    let evs = w.events("force").await;
+    let warned = evs.iter().filter(|e| e["kind"] == "update_warned").count();
+    assert!(warned >= 2, "{evs:?}");
+}
