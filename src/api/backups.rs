@@ -17,7 +17,9 @@ use super::error::{ApiError, ErrorBody, Json, Path, Query};
 use crate::access::Perm;
 use crate::backup::manifest::Manifest;
 use crate::backup::settings::BackupSettings;
-use crate::backup::{BackupError, BackupOptions, BackupView, RestoreOptions, RestoreView};
+use crate::backup::{
+    BackupError, BackupOptions, BackupPreview, BackupView, RestoreOptions, RestoreView,
+};
 use crate::store::backups::RestoreRecord;
 
 impl From<BackupError> for ApiError {
@@ -60,6 +62,40 @@ async fn put_settings(
     app.backups.set_settings(&name, settings).await?;
     app.audit(&caller, "backup.settings", &name, None).await;
     Ok(Json(app.backups.settings(&name).await?))
+}
+
+/// Globs to try in the backup settings form.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PreviewRequest {
+    /// Include globs, as in the settings.
+    pub include: Vec<String>,
+    /// Exclude globs, as in the settings.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+}
+
+/// How many covered files a preview names.
+const PREVIEW_SAMPLE: usize = 200;
+
+/// Which files of the program's working directory these include/exclude globs cover now
+/// (nothing is saved). Names files, so it needs `files.read`.
+#[utoipa::path(post, path = "/api/programs/{name}/backup-settings/preview", tag = "backups",
+    params(("name" = String, Path, description = "program name")), request_body = PreviewRequest,
+    responses((status = 200, body = BackupPreview), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn preview_settings(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Json(req): Json<PreviewRequest>,
+) -> Result<Json<BackupPreview>, ApiError> {
+    app.allow(&caller, &name, Perm::FilesRead)?;
+    Ok(Json(
+        app.backups
+            .preview(&name, req.include, req.exclude, PREVIEW_SAMPLE)
+            .await?,
+    ))
 }
 
 /// A program's backups.
@@ -331,6 +367,7 @@ async fn allow_restore(
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(get_settings, put_settings))
+        .routes(routes!(preview_settings))
         .routes(routes!(list, create))
         .routes(routes!(list_restores))
         .routes(routes!(get_one, delete))

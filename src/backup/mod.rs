@@ -187,6 +187,19 @@ impl Drop for BusyGuard {
     }
 }
 
+/// What include/exclude globs cover in a program's working directory now.
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct BackupPreview {
+    /// Files covered.
+    pub files: u64,
+    /// Their total size in bytes.
+    pub bytes: u64,
+    /// The first covered files, relative to the working directory, in backup order.
+    pub sample: Vec<String>,
+    /// True when more files are covered than `sample` lists.
+    pub truncated: bool,
+}
+
 /// Runs `f` on a new thread, with lowered CPU and IO priority when `low` (not on tokio's
 /// blocking pool, whose threads are reused: a lowered priority would leak into unrelated
 /// work).
@@ -412,6 +425,57 @@ impl BackupService {
             }),
             None => Ok(BackupSettings::default()),
         }
+    }
+
+    /// What a backup with these globs would cover now, for the settings form's preview:
+    /// the same walk a backup makes (its destination skipped), without reading any file.
+    pub async fn preview(
+        &self,
+        program: &str,
+        include: Vec<String>,
+        exclude: Vec<String>,
+        limit: usize,
+    ) -> Result<BackupPreview, BackupError> {
+        let handle = self.inner.sup.get(program)?;
+        let probe = BackupSettings {
+            include,
+            exclude,
+            ..BackupSettings::default()
+        };
+        let problems = probe.validate();
+        if !problems.is_empty() {
+            return Err(BackupError::Invalid(problems));
+        }
+        let source = source_dir(&handle)?;
+        let saved = self.settings(program).await?;
+        let skip = vec![self.destination(program, &saved)];
+        on_worker_thread(format!("preview-{program}"), true, move || {
+            let filter = settings::Filter::new(&probe.include, &probe.exclude)
+                .map_err(BackupError::Failed)?;
+            let walked = walk::walk(
+                &source,
+                &filter,
+                &walk::WalkOptions {
+                    everything: false,
+                    skip: &skip,
+                    cancelled: &|| false,
+                },
+            )?;
+            let mut out = BackupPreview::default();
+            for item in walked.items {
+                if let walk::ItemKind::File { size } = item.kind {
+                    out.files += 1;
+                    out.bytes += size;
+                    if out.sample.len() < limit {
+                        out.sample.push(item.rel);
+                    } else {
+                        out.truncated = true;
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .await
     }
 
     /// Validates and saves a program's backup settings.

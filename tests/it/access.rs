@@ -331,6 +331,13 @@ fn table() -> Vec<Row> {
             On("define"),
             Ghost,
         ),
+        row(
+            M::POST,
+            "/api/programs/{p}/backup-settings/preview",
+            j(json!({"include": ["**"]})),
+            On("files.read"),
+            Real,
+        ),
         row(M::GET, "/api/programs/{p}/backups", N, On("view"), Real),
         row(
             M::POST,

@@ -628,3 +628,168 @@ async fn a_game_program_is_built_with_the_form() {
     let _ = browser.wait().await;
     events.abort();
 }
+
+/// Presses Enter in a field (a new line in a textarea).
+async fn enter(ui: &Ui, selector: &str) {
+    ui.page
+        .find_element(selector)
+        .await
+        .expect("field")
+        .press_key("Enter")
+        .await
+        .expect("enter");
+}
+
+/// Backup settings without JSON: globs typed line by line with a live preview of what they
+/// cover, retention, steps before and after; the API then holds exactly that. "Back up
+/// nightly" creates a schedule with one backup task at 04:00 in the browser's zone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn backup_settings_are_set_with_a_form() {
+    let w = Warden::start().await;
+    create_demo(&w).await;
+    add_user(&w, "admin", "admin", ADMIN_PASSWORD);
+    let world = w.data_dir.join("demo-world");
+    for (path, text) in [
+        ("server.properties", "motd=hi\n"),
+        ("world/level.dat", "level"),
+        ("world/region/r.0.0.mca", "region"),
+        ("logs/latest.log", "log"),
+        ("cache.tmp", "tmp"),
+    ] {
+        let p = world.join(path);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("dir");
+        std::fs::write(p, text).expect("file");
+    }
+    // The preview refuses what the settings would refuse, naming the field.
+    let (st, v) = w
+        .post(
+            "/api/programs/demo/backup-settings/preview",
+            json!({"include": ["../elsewhere"]}),
+        )
+        .await;
+    assert_eq!(st.as_u16(), 422, "{v}");
+    assert!(v.to_string().contains("include[0]"), "{v}");
+
+    let profile = tempfile::tempdir().expect("profile dir");
+    let (mut browser, ui, events) = open_browser(profile.path()).await;
+    ui.page.goto(w.url.as_str()).await.expect("open warden");
+    login(&ui, "admin", ADMIN_PASSWORD).await;
+    ui.go(
+        "#/p/demo",
+        "!!document.querySelector('[data-bs-open] summary')",
+    )
+    .await;
+    ui.click("[data-bs-open] summary").await;
+    ui.wait(
+        "(document.querySelector('#bs-include') || {}).value === '**' && \
+         !!document.querySelector('[data-bs-count=\"5\"]')",
+        T,
+        "the defaults and a preview of all five files",
+    )
+    .await;
+
+    ui.set_value("#bs-include", "").await;
+    ui.type_into("#bs-include", "world").await;
+    enter(&ui, "#bs-include").await;
+    ui.page
+        .find_element("#bs-include")
+        .await
+        .expect("include")
+        .type_str("server.properties")
+        .await
+        .expect("type");
+    ui.type_into("#bs-exclude", "**/*.mca").await;
+    ui.wait(
+        "document.querySelector('[data-bs-preview]').dataset.busy === 'false' && \
+         JSON.stringify([...document.querySelectorAll('[data-bs-files] li')].map(l => l.textContent)) === \
+         '[\"server.properties\",\"world/level.dat\"]'",
+        T,
+        "the preview of the typed globs",
+    )
+    .await;
+    assert!(
+        ui.eval::<String>("document.querySelector('[data-bs-count]').textContent")
+            .await
+            .starts_with("2 files"),
+        "the count in words"
+    );
+
+    ui.type_into("#bs-keep_last", "7").await;
+    ui.type_into("#bs-keep_daily", "3").await;
+    ui.click("[data-bs-add=pre]").await;
+    ui.type_into("#bs-pre-0-stdin", "save-off").await;
+    ui.click("[data-bs-add=pre]").await;
+    ui.type_into("#bs-pre-1-stdin", "save-all").await;
+    ui.type_into("#bs-pre-1-wait_for", "Saved the game").await;
+    ui.set_value("#bs-pre-1-timeout", "").await;
+    ui.type_into("#bs-pre-1-timeout", "60").await;
+    ui.click("[data-bs-add=post]").await;
+    ui.type_into("#bs-post-0-stdin", "save-on").await;
+    ui.shot("forms-backup-settings").await;
+    ui.click("[data-bs-save]").await;
+    let s = wait_until(T, "the saved backup settings", || async {
+        let s = get_ok(&w, "/api/programs/demo/backup-settings").await;
+        (s["include"] != json!(["**"])).then_some(s)
+    })
+    .await;
+    assert_eq!(s["include"], json!(["world", "server.properties"]), "{s}");
+    assert_eq!(s["exclude"], json!(["**/*.mca"]), "{s}");
+    assert_eq!(
+        s["retention"],
+        json!({"keep_last": 7, "keep_daily": 3}),
+        "{s}"
+    );
+    assert_eq!(
+        s["pre"],
+        json!([{"stdin": "save-off", "timeout_seconds": 30},
+               {"stdin": "save-all", "wait_for": "Saved the game", "timeout_seconds": 60}]),
+        "{s}"
+    );
+    assert_eq!(
+        s["post"],
+        json!([{"stdin": "save-on", "timeout_seconds": 30}]),
+        "{s}"
+    );
+    assert_eq!(s["stop_during_backup"], false, "{s}");
+    assert_eq!(
+        s["zstd_level"], 3,
+        "the settings the form does not show are kept: {s}"
+    );
+
+    // The nightly shortcut: a schedule at 04:00 in the browser's zone with one backup task.
+    let zone: String = ui
+        .eval("Intl.DateTimeFormat().resolvedOptions().timeZone")
+        .await;
+    ui.click("[data-bs-nightly]").await;
+    let sch = wait_until(T, "the nightly backup schedule", || async {
+        let (st, v) = w.get("/api/schedules/demo-nightly-backup").await;
+        st.is_success().then_some(v)
+    })
+    .await;
+    assert_eq!(sch["trigger"], "0 4 * * *", "{sch}");
+    assert_eq!(sch["timezone"], zone.as_str(), "{sch}");
+    assert_eq!(sch["enabled"], true, "{sch}");
+    assert_eq!(
+        sch["tasks"],
+        json!([{"offset_seconds": 0, "on_failure": "abort",
+                "action": {"kind": "backup", "program": "demo"}}]),
+        "{sch}"
+    );
+
+    ui.set_width(390, 844).await;
+    ui.assert_fits(390, "the backup settings on a phone").await;
+    let problems = std::mem::take(&mut *ui.problems.lock().expect("lock"));
+    assert!(
+        problems.errors.is_empty(),
+        "console errors: {:#?}",
+        problems.errors
+    );
+    assert!(
+        problems.network.is_empty(),
+        "failed requests: {:#?}",
+        problems.network
+    );
+    browser.close().await.expect("close Chromium");
+    let _ = browser.wait().await;
+    events.abort();
+}

@@ -9,6 +9,7 @@ import { backupReason } from '../lib/events.js';
 import { api, seg } from '../lib/api.js';
 import { allowed } from '../lib/session.js';
 import { live } from '../lib/live.js';
+import { BackupSettings } from './backupsettings.js';
 import { ACTIVE, confirmAction, OutcomeBadge, toast, toastError } from '../lib/ui.js';
 
 /** Progress kinds that only move a bar; every other backup event changes a row. */
@@ -192,5 +193,10 @@ export function Backups({ program }) {
             ${list.map((b) => html`<${BackupRow} key=${b.id} b=${b} live=${progress[b.id]} program=${program} reload=${reload} />`)}
           </ul>`}
     <${Restores} name=${name} version=${version} />
+    ${allowed('define', name) &&
+    html`<details class="bs" data-bs-open>
+      <summary>${t('bs.title')}</summary>
+      <${BackupSettings} program=${program} />
+    </details>`}
   </section>`;
 }
