@@ -9,12 +9,12 @@ use axum::response::{IntoResponse, Response};
 use reqwest::Url;
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::AppState;
 use super::authn::{Caller, over_https, refused};
-use super::error::{ApiError, ErrorBody, Json};
+use super::error::{ApiError, ErrorBody, Json, Query};
 use super::programs::{ConsoleInput, ProgramView};
 use crate::access::Perm;
 use crate::fleet::forward::ForwardError;
@@ -96,18 +96,48 @@ fn names_exist(names: &[(&str, &str)]) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Forwards `body` to `path` on `node` for the caller, after checking that the caller
-/// holds `perm` on program `name` here (grants on its name or on all programs; tags are
-/// a node's own and do not reach across), and records it in this audit log; the node
-/// records it in its own, naming the caller.
+/// What the hub asks of a node's program: `method` on `api/programs/NAME/{action}` with
+/// `query`, allowed to callers holding `perm` on the program's name here.
+struct Ask<'a> {
+    method: reqwest::Method,
+    action: &'a str,
+    query: Vec<(&'static str, String)>,
+    perm: Perm,
+}
+
+impl<'a> Ask<'a> {
+    fn post(action: &'a str, perm: Perm) -> Ask<'a> {
+        Ask {
+            method: reqwest::Method::POST,
+            action,
+            query: Vec::new(),
+            perm,
+        }
+    }
+
+    fn get(action: &'a str, perm: Perm, query: Vec<(&'static str, String)>) -> Ask<'a> {
+        Ask {
+            method: reqwest::Method::GET,
+            action,
+            query,
+            perm,
+        }
+    }
+}
+
+/// Forwards a request to `node` for the caller, after checking that the caller holds the
+/// permission on program `name` here (grants on its name or on all programs; tags are a
+/// node's own and do not reach across). Actions (not reads) are recorded in this audit
+/// log; the node records them in its own, naming the caller.
 async fn forward(
     app: &AppState,
     caller: &Caller,
     (node, name): (&str, &str),
-    what: (&str, Perm),
+    ask: Ask<'_>,
     body: Option<serde_json::Value>,
 ) -> Result<Response, ApiError> {
-    let (action, perm) = what;
+    let (action, perm) = (ask.action, ask.perm);
+    let reading = ask.method == reqwest::Method::GET;
     names_exist(&[("node", node), ("program", name)])?;
     if !caller.perms_on(name, &[]).has(perm) {
         return Err(refused(caller, name, perm));
@@ -116,8 +146,15 @@ async fn forward(
     let path = format!("api/programs/{name}/{action}");
     let answer = app
         .fleet
-        .forward(node, &path, body.as_ref(), &on_behalf)
+        .forward(
+            node,
+            (ask.method, &path, &ask.query),
+            body.as_ref(),
+            &on_behalf,
+        )
         .await;
+    // Audit names an action by its last word (`fleet.program.files` for `files/text`).
+    let action = action.split('/').next().unwrap_or(action);
     let detail = match &answer {
         Ok(a) => format!("the node answered HTTP {}", a.status),
         Err(ForwardError::Node(e)) => e.clone(),
@@ -126,13 +163,15 @@ async fn forward(
     let target = format!("{node}/{name}");
     match answer {
         Ok(a) => {
-            app.audit(
-                caller,
-                &format!("fleet.program.{action}"),
-                &target,
-                Some(detail),
-            )
-            .await;
+            if !reading {
+                app.audit(
+                    caller,
+                    &format!("fleet.program.{action}"),
+                    &target,
+                    Some(detail),
+                )
+                .await;
+            }
             let status = StatusCode::from_u16(a.status).unwrap_or(StatusCode::BAD_GATEWAY);
             Ok(if a.body.is_null() {
                 status.into_response()
@@ -145,13 +184,15 @@ async fn forward(
         ))),
         Err(ForwardError::Store(e)) => Err(e.into()),
         Err(ForwardError::Node(e)) => {
-            app.audit(
-                caller,
-                &format!("fleet.program.{action}"),
-                &target,
-                Some(detail),
-            )
-            .await;
+            if !reading {
+                app.audit(
+                    caller,
+                    &format!("fleet.program.{action}"),
+                    &target,
+                    Some(detail),
+                )
+                .await;
+            }
             Err(ApiError::new(
                 StatusCode::BAD_GATEWAY,
                 "node_failed",
@@ -189,7 +230,7 @@ async fn node_action(
         &app,
         &caller,
         (&node, &name),
-        (&action, Perm::Control),
+        Ask::post(&action, Perm::Control),
         None,
     )
     .await
@@ -216,10 +257,112 @@ async fn node_console(
         &app,
         &caller,
         (&node, &name),
-        ("console", Perm::Console),
+        Ask::post("console", Perm::Console),
         Some(body),
     )
     .await
+}
+
+/// The backups of a fleet node's program, as the node lists them (`view` on its name
+/// here; the hub's token needs `view` on the node).
+#[utoipa::path(get, path = "/api/fleet/nodes/{node}/programs/{name}/backups", tag = "fleet",
+    params(("node" = String, Path, description = "fleet node name"),
+        ("name" = String, Path, description = "program name on that node")),
+    responses((status = 200, description = "the node's answer", body = Object),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 502, body = ErrorBody)))]
+async fn node_backups(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path((node, name)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let ask = Ask::get("backups", Perm::View, Vec::new());
+    forward(&app, &caller, (&node, &name), ask, None).await
+}
+
+/// Starts a backup of a fleet node's program (`backups` on its name here; the hub's token
+/// needs the operator role on the node). The node's answer is its backup, `202`.
+#[utoipa::path(post, path = "/api/fleet/nodes/{node}/programs/{name}/backups", tag = "fleet",
+    params(("node" = String, Path, description = "fleet node name"),
+        ("name" = String, Path, description = "program name on that node")),
+    responses((status = 202, description = "the node's answer", body = Object),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 502, body = ErrorBody)))]
+async fn node_backup(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path((node, name)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let ask = Ask::post("backups", Perm::Backups);
+    forward(
+        &app,
+        &caller,
+        (&node, &name),
+        ask,
+        Some(serde_json::json!({})),
+    )
+    .await
+}
+
+/// Where in a node's program files to look.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+struct NodeFilesQuery {
+    /// Folder (listing) or file (text) relative to the program's file root.
+    #[serde(default)]
+    path: String,
+    /// The `next_after` of the previous page (listing).
+    after: Option<String>,
+    /// Page size (listing).
+    limit: Option<usize>,
+}
+
+impl NodeFilesQuery {
+    fn pairs(self) -> Vec<(&'static str, String)> {
+        let mut q = vec![("path", self.path)];
+        q.extend(self.after.map(|a| ("after", a)));
+        q.extend(self.limit.map(|l| ("limit", l.to_string())));
+        q
+    }
+}
+
+/// Lists a folder of a fleet node's program (`files.read` on its name here; the node
+/// masks what its own rules mask for the hub's token).
+#[utoipa::path(get, path = "/api/fleet/nodes/{node}/programs/{name}/files", tag = "fleet",
+    params(("node" = String, Path, description = "fleet node name"),
+        ("name" = String, Path, description = "program name on that node"), NodeFilesQuery),
+    responses((status = 200, description = "the node's answer", body = Object),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 502, body = ErrorBody)))]
+async fn node_files(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path((node, name)): Path<(String, String)>,
+    Query(q): Query<NodeFilesQuery>,
+) -> Result<Response, ApiError> {
+    let ask = Ask::get("files", Perm::FilesRead, q.pairs());
+    forward(&app, &caller, (&node, &name), ask, None).await
+}
+
+/// Reads a text file of a fleet node's program (`files.read` on its name here; game
+/// passwords stay masked unless the hub's token may `define` on the node).
+#[utoipa::path(get, path = "/api/fleet/nodes/{node}/programs/{name}/files/text", tag = "fleet",
+    params(("node" = String, Path, description = "fleet node name"),
+        ("name" = String, Path, description = "program name on that node"), NodeFilesQuery),
+    responses((status = 200, description = "the node's answer", body = Object),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 502, body = ErrorBody)))]
+async fn node_file_text(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path((node, name)): Path<(String, String)>,
+    Query(q): Query<NodeFilesQuery>,
+) -> Result<Response, ApiError> {
+    let ask = Ask::get("files/text", Perm::FilesRead, q.pairs());
+    forward(&app, &caller, (&node, &name), ask, None).await
 }
 
 /// Which program goes to which node.
@@ -435,5 +578,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(prometheus_sd))
         .routes(routes!(programs))
         .routes(routes!(node_console))
+        .routes(routes!(node_backups, node_backup))
+        .routes(routes!(node_files))
+        .routes(routes!(node_file_text))
         .routes(routes!(node_action))
 }

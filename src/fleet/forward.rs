@@ -38,13 +38,24 @@ pub enum ForwardError {
     Store(StoreError),
 }
 
+/// `url` with `query` added, each value encoded.
+fn with_query(url: &str, query: &[(&str, String)]) -> Result<reqwest::Url, ForwardError> {
+    let mut u = reqwest::Url::parse(url)
+        .map_err(|e| ForwardError::Node(format!("the node's URL {url} is not a URL: {e}")))?;
+    if !query.is_empty() {
+        u.query_pairs_mut()
+            .extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
+    }
+    Ok(u)
+}
+
 impl Fleet {
-    /// Sends `POST path` (relative to the node's API base, e.g.
+    /// Sends `method path?query` (relative to the node's API base, e.g.
     /// `api/programs/mc/restart`) with `body` to node `node`, for `on_behalf`.
     pub async fn forward(
         &self,
         node: &str,
-        path: &str,
+        (method, path, query): (reqwest::Method, &str, &[(&str, String)]),
         body: Option<&Value>,
         on_behalf: &str,
     ) -> Result<Answer, ForwardError> {
@@ -59,7 +70,7 @@ impl Fleet {
             .map_err(ForwardError::Node)?;
         let client = self.client(&n).map_err(ForwardError::Node)?;
         let mut req = client
-            .post(format!("{}{path}", n.url))
+            .request(method, with_query(&format!("{}{path}", n.url), query)?)
             .bearer_auth(&token)
             .header(ON_BEHALF_HEADER, on_behalf)
             .timeout(ACTION_TIMEOUT);

@@ -243,6 +243,34 @@ fn table() -> Vec<Row> {
             On("console"),
             Ghost,
         ),
+        row(
+            M::GET,
+            "/api/fleet/nodes/nonode/programs/{p}/backups",
+            N,
+            On("view"),
+            Ghost,
+        ),
+        row(
+            M::POST,
+            "/api/fleet/nodes/nonode/programs/{p}/backups",
+            N,
+            On("backups"),
+            Ghost,
+        ),
+        row(
+            M::GET,
+            "/api/fleet/nodes/nonode/programs/{p}/files?path=",
+            N,
+            On("files.read"),
+            Ghost,
+        ),
+        row(
+            M::GET,
+            "/api/fleet/nodes/nonode/programs/{p}/files/text?path=a.txt",
+            N,
+            On("files.read"),
+            Ghost,
+        ),
         // Moves: administrators only, on either side.
         row(
             M::POST,
@@ -653,7 +681,10 @@ fn template(path: &str) -> String {
         });
     }
     // A fleet node's program actions: one route for start, stop and restart.
-    if out.starts_with(&["", "api", "fleet", "nodes"]) && out.len() == 8 && out[7] != "console" {
+    if out.starts_with(&["", "api", "fleet", "nodes"])
+        && out.len() == 8
+        && matches!(out[7], "start" | "stop" | "restart")
+    {
         out[7] = "{action}";
     }
     out.join("/")

@@ -1158,3 +1158,73 @@ async fn a_move_carries_a_program_and_its_world_to_a_node_and_a_failed_one_leave
         .await;
     assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
 }
+
+#[tokio::test]
+async fn a_nodes_files_and_backups_are_reached_through_the_hub() {
+    let (target, _viewer, _node_dir) = node("box").await;
+    let operator = make_token(&target.data_dir, "operator");
+    let world = target.data_dir.join("worlds/mc");
+    std::fs::create_dir_all(&world).expect("world");
+    std::fs::write(
+        world.join("server.properties"),
+        "motd=far away\nrcon.password=hunter2-secret\n",
+    )
+    .expect("write");
+    let mut game = sh("mc", "exec sleep 600");
+    game["cwd"] = json!(world.to_string_lossy());
+    target.create(game).await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (ok, out, err) = fleet(tmp.path(), &["add", "box", &target.url], Some(&operator));
+    assert!(ok, "{out}{err}");
+    let hub = Warden::start_in(tmp.path(), "[fleet]\nname = \"hub\"\n").await;
+    let base = "/api/fleet/nodes/box/programs/mc";
+
+    // Files: the listing and a text file, the game's password masked by the node (the
+    // hub's operator token may not `define` there).
+    let (st, v) = hub.get(&format!("{base}/files?path=")).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert!(v.to_string().contains("server.properties"), "{v}");
+    let (st, v) = hub
+        .get(&format!("{base}/files/text?path=server.properties"))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let text = v["text"].as_str().expect("text");
+    assert!(text.contains("motd=far away"), "{text}");
+    assert!(
+        !text.contains("hunter2-secret"),
+        "the password crossed: {text}"
+    );
+    // A file that is not there: the node's 404 comes back as it is.
+    let (st, v) = hub.get(&format!("{base}/files/text?path=nope.txt")).await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "{v}");
+
+    // A backup started at the hub runs on the node and is listed through the hub.
+    let (st, v) = hub.post(&format!("{base}/backups"), json!(null)).await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+    wait_until(
+        Duration::from_secs(30),
+        "the node's backup finished",
+        || async {
+            let (_, v) = hub.get(&format!("{base}/backups")).await;
+            let list = v["backups"].as_array().cloned().unwrap_or_default();
+            list.iter().any(|b| b["status"] == "ok").then_some(())
+        },
+    )
+    .await;
+    let (_, local) = target.get("/api/programs/mc/backups").await;
+    assert!(local.to_string().contains("\"ok\""), "{local}");
+
+    // A hub viewer may list backups but not read files or start one.
+    let viewer = make_token(&hub.data_dir, "viewer");
+    for (method, path) in [
+        (Method::GET, format!("{base}/files?path=")),
+        (Method::POST, format!("{base}/backups")),
+    ] {
+        let (st, v) = hub.call_as(Some(&viewer), method, &path, None).await;
+        assert_eq!(st, StatusCode::FORBIDDEN, "{path}: {v}");
+    }
+    let (st, v) = hub
+        .call_as(Some(&viewer), Method::GET, &format!("{base}/backups"), None)
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+}
