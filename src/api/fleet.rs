@@ -315,6 +315,7 @@ struct NodeFilesQuery {
     /// The `next_after` of the previous page (listing).
     after: Option<String>,
     /// Page size (listing).
+    #[param(minimum = 1)]
     limit: Option<usize>,
 }
 
@@ -451,11 +452,13 @@ async fn next_part(
         .map_err(incoming_error)
 }
 
+/// A form that cannot be read as the three parts: 422 naming it (only another warden's
+/// `fleet move` sends this form).
 fn incoming_error(e: MultipartError) -> ApiError {
-    ApiError::bad_request(format!(
-        "cannot read the arriving program: {}",
-        e.body_text()
-    ))
+    ApiError::validation(vec![crate::program::FieldError {
+        field: "form".into(),
+        message: format!("cannot read the arriving program: {}", e.body_text()),
+    }])
 }
 
 /// Takes in a program moved from another warden (admin; `warden fleet move` on the
@@ -482,10 +485,15 @@ async fn incoming(
         )
     })?;
     let idle = app.cfg.api.request_timeout;
+    // Parts that are all there but out of order are a form that cannot be used: 422
+    // naming the part expected.
     let wrong = |want: &str| {
-        ApiError::bad_request(format!(
-            "the form's parts must be definition, manifest and archive, in that order; expected {want}"
-        ))
+        ApiError::validation(vec![crate::program::FieldError {
+            field: want.to_string(),
+            message: format!(
+                "the form's parts must be definition, manifest and archive, in that order; expected {want} here"
+            ),
+        }])
     };
     let Some(part) = next_part(&mut form, idle)
         .await?
