@@ -872,16 +872,29 @@ mod tests {
             .process_group(0)
             .spawn()
             .expect("spawn sleep");
-        let found = marked_children("unit-test-instance").unwrap_or_default();
-        assert!(
+        // Until it has exec'd, /proc shows the forked copy of this process's environment:
+        // look again until the marker is there (under load that takes a while).
+        let pid = child.id();
+        let ours = |found: &[MarkedChild]| {
             found
                 .iter()
-                .any(|m| m.pid == child.id() && m.generation == 3 && m.program == "t"),
-            "{found:?}"
-        );
+                .any(|m| m.pid == pid && m.generation == 3 && m.program == "t")
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let mut found = marked_children("unit-test-instance").unwrap_or_default();
+        while !ours(&found) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            found = marked_children("unit-test-instance").unwrap_or_default();
+        }
+        assert!(ours(&found), "{found:?}");
         let _ = child.kill();
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        let found = marked_children("unit-test-instance").unwrap_or_default();
+        // Killed, it turns into a zombie (not reaped here), which is no longer found.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let mut found = marked_children("unit-test-instance").unwrap_or_default();
+        while ours(&found) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            found = marked_children("unit-test-instance").unwrap_or_default();
+        }
         assert!(
             !found.iter().any(|m| m.pid == child.id()),
             "zombie: {found:?}"
