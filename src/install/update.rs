@@ -1646,9 +1646,7 @@ fn apply_changes(p: &UpdatePaths, changes: &[Change]) -> Result<(), Failure> {
                 .unwrap_or_default()
         ));
         std::fs::copy(&src, &tmp).map_err(|e| io_failure("copy the new build to", &tmp, e))?;
-        std::fs::File::open(&tmp)
-            .and_then(|f| f.sync_all())
-            .map_err(|e| io_failure("sync", &tmp, e))?;
+        crate::os::sync_file_path(&tmp).map_err(|e| io_failure("sync", &tmp, e))?;
         if c.existed {
             let keep = join(&p.old, &format!("files/{}", c.path));
             if let Some(parent) = keep.parent() {

@@ -35,6 +35,23 @@ pub fn sync_dir_path(_path: &std::path::Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Makes the contents of the file at `path` durable. A read-only handle is enough on Unix
+/// (and works for a read-only file).
+#[cfg(unix)]
+pub fn sync_file_path(path: &std::path::Path) -> io::Result<()> {
+    std::fs::File::open(path)?.sync_all()
+}
+
+/// Makes the contents of the file at `path` durable. Windows flushes only a handle opened
+/// for writing (`FlushFileBuffers` on a read-only one is "Access denied").
+#[cfg(windows)]
+pub fn sync_file_path(path: &std::path::Path) -> io::Result<()> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)?
+        .sync_all()
+}
+
 /// Gives `to` the owner and group of the file `from` describes, so replacing a game
 /// server's config through warden (running as root) leaves it writable by the server.
 /// Only root may give files away; for anyone else this is a no-op, which is right: the
