@@ -130,6 +130,8 @@ struct RawApi {
     idle_timeout_seconds: Option<u64>,
     max_connections: Option<u64>,
     trusted_proxies: Option<Vec<String>>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -342,6 +344,9 @@ pub struct ApiConfig {
     /// Reverse proxies whose `X-Forwarded-For`/`X-Forwarded-Proto` are believed:
     /// addresses or networks (`10.0.0.0/8`). From anyone else those headers are ignored.
     pub trusted_proxies: Vec<Network>,
+    /// warden's own HTTPS: certificate chain and key files (PEM), re-read when they
+    /// change. `None` serves plain HTTP (behind a proxy that does TLS, or on loopback).
+    pub tls: Option<crate::api::tls::TlsFiles>,
 }
 
 /// An address or a network in CIDR notation.
@@ -606,6 +611,25 @@ impl Config {
                 )),
             }
         }
+        let tls = match (raw.api.tls_cert.clone(), raw.api.tls_key.clone()) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => {
+                let files = crate::api::tls::TlsFiles { cert, key };
+                // Read now, so `warden config check` and start-up name a bad file.
+                if let Err(e) = crate::api::tls::Certs::load(&files) {
+                    problems.push(e);
+                }
+                Some(files)
+            }
+            (Some(_), None) => {
+                problems.push("api.tls_cert is set but api.tls_key is not; HTTPS needs both the certificate and its key file".into());
+                None
+            }
+            (None, Some(_)) => {
+                problems.push("api.tls_key is set but api.tls_cert is not; HTTPS needs both the certificate and its key file".into());
+                None
+            }
+        };
         let mut positive = |key: &str, v: Option<u64>, default: u64| -> u64 {
             let v = v.unwrap_or(default);
             if v == 0 {
@@ -859,6 +883,7 @@ impl Config {
                 idle_timeout: Duration::from_secs(idle_timeout),
                 max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
                 trusted_proxies,
+                tls,
             },
             retention: RetentionConfig {
                 events: Duration::from_secs(events_days * 86_400),

@@ -172,16 +172,30 @@ pub async fn serve(
     .await?;
     let auth = Auth::new(store.clone(), cfg.api.session_ttl).sealing_in(cfg.data_dir.clone());
     let addr = listener.local_addr()?;
+    let tls = match &cfg.api.tls {
+        Some(files) => {
+            let certs = Arc::new(api::tls::Certs::load(files).map_err(anyhow::Error::msg)?);
+            let server = certs.server_config().map_err(anyhow::Error::msg)?;
+            tracing::info!(
+                cert = %files.cert.display(),
+                sha256 = %certs.fingerprint(),
+                "serving HTTPS (the certificate is read again when its files change)"
+            );
+            Some(tokio_rustls::TlsAcceptor::from(Arc::new(server)))
+        }
+        None => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     // The first stdout line names the bound address, so `--listen 127.0.0.1:0` is usable
     // by scripts and tests.
     // Written with its error handled: a closed or full stdout must not stop warden.
-    crate::logging::stdout_line(&format!("warden listening on http://{addr}"));
+    crate::logging::stdout_line(&format!("warden listening on {scheme}://{addr}"));
     let setup_code = api::setup::SetupCode::default();
     if store.users().await?.is_empty() {
         let data_dir = std::path::absolute(&cfg.data_dir).unwrap_or_else(|_| cfg.data_dir.clone());
         match setup_code.open(&cfg.data_dir) {
             Ok(code) => crate::logging::stdout_line(&format!(
-                "No users yet. Open http://{addr} and create the first administrator with the setup code {code}\n  (also in {}; it works once)\nor on this machine:\n  warden user add admin --role admin --password-stdin --data-dir {}",
+                "No users yet. Open {scheme}://{addr} and create the first administrator with the setup code {code}\n  (also in {}; it works once)\nor on this machine:\n  warden user add admin --role admin --password-stdin --data-dir {}",
                 api::setup::file(&data_dir).display(),
                 data_dir.display()
             )),
@@ -241,7 +255,7 @@ pub async fn serve(
     };
     // The dashboard's pages sit beside the API; it is just another client of it.
     let router = api::router(app).merge(crate::web::router());
-    api::listener::serve(listener, router, http_limits(&cfg), shutdown.clone()).await;
+    api::listener::serve(listener, router, http_limits(&cfg), tls, shutdown.clone()).await;
     tracing::info!("shutting down");
     // Parts ending from here on are meant to.
     crate::health::shutting_down();

@@ -36,6 +36,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
+use super::authn::Https;
+use tokio_rustls::TlsAcceptor;
+
 /// A connection silent for at least this long may lose its slot to a new one at the cap.
 pub const EVICT_AFTER: Duration = Duration::from_secs(1);
 
@@ -281,11 +284,14 @@ pub fn effective_cap(configured: usize, open_file_limit: Option<u64>) -> usize {
 }
 
 /// Serves `router` on `listener` within `limits` until `shutdown` is cancelled, then lets
-/// open requests finish (bounded by [`SHUTDOWN_GRACE`]).
+/// open requests finish (bounded by [`SHUTDOWN_GRACE`]). With `tls`, every connection is
+/// HTTPS (requests are marked [`Https`]); a plain-HTTP request on that port is redirected
+/// to the same address over HTTPS.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: Limits,
+    tls: Option<TlsAcceptor>,
     shutdown: CancellationToken,
 ) {
     let registry = Arc::new(Registry {
@@ -325,64 +331,29 @@ pub async fn serve(
             continue;
         };
         registry.report();
-        let io = TokioIo::new(Tracked {
+        let io = Tracked {
             inner: stream,
             id,
             state: state.clone(),
             registry: registry.clone(),
-        });
-        let (router, conn_state) = (router.clone(), state.clone());
-        let svc = tower::service_fn(move |mut req: axum::http::Request<Incoming>| {
-            req.extensions_mut().insert(ConnectInfo::<SocketAddr>(addr));
-            let busy = Busy::start(conn_state.clone());
-            let call = router.clone().oneshot(req);
-            async move {
-                let resp = call.await?;
-                Ok::<_, std::convert::Infallible>(
-                    resp.map(|inner| axum::body::Body::new(Guarded { inner, _busy: busy })),
-                )
+        };
+        let conn = Conn {
+            router: router.clone(),
+            builder: builder.clone(),
+            state,
+            addr,
+            limits,
+            epoch: registry.epoch,
+            shutdown: shutdown.clone(),
+        };
+        match &tls {
+            None => {
+                tasks.spawn(conn.run(io, false));
             }
-        });
-        let conn = builder
-            .serve_connection(io, TowerToHyperService::new(svc))
-            .with_upgrades();
-        let shutdown = shutdown.clone();
-        let epoch = registry.epoch;
-        tasks.spawn(async move {
-            tokio::pin!(conn);
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            let mut closing = false;
-            loop {
-                tokio::select! {
-                    res = conn.as_mut() => {
-                        if let Err(e) = res {
-                            tracing::debug!(%addr, error = %e, "HTTP connection ended");
-                        } else {
-                            // Ended cleanly or handed over to a WebSocket, which now
-                            // holds the socket (and the slot) under its own rules.
-                            state.upgraded.store(true, Ordering::Relaxed);
-                        }
-                        return;
-                    }
-                    // Evicted: dropping the connection closes the socket now.
-                    _ = state.kill.cancelled() => return,
-                    _ = shutdown.cancelled(), if !closing => {
-                        closing = true;
-                        conn.as_mut().graceful_shutdown();
-                    }
-                    _ = tick.tick() => {
-                        let now = u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
-                        let idle = now.saturating_sub(state.last_ms.load(Ordering::Relaxed));
-                        if state.active.load(Ordering::Relaxed) == 0
-                            && Duration::from_millis(idle) >= limits.idle_timeout
-                        {
-                            tracing::debug!(%addr, "closing an idle HTTP connection");
-                            return;
-                        }
-                    }
-                }
+            Some(acceptor) => {
+                tasks.spawn(conn.run_tls(io, acceptor.clone()));
             }
-        });
+        }
     }
     tasks.close();
     if tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait())
@@ -393,6 +364,158 @@ pub async fn serve(
             "some HTTP connections were still open after the shutdown grace; closing them"
         );
     }
+}
+
+/// One admitted connection and what serving it needs.
+struct Conn {
+    router: Router,
+    builder: hyper::server::conn::http1::Builder,
+    state: Arc<ConnState>,
+    addr: SocketAddr,
+    limits: Limits,
+    epoch: Instant,
+    shutdown: CancellationToken,
+}
+
+impl Conn {
+    /// The TLS handshake (within the header-read timeout, so a silent client cannot hold
+    /// the slot), then HTTP over it. A client speaking plain HTTP is sent to HTTPS.
+    async fn run_tls(self, io: Tracked, acceptor: TlsAcceptor) {
+        let mut first = [0u8; 1];
+        let peeked =
+            tokio::time::timeout(self.limits.header_read_timeout, io.inner.peek(&mut first)).await;
+        if !matches!(peeked, Ok(Ok(1))) {
+            return;
+        }
+        // Every TLS connection opens with a handshake record (content type 22).
+        if first[0] != 0x16 {
+            self.redirect_to_https(io).await;
+            return;
+        }
+        match tokio::time::timeout(self.limits.header_read_timeout, acceptor.accept(io)).await {
+            Ok(Ok(stream)) => self.run(stream, true).await,
+            Ok(Err(e)) => tracing::debug!(addr = %self.addr, error = %e, "TLS handshake failed"),
+            Err(_) => tracing::debug!(addr = %self.addr, "TLS handshake timed out"),
+        }
+    }
+
+    /// Answers plain-HTTP requests on the HTTPS port with a permanent redirect to the
+    /// same host and path over HTTPS (or a 400 that says so when the request names no
+    /// host).
+    async fn redirect_to_https(self, io: Tracked) {
+        let svc = tower::service_fn(|req: axum::http::Request<Incoming>| async move {
+            Ok::<_, std::convert::Infallible>(https_redirect(&req))
+        });
+        let conn = self
+            .builder
+            .serve_connection(TokioIo::new(io), TowerToHyperService::new(svc));
+        // Bounded: the redirect is one short answer, never a place to linger.
+        let _ = tokio::time::timeout(self.limits.idle_timeout, conn).await;
+    }
+
+    /// Serves HTTP on `io` until the client leaves, the connection is evicted or idle, or
+    /// shutdown ends it.
+    async fn run<I>(self, io: I, https: bool)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let Conn {
+            router,
+            builder,
+            state,
+            addr,
+            limits,
+            epoch,
+            shutdown,
+        } = self;
+        let conn_state = state.clone();
+        let svc = tower::service_fn(move |mut req: axum::http::Request<Incoming>| {
+            req.extensions_mut().insert(ConnectInfo::<SocketAddr>(addr));
+            if https {
+                req.extensions_mut().insert(Https);
+            }
+            let busy = Busy::start(conn_state.clone());
+            let call = router.clone().oneshot(req);
+            async move {
+                let resp = call.await?;
+                Ok::<_, std::convert::Infallible>(
+                    resp.map(|inner| axum::body::Body::new(Guarded { inner, _busy: busy })),
+                )
+            }
+        });
+        let conn = builder
+            .serve_connection(TokioIo::new(io), TowerToHyperService::new(svc))
+            .with_upgrades();
+        tokio::pin!(conn);
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut closing = false;
+        loop {
+            tokio::select! {
+                res = conn.as_mut() => {
+                    if let Err(e) = res {
+                        tracing::debug!(%addr, error = %e, "HTTP connection ended");
+                    } else {
+                        // Ended cleanly or handed over to a WebSocket, which now
+                        // holds the socket (and the slot) under its own rules.
+                        state.upgraded.store(true, Ordering::Relaxed);
+                    }
+                    return;
+                }
+                // Evicted: dropping the connection closes the socket now.
+                _ = state.kill.cancelled() => return,
+                _ = shutdown.cancelled(), if !closing => {
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+                _ = tick.tick() => {
+                    let now = u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+                    let idle = now.saturating_sub(state.last_ms.load(Ordering::Relaxed));
+                    if state.active.load(Ordering::Relaxed) == 0
+                        && Duration::from_millis(idle) >= limits.idle_timeout
+                    {
+                        tracing::debug!(%addr, "closing an idle HTTP connection");
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The answer to a plain-HTTP request on the HTTPS port.
+fn https_redirect<B>(req: &axum::http::Request<B>) -> axum::http::Response<axum::body::Body> {
+    use axum::http::{StatusCode, header};
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.parse::<axum::http::uri::Authority>().ok());
+    let path = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let mut resp = axum::http::Response::new(axum::body::Body::empty());
+    match host {
+        Some(host) => {
+            let to = format!("https://{host}{path}");
+            *resp.body_mut() = axum::body::Body::from(format!("This warden speaks HTTPS: {to}\n"));
+            *resp.status_mut() = StatusCode::PERMANENT_REDIRECT;
+            if let Ok(v) = axum::http::HeaderValue::from_str(&to) {
+                resp.headers_mut().insert(header::LOCATION, v);
+            }
+        }
+        None => {
+            *resp.body_mut() =
+                axum::body::Body::from("This warden speaks HTTPS: use https:// in the address.\n");
+            *resp.status_mut() = StatusCode::BAD_REQUEST;
+        }
+    }
+    resp.headers_mut().insert(
+        header::CONNECTION,
+        axum::http::HeaderValue::from_static("close"),
+    );
+    resp
 }
 
 #[cfg(test)]

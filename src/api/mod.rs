@@ -27,6 +27,7 @@ mod schedules;
 mod security;
 pub mod setup;
 mod strict;
+pub mod tls;
 mod update;
 mod users;
 mod ws;

@@ -29,6 +29,10 @@ pub struct Remote {
     /// API token (create one with `warden token create NAME --role operator`).
     #[arg(long, env = "WARDEN_TOKEN", global = true, hide_env_values = true)]
     token: Option<String>,
+    /// Trust exactly this certificate of an HTTPS warden (SHA-256 in hex, as warden logs
+    /// it at start-up), e.g. a self-signed one.
+    #[arg(long, env = "WARDEN_FINGERPRINT", global = true)]
+    fingerprint: Option<String>,
     /// Print the server's JSON instead of a table.
     #[arg(long, global = true)]
     pub(super) json: bool,
@@ -267,10 +271,17 @@ impl Client {
         let token = r.token.clone().ok_or_else(|| {
             anyhow!("no API token: pass --token or set WARDEN_TOKEN (create one with `warden token create NAME --role operator`)")
         })?;
+        let mut http = reqwest::Client::builder().connect_timeout(Duration::from_secs(5));
+        if let Some(pin) = &r.fingerprint {
+            let pin =
+                crate::fleet::parse_fingerprint(pin).map_err(|e| anyhow!("--fingerprint: {e}"))?;
+            let tls = crate::fleet::pin::Pinned::new(&pin)
+                .client_config()
+                .map_err(|e| anyhow!("cannot set up TLS for the pinned certificate: {e}"))?;
+            http = http.tls_backend_preconfigured(tls);
+        }
         Ok(Client {
-            http: reqwest::Client::builder()
-                .connect_timeout(Duration::from_secs(5))
-                .build()?,
+            http: http.build()?,
             base: r.url.trim_end_matches('/').to_string(),
             token,
         })
@@ -646,8 +657,20 @@ pub async fn run(args: CtlArgs) -> anyhow::Result<()> {
 
 /// "cannot reach warden", with the likely fix.
 pub(super) fn unreachable(base: &str, e: &reqwest::Error) -> anyhow::Error {
+    // reqwest's own text is "error sending request"; the cause is at the end of the chain.
+    let mut cause = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        cause = format!("{cause}: {s}");
+        source = s.source();
+    }
+    if cause.contains("certificate") {
+        return anyhow!(
+            "cannot reach warden at {base}: its HTTPS certificate is not trusted here ({cause}).\nFor a self-signed certificate pass --fingerprint SHA256 (WARDEN_FINGERPRINT); warden logs the fingerprint when it starts."
+        );
+    }
     anyhow!(
-        "cannot reach warden at {base}: {e}\nIs it running? Start it with `warden serve`, or point --url (WARDEN_URL) at it."
+        "cannot reach warden at {base}: {cause}\nIs it running? Start it with `warden serve`, or point --url (WARDEN_URL) at it."
     )
 }
 

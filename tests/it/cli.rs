@@ -8,18 +8,7 @@ use crate::common::*;
 use serde_json::{Value, json};
 
 fn ctl(w: &Warden, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(bin())
-        .arg("ctl")
-        .args(args)
-        .env("WARDEN_URL", &w.url)
-        .env("WARDEN_TOKEN", &w.token)
-        .output()
-        .expect("run ctl");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    ctl_at(&w.url, &w.token, args)
 }
 
 #[tokio::test]

@@ -3,7 +3,6 @@
 //! reason (no retries), `warden ctl start` exits non-zero printing that reason, and the
 //! dashboard shows it in the list and on the program page, in English and Korean.
 
-use std::process::Command;
 use std::time::Duration;
 
 use crate::common::*;
@@ -12,18 +11,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 fn ctl(w: &Warden, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(bin())
-        .arg("ctl")
-        .args(args)
-        .env("WARDEN_URL", &w.url)
-        .env("WARDEN_TOKEN", &w.token)
-        .output()
-        .expect("run ctl");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    ctl_at(&w.url, &w.token, args)
 }
 
 #[tokio::test]

@@ -28,6 +28,7 @@ mod faults_output;
 mod files;
 mod fleet;
 mod games;
+mod https;
 mod install;
 mod lifecycle;
 mod metrics;

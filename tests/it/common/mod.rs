@@ -15,6 +15,24 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_warden")
 }
 
+/// Runs `warden ctl ARGS` against the warden at `url` with `token`: (success, stdout,
+/// stderr).
+pub fn ctl_at(url: &str, token: &str, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(bin())
+        .arg("ctl")
+        .args(args)
+        .env("WARDEN_URL", url)
+        .env("WARDEN_TOKEN", token)
+        .env_remove("WARDEN_FINGERPRINT")
+        .output()
+        .expect("run ctl");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// Runs a local warden command (user/token/config…) against `data_dir`; returns stdout.
 pub fn cli(data_dir: &Path, args: &[&str], stdin: Option<&str>) -> (ExitStatus, String, String) {
     let mut cmd = Command::new(bin());
@@ -172,10 +190,21 @@ impl Warden {
             .to_string();
         let w = Warden {
             child,
-            url,
             data_dir: data_dir.to_path_buf(),
             token,
-            http: http_client(),
+            // warden's own HTTPS in tests has a self-signed certificate; the TLS tests
+            // check the certificate with clients of their own.
+            http: if url.starts_with("https://") {
+                let _ = rustls::crypto::ring::default_provider().install_default();
+                reqwest::Client::builder()
+                    .pool_max_idle_per_host(0)
+                    .tls_danger_accept_invalid_certs(true)
+                    .build()
+                    .expect("https client")
+            } else {
+                http_client()
+            },
+            url,
             _tmp: None,
         };
         w.wait_healthy().await;
