@@ -629,6 +629,103 @@ async fn a_game_program_is_built_with_the_form() {
     events.abort();
 }
 
+/// Editing a program in the form keeps what the form does not show (dependencies, limits,
+/// tags), and sets who it runs as: saved as typed, and the started process really runs
+/// under that account when warden can switch accounts (it runs as root).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_form_sets_who_a_program_runs_as_and_keeps_what_it_does_not_show() {
+    let w = Warden::start().await;
+    create_demo(&w).await;
+    add_user(&w, "admin", "admin", ADMIN_PASSWORD);
+    let spec = json!({
+        "name": "svc",
+        "command": "/bin/sleep",
+        "args": ["100000"],
+        "tags": ["friends"],
+        "after": ["demo"],
+        "deps_timeout_seconds": 45,
+        "limits": {"pids_max": 64},
+        "allow_root": true,
+    });
+    let (st, v) = w.post("/api/programs", spec).await;
+    assert!(st.is_success(), "create: {st} {v}");
+    let profile = tempfile::tempdir().expect("profile dir");
+    let (mut browser, ui, events) = open_browser(profile.path()).await;
+    ui.page.goto(w.url.as_str()).await.expect("open warden");
+    login(&ui, "admin", ADMIN_PASSWORD).await;
+    ui.go(
+        "#/p/svc/edit",
+        "(document.querySelector('#f-tags') || {}).value === 'friends'",
+    )
+    .await;
+    assert!(
+        ui.eval::<bool>("document.querySelector('#f-allow_root').checked")
+            .await,
+        "allow_root read back"
+    );
+    ui.type_into("#f-user", "nobody").await;
+    ui.type_into("#f-group", "nogroup").await;
+    ui.click("#f-allow_root").await;
+    ui.set_value("#f-tags", "").await;
+    ui.type_into("#f-tags", "friends, survival").await;
+    ui.click("form.program-form button[type=submit]").await;
+    ui.wait(
+        "location.hash === '#/p/svc'",
+        Duration::from_secs(15),
+        "the program's page after saving",
+    )
+    .await;
+
+    let p = get_ok(&w, "/api/programs/svc").await;
+    assert_eq!(p["user"], "nobody", "{p}");
+    assert_eq!(p["group"], "nogroup", "{p}");
+    assert!(p.get("allow_root").is_none_or(|v| v == false), "{p}");
+    assert_eq!(p["tags"], json!(["friends", "survival"]), "{p}");
+    assert_eq!(p["after"], json!(["demo"]), "kept: {p}");
+    assert_eq!(p["deps_timeout_seconds"], 45, "kept: {p}");
+    assert_eq!(p["limits"], json!({"pids_max": 64}), "kept: {p}");
+
+    // As root, warden switches the child to the account the form named.
+    if nix::unistd::geteuid().is_root() {
+        let (st, v) = w.post("/api/programs/demo/start", json!(null)).await;
+        assert!(st.is_success(), "start demo: {st} {v}");
+        let (st, v) = w.post("/api/programs/svc/start", json!(null)).await;
+        assert!(st.is_success(), "start: {st} {v}");
+        w.wait_state("svc", "running", Duration::from_secs(20))
+            .await;
+        let pid = get_ok(&w, "/api/programs/svc").await["pid"]
+            .as_u64()
+            .expect("a running program has a pid");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+        let uid = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|l| l.split_whitespace().next())
+            .expect("Uid line");
+        let nobody = nix::unistd::User::from_name("nobody")
+            .expect("passwd")
+            .expect("nobody exists");
+        assert_eq!(uid, nobody.uid.to_string(), "runs as nobody: {status}");
+        let (st, _) = w.post("/api/programs/svc/stop", json!(null)).await;
+        assert!(st.is_success());
+    }
+
+    let problems = std::mem::take(&mut *ui.problems.lock().expect("lock"));
+    assert!(
+        problems.errors.is_empty(),
+        "console errors: {:#?}",
+        problems.errors
+    );
+    assert!(
+        problems.network.is_empty(),
+        "failed requests: {:#?}",
+        problems.network
+    );
+    browser.close().await.expect("close Chromium");
+    let _ = browser.wait().await;
+    events.abort();
+}
+
 /// Presses Enter in a field (a new line in a textarea).
 async fn enter(ui: &Ui, selector: &str) {
     ui.page

@@ -33,6 +33,16 @@ const STEP_KINDS = ['stdin', 'rcon', 'rest_save', 'rest_shutdown'];
 
 addStrings({
   en: {
+    'form.tags': 'Tags',
+    'form.tags.help': 'Words separated by commas; a grant on a tag covers every program that has it.',
+    'form.runAs': 'Run as',
+    'form.runAs.help': 'On Linux and other Unix systems only. Running a game server under its own account lets the operating system keep it to its own files.',
+    'form.user': 'User',
+    'form.user.help': "Empty: warden's own account.",
+    'form.group': 'Group',
+    'form.group.help': "Empty: the user's own group.",
+    'form.allow_root': 'May run as root',
+    'form.allow_root.help': 'When warden itself runs as root, it refuses to start a program as root unless this is ticked.',
     'form.files_root': 'Files folder',
     'form.files_root.help': 'What the file manager and backups see, relative to the working directory; empty: all of it.',
     'form.game.readiness.mode': 'Ready when',
@@ -70,6 +80,16 @@ addStrings({
     'form.game.readiness.needed': 'Type the line (a regular expression) to wait for.',
   },
   ko: {
+    'form.tags': '태그',
+    'form.tags.help': '쉼표로 구분한 단어. 태그에 준 권한은 그 태그가 있는 모든 프로그램에 적용됩니다.',
+    'form.runAs': '실행 계정',
+    'form.runAs.help': '리눅스 등 유닉스 계열에서만 적용됩니다. 게임 서버를 전용 계정으로 실행하면 운영체제가 서버를 자기 파일 안에만 머물게 합니다.',
+    'form.user': '사용자',
+    'form.user.help': '비우면 warden과 같은 계정입니다.',
+    'form.group': '그룹',
+    'form.group.help': '비우면 사용자의 기본 그룹입니다.',
+    'form.allow_root': 'root로 실행 허용',
+    'form.allow_root.help': 'warden이 root로 실행 중일 때, 이 항목을 선택하지 않은 프로그램은 root로 시작하지 않습니다.',
     'form.files_root': '파일 폴더',
     'form.files_root.help': '파일 관리자와 백업이 다루는 폴더. 작업 디렉터리 기준이며 비우면 전체입니다.',
     'form.game.readiness.mode': '준비 완료 기준',
@@ -108,6 +128,12 @@ addStrings({
   },
 });
 
+/**
+ * Settings this form does not show (dependencies, limits, hooks, update settings…): kept
+ * as stored when a program is edited, so saving the form never drops them.
+ */
+const KEPT = ['after', 'requires', 'deps_timeout_seconds', 'limits', 'restart_when', 'idle', 'hooks', 'actions', 'update'];
+
 /** The API's defaults (what an empty definition gets). */
 const DEFAULTS = {
   name: '',
@@ -117,6 +143,10 @@ const DEFAULTS = {
   cwd: '',
   files_root: '',
   env: '',
+  tags: '',
+  user: '',
+  group: '',
+  allow_root: false,
   autostart: false,
   start_seconds: '1',
   'restart.policy': 'on-failure',
@@ -186,6 +216,10 @@ function fromSpec(p) {
     env: Object.entries(p.env || {})
       .map(([k, v]) => `${k}=${v}`)
       .join('\n'),
+    tags: (p.tags || []).join(', '),
+    user: p.user || '',
+    group: p.group || '',
+    allow_root: !!p.allow_root,
     autostart: !!p.autostart,
     start_seconds: String(p.start_seconds),
     'restart.policy': p.restart.policy,
@@ -251,8 +285,11 @@ function toGame(f, base, num, errors) {
   return g;
 }
 
-/** `[spec, errors]`: the JSON the API takes, and problems found before sending it. */
-function toSpec(f, baseGame) {
+/**
+ * `[spec, errors]`: the JSON the API takes, and problems found before sending it. `base`
+ * is the stored definition when editing (its game section and the [KEPT] settings stay).
+ */
+function toSpec(f, base) {
   const errors = {};
   const num = (key) => {
     const v = String(f[key]).trim();
@@ -288,8 +325,14 @@ function toSpec(f, baseGame) {
   if (f.display_name.trim()) spec.display_name = f.display_name.trim();
   if (f.cwd.trim()) spec.cwd = f.cwd.trim();
   if (f.files_root.trim()) spec.files_root = f.files_root.trim();
+  const tags = f.tags.split(',').map((x) => x.trim()).filter(Boolean);
+  if (tags.length) spec.tags = tags;
+  if (f.user.trim()) spec.user = f.user.trim();
+  if (f.group.trim()) spec.group = f.group.trim();
+  if (f.allow_root) spec.allow_root = true;
   if (f['stop.stdin'].trim()) spec.stop.stdin = f['stop.stdin'];
-  const game = toGame(f, baseGame, num, errors);
+  for (const key of KEPT) if (base && base[key] !== undefined) spec[key] = base[key];
+  const game = toGame(f, base && base.game, num, errors);
   if (game) spec.game = game;
   return [spec, errors];
 }
@@ -333,7 +376,7 @@ export function ProgramForm({ name }) {
   const [errors, setErrors] = useState({});
   const [summary, setSummary] = useState(null);
   const [busy, setBusy] = useState(false);
-  const [baseGame, setBaseGame] = useState(null);
+  const [base, setBase] = useState(null);
   const [profiles, setProfiles] = useState({});
 
   useEffect(() => {
@@ -342,7 +385,7 @@ export function ProgramForm({ name }) {
     api
       .get(`/api/programs/${seg(name)}`)
       .then((p) => {
-        setBaseGame(p.game || null);
+        setBase(p);
         setForm(fromSpec(p));
       })
       .catch((e) => setSummary(e.message));
@@ -375,7 +418,7 @@ export function ProgramForm({ name }) {
 
   const submit = async (e) => {
     e.preventDefault();
-    const [spec, local] = toSpec(form, baseGame);
+    const [spec, local] = toSpec(form, base);
     if (Object.keys(local).length) {
       setErrors(local);
       setSummary(t('form.invalid'));
@@ -495,9 +538,21 @@ export function ProgramForm({ name }) {
         ${text('cwd')}
         ${text('files_root', { help: t('form.files_root.help') })}
         ${area('env', t('form.env.help'))}
+        ${text('tags', { help: t('form.tags.help') })}
         <label class="check"><input type="checkbox" name="autostart" checked=${form.autostart}
           onChange=${set('autostart')} /> ${t('form.autostart')}</label>
         ${text('start_seconds', { help: t('form.start_seconds.help') })}
+      </fieldset>
+      <fieldset data-run-as>
+        <legend>${t('form.runAs')}</legend>
+        <p class="muted small">${t('form.runAs.help')}</p>
+        <div class="grid2">
+          ${text('user', { help: t('form.user.help') })}
+          ${text('group', { help: t('form.group.help') })}
+        </div>
+        <label class="check"><input type="checkbox" id="f-allow_root" name="allow_root" checked=${form.allow_root}
+          aria-describedby="f-allow_root-help" onChange=${set('allow_root')} /> ${t('form.allow_root')}</label>
+        <p class="muted small" id="f-allow_root-help">${t('form.allow_root.help')}</p>
       </fieldset>
       <fieldset data-game-fields>
         <legend>${t('form.game')}</legend>

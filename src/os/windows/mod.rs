@@ -7,6 +7,7 @@
 //! `CREATE_NEW_PROCESS_GROUP` the console process group id is the leader's pid, and the job
 //! registry (`job.rs`) is keyed by it too.
 
+mod acl;
 mod job;
 mod readings;
 pub mod service;
@@ -72,12 +73,15 @@ pub fn apply_settings(cfg: &WindowsConfig) -> io::Result<()> {
 /// [`secure_dir`]).
 pub fn private_files() {}
 
-/// Creates `dir`. Windows files inherit the folder's ACL; the default ACL of
-/// `%ProgramData%\warden` (the service's data directory) already limits writing to
-/// Administrators and SYSTEM, and restricting reading further is not done by warden:
-/// the installer or an admin sets it. Never reports a change.
+/// Creates `dir` and gives it a private access list (SYSTEM, Administrators and its
+/// owner; see `acl.rs`) that the files warden creates inside inherit. Windows has no
+/// mode to compare, so the list is set at every start and no change is reported; a file
+/// system without access lists (FAT, some network shares) is logged, not fatal.
 pub fn secure_dir(dir: &std::path::Path) -> io::Result<Option<u32>> {
     std::fs::create_dir_all(dir)?;
+    if let Err(e) = acl::restrict(dir) {
+        tracing::warn!(dir = %dir.display(), error = %e, "cannot make the data directory private (its access list is unchanged); other users may be able to read it");
+    }
     Ok(None)
 }
 
