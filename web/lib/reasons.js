@@ -24,7 +24,7 @@ addStrings({
     'reason.spawn_failed.cwd_missing': '작업 폴더 없음: {subject}',
     'reason.spawn_failed.limits': '자원 제한을 적용할 수 없음 ({subject})',
     'reason.spawn_failed.other': '{subject}을(를) 시작할 수 없음',
-    'reason.spawn_failed.runs_as_root': 'root로 실행하지 않음: 실행할 사용자(user)를 지정하거나, 꼭 root여야 하면 allow_root를 켜세요',
+    'reason.spawn_failed.runs_as_root': '루트 권한으로 실행하지 않음: 실행할 사용자(user)를 지정하거나, 꼭 루트 권한이어야 하면 allow_root를 켜세요',
     'reason.spawn_failed.run_as': '사용자 {subject}(으)로 실행할 수 없음',
     'reason.gave_up': '실패가 반복되어 재시작을 중단함. 문제를 고친 뒤 다시 시작하세요',
     'program.neverStarted': '시작되지 않음',
