@@ -3,9 +3,10 @@
 //!
 //! What a program was installed from (template, source, build) is kept in its update
 //! record (`program_updates`). A check asks the source for its latest build (SteamCMD's
-//! app info). An update is one task per program, never two at once:
+//! app info; Mojang's manifest or PaperMC's builds for Minecraft; a URL source has none).
+//! An update is one task per program, never two at once:
 //! stage (SteamCMD into `.NAME.update` beside the server while it runs, under the host's
-//! one-SteamCMD lock) → wait for the apply condition (empty server; warnings; forced after
+//! one-SteamCMD lock; or the verified jar downloaded there) → wait for the apply condition (empty server; warnings; forced after
 //! `max_wait`) → graceful stop → verified backup → apply (changed files swapped in, the
 //! replaced ones kept in `.NAME.update-old` with a journal) → start → readiness within
 //! `ready_timeout` → `update_succeeded`. A failure after the stop restores: the journal
@@ -27,8 +28,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use utoipa::ToSchema;
 
-use super::template::Source;
-use super::{Failure, Installer, steamcmd, vdf};
+use super::template::{Flavor, Source};
+use super::{Failure, Installer, download, steamcmd, vdf};
 use crate::backup::{BackupService, RestoreOptions};
 use crate::bus::{Bus, Event, Notice, NoticeField, Severity};
 use crate::games::{Games, GamesError};
@@ -456,11 +457,7 @@ impl Updater {
                 "an update of '{program}' is under way; see `warden ctl update status {program}`"
             )));
         }
-        if !matches!(rec.source, Source::Steamcmd { .. }) {
-            return Err(UpdateError::NotUpdatable(
-                "updates are done for SteamCMD servers only so far".into(),
-            ));
-        }
+        refuse_fixed_source(program, &rec.source)?;
         let guard = self.mark_busy(program, "checking")?;
         let result = self.check_now(program).await;
         drop(guard);
@@ -537,10 +534,33 @@ impl Updater {
                 .await
                 .map_err(steam_failure)
             }
-            Source::Minecraft { .. } | Source::Url { .. } => Err(Failure::new(
+            Source::Minecraft {
+                flavor, version, ..
+            } => self
+                .minecraft_jar(*flavor, version)
+                .await
+                .map(|(_, _, build)| build),
+            Source::Url { .. } => Err(Failure::new(
                 "not_supported",
-                "updates are done for SteamCMD servers only so far; replace the jar by hand",
+                "a URL source names one file with a fixed checksum, so it has no newer build",
             )),
+        }
+    }
+
+    /// Where the newest jar of a Minecraft source is, its checksum and its build
+    /// (vanilla: the version, `latest` being the manifest's latest release; Paper:
+    /// `VERSION-BUILD`, the newest build of the configured version).
+    async fn minecraft_jar(
+        &self,
+        flavor: Flavor,
+        version: &str,
+    ) -> Result<(String, download::Checksum, String), Failure> {
+        let inst = &self.inner.installer.inner;
+        match flavor {
+            Flavor::Vanilla => {
+                download::vanilla_jar(&inst.http, &inst.cfg.mojang_url, version).await
+            }
+            Flavor::Paper => download::paper_jar(&inst.http, &inst.cfg.paper_url, version).await,
         }
     }
 
@@ -557,11 +577,7 @@ impl Updater {
                 "an update of '{program}' is under way; see `warden ctl update status {program}`"
             )));
         }
-        if !matches!(rec.source, Source::Steamcmd { .. }) {
-            return Err(UpdateError::NotUpdatable(
-                "updates are done for SteamCMD servers only so far".into(),
-            ));
-        }
+        refuse_fixed_source(program, &rec.source)?;
         let guard = self.mark_busy(program, "updating")?;
         let me = self.clone();
         let name = program.to_string();
@@ -812,25 +828,27 @@ impl Updater {
         let late = |f: Failure| (f, true);
         let settings = self.settings_of(program);
         let paths = self.paths(program).map_err(early)?;
-        let Source::Steamcmd {
-            app,
-            branch,
-            platform,
-            validate,
-        } = rec.source.clone()
-        else {
-            return Err(early(Failure::new(
-                "not_supported",
-                "updates are done for SteamCMD servers only so far",
-            )));
-        };
         self.step(program, rec, Step::Staging)
             .await
             .map_err(early)?;
-        let staged = self
-            .stage(app, branch, platform, validate, &paths)
-            .await
-            .map_err(early)?;
+        let staged = match rec.source.clone() {
+            Source::Steamcmd {
+                app,
+                branch,
+                platform,
+                validate,
+            } => self.stage(app, branch, platform, validate, &paths).await,
+            Source::Minecraft {
+                flavor,
+                version,
+                jar,
+            } => self.stage_jar(flavor, &version, &jar, &paths).await,
+            Source::Url { .. } => Err(Failure::new(
+                "not_supported",
+                "a URL source names one file with a fixed checksum, so it has no newer build",
+            )),
+        }
+        .map_err(early)?;
         if let Some(p) = rec.pipeline.as_mut() {
             p.target_build = staged;
         }
@@ -972,6 +990,35 @@ impl Updater {
                 format!("{} is not a readable app manifest: {e}", manifest.display()),
             )
         })
+    }
+
+    /// The newest verified jar into an empty staging folder (downloaded under a
+    /// temporary name there, renamed when its checksum matches; the running server's
+    /// jar is untouched); answers its build. The apply then swaps in just the jar.
+    async fn stage_jar(
+        &self,
+        flavor: Flavor,
+        version: &str,
+        jar: &str,
+        paths: &UpdatePaths,
+    ) -> Result<String, Failure> {
+        let p = paths.clone();
+        tokio::task::spawn_blocking(move || {
+            remove_dir(&p.staging);
+            std::fs::create_dir_all(&p.staging).map_err(|e| io_failure("create", &p.staging, e))
+        })
+        .await
+        .map_err(|e| Failure::new("write_failed", e.to_string()))??;
+        let (url, sum, build) = self.minecraft_jar(flavor, version).await?;
+        download::fetch_verified(
+            &self.inner.installer.inner.http,
+            &url,
+            &sum,
+            &paths.staging,
+            jar,
+        )
+        .await?;
+        Ok(build)
     }
 
     /// Waits until the update may be applied: nobody online (warned once while waiting),
@@ -1365,6 +1412,17 @@ impl Updater {
             }
             drop(guard);
         }
+    }
+}
+
+/// Refuses a check or update of a source that has no newer builds (a URL with a fixed
+/// checksum).
+fn refuse_fixed_source(program: &str, source: &Source) -> Result<(), UpdateError> {
+    match source {
+        Source::Url { url, .. } => Err(UpdateError::NotUpdatable(format!(
+            "'{program}' was installed from {url}, one file with a fixed checksum, so there is no newer build to look for; to update it, point its template at the new file (url and sha256) and install it again"
+        ))),
+        Source::Steamcmd { .. } | Source::Minecraft { .. } => Ok(()),
     }
 }
 

@@ -646,3 +646,237 @@ async fn warn_then_force_warns_at_its_lead_times_and_updates_despite_a_player() 
     let warned = evs.iter().filter(|e| e["kind"] == "update_warned").count();
     assert!(warned >= 2, "{evs:?}");
 }
+
+/// A Minecraft server for the update tests: the `minecraft` source (vanilla, latest
+/// release from the manifest), its "jar" a shell script run with `sh` (no Java server here).
+const MC_TEMPLATE: &str = "name = \"mc-upd\"\nversion = 1\ntitle = \"Minecraft update test\"\n\
+start_seconds = 60\nstop_timeout_seconds = 10\n[source]\nkind = \"minecraft\"\n\
+flavor = \"vanilla\"\nversion = \"latest\"\n[command.linux]\ncommand = \"sh\"\n\
+args = [\"server.jar\"]\n[game]\nprofile = \"generic\"\nreadiness_line = \"For help\"\n\
+[backup]\ninclude = [\"world\"]\n";
+
+/// The versions a Mojang double publishes (the last one is the latest release).
+type Published = std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>;
+
+/// A "jar" that says which version it is and becomes ready, or (broken) scribbles into
+/// the world and never does.
+fn mc_jar(version: &str, broken: bool) -> Vec<u8> {
+    if broken {
+        format!(
+            "echo \"fake minecraft jar {version} (broken)\"\nmkdir -p world\n\
+             echo corrupted >> world/level.dat\ntrap 'exit 0' INT TERM\n\
+             while :; do sleep 1; done\n"
+        )
+    } else {
+        format!(
+            "echo \"fake minecraft jar {version}\"\necho \"Done (0.1s)! For help, type help\"\n\
+             trap 'echo stopping; exit 0' INT TERM\nwhile :; do sleep 1; done\n"
+        )
+    }
+    .into_bytes()
+}
+
+/// A double of Mojang's launcher metadata whose versions the test publishes while it runs
+/// (each jar with its SHA-1), plus `/files/VERSION` for a URL source.
+async fn mojang_double(published: Published) -> String {
+    use axum::Router;
+    use axum::extract::{Path as UrlPath, State};
+    use axum::http::StatusCode as Code;
+    use axum::routing::get;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let jar_of = |p: &Published, id: &str| {
+        p.lock()
+            .expect("lock")
+            .iter()
+            .find(|(v, _)| v == id)
+            .map(|(_, j)| j.clone())
+    };
+    let b = base.clone();
+    let manifest = move |State(p): State<Published>| {
+        let base = b.clone();
+        async move {
+            let p = p.lock().expect("lock").clone();
+            let latest = p.last().map(|(v, _)| v.clone()).unwrap_or_default();
+            let versions: Vec<Value> = p
+                .iter()
+                .rev()
+                .map(|(v, _)| {
+                    json!({"id": v, "type": "release",
+                        "url": format!("{base}/v1/packages/{v}.json")})
+                })
+                .collect();
+            axum::Json(json!({"latest": {"release": latest}, "versions": versions}))
+        }
+    };
+    let b = base.clone();
+    let package = move |State(p): State<Published>, UrlPath(file): UrlPath<String>| {
+        let base = b.clone();
+        async move {
+            let id = file.trim_end_matches(".json").to_string();
+            let Some(jar) = jar_of(&p, &id) else {
+                return Err(Code::NOT_FOUND);
+            };
+            use sha1::Digest;
+            let sha1: String = sha1::Sha1::digest(&jar)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            Ok(axum::Json(json!({"downloads": {"server": {"sha1": sha1,
+                "size": jar.len(), "url": format!("{base}/v1/objects/{id}/server.jar")}}})))
+        }
+    };
+    let object = move |State(p): State<Published>, UrlPath(id): UrlPath<String>| async move {
+        jar_of(&p, &id).ok_or(Code::NOT_FOUND)
+    };
+    let app = Router::new()
+        .route("/mc/game/version_manifest_v2.json", get(manifest))
+        .route("/v1/packages/{file}", get(package))
+        .route("/v1/objects/{id}/server.jar", get(object))
+        .route("/files/{id}", get(object))
+        .with_state(published);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    base
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Names in the servers folder (hidden update folders included).
+fn servers_folder(w: &Warden) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(w.data_dir.join("servers"))
+        .expect("servers")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The version the current process of `name` said it is.
+async fn mc_version(w: &Warden, name: &str) -> Option<String> {
+    w.console(name)
+        .await
+        .iter()
+        .rev()
+        .find_map(|l| l.strip_prefix("fake minecraft jar ").map(str::to_string))
+}
+
+#[tokio::test]
+async fn a_minecraft_server_updates_to_the_new_release_and_a_broken_jar_rolls_back() {
+    let published: Published = Default::default();
+    published
+        .lock()
+        .expect("lock")
+        .push(("1.0.0".into(), mc_jar("1.0.0", false)));
+    let base = mojang_double(published.clone()).await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(data.join("templates")).expect("templates dir");
+    std::fs::write(data.join("templates/mc-upd.toml"), MC_TEMPLATE).expect("template");
+    let w = Warden::start_in(&data, &format!("[install]\nmojang_url = {base:?}\n")).await;
+    install(&w, "mc-upd", "mc", json!({})).await;
+    let dir = w.data_dir.join("servers/mc");
+    std::fs::create_dir_all(dir.join("world")).expect("world");
+    let world_bytes: Vec<u8> = (0..32 * 1024u32).map(|i| (i * 13 % 251) as u8).collect();
+    std::fs::write(dir.join("world/level.dat"), &world_bytes).expect("world");
+    let level = || std::fs::read(dir.join("world/level.dat")).expect("level.dat");
+    let (code, v) = set_spec(&w, "mc", json!({"update": {"ready_timeout": "4s"}})).await;
+    assert_eq!(code, StatusCode::OK, "{v}");
+    let s = update_status(&w, "mc").await;
+    assert_eq!(s["installed"], "1.0.0", "{s}");
+    assert_eq!(s["source"]["kind"], "minecraft", "{s}");
+    let (code, v) = w.post("/api/programs/mc/start", json!({})).await;
+    assert!(code.is_success(), "{v}");
+    w.wait_state("mc", "running", Duration::from_secs(30)).await;
+    assert_eq!(mc_version(&w, "mc").await.as_deref(), Some("1.0.0"));
+
+    // A new release: the check finds it, the update stages the verified jar and runs it.
+    let new_jar = mc_jar("1.0.1", false);
+    published
+        .lock()
+        .expect("lock")
+        .push(("1.0.1".into(), new_jar.clone()));
+    let (code, s) = w.post("/api/programs/mc/update/check", json!({})).await;
+    assert_eq!(code, StatusCode::OK, "{s}");
+    assert_eq!(
+        (s["installed"].as_str(), s["available"].as_str()),
+        (Some("1.0.0"), Some("1.0.1")),
+        "{s}"
+    );
+    apply(&w, "mc", json!({})).await;
+    let s = wait_outcome(&w, "mc", Duration::from_secs(90)).await;
+    assert_eq!(s["last"]["result"], "succeeded", "{s}");
+    assert_eq!(s["installed"], "1.0.1", "{s}");
+    w.wait_state("mc", "running", Duration::from_secs(30)).await;
+    assert_eq!(mc_version(&w, "mc").await.as_deref(), Some("1.0.1"));
+    assert_eq!(std::fs::read(dir.join("server.jar")).expect("jar"), new_jar);
+    assert_eq!(level(), world_bytes, "the world is untouched");
+    let seen = kinds(&w.events("mc").await);
+    for k in [
+        "update_staging",
+        "update_backing_up",
+        "update_applying",
+        "update_succeeded",
+    ] {
+        assert!(seen.iter().any(|s| s == k), "{k} missing from {seen:?}");
+    }
+    assert_eq!(servers_folder(&w), ["mc"]);
+
+    // A jar that never becomes ready (and writes into the world): rolled back to the
+    // previous jar, the world byte-identical, the old version running again.
+    published
+        .lock()
+        .expect("lock")
+        .push(("1.0.2".into(), mc_jar("1.0.2", true)));
+    apply(&w, "mc", json!({})).await;
+    let s = wait_outcome(&w, "mc", Duration::from_secs(90)).await;
+    assert_eq!(s["last"]["result"], "rolled_back", "{s}");
+    assert_eq!(s["last"]["build"], "1.0.2", "{s}");
+    assert_eq!(s["installed"], "1.0.1", "{s}");
+    w.wait_state("mc", "running", Duration::from_secs(30)).await;
+    assert!(
+        w.console("mc")
+            .await
+            .iter()
+            .any(|l| l == "fake minecraft jar 1.0.2 (broken)"),
+        "the broken jar did run"
+    );
+    assert_eq!(mc_version(&w, "mc").await.as_deref(), Some("1.0.1"));
+    assert_eq!(std::fs::read(dir.join("server.jar")).expect("jar"), new_jar);
+    assert_eq!(level(), world_bytes, "the world is byte-identical");
+    assert_eq!(servers_folder(&w), ["mc"]);
+
+    // A URL source has one file with a fixed checksum: no updates, and 409 says why.
+    let jar = mc_jar("1.0.0", false);
+    std::fs::write(
+        w.data_dir.join("templates/url-game.toml"),
+        format!(
+            "name = \"url-game\"\nversion = 1\ntitle = \"URL\"\n[source]\nkind = \"url\"\n\
+             url = \"{base}/files/1.0.0\"\nsha256 = \"{}\"\nfile = \"server.jar\"\n\
+             [command.linux]\ncommand = \"sh\"\nargs = [\"server.jar\"]\n",
+            sha256_hex(&jar)
+        ),
+    )
+    .expect("template");
+    install(&w, "url-game", "fixed", json!({})).await;
+    for path in ["check", "apply"] {
+        let (code, v) = w
+            .post(&format!("/api/programs/fixed/update/{path}"), json!({}))
+            .await;
+        assert_eq!(code, StatusCode::CONFLICT, "{v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("fixed checksum"),
+            "{v}"
+        );
+    }
+}
