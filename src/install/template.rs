@@ -2,7 +2,7 @@
 //! file (shipped ones are compiled in, user ones live in `DATA/templates/*.toml` and
 //! replace a shipped one of the same name) naming the source of the files, the command
 //! line per OS, the ports, the variables a user sets, how those land in config files,
-//! the game profile and the backup defaults. Types, loading, validation and rendering
+//! the game profile, the backup defaults and update settings. Types, loading, validation and rendering
 //! into a [`Plan`]; no I/O beyond reading template files.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -82,6 +82,10 @@ pub struct Template {
     /// Backup defaults saved for the new program.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup: Option<BackupSettings>,
+    /// Update settings of the new program (e.g. `announce_line`, the console line by which
+    /// the server says an update is available).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update: Option<crate::program::update::UpdateSpec>,
     /// `shipped` (inside warden) or `user` (the data directory's `templates/`).
     #[serde(skip_deserializing, default)]
     pub origin: Origin,
@@ -668,6 +672,13 @@ impl Template {
                 errs.push(format!("backup.{}: {}", p.field, p.message));
             }
         }
+        if let Some(u) = &self.update {
+            let mut problems = Vec::new();
+            u.validate(&mut problems);
+            for p in problems {
+                errs.push(format!("{}: {}", p.field, p.message));
+            }
+        }
         errs
     }
 
@@ -871,6 +882,7 @@ impl Template {
             stop,
             game,
             tags: vec![self.name.clone()],
+            update: self.update.clone(),
             ..ProgramSpec::new(program, command)
         };
         let mut errs = errs.into_inner();

@@ -31,7 +31,7 @@ use utoipa::ToSchema;
 use super::template::{Flavor, Source};
 use super::{Failure, Installer, download, steamcmd, vdf};
 use crate::backup::{BackupService, RestoreOptions};
-use crate::bus::{Bus, Event, Notice, NoticeField, Severity};
+use crate::bus::{Bus, Event, Notice, NoticeField, Severity, Stream};
 use crate::games::{Games, GamesError};
 use crate::program::State;
 use crate::program::update::{ApplyMode, UpdateSpec};
@@ -309,6 +309,101 @@ impl Updater {
             me.recover_all().await;
             me.check_loop().await;
         });
+        let me = self.clone();
+        // Subscribed now, so no line printed after the start is missed.
+        let events = self.inner.bus.subscribe();
+        self.inner
+            .tasks
+            .spawn(async move { me.announce_loop(events).await });
+    }
+
+    /// Watches programs' console output for their `announce_line`: a match records an
+    /// `update_announced` event and runs a check (then an update, unless `manual`), at
+    /// most once per `announce_debounce` per program.
+    async fn announce_loop(&self, mut events: tokio::sync::broadcast::Receiver<Arc<Event>>) {
+        use tokio::sync::broadcast::error::RecvError;
+        // Per program: its pattern (None: none set), compiled once per definition.
+        let mut patterns: BTreeMap<String, Option<regex::Regex>> = BTreeMap::new();
+        let mut last: BTreeMap<String, tokio::time::Instant> = BTreeMap::new();
+        loop {
+            let ev = tokio::select! {
+                _ = self.inner.shutdown.cancelled() => return,
+                ev = events.recv() => ev,
+            };
+            let ev = match ev {
+                Ok(ev) => ev,
+                Err(RecvError::Lagged(n)) => {
+                    tracing::debug!(missed = n, "update announcement watcher lagged");
+                    continue;
+                }
+                Err(RecvError::Closed) => return,
+            };
+            let line = match &*ev {
+                Event::Program(c) => {
+                    patterns.remove(&c.program);
+                    continue;
+                }
+                Event::Console(line) if line.stream != Stream::Stdin => line,
+                _ => continue,
+            };
+            let re = patterns
+                .entry(line.program.clone())
+                .or_insert_with(|| self.settings_of(&line.program).announce_regex());
+            let Some(re) = re else {
+                continue;
+            };
+            if !re.is_match(&line.text) {
+                continue;
+            }
+            let every = self.settings_of(&line.program).announce_every();
+            let now = tokio::time::Instant::now();
+            if last
+                .get(&line.program)
+                .is_some_and(|at| now.duration_since(*at) < every)
+            {
+                tracing::debug!(program = %line.program, "update announced again within its debounce; no new check");
+                continue;
+            }
+            last.insert(line.program.clone(), now);
+            let me = self.clone();
+            let program = line.program.clone();
+            let text = line.text.clone();
+            let shutdown = self.inner.shutdown.clone();
+            self.inner.tasks.spawn(async move {
+                tokio::select! {
+                    _ = shutdown.cancelled() => {}
+                    _ = me.announced(&program, &text, every) => {}
+                }
+            });
+        }
+    }
+
+    /// `program` printed its update announcement `text`: records it and checks now.
+    async fn announced(&self, program: &str, text: &str, every: Duration) {
+        self.event(
+            program,
+            "update_announced",
+            Severity::Info,
+            format!(
+                "the server announced an update on its console ({text:?}); checking now (again at the earliest in {})",
+                crate::duration::format(every)
+            ),
+            serde_json::json!({"line": text}),
+        )
+        .await;
+        let status = match self.check(program).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(program, error = %e, "the update check an announcement asked for failed or was refused");
+                return;
+            }
+        };
+        if status.update_available
+            && status.settings.apply != ApplyMode::Manual
+            && let Err(e) = self.apply(program, ApplyRequest::default()).await
+        {
+            tracing::warn!(program, error = %e, "cannot start the announced update");
+        }
     }
 
     /// Waits for the service's tasks (after the shutdown token was cancelled).

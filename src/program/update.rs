@@ -49,6 +49,13 @@ pub struct UpdateSpec {
     /// Longest wait for the new build to become ready (default `10m`).
     #[serde(default = "default_ready_timeout")]
     pub ready_timeout: String,
+    /// A console line (regular expression) by which the server says an update is
+    /// available: when it prints a matching line, warden checks for updates at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub announce_line: Option<String>,
+    /// `announce_line`: fewest time between two checks it triggers (default `10m`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub announce_debounce: Option<String>,
 }
 
 fn yes() -> bool {
@@ -69,9 +76,14 @@ impl Default for UpdateSpec {
             backup_first: true,
             rollback: true,
             ready_timeout: default_ready_timeout(),
+            announce_line: None,
+            announce_debounce: None,
         }
     }
 }
+
+/// Default fewest time between two checks an `announce_line` triggers.
+pub const DEFAULT_ANNOUNCE_DEBOUNCE: Duration = Duration::from_secs(600);
 
 /// Most warnings before a forced update (as for warned stops).
 pub const MAX_WARNINGS: usize = 10;
@@ -92,6 +104,19 @@ impl UpdateSpec {
     /// The readiness deadline of a new build.
     pub fn ready_within(&self) -> Duration {
         duration(&self.ready_timeout).unwrap_or(Duration::from_secs(600))
+    }
+
+    /// The compiled `announce_line`, when it is set and valid.
+    pub fn announce_regex(&self) -> Option<regex::Regex> {
+        regex::Regex::new(self.announce_line.as_deref()?).ok()
+    }
+
+    /// Fewest time between two checks an `announce_line` triggers.
+    pub fn announce_every(&self) -> Duration {
+        self.announce_debounce
+            .as_deref()
+            .and_then(duration)
+            .unwrap_or(DEFAULT_ANNOUNCE_DEBOUNCE)
     }
 
     /// `warn_then_force`'s longest wait.
@@ -159,6 +184,22 @@ impl UpdateSpec {
                 "warn_then_force needs max_wait: how long to wait for the server to empty before forcing".into(),
             );
         }
+        if let Some(line) = &self.announce_line {
+            if line.is_empty() {
+                err("announce_line", "an empty pattern matches every line; give the line the server prints (a regular expression)".into());
+            } else if let Err(e) = regex::Regex::new(line) {
+                err("announce_line", format!("not a regular expression: {e}"));
+            }
+        }
+        if let Some(d) = &self.announce_debounce {
+            match check(d) {
+                Ok(v) if v.is_zero() => {
+                    err("announce_debounce", "must be at least 1s, e.g. 10m".into())
+                }
+                Ok(_) => {}
+                Err(e) => err("announce_debounce", format!("{e}; write it like 10m")),
+            }
+        }
         if self.warn.len() > MAX_WARNINGS {
             err("warn", format!("give at most {MAX_WARNINGS} warnings"));
         }
@@ -197,6 +238,8 @@ mod tests {
             apply: ApplyMode::WarnThenForce,
             warn: vec!["10m".into(), "soon".into()],
             ready_timeout: "x".into(),
+            announce_line: Some("(".into()),
+            announce_debounce: Some("0s".into()),
             ..UpdateSpec::default()
         };
         let mut errs = Vec::new();
@@ -208,9 +251,24 @@ mod tests {
                 "update.check_interval",
                 "update.ready_timeout",
                 "update.max_wait",
+                "update.announce_line",
+                "update.announce_debounce",
                 "update.warn"
             ]
         );
+        assert_eq!(d.announce_every(), DEFAULT_ANNOUNCE_DEBOUNCE);
+        assert!(d.announce_regex().is_none());
+        let announcing = UpdateSpec {
+            announce_line: Some("update .* available".into()),
+            announce_debounce: Some("30m".into()),
+            ..UpdateSpec::default()
+        };
+        assert!(
+            announcing
+                .announce_regex()
+                .is_some_and(|r| r.is_match("[INFO] update 1.2 available"))
+        );
+        assert_eq!(announcing.announce_every(), Duration::from_secs(1800));
         let ok = UpdateSpec {
             apply: ApplyMode::WarnThenForce,
             max_wait: Some("1h".into()),

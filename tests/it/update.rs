@@ -880,3 +880,102 @@ async fn a_minecraft_server_updates_to_the_new_release_and_a_broken_jar_rolls_ba
         );
     }
 }
+
+#[tokio::test]
+async fn an_update_announced_on_the_console_runs_one_check_per_debounce() {
+    let f = fixture().await;
+    let w = &f.w;
+    // The demo game prints `[Server] MESSAGE` for `say MESSAGE`: the server's own line.
+    let template = format!(
+        "name = \"upd-announce\"\nversion = 1\ntitle = \"Announcer\"\nstart_seconds = 60\n\
+         stop_timeout_seconds = 20\n[source]\nkind = \"steamcmd\"\napp = 4300\n\
+         [command.linux]\ncommand = {:?}\nargs = [\"demo-game\", \"--startup-ms\", \"100\", \
+         \"--players\", \"0\"]\n[game]\nprofile = \"generic\"\nreadiness_line = \"For help\"\n\
+         [update]\napply = \"manual\"\nannounce_line = \"A new version .* is available\"\n\
+         announce_debounce = \"1h\"\n",
+        bin()
+    );
+    std::fs::write(w.data_dir.join("templates/upd-announce.toml"), template).expect("template");
+    for name in ["ann", "ann2"] {
+        install(w, "upd-announce", name, json!({})).await;
+        let (code, v) = w
+            .post(&format!("/api/programs/{name}/start"), json!({}))
+            .await;
+        assert!(code.is_success(), "{v}");
+        w.wait_state(name, "running", Duration::from_secs(30)).await;
+    }
+    let s = update_status(w, "ann").await;
+    assert_eq!(
+        s["settings"]["announce_line"], "A new version .* is available",
+        "the template's update settings reached the program: {s}"
+    );
+    assert!(s["checked_ms"].is_null(), "{s}");
+
+    f.publish("900");
+    let say = |name: &'static str| async move {
+        let (code, v) = w
+            .post(
+                &format!("/api/programs/{name}/console"),
+                json!({"line": "say A new version 9.0 is available"}),
+            )
+            .await;
+        assert!(code.is_success(), "{v}");
+    };
+    say("ann").await;
+    let s = wait_until(Duration::from_secs(30), "the announced check", || async {
+        let s = update_status(w, "ann").await;
+        (s["available"] == "900").then_some(s)
+    })
+    .await;
+    assert_eq!(s["installed"], "100", "manual: checked, not applied: {s}");
+    assert_eq!(s["update_available"], true, "{s}");
+    let checked = s["checked_ms"].clone();
+    let announced = |evs: &[Value]| -> Vec<Value> {
+        evs.iter()
+            .filter(|e| e["kind"] == "update_announced")
+            .cloned()
+            .collect()
+    };
+    let evs = announced(&w.events("ann").await);
+    assert_eq!(evs.len(), 1, "{evs:?}");
+    assert!(
+        evs[0]["data"]["line"]
+            .as_str()
+            .unwrap_or("")
+            .ends_with("[Server] A new version 9.0 is available"),
+        "{evs:?}"
+    );
+
+    // Said again within the debounce: no second check. The watcher reads lines in order,
+    // so once ann2's later announcement is recorded, ann's second one has been seen.
+    say("ann").await;
+    wait_until(Duration::from_secs(20), "ann's second line", || async {
+        let n = w
+            .console("ann")
+            .await
+            .iter()
+            .filter(|l| l.contains("[Server] A new version"))
+            .count();
+        (n == 2).then_some(())
+    })
+    .await;
+    say("ann2").await;
+    wait_until(
+        Duration::from_secs(30),
+        "ann2's announced check",
+        || async { (update_status(w, "ann2").await["available"] == "900").then_some(()) },
+    )
+    .await;
+    assert_eq!(announced(&w.events("ann").await).len(), 1, "debounced");
+    assert_eq!(update_status(w, "ann").await["checked_ms"], checked);
+
+    // A pattern that is not a regular expression is refused with its field named.
+    let (code, v) = set_spec(
+        w,
+        "ann",
+        json!({"update": {"apply": "manual", "announce_line": "(unclosed"}}),
+    )
+    .await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["error"]["details"][0]["field"], "update.announce_line");
+}
