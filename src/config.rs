@@ -104,6 +104,7 @@ struct RawInstall {
     dir: Option<PathBuf>,
     mojang_url: Option<String>,
     paper_url: Option<String>,
+    steamcmd_url: Option<String>,
     steamcmd_timeout_seconds: Option<u64>,
     steamcmd_attempts: Option<u32>,
     steamcmd_retry_seconds: Option<u64>,
@@ -263,7 +264,7 @@ pub struct FleetConfig {
 #[derive(Debug, Clone)]
 pub struct InstallConfig {
     /// The SteamCMD executable (`steamcmd.sh` / `steamcmd.exe`); `None` looks for
-    /// `steamcmd` in `PATH`.
+    /// `steamcmd` in `PATH`, then bootstraps one into `DATA/steamcmd`.
     pub steamcmd: Option<PathBuf>,
     /// Folder holding one folder per installed server; relative paths are relative to the
     /// data directory. `None` means `DATA/servers`.
@@ -272,6 +273,9 @@ pub struct InstallConfig {
     pub mojang_url: String,
     /// Base URL of PaperMC's downloads API.
     pub paper_url: String,
+    /// Folder URL of Valve's SteamCMD bootstrap archives (`steamcmd_linux.tar.gz`,
+    /// `steamcmd.zip`), used when no SteamCMD is configured or in `PATH`.
+    pub steamcmd_url: String,
     /// Longest SteamCMD run before it is killed.
     pub steamcmd_timeout: Duration,
     /// SteamCMD runs per install when a failure may pass (rate limit, timeout).
@@ -790,6 +794,7 @@ impl Config {
         for (key, url) in [
             ("install.mojang_url", &raw.install.mojang_url),
             ("install.paper_url", &raw.install.paper_url),
+            ("install.steamcmd_url", &raw.install.steamcmd_url),
         ] {
             if let Some(u) = url
                 && !u.starts_with("http://")
@@ -942,6 +947,10 @@ impl Config {
                     .install
                     .paper_url
                     .unwrap_or_else(|| "https://api.papermc.io".into()),
+                steamcmd_url: raw
+                    .install
+                    .steamcmd_url
+                    .unwrap_or_else(|| "https://steamcdn-a.akamaihd.net/client/installer/".into()),
                 steamcmd_timeout: Duration::from_secs(steamcmd_timeout),
                 steamcmd_attempts,
                 steamcmd_retry: Duration::from_secs(
@@ -1084,6 +1093,10 @@ mod tests {
         assert_eq!(c.install.root(Path::new("/d")), PathBuf::from("/d/games"));
         assert_eq!(c.install.mojang_url, "http://127.0.0.1:1");
         assert_eq!(c.install.paper_url, "https://api.papermc.io");
+        assert_eq!(
+            c.install.steamcmd_url,
+            "https://steamcdn-a.akamaihd.net/client/installer/"
+        );
         assert_eq!(c.install.steamcmd_attempts, 5);
         assert_eq!(c.install.steamcmd_retry, Duration::ZERO);
         assert_eq!(c.install.steamcmd_timeout, Duration::from_secs(7200));

@@ -9,6 +9,7 @@
 //! the temporary folder, so it leaves neither files under the final name nor a program.
 //! Every step is an `Event::Install` on the bus and a field of the install's status.
 
+pub mod bootstrap;
 pub mod download;
 pub mod steamcmd;
 pub mod template;
@@ -164,6 +165,8 @@ struct Inner {
     store: Store,
     /// One SteamCMD at a time on this host: two runs share its caches and fight.
     steam: tokio::sync::Mutex<()>,
+    /// One SteamCMD bootstrap at a time.
+    bootstrap: tokio::sync::Mutex<()>,
     jobs: std::sync::Mutex<BTreeMap<u64, InstallStatus>>,
     /// Program names with an install under way.
     busy: std::sync::Mutex<BTreeSet<String>>,
@@ -203,6 +206,7 @@ impl Installer {
                 bus,
                 store,
                 steam: tokio::sync::Mutex::new(()),
+                bootstrap: tokio::sync::Mutex::new(()),
                 jobs: std::sync::Mutex::new(BTreeMap::new()),
                 busy: std::sync::Mutex::new(BTreeSet::new()),
                 next: AtomicU64::new(1),
@@ -485,7 +489,7 @@ impl Installer {
                 validate,
             } => {
                 let job = steamcmd::SteamJob {
-                    steamcmd: self.steamcmd(),
+                    steamcmd: self.steamcmd().await?,
                     app: *app,
                     branch: branch.clone(),
                     platform: *platform,
@@ -565,12 +569,22 @@ impl Installer {
         Ok(())
     }
 
-    fn steamcmd(&self) -> PathBuf {
-        self.inner.cfg.steamcmd.clone().unwrap_or_else(|| {
-            which::which("steamcmd")
-                .or_else(|_| which::which("steamcmd.sh"))
-                .unwrap_or_else(|_| PathBuf::from("steamcmd"))
-        })
+    /// The SteamCMD to run: the configured one, else one in `PATH`, else the one
+    /// bootstrapped into `DATA/steamcmd` (downloaded the first time; one at a time).
+    async fn steamcmd(&self) -> Result<PathBuf, Failure> {
+        if let Some(p) = &self.inner.cfg.steamcmd {
+            return Ok(p.clone());
+        }
+        if let Ok(p) = which::which("steamcmd").or_else(|_| which::which("steamcmd.sh")) {
+            return Ok(p);
+        }
+        let _one_at_a_time = self.inner.bootstrap.lock().await;
+        bootstrap::ensure(
+            &self.inner.http,
+            &self.inner.cfg.steamcmd_url,
+            &self.inner.data_dir,
+        )
+        .await
     }
 
     /// Runs SteamCMD under the host lock with bounded retries; returns the build id.

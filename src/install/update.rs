@@ -618,9 +618,10 @@ impl Updater {
                 ..
             } => {
                 let inst = &self.inner.installer;
+                let exe = inst.steamcmd().await?;
                 let _one_at_a_time = inst.inner.steam.lock().await;
                 steamcmd::latest_build(
-                    &inst.steamcmd(),
+                    &exe,
                     *app,
                     branch.as_deref(),
                     *platform,
@@ -1059,7 +1060,7 @@ impl Updater {
             .map_err(|e| Failure::new("write_failed", e.to_string()))??;
         let inst = &self.inner.installer;
         let job = steamcmd::SteamJob {
-            steamcmd: inst.steamcmd(),
+            steamcmd: inst.steamcmd().await?,
             app,
             branch,
             platform,

@@ -661,3 +661,97 @@ async fn steamcmd_failures_that_may_pass_are_retried_a_bounded_number_of_times()
     assert_eq!(starts(&log), 3, "bounded by steamcmd_attempts");
     assert_eq!(servers(&w.data_dir), Vec::<String>::new());
 }
+
+/// A double of Valve's installer folder: `steamcmd_linux.tar.gz` holding the fake
+/// SteamCMD as `steamcmd.sh` (and `linux32/`, as the real archive has); counts downloads.
+async fn steamcmd_installer_double() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use axum::Router;
+    use axum::routing::get;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let fake = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/fixtures/fake-steamcmd"),
+    )
+    .expect("fake steamcmd");
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut b = tar::Builder::new(gz);
+    let mut h = tar::Header::new_gnu();
+    h.set_size(fake.len() as u64);
+    h.set_mode(0o755);
+    h.set_cksum();
+    b.append_data(&mut h, "steamcmd.sh", &fake[..])
+        .expect("append");
+    let mut d = tar::Header::new_gnu();
+    d.set_entry_type(tar::EntryType::Directory);
+    d.set_size(0);
+    d.set_mode(0o755);
+    d.set_cksum();
+    b.append_data(&mut d, "linux32/", &[][..]).expect("dir");
+    let archive = b.into_inner().expect("tar").finish().expect("gz");
+    let hits = std::sync::Arc::new(AtomicUsize::new(0));
+    let h2 = hits.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!(
+        "http://{}/client/installer/",
+        listener.local_addr().expect("addr")
+    );
+    let app = Router::new().route(
+        "/client/installer/steamcmd_linux.tar.gz",
+        get(move || {
+            let archive = archive.clone();
+            let hits = h2.clone();
+            async move {
+                hits.fetch_add(1, Ordering::SeqCst);
+                // Slow enough that a second install asks while the first bootstraps.
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                archive
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (base, hits)
+}
+
+#[tokio::test]
+async fn without_a_steamcmd_warden_bootstraps_one_once_and_installs_with_it() {
+    if which::which("steamcmd").is_ok() || which::which("steamcmd.sh").is_ok() {
+        // This host has a SteamCMD in PATH, which warden rightly prefers.
+        return;
+    }
+    let (base, hits) = steamcmd_installer_double().await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(data.join("templates")).expect("templates dir");
+    std::fs::write(
+        data.join("templates/boot-game.toml"),
+        "name = \"boot-game\"\nversion = 1\ntitle = \"Bootstrap\"\n[source]\nkind = \"steamcmd\"\n\
+         app = 4500\n[command.linux]\ncommand = \"./server.sh\"\n",
+    )
+    .expect("template");
+    let w = Warden::start_in(&data, &format!("[install]\nsteamcmd_url = {base:?}\n")).await;
+    // Two installs at once: one bootstrap, both use it.
+    let a = install(&w, json!({"template": "boot-game", "name": "boot-a"})).await;
+    let b = install(&w, json!({"template": "boot-game", "name": "boot-b"})).await;
+    for id in [a, b] {
+        let s = wait_install(&w, id).await;
+        assert_eq!(s["state"], "installed", "{s}");
+        assert_eq!(s["build"], "12345678", "{s}");
+    }
+    assert_eq!(
+        hits.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "one bootstrap download"
+    );
+    let steamcmd = data.join("steamcmd/steamcmd.sh");
+    assert!(steamcmd.is_file(), "bootstrapped into the data dir");
+    assert!(data.join("steamcmd/linux32").is_dir());
+    assert!(
+        !data.join(".steamcmd.bootstrap").exists(),
+        "no temporary folder left"
+    );
+    assert!(
+        data.join("servers/boot-a/steamapps/appmanifest_4500.acf")
+            .is_file()
+    );
+}
