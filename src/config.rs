@@ -105,6 +105,7 @@ struct RawInstall {
     mojang_url: Option<String>,
     paper_url: Option<String>,
     steamcmd_url: Option<String>,
+    steam_user: Option<String>,
     steamcmd_timeout_seconds: Option<u64>,
     steamcmd_attempts: Option<u32>,
     steamcmd_retry_seconds: Option<u64>,
@@ -276,6 +277,9 @@ pub struct InstallConfig {
     /// Folder URL of Valve's SteamCMD bootstrap archives (`steamcmd_linux.tar.gz`,
     /// `steamcmd.zip`), used when no SteamCMD is configured or in `PATH`.
     pub steamcmd_url: String,
+    /// The Steam account SteamCMD logs in with (its password is stored sealed:
+    /// `PUT /api/install/steam-account`); anonymous when `None`.
+    pub steam_user: Option<String>,
     /// Longest SteamCMD run before it is killed.
     pub steamcmd_timeout: Duration,
     /// SteamCMD runs per install when a failure may pass (rate limit, timeout).
@@ -951,6 +955,11 @@ impl Config {
                     .install
                     .steamcmd_url
                     .unwrap_or_else(|| "https://steamcdn-a.akamaihd.net/client/installer/".into()),
+                steam_user: raw
+                    .install
+                    .steam_user
+                    .map(|u| u.trim().to_string())
+                    .filter(|u| !u.is_empty() && u != "anonymous"),
                 steamcmd_timeout: Duration::from_secs(steamcmd_timeout),
                 steamcmd_attempts,
                 steamcmd_retry: Duration::from_secs(

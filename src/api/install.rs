@@ -21,6 +21,7 @@ impl From<InstallError> for ApiError {
             InstallError::Invalid(details) => ApiError::validation(details),
             InstallError::Conflict(m) => ApiError::conflict(m),
             InstallError::NotFound(id) => ApiError::not_found(format!("no install {id}")),
+            InstallError::Store(m) => ApiError::internal(&m),
         }
     }
 }
@@ -143,10 +144,44 @@ async fn install_status(
     Ok(Json(app.installer.status(id)?))
 }
 
+/// The password of the Steam account SteamCMD logs in with.
+#[derive(serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SteamPassword {
+    /// The password of the account named by `install.steam_user`; stored sealed.
+    #[schema(min_length = 1)]
+    pub password: String,
+}
+
+/// Stores the password of the Steam account SteamCMD logs in with (`install.steam_user`),
+/// sealed like the other secrets (admin). 409 when no account is configured.
+#[utoipa::path(put, path = "/api/install/steam-account", tag = "install",
+    request_body = SteamPassword,
+    responses((status = 204, description = "stored"), (status = 409, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+async fn set_steam_password(
+    State(app): State<AppState>,
+    caller: Caller,
+    Json(req): Json<SteamPassword>,
+) -> Result<StatusCode, ApiError> {
+    caller.require_admin()?;
+    if req.password.is_empty() || req.password.contains(['\n', '\r', '\0']) {
+        return Err(ApiError::validation(vec![crate::program::FieldError {
+            field: "password".into(),
+            message: "give the account's password (one line, not empty)".into(),
+        }]));
+    }
+    let user = app.installer.set_steam_password(&req.password).await?;
+    app.audit(&caller, "install.steam_password", &user, None)
+        .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// Routes of this module.
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_templates))
         .routes(routes!(start_install))
         .routes(routes!(install_status))
+        .routes(routes!(set_steam_password))
 }

@@ -81,12 +81,13 @@ async fn apply_update(
     Json(req): Json<ApplyRequest>,
 ) -> Result<Response, ApiError> {
     app.allow(&caller, &name, Perm::Define)?;
+    let now = req.now;
     let status = app.updater.apply(&name, req).await?;
     app.audit(
         &caller,
         "program.update_apply",
         &name,
-        Some(if req.now {
+        Some(if now {
             "now".into()
         } else {
             "in its window".into()

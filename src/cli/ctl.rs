@@ -165,6 +165,13 @@ enum CtlCmd {
     /// Updates of servers installed from a template: status, check, apply.
     #[command(subcommand)]
     Update(update::UpdateCmd),
+    /// Store the password of the Steam account SteamCMD logs in with
+    /// (`install.steam_user`), sealed; prompted for on a terminal.
+    SteamPassword {
+        /// Read the password from standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
     /// Show a program's lifecycle events.
     Events {
         /// Program name.
@@ -633,6 +640,15 @@ pub async fn run(args: CtlArgs) -> anyhow::Result<()> {
         CtlCmd::Files(cmd) => return files::run(&c, cmd, json).await,
         CtlCmd::Backup(cmd) => backup::run(&c, cmd, json).await?,
         CtlCmd::Update(cmd) => update::run(&c, cmd, json).await?,
+        CtlCmd::SteamPassword { password_stdin } => {
+            let pw = tokio::task::spawn_blocking(move || {
+                super::read_secret(password_stdin, "Steam password")
+            })
+            .await??;
+            c.put("/api/install/steam-account", json!({ "password": pw }))
+                .await?;
+            outln!("the Steam account's password is stored (sealed)");
+        }
         CtlCmd::Logs {
             name,
             lines,

@@ -29,6 +29,10 @@ pub struct NewArgs {
     /// Answer once the install has started instead of following it.
     #[arg(long)]
     no_wait: bool,
+    /// A Steam Guard code for the Steam account's login (when the last try failed with
+    /// steam_guard).
+    #[arg(long, value_name = "CODE")]
+    guard_code: Option<String>,
 }
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {
@@ -91,12 +95,11 @@ pub fn list(data_dir: &Path, json_out: bool) -> anyhow::Result<()> {
 pub async fn new(args: NewArgs) -> anyhow::Result<()> {
     let c = Client::new(&args.remote)?;
     let values: BTreeMap<String, String> = args.set.into_iter().collect();
-    let started = c
-        .post(
-            "/api/install",
-            json!({ "template": args.template, "name": args.name, "values": values }),
-        )
-        .await?;
+    let mut body = json!({ "template": args.template, "name": args.name, "values": values });
+    if let Some(code) = args.guard_code {
+        body["guard_code"] = json!(code);
+    }
+    let started = c.post("/api/install", body).await?;
     let id = started["id"].as_u64().unwrap_or(0);
     if args.no_wait {
         if args.remote.json {

@@ -39,7 +39,7 @@ const KEEP_INSTALLS: usize = 100;
 /// Why an install failed, for people and programs.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Failure {
-    /// Stable code: `disk_full`, `no_subscription`, `steam_guard`, `rate_limited`,
+    /// Stable code: `disk_full`, `no_subscription`, `steam_guard`, `login_failed`, `rate_limited`,
     /// `timeout`, `steamcmd_missing`, `steamcmd_failed`, `checksum_mismatch`,
     /// `download_failed`, `unknown_version`, `write_failed`, `define_failed`.
     pub code: String,
@@ -134,6 +134,10 @@ pub struct InstallRequest {
     /// Values of the template's variables; the others keep their defaults.
     #[serde(default)]
     pub values: BTreeMap<String, String>,
+    /// A Steam Guard code for the Steam account's login, when an earlier try failed
+    /// with `steam_guard`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guard_code: Option<String>,
 }
 
 /// Why an install request is refused.
@@ -148,6 +152,9 @@ pub enum InstallError {
     /// No install with that id.
     #[error("no install {0}")]
     NotFound(u64),
+    /// The store failed.
+    #[error("{0}")]
+    Store(String),
 }
 
 /// The install service.
@@ -303,8 +310,9 @@ impl Installer {
         let me = self.clone();
         let name = req.name.clone();
         let template = t.name.clone();
+        let guard = req.guard_code.clone();
         tokio::spawn(async move {
-            let result = me.run(id, &name, &template, plan, &dir).await;
+            let result = me.run(id, &name, &template, plan, &dir, guard).await;
             me.finish(id, &name, result);
             crate::sync::lock(&me.inner.busy).remove(&name);
         });
@@ -419,10 +427,13 @@ impl Installer {
         template: &str,
         plan: Plan,
         dir: &Path,
+        guard_code: Option<String>,
     ) -> Result<Option<String>, Failure> {
         let root = self.root();
         let tmp = root.join(format!(".{name}.installing"));
-        let result = self.fill_and_place(id, name, &plan, &tmp, dir).await;
+        let result = self
+            .fill_and_place(id, name, &plan, &tmp, dir, guard_code)
+            .await;
         if result.is_err() {
             let t = tmp.clone();
             let _ = tokio::task::spawn_blocking(move || remove_all(&t)).await;
@@ -463,6 +474,7 @@ impl Installer {
         plan: &Plan,
         tmp: &Path,
         dir: &Path,
+        guard_code: Option<String>,
     ) -> Result<Option<String>, Failure> {
         let io = |what: &str, p: &Path, e: std::io::Error| {
             Failure::new(
@@ -489,6 +501,7 @@ impl Installer {
                 validate,
             } => {
                 let job = steamcmd::SteamJob {
+                    login: self.login(guard_code).await?,
                     steamcmd: self.steamcmd().await?,
                     app: *app,
                     branch: branch.clone(),
@@ -567,6 +580,55 @@ impl Installer {
             },
         );
         Ok(())
+    }
+
+    /// The Steam account to log in with (`install.steam_user` and its stored password),
+    /// or `None` for an anonymous login.
+    async fn login(&self, guard_code: Option<String>) -> Result<Option<steamcmd::Login>, Failure> {
+        let Some(user) = self.inner.cfg.steam_user.clone() else {
+            return Ok(None);
+        };
+        let password = self.inner.store.steam_password(&user).await.map_err(|e| {
+            Failure::new(
+                "login_failed",
+                format!("cannot read the stored password of Steam account '{user}': {e}"),
+            )
+        })?;
+        let Some(password) = password else {
+            return Err(Failure::new(
+                "login_failed",
+                format!(
+                    "install.steam_user is '{user}' but no password is stored for it; store it with `warden ctl steam-password` (PUT /api/install/steam-account)"
+                ),
+            ));
+        };
+        Ok(Some(steamcmd::Login {
+            user,
+            password,
+            guard_code: guard_code
+                .map(|c| c.trim().to_string())
+                .filter(|c| !c.is_empty()),
+        }))
+    }
+
+    /// Whether SteamCMD logs in with a Steam account (`install.steam_user`).
+    pub fn steam_user(&self) -> Option<&str> {
+        self.inner.cfg.steam_user.as_deref()
+    }
+
+    /// Stores the password of the configured Steam account, sealed.
+    pub async fn set_steam_password(&self, password: &str) -> Result<String, InstallError> {
+        let Some(user) = self.inner.cfg.steam_user.clone() else {
+            return Err(InstallError::Conflict(
+                "no Steam account is configured; set install.steam_user in the config file and restart warden first".into(),
+            ));
+        };
+        self.inner
+            .store
+            .put_steam_password(&user, password)
+            .await
+            .map_err(|e| InstallError::Store(format!("cannot store the password: {e}")))?;
+        Ok(user)
     }
 
     /// The SteamCMD to run: the configured one, else one in `PATH`, else the one

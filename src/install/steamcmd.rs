@@ -24,9 +24,32 @@ pub enum Platform {
     Linux,
 }
 
+/// A Steam account login (`+login USER PASSWORD [GUARDCODE]`); anonymous without one.
+#[derive(Clone)]
+pub struct Login {
+    /// Account name (`install.steam_user`).
+    pub user: String,
+    /// Its password (stored sealed).
+    pub password: String,
+    /// A Steam Guard code (email or the mobile app's), when SteamCMD asked for one.
+    pub guard_code: Option<String>,
+}
+
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Login")
+            .field("user", &self.user)
+            .field("password", &"********")
+            .field("guard_code", &self.guard_code.as_ref().map(|_| "********"))
+            .finish()
+    }
+}
+
 /// What to install where.
 #[derive(Debug, Clone)]
 pub struct SteamJob {
+    /// The Steam account; anonymous when `None`.
+    pub login: Option<Login>,
     /// The SteamCMD executable.
     pub steamcmd: PathBuf,
     /// Steam app id of the dedicated server.
@@ -69,11 +92,16 @@ pub enum SteamError {
         "SteamCMD says 'No subscription' for app {0}: the app id is wrong or it needs a Steam account that owns it"
     )]
     NoSubscription(u32),
-    /// The login needs a Steam Guard code.
+    /// The login needs a Steam Guard code (or the one given was wrong).
     #[error(
-        "SteamCMD needs a Steam Guard code to log in; log in once by hand with steamcmd so it remembers this machine"
+        "SteamCMD needs a Steam Guard code to log in to the Steam account (install.steam_user): try again with the code Steam sent by email or shows in its mobile app (`--guard-code CODE`, or `guard_code` in the API); SteamCMD then remembers this machine"
     )]
     SteamGuard,
+    /// The account name or password was refused.
+    #[error(
+        "Steam refused the login ({0}); check install.steam_user and store the right password with `warden ctl steam-password`"
+    )]
+    LoginFailed(String),
     /// Steam refused the login or downloads for a while.
     #[error("Steam rate-limited this machine; wait a few minutes and try again")]
     RateLimited,
@@ -97,6 +125,7 @@ impl SteamError {
             SteamError::DiskFull(_) => "disk_full",
             SteamError::NoSubscription(_) => "no_subscription",
             SteamError::SteamGuard => "steam_guard",
+            SteamError::LoginFailed(_) => "login_failed",
             SteamError::RateLimited => "rate_limited",
             SteamError::Timeout(_) => "timeout",
             SteamError::NotRunnable(..) => "steamcmd_missing",
@@ -126,7 +155,16 @@ pub fn args(job: &SteamJob) -> Vec<String> {
     a.push("+force_install_dir".into());
     a.push(job.dir.display().to_string());
     a.push("+login".into());
-    a.push("anonymous".into());
+    match &job.login {
+        Some(l) => {
+            a.push(l.user.clone());
+            a.push(l.password.clone());
+            if let Some(code) = l.guard_code.as_deref().filter(|c| !c.is_empty()) {
+                a.push(code.to_string());
+            }
+        }
+        None => a.push("anonymous".into()),
+    }
     a.push("+app_update".into());
     a.push(job.app.to_string());
     if let Some(b) = job.branch.as_deref().filter(|b| *b != "public") {
@@ -191,8 +229,14 @@ pub fn parse_line(line: &str, app: u32) -> Line {
     {
         return Line::Error(SteamError::DiskFull(l.to_string()));
     }
-    if lower.contains("steam guard") || lower.contains("two-factor") {
+    if lower.contains("steam guard")
+        || lower.contains("two-factor")
+        || lower.contains("invalid login auth code")
+    {
         return Line::Error(SteamError::SteamGuard);
+    }
+    if lower.contains("invalid password") || lower.contains("account logon denied") {
+        return Line::Error(SteamError::LoginFailed(l.to_string()));
     }
     if lower.contains("rate limit") {
         return Line::Error(SteamError::RateLimited);
@@ -438,6 +482,7 @@ mod tests {
 
     fn job() -> SteamJob {
         SteamJob {
+            login: None,
             steamcmd: "/opt/steamcmd/steamcmd.sh".into(),
             app: 2430930,
             branch: Some("experimental".into()),
@@ -464,6 +509,22 @@ mod tests {
         assert_eq!(
             args(&plain).join(" "),
             "+force_install_dir /srv/ark +login anonymous +app_update 2430930 +quit"
+        );
+        let mut with_account = job();
+        with_account.platform = None;
+        with_account.login = Some(Login {
+            user: "alice".into(),
+            password: "pw".into(),
+            guard_code: Some("X7K2P".into()),
+        });
+        assert_eq!(
+            args(&with_account).join(" "),
+            "+force_install_dir /srv/ark +login alice pw X7K2P \
+             +app_update 2430930 -beta experimental validate +quit"
+        );
+        assert!(
+            !format!("{with_account:?}").contains("pw\""),
+            "the password is not logged"
         );
     }
 
@@ -522,6 +583,19 @@ mod tests {
             parse_line("ERROR! Timeout downloading item 9", 9),
             Line::Error(SteamError::Timeout(_))
         ));
+        assert_eq!(
+            parse_line("Steam Guard code:FAILED (Account Logon Denied)", 9),
+            Line::Error(SteamError::SteamGuard)
+        );
+        assert_eq!(
+            parse_line("FAILED login with result code Two-factor code mismatch", 9),
+            Line::Error(SteamError::SteamGuard)
+        );
+        assert!(matches!(
+            parse_line("FAILED login with result code Invalid Password", 9),
+            Line::Error(SteamError::LoginFailed(_))
+        ));
+        assert!(!SteamError::LoginFailed(String::new()).retryable());
         assert_eq!(parse_line("Loading Steam API...OK", 9), Line::Other);
         for (e, retry) in [
             (SteamError::DiskFull(String::new()), false),

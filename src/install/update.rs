@@ -116,6 +116,9 @@ pub struct Outcome {
     pub build: String,
     /// What happened, for people.
     pub message: String,
+    /// Why it failed (`steam_guard`, `not_ready`, …), when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
     /// Unix ms.
     pub ts: i64,
 }
@@ -219,12 +222,16 @@ pub enum UpdateError {
 }
 
 /// How an apply was asked for.
-#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApplyRequest {
     /// Stop at once, without waiting for players to leave.
     #[serde(default)]
     pub now: bool,
+    /// A Steam Guard code for the Steam account's login, when the last try failed with
+    /// `steam_guard`.
+    #[serde(default)]
+    pub guard_code: Option<String>,
 }
 
 /// The update service. Cheap to clone.
@@ -682,7 +689,7 @@ impl Updater {
             tokio::select! {
                 // An update cut short by the shutdown is recovered at the next start.
                 _ = shutdown.cancelled() => {}
-                _ = me.run(&name, req.now) => {}
+                _ = me.run(&name, req) => {}
             }
             drop(guard);
         });
@@ -845,7 +852,7 @@ impl Updater {
     }
 
     /// One update, start to end.
-    async fn run(&self, program: &str, now: bool) {
+    async fn run(&self, program: &str, req: ApplyRequest) {
         let mut rec = match self.check_now(program).await {
             Ok(r) => r,
             Err(e) => {
@@ -876,7 +883,7 @@ impl Updater {
             waiting_for: None,
             force_at_ms: None,
         });
-        let result = self.pipeline(program, &mut rec, now).await;
+        let result = self.pipeline(program, &mut rec, req).await;
         let paths = match self.paths(program) {
             Ok(p) => p,
             Err(f) => {
@@ -892,6 +899,7 @@ impl Updater {
                     result: "succeeded".into(),
                     build: target.clone(),
                     message: format!("build {target} is installed and ready"),
+                    code: None,
                     ts: now_ms(),
                 });
                 if let Err(e) = self.save(program, &rec).await {
@@ -918,8 +926,9 @@ impl Updater {
         &self,
         program: &str,
         rec: &mut UpdateRecord,
-        now: bool,
+        req: ApplyRequest,
     ) -> Result<(), (Failure, bool)> {
+        let now = req.now;
         let early = |f: Failure| (f, false);
         let late = |f: Failure| (f, true);
         let settings = self.settings_of(program);
@@ -933,7 +942,15 @@ impl Updater {
                 branch,
                 platform,
                 validate,
-            } => self.stage(app, branch, platform, validate, &paths).await,
+            } => {
+                let job = StageJob {
+                    app,
+                    branch,
+                    platform,
+                    validate,
+                };
+                self.stage(job, req.guard_code, &paths).await
+            }
             Source::Minecraft {
                 flavor,
                 version,
@@ -1048,10 +1065,13 @@ impl Updater {
     /// what changed is downloaded); answers the staged build.
     async fn stage(
         &self,
-        app: u32,
-        branch: Option<String>,
-        platform: Option<steamcmd::Platform>,
-        validate: bool,
+        StageJob {
+            app,
+            branch,
+            platform,
+            validate,
+        }: StageJob,
+        guard_code: Option<String>,
         paths: &UpdatePaths,
     ) -> Result<String, Failure> {
         let p = paths.clone();
@@ -1060,6 +1080,7 @@ impl Updater {
             .map_err(|e| Failure::new("write_failed", e.to_string()))??;
         let inst = &self.inner.installer;
         let job = steamcmd::SteamJob {
+            login: inst.login(guard_code).await?,
             steamcmd: inst.steamcmd().await?,
             app,
             branch,
@@ -1293,6 +1314,7 @@ impl Updater {
                 result: "failed".into(),
                 build: build.clone(),
                 message: f.message.clone(),
+                code: Some(f.code.clone()),
                 ts: now_ms(),
             });
             if let Err(e) = self.save(program, rec).await {
@@ -1318,6 +1340,7 @@ impl Updater {
                 result: "failed".into(),
                 build: build.clone(),
                 message: f.message.clone(),
+                code: Some(f.code.clone()),
                 ts: now_ms(),
             });
             if let Ok(h) = self.handle(program) {
@@ -1400,6 +1423,7 @@ impl Updater {
             result: "rolled_back".into(),
             build: build.clone(),
             message: message.clone(),
+            code: Some("rolled_back".into()),
             ts: now_ms(),
         });
         if let Err(e) = self.save(program, rec).await {
@@ -1604,6 +1628,14 @@ async fn stop_and_wait(h: &ProgramHandle) -> Result<(), Failure> {
         ));
     }
     Ok(())
+}
+
+/// What SteamCMD stages: the source's app, branch, platform and validation.
+struct StageJob {
+    app: u32,
+    branch: Option<String>,
+    platform: Option<steamcmd::Platform>,
+    validate: bool,
 }
 
 /// The folders of one program's update, beside its folder.

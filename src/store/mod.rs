@@ -187,6 +187,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("migrations/0009_auth.sql")),
         M::up(include_str!("migrations/0010_updates.sql")),
         M::up(include_str!("migrations/0011_secrets.sql")),
+        M::up(include_str!("migrations/0012_steam_account.sql")),
     ])
 }
 

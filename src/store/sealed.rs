@@ -1,5 +1,6 @@
 //! Secret fields of the stored definitions, sealed with [`seal::SECRETS`]: the JSON of
-//! programs, alert channels and rules, schedules and jobs keeps its shape, but the value
+//! programs, alert channels and rules, schedules and jobs (and the Steam account's
+//! password) keeps its shape, but the value
 //! of every secret field is `sealed1:…` (see `seal.rs`), so a copy of `warden.db` alone
 //! reveals none of them. The store seals on write and opens on read; the rest of warden
 //! sees plain definitions, as before.
@@ -32,6 +33,7 @@ const TABLES: &[&str] = &[
     "alert_rules",
     "schedules",
     "jobs",
+    "steam_accounts",
 ];
 
 /// Calls `f` on every secret string field of a definition.

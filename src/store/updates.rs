@@ -63,4 +63,41 @@ impl Store {
         })
         .await
     }
+
+    /// The stored password of Steam account `user` (opened), if one is stored.
+    pub async fn steam_password(&self, user: &str) -> Result<Option<String>, StoreError> {
+        let user = user.to_string();
+        let spec: Option<String> = self
+            .read(move |c| {
+                Ok(c.query_row(
+                    "SELECT spec FROM steam_accounts WHERE name = ?1",
+                    params![user],
+                    |r| r.get(0),
+                )
+                .optional()?)
+            })
+            .await?;
+        let Some(spec) = spec else {
+            return Ok(None);
+        };
+        let plain = super::sealed::unseal_text(&spec, self.secrets())?;
+        let v: serde_json::Value = serde_json::from_str(&plain)?;
+        Ok(v["password"].as_str().map(str::to_string))
+    }
+
+    /// Stores the password of Steam account `user`, sealed.
+    pub async fn put_steam_password(&self, user: &str, password: &str) -> Result<(), StoreError> {
+        let spec = serde_json::json!({"name": user, "password": password}).to_string();
+        let spec = super::sealed::seal_text(&spec, self.secrets())?;
+        let user = user.to_string();
+        self.write(move |t| {
+            t.execute(
+                "INSERT INTO steam_accounts (name, spec) VALUES (?1, ?2)
+                 ON CONFLICT(name) DO UPDATE SET spec = excluded.spec",
+                params![user, spec],
+            )?;
+            Ok(())
+        })
+        .await
+    }
 }

@@ -558,6 +558,13 @@ fn table() -> Vec<Row> {
             Global,
         ),
         row(M::GET, "/api/install/999999", N, Admin, Global),
+        row(
+            M::PUT,
+            "/api/install/steam-account",
+            j(json!({"password": "x"})),
+            Admin,
+            Global,
+        ),
         // Updates of installed servers (define: an update runs new code).
         row(M::GET, "/api/programs/{p}/update", N, On("view"), Real),
         row(

@@ -47,8 +47,13 @@ impl Fixture {
 
 /// warden with the fake SteamCMD and the update test template, build 100 published.
 async fn fixture() -> Fixture {
+    fixture_with(&[], "").await
+}
+
+/// [`fixture`] with more environment for the fake and more `[install]` config.
+async fn fixture_with(extra_env: &[(&str, &str)], extra_install: &str) -> Fixture {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let env = [
+    let mut env = vec![
         (
             "FAKE_STEAMCMD_BUILD_FILE",
             tmp.path().join("build").display().to_string(),
@@ -63,10 +68,11 @@ async fn fixture() -> Fixture {
         ),
         ("FAKE_STEAMCMD_STEP", "0.05".to_string()),
     ];
+    env.extend(extra_env.iter().map(|(k, v)| (*k, v.to_string())));
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let steamcmd = steamcmd_wrapper(tmp.path(), &env);
     let config = format!(
-        "[install]\nsteamcmd = {:?}\n",
+        "[install]\nsteamcmd = {:?}\n{extra_install}",
         steamcmd.display().to_string()
     );
     let data = tmp.path().join("data");
@@ -978,4 +984,111 @@ async fn an_update_announced_on_the_console_runs_one_check_per_debounce() {
     .await;
     assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     assert_eq!(v["error"]["details"][0]["field"], "update.announce_line");
+}
+
+#[tokio::test]
+async fn a_steam_account_with_steam_guard_logs_in_with_a_supplied_code() {
+    let f = fixture_with(
+        &[("FAKE_STEAMCMD_ACCOUNT", "alice:correct horse:G7K2P")],
+        "steam_user = \"alice\"\n",
+    )
+    .await;
+    let w = &f.w;
+    // No password stored yet: the install says how to store it.
+    let body = json!({"template": "upd-game", "name": "sg", "values": {}});
+    let (code, v) = w.post("/api/install", body.clone()).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{v}");
+    let done = wait_install_end(w, &v).await;
+    assert_eq!(done["error"]["code"], "login_failed", "{done}");
+    assert!(
+        done["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("steam-password"),
+        "{done}"
+    );
+
+    // The password, stored through the CLI, is sealed in the database.
+    let mut child = std::process::Command::new(bin())
+        .args([
+            "ctl",
+            "--url",
+            w.url.as_str(),
+            "--token",
+            w.token.as_str(),
+            "steam-password",
+            "--password-stdin",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("ctl");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(b"correct horse\n").expect("write");
+    }
+    let out = child.wait_with_output().expect("ctl ends");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (code, v) = w
+        .put("/api/install/steam-account", json!({"password": ""}))
+        .await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let db = std::fs::read(w.data_dir.join("warden.db")).expect("db");
+    let wal = std::fs::read(w.data_dir.join("warden.db-wal")).unwrap_or_default();
+    for bytes in [&db, &wal] {
+        assert!(
+            !bytes.windows(13).any(|b| b == b"correct horse"),
+            "the password is sealed at rest"
+        );
+    }
+
+    // Steam Guard: without a code the install fails with a typed error naming the cure;
+    // with the code it logs in and installs.
+    let (_, v) = w.post("/api/install", body.clone()).await;
+    let done = wait_install_end(w, &v).await;
+    assert_eq!(done["error"]["code"], "steam_guard", "{done}");
+    assert!(
+        done["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("--guard-code"),
+        "{done}"
+    );
+    let mut with_code = body.clone();
+    with_code["guard_code"] = json!("G7K2P");
+    let (_, v) = w.post("/api/install", with_code).await;
+    let done = wait_install_end(w, &v).await;
+    assert_eq!(done["state"], "installed", "{done}");
+
+    // An update asks again (a mobile code is needed at every login): the apply fails
+    // before touching the server, its outcome says steam_guard, and the CLI's
+    // --guard-code carries the code through.
+    f.publish("101");
+    apply(w, "sg", json!({})).await;
+    let s = wait_outcome(w, "sg", Duration::from_secs(60)).await;
+    assert_eq!(s["last"]["result"], "failed", "{s}");
+    assert_eq!(s["last"]["code"], "steam_guard", "{s}");
+    assert_eq!(s["installed"], "100", "{s}");
+    let (ok, out, err) = ctl(w, &["apply", "sg", "--guard-code", "WRONG"]);
+    assert!(!ok, "{out}");
+    assert!(err.contains("steam_guard"), "{err}");
+    let (ok, out, err) = ctl(w, &["apply", "sg", "--guard-code", "G7K2P"]);
+    assert!(ok, "stdout: {out}\nstderr: {err}");
+    assert!(out.contains("installed:  101"), "{out}");
+}
+
+/// Waits for the install answered by `started` (a 202 body) to end.
+async fn wait_install_end(w: &Warden, started: &Value) -> Value {
+    let id = started["id"].as_u64().expect("install id");
+    wait_until(Duration::from_secs(60), "install ended", || async {
+        let (_, v) = w.get(&format!("/api/install/{id}")).await;
+        matches!(v["state"].as_str(), Some("installed" | "failed")).then_some(v)
+    })
+    .await
 }

@@ -32,6 +32,10 @@ pub enum UpdateCmd {
         /// Return at once instead of following the update to its end.
         #[arg(long)]
         no_wait: bool,
+        /// A Steam Guard code for the Steam account's login (when the last try failed
+        /// with steam_guard).
+        #[arg(long, value_name = "CODE")]
+        guard_code: Option<String>,
     },
 }
 
@@ -94,11 +98,18 @@ pub(super) async fn run(c: &Client, cmd: UpdateCmd, json: bool) -> anyhow::Resul
             &c.post(&format!("/api/programs/{name}/update/check"), json!({}))
                 .await?,
         ),
-        UpdateCmd::Apply { name, now, no_wait } => {
+        UpdateCmd::Apply {
+            name,
+            now,
+            no_wait,
+            guard_code,
+        } => {
             let path = format!("/api/programs/{name}/update");
-            let before = c
-                .post(&format!("{path}/apply"), json!({"now": now}))
-                .await?;
+            let mut body = json!({ "now": now });
+            if let Some(code) = guard_code {
+                body["guard_code"] = json!(code);
+            }
+            let before = c.post(&format!("{path}/apply"), body).await?;
             let started = before["last"]["ts"].as_i64();
             if no_wait {
                 return show(&before);
@@ -120,7 +131,8 @@ pub(super) async fn run(c: &Client, cmd: UpdateCmd, json: bool) -> anyhow::Resul
                         return Ok(());
                     }
                     anyhow::bail!(
-                        "the update did not succeed: {}",
+                        "the update did not succeed ({}): {}",
+                        v["last"]["code"].as_str().unwrap_or(""),
                         v["last"]["message"].as_str().unwrap_or("")
                     );
                 }
