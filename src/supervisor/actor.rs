@@ -781,6 +781,10 @@ impl Actor {
             ));
         }
         self.limiter = limiter;
+        // Taken before the console readers exist, so every line of this process is stamped
+        // at or after it: the readiness monitor's look back at the console ring keeps only
+        // lines since the start, and a line read in the same instant must not fall before.
+        let started_at = now_ms();
         let mut readers = Vec::with_capacity(2);
         if let Some(out) = child.stdout.take() {
             readers.push(self.console.attach(Stream::Stdout, out));
@@ -801,7 +805,6 @@ impl Actor {
             });
             tx
         });
-        let started_at = now_ms();
         self.proc = Some(Proc {
             pid,
             generation,
