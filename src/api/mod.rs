@@ -18,6 +18,7 @@ mod fleet;
 mod games;
 mod grants;
 mod health;
+mod history;
 mod install;
 mod jobs;
 pub mod listener;
@@ -190,6 +191,7 @@ fn routes(max_upload_bytes: u64) -> (Router<AppState>, Router<AppState>, serde_j
         .merge(ws::routes())
         .merge(schedules::routes())
         .merge(jobs::routes())
+        .merge(history::routes())
         .merge(setup::routes())
         .merge(install::routes())
         .merge(update::routes())

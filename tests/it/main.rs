@@ -46,6 +46,7 @@ mod web_charts;
 mod web_fleet;
 mod web_forms;
 mod web_grants;
+mod web_history;
 mod web_korean;
 mod web_phone;
 mod web_setup;

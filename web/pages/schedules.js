@@ -1,7 +1,7 @@
 // Schedules and jobs: triggers with their time zone and next fire times, last runs, run
 // now and cancel (operators), run histories with paging and per-task states, job duration
-// predictions and run details (steps, exit, output tail). Job and schedule events on the
-// live connection refetch what they touch.
+// predictions, run durations over time with p50/p90, and run details (steps, exit, output
+// tail). Job and schedule events on the live connection refetch what they touch.
 
 import { describeTrigger } from '../lib/cron.js';
 import { useEffect, useState } from 'preact/hooks';
@@ -11,6 +11,7 @@ import { api, seg } from '../lib/api.js';
 import { can } from '../lib/session.js';
 import { live } from '../lib/live.js';
 import { confirmAction, OutcomeBadge, toast, toastError } from '../lib/ui.js';
+import { JobDurations } from '../lib/pictures.js';
 
 const RUN_PAGE = 10;
 
@@ -269,6 +270,7 @@ function JobRuns({ job, version }) {
   const [shown, setShown] = useState(null);
   return html`<div class="sub" data-job-runs=${job}>
     <h4>${t('sched.history')}</h4>
+    <${JobDurations} job=${job} version=${version} />
     ${runs == null
       ? html`<p class="muted">${t('common.loading')}</p>`
       : runs.length === 0
