@@ -49,5 +49,6 @@ mod web_grants;
 mod web_history;
 mod web_korean;
 mod web_phone;
+mod web_rules;
 mod web_setup;
 mod ws;

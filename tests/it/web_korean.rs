@@ -62,7 +62,7 @@ const ALLOWED: &[&str] = &[
 
 /// Visible English words on the page, outside names, code, inputs and user data, as
 /// `word (in "its text")`.
-async fn english_words(ui: &Ui, names: &[&str]) -> Vec<String> {
+pub(crate) async fn english_words(ui: &Ui, names: &[&str]) -> Vec<String> {
     let allowed: Vec<&str> = ALLOWED.iter().chain(names.iter()).copied().collect();
     let allowed = serde_json::to_string(&allowed).expect("json");
     let js = format!(
