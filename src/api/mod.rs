@@ -12,6 +12,7 @@ mod audit;
 pub mod authn;
 mod backups;
 mod contract;
+mod definitions;
 pub mod error;
 mod files;
 mod fleet;
@@ -192,6 +193,7 @@ fn routes(max_upload_bytes: u64) -> (Router<AppState>, Router<AppState>, serde_j
         .merge(schedules::routes())
         .merge(jobs::routes())
         .merge(history::routes())
+        .merge(definitions::routes())
         .merge(setup::routes())
         .merge(install::routes())
         .merge(update::routes())

@@ -51,4 +51,5 @@ mod web_korean;
 mod web_phone;
 mod web_rules;
 mod web_setup;
+mod web_toml;
 mod ws;

@@ -130,9 +130,35 @@ async fn rules_and_channels_are_made_from_pickers_and_fire() {
         "both forms",
     )
     .await;
-    let mut found = english_words(&ui, &["rules", "crash-loop", "memory", "looper", "quiet", "admin", "t-admin"]).await;
+    let mut found = english_words(
+        &ui,
+        &[
+            "rules",
+            "crash-loop",
+            "memory",
+            "looper",
+            "quiet",
+            "admin",
+            "t-admin",
+        ],
+    )
+    .await;
     ui.click("[data-mode=threshold]").await;
-    found.extend(english_words(&ui, &["rules", "crash-loop", "memory", "looper", "quiet", "admin", "t-admin"]).await);
+    found.extend(
+        english_words(
+            &ui,
+            &[
+                "rules",
+                "crash-loop",
+                "memory",
+                "looper",
+                "quiet",
+                "admin",
+                "t-admin",
+            ],
+        )
+        .await,
+    );
     ui.shot("rules-ko").await;
     assert!(found.is_empty(), "English in the Korean forms: {found:?}");
 

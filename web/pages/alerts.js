@@ -18,6 +18,7 @@ import {
   unplacedErrors,
 } from '../lib/ui.js';
 import { useProgramNames } from '../lib/stores.js';
+import { ExportButton, ImportButton } from '../lib/tomlio.js';
 import { ConditionBuilder, conditionText, EventPicker, eventLabel, parseCondition } from './rulebuilder.js';
 
 // Discord first and by default: it is where game communities are.
@@ -309,6 +310,7 @@ function Channels({ version, bump }) {
     <div class="toolbar">
       <h2 id="channels-h">${t('alerts.channels')}</h2>
       <span class="grow"></span>
+      ${admin && html`<${ImportButton} kind="channel" onDone=${bump} />`}
       ${admin && !editing && html`<button type="button" class="btn primary" data-add-channel onClick=${() => setEditing('new')}>${t('alerts.channel.add')}</button>`}
     </div>
     ${channels == null
@@ -336,6 +338,7 @@ function Channels({ version, bump }) {
                       ${testing === c.name ? t('alerts.testing') : t('alerts.test')}</button>
                     <button type="button" class="btn" onClick=${() => setEditing(c)}>${t('action.edit')}</button>
                     <button type="button" class="btn danger" onClick=${() => remove(c)}>${t('common.delete')}</button>`}
+                  <${ExportButton} kind="channel" name=${c.name} />
                 </div>
                 ${r &&
                 html`<p class="wide small" role="status" data-test-result=${r.status}>

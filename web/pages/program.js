@@ -10,6 +10,7 @@ import { live } from '../lib/live.js';
 import { BINARY_STEPS, Chart } from '../lib/charts.js';
 import { Backups } from './backups.js';
 import { AvailabilityStrip } from '../lib/pictures.js';
+import { ExportButton } from '../lib/tomlio.js';
 import { GamePanel } from './game.js';
 import { UpdatePanel } from './update.js';
 import { programMetrics, RANGES } from '../lib/metrics.js';
@@ -420,6 +421,7 @@ function Header({ p }) {
       <span class="grow"></span>
       <${ProgramActions} program=${p} full />
       ${allowed('files.read', p.name) && html`<a class="btn" href=${href.files(p.name)}>${t('files.open')}</a>`}
+      <${ExportButton} kind="program" name=${p.name} />
       ${allowed('define', p.name) &&
       html`<a class="btn" href=${href.edit(p.name)}>${t('action.edit')}</a>
         <button type="button" class="btn danger" onClick=${() => deleteProgram(p)}>${t('action.delete')}</button>`}
