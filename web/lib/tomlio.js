@@ -12,8 +12,8 @@ import { copyText, toast, toastError } from './ui.js';
 
 addStrings({
   en: {
-    'toml.export': 'Export TOML',
-    'toml.import': 'Import TOML',
+    'toml.exportButton': 'Export TOML',
+    'toml.importButton': 'Import TOML',
     'toml.export.title': '{name} as TOML',
     'toml.export.help': 'The format the command line applies (warden apply; warden ctl schedule apply; warden ctl job apply). Secrets are masked.',
     'toml.import.title.program': 'Import programs from TOML',
@@ -37,8 +37,8 @@ addStrings({
     'toml.problem.invalid': '{field} is not valid:',
   },
   ko: {
-    'toml.export': 'TOML 내보내기',
-    'toml.import': 'TOML 가져오기',
+    'toml.exportButton': 'TOML 내보내기',
+    'toml.importButton': 'TOML 가져오기',
     'toml.export.title': '{name}의 TOML',
     'toml.export.help': '명령줄 도구가 적용하는 형식입니다. 비밀 값은 가려져 있습니다.',
     'toml.import.title.program': 'TOML에서 프로그램 가져오기',
@@ -107,7 +107,7 @@ export function ExportButton({ kind, name }) {
     a.click();
     setTimeout(() => URL.revokeObjectURL(url), 1000);
   };
-  return html`<button type="button" class="btn" data-export-toml=${`${kind}:${name}`} onClick=${open}>${t('toml.export')}</button>
+  return html`<button type="button" class="btn" data-export-toml=${`${kind}:${name}`} onClick=${open}>${t('toml.exportButton')}</button>
     ${shown &&
     html`<${Overlay} label=${t('toml.export.title', { name })} onClose=${() => setShown(null)}>
       <h2>${t('toml.export.title', { name })}</h2>
@@ -170,7 +170,7 @@ export function ImportButton({ kind, onDone }) {
       setBusy(false);
     }
   };
-  return html`<button type="button" class="btn" data-import-toml=${kind} onClick=${() => setOpen(true)}>${t('toml.import')}</button>
+  return html`<button type="button" class="btn" data-import-toml=${kind} onClick=${() => setOpen(true)}>${t('toml.importButton')}</button>
     ${open &&
     html`<${Overlay} label=${t(`toml.import.title.${kind}`)} onClose=${close}>
       <form onSubmit=${save} data-toml-import=${kind} novalidate>
