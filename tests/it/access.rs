@@ -175,7 +175,13 @@ fn table() -> Vec<Row> {
             Global,
         ),
         // History for the dashboard's pictures, and definitions as TOML.
-        row(M::GET, "/api/programs/{p}/availability", N, On("view"), Real),
+        row(
+            M::GET,
+            "/api/programs/{p}/availability",
+            N,
+            On("view"),
+            Real,
+        ),
         row(
             M::GET,
             "/api/programs/{p}/availability?range=7d",
@@ -183,7 +189,13 @@ fn table() -> Vec<Row> {
             On("view"),
             Real,
         ),
-        row(M::GET, "/api/programs/{p}/backup-sizes", N, On("view"), Real),
+        row(
+            M::GET,
+            "/api/programs/{p}/backup-sizes",
+            N,
+            On("view"),
+            Real,
+        ),
         row(
             M::GET,
             "/api/jobs/nojob/durations",

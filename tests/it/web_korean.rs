@@ -209,6 +209,40 @@ async fn every_page_reads_in_korean() {
         found.push(format!("#/about: {word}"));
     }
 
+    // Sections and dialogs that open on a click: a job's history with its durations, the
+    // TOML export of a program and the TOML import, the alert rule's pickers.
+    let opened = [
+        (
+            "#/schedules",
+            "[data-job=tidy] button[aria-expanded=false]",
+            "!!document.querySelector('[data-durations=tidy]')",
+        ),
+        (
+            "#/p/demo",
+            "[data-export-toml='program:demo']",
+            "!!document.querySelector('[data-toml-export]')",
+        ),
+        (
+            "#/",
+            "[data-import-toml=program]",
+            "!!document.querySelector('[data-toml-import]')",
+        ),
+        (
+            "#/alerts",
+            "[data-add-rule]",
+            "!!document.querySelector('[data-condition-builder]')",
+        ),
+    ];
+    for (hash, button, ready) in opened {
+        ui.go(hash, &format!("!!document.querySelector({button:?})"))
+            .await;
+        ui.click(button).await;
+        ui.wait(ready, Duration::from_secs(10), button).await;
+        for word in english_words(&ui, &names).await {
+            found.push(format!("{hash} {button}: {word}"));
+        }
+    }
+
     // Events are sentences: the backup's size is humanised, the requested stop reads
     // as a stop.
     let trigger: String = ui

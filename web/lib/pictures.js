@@ -15,6 +15,7 @@ addStrings({
   en: {
     'pic.avail.title': 'Availability',
     'pic.avail.uptime': 'Up {pct} of the last {range}',
+    'pic.avail.uptimeSince': 'Up {pct} of the {dur} since it was created',
     'pic.avail.noUptime': 'The program did not exist in the last {range}.',
     'pic.avail.strip': 'Availability over the last {range}',
     'pic.avail.running': 'Running',
@@ -47,6 +48,7 @@ addStrings({
   ko: {
     'pic.avail.title': '가용성',
     'pic.avail.uptime': '최근 {range} 동안 {pct} 가동',
+    'pic.avail.uptimeSince': '생성 후 {dur} 동안 {pct} 가동',
     'pic.avail.noUptime': '최근 {range} 동안 프로그램이 없었습니다.',
     'pic.avail.strip': '최근 {range} 가용성',
     'pic.avail.running': '실행 중',
@@ -96,6 +98,16 @@ function useProgramActivity(program, fn) {
   }, [program]);
 }
 
+/** "Up 99.1 % of the last 24 hours", or of the time since the program was created. */
+function uptimeText(data, rangeText) {
+  const pct = fmt.percent(data.uptime_percent);
+  const first = data.segments[0];
+  if (first && first.state === 'unknown') {
+    return t('pic.avail.uptimeSince', { pct, dur: dur(data.to - first.to) });
+  }
+  return t('pic.avail.uptime', { pct, range: rangeText });
+}
+
 /** The availability strip of a program: one coloured stretch per state, with the uptime. */
 export function AvailabilityStrip({ name }) {
   const [range, setRange] = useState('24h');
@@ -140,7 +152,7 @@ export function AvailabilityStrip({ name }) {
       : html`<p data-uptime=${data.uptime_percent == null ? '' : data.uptime_percent.toFixed(1)} data-range-shown=${data.range}>
             ${data.uptime_percent == null
               ? t('pic.avail.noUptime', { range: rangeText })
-              : html`<strong class="num">${t('pic.avail.uptime', { pct: fmt.percent(data.uptime_percent), range: rangeText })}</strong>`}
+              : html`<strong class="num">${uptimeText(data, rangeText)}</strong>`}
             <span class="muted small" data-segment-count=${data.segments.length}> · ${plural('pic.avail.segments', data.segments.length)}</span>
           </p>
           <div class="strip" role="img" aria-label=${t('pic.avail.strip', { range: rangeText })}>
