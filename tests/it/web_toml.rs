@@ -82,6 +82,57 @@ async fn a_program_round_trips_through_toml() {
         .await;
     assert_eq!(st, StatusCode::OK, "{r}");
     assert_eq!(r["updated"], json!(["tidy"]), "{r}");
+    // A schedule too.
+    let (st, v) = w
+        .post(
+            "/api/schedules",
+            json!({"name": "nightly", "trigger": "0 4 * * *", "timezone": "Asia/Seoul",
+                   "tasks": [{"action": {"kind": "job", "job": "tidy"}}]}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let (st, v) = w.get("/api/definitions/schedule/nightly/toml").await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert!(
+        v["toml"]
+            .as_str()
+            .is_some_and(|t| t.contains("trigger = \"0 4 * * *\"")),
+        "{v}"
+    );
+    let (st, r) = w
+        .post(
+            "/api/definitions/schedule/import",
+            json!({"toml": v["toml"]}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{r}");
+    assert_eq!(r["updated"], json!(["nightly"]), "{r}");
+    // A channel's export masks its URL: importing it back asks for the real one.
+    let (st, v) = w
+        .post(
+            "/api/alerts/channels",
+            json!({"name": "hooks", "target": {"kind": "webhook", "url": "http://127.0.0.1:9/secret-path"}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let (st, v) = w.get("/api/definitions/channel/hooks/toml").await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let text = v["toml"].as_str().expect("toml").to_string();
+    assert!(!text.contains("secret-path"), "{text}");
+    let (st, r) = w
+        .post("/api/definitions/channel/check", json!({"toml": text}))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{r}");
+    assert_eq!(r["problems"][0]["code"], "masked_secret", "{r}");
+    assert_eq!(r["problems"][0]["field"], "target.url", "{r}");
+    let fixed = text.replace(
+        r#"url = "http://127.0.0.1:9/***""#,
+        r#"url = "http://127.0.0.1:9/secret-path""#,
+    );
+    let (st, r) = w
+        .post("/api/definitions/channel/import", json!({"toml": fixed}))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{text} {r}");
     let (st, _) = w.get("/api/definitions/program/nothing/toml").await;
     assert_eq!(st, StatusCode::NOT_FOUND);
     let (st, r) = w

@@ -16,6 +16,7 @@ addStrings({
     'toml.importButton': 'Import TOML',
     'toml.export.title': '{name} as TOML',
     'toml.export.help': 'The format the command line applies (warden apply; warden ctl schedule apply; warden ctl job apply). Secrets are masked.',
+    'toml.export.help.channel': 'The channel with the field names of the API; import it here. URLs and tokens are masked: write them again before importing.',
     'toml.import.title.program': 'Import programs from TOML',
     'toml.import.title.schedule': 'Import a schedule from TOML',
     'toml.import.title.job': 'Import a job from TOML',
@@ -41,6 +42,7 @@ addStrings({
     'toml.importButton': 'TOML 가져오기',
     'toml.export.title': '{name}의 TOML',
     'toml.export.help': '명령줄 도구가 적용하는 형식입니다. 비밀 값은 가려져 있습니다.',
+    'toml.export.help.channel': '채널의 항목 이름은 API와 같습니다. 여기에서 가져올 수 있습니다. 주소와 토큰은 가려져 있으니 가져오기 전에 다시 입력하세요.',
     'toml.import.title.program': 'TOML에서 프로그램 가져오기',
     'toml.import.title.schedule': 'TOML에서 일정 가져오기',
     'toml.import.title.job': 'TOML에서 작업 가져오기',
@@ -111,7 +113,7 @@ export function ExportButton({ kind, name }) {
     ${shown &&
     html`<${Overlay} label=${t('toml.export.title', { name })} onClose=${() => setShown(null)}>
       <h2>${t('toml.export.title', { name })}</h2>
-      <p class="muted small">${t('toml.export.help')}</p>
+      <p class="muted small">${t(kind === 'channel' ? 'toml.export.help.channel' : 'toml.export.help')}</p>
       <pre class="toml" data-toml-export=${`${kind}:${name}`}>${shown.toml}</pre>
       <div class="row end">
         <button type="button" class="btn" onClick=${() => copyText(shown.toml).then(() => toast(t('common.copied'))).catch(toastError)}>${t('common.copy')}</button>
