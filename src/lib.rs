@@ -19,6 +19,7 @@ pub mod files;
 pub mod fleet;
 pub mod games;
 pub mod health;
+pub mod history;
 pub mod hooks;
 pub mod install;
 pub mod logging;

@@ -213,6 +213,16 @@ pub struct FieldError {
     pub message: String,
 }
 
+/// A programs file as `warden apply` reads it and the dashboard exports it: `[[program]]`
+/// tables with the API's field names.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProgramsFile {
+    /// The programs, in file order.
+    #[serde(default)]
+    pub program: Vec<ProgramSpec>,
+}
+
 /// Checks a program name: 1–63 chars, lowercase ASCII letters, digits, `-`, `_`,
 /// starting with a letter or digit.
 pub fn valid_name(name: &str) -> bool {

@@ -12,12 +12,14 @@ mod audit;
 pub mod authn;
 mod backups;
 mod contract;
+mod definitions;
 pub mod error;
 mod files;
 mod fleet;
 mod games;
 mod grants;
 mod health;
+mod history;
 mod install;
 mod jobs;
 pub mod listener;
@@ -190,6 +192,8 @@ fn routes(max_upload_bytes: u64) -> (Router<AppState>, Router<AppState>, serde_j
         .merge(ws::routes())
         .merge(schedules::routes())
         .merge(jobs::routes())
+        .merge(history::routes())
+        .merge(definitions::routes())
         .merge(setup::routes())
         .merge(install::routes())
         .merge(update::routes())

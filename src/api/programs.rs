@@ -634,7 +634,18 @@ async fn apply(
     Json(req): Json<ApplyRequest>,
 ) -> Result<Json<ApplyResult>, ApiError> {
     caller.require_admin()?;
-    let mut req = req;
+    Ok(Json(apply_programs(&app, &caller, req.programs).await?))
+}
+
+/// Creates or updates `programs` as `warden apply` does (the caller is an admin): every
+/// program validated first, nothing changed if any is invalid. Shared with the
+/// dashboard's TOML import.
+pub(super) async fn apply_programs(
+    app: &AppState,
+    caller: &Caller,
+    programs: Vec<ProgramSpec>,
+) -> Result<ApplyResult, ApiError> {
+    let mut req = ApplyRequest { programs };
     for spec in &mut req.programs {
         // Passwords sent back masked keep the stored ones (so a file made from
         // `GET /api/programs` applies cleanly).
@@ -683,7 +694,7 @@ async fn apply(
         }
     }
     app.audit(
-        &caller,
+        caller,
         "programs.apply",
         "*",
         Some(format!(
@@ -692,7 +703,7 @@ async fn apply(
         )),
     )
     .await;
-    Ok(Json(result))
+    Ok(result)
 }
 
 /// Waits up to `timeout` for a program to reach `state` (helper for tests and the CLI's `--wait`).

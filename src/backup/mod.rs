@@ -969,6 +969,27 @@ impl BackupService {
         Ok(rows.into_iter().map(|r| self.view(r)).collect())
     }
 
+    /// Where a program's backups go and, when it can be read, the size and use of the
+    /// filesystem holding it (measured at the nearest existing folder while the
+    /// destination is not made yet). The reading runs off the async threads: `statvfs`
+    /// on a hung network mount blocks.
+    pub async fn destination_space(
+        &self,
+        program: &str,
+    ) -> Result<(PathBuf, Option<os::MountUsage>), BackupError> {
+        let settings = self.settings(program).await?;
+        let dest = self.destination(program, &settings);
+        let probe = dest.clone();
+        let usage = tokio::task::spawn_blocking(move || {
+            let dir = probe.ancestors().find(|p| p.is_dir())?;
+            os::mount_usage(&dir.to_string_lossy(), "")
+        })
+        .await
+        .ok()
+        .flatten();
+        Ok((dest, usage))
+    }
+
     fn finished_dir(r: &BackupRecord) -> Result<PathBuf, BackupError> {
         match (&r.status[..], &r.path) {
             ("ok", Some(p)) => Ok(PathBuf::from(p)),

@@ -12,7 +12,6 @@ use std::time::Duration;
 use anyhow::{Context, anyhow, bail};
 use clap::{Args, Subcommand};
 use futures_util::StreamExt;
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::config::DEFAULT_LISTEN;
@@ -227,15 +226,9 @@ pub struct ApplyArgs {
     remote: Remote,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ProgramsFile {
-    #[serde(default)]
-    program: Vec<ProgramSpec>,
-}
-
 /// Reads and validates a programs file, reporting every problem with its program.
 pub fn load_programs_file(path: &Path) -> anyhow::Result<Vec<ProgramSpec>> {
+    use crate::program::ProgramsFile;
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let file: ProgramsFile = toml::from_str(&text).map_err(|e| {

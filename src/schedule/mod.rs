@@ -1075,6 +1075,17 @@ impl Scheduler {
         Ok(self.inner.sh.store.job_runs(name, before, limit).await?)
     }
 
+    /// The last `limit` finished runs of a job with a duration, oldest first, as
+    /// (run id, started at, duration ms, state).
+    pub async fn job_durations(
+        &self,
+        name: &str,
+        limit: u32,
+    ) -> Result<Vec<(i64, i64, i64, String)>, SchedError> {
+        self.job_handle(name)?;
+        Ok(self.inner.sh.store.finished_durations(name, limit).await?)
+    }
+
     /// One run of a job with its step attempts.
     pub async fn job_run(
         &self,

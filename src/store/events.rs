@@ -1,10 +1,23 @@
 //! The durable event log: lifecycle transitions and warden's own events, newest first.
 
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{Store, StoreError};
+use crate::history::Change;
+use crate::program::State;
+
+/// A program's stored state changes around a window (see [`Store::state_history`]).
+#[derive(Debug, Clone)]
+pub struct StoredStates {
+    /// When the program was created, unix ms.
+    pub created_at: i64,
+    /// The state entered by the last change before the window.
+    pub before: Option<State>,
+    /// Changes within the window, oldest first.
+    pub changes: Vec<Change>,
+}
 
 /// One stored event.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -93,6 +106,69 @@ impl Store {
                 })
             })?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    /// What the store knows about a program's states around `[from, to]`: when it was
+    /// created (`None` when no such program is stored), the state entered by its last
+    /// change before `from`, and its changes within the window, oldest first. A change
+    /// whose states cannot be read (an event written by a future version) is skipped.
+    pub async fn state_history(
+        &self,
+        program: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<Option<StoredStates>, StoreError> {
+        let program = program.to_string();
+        self.read(move |c| {
+            let created: Option<i64> = c
+                .query_row(
+                    "SELECT created_at FROM programs WHERE name = ?1",
+                    params![program],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let Some(created_at) = created else {
+                return Ok(None);
+            };
+            let state = |v: Option<String>| {
+                v.and_then(|s| serde_json::from_value::<State>(serde_json::Value::String(s)).ok())
+            };
+            let before: Option<String> = c
+                .query_row(
+                    "SELECT json_extract(data, '$.to') FROM events
+                     WHERE program = ?1 AND kind = 'state' AND ts < ?2
+                     ORDER BY ts DESC, id DESC LIMIT 1",
+                    params![program, from],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .flatten();
+            let mut st = c.prepare_cached(
+                "SELECT ts, json_extract(data, '$.from'), json_extract(data, '$.to') FROM events
+                 WHERE program = ?1 AND kind = 'state' AND ts >= ?2 AND ts <= ?3
+                 ORDER BY ts, id",
+            )?;
+            let rows = st.query_map(params![program, from, to], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                ))
+            })?;
+            let mut changes = Vec::new();
+            for row in rows {
+                let (ts, f, t) = row?;
+                if let (Some(from), Some(to)) = (state(f), state(t)) {
+                    changes.push(Change { ts, from, to });
+                }
+            }
+            Ok(Some(StoredStates {
+                created_at,
+                before: state(before),
+                changes,
+            }))
         })
         .await
     }

@@ -618,6 +618,30 @@ impl Store {
         .await
     }
 
+    /// The last `limit` finished runs of a job that have a duration, oldest first, as
+    /// (run id, started at, duration ms, state).
+    pub async fn finished_durations(
+        &self,
+        job: &str,
+        limit: u32,
+    ) -> Result<Vec<(i64, i64, i64, String)>, StoreError> {
+        let job = job.to_string();
+        self.read(move |c| {
+            let mut st = c.prepare_cached(
+                "SELECT id, started_at, duration_ms, state FROM job_runs
+                 WHERE job = ?1 AND duration_ms IS NOT NULL AND state <> 'running'
+                 ORDER BY id DESC LIMIT ?2",
+            )?;
+            let rows = st.query_map(params![job, limit], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })?;
+            let mut out = rows.collect::<Result<Vec<_>, _>>()?;
+            out.reverse();
+            Ok(out)
+        })
+        .await
+    }
+
     /// Runs of a job recorded as `running`, with their steps recorded as running.
     pub async fn running_job_runs(
         &self,

@@ -174,6 +174,63 @@ fn table() -> Vec<Row> {
             Admin,
             Global,
         ),
+        // History for the dashboard's pictures, and definitions as TOML.
+        row(
+            M::GET,
+            "/api/programs/{p}/availability",
+            N,
+            On("view"),
+            Real,
+        ),
+        row(
+            M::GET,
+            "/api/programs/{p}/availability?range=7d",
+            N,
+            On("view"),
+            Real,
+        ),
+        row(
+            M::GET,
+            "/api/programs/{p}/backup-sizes",
+            N,
+            On("view"),
+            Real,
+        ),
+        row(
+            M::GET,
+            "/api/jobs/nojob/durations",
+            N,
+            Everywhere("view"),
+            Global,
+        ),
+        row(
+            M::GET,
+            "/api/definitions/program/{p}/toml",
+            N,
+            On("view"),
+            Real,
+        ),
+        row(
+            M::GET,
+            "/api/definitions/job/nojob/toml",
+            N,
+            Everywhere("view"),
+            Global,
+        ),
+        row(
+            M::POST,
+            "/api/definitions/program/check",
+            j(json!({"toml": "[[program]]\nname = \"x\"\n"})),
+            Admin,
+            Global,
+        ),
+        row(
+            M::POST,
+            "/api/definitions/program/import",
+            j(json!({"toml": ""})),
+            Admin,
+            Global,
+        ),
         row(
             M::GET,
             "/api/programs/{p}/wait?state=starting&timeout=1",
@@ -686,6 +743,10 @@ fn template(path: &str) -> String {
             "nosuchtoken" | "nosession" | "999999" | "1" => "{id}",
             s => s,
         });
+    }
+    // Definitions as TOML: one route per action for every kind.
+    if out.starts_with(&["", "api", "definitions"]) && out.len() >= 5 {
+        out[3] = "{kind}";
     }
     // A fleet node's program actions: one route for start, stop and restart.
     if out.starts_with(&["", "api", "fleet", "nodes"])

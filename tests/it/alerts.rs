@@ -29,7 +29,7 @@ pub(crate) enum Reply {
 pub(crate) struct Hit {
     pub(crate) headers: HashMap<String, String>,
     raw: Vec<u8>,
-    body: Value,
+    pub(crate) body: Value,
     at: Instant,
     wall_ms: i64,
     reply: Reply,

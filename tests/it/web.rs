@@ -1052,7 +1052,8 @@ async fn the_operations_pages_work() {
     assert_eq!(kind, "discord");
     ui.set_value("#ch-kind", "webhook").await;
     ui.set_value("#ch-url", &url).await;
-    ui.set_value("#ch-events", "crashed, fatal").await;
+    ui.click("[data-event=crashed]").await;
+    ui.click("[data-event=fatal]").await;
     ui.click("[data-channel-form] button[type=submit]").await;
     ui.wait(
         "!!document.querySelector('[data-channel=hooks] [data-breaker=closed]')",
@@ -1077,6 +1078,8 @@ async fn the_operations_pages_work() {
     .await;
     ui.click("[data-add-rule]").await;
     ui.set_value("#ru-name", "loop").await;
+    // A condition typed by hand, for the server's inline error.
+    ui.click("[data-mode=text]").await;
     ui.set_value("#ru-condition", "crashed >= nonsense").await;
     ui.click("[data-rule-form] button[type=submit]").await;
     ui.wait(

@@ -62,7 +62,7 @@ const ALLOWED: &[&str] = &[
 
 /// Visible English words on the page, outside names, code, inputs and user data, as
 /// `word (in "its text")`.
-async fn english_words(ui: &Ui, names: &[&str]) -> Vec<String> {
+pub(crate) async fn english_words(ui: &Ui, names: &[&str]) -> Vec<String> {
     let allowed: Vec<&str> = ALLOWED.iter().chain(names.iter()).copied().collect();
     let allowed = serde_json::to_string(&allowed).expect("json");
     let js = format!(
@@ -207,6 +207,40 @@ async fn every_page_reads_in_korean() {
         .await;
     for word in english_words(&ui, &names).await {
         found.push(format!("#/about: {word}"));
+    }
+
+    // Sections and dialogs that open on a click: a job's history with its durations, the
+    // TOML export of a program and the TOML import, the alert rule's pickers.
+    let opened = [
+        (
+            "#/schedules",
+            "[data-job=tidy] button[aria-expanded=false]",
+            "!!document.querySelector('[data-durations=tidy]')",
+        ),
+        (
+            "#/p/demo",
+            "[data-export-toml='program:demo']",
+            "!!document.querySelector('[data-toml-export]')",
+        ),
+        (
+            "#/",
+            "[data-import-toml=program]",
+            "!!document.querySelector('[data-toml-import]')",
+        ),
+        (
+            "#/alerts",
+            "[data-add-rule]",
+            "!!document.querySelector('[data-condition-builder]')",
+        ),
+    ];
+    for (hash, button, ready) in opened {
+        ui.go(hash, &format!("!!document.querySelector({button:?})"))
+            .await;
+        ui.click(button).await;
+        ui.wait(ready, Duration::from_secs(10), button).await;
+        for word in english_words(&ui, &names).await {
+            found.push(format!("{hash} {button}: {word}"));
+        }
     }
 
     // Events are sentences: the backup's size is humanised, the requested stop reads

@@ -105,6 +105,42 @@ async fn every_page_works_on_a_phone() {
         tallest.0, tallest.1
     );
 
+    // Dialogs fit too: the TOML export of a program and the TOML import.
+    for (hash, button, ready) in [
+        (
+            "#/p/demo",
+            "[data-export-toml='program:demo']",
+            "!!document.querySelector('[data-toml-export]')",
+        ),
+        (
+            "#/",
+            "[data-import-toml=program]",
+            "!!document.querySelector('[data-toml-import]')",
+        ),
+    ] {
+        ui.go(hash, &format!("!!document.querySelector({button:?})"))
+            .await;
+        ui.click(button).await;
+        ui.wait(ready, Duration::from_secs(10), button).await;
+        ui.assert_fits(WIDTH as u32, button).await;
+        // The page behind a modal dialog is covered on purpose: the dialog's own buttons
+        // must be inside the screen and on top.
+        let out_of_reach: Vec<String> = ui
+            .eval(&format!(
+                "[...document.querySelectorAll('.overlay button')].filter(b => {{ \
+                   b.scrollIntoView({{block: 'center'}}); const r = b.getBoundingClientRect(); \
+                   if (r.left < 0 || r.right > {WIDTH} + 1) return true; \
+                   const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2); \
+                   return !(hit && (hit === b || b.contains(hit))); }}).map(b => b.textContent.trim())"
+            ))
+            .await;
+        assert!(
+            out_of_reach.is_empty(),
+            "{button}: dialog buttons out of reach at {WIDTH} px: {out_of_reach:?}"
+        );
+        ui.shot(&format!("phone-dialog-{}", hash.len())).await;
+    }
+
     // The program page: state and actions, then the console within the first screen;
     // the charts are collapsed below it until asked for.
     ui.go(

@@ -1,6 +1,6 @@
-// Alerts: channels (kind, filters, breaker, masked target; add/edit/delete and "send test"
-// for administrators), each channel's delivery log, and rules with the API's inline
-// validation errors.
+// Alerts: channels (kind, event and program pickers, breaker, masked target; add/edit/delete
+// and "send test" for administrators), each channel's delivery log, and rules built from
+// pickers (rulebuilder.js) with the API's inline validation errors.
 
 import { useEffect, useState } from 'preact/hooks';
 import { html } from '../lib/html.js';
@@ -17,6 +17,9 @@ import {
   toastError,
   unplacedErrors,
 } from '../lib/ui.js';
+import { useProgramNames } from '../lib/stores.js';
+import { ExportButton, ImportButton } from '../lib/tomlio.js';
+import { ConditionBuilder, conditionText, EventPicker, eventLabel, parseCondition } from './rulebuilder.js';
 
 // Discord first and by default: it is where game communities are.
 const KINDS = ['discord', 'slack', 'telegram', 'ntfy', 'webhook'];
@@ -30,12 +33,6 @@ const TARGET_FIELDS = {
   ntfy: ['server', 'topic', 'token'],
 };
 const OPTIONAL = new Set(['secret', 'token', 'api_url', 'server']);
-
-const list = (s) =>
-  s
-    .split(',')
-    .map((x) => x.trim())
-    .filter(Boolean);
 
 // ---- status -------------------------------------------------------------------------------
 
@@ -64,9 +61,9 @@ const EMPTY_CHANNEL = {
   server: '',
   topic: '',
   token: '',
-  events: '',
+  events: [],
   severities: [],
-  programs: '',
+  programs: [],
   enabled: true,
 };
 
@@ -75,9 +72,9 @@ function formOf(c) {
   // Masked secrets are not copied: the user types them again. Plain fields are kept.
   if (c.target.kind === 'telegram') f.chat_id = c.target.chat_id || '';
   if (c.target.kind === 'ntfy') f.server = c.target.server || '';
-  f.events = (c.events || []).join(', ');
+  f.events = c.events || [];
   f.severities = c.severities || [];
-  f.programs = (c.programs || []).join(', ');
+  f.programs = c.programs || [];
   return f;
 }
 
@@ -91,9 +88,9 @@ function specOf(f) {
     name: f.name.trim(),
     target,
     enabled: f.enabled,
-    events: list(f.events),
+    events: f.events,
     severities: f.severities,
-    programs: list(f.programs),
+    programs: f.programs,
   };
 }
 
@@ -104,6 +101,24 @@ const channelKey = (field) => {
   const l = /^(events|programs)\[/.exec(field);
   return l ? l[1] : null;
 };
+
+/** Program checkboxes of a channel; names no longer defined stay ticked until unticked. */
+function ProgramPicker({ value, onChange }) {
+  const names = useProgramNames() || [];
+  const all = [...new Set([...names, ...value])];
+  const toggle = (n) => (e) =>
+    onChange(e.currentTarget.checked ? [...value, n] : value.filter((x) => x !== n));
+  return html`<fieldset data-program-picker>
+    <legend>${t('alerts.field.programs')}</legend>
+    <div class="row">
+      ${all.map(
+        (n) => html`<label class="check c-name"><input type="checkbox" data-program-pick=${n} checked=${value.includes(n)}
+          onChange=${toggle(n)} /> ${n}</label>`,
+      )}
+    </div>
+    <small class="help">${t('alerts.field.programs.help')}</small>
+  </fieldset>`;
+}
 
 function ChannelForm({ initial, editing, onDone }) {
   const [f, setF] = useState(initial);
@@ -157,7 +172,8 @@ function ChannelForm({ initial, editing, onDone }) {
         help: editing && key !== 'chat_id' && key !== 'server' ? t('alerts.field.retype') : undefined,
       }),
     )}
-    ${input('events', { help: t('alerts.field.events.help'), placeholder: 'crashed, fatal, rule_fired' })}
+    <${EventPicker} value=${f.events} onChange=${(events) => setF({ ...f, events })} />
+    ${errors.events && html`<small class="error" role="alert">${errors.events}</small>`}
     <fieldset>
       <legend>${t('alerts.field.severities')}</legend>
       <div class="row">
@@ -168,7 +184,8 @@ function ChannelForm({ initial, editing, onDone }) {
       </div>
       <small class="help">${t('alerts.field.severities.help')}</small>
     </fieldset>
-    ${input('programs', { help: t('alerts.field.programs.help') })}
+    <${ProgramPicker} value=${f.programs} onChange=${(programs) => setF({ ...f, programs })} />
+    ${errors.programs && html`<small class="error" role="alert">${errors.programs}</small>`}
     <label class="check"><input type="checkbox" checked=${f.enabled} onChange=${set('enabled')} /> ${t('alerts.field.enabled')}</label>
     <div class="row">
       <button type="submit" class="btn primary" disabled=${busy}>${t('common.save')}</button>
@@ -190,7 +207,7 @@ function targetText(tg) {
 
 function filtersText(c) {
   const parts = [];
-  if (c.events.length) parts.push(c.events.join(', '));
+  if (c.events.length) parts.push(c.events.map(eventLabel).join(', '));
   if (c.severities.length) parts.push(c.severities.map((s) => t(`severity.${s}`)).join(', '));
   if (c.programs.length) parts.push(c.programs.join(', '));
   return parts.length ? parts.join(' · ') : t('alerts.filters.all');
@@ -293,6 +310,7 @@ function Channels({ version, bump }) {
     <div class="toolbar">
       <h2 id="channels-h">${t('alerts.channels')}</h2>
       <span class="grow"></span>
+      ${admin && html`<${ImportButton} kind="channel" onDone=${bump} />`}
       ${admin && !editing && html`<button type="button" class="btn primary" data-add-channel onClick=${() => setEditing('new')}>${t('alerts.channel.add')}</button>`}
     </div>
     ${channels == null
@@ -320,6 +338,7 @@ function Channels({ version, bump }) {
                       ${testing === c.name ? t('alerts.testing') : t('alerts.test')}</button>
                     <button type="button" class="btn" onClick=${() => setEditing(c)}>${t('action.edit')}</button>
                     <button type="button" class="btn danger" onClick=${() => remove(c)}>${t('common.delete')}</button>`}
+                  <${ExportButton} kind="channel" name=${c.name} />
                 </div>
                 ${r &&
                 html`<p class="wide small" role="status" data-test-result=${r.status}>
@@ -356,6 +375,9 @@ const ruleKey = (field) => (RULE_FIELDS.has(field) ? field : null);
 
 function RuleForm({ initial, editing, onDone }) {
   const [f, setF] = useState(initial);
+  const [cond, setCond] = useState(() => parseCondition(initial.condition));
+  const names = useProgramNames() || [];
+  const programs = f.program && !names.includes(f.program) ? [...names, f.program] : names;
   const [errors, setErrors] = useState({});
   const [summary, setSummary] = useState(null);
   const [busy, setBusy] = useState(false);
@@ -371,9 +393,14 @@ function RuleForm({ initial, editing, onDone }) {
       setErrors({ cooldown_seconds: t('form.number') });
       return;
     }
+    const condition = conditionText(cond);
+    if (!condition) {
+      setErrors({ condition: t('rb.incomplete') });
+      return;
+    }
     const spec = {
       name: f.name.trim(),
-      condition: f.condition.trim(),
+      condition,
       cooldown_seconds: Number(f.cooldown_seconds.trim()),
       enabled: f.enabled,
     };
@@ -404,8 +431,16 @@ function RuleForm({ initial, editing, onDone }) {
     <h3>${editing ? t('alerts.rule.edit', { name: f.name }) : t('alerts.rule.add')}</h3>
     ${summary && html`<p class="error" role="alert">${summary}</p>`}
     ${input('name')}
-    ${input('program', t('alerts.rule.program.help'))}
-    ${input('condition', t('alerts.rule.condition.help'))}
+    <${Field} id="ru-program" label=${t('alerts.rule.program')} help=${t('alerts.rule.program.help')} error=${errors.program}>
+      <select id="ru-program" value=${f.program} onChange=${set('program')}>
+        <option value="">${t('alerts.rule.everyProgram')}</option>
+        ${programs.map((n) => html`<option value=${n}>${n}</option>`)}
+      </select>
+    <//>
+    <${ConditionBuilder} c=${cond} error=${errors.condition} onChange=${(c) => {
+      setCond(c);
+      if (errors.condition) setErrors({ ...errors, condition: undefined });
+    }} />
     <${Field} id="ru-severity" label=${t('alerts.rule.severity')} error=${errors.severity}>
       <select id="ru-severity" value=${f.severity} onChange=${set('severity')}>
         <option value="">${t('alerts.rule.severity.default')}</option>

@@ -1,6 +1,7 @@
 // A program's backups, shown on its page: status, size, verification, a live progress bar
 // while a backup, verification or restore runs (from the `backup` events of the live
-// connection), and create / verify / restore / download / delete.
+// connection), create / verify / restore / download / delete, and the sizes over time
+// with the space left at the destination.
 
 import { useEffect, useState } from 'preact/hooks';
 import { html } from '../lib/html.js';
@@ -10,6 +11,7 @@ import { api, seg } from '../lib/api.js';
 import { allowed } from '../lib/session.js';
 import { live } from '../lib/live.js';
 import { BackupSettings } from './backupsettings.js';
+import { BackupSizes } from '../lib/pictures.js';
 import { ACTIVE, confirmAction, OutcomeBadge, toast, toastError } from '../lib/ui.js';
 
 /** Progress kinds that only move a bar; every other backup event changes a row. */
@@ -192,6 +194,7 @@ export function Backups({ program }) {
         : html`<ul class="items">
             ${list.map((b) => html`<${BackupRow} key=${b.id} b=${b} live=${progress[b.id]} program=${program} reload=${reload} />`)}
           </ul>`}
+    <${BackupSizes} name=${name} version=${version} />
     <${Restores} name=${name} version=${version} />
     ${allowed('define', name) &&
     html`<details class="bs" data-bs-open>

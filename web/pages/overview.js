@@ -17,6 +17,7 @@ import {
   seedSamples,
 } from '../lib/stores.js';
 import { Reason } from '../lib/reasons.js';
+import { ImportButton } from '../lib/tomlio.js';
 import { ACTIVE, href, ProgramActions, Sparkline, StateBadge, toastError, Uptime } from '../lib/ui.js';
 
 const HOST_REFRESH_MS = 15000;
@@ -165,6 +166,7 @@ export function Overview() {
         <input type="search" class="filter" placeholder=${t('overview.filter')} aria-label=${t('overview.filter')}
           value=${filter} onInput=${(e) => setFilter(e.currentTarget.value)} />
         ${can('admin') && html`<a class="btn" href=${href.install()} data-new-server>${t('install.open')}</a>`}
+        ${can('admin') && html`<${ImportButton} kind="program" onDone=${() => refreshPrograms().catch(() => {})} />`}
         ${can('admin') && html`<a class="btn primary" href=${href.create()}>${t('overview.new')}</a>`}
       </div>
       ${names == null

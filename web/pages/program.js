@@ -1,4 +1,4 @@
-// One program: status and actions, resource charts, the live console with search, copy
+// One program: status and actions, resource charts, the availability strip, the live console with search, copy
 // and a command box with history, and the events timeline.
 
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
@@ -9,6 +9,8 @@ import { allowed } from '../lib/session.js';
 import { live } from '../lib/live.js';
 import { BINARY_STEPS, Chart } from '../lib/charts.js';
 import { Backups } from './backups.js';
+import { AvailabilityStrip } from '../lib/pictures.js';
+import { ExportButton } from '../lib/tomlio.js';
 import { GamePanel } from './game.js';
 import { UpdatePanel } from './update.js';
 import { programMetrics, RANGES } from '../lib/metrics.js';
@@ -419,6 +421,7 @@ function Header({ p }) {
       <span class="grow"></span>
       <${ProgramActions} program=${p} full />
       ${allowed('files.read', p.name) && html`<a class="btn" href=${href.files(p.name)}>${t('files.open')}</a>`}
+      <${ExportButton} kind="program" name=${p.name} />
       ${allowed('define', p.name) &&
       html`<a class="btn" href=${href.edit(p.name)}>${t('action.edit')}</a>
         <button type="button" class="btn danger" onClick=${() => deleteProgram(p)}>${t('action.delete')}</button>`}
@@ -460,6 +463,7 @@ export function ProgramPage({ name }) {
     <${Header} p=${p} />
     ${p.game && html`<${GamePanel} p=${p} />`}
     <${Charts} name=${name} limits=${p.limits} />
+    <${AvailabilityStrip} name=${name} />
     ${allowed('console', name) && html`<${Console} name=${name} running=${p.state === 'running' || p.state === 'starting'} />`}
     <${UpdatePanel} name=${name} />
     <${Backups} program=${p} />

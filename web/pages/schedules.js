@@ -1,7 +1,7 @@
 // Schedules and jobs: triggers with their time zone and next fire times, last runs, run
 // now and cancel (operators), run histories with paging and per-task states, job duration
-// predictions and run details (steps, exit, output tail). Job and schedule events on the
-// live connection refetch what they touch.
+// predictions, run durations over time with p50/p90, and run details (steps, exit, output
+// tail), TOML export and import. Job and schedule events on the live connection refetch what they touch.
 
 import { describeTrigger } from '../lib/cron.js';
 import { useEffect, useState } from 'preact/hooks';
@@ -11,6 +11,8 @@ import { api, seg } from '../lib/api.js';
 import { can } from '../lib/session.js';
 import { live } from '../lib/live.js';
 import { confirmAction, OutcomeBadge, toast, toastError } from '../lib/ui.js';
+import { JobDurations } from '../lib/pictures.js';
+import { ExportButton, ImportButton } from '../lib/tomlio.js';
 
 const RUN_PAGE = 10;
 
@@ -193,6 +195,7 @@ function ScheduleItem({ s, version, reload, onEdit }) {
       ${can('admin') &&
       html`<button type="button" class="btn" data-edit onClick=${() => onEdit(s)}>${t('action.edit')}</button>
         <button type="button" class="btn danger" onClick=${remove}>${t('common.delete')}</button>`}
+      <${ExportButton} kind="schedule" name=${s.name} />
     </div>
     ${s.description && html`<p class="wide small muted">${s.description}</p>`}
     <div class="wide small">
@@ -226,7 +229,7 @@ function Schedules() {
   useActivity('schedule', reload);
   const [button, editor, edit] = useDefinitions('schedule', reload);
   return html`<section class="card" aria-labelledby="schedules-h">
-    <div class="toolbar"><h2 id="schedules-h">${t('sched.title')}</h2><span class="grow"></span>${button}</div>
+    <div class="toolbar"><h2 id="schedules-h">${t('sched.title')}</h2><span class="grow"></span>${can('admin') && html`<${ImportButton} kind="schedule" onDone=${reload} />`}${button}</div>
     ${list == null
       ? html`<p class="muted">${t('common.loading')}</p>`
       : list.length === 0
@@ -269,6 +272,7 @@ function JobRuns({ job, version }) {
   const [shown, setShown] = useState(null);
   return html`<div class="sub" data-job-runs=${job}>
     <h4>${t('sched.history')}</h4>
+    <${JobDurations} job=${job} version=${version} />
     ${runs == null
       ? html`<p class="muted">${t('common.loading')}</p>`
       : runs.length === 0
@@ -340,6 +344,7 @@ function JobItem({ j, version, reload, onEdit }) {
       ${can('admin') &&
       html`<button type="button" class="btn" data-edit onClick=${() => onEdit(j)}>${t('action.edit')}</button>
         <button type="button" class="btn danger" onClick=${remove}>${t('common.delete')}</button>`}
+      <${ExportButton} kind="job" name=${j.name} />
     </div>
     ${j.waiting && html`<p class="wide small muted">${j.waiting}</p>`}
     ${(j.warnings || []).map((w) => html`<p class="wide small note">${w}</p>`)}
@@ -360,7 +365,7 @@ function Jobs() {
   useActivity('job', reload);
   const [button, editor, edit] = useDefinitions('job', reload);
   return html`<section class="card" aria-labelledby="jobs-h">
-    <div class="toolbar"><h2 id="jobs-h">${t('jobs.title')}</h2><span class="grow"></span>${button}</div>
+    <div class="toolbar"><h2 id="jobs-h">${t('jobs.title')}</h2><span class="grow"></span>${can('admin') && html`<${ImportButton} kind="job" onDone=${reload} />`}${button}</div>
     ${list == null
       ? html`<p class="muted">${t('common.loading')}</p>`
       : list.length === 0
