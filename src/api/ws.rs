@@ -409,13 +409,15 @@ fn tick_messages<'a>(
         .iter()
         .filter(|_| topics.contains(&Topic::Samples))
         .map(SampleMsg::HostSample);
-    programs.chain(host).filter_map(|m| match serde_json::to_string(&m) {
-        Ok(s) => Some(Message::Text(Utf8Bytes::from(s))),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot serialise a sample");
-            None
-        }
-    })
+    programs
+        .chain(host)
+        .filter_map(|m| match serde_json::to_string(&m) {
+            Ok(s) => Some(Message::Text(Utf8Bytes::from(s))),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot serialise a sample");
+                None
+            }
+        })
 }
 
 /// Keeps one relay (`fleet::live`) per fleet node the client has topics of, each told

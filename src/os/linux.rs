@@ -876,8 +876,13 @@ mod tests {
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].start_time, full.start_time);
         assert!(
-            r.open.get(&(pid, PidFile::Sched)).is_some_and(|(_, used)| *used)
-                && !r.open.get(&(pid, PidFile::Stat)).is_some_and(|(_, used)| *used),
+            r.open
+                .get(&(pid, PidFile::Sched))
+                .is_some_and(|(_, used)| *used)
+                && !r
+                    .open
+                    .get(&(pid, PidFile::Stat))
+                    .is_some_and(|(_, used)| *used),
             "an idle single-threaded process is known from its schedstat alone"
         );
         r.end_tick();
