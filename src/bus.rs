@@ -25,11 +25,13 @@ pub enum Event {
     State(StateChange),
     /// A console line from (or to) a program.
     Console(ConsoleLine),
-    /// A resource sample of one program (its whole process tree), taken by `metrics`.
-    // Produced by the metrics sampler, which lands separately; the type is fixed here so
-    // producers and consumers agree on it.
-    #[allow(dead_code)]
-    Sample(ProgramSample),
+    /// One sampling tick of `metrics`: the sample of every running program (its whole
+    /// process tree) and of the host, published as one event so that a tick wakes each
+    /// subscriber once rather than once per program. Shared, never copied: the same tick
+    /// is the metrics service's batch and its "latest values". Never serialised as such:
+    /// the WebSocket feed sends its samples one by one (`sample`, `host_sample`).
+    #[serde(skip)]
+    Samples(Arc<SampleTick>),
     /// Players online in a game server, sampled by `games` every
     /// `game.players_interval_seconds` (the `players` metric series).
     Players(PlayersSample),
@@ -39,8 +41,6 @@ pub enum Event {
     /// failed, a backup finished…). `alerts` routes notices to channels by `kind` and
     /// `severity`, so a new producer needs no change there.
     Notice(Notice),
-    /// A resource sample of the host, taken by `metrics` at the same moments.
-    HostSample(HostSample),
     /// A job run started or ended, a trigger of a job was skipped, or a run is taking
     /// longer than predicted (published by `schedule`, stored as an event first).
     Job(JobEvent),
@@ -341,6 +341,23 @@ pub struct NoticeField {
     pub name: String,
     /// Value, e.g. `exit code 3`.
     pub value: String,
+}
+
+/// What one sampling tick saw.
+#[derive(Debug, Default)]
+pub struct SampleTick {
+    /// A sample of each running program that had been read at the previous tick too
+    /// (rates need two readings).
+    pub programs: Vec<ProgramSample>,
+    /// The host's sample (absent on the first tick).
+    pub host: Option<HostSample>,
+}
+
+impl SampleTick {
+    /// The sample of `program` in this tick.
+    pub fn program(&self, program: &str) -> Option<&ProgramSample> {
+        self.programs.iter().find(|p| p.program == program)
+    }
 }
 
 /// One resource sample of a program, aggregated over its process tree. Rates are per

@@ -159,7 +159,13 @@ fn judge_own(d: &Deps, own: &mut RuleSet, ev: &Event) -> Vec<Verdict> {
             own.replace(restart_when::rules_of(&d.sup));
             Vec::new()
         }
-        Event::Sample(s) => own.on_sample(s, Instant::now()),
+        Event::Samples(tick) => {
+            let now = Instant::now();
+            tick.programs
+                .iter()
+                .flat_map(|s| own.on_sample(s, now))
+                .collect()
+        }
         Event::State(c) if c.to != State::Running && c.to != State::Starting => {
             // Unlike an alert, a restart condition is judged afresh on the new process.
             own.rearm(&c.program);
@@ -191,8 +197,10 @@ fn handle(
             }
             n.into_iter().collect()
         }
-        Event::Sample(s) => {
-            verdicts.extend(rules.on_sample(s, now));
+        Event::Samples(tick) => {
+            for s in &tick.programs {
+                verdicts.extend(rules.on_sample(s, now));
+            }
             Vec::new()
         }
         Event::Notice(notice) => {
@@ -218,7 +226,6 @@ fn handle(
         Event::Console(_)
         | Event::Players(_)
         | Event::Health(_)
-        | Event::HostSample(_)
         | Event::Program(_)
         | Event::Install(_) => Vec::new(),
     }

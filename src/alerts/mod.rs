@@ -608,12 +608,12 @@ impl Alerts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bus::{Bus, ProgramSample};
+    use crate::bus::{Bus, ProgramSample, SampleTick};
     use crate::program::ProgramSpec;
     use crate::supervisor::Ctx;
 
     fn sample(program: &str, cpu: f64) -> Event {
-        Event::Sample(ProgramSample {
+        let one = ProgramSample {
             program: program.into(),
             ts: now_ms(),
             cpu_percent: cpu,
@@ -624,7 +624,11 @@ mod tests {
             disk_read_bps: 0.0,
             disk_write_bps: 0.0,
             players: None,
-        })
+        };
+        Event::Samples(Arc::new(SampleTick {
+            programs: vec![one],
+            host: None,
+        }))
     }
 
     /// Outbox rows of `channel`, oldest first, as (event, title).

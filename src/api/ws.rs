@@ -45,7 +45,7 @@ use super::authn::{SESSION_COOKIE, bearer_token, cookie_value, session_expired};
 use super::error::{ApiError, ErrorBody, Query};
 use crate::access::Perm;
 use crate::auth::{AuthError, Principal, Role};
-use crate::bus::Event;
+use crate::bus::{Event, HostSample, ProgramSample, SampleTick};
 use crate::fleet::live::{Deliver, NodeTopics, Relay};
 use crate::program::valid_name;
 
@@ -146,12 +146,12 @@ fn wanted(topics: &Topics, ev: &Event) -> bool {
         Event::Console(line) => topics
             .iter()
             .any(|t| matches!(t, Topic::Console(n) if *n == line.program)),
-        Event::Sample(s) => samples_of(topics, &s.program),
+        // Sent sample by sample (`tick_messages`).
+        Event::Samples(_) => false,
         // Player counts are a sample series; health is part of a program's status.
         Event::Players(p) => samples_of(topics, &p.program) || topics.contains(&Topic::Programs),
         Event::Health(_) => topics.contains(&Topic::Programs) || topics.contains(&Topic::Events),
         Event::Notice(_) => topics.contains(&Topic::Events),
-        Event::HostSample(_) => topics.contains(&Topic::Samples),
         Event::Job(_) | Event::Schedule(_) => topics.contains(&Topic::Events),
         // Progress of one program's backups goes with that program's status.
         Event::Backup(_) => topics.contains(&Topic::Programs) || topics.contains(&Topic::Events),
@@ -171,11 +171,10 @@ fn permitted(sees: &Sees, everywhere: bool, ev: &Event) -> bool {
     match ev {
         Event::State(s) => view(&s.program),
         Event::Console(line) => sees(Some(&line.program), Perm::Console),
-        Event::Sample(s) => view(&s.program),
+        Event::Samples(_) => false,
         Event::Players(p) => view(&p.program),
         Event::Health(h) => view(&h.program),
         Event::Notice(n) => n.program.as_deref().map_or(everywhere, view),
-        Event::HostSample(_) => true,
         Event::Job(_) | Event::Schedule(_) => everywhere,
         Event::Backup(b) => view(&b.program),
         Event::Program(p) => view(&p.program),
@@ -353,6 +352,15 @@ async fn forward(
         };
         let msg = match received {
             Ok(ev) => {
+                if let Event::Samples(tick) = &*ev {
+                    for m in tick_messages(&topics.borrow(), &sees, tick) {
+                        if out.try_send(m).is_err() {
+                            conn.cancel();
+                            return Forwarded::TooSlow;
+                        }
+                    }
+                    continue;
+                }
                 if !wanted(&topics.borrow(), &ev) || !permitted(&sees, everywhere, &ev) {
                     continue;
                 }
@@ -374,6 +382,42 @@ async fn forward(
             return Forwarded::TooSlow;
         }
     }
+}
+
+/// A sample as the feed sends it: `{"type":"sample",…}` or `{"type":"host_sample",…}`.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum SampleMsg<'a> {
+    Sample(&'a ProgramSample),
+    HostSample(&'a HostSample),
+}
+
+/// The messages of one sampling tick for a client subscribed to `topics` that `sees`:
+/// each program's sample it asked for and may view, then the host's.
+fn tick_messages<'a>(
+    topics: &'a Topics,
+    sees: &'a Sees,
+    tick: &'a SampleTick,
+) -> impl Iterator<Item = Message> + 'a {
+    let programs = tick
+        .programs
+        .iter()
+        .filter(|s| samples_of(topics, &s.program) && sees(Some(&s.program), Perm::View))
+        .map(SampleMsg::Sample);
+    let host = tick
+        .host
+        .iter()
+        .filter(|_| topics.contains(&Topic::Samples))
+        .map(SampleMsg::HostSample);
+    programs
+        .chain(host)
+        .filter_map(|m| match serde_json::to_string(&m) {
+            Ok(s) => Some(Message::Text(Utf8Bytes::from(s))),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot serialise a sample");
+                None
+            }
+        })
 }
 
 /// Keeps one relay (`fleet::live`) per fleet node the client has topics of, each told

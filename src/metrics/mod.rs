@@ -3,9 +3,9 @@
 //! export, all-or-nothing import, and the Prometheus text exposition.
 //!
 //! Data flow: the sampler thread (`sampler.rs`, reniced) reads the trees of running
-//! programs from the supervisor's handles and `/proc` once per interval → publishes
-//! `Event::Sample`/`Event::HostSample` on the bus and stores the latest values here →
-//! hands the tick to the service task over a bounded queue → the service buffers ticks
+//! programs from the supervisor's handles and `/proc` once per interval → publishes the
+//! tick as one `Event::Samples` on the bus, keeps it as the latest values here and hands
+//! it to the service task over a bounded queue (one shared `Arc`, never copied) → the service buffers ticks
 //! and writes them in one store job every batch interval, then runs one bounded rollup
 //! and prune step. On shutdown the service flushes what it holds before the store closes.
 //!
@@ -28,7 +28,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::bus::{Bus, HostSample, ProgramSample};
+use crate::bus::{Bus, HostSample, ProgramSample, SampleTick};
 use crate::config::MetricsConfig;
 use crate::os::{HostFacts, ProcReader};
 use crate::store::metrics::{Agg, BucketQuery, Family, HOST, ImportSummary, PROGRAMS, Row, Tier};
@@ -57,16 +57,12 @@ const MAX_LINE: usize = 64 * 1024;
 /// Bad import lines reported individually (the rest are only counted).
 const MAX_LINE_ERRORS: usize = 100;
 
-/// One sampling moment, handed from the sampler to the service.
-pub(crate) struct Tick {
-    programs: Vec<ProgramSample>,
-    host: Option<HostSample>,
-}
-
 /// Latest values, for `/metrics` and "now" views.
 #[derive(Default)]
 struct Latest {
-    programs: BTreeMap<String, ProgramSample>,
+    /// The last tick (its programs are the ones running then).
+    tick: Arc<SampleTick>,
+    /// The last host sample (kept across a tick that had none).
     host: Option<HostSample>,
 }
 
@@ -95,17 +91,12 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    fn set_latest(&self, programs: &[ProgramSample], host: Option<HostSample>) {
-        {
-            let mut l = crate::sync::write(&self.latest);
-            l.programs = programs
-                .iter()
-                .map(|p| (p.program.clone(), p.clone()))
-                .collect();
-            if host.is_some() {
-                l.host = host;
-            }
+    fn set_latest(&self, tick: &Arc<SampleTick>) {
+        let mut l = crate::sync::write(&self.latest);
+        if let Some(h) = &tick.host {
+            l.host = Some(h.clone());
         }
+        l.tick = tick.clone();
     }
 
     fn record_tick(&self, took: Duration, interval: Duration, stretched: bool) {
@@ -209,8 +200,8 @@ struct Service {
     shared: Arc<Shared>,
     store: Store,
     cfg: MetricsConfig,
-    rx: mpsc::Receiver<Tick>,
-    buf: VecDeque<Tick>,
+    rx: mpsc::Receiver<Arc<SampleTick>>,
+    buf: VecDeque<Arc<SampleTick>>,
     /// Latest sample time written; minutes before its minute are complete.
     flushed_upto: Option<i64>,
     last_prune: Option<Instant>,
@@ -288,8 +279,8 @@ impl Metrics {
     /// The latest sample of a program (absent when it is not running or not sampled yet).
     pub fn current(&self, program: &str) -> Option<ProgramSample> {
         crate::sync::read(&self.shared.latest)
-            .programs
-            .get(program)
+            .tick
+            .program(program)
             .cloned()
     }
 
@@ -582,14 +573,15 @@ impl Metrics {
         };
         let (programs, host) = {
             let l = crate::sync::read(&self.shared.latest);
-            (
-                l.programs
-                    .values()
-                    .filter(|p| shown(&p.program))
-                    .cloned()
-                    .collect::<Vec<_>>(),
-                l.host.clone(),
-            )
+            let mut programs: Vec<ProgramSample> = l
+                .tick
+                .programs
+                .iter()
+                .filter(|p| shown(&p.program))
+                .cloned()
+                .collect();
+            programs.sort_by(|a, b| a.program.cmp(&b.program));
+            (programs, l.host.clone())
         };
         let mut limits: Vec<prometheus::ProgramLimits> = Vec::new();
         let mut states: Vec<prometheus::ProgramStates> = Vec::new();
@@ -672,7 +664,7 @@ impl Service {
         part.finish();
     }
 
-    fn push(&mut self, t: Tick) {
+    fn push(&mut self, t: Arc<SampleTick>) {
         if self.buf.len() >= MAX_BUFFERED_TICKS
             && let Some(old) = self.buf.pop_front()
         {

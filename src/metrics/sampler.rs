@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use super::{Shared, Tick};
-use crate::bus::{Bus, DiskUsage, Event, HostSample, ProgramSample};
+use super::Shared;
+use crate::bus::{Bus, DiskUsage, Event, HostSample, ProgramSample, SampleTick};
 use crate::os::{self, CpuTimes, NetTotals, ProcReader, ProcStat};
 use crate::store::now_ms;
 use crate::supervisor::Supervisor;
@@ -166,7 +166,7 @@ pub(super) struct Sampler {
     pub sup: Supervisor,
     pub bus: Bus,
     pub shared: Arc<Shared>,
-    pub tx: mpsc::Sender<Tick>,
+    pub tx: mpsc::Sender<Arc<SampleTick>>,
     pub interval: Duration,
     pub threshold: f64,
     pub stretch: u32,
@@ -233,19 +233,16 @@ impl Sampler {
             tick_no = tick_no.wrapping_add(1);
             let host_sample = sample_host(&mut reader, &mut cpus, &mut host, &mounts, ts);
             let host_cpu = host_sample.as_ref().map(|h| h.cpu_percent).unwrap_or(0.0);
-            for p in &programs {
-                self.bus.publish(Event::Sample(p.clone()));
-            }
-            if let Some(h) = &host_sample {
-                self.bus.publish(Event::HostSample(h.clone()));
-            }
-            self.shared.set_latest(&programs, host_sample.clone());
             let n = programs.len() as u64 + u64::from(host_sample.is_some());
             if n > 0 {
-                let tick = Tick {
+                // One shared tick: one bus event (each subscriber wakes once per tick),
+                // the latest values and the service's batch, without copying a sample.
+                let tick = Arc::new(SampleTick {
                     programs,
                     host: host_sample,
-                };
+                });
+                self.bus.publish(Event::Samples(tick.clone()));
+                self.shared.set_latest(&tick);
                 // Full means the service is far behind (the store is stuck): the samples
                 // are dropped and counted rather than queued without bound.
                 if self.tx.try_send(tick).is_err() {
@@ -255,6 +252,8 @@ impl Sampler {
                 self.shared
                     .tick_queue
                     .store(depth as u64, Ordering::Relaxed);
+            } else {
+                self.shared.set_latest(&Arc::default());
             }
             let interval = next_interval(self.interval, host_cpu, self.threshold, self.stretch);
             self.shared
