@@ -147,7 +147,15 @@ impl App {
 #[openapi(
     info(title = "warden API", description = "Supervise, monitor and schedule the programs of one machine."),
     modifiers(&Security),
-    components(schemas(ErrorBody))
+    components(schemas(
+        ErrorBody,
+        metrics::AggParam,
+        metrics::SortParam,
+        metrics::FormatParam,
+        metrics::TierParam,
+        crate::files::Area,
+        crate::files::ArchiveFormat
+    ))
 )]
 struct ApiDoc;
 
