@@ -109,6 +109,7 @@ struct RawInstall {
     steamcmd_timeout_seconds: Option<u64>,
     steamcmd_attempts: Option<u32>,
     steamcmd_retry_seconds: Option<u64>,
+    java: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -286,6 +287,9 @@ pub struct InstallConfig {
     pub steamcmd_attempts: u32,
     /// Wait before the first retry of SteamCMD; doubles for each next one (at most 2 min).
     pub steamcmd_retry: Duration,
+    /// The Java that installed Minecraft servers run with (their command becomes this
+    /// path); `None` means `java` from `PATH`. Installs and updates check its version.
+    pub java: Option<PathBuf>,
 }
 
 impl InstallConfig {
@@ -965,6 +969,7 @@ impl Config {
                 steamcmd_retry: Duration::from_secs(
                     raw.install.steamcmd_retry_seconds.unwrap_or(10),
                 ),
+                java: raw.install.java,
             },
         })
     }
