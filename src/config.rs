@@ -1096,7 +1096,7 @@ mod tests {
     #[test]
     fn install_section_parses_and_validates() {
         let c = Config::parse(
-            "[install]\nsteamcmd = \"/opt/steamcmd/steamcmd.sh\"\ndir = \"games\"\nmojang_url = \"http://127.0.0.1:1\"\nsteamcmd_attempts = 5\nsteamcmd_retry_seconds = 0\n",
+            "[install]\nsteamcmd = \"/opt/steamcmd/steamcmd.sh\"\ndir = \"games\"\nmojang_url = \"http://127.0.0.1:1\"\nsteamcmd_attempts = 5\nsteamcmd_retry_seconds = 0\njava = \"/opt/jdk21/bin/java\"\n",
             Path::new("w.toml"),
         )
         .expect("valid");
@@ -1114,7 +1114,12 @@ mod tests {
         assert_eq!(c.install.steamcmd_attempts, 5);
         assert_eq!(c.install.steamcmd_retry, Duration::ZERO);
         assert_eq!(c.install.steamcmd_timeout, Duration::from_secs(7200));
+        assert_eq!(
+            c.install.java.as_deref(),
+            Some(Path::new("/opt/jdk21/bin/java"))
+        );
         let d = Config::defaults().expect("defaults");
+        assert_eq!(d.install.java, None);
         assert_eq!(d.install.root(Path::new("/d")), PathBuf::from("/d/servers"));
         let err = Config::parse(
             "[install]\npaper_url = \"ftp://x\"\nsteamcmd_attempts = 0\n",

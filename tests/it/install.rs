@@ -704,10 +704,40 @@ async fn paper_double(jar: &'static [u8]) -> String {
 async fn paper_installs_its_newest_build_only_with_the_published_sha256() {
     static JAR: &[u8] = b"PK\x03\x04 a paper jar double";
     let base = paper_double(JAR).await;
+    // PaperMC's v2 API says nothing of Java: the Java 1.99.1 needs comes from Mojang's
+    // version JSON of the same version (21), checked against the server's Java.
+    let mojang = mojang_double(JAR).await;
     let tmp = tempfile::tempdir().expect("tempdir");
+    let old = fake_java(
+        tmp.path(),
+        "jdk17",
+        "openjdk version \"17.0.15\" 2025-04-15",
+    );
+    let w = Warden::start_in(
+        &tmp.path().join("data17"),
+        &format!(
+            "[install]\npaper_url = {base:?}\nmojang_url = {mojang:?}\njava = {:?}\n",
+            old.display().to_string()
+        ),
+    )
+    .await;
+    let id = install(
+        &w,
+        json!({"template": "minecraft-paper", "name": "paper",
+            "values": {"accept_eula": "true"}}),
+    )
+    .await;
+    let s = wait_install(&w, id).await;
+    assert_eq!(s["error"]["code"], "java_too_old", "{s}");
+    assert!(servers(&w.data_dir).is_empty());
+    drop(w);
+
     let w = Warden::start_in(
         &tmp.path().join("data"),
-        &format!("[install]\npaper_url = {base:?}\n{}", java21(tmp.path())),
+        &format!(
+            "[install]\npaper_url = {base:?}\nmojang_url = {mojang:?}\n{}",
+            java21(tmp.path())
+        ),
     )
     .await;
     let id = install(
