@@ -373,7 +373,7 @@ async fn concurrent_installs_run_one_steamcmd_at_a_time() {
 /// A double of Mojang's launcher metadata: version `1.99.1` (latest release) with a
 /// correct SHA-1 and `1.99.0` whose published SHA-1 does not match its jar; both need
 /// Java 21 (`javaVersion.majorVersion`).
-async fn mojang_double(jar: &'static [u8]) -> String {
+pub(crate) async fn mojang_double(jar: &'static [u8]) -> String {
     use axum::Router;
     use axum::routing::get;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
