@@ -109,6 +109,7 @@ struct RawInstall {
     steamcmd_timeout_seconds: Option<u64>,
     steamcmd_attempts: Option<u32>,
     steamcmd_retry_seconds: Option<u64>,
+    java: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -286,6 +287,9 @@ pub struct InstallConfig {
     pub steamcmd_attempts: u32,
     /// Wait before the first retry of SteamCMD; doubles for each next one (at most 2 min).
     pub steamcmd_retry: Duration,
+    /// The Java that installed Minecraft servers run with (their command becomes this
+    /// path); `None` means `java` from `PATH`. Installs and updates check its version.
+    pub java: Option<PathBuf>,
 }
 
 impl InstallConfig {
@@ -965,6 +969,7 @@ impl Config {
                 steamcmd_retry: Duration::from_secs(
                     raw.install.steamcmd_retry_seconds.unwrap_or(10),
                 ),
+                java: raw.install.java,
             },
         })
     }
@@ -1091,7 +1096,7 @@ mod tests {
     #[test]
     fn install_section_parses_and_validates() {
         let c = Config::parse(
-            "[install]\nsteamcmd = \"/opt/steamcmd/steamcmd.sh\"\ndir = \"games\"\nmojang_url = \"http://127.0.0.1:1\"\nsteamcmd_attempts = 5\nsteamcmd_retry_seconds = 0\n",
+            "[install]\nsteamcmd = \"/opt/steamcmd/steamcmd.sh\"\ndir = \"games\"\nmojang_url = \"http://127.0.0.1:1\"\nsteamcmd_attempts = 5\nsteamcmd_retry_seconds = 0\njava = \"/opt/jdk21/bin/java\"\n",
             Path::new("w.toml"),
         )
         .expect("valid");
@@ -1109,7 +1114,12 @@ mod tests {
         assert_eq!(c.install.steamcmd_attempts, 5);
         assert_eq!(c.install.steamcmd_retry, Duration::ZERO);
         assert_eq!(c.install.steamcmd_timeout, Duration::from_secs(7200));
+        assert_eq!(
+            c.install.java.as_deref(),
+            Some(Path::new("/opt/jdk21/bin/java"))
+        );
         let d = Config::defaults().expect("defaults");
+        assert_eq!(d.install.java, None);
         assert_eq!(d.install.root(Path::new("/d")), PathBuf::from("/d/servers"));
         let err = Config::parse(
             "[install]\npaper_url = \"ftp://x\"\nsteamcmd_attempts = 0\n",

@@ -148,12 +148,28 @@ async fn fetch_to(
     Ok(n)
 }
 
-/// The server jar of a vanilla `version` (`latest` = the latest release): its URL and SHA-1.
-pub async fn vanilla_jar(
+/// A Minecraft server jar to download: where, its published checksum, its build, the
+/// Minecraft version and the Java major version it needs when the source says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Jar {
+    /// Download URL.
+    pub url: String,
+    /// Published checksum.
+    pub sum: Checksum,
+    /// The build warden records (vanilla: the version; Paper: `VERSION-BUILD`).
+    pub build: String,
+    /// The Minecraft version.
+    pub minecraft: String,
+    /// The Java major version the build needs, when its metadata says.
+    pub java: Option<u32>,
+}
+
+/// Mojang's version JSON of `version` (`latest` = the latest release) and its id.
+async fn vanilla_meta(
     http: &reqwest::Client,
     base: &str,
     version: &str,
-) -> Result<(String, Checksum, String), Failure> {
+) -> Result<(String, Value), Failure> {
     let manifest_url = format!(
         "{}/mc/game/version_manifest_v2.json",
         base.trim_end_matches('/')
@@ -180,6 +196,24 @@ pub async fn vanilla_jar(
         .as_str()
         .ok_or_else(|| bad(&manifest_url, "a version without url"))?;
     let meta = get_json(http, url).await?;
+    Ok((id, meta))
+}
+
+/// `javaVersion.majorVersion` of a Mojang version JSON.
+fn meta_java(meta: &Value) -> Option<u32> {
+    meta["javaVersion"]["majorVersion"]
+        .as_u64()
+        .and_then(|n| u32::try_from(n).ok())
+}
+
+/// The server jar of a vanilla `version` (`latest` = the latest release): its URL, SHA-1
+/// and the Java it needs (`javaVersion.majorVersion`, else the table by version).
+pub async fn vanilla_jar(
+    http: &reqwest::Client,
+    base: &str,
+    version: &str,
+) -> Result<Jar, Failure> {
+    let (id, meta) = vanilla_meta(http, base, version).await?;
     let server = &meta["downloads"]["server"];
     let (Some(jar), Some(sha1)) = (server["url"].as_str(), server["sha1"].as_str()) else {
         return Err(Failure::new(
@@ -187,15 +221,34 @@ pub async fn vanilla_jar(
             format!("Minecraft {id} has no server download"),
         ));
     };
-    Ok((jar.to_string(), Checksum::Sha1(sha1.to_string()), id))
+    Ok(Jar {
+        url: jar.to_string(),
+        sum: Checksum::Sha1(sha1.to_string()),
+        build: id.clone(),
+        java: meta_java(&meta).or_else(|| super::java::table_major(&id)),
+        minecraft: id,
+    })
 }
 
-/// The newest build of Paper `version` (`latest` = the newest version): URL and SHA-256.
-pub async fn paper_jar(
-    http: &reqwest::Client,
-    base: &str,
-    version: &str,
-) -> Result<(String, Checksum, String), Failure> {
+/// The Java major version `jar` needs: what its source said; else, for Paper, Mojang's
+/// version JSON of the same Minecraft version (when reachable within a few seconds);
+/// else the table by Minecraft version. `None` when nothing knows (a snapshot name).
+pub async fn java_needed(http: &reqwest::Client, mojang: &str, jar: &Jar) -> Option<u32> {
+    if let Some(n) = jar.java {
+        return Some(n);
+    }
+    let lookup = vanilla_meta(http, mojang, &jar.minecraft);
+    match tokio::time::timeout(std::time::Duration::from_secs(5), lookup).await {
+        Ok(Ok((_, meta))) => meta_java(&meta),
+        _ => None,
+    }
+    .or_else(|| super::java::table_major(&jar.minecraft))
+}
+
+/// The newest build of Paper `version` (`latest` = the newest version): URL and SHA-256,
+/// and the Java it needs when the API says (`java.version.minimum`, as in PaperMC's
+/// newer API; its v2 builds answer does not).
+pub async fn paper_jar(http: &reqwest::Client, base: &str, version: &str) -> Result<Jar, Failure> {
     let base = format!("{}/v2/projects/paper", base.trim_end_matches('/'));
     let version = if version == "latest" {
         let project = get_json(http, &base).await?;
@@ -226,11 +279,17 @@ pub async fn paper_jar(
     ) else {
         return Err(bad(&builds_url, "a build without its application download"));
     };
-    Ok((
-        format!("{base}/versions/{version}/builds/{n}/downloads/{name}"),
-        Checksum::Sha256(sha.to_string()),
-        format!("{version}-{n}"),
-    ))
+    let java = [&builds["java"], &build["java"]]
+        .iter()
+        .find_map(|j| j["version"]["minimum"].as_u64())
+        .and_then(|n| u32::try_from(n).ok());
+    Ok(Jar {
+        url: format!("{base}/versions/{version}/builds/{n}/downloads/{name}"),
+        sum: Checksum::Sha256(sha.to_string()),
+        build: format!("{version}-{n}"),
+        minecraft: version,
+        java,
+    })
 }
 
 fn bad(url: &str, what: &str) -> Failure {

@@ -11,6 +11,7 @@
 
 pub mod bootstrap;
 pub mod download;
+pub mod java;
 pub mod steamcmd;
 pub mod template;
 pub mod update;
@@ -41,7 +42,9 @@ const KEEP_INSTALLS: usize = 100;
 pub struct Failure {
     /// Stable code: `disk_full`, `no_subscription`, `steam_guard`, `login_failed`, `rate_limited`,
     /// `timeout`, `steamcmd_missing`, `steamcmd_failed`, `checksum_mismatch`,
-    /// `download_failed`, `unknown_version`, `write_failed`, `define_failed`.
+    /// `download_failed`, `unknown_version`, `java_too_old` (the server's Java is older than
+    /// its Minecraft build needs), `java_missing` (no Java to run it with, or one that does
+    /// not answer `java -version`), `write_failed`, `define_failed`.
     pub code: String,
     /// What went wrong and how to fix it.
     pub message: String,
@@ -253,9 +256,16 @@ impl Installer {
         }
         let values = t.resolve(&req.values).map_err(InstallError::Invalid)?;
         let dir = self.root().join(&req.name);
-        let plan = t
+        let mut plan = t
             .render(std::env::consts::OS, &req.name, &dir, &values)
             .map_err(InstallError::Invalid)?;
+        // `install.java` is the Java that templates' bare `java` commands run with.
+        if let Some(j) = &self.inner.cfg.java
+            && java::is_java(&plan.spec.command)
+            && !plan.spec.command.contains(['/', '\\'])
+        {
+            plan.spec.command = j.display().to_string();
+        }
         if self.inner.sup.get(&req.name).is_ok() {
             return Err(InstallError::Conflict(format!(
                 "a program named '{}' exists; choose another name",
@@ -518,7 +528,7 @@ impl Installer {
                 jar,
             } => {
                 let http = &self.inner.http;
-                let (url, sum, build) = match flavor {
+                let found = match flavor {
                     template::Flavor::Vanilla => {
                         download::vanilla_jar(http, &self.inner.cfg.mojang_url, version).await?
                     }
@@ -526,8 +536,11 @@ impl Installer {
                         download::paper_jar(http, &self.inner.cfg.paper_url, version).await?
                     }
                 };
-                self.fetch(id, name, &url, &sum, tmp, jar).await?;
-                Some(build)
+                // Before a byte is downloaded: is the server's Java new enough?
+                self.check_java(&plan.spec.command, &found, true).await?;
+                self.fetch(id, name, &found.url, &found.sum, tmp, jar)
+                    .await?;
+                Some(found.build)
             }
             Source::Url { url, sha256, file } => {
                 let sum = download::Checksum::Sha256(sha256.clone());
@@ -557,6 +570,30 @@ impl Installer {
             .await
             .map_err(|e| io("rename the install folder to", dir, e))?;
         Ok(build)
+    }
+
+    /// Fails with `java_too_old` / `java_missing` when the Java a server with `command`
+    /// runs with is older than Minecraft `jar` needs (or missing); `installing` picks the
+    /// advice (a new install takes `install.java`, an installed program has its command).
+    pub(crate) async fn check_java(
+        &self,
+        command: &str,
+        jar: &download::Jar,
+        installing: bool,
+    ) -> Result<(), Failure> {
+        let cfg = &self.inner.cfg;
+        let Some(need) = download::java_needed(&self.inner.http, &cfg.mojang_url, jar).await else {
+            tracing::warn!(minecraft = %jar.minecraft, "the Java this Minecraft version needs is unknown; not checked");
+            return Ok(());
+        };
+        let fix = if installing || !java::is_java(command) {
+            format!(
+                "set `java` in the [install] section of warden's config to a Java {need} or newer executable"
+            )
+        } else {
+            format!("make the program's command a Java {need} or newer executable")
+        };
+        java::check(command, cfg.java.as_deref(), &jar.minecraft, need, &fix).await
     }
 
     async fn fetch(

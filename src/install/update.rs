@@ -639,10 +639,7 @@ impl Updater {
             }
             Source::Minecraft {
                 flavor, version, ..
-            } => self
-                .minecraft_jar(*flavor, version)
-                .await
-                .map(|(_, _, build)| build),
+            } => self.minecraft_jar(*flavor, version).await.map(|j| j.build),
             Source::Url { .. } => Err(Failure::new(
                 "not_supported",
                 "a URL source names one file with a fixed checksum, so it has no newer build",
@@ -653,11 +650,7 @@ impl Updater {
     /// Where the newest jar of a Minecraft source is, its checksum and its build
     /// (vanilla: the version, `latest` being the manifest's latest release; Paper:
     /// `VERSION-BUILD`, the newest build of the configured version).
-    async fn minecraft_jar(
-        &self,
-        flavor: Flavor,
-        version: &str,
-    ) -> Result<(String, download::Checksum, String), Failure> {
+    async fn minecraft_jar(&self, flavor: Flavor, version: &str) -> Result<download::Jar, Failure> {
         let inst = &self.inner.installer.inner;
         match flavor {
             Flavor::Vanilla => {
@@ -955,7 +948,10 @@ impl Updater {
                 flavor,
                 version,
                 jar,
-            } => self.stage_jar(flavor, &version, &jar, &paths).await,
+            } => {
+                self.stage_jar(program, flavor, &version, &jar, &paths)
+                    .await
+            }
             Source::Url { .. } => Err(Failure::new(
                 "not_supported",
                 "a URL source names one file with a fixed checksum, so it has no newer build",
@@ -1114,6 +1110,7 @@ impl Updater {
     /// jar is untouched); answers its build. The apply then swaps in just the jar.
     async fn stage_jar(
         &self,
+        program: &str,
         flavor: Flavor,
         version: &str,
         jar: &str,
@@ -1126,16 +1123,28 @@ impl Updater {
         })
         .await
         .map_err(|e| Failure::new("write_failed", e.to_string()))??;
-        let (url, sum, build) = self.minecraft_jar(flavor, version).await?;
+        let found = self.minecraft_jar(flavor, version).await?;
+        // Before the download and long before the stop: can the server's Java run it?
+        let command = self
+            .handle(program)
+            .map_err(|e| Failure::new("gone", e.to_string()))?
+            .snapshot()
+            .spec
+            .command
+            .clone();
+        self.inner
+            .installer
+            .check_java(&command, &found, false)
+            .await?;
         download::fetch_verified(
             &self.inner.installer.inner.http,
-            &url,
-            &sum,
+            &found.url,
+            &found.sum,
             &paths.staging,
             jar,
         )
         .await?;
-        Ok(build)
+        Ok(found.build)
     }
 
     /// Waits until the update may be applied: nobody online (warned once while waiting),

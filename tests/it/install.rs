@@ -41,6 +41,37 @@ pub(crate) async fn warden_with_fake(tmp: &Path, env: &[(&str, &str)]) -> Warden
     Warden::start_in(&tmp.join("data"), &config).await
 }
 
+/// A fake `java` in `dir` that answers `java -version` with `line` on stderr, as Java does.
+pub(crate) fn fake_java(dir: &Path, name: &str, line: &str) -> PathBuf {
+    let bin = dir.join(name);
+    std::fs::create_dir_all(&bin).expect("java dir");
+    let path = bin.join("java");
+    std::fs::write(
+        &path,
+        format!(
+            "#!/bin/sh
+if [ \"$1\" = -version ]; then
+  echo '{line}' >&2
+  \
+             echo 'OpenJDK Runtime Environment (build fake)' >&2
+  exit 0
+fi
+exec sh \"$@\"
+"
+        ),
+    )
+    .expect("write java");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    path
+}
+
+/// `[install]` lines whose Java is a fake Java 21.
+fn java21(tmp: &Path) -> String {
+    let java = fake_java(tmp, "jdk21", "openjdk version \"21.0.2\" 2024-01-16");
+    format!("java = {:?}\n", java.display().to_string())
+}
+
 /// Waits until install `id` has ended and gives its status.
 async fn wait_install(w: &Warden, id: u64) -> Value {
     wait_until(Duration::from_secs(60), "install ended", || async {
@@ -340,8 +371,9 @@ async fn concurrent_installs_run_one_steamcmd_at_a_time() {
 }
 
 /// A double of Mojang's launcher metadata: version `1.99.1` (latest release) with a
-/// correct SHA-1 and `1.99.0` whose published SHA-1 does not match its jar.
-async fn mojang_double(jar: &'static [u8]) -> String {
+/// correct SHA-1 and `1.99.0` whose published SHA-1 does not match its jar; both need
+/// Java 21 (`javaVersion.majorVersion`).
+pub(crate) async fn mojang_double(jar: &'static [u8]) -> String {
     use axum::Router;
     use axum::routing::get;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -362,7 +394,8 @@ async fn mojang_double(jar: &'static [u8]) -> String {
     });
     let version = |sha1: String| {
         json!({"downloads": {"server": {"sha1": sha1, "size": jar.len(),
-            "url": format!("{base}/v1/objects/server.jar")}}})
+            "url": format!("{base}/v1/objects/server.jar")}},
+            "javaVersion": {"component": "java-runtime-delta", "majorVersion": 21}})
     };
     let (v1, v0) = (version(good), version("0".repeat(40)));
     let app = Router::new()
@@ -388,7 +421,7 @@ async fn minecraft_jars_are_installed_only_with_their_published_checksum() {
     static JAR: &[u8] = b"PK\x03\x04 not really a jar, but bytes with a checksum";
     let base = mojang_double(JAR).await;
     let tmp = tempfile::tempdir().expect("tempdir");
-    let config = format!("[install]\nmojang_url = {base:?}\n");
+    let config = format!("[install]\nmojang_url = {base:?}\n{}", java21(tmp.path()));
     let w = Warden::start_in(&tmp.path().join("data"), &config).await;
 
     // The EULA must be accepted explicitly.
@@ -424,7 +457,13 @@ async fn minecraft_jars_are_installed_only_with_their_published_checksum() {
     assert!(props.contains("rcon.port=25575\n"), "{props}");
     let p = w.program("mc").await;
     assert_eq!(p["state"], "stopped");
-    assert_eq!(p["command"], "java");
+    // `install.java` is the Java the template's `java` runs with.
+    assert!(
+        p["command"]
+            .as_str()
+            .is_some_and(|c| c.ends_with("jdk21/java")),
+        "{p}"
+    );
     assert_eq!(p["game"]["rcon"]["password"], "********");
     // The generated RCON password reached the server's config, not the API.
     let line = props
@@ -463,6 +502,90 @@ async fn minecraft_jars_are_installed_only_with_their_published_checksum() {
         wait_install(&w, id).await["error"]["code"],
         "unknown_version"
     );
+}
+
+#[tokio::test]
+async fn a_java_older_than_the_build_needs_stops_the_install_before_the_download() {
+    static JAR: &[u8] = b"PK\x03\x04 a jar that needs Java 21";
+    let base = mojang_double(JAR).await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let old = fake_java(
+        tmp.path(),
+        "jdk17",
+        "openjdk version \"17.0.15\" 2025-04-15",
+    );
+    let config = format!(
+        "[install]\nmojang_url = {base:?}\njava = {:?}\n",
+        old.display().to_string()
+    );
+    let w = Warden::start_in(&tmp.path().join("data"), &config).await;
+    let id = install(
+        &w,
+        json!({"template": "minecraft-vanilla", "name": "mc",
+            "values": {"accept_eula": "true", "version": "1.99.1"}}),
+    )
+    .await;
+    let s = wait_install(&w, id).await;
+    assert_eq!(s["state"], "failed", "{s}");
+    assert_eq!(s["error"]["code"], "java_too_old", "{s}");
+    let msg = s["error"]["message"].as_str().unwrap_or_default();
+    for part in [
+        "Minecraft 1.99.1 needs Java 21",
+        "jdk17/java is Java 17",
+        "openjdk-21-jre-headless",
+        "[install]",
+    ] {
+        assert!(msg.contains(part), "{part:?} not in {msg}");
+    }
+    // Nothing installed: no program, no folder (not even a temporary one).
+    let (code, _) = w.get("/api/programs/mc").await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    assert!(
+        servers(&w.data_dir).is_empty(),
+        "{:?}",
+        servers(&w.data_dir)
+    );
+    drop(w);
+
+    // The same build with a Java 21 installs.
+    let w = Warden::start_in(
+        &tmp.path().join("data21"),
+        &format!("[install]\nmojang_url = {base:?}\n{}", java21(tmp.path())),
+    )
+    .await;
+    let id = install(
+        &w,
+        json!({"template": "minecraft-vanilla", "name": "mc",
+            "values": {"accept_eula": "true", "version": "1.99.1"}}),
+    )
+    .await;
+    let s = wait_install(&w, id).await;
+    assert_eq!(s["state"], "installed", "{s}");
+    assert_eq!(
+        std::fs::read(w.data_dir.join("servers/mc/server.jar")).expect("jar"),
+        JAR
+    );
+
+    // A Java whose `-version` says nothing readable, and one that is not there.
+    let w2_tmp = tempfile::tempdir().expect("tempdir");
+    let odd = fake_java(w2_tmp.path(), "odd", "no version here");
+    let w2 = Warden::start_in(
+        &w2_tmp.path().join("data"),
+        &format!(
+            "[install]\nmojang_url = {base:?}\njava = {:?}\n",
+            odd.display().to_string()
+        ),
+    )
+    .await;
+    let id = install(
+        &w2,
+        json!({"template": "minecraft-vanilla", "name": "odd",
+            "values": {"accept_eula": "true"}}),
+    )
+    .await;
+    let s = wait_install(&w2, id).await;
+    assert_eq!(s["error"]["code"], "java_missing", "{s}");
+    assert!(servers(&w2.data_dir).is_empty());
 }
 
 /// Runs `warden new ARGS` against `w` (off the test's runtime: it waits for the install).
@@ -581,10 +704,40 @@ async fn paper_double(jar: &'static [u8]) -> String {
 async fn paper_installs_its_newest_build_only_with_the_published_sha256() {
     static JAR: &[u8] = b"PK\x03\x04 a paper jar double";
     let base = paper_double(JAR).await;
+    // PaperMC's v2 API says nothing of Java: the Java 1.99.1 needs comes from Mojang's
+    // version JSON of the same version (21), checked against the server's Java.
+    let mojang = mojang_double(JAR).await;
     let tmp = tempfile::tempdir().expect("tempdir");
+    let old = fake_java(
+        tmp.path(),
+        "jdk17",
+        "openjdk version \"17.0.15\" 2025-04-15",
+    );
+    let w = Warden::start_in(
+        &tmp.path().join("data17"),
+        &format!(
+            "[install]\npaper_url = {base:?}\nmojang_url = {mojang:?}\njava = {:?}\n",
+            old.display().to_string()
+        ),
+    )
+    .await;
+    let id = install(
+        &w,
+        json!({"template": "minecraft-paper", "name": "paper",
+            "values": {"accept_eula": "true"}}),
+    )
+    .await;
+    let s = wait_install(&w, id).await;
+    assert_eq!(s["error"]["code"], "java_too_old", "{s}");
+    assert!(servers(&w.data_dir).is_empty());
+    drop(w);
+
     let w = Warden::start_in(
         &tmp.path().join("data"),
-        &format!("[install]\npaper_url = {base:?}\n"),
+        &format!(
+            "[install]\npaper_url = {base:?}\nmojang_url = {mojang:?}\n{}",
+            java21(tmp.path())
+        ),
     )
     .await;
     let id = install(

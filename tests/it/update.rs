@@ -1092,3 +1092,64 @@ async fn wait_install_end(w: &Warden, started: &Value) -> Value {
     })
     .await
 }
+
+#[tokio::test]
+async fn an_update_whose_build_needs_a_newer_java_fails_before_the_server_is_touched() {
+    let published: Published = Default::default();
+    published
+        .lock()
+        .expect("lock")
+        .push(("1.16.5".into(), mc_jar("1.16.5", false)));
+    let base = mojang_double(published.clone()).await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(data.join("templates")).expect("templates dir");
+    std::fs::write(data.join("templates/mc-upd.toml"), MC_TEMPLATE).expect("template");
+    // The template's command is `sh` (not Java), so `install.java` is the Java checked.
+    let java = crate::install::fake_java(tmp.path(), "jdk17", "openjdk version \"17\" 2021-09-14");
+    let w = Warden::start_in(
+        &data,
+        &format!(
+            "[install]\nmojang_url = {base:?}\njava = {:?}\n",
+            java.display().to_string()
+        ),
+    )
+    .await;
+    // 1.16.5 needs Java 8 (the double's version JSON has no javaVersion: the table says).
+    install(&w, "mc-upd", "mc", json!({})).await;
+    let dir = w.data_dir.join("servers/mc");
+    let old_jar = std::fs::read(dir.join("server.jar")).expect("jar");
+    let (code, v) = w.post("/api/programs/mc/start", json!({})).await;
+    assert!(code.is_success(), "{v}");
+    let running = w.wait_state("mc", "running", Duration::from_secs(30)).await;
+    assert_eq!(mc_version(&w, "mc").await.as_deref(), Some("1.16.5"));
+
+    // 1.21.4 needs Java 21: the update fails at staging, the server keeps running.
+    published
+        .lock()
+        .expect("lock")
+        .push(("1.21.4".into(), mc_jar("1.21.4", false)));
+    apply(&w, "mc", json!({"now": true})).await;
+    let s = wait_outcome(&w, "mc", Duration::from_secs(60)).await;
+    assert_eq!(s["last"]["code"], "java_too_old", "{s}");
+    assert_eq!(s["installed"], "1.16.5", "{s}");
+    let msg = s["last"]["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("Minecraft 1.21.4 needs Java 21") && msg.contains("is Java 17"),
+        "{msg}"
+    );
+    let seen = kinds(&w.events("mc").await);
+    assert!(seen.iter().any(|k| k == "update_failed"), "{seen:?}");
+    for k in ["update_stopping", "update_backing_up", "update_applying"] {
+        assert!(!seen.iter().any(|s| s == k), "{k} in {seen:?}");
+    }
+    let now = w.program("mc").await;
+    assert_eq!(now["state"], "running", "{now}");
+    assert_eq!(
+        now["pid"], running["pid"],
+        "the same process: never stopped"
+    );
+    assert_eq!(mc_version(&w, "mc").await.as_deref(), Some("1.16.5"));
+    assert_eq!(std::fs::read(dir.join("server.jar")).expect("jar"), old_jar);
+    assert_eq!(servers_folder(&w), ["mc"]);
+}

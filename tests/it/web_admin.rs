@@ -604,3 +604,80 @@ async fn the_host_processes_are_listed_with_their_programs() {
     .await;
     finish_clean(browser, &ui, events).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_java_too_old_for_the_build_is_explained_in_korean() {
+    static JAR: &[u8] = b"PK\x03\x04 a jar that needs Java 21";
+    let base = crate::install::mojang_double(JAR).await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let java = crate::install::fake_java(
+        tmp.path(),
+        "jdk17",
+        "openjdk version \"17.0.15\" 2025-04-15",
+    );
+    let w = Warden::start_in(
+        &tmp.path().join("data"),
+        &format!(
+            "[install]\nmojang_url = {base:?}\njava = {:?}\n",
+            java.display().to_string()
+        ),
+    )
+    .await;
+    create_demo(&w).await;
+    add_user(&w, "admin", "admin", ADMIN_PASSWORD);
+
+    let profile = tempfile::tempdir().expect("profile dir");
+    let (browser, ui, events) = open_browser(profile.path()).await;
+    ui.page.goto(w.url.as_str()).await.expect("open warden");
+    let _: bool = ui
+        .eval("localStorage.setItem('warden.lang', 'ko'); location.reload(); true")
+        .await;
+    ui.wait(
+        "!!document.querySelector('#login-user') && document.documentElement.lang === 'ko'",
+        T,
+        "the Korean login page",
+    )
+    .await;
+    login(&ui, "admin", ADMIN_PASSWORD).await;
+    ui.click("[data-new-server]").await;
+    ui.wait(
+        "!!document.querySelector('[data-template=minecraft-vanilla] [data-choose]')",
+        T,
+        "the template cards",
+    )
+    .await;
+    ui.click("[data-template=minecraft-vanilla] [data-choose]")
+        .await;
+    ui.wait(
+        "!!document.querySelector('#iw-v-accept_eula')",
+        T,
+        "the Minecraft form",
+    )
+    .await;
+    ui.click("#iw-v-accept_eula").await;
+    ui.click("[data-install-form] button[type=submit]").await;
+    ui.wait(
+        "!!document.querySelector('[data-install-failed=java_too_old] [data-install-why]')",
+        T,
+        "the Java failure",
+    )
+    .await;
+    let why: String = ui
+        .eval("document.querySelector('[data-install-why]').innerText")
+        .await;
+    assert!(
+        why.contains("Minecraft 1.99.1에는 Java 21 이상이 필요한데")
+            && why.contains("Java 17입니다")
+            && why.contains("jdk17/java"),
+        "{why}"
+    );
+    let english =
+        crate::web_korean::english_words(&ui, &["admin", "demo", "minecraft-vanilla"]).await;
+    assert!(
+        english.is_empty(),
+        "English on the Korean failure: {english:?}"
+    );
+    let (code, _) = w.get("/api/programs/minecraft-vanilla").await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    finish_clean(browser, &ui, events).await;
+}

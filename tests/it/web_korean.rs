@@ -43,6 +43,7 @@ const ALLOWED: &[&str] = &[
     "ARK",
     "Source",
     "SteamCMD",
+    "Java",
     // PaperMC's server, a brand.
     "Paper",
     "zip",

@@ -86,6 +86,7 @@ addStrings({
     'ev.update_succeeded': 'Updated to build {build}',
     'ev.update_rolled_back': 'Update to build {build} failed; the previous build is back',
     'ev.update_failed': 'Update to build {build} failed',
+    'ev.update_failed.java_too_old': 'Update to build {build} not started: Minecraft {minecraft} needs Java {need}, the server’s Java is {have}; the server was not touched',
     'ev.update_interrupted': 'Update to build {build} was interrupted when warden stopped',
     'ev.job_started': 'Job {job} started',
     'ev.job_finished': 'Job {job} finished in {took}',
@@ -196,6 +197,7 @@ addStrings({
     'ev.update_succeeded': '빌드 {build}(으)로 업데이트됨',
     'ev.update_rolled_back': '빌드 {build} 업데이트 실패, 이전 빌드로 되돌림',
     'ev.update_failed': '빌드 {build} 업데이트 실패',
+    'ev.update_failed.java_too_old': '빌드 {build} 업데이트를 시작하지 않음: Minecraft {minecraft}에는 Java {need} 이상이 필요한데 서버의 Java는 {have}입니다. 서버는 그대로입니다',
     'ev.update_interrupted': 'warden 중지로 빌드 {build} 업데이트가 중단됨',
     'ev.job_started': '작업 {job} 시작',
     'ev.job_finished': '작업 {job} 완료, {took}',
@@ -331,6 +333,10 @@ export function eventText(e) {
     return t(`ev.${k}`, ruleWords(d));
   }
   if (k.startsWith('move_') && d.node) return t(`ev.${k}`, { node: d.node, size: fmt.bytes(d.archive_bytes) });
+  if (k === 'update_failed' && d.code === 'java_too_old') {
+    const m = /Minecraft (\S+) needs Java (\d+); .+ is Java (\d+)\./.exec(e.message || '');
+    if (m) return t('ev.update_failed.java_too_old', { build: d.build, minecraft: m[1], need: m[2], have: m[3] });
+  }
   if (k === 'job_finished') return t('ev.job_finished', { job: d.job, took: took(d.duration_ms) });
   const key = `ev.${k}`;
   const s = t(key, { id: d.backup_id, backup: d.backup_id, job: d.job, schedule: d.schedule, build: d.build });

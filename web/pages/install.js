@@ -53,6 +53,8 @@ addStrings({
     'install.done': '{name} is installed and stopped, ready to start.',
     'install.openProgram': 'Open {name}',
     'install.failedBody': 'Nothing was left behind. Fix the cause and install again.',
+    'install.failed.java_too_old': 'Minecraft {minecraft} needs Java {need}, but {java} is Java {have}. Install Java {need}, or set install.java in warden’s config to a Java {need} executable.',
+    'install.failed.java_missing': 'No Java was found that can run this server. Install Java, or set install.java in warden’s config to its executable.',
     'install.again': 'Try again',
     'install.problems': 'Some template files in the data directory could not be used:',
   },
@@ -93,6 +95,8 @@ addStrings({
     'install.done': '{name}을(를) 설치했습니다. 중지된 상태이며 바로 시작할 수 있습니다.',
     'install.openProgram': '{name} 열기',
     'install.failedBody': '남은 파일은 없습니다. 원인을 고친 뒤 다시 설치하세요.',
+    'install.failed.java_too_old': 'Minecraft {minecraft}에는 Java {need} 이상이 필요한데 {java}은(는) Java {have}입니다. Java {need}을(를) 설치하거나, warden 설정 파일에서 install.java를 Java {need} 실행 파일 경로로 지정하세요.',
+    'install.failed.java_missing': '이 서버를 실행할 Java를 찾지 못했습니다. Java를 설치하거나, warden 설정 파일에서 install.java를 그 실행 파일 경로로 지정하세요.',
     'install.again': '다시 시도',
     'install.problems': '데이터 폴더의 템플릿 파일 일부를 쓸 수 없습니다:',
   },
@@ -261,11 +265,24 @@ function Progress({ start, onAgain }) {
     </div>`}
     ${st.state === 'failed' &&
     html`<div class="note error-note" role="alert" data-install-failed=${st.error?.code || ''}>
+      ${failureText(st.error) && html`<p data-install-why>${failureText(st.error)}</p>`}
       <p class="reason"><code>${st.error?.message || ''}</code></p>
       <p>${t('install.failedBody')}</p>
       <button type="button" class="btn" onClick=${onAgain}>${t('install.again')}</button>
     </div>`}
   </section>`;
+}
+
+/** A sentence in the user's language for failures the dashboard knows (the server's
+ * English message stays below it, as the details). */
+function failureText(err) {
+  if (!err) return null;
+  if (err.code === 'java_too_old') {
+    const m = /Minecraft (\S+) needs Java (\d+); (.+) is Java (\d+)\./.exec(err.message || '');
+    if (m) return t('install.failed.java_too_old', { minecraft: m[1], need: m[2], java: m[3], have: m[4] });
+  }
+  if (err.code === 'java_missing') return t('install.failed.java_missing');
+  return null;
 }
 
 export function InstallPage() {
