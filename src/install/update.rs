@@ -895,10 +895,7 @@ impl Updater {
                     code: None,
                     ts: now_ms(),
                 });
-                if let Err(e) = self.save(program, &rec).await {
-                    tracing::error!(program, error = %e, "cannot record the update");
-                }
-                cleanup(&paths).await;
+                // The event first: whoever sees the outcome finds its event.
                 self.event(
                     program,
                     "update_succeeded",
@@ -907,6 +904,10 @@ impl Updater {
                     serde_json::json!({"build": target}),
                 )
                 .await;
+                if let Err(e) = self.save(program, &rec).await {
+                    tracing::error!(program, error = %e, "cannot record the update");
+                }
+                cleanup(&paths).await;
             }
             Err((f, touched)) => {
                 self.fail(program, &mut rec, f, touched, &paths).await;
@@ -1326,10 +1327,6 @@ impl Updater {
                 code: Some(f.code.clone()),
                 ts: now_ms(),
             });
-            if let Err(e) = self.save(program, rec).await {
-                tracing::error!(program, error = %e, "cannot record the update's failure");
-            }
-            cleanup(paths).await;
             self.event(
                 program,
                 "update_failed",
@@ -1341,6 +1338,10 @@ impl Updater {
                 serde_json::json!({"build": build, "code": f.code}),
             )
             .await;
+            if let Err(e) = self.save(program, rec).await {
+                tracing::error!(program, error = %e, "cannot record the update's failure");
+            }
+            cleanup(paths).await;
             return;
         }
         if !self.settings_of(program).rollback {
@@ -1355,9 +1356,6 @@ impl Updater {
             if let Ok(h) = self.handle(program) {
                 let _ = stop_and_wait(&h).await;
             }
-            if let Err(e) = self.save(program, rec).await {
-                tracing::error!(program, error = %e, "cannot record the update's failure");
-            }
             self.event(
                 program,
                 "update_failed",
@@ -1366,6 +1364,9 @@ impl Updater {
                 serde_json::json!({"build": build, "code": f.code}),
             )
             .await;
+            if let Err(e) = self.save(program, rec).await {
+                tracing::error!(program, error = %e, "cannot record the update's failure");
+            }
             return;
         }
         self.rollback(program, rec, &f.message).await;
@@ -1435,9 +1436,6 @@ impl Updater {
             code: Some("rolled_back".into()),
             ts: now_ms(),
         });
-        if let Err(e) = self.save(program, rec).await {
-            tracing::error!(program, error = %e, "cannot record the rollback");
-        }
         self.event(
             program,
             "update_rolled_back",
@@ -1446,6 +1444,9 @@ impl Updater {
             serde_json::json!({"build": build, "installed": rec.installed_build, "problems": problems}),
         )
         .await;
+        if let Err(e) = self.save(program, rec).await {
+            tracing::error!(program, error = %e, "cannot record the rollback");
+        }
     }
 
     /// Restores backup `id` into its program (stopped) and waits for the end.
