@@ -139,7 +139,10 @@ fn unpack(archive: &Path, into: &Path) -> Result<(), Failure> {
         ))
     };
     let file = std::fs::File::open(archive).map_err(|e| bad(e.to_string()))?;
-    if archive.extension().is_some_and(|e| e.eq_ignore_ascii_case("zip")) {
+    if archive
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("zip"))
+    {
         let mut zip = zip::ZipArchive::new(file).map_err(|e| bad(e.to_string()))?;
         zip.extract(into).map_err(|e| bad(e.to_string()))
     } else {
