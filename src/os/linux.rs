@@ -368,16 +368,17 @@ impl ProcReader {
             // A single-threaded process whose scheduler clock has not moved has not run:
             // nothing of it can have changed but its memory (reclaim), which
             // `REFRESH_TICKS` bounds. `schedstat` costs a quarter of `stat` to read.
-            let known = self
-                .quiet
-                .get(&pid)
-                .and_then(|q| q.sched.filter(|_| q.age < REFRESH_TICKS));
-            let sched = match known {
-                Some(_) => self.sched(pid),
-                None => None,
+            let last = self.quiet.get(&pid);
+            let known = last.and_then(|q| q.sched.filter(|_| q.age < REFRESH_TICKS));
+            // Read before `stat` (if the process runs in between, the next tick sees it),
+            // and not for a process last seen with several threads.
+            let sched = if last.is_none_or(|q| q.last.threads == 1) {
+                self.sched(pid)
+            } else {
+                None
             };
-            if let (Some(a), Some(b)) = (known, sched)
-                && a == b
+            if known.is_some()
+                && known == sched
                 && let Some(q) = self.quiet.get_mut(&pid)
             {
                 q.used = true;
@@ -385,11 +386,6 @@ impl ProcReader {
                 out.push(q.last);
                 continue;
             }
-            // Read before `stat`: if the process runs in between, the next tick sees it.
-            let sched = match sched {
-                Some(s) => Some(s),
-                None => self.sched(pid),
-            };
             let Some((mut st, act)) = self.stat(pid) else {
                 self.quiet.remove(&pid);
                 continue;
