@@ -25,10 +25,15 @@ const PRIVATE: &str = "D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)(A;OICI;FA;;;OW)";
 
 /// Replaces the access list of `dir` with [`PRIVATE`].
 pub fn restrict(dir: &Path) -> io::Result<()> {
+    with_private(|sd| apply(dir, sd))?
+}
+
+/// Calls `f` with [`PRIVATE`] as a security descriptor, freed when `f` returns.
+fn with_private<T>(f: impl FnOnce(PSECURITY_DESCRIPTOR) -> T) -> io::Result<T> {
     let sddl = wide(std::ffi::OsStr::new(PRIVATE));
     let mut sd: PSECURITY_DESCRIPTOR = std::ptr::null_mut();
     // SAFETY: `sddl` is NUL-terminated and outlives the call; `sd` receives a
-    // LocalAlloc'd descriptor that is freed below on every path.
+    // LocalAlloc'd descriptor that is freed below.
     let ok = unsafe {
         ConvertStringSecurityDescriptorToSecurityDescriptorW(
             sddl.as_ptr(),
@@ -40,10 +45,10 @@ pub fn restrict(dir: &Path) -> io::Result<()> {
     if ok == 0 {
         return Err(io::Error::last_os_error());
     }
-    let result = apply(dir, sd);
+    let result = f(sd);
     // SAFETY: `sd` came from ConvertStringSecurityDescriptorToSecurityDescriptorW.
     unsafe { LocalFree(sd) };
-    result
+    Ok(result)
 }
 
 fn apply(dir: &Path, sd: PSECURITY_DESCRIPTOR) -> io::Result<()> {
@@ -138,19 +143,7 @@ mod tests {
                 "WINE LIMITATION (the_data_directory_is_opened_to_system_administrators_and_its_owner_only): \
                  the file system keeps no access list under Wine; read back {got}"
             );
-            let sddl = wide(std::ffi::OsStr::new(PRIVATE));
-            let mut sd: PSECURITY_DESCRIPTOR = std::ptr::null_mut();
-            let ok = unsafe {
-                ConvertStringSecurityDescriptorToSecurityDescriptorW(
-                    sddl.as_ptr(),
-                    SDDL_REVISION_1,
-                    &mut sd,
-                    std::ptr::null_mut(),
-                )
-            };
-            assert_ne!(ok, 0, "the descriptor parses");
-            let given = sddl_text(sd);
-            unsafe { LocalFree(sd) };
+            let given = with_private(sddl_text).expect("the descriptor parses");
             assert!(given.starts_with("D:P"), "{given}");
             for ace in ["(A;OICI;FA;;;SY)", "(A;OICI;FA;;;BA)", "(A;OICI;FA;;;OW)"] {
                 assert!(given.contains(ace), "{ace} missing: {given}");
