@@ -1,6 +1,8 @@
 //! Who may do what to which program: permissions, the global role bundles and grants
 //! (a set of permissions on all programs, on named programs or on programs with a tag).
-//! Pure data and rules; the API asks [`Access::perms_on`] before acting on a program.
+//! Pure data and rules; the API asks [`Access::perms_on`] before acting on a program. Also
+//! who a grant is for ([`Subject`]) and what the audit log keeps of each action
+//! ([`AuditRecord`]), as the store returns them and the API shows them.
 //!
 //! `files.write` and `define` can run code as warden's user (edit a start script, change
 //! the command), so no bundle below `admin` includes them.
@@ -9,6 +11,49 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::Role;
+
+/// Who a grant is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Subject {
+    /// A user, by name.
+    User,
+    /// An API token, by public id.
+    Token,
+}
+
+impl Subject {
+    /// Its name in the API and the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Subject::User => "user",
+            Subject::Token => "token",
+        }
+    }
+}
+
+/// One audit record.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AuditRecord {
+    /// Row id (page with `before`).
+    pub id: i64,
+    /// Unix ms.
+    pub ts: i64,
+    /// Who: a user name or `token:NAME`.
+    pub actor: String,
+    /// What, e.g. `program.start`.
+    pub action: String,
+    /// The object acted on.
+    pub target: String,
+    /// The program concerned, if any.
+    pub program: Option<String>,
+    /// `ok` or `failed: …`.
+    pub result: String,
+    /// The client's address.
+    pub address: Option<String>,
+    /// Details (never a secret).
+    pub detail: Option<String>,
+}
 
 /// One thing a caller may do to a program.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]

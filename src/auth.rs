@@ -24,9 +24,9 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use utoipa::ToSchema;
 
+use crate::access::Subject;
 use crate::access::{Access, Grant};
 use crate::seal::{self, Sealer};
-use crate::store::access::Subject;
 use crate::store::auth::SessionOrigin;
 use crate::store::{Store, StoreError, now_ms};
 

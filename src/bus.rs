@@ -5,11 +5,16 @@
 //! `Lagged(n)` and must resynchronise from the store (durable events) or simply skip
 //! (live-only data such as console lines). Durability is not the bus's job: lifecycle
 //! events are written to the store by `events::Recorder` before they are published.
+//!
+//! Resource samples travel apart from events, on a `watch` channel that holds the latest
+//! [`SampleTick`]: a tick wakes only the few that follow samples (live views, alert rules
+//! on metrics), not every subscriber of events, and a slow follower simply sees the
+//! newest tick instead of lagging.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 use utoipa::ToSchema;
 
 use crate::program::{ExitInfo, HealthState, State};
@@ -25,13 +30,6 @@ pub enum Event {
     State(StateChange),
     /// A console line from (or to) a program.
     Console(ConsoleLine),
-    /// One sampling tick of `metrics`: the sample of every running program (its whole
-    /// process tree) and of the host, published as one event so that a tick wakes each
-    /// subscriber once rather than once per program. Shared, never copied: the same tick
-    /// is the metrics service's batch and its "latest values". Never serialised as such:
-    /// the WebSocket feed sends its samples one by one (`sample`, `host_sample`).
-    #[serde(skip)]
-    Samples(Arc<SampleTick>),
     /// Players online in a game server, sampled by `games` every
     /// `game.players_interval_seconds` (the `players` metric series).
     Players(PlayersSample),
@@ -343,7 +341,9 @@ pub struct NoticeField {
     pub value: String,
 }
 
-/// What one sampling tick saw.
+/// What one sampling tick of `metrics` saw: the sample of every running program (its
+/// whole process tree) and of the host. Shared, never copied: the same tick is the
+/// metrics service's batch, its "latest values" and what [`Bus::samples`] followers see.
 #[derive(Debug, Default)]
 pub struct SampleTick {
     /// A sample of each running program that had been read at the previous tick too
@@ -351,9 +351,40 @@ pub struct SampleTick {
     pub programs: Vec<ProgramSample>,
     /// The host's sample (absent on the first tick).
     pub host: Option<HostSample>,
+    /// The samples as JSON, made once per tick by the first live view that sends them
+    /// (every other client sends the same bytes).
+    json: OnceLock<TickJson>,
+}
+
+/// The JSON of a tick's samples, in the order of [`SampleTick::programs`].
+#[derive(Debug)]
+pub struct TickJson {
+    /// One JSON text per program sample (`None` where it could not be serialised).
+    pub programs: Vec<Option<bytes::Bytes>>,
+    /// The host sample's JSON.
+    pub host: Option<bytes::Bytes>,
 }
 
 impl SampleTick {
+    /// A tick of these samples.
+    pub fn new(programs: Vec<ProgramSample>, host: Option<HostSample>) -> SampleTick {
+        SampleTick {
+            programs,
+            host,
+            json: OnceLock::new(),
+        }
+    }
+
+    /// Samples in the tick (the programs' and the host's).
+    pub fn samples(&self) -> u64 {
+        self.programs.len() as u64 + u64::from(self.host.is_some())
+    }
+
+    /// The tick's samples as JSON, made by `make` on the first call and shared after.
+    pub fn json(&self, make: impl FnOnce(&SampleTick) -> TickJson) -> &TickJson {
+        self.json.get_or_init(|| make(self))
+    }
+
     /// The sample of `program` in this tick.
     pub fn program(&self, program: &str) -> Option<&ProgramSample> {
         self.programs.iter().find(|p| p.program == program)
@@ -495,6 +526,7 @@ pub struct ConsoleLine {
 #[derive(Clone)]
 pub struct Bus {
     tx: broadcast::Sender<Arc<Event>>,
+    samples: watch::Sender<Arc<SampleTick>>,
 }
 
 impl Default for Bus {
@@ -507,7 +539,8 @@ impl Bus {
     /// A bus with [`CAPACITY`] slots.
     pub fn new() -> Bus {
         let (tx, _) = broadcast::channel(CAPACITY);
-        Bus { tx }
+        let (samples, _) = watch::channel(Arc::default());
+        Bus { tx, samples }
     }
 
     /// Publishes to every current subscriber; never blocks, never fails (no subscriber is fine).
@@ -518,6 +551,16 @@ impl Bus {
     /// A new subscription starting at the next published event.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
         self.tx.subscribe()
+    }
+
+    /// Makes `tick` the latest samples and wakes their followers; never blocks.
+    pub fn publish_samples(&self, tick: Arc<SampleTick>) {
+        self.samples.send_replace(tick);
+    }
+
+    /// Follows the samples from the next tick on (`changed()`, then `borrow_and_update()`).
+    pub fn samples(&self) -> watch::Receiver<Arc<SampleTick>> {
+        self.samples.subscribe()
     }
 }
 

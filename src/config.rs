@@ -10,6 +10,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+// The `[windows]` settings are types of `os`, which applies them (it sits below config).
+pub use crate::os::{Priority, WindowsConfig};
+
 /// Default address of the HTTP API. Loopback only: binding elsewhere must be explicit.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9180";
 
@@ -36,23 +39,6 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line, for log shippers.
     Json,
-}
-
-/// CPU priority class of warden's own process on Windows (programs always start at normal).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum Priority {
-    /// Runs only when the machine is otherwise idle.
-    Idle,
-    /// Below the game servers it supervises (the default).
-    #[default]
-    BelowNormal,
-    /// Like any other program.
-    Normal,
-    /// Above normal programs.
-    AboveNormal,
-    /// Above nearly everything; rarely wise.
-    High,
 }
 
 /// The file as written by the user. Every key is optional.
@@ -518,16 +504,6 @@ impl BackupConfig {
     }
 }
 
-/// Windows-only settings.
-#[derive(Debug, Clone)]
-pub struct WindowsConfig {
-    /// Priority class warden sets for itself at start.
-    pub priority: Priority,
-    /// Create each program's job object with "kill on job close", so that programs die
-    /// with warden even when it crashes. Incompatible with `on_shutdown = "leave"`.
-    pub kill_programs_on_exit: bool,
-}
-
 /// A configuration problem: which file, where, and what is wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -596,280 +572,29 @@ impl Config {
     }
 
     fn validate(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
-        let mut problems = Vec::new();
-        let listen_text = raw.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_string());
-        let listen = match listen_text.parse::<SocketAddr>() {
-            Ok(a) => a,
-            Err(_) => {
-                problems.push(format!(
-                    "listen = {listen_text:?} is not an address with a port; write e.g. \"127.0.0.1:9180\" or \"0.0.0.0:9180\""
-                ));
-                SocketAddr::from(([127, 0, 0, 1], 9180))
-            }
-        };
-        let log_level = raw.log_level.unwrap_or_else(|| "info".to_string());
-        if !log_level_ok(&log_level) || tracing_subscriber::EnvFilter::try_new(&log_level).is_err()
-        {
-            problems.push(format!(
-                "log_level = {log_level:?} is not a valid filter; use one of error, warn, info, debug, trace (or directives such as \"info,warden=debug\")"
-            ));
-        }
-        let mut trusted_proxies = Vec::new();
-        for p in raw.api.trusted_proxies.clone().unwrap_or_default() {
-            match Network::parse(&p) {
-                Some(n) => trusted_proxies.push(n),
-                None => problems.push(format!(
-                    "api.trusted_proxies: {p:?} is not an address or network, e.g. 127.0.0.1 or 10.0.0.0/8"
-                )),
-            }
-        }
-        let tls = match (raw.api.tls_cert.clone(), raw.api.tls_key.clone()) {
-            (None, None) => None,
-            (Some(cert), Some(key)) => {
-                let files = crate::api::tls::TlsFiles { cert, key };
-                // Read now, so `warden config check` and start-up name a bad file.
-                if let Err(e) = crate::api::tls::Certs::load(&files) {
-                    problems.push(e);
-                }
-                Some(files)
-            }
-            (Some(_), None) => {
-                problems.push("api.tls_cert is set but api.tls_key is not; HTTPS needs both the certificate and its key file".into());
-                None
-            }
-            (None, Some(_)) => {
-                problems.push("api.tls_key is set but api.tls_cert is not; HTTPS needs both the certificate and its key file".into());
-                None
-            }
-        };
-        let mut positive = |key: &str, v: Option<u64>, default: u64| -> u64 {
-            let v = v.unwrap_or(default);
-            if v == 0 {
-                problems.push(format!("{key} must be greater than 0"));
-                return default;
-            }
-            v
-        };
-        let shutdown_timeout = positive(
-            "supervisor.shutdown_timeout_seconds",
-            raw.supervisor.shutdown_timeout_seconds,
-            60,
-        );
-        let ring = positive(
-            "supervisor.console_ring_lines",
-            raw.supervisor.console_ring_lines.map(|v| v as u64),
-            2000,
-        );
-        let log_max = positive(
-            "supervisor.log_file_max_bytes",
-            raw.supervisor.log_file_max_bytes,
-            10 * 1024 * 1024,
-        );
-        let request_timeout = positive(
-            "api.request_timeout_seconds",
-            raw.api.request_timeout_seconds,
-            30,
-        );
-        let body_limit = positive(
-            "api.body_limit_bytes",
-            raw.api.body_limit_bytes.map(|v| v as u64),
-            1024 * 1024,
-        );
-        let session_hours = positive("api.session_hours", raw.api.session_hours, 24 * 7);
-        let login_rate = positive(
-            "api.login_attempts_per_minute",
-            raw.api.login_attempts_per_minute.map(u64::from),
-            10,
-        );
-        let header_read_timeout = positive(
-            "api.header_read_timeout_seconds",
-            raw.api.header_read_timeout_seconds,
-            10,
-        );
-        let idle_timeout = positive("api.idle_timeout_seconds", raw.api.idle_timeout_seconds, 60);
-        let max_connections = positive("api.max_connections", raw.api.max_connections, 256);
-        let events_days = positive("retention.events_days", raw.retention.events_days, 90);
-        let query_timeout = positive(
-            "games.query_timeout_seconds",
-            raw.games.query_timeout_seconds,
-            5,
-        );
-        let rcon_timeout = positive(
-            "games.rcon_timeout_seconds",
-            raw.games.rcon_timeout_seconds,
-            10,
-        );
-        let cool_down = positive(
-            "games.rcon_auth_cool_down_seconds",
-            raw.games.rcon_auth_cool_down_seconds,
-            30,
-        );
-        let a = &raw.alerts;
-        let senders = positive("alerts.senders", a.senders, 2);
-        let alerts = AlertsConfig {
-            senders: senders.min(16) as usize,
-            request_timeout: Duration::from_secs(positive(
-                "alerts.request_timeout_seconds",
-                a.request_timeout_seconds,
-                5,
-            )),
-            retry_initial: Duration::from_millis(positive(
-                "alerts.retry_initial_ms",
-                a.retry_initial_ms,
-                2000,
-            )),
-            retry_max: Duration::from_secs(positive(
-                "alerts.retry_max_seconds",
-                a.retry_max_seconds,
-                300,
-            )),
-            max_age: Duration::from_secs(
-                positive("alerts.max_age_minutes", a.max_age_minutes, 360) * 60,
+        let mut p = Problems::default();
+        let listen = listen(raw.listen, &mut p);
+        let log_level = log_level(raw.log_level, &mut p);
+        let api = api(&raw.api, &mut p);
+        let supervisor = supervisor(&raw.supervisor, raw.allow_root_programs, &mut p);
+        let retention = RetentionConfig {
+            events: Duration::from_secs(
+                p.positive("retention.events_days", raw.retention.events_days, 90) * 86_400,
             ),
-            outbox_max_pending: positive("alerts.outbox_max_pending", a.outbox_max_pending, 10_000)
-                as usize,
-            breaker_failures: u32::try_from(positive(
-                "alerts.breaker_failures",
-                a.breaker_failures,
-                3,
-            ))
-            .unwrap_or(u32::MAX),
-            breaker_open: Duration::from_secs(positive(
-                "alerts.breaker_open_seconds",
-                a.breaker_open_seconds,
-                30,
-            )),
-            log_retention: Duration::from_secs(
-                positive("alerts.log_days", a.log_days, 14) * 86_400,
-            ),
-            shutdown_grace: Duration::from_secs(a.shutdown_grace_seconds.unwrap_or(3)),
         };
-        let max_text = positive(
-            "files.max_text_bytes",
-            raw.files.max_text_bytes,
-            5 * 1024 * 1024,
-        );
-        let max_upload = positive(
-            "files.max_upload_bytes",
-            raw.files.max_upload_bytes,
-            4 * 1024 * 1024 * 1024,
-        );
-        let max_page = positive("files.max_page_entries", raw.files.max_page_entries, 1000);
-        let fleet_timeout_ms = positive("fleet.timeout_ms", raw.fleet.timeout_ms, 3000);
-        let max_transfers = positive(
-            "files.max_concurrent_transfers",
-            raw.files.max_concurrent_transfers,
-            4,
-        );
-        let m = &raw.metrics;
-        let sample_ms = positive("metrics.sample_interval_ms", m.sample_interval_ms, 1000);
-        let batch_ms = positive("metrics.batch_interval_ms", m.batch_interval_ms, 10_000);
-        let raw_hours = positive("metrics.raw_retention_hours", m.raw_retention_hours, 48);
-        let minute_days = positive("metrics.minute_retention_days", m.minute_retention_days, 30);
-        let hour_days = positive("metrics.hour_retention_days", m.hour_retention_days, 365);
-        let stretch = positive(
-            "metrics.saturation_stretch",
-            m.saturation_stretch.map(u64::from),
-            5,
-        );
-        let job_concurrency = raw
-            .schedule
-            .job_concurrency
-            .map(|v| positive("schedule.job_concurrency", Some(v as u64), 1) as usize);
-        let lease_seconds = positive("schedule.lease_seconds", raw.schedule.lease_seconds, 30);
-        let keep_runs = positive(
-            "schedule.keep_runs",
-            raw.schedule.keep_runs.map(u64::from),
-            200,
-        );
-        let prediction_runs = positive(
-            "schedule.prediction_runs",
-            raw.schedule.prediction_runs.map(u64::from),
-            20,
-        );
-        let backups_at_once = positive("backup.max_concurrent", raw.backup.max_concurrent, 1);
-        let steamcmd_timeout = positive(
-            "install.steamcmd_timeout_seconds",
-            raw.install.steamcmd_timeout_seconds,
-            7200,
-        );
-        let steamcmd_attempts = u32::try_from(positive(
-            "install.steamcmd_attempts",
-            raw.install.steamcmd_attempts.map(u64::from),
-            3,
-        ))
-        .unwrap_or(3);
-        for (key, url) in [
-            ("install.mojang_url", &raw.install.mojang_url),
-            ("install.paper_url", &raw.install.paper_url),
-            ("install.steamcmd_url", &raw.install.steamcmd_url),
-        ] {
-            if let Some(u) = url
-                && !u.starts_with("http://")
-                && !u.starts_with("https://")
-            {
-                problems.push(format!("{key} = {u:?} must start with http:// or https://"));
-            }
-        }
-        // The text editor holds a whole file (and its encoded copy) in memory, and a
-        // listing page is built in memory: both are capped so one request cannot take
-        // a large share of warden's memory.
-        if max_text > 64 * 1024 * 1024 {
-            problems.push("files.max_text_bytes must be at most 67108864 (64 MiB)".to_string());
-        }
-        if max_page > 10_000 {
-            problems.push("files.max_page_entries must be at most 10000".to_string());
-        }
-        if max_transfers > 1024 {
-            problems.push("files.max_concurrent_transfers must be at most 1024".to_string());
-        }
-        if sample_ms < 100 {
-            problems.push(format!(
-                "metrics.sample_interval_ms = {sample_ms} is too short; use at least 100"
-            ));
-        }
-        let nice = m.nice.unwrap_or(10);
-        if !(0..=19).contains(&nice) {
-            problems.push(format!(
-                "metrics.nice = {nice} is out of range; use 0 (normal priority) to 19 (lowest)"
-            ));
-        }
-        let saturation = m.saturation_cpu_percent.unwrap_or(90.0);
-        if !(saturation > 0.0 && saturation <= 100.0) {
-            problems.push(format!(
-                "metrics.saturation_cpu_percent = {saturation} must be above 0 and at most 100"
-            ));
-        }
-        if senders > 16 {
-            problems.push("alerts.senders must be at most 16".into());
-        }
-        if lease_seconds < 3 {
-            problems.push("schedule.lease_seconds must be at least 3".to_string());
-        }
-        let zstd_threads = raw.backup.zstd_threads.unwrap_or(2);
-        if zstd_threads > 64 {
-            problems.push(format!(
-                "backup.zstd_threads = {zstd_threads} is too many; use 0 to 64"
-            ));
-        }
-        let on_shutdown = raw.supervisor.on_shutdown.unwrap_or_default();
-        let kill_programs_on_exit = raw.windows.kill_programs_on_exit.unwrap_or(false);
-        if kill_programs_on_exit && on_shutdown == OnShutdown::Leave {
-            problems.push(
-                "windows.kill_programs_on_exit = true contradicts supervisor.on_shutdown = \"leave\"; choose one"
-                    .to_string(),
-            );
-        }
-        let fleet_name = raw.fleet.name.unwrap_or_else(|| "local".to_string());
-        if !crate::program::valid_name(&fleet_name) {
-            problems.push(format!(
-                "fleet.name = {fleet_name:?} is not valid: use 1-63 lowercase letters, digits, '-' or '_', starting with a letter or digit"
-            ));
-        }
-        if !problems.is_empty() {
+        let games = games(&raw.games, &mut p);
+        let alerts = alerts(&raw.alerts, &mut p);
+        let files = files(&raw.files, &mut p);
+        let fleet = fleet(raw.fleet, &mut p);
+        let metrics = metrics(&raw.metrics, &mut p);
+        let schedule = schedule(&raw.schedule, &mut p);
+        let backup = backup(raw.backup, &mut p);
+        let install = install(raw.install, &mut p);
+        let windows = windows(&raw.windows, supervisor.on_shutdown, &mut p);
+        if !p.0.is_empty() {
             return Err(ConfigError::Invalid {
                 path: path.to_path_buf(),
-                problems,
+                problems: p.0,
             });
         }
         Ok(Config {
@@ -879,99 +604,415 @@ impl Config {
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
             log_level,
             log_format: raw.log_format.unwrap_or_default(),
-            supervisor: SupervisorConfig {
-                on_shutdown,
-                shutdown_timeout: Duration::from_secs(shutdown_timeout),
-                console_ring_lines: ring as usize,
-                log_file_max_bytes: log_max,
-                log_files_keep: raw.supervisor.log_files_keep.unwrap_or(5),
-                allow_root_programs: raw.allow_root_programs.unwrap_or(false),
-            },
-            api: ApiConfig {
-                request_timeout: Duration::from_secs(request_timeout),
-                body_limit_bytes: body_limit as usize,
-                session_ttl: Duration::from_secs(session_hours * 3600),
-                login_attempts_per_minute: u32::try_from(login_rate).unwrap_or(u32::MAX),
-                header_read_timeout: Duration::from_secs(header_read_timeout),
-                idle_timeout: Duration::from_secs(idle_timeout),
-                max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
-                trusted_proxies,
-                tls,
-            },
-            retention: RetentionConfig {
-                events: Duration::from_secs(events_days * 86_400),
-            },
-            games: GamesConfig {
-                query_timeout: Duration::from_secs(query_timeout),
-                rcon_timeout: Duration::from_secs(rcon_timeout),
-                rcon_auth_cool_down: Duration::from_secs(cool_down),
-            },
+            supervisor,
+            api,
+            retention,
+            games,
             alerts,
-            files: FilesConfig {
-                max_text_bytes: max_text,
-                max_upload_bytes: max_upload,
-                max_page_entries: usize::try_from(max_page).unwrap_or(10_000),
-                max_concurrent_transfers: usize::try_from(max_transfers).unwrap_or(1024),
-            },
-            metrics: MetricsConfig {
-                sample_interval: Duration::from_millis(sample_ms),
-                batch_interval: Duration::from_millis(batch_ms),
-                nice,
-                saturation_cpu_percent: saturation,
-                saturation_stretch: u32::try_from(stretch).unwrap_or(5),
-                raw_retention: Duration::from_secs(raw_hours * 3600),
-                minute_retention: Duration::from_secs(minute_days * 86_400),
-                hour_retention: Duration::from_secs(hour_days * 86_400),
-                prometheus_public: m.prometheus_public.unwrap_or(false),
-            },
-            schedule: ScheduleConfig {
-                job_concurrency,
-                lease: Duration::from_secs(lease_seconds),
-                keep_runs: u32::try_from(keep_runs).unwrap_or(u32::MAX),
-                prediction_runs: u32::try_from(prediction_runs).unwrap_or(u32::MAX),
-            },
-            backup: BackupConfig {
-                dir: raw.backup.dir,
-                zstd_threads,
-                max_concurrent: usize::try_from(backups_at_once).unwrap_or(1),
-                low_priority: raw.backup.low_priority.unwrap_or(true),
-            },
-            windows: WindowsConfig {
-                priority: raw.windows.priority.unwrap_or_default(),
-                kill_programs_on_exit,
-            },
-            fleet: FleetConfig {
-                name: fleet_name,
-                timeout: Duration::from_millis(fleet_timeout_ms),
-            },
-            install: InstallConfig {
-                steamcmd: raw.install.steamcmd,
-                dir: raw.install.dir,
-                mojang_url: raw
-                    .install
-                    .mojang_url
-                    .unwrap_or_else(|| "https://piston-meta.mojang.com".into()),
-                paper_url: raw
-                    .install
-                    .paper_url
-                    .unwrap_or_else(|| "https://api.papermc.io".into()),
-                steamcmd_url: raw
-                    .install
-                    .steamcmd_url
-                    .unwrap_or_else(|| "https://steamcdn-a.akamaihd.net/client/installer/".into()),
-                steam_user: raw
-                    .install
-                    .steam_user
-                    .map(|u| u.trim().to_string())
-                    .filter(|u| !u.is_empty() && u != "anonymous"),
-                steamcmd_timeout: Duration::from_secs(steamcmd_timeout),
-                steamcmd_attempts,
-                steamcmd_retry: Duration::from_secs(
-                    raw.install.steamcmd_retry_seconds.unwrap_or(10),
-                ),
-                java: raw.install.java,
-            },
+            files,
+            metrics,
+            schedule,
+            backup,
+            windows,
+            fleet,
+            install,
         })
+    }
+}
+
+/// Every problem of a config file, so all are reported at once.
+#[derive(Default)]
+struct Problems(Vec<String>);
+
+impl Problems {
+    fn push(&mut self, problem: impl Into<String>) {
+        self.0.push(problem.into());
+    }
+
+    /// `v` (or `default` when unset), which must be greater than 0; a 0 is a problem and
+    /// answers the default, so validation goes on.
+    fn positive(&mut self, key: &str, v: Option<u64>, default: u64) -> u64 {
+        let v = v.unwrap_or(default);
+        if v == 0 {
+            self.push(format!("{key} must be greater than 0"));
+            return default;
+        }
+        v
+    }
+}
+
+/// `listen`: an address with a port.
+fn listen(raw: Option<String>, p: &mut Problems) -> SocketAddr {
+    let listen_text = raw.unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+    match listen_text.parse::<SocketAddr>() {
+        Ok(a) => a,
+        Err(_) => {
+            p.push(format!(
+                "listen = {listen_text:?} is not an address with a port; write e.g. \"127.0.0.1:9180\" or \"0.0.0.0:9180\""
+            ));
+            SocketAddr::from(([127, 0, 0, 1], 9180))
+        }
+    }
+}
+
+/// `log_level`: level names and `target=level` directives.
+fn log_level(raw: Option<String>, p: &mut Problems) -> String {
+    let log_level = raw.unwrap_or_else(|| "info".to_string());
+    if !log_level_ok(&log_level) || tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {
+        p.push(format!(
+            "log_level = {log_level:?} is not a valid filter; use one of error, warn, info, debug, trace (or directives such as \"info,warden=debug\")"
+        ));
+    }
+    log_level
+}
+
+/// `[api]`: trusted proxies, TLS files (read now, so `warden config check` and start-up
+/// name a bad file) and the positive limits.
+fn api(raw: &RawApi, p: &mut Problems) -> ApiConfig {
+    let mut trusted_proxies = Vec::new();
+    for proxy in raw.trusted_proxies.clone().unwrap_or_default() {
+        match Network::parse(&proxy) {
+            Some(n) => trusted_proxies.push(n),
+            None => p.push(format!(
+                "api.trusted_proxies: {proxy:?} is not an address or network, e.g. 127.0.0.1 or 10.0.0.0/8"
+            )),
+        }
+    }
+    let tls = match (raw.tls_cert.clone(), raw.tls_key.clone()) {
+        (None, None) => None,
+        (Some(cert), Some(key)) => {
+            let files = crate::api::tls::TlsFiles { cert, key };
+            if let Err(e) = crate::api::tls::Certs::load(&files) {
+                p.push(e);
+            }
+            Some(files)
+        }
+        (Some(_), None) => {
+            p.push("api.tls_cert is set but api.tls_key is not; HTTPS needs both the certificate and its key file");
+            None
+        }
+        (None, Some(_)) => {
+            p.push("api.tls_key is set but api.tls_cert is not; HTTPS needs both the certificate and its key file");
+            None
+        }
+    };
+    let request_timeout = p.positive(
+        "api.request_timeout_seconds",
+        raw.request_timeout_seconds,
+        30,
+    );
+    let body_limit = p.positive(
+        "api.body_limit_bytes",
+        raw.body_limit_bytes.map(|v| v as u64),
+        1024 * 1024,
+    );
+    let session_hours = p.positive("api.session_hours", raw.session_hours, 24 * 7);
+    let login_rate = p.positive(
+        "api.login_attempts_per_minute",
+        raw.login_attempts_per_minute.map(u64::from),
+        10,
+    );
+    let header_read_timeout = p.positive(
+        "api.header_read_timeout_seconds",
+        raw.header_read_timeout_seconds,
+        10,
+    );
+    let idle_timeout = p.positive("api.idle_timeout_seconds", raw.idle_timeout_seconds, 60);
+    let max_connections = p.positive("api.max_connections", raw.max_connections, 256);
+    ApiConfig {
+        request_timeout: Duration::from_secs(request_timeout),
+        body_limit_bytes: body_limit as usize,
+        session_ttl: Duration::from_secs(session_hours * 3600),
+        login_attempts_per_minute: u32::try_from(login_rate).unwrap_or(u32::MAX),
+        header_read_timeout: Duration::from_secs(header_read_timeout),
+        idle_timeout: Duration::from_secs(idle_timeout),
+        max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
+        trusted_proxies,
+        tls,
+    }
+}
+
+/// `[supervisor]` (and the top-level `allow_root_programs`).
+fn supervisor(
+    raw: &RawSupervisor,
+    allow_root_programs: Option<bool>,
+    p: &mut Problems,
+) -> SupervisorConfig {
+    let shutdown_timeout = p.positive(
+        "supervisor.shutdown_timeout_seconds",
+        raw.shutdown_timeout_seconds,
+        60,
+    );
+    let ring = p.positive(
+        "supervisor.console_ring_lines",
+        raw.console_ring_lines.map(|v| v as u64),
+        2000,
+    );
+    let log_max = p.positive(
+        "supervisor.log_file_max_bytes",
+        raw.log_file_max_bytes,
+        10 * 1024 * 1024,
+    );
+    SupervisorConfig {
+        on_shutdown: raw.on_shutdown.unwrap_or_default(),
+        shutdown_timeout: Duration::from_secs(shutdown_timeout),
+        console_ring_lines: ring as usize,
+        log_file_max_bytes: log_max,
+        log_files_keep: raw.log_files_keep.unwrap_or(5),
+        allow_root_programs: allow_root_programs.unwrap_or(false),
+    }
+}
+
+/// `[games]`: query and RCON timeouts.
+fn games(raw: &RawGames, p: &mut Problems) -> GamesConfig {
+    let query_timeout = p.positive("games.query_timeout_seconds", raw.query_timeout_seconds, 5);
+    let rcon_timeout = p.positive("games.rcon_timeout_seconds", raw.rcon_timeout_seconds, 10);
+    let cool_down = p.positive(
+        "games.rcon_auth_cool_down_seconds",
+        raw.rcon_auth_cool_down_seconds,
+        30,
+    );
+    GamesConfig {
+        query_timeout: Duration::from_secs(query_timeout),
+        rcon_timeout: Duration::from_secs(rcon_timeout),
+        rcon_auth_cool_down: Duration::from_secs(cool_down),
+    }
+}
+
+/// `[alerts]`: senders (at most 16), delivery timeouts, retries and the breaker.
+fn alerts(a: &RawAlerts, p: &mut Problems) -> AlertsConfig {
+    let senders = p.positive("alerts.senders", a.senders, 2);
+    let alerts = AlertsConfig {
+        senders: senders.min(16) as usize,
+        request_timeout: Duration::from_secs(p.positive(
+            "alerts.request_timeout_seconds",
+            a.request_timeout_seconds,
+            5,
+        )),
+        retry_initial: Duration::from_millis(p.positive(
+            "alerts.retry_initial_ms",
+            a.retry_initial_ms,
+            2000,
+        )),
+        retry_max: Duration::from_secs(p.positive(
+            "alerts.retry_max_seconds",
+            a.retry_max_seconds,
+            300,
+        )),
+        max_age: Duration::from_secs(
+            p.positive("alerts.max_age_minutes", a.max_age_minutes, 360) * 60,
+        ),
+        outbox_max_pending: p.positive("alerts.outbox_max_pending", a.outbox_max_pending, 10_000)
+            as usize,
+        breaker_failures: u32::try_from(p.positive(
+            "alerts.breaker_failures",
+            a.breaker_failures,
+            3,
+        ))
+        .unwrap_or(u32::MAX),
+        breaker_open: Duration::from_secs(p.positive(
+            "alerts.breaker_open_seconds",
+            a.breaker_open_seconds,
+            30,
+        )),
+        log_retention: Duration::from_secs(p.positive("alerts.log_days", a.log_days, 14) * 86_400),
+        shutdown_grace: Duration::from_secs(a.shutdown_grace_seconds.unwrap_or(3)),
+    };
+    if senders > 16 {
+        p.push("alerts.senders must be at most 16");
+    }
+    alerts
+}
+
+/// `[files]`. The text editor holds a whole file (and its encoded copy) in memory, and a
+/// listing page is built in memory: both are capped so one request cannot take a large
+/// share of warden's memory.
+fn files(raw: &RawFiles, p: &mut Problems) -> FilesConfig {
+    let max_text = p.positive("files.max_text_bytes", raw.max_text_bytes, 5 * 1024 * 1024);
+    let max_upload = p.positive(
+        "files.max_upload_bytes",
+        raw.max_upload_bytes,
+        4 * 1024 * 1024 * 1024,
+    );
+    let max_page = p.positive("files.max_page_entries", raw.max_page_entries, 1000);
+    let max_transfers = p.positive(
+        "files.max_concurrent_transfers",
+        raw.max_concurrent_transfers,
+        4,
+    );
+    if max_text > 64 * 1024 * 1024 {
+        p.push("files.max_text_bytes must be at most 67108864 (64 MiB)");
+    }
+    if max_page > 10_000 {
+        p.push("files.max_page_entries must be at most 10000");
+    }
+    if max_transfers > 1024 {
+        p.push("files.max_concurrent_transfers must be at most 1024");
+    }
+    FilesConfig {
+        max_text_bytes: max_text,
+        max_upload_bytes: max_upload,
+        max_page_entries: usize::try_from(max_page).unwrap_or(10_000),
+        max_concurrent_transfers: usize::try_from(max_transfers).unwrap_or(1024),
+    }
+}
+
+/// `[metrics]`: sampling, retention, the sampler's priority and the saturation rule.
+fn metrics(m: &RawMetrics, p: &mut Problems) -> MetricsConfig {
+    let sample_ms = p.positive("metrics.sample_interval_ms", m.sample_interval_ms, 1000);
+    let batch_ms = p.positive("metrics.batch_interval_ms", m.batch_interval_ms, 10_000);
+    let raw_hours = p.positive("metrics.raw_retention_hours", m.raw_retention_hours, 48);
+    let minute_days = p.positive("metrics.minute_retention_days", m.minute_retention_days, 30);
+    let hour_days = p.positive("metrics.hour_retention_days", m.hour_retention_days, 365);
+    let stretch = p.positive(
+        "metrics.saturation_stretch",
+        m.saturation_stretch.map(u64::from),
+        5,
+    );
+    if sample_ms < 100 {
+        p.push(format!(
+            "metrics.sample_interval_ms = {sample_ms} is too short; use at least 100"
+        ));
+    }
+    let nice = m.nice.unwrap_or(10);
+    if !(0..=19).contains(&nice) {
+        p.push(format!(
+            "metrics.nice = {nice} is out of range; use 0 (normal priority) to 19 (lowest)"
+        ));
+    }
+    let saturation = m.saturation_cpu_percent.unwrap_or(90.0);
+    if !(saturation > 0.0 && saturation <= 100.0) {
+        p.push(format!(
+            "metrics.saturation_cpu_percent = {saturation} must be above 0 and at most 100"
+        ));
+    }
+    MetricsConfig {
+        sample_interval: Duration::from_millis(sample_ms),
+        batch_interval: Duration::from_millis(batch_ms),
+        nice,
+        saturation_cpu_percent: saturation,
+        saturation_stretch: u32::try_from(stretch).unwrap_or(5),
+        raw_retention: Duration::from_secs(raw_hours * 3600),
+        minute_retention: Duration::from_secs(minute_days * 86_400),
+        hour_retention: Duration::from_secs(hour_days * 86_400),
+        prometheus_public: m.prometheus_public.unwrap_or(false),
+    }
+}
+
+/// `[schedule]`: job concurrency, the lease (at least 3 s) and run history.
+fn schedule(raw: &RawSchedule, p: &mut Problems) -> ScheduleConfig {
+    let job_concurrency = raw
+        .job_concurrency
+        .map(|v| p.positive("schedule.job_concurrency", Some(v as u64), 1) as usize);
+    let lease_seconds = p.positive("schedule.lease_seconds", raw.lease_seconds, 30);
+    let keep_runs = p.positive("schedule.keep_runs", raw.keep_runs.map(u64::from), 200);
+    let prediction_runs = p.positive(
+        "schedule.prediction_runs",
+        raw.prediction_runs.map(u64::from),
+        20,
+    );
+    if lease_seconds < 3 {
+        p.push("schedule.lease_seconds must be at least 3");
+    }
+    ScheduleConfig {
+        job_concurrency,
+        lease: Duration::from_secs(lease_seconds),
+        keep_runs: u32::try_from(keep_runs).unwrap_or(u32::MAX),
+        prediction_runs: u32::try_from(prediction_runs).unwrap_or(u32::MAX),
+    }
+}
+
+/// `[backup]`: destination root, zstd threads (0 to 64) and backups at once.
+fn backup(raw: RawBackup, p: &mut Problems) -> BackupConfig {
+    let backups_at_once = p.positive("backup.max_concurrent", raw.max_concurrent, 1);
+    let zstd_threads = raw.zstd_threads.unwrap_or(2);
+    if zstd_threads > 64 {
+        p.push(format!(
+            "backup.zstd_threads = {zstd_threads} is too many; use 0 to 64"
+        ));
+    }
+    BackupConfig {
+        dir: raw.dir,
+        zstd_threads,
+        max_concurrent: usize::try_from(backups_at_once).unwrap_or(1),
+        low_priority: raw.low_priority.unwrap_or(true),
+    }
+}
+
+/// `[install]`: SteamCMD limits and the download sites (http or https only).
+fn install(raw: RawInstall, p: &mut Problems) -> InstallConfig {
+    let steamcmd_timeout = p.positive(
+        "install.steamcmd_timeout_seconds",
+        raw.steamcmd_timeout_seconds,
+        7200,
+    );
+    let steamcmd_attempts = u32::try_from(p.positive(
+        "install.steamcmd_attempts",
+        raw.steamcmd_attempts.map(u64::from),
+        3,
+    ))
+    .unwrap_or(3);
+    for (key, url) in [
+        ("install.mojang_url", &raw.mojang_url),
+        ("install.paper_url", &raw.paper_url),
+        ("install.steamcmd_url", &raw.steamcmd_url),
+    ] {
+        if let Some(u) = url
+            && !u.starts_with("http://")
+            && !u.starts_with("https://")
+        {
+            p.push(format!("{key} = {u:?} must start with http:// or https://"));
+        }
+    }
+    InstallConfig {
+        steamcmd: raw.steamcmd,
+        dir: raw.dir,
+        mojang_url: raw
+            .mojang_url
+            .unwrap_or_else(|| "https://piston-meta.mojang.com".into()),
+        paper_url: raw
+            .paper_url
+            .unwrap_or_else(|| "https://api.papermc.io".into()),
+        steamcmd_url: raw
+            .steamcmd_url
+            .unwrap_or_else(|| "https://steamcdn-a.akamaihd.net/client/installer/".into()),
+        steam_user: raw
+            .steam_user
+            .map(|u| u.trim().to_string())
+            .filter(|u| !u.is_empty() && u != "anonymous"),
+        steamcmd_timeout: Duration::from_secs(steamcmd_timeout),
+        steamcmd_attempts,
+        steamcmd_retry: Duration::from_secs(raw.steamcmd_retry_seconds.unwrap_or(10)),
+        java: raw.java,
+    }
+}
+
+/// `[windows]`: killing programs on exit contradicts leaving them running.
+fn windows(raw: &RawWindows, on_shutdown: OnShutdown, p: &mut Problems) -> WindowsConfig {
+    let kill_programs_on_exit = raw.kill_programs_on_exit.unwrap_or(false);
+    if kill_programs_on_exit && on_shutdown == OnShutdown::Leave {
+        p.push(
+            "windows.kill_programs_on_exit = true contradicts supervisor.on_shutdown = \"leave\"; choose one",
+        );
+    }
+    WindowsConfig {
+        priority: raw.priority.unwrap_or_default(),
+        kill_programs_on_exit,
+    }
+}
+
+/// `[fleet]`: this warden's name (a program-style name) and the request timeout.
+fn fleet(raw: RawFleet, p: &mut Problems) -> FleetConfig {
+    let fleet_timeout_ms = p.positive("fleet.timeout_ms", raw.timeout_ms, 3000);
+    let name = raw.name.unwrap_or_else(|| "local".to_string());
+    if !crate::program::valid_name(&name) {
+        p.push(format!(
+            "fleet.name = {name:?} is not valid: use 1-63 lowercase letters, digits, '-' or '_', starting with a letter or digit"
+        ));
+    }
+    FleetConfig {
+        name,
+        timeout: Duration::from_millis(fleet_timeout_ms),
     }
 }
 

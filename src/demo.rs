@@ -85,7 +85,7 @@ pub async fn ensure_demo_program(sup: &Supervisor, data_dir: &Path) -> anyhow::R
         ..ProgramSpec::new(DEMO, exe.to_string_lossy())
     };
     match sup.create(spec).await {
-        Ok(_) | Err(SupError::Conflict(_)) => Ok(()),
+        Ok(_) | Err(SupError::Conflict(_) | SupError::Exists(_)) => Ok(()),
         Err(e) => Err(e.into()),
     }
 }

@@ -20,10 +20,22 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
 
+use crate::text_enum::text_enum;
+
 /// Set when warden begins to shut down: parts ending from then on are not failures.
 static SHUTTING_DOWN: AtomicBool = AtomicBool::new(false);
 
 static PARTS: Mutex<BTreeMap<String, PartView>> = Mutex::new(BTreeMap::new());
+
+text_enum! {
+    /// Whether a part of warden runs.
+    pub enum PartStatus {
+        /// It runs.
+        Ok = "ok",
+        /// It ended unexpectedly.
+        Down = "down",
+    }
+}
 
 /// One part as `/health` shows it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -31,7 +43,7 @@ pub struct PartView {
     /// The part, e.g. `store-writer`, `sampler`, `program demo`.
     pub name: String,
     /// `ok` while it runs, `down` after it ended unexpectedly.
-    pub status: &'static str,
+    pub status: PartStatus,
     /// Times it was restarted after a failure.
     pub restarts: u32,
     /// Why it last ended unexpectedly, if it did.
@@ -44,7 +56,7 @@ fn update(name: &str, f: impl FnOnce(&mut PartView)) {
         let mut parts = crate::sync::lock(&PARTS);
         let part = parts.entry(name.to_string()).or_insert_with(|| PartView {
             name: name.to_string(),
-            status: "ok",
+            status: PartStatus::Ok,
             restarts: 0,
             last_failure: None,
         });
@@ -71,7 +83,7 @@ pub fn parts() -> Vec<PartView> {
 pub fn failed(name: &str, cause: &str) {
     tracing::error!(part = name, cause, "a part of warden failed");
     update(name, |p| {
-        p.status = "down";
+        p.status = PartStatus::Down;
         p.last_failure = Some(cause.to_string());
     });
 }
@@ -80,7 +92,7 @@ pub fn failed(name: &str, cause: &str) {
 pub fn restarted(name: &str) {
     tracing::info!(part = name, "a part of warden runs again after a failure");
     update(name, |p| {
-        p.status = "ok";
+        p.status = PartStatus::Ok;
         p.restarts += 1;
     });
 }
@@ -113,7 +125,7 @@ impl Drop for PartGuard {
         };
         tracing::error!(part = %self.name, cause, "a part of warden stopped");
         update(&self.name, |p| {
-            p.status = "down";
+            p.status = PartStatus::Down;
             p.last_failure = Some(cause.to_string());
         });
     }
@@ -122,7 +134,7 @@ impl Drop for PartGuard {
 /// Registers a running part; keep the guard for as long as it runs.
 pub fn watch(name: impl Into<String>) -> PartGuard {
     let name = name.into();
-    update(&name, |p| p.status = "ok");
+    update(&name, |p| p.status = PartStatus::Ok);
     PartGuard {
         name,
         finished: false,
@@ -152,7 +164,7 @@ where
     tokio::spawn(async move {
         let mut delay = Duration::from_secs(1);
         loop {
-            update(name, |p| p.status = "ok");
+            update(name, |p| p.status = PartStatus::Ok);
             let mut task = tokio::spawn(make());
             // At shutdown the part ends by itself (it watches the same token); nothing
             // here waits for it.
@@ -170,7 +182,7 @@ where
             };
             tracing::error!(part = name, cause = %cause, retry_in_s = delay.as_secs(), "a part of warden stopped; restarting it");
             update(name, |p| {
-                p.status = "down";
+                p.status = PartStatus::Down;
                 p.last_failure = Some(cause.clone());
             });
             tokio::select! {
@@ -240,7 +252,7 @@ mod tests {
         assert_eq!(runs.load(Ordering::SeqCst), 2);
         let p = parts().into_iter().find(|p| p.name == "unit-part");
         let p = p.expect("registered");
-        assert_eq!((p.status, p.restarts), ("ok", 1));
+        assert_eq!((p.status, p.restarts), (PartStatus::Ok, 1));
         assert!(p.last_failure.unwrap_or_default().contains("boom"));
         shutdown.cancel();
         let ended = tokio::time::timeout(Duration::from_secs(5), h).await;
@@ -254,7 +266,7 @@ mod tests {
     fn a_guard_dropped_without_finish_marks_the_part_down() {
         drop(watch("unit-guard"));
         let p = parts().into_iter().find(|p| p.name == "unit-guard");
-        assert_eq!(p.map(|p| p.status), Some("down"));
+        assert_eq!(p.map(|p| p.status), Some(PartStatus::Down));
         watch("unit-guard-2").finish();
         assert!(parts().iter().all(|p| p.name != "unit-guard-2"));
     }

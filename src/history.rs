@@ -1,11 +1,33 @@
-//! The pictures people look at, as numbers: a program's availability over a window (from
-//! its stored state changes) and the percentiles of job run durations. Pure functions over
-//! what the store returns, so they are tested without a store, a clock or a process.
+//! What happened and the pictures people look at, as numbers: the event record the store
+//! keeps and the API lists, a program's availability over a window (from its stored state
+//! changes) and the percentiles of job run durations. Pure functions over what the store
+//! returns, so they are tested without a store, a clock or a process.
 
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::program::State;
+
+/// One stored event.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EventRecord {
+    /// Monotonic id; use it as the `before` cursor for the next page.
+    pub id: i64,
+    /// Unix ms.
+    pub ts: i64,
+    /// RFC 3339 time, for people.
+    pub time: String,
+    /// Program name; absent for warden's own events.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub program: Option<String>,
+    /// Kind, e.g. `state`, `program_created`, `warden_started`.
+    pub kind: String,
+    /// Readable summary.
+    pub message: String,
+    /// Structured details; null for events that carry none.
+    #[schema(value_type = Option<Object>)]
+    pub data: serde_json::Value,
+}
 
 /// How a stretch of time counts on the availability strip.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]

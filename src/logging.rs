@@ -15,7 +15,7 @@
 use std::io::{self, Write};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::time::Duration;
 
 use tracing_subscriber::fmt::MakeWriter;
@@ -110,12 +110,9 @@ pub fn flush(timeout: Duration) {
 fn write_loop<W: Write>(rx: Receiver<Msg>, mut out: W) {
     // Drops already announced in a notice line.
     let mut announced = 0u64;
-    loop {
-        let msg = match rx.recv_timeout(Duration::from_secs(1)) {
-            Ok(m) => m,
-            Err(RecvTimeoutError::Timeout) => continue,
-            Err(RecvTimeoutError::Disconnected) => return,
-        };
+    // Sleeps until a line comes: drops are announced with the next line, so an idle
+    // warden never wakes this thread.
+    while let Ok(msg) = rx.recv() {
         match msg {
             Msg::Line(line) => {
                 let dropped = DROPPED.load(Ordering::Relaxed);

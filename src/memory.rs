@@ -5,7 +5,9 @@
 //! keeps freed pages unless told otherwise. At start this fixes its mmap threshold and caps
 //! it at 2 arenas (`os::tune_allocator`); then, whenever private memory grew since the last
 //! check, it trims the heap. Chosen by measurement against jemalloc and mimalloc: see
-//! `bench/README.md`. An idle warden does nothing here.
+//! `bench/README.md`. Once, at the first check after start-up, it lets go of the
+//! executable's pages that only start-up used (`os::release_startup_code`). An idle
+//! warden does nothing else here.
 
 use std::time::Duration;
 
@@ -28,6 +30,16 @@ pub async fn trim_loop(store: Store, shutdown: CancellationToken) {
         return;
     }
     os::tune_allocator();
+    // The first check comes after start-up (boot, adoption, the first requests): the
+    // code only start-up ran goes back, then its heap garbage at the first tick below.
+    tokio::select! {
+        _ = shutdown.cancelled() => return,
+        _ = tokio::time::sleep(CHECK_EVERY) => {}
+    }
+    let advised = tokio::task::spawn_blocking(os::release_startup_code)
+        .await
+        .unwrap_or(0);
+    tracing::debug!(bytes = advised, "start-up code pages released");
     let mut tick = tokio::time::interval(CHECK_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut after_last_trim = 0u64;

@@ -1,12 +1,17 @@
 //! What a program *is*: the user-editable [`ProgramSpec`] (same field names in JSON, TOML
 //! and the CLI) and its validation. How a program *runs* lives in `supervisor`.
 
+mod field;
 pub mod game;
 pub mod hooks;
 pub mod power;
+mod status;
 pub mod update;
 
 use std::collections::BTreeMap;
+
+pub use field::{FieldCode, FieldError};
+pub use status::{ExitInfo, GameHealth, HealthState, ProgramStatus, State, StateReason};
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -204,15 +209,6 @@ pub const STOP_SIGNALS: &[&str] = &[
     "SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGKILL",
 ];
 
-/// One problem in a spec, naming the field.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
-pub struct FieldError {
-    /// Dotted path of the field, e.g. `restart.policy`.
-    pub field: String,
-    /// What is wrong and how to fix it.
-    pub message: String,
-}
-
 /// A programs file as `warden apply` reads it and the dashboard exports it: `[[program]]`
 /// tables with the API's field names.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -280,13 +276,7 @@ impl ProgramSpec {
             None => std::env::current_dir().unwrap_or_default(),
         };
         if self.cwd.is_some() && !cwd.is_dir() {
-            return Err(FieldError {
-                field: "cwd".into(),
-                message: format!(
-                    "working directory {:?} does not exist",
-                    cwd.display().to_string()
-                ),
-            });
+            return Err(FieldError::not_found("cwd", &cwd.display().to_string()));
         }
         let path = self
             .env
@@ -297,22 +287,12 @@ impl ProgramSpec {
         which::which_in(&self.command, Some(path), &cwd).map_err(|_| {
             let is_path = self.command.contains('/') || self.command.contains('\\');
             let full = cwd.join(&self.command);
-            let message = if is_path && full.exists() {
-                format!(
-                    "command not executable: {} (check its permissions)",
-                    full.display()
-                )
+            if is_path && full.exists() {
+                FieldError::command_not_executable("command", &full.display().to_string())
             } else if is_path {
-                format!("command not found: {}", full.display())
+                FieldError::command_not_found("command", &full.display().to_string())
             } else {
-                format!(
-                    "command not found: {} is not in PATH (give the full path)",
-                    self.command
-                )
-            };
-            FieldError {
-                field: "command".into(),
-                message,
+                FieldError::command_not_found("command", &self.command)
             }
         })
     }
@@ -320,94 +300,71 @@ impl ProgramSpec {
     /// Every problem with this spec; empty when valid.
     pub fn validate(&self) -> Vec<FieldError> {
         let mut errs = Vec::new();
-        let mut err = |field: &str, message: String| {
-            errs.push(FieldError {
-                field: field.to_string(),
-                message,
-            })
-        };
+        let mut err = |e: FieldError| errs.push(e);
         if !valid_name(&self.name) {
-            err(
-                "name",
-                format!(
-                    "{:?} is not a valid name: use 1-63 lowercase letters, digits, '-' or '_', starting with a letter or digit",
-                    self.name
-                ),
-            );
+            err(FieldError::invalid_name("name", &self.name));
         }
         if self.command.trim().is_empty() {
-            err("command", "must not be empty".into());
+            err(FieldError::required("command"));
         }
         if self.command.contains('\0') || self.args.iter().any(|a| a.contains('\0')) {
-            err("command", "must not contain NUL bytes".into());
+            err(FieldError::control_chars("command"));
         }
         if let Some(d) = &self.display_name {
             if d.chars().count() > 200 {
-                err("display_name", "must be at most 200 characters".into());
+                err(FieldError::too_long("display_name", 200));
             }
-            if let Some(m) = unclean_text(d) {
-                err("display_name", m);
+            if unclean_text(d).is_some() {
+                err(FieldError::control_chars("display_name"));
             }
         }
         for t in &self.tags {
             if !valid_name(t) {
-                err(
-                    "tags",
-                    format!("{t:?} is not a valid tag: use lowercase letters, digits, '-' or '_'"),
-                );
+                err(FieldError::invalid_name("tags", t));
             }
         }
         for k in self.env.keys() {
             if k.is_empty() || k.contains('=') || k.contains('\0') {
-                err("env", format!("{k:?} is not a valid variable name"));
+                err(FieldError::invalid_name("env", k));
             }
         }
         if self.start_seconds > 3600 {
-            err("start_seconds", "must be at most 3600".into());
+            err(FieldError::too_large("start_seconds", 3600));
         }
         let r = &self.restart;
         if r.backoff_max_ms < r.backoff_initial_ms {
-            err(
+            err(FieldError::too_small(
                 "restart.backoff_max_ms",
-                format!(
-                    "must be at least restart.backoff_initial_ms ({})",
-                    r.backoff_initial_ms
-                ),
-            );
+                r.backoff_initial_ms,
+            ));
         }
         if r.max_failed_starts == 0 {
-            err("restart.max_failed_starts", "must be at least 1".into());
+            err(FieldError::too_small("restart.max_failed_starts", 1));
         }
         if r.window_seconds == 0 {
-            err("restart.window_seconds", "must be at least 1".into());
+            err(FieldError::too_small("restart.window_seconds", 1));
         }
         if !STOP_SIGNALS.contains(&self.stop.signal.as_str()) {
-            err(
+            err(FieldError::not_one_of(
                 "stop.signal",
-                format!(
-                    "{:?} is not supported; use one of {}",
-                    self.stop.signal,
-                    STOP_SIGNALS.join(", ")
-                ),
-            );
+                &self.stop.signal,
+                STOP_SIGNALS,
+            ));
         }
         if let Some(line) = &self.stop.stdin
             && (line.contains('\n') || line.contains('\0'))
         {
-            err("stop.stdin", "must be a single line".into());
+            err(FieldError::control_chars("stop.stdin"));
         }
         if self.stop.timeout_seconds == 0 || self.stop.timeout_seconds > 3600 {
-            err("stop.timeout_seconds", "must be between 1 and 3600".into());
+            err(FieldError::out_of_range("stop.timeout_seconds", 1, 3600));
         }
         if let Some(root) = &self.files_root {
-            if let Err(why) = crate::files::RelPath::parse(root) {
-                err(
-                    "files_root",
-                    format!("{root:?} {why}; give a folder below cwd"),
-                );
+            if crate::relpath::RelPath::parse(root).is_err() {
+                err(FieldError::invalid_path("files_root", root));
             }
             if self.cwd.is_none() {
-                err("files_root", "needs cwd (it is relative to it)".into());
+                err(FieldError::needs("files_root", "cwd"));
             }
         }
         for (field, value) in [("user", &self.user), ("group", &self.group)] {
@@ -417,11 +374,7 @@ impl ProgramSpec {
                     || unclean_text(v).is_some()
                     || v.contains(' '))
             {
-                err(
-                    field,
-                    "must be an account name or a numeric id (no spaces or control characters)"
-                        .into(),
-                );
+                err(FieldError::invalid_name(field, v));
             }
         }
         if let Some(g) = &self.game {
@@ -510,100 +463,6 @@ pub(crate) fn secret_env_key(key: &str) -> bool {
     ]
     .iter()
     .any(|w| k.contains(w))
-}
-
-/// Lifecycle states of a program.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, Hash)]
-#[serde(rename_all = "snake_case")]
-pub enum State {
-    /// Not running, by request or after a clean exit.
-    Stopped,
-    /// Spawned, waiting to stay up for `start_seconds`.
-    Starting,
-    /// Up and past its start period.
-    Running,
-    /// Asked to stop; waiting for it to exit.
-    Stopping,
-    /// Crashed; waiting before the next restart.
-    Backoff,
-    /// Crashed and will not be restarted (policy `never`).
-    Crashed,
-    /// Crashed too often; warden gave up until someone starts it again.
-    Fatal,
-    /// Asked to start; waiting for the programs in `after`/`requires` to be ready.
-    Waiting,
-    /// Stopped by design because nobody played on it; warden answers on its port and
-    /// starts it again when a player connects.
-    Sleeping,
-}
-
-impl State {
-    /// The snake_case name used in the API and events.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::Stopped => "stopped",
-            State::Starting => "starting",
-            State::Running => "running",
-            State::Stopping => "stopping",
-            State::Backoff => "backoff",
-            State::Crashed => "crashed",
-            State::Fatal => "fatal",
-            State::Waiting => "waiting",
-            State::Sleeping => "sleeping",
-        }
-    }
-
-    /// True while a process of the program exists (or may exist).
-    pub fn is_active(self) -> bool {
-        matches!(self, State::Starting | State::Running | State::Stopping)
-    }
-}
-
-/// Result of a program's liveness checks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum HealthState {
-    /// No check has passed or failed yet for this process (or none is configured).
-    #[default]
-    Unknown,
-    /// The last check passed.
-    Healthy,
-    /// Checks are failing, but fewer times in a row than the limit.
-    Failing,
-    /// The configured number of consecutive checks failed.
-    Unhealthy,
-}
-
-impl HealthState {
-    /// The snake_case name used in the API, events and metrics.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HealthState::Unknown => "unknown",
-            HealthState::Healthy => "healthy",
-            HealthState::Failing => "failing",
-            HealthState::Unhealthy => "unhealthy",
-        }
-    }
-}
-
-/// How a process ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct ExitInfo {
-    /// Exit code, when it exited normally.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub code: Option<i32>,
-    /// Signal name (e.g. `SIGKILL`), when a signal ended it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub signal: Option<String>,
-    /// Readable summary, e.g. `exit code 1` or `killed by SIGKILL`.
-    pub description: String,
-}
-
-impl ExitInfo {
-    /// True for exit code 0.
-    pub fn success(&self) -> bool {
-        self.code == Some(0)
-    }
 }
 
 #[cfg(test)]

@@ -124,8 +124,14 @@ pub async fn serve(
         hook_events,
         shutdown.clone(),
     );
-    let alerts =
-        Alerts::start(store.clone(), alert_events, sup.clone(), cfg.alerts.clone()).await?;
+    let alerts = Alerts::start(
+        store.clone(),
+        alert_events,
+        bus.samples(),
+        sup.clone(),
+        cfg.alerts.clone(),
+    )
+    .await?;
     if opts.demo {
         crate::demo::ensure_demo_program(&sup, &cfg.data_dir).await?;
     }
@@ -359,15 +365,15 @@ async fn prune_events(store: Store, keep: Duration, shutdown: CancellationToken)
 
 /// Follows the store's health: when writes work again after failing (a full disk), the
 /// loss becomes an event and a warning alert, naming how many records were lost and for
-/// how long writes failed. Checked every second: cheap (a copy of a few fields).
+/// how long writes failed. Woken only when writes start or stop failing.
 async fn watch_store(ctx: Ctx, bus: Bus, shutdown: CancellationToken) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut failing = ctx.store.failing();
     let mut failing_since: Option<i64> = None;
     let mut lost_before = ctx.store.health().writes_lost;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
+            changed = failing.changed() => if changed.is_err() { return },
         }
         let h = ctx.store.health();
         match (failing_since, h.failing_since_ms) {

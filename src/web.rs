@@ -171,6 +171,30 @@ pub fn router() -> Router {
         .route("/assets/{version}/{*path}", get(asset_file))
 }
 
+/// The catalogue keys (e.g. `error.not_found`) that `web/lib/i18n.js` lacks in English
+/// or in Korean, each named with the language it lacks: for the unit tests that keep the
+/// server's codes and the dashboard's sentences in step.
+#[cfg(test)]
+pub(crate) fn untranslated(keys: impl IntoIterator<Item = String>) -> Vec<String> {
+    let js = include_str!("../web/lib/i18n.js");
+    let ko_at = js.find("\n  ko: {").unwrap_or(js.len());
+    let (en, ko) = js.split_at(ko_at);
+    let mut missing = Vec::new();
+    if ko.is_empty() {
+        missing.push("web/lib/i18n.js has no ko table".to_string());
+    }
+    for key in keys {
+        let quoted = format!("'{key}':");
+        if !en.contains(&quoted) {
+            missing.push(format!("{key} has no English text in web/lib/i18n.js"));
+        }
+        if !ko.contains(&quoted) {
+            missing.push(format!("{key} has no Korean text in web/lib/i18n.js"));
+        }
+    }
+    missing
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,7 +18,7 @@ use super::model::{Notification, RuleAction};
 use super::restart_when;
 use super::rules::{Rule, RuleSet, Verdict};
 use super::{ChannelSet, RuleBook};
-use crate::bus::{Event, Notice, NoticeField, Severity};
+use crate::bus::{Event, Notice, NoticeField, SampleTick, Severity};
 use crate::config::AlertsConfig;
 use crate::program::State;
 use crate::store::alerts::NewDelivery;
@@ -56,8 +56,15 @@ pub struct Deps {
     pub stats: Arc<Stats>,
 }
 
-/// Runs until `stop`; then handles every event already published and returns.
-pub async fn run(mut d: Deps, mut bus: broadcast::Receiver<Arc<Event>>, stop: CancellationToken) {
+/// Runs until `stop`; then handles every event already published and returns. Samples
+/// are followed, and the clock ticks, only while a rule needs them: with no such rule an
+/// idle warden does not wake this task at all.
+pub async fn run(
+    mut d: Deps,
+    mut bus: broadcast::Receiver<Arc<Event>>,
+    mut samples: watch::Receiver<Arc<SampleTick>>,
+    stop: CancellationToken,
+) {
     crate::health::injected_fault("alert-engine");
     let mut rules = RuleSet::default();
     rules.replace(d.rules.borrow_and_update().compiled.clone());
@@ -66,10 +73,13 @@ pub async fn run(mut d: Deps, mut bus: broadcast::Receiver<Arc<Event>>, stop: Ca
     own.replace(restart_when::rules_of(&d.sup));
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut samples_open = true;
     loop {
         let mut batch: Vec<Arc<Event>> = Vec::new();
         let mut verdicts: Vec<Verdict> = Vec::new();
+        let mut tick_samples: Option<Arc<SampleTick>> = None;
         let mut stopping = false;
+        let judging = samples_open && (rules.wants_samples() || own.wants_samples());
         tokio::select! {
             // Rule changes first: an event published after a rule was saved is judged by it.
             biased;
@@ -88,10 +98,23 @@ pub async fn run(mut d: Deps, mut bus: broadcast::Receiver<Arc<Event>>, stop: Ca
                 Err(RecvError::Lagged(n)) => lagged(&d.stats, n),
                 Err(RecvError::Closed) => return,
             },
-            _ = tick.tick() => verdicts = rules.on_tick(Instant::now()),
+            changed = samples.changed(), if judging => {
+                match changed {
+                    Ok(()) => tick_samples = Some(samples.borrow_and_update().clone()),
+                    Err(_) => samples_open = false,
+                }
+            }
+            _ = tick.tick(), if rules.wants_ticks() => verdicts = rules.on_tick(Instant::now()),
         }
         let mut notes = Vec::new();
         let mut own_verdicts = Vec::new();
+        if let Some(t) = &tick_samples {
+            let now = Instant::now();
+            for s in &t.programs {
+                verdicts.extend(rules.on_sample(s, now));
+                own_verdicts.extend(own.on_sample(s, now));
+            }
+        }
         for ev in &batch {
             notes.extend(handle(&d, &mut rules, ev, &mut verdicts));
             own_verdicts.extend(judge_own(&d, &mut own, ev));
@@ -159,13 +182,6 @@ fn judge_own(d: &Deps, own: &mut RuleSet, ev: &Event) -> Vec<Verdict> {
             own.replace(restart_when::rules_of(&d.sup));
             Vec::new()
         }
-        Event::Samples(tick) => {
-            let now = Instant::now();
-            tick.programs
-                .iter()
-                .flat_map(|s| own.on_sample(s, now))
-                .collect()
-        }
         Event::State(c) if c.to != State::Running && c.to != State::Starting => {
             // Unlike an alert, a restart condition is judged afresh on the new process.
             own.rearm(&c.program);
@@ -196,12 +212,6 @@ fn handle(
                 rules.program_ended(&c.program, now);
             }
             n.into_iter().collect()
-        }
-        Event::Samples(tick) => {
-            for s in &tick.programs {
-                verdicts.extend(rules.on_sample(s, now));
-            }
-            Vec::new()
         }
         Event::Notice(notice) => {
             verdicts.extend(rules.on_event(&notice.kind, notice.program.as_deref(), now));
@@ -434,9 +444,7 @@ async fn report_drops(d: &Deps, n: u64) {
         message,
         data: serde_json::json!({ "dropped": n }),
     };
-    if let Err(e) = d.store.append_event(ev).await {
-        tracing::error!(error = %e, "cannot store event");
-    }
+    d.store.record_event(ev).await;
 }
 
 async fn restart(d: &Deps, v: &Verdict) {
@@ -462,7 +470,5 @@ async fn restart(d: &Deps, v: &Verdict) {
         message: outcome,
         data: serde_json::json!({ "rule": v.rule.name, "action": "restart" }),
     };
-    if let Err(e) = d.store.append_event(ev).await {
-        tracing::error!(error = %e, "cannot store event");
-    }
+    d.store.record_event(ev).await;
 }

@@ -29,7 +29,7 @@ use tokio::sync::{Notify, broadcast, watch};
 use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
 
-use crate::bus::{Event, Notice, Severity};
+use crate::bus::{Event, Notice, SampleTick, Severity};
 use crate::config::AlertsConfig;
 use crate::program::FieldError;
 use crate::store::alerts::{Definitions, DeliveryRow, NewDelivery};
@@ -240,11 +240,13 @@ pub fn warden_notice(kind: &str, severity: Severity, summary: String) -> Event {
 
 impl Alerts {
     /// Loads channels and rules and starts the engine (following `events`, a bus
-    /// subscription taken before anything worth alerting was published), the dispatcher
-    /// and the senders. Undelivered notifications of a previous run go out first.
+    /// subscription taken before anything worth alerting was published, and `samples`
+    /// while a rule judges them), the dispatcher and the senders. Undelivered
+    /// notifications of a previous run go out first.
     pub async fn start(
         store: Store,
         events: broadcast::Receiver<Arc<Event>>,
+        samples: watch::Receiver<Arc<SampleTick>>,
         sup: Supervisor,
         cfg: AlertsConfig,
     ) -> Result<Alerts, AlertError> {
@@ -291,6 +293,7 @@ impl Alerts {
                     stats: i.stats.clone(),
                 },
                 events,
+                samples,
                 engine_stop.clone(),
             ),
         ));
@@ -608,11 +611,11 @@ impl Alerts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bus::{Bus, ProgramSample, SampleTick};
+    use crate::bus::{Bus, ProgramSample};
     use crate::program::ProgramSpec;
     use crate::supervisor::Ctx;
 
-    fn sample(program: &str, cpu: f64) -> Event {
+    fn sample(program: &str, cpu: f64) -> Arc<SampleTick> {
         let one = ProgramSample {
             program: program.into(),
             ts: now_ms(),
@@ -625,10 +628,7 @@ mod tests {
             disk_write_bps: 0.0,
             players: None,
         };
-        Event::Samples(Arc::new(SampleTick {
-            programs: vec![one],
-            host: None,
-        }))
+        Arc::new(SampleTick::new(vec![one], None))
     }
 
     /// Outbox rows of `channel`, oldest first, as (event, title).
@@ -694,9 +694,15 @@ mod tests {
         let spec: ProgramSpec = serde_json::from_value(spec).expect("spec");
         let h = sup.create(spec).await.expect("create");
         h.start().await.expect("start");
-        let alerts = Alerts::start(store.clone(), events, sup.clone(), cfg.alerts.clone())
-            .await
-            .expect("alerts");
+        let alerts = Alerts::start(
+            store.clone(),
+            events,
+            bus.samples(),
+            sup.clone(),
+            cfg.alerts.clone(),
+        )
+        .await
+        .expect("alerts");
         // A channel nobody listens on: rows are queued (and fail to deliver), which is
         // what this test looks at.
         let ch: ChannelSpec = serde_json::from_value(serde_json::json!({
@@ -713,10 +719,11 @@ mod tests {
         alerts.create_rule(rule).await.expect("rule");
         let pid_before = h.snapshot().status.pid;
 
-        bus.publish(sample("mc", 99.0));
+        // Samples are a latest-value channel, as the sampler's 1 Hz ticks are: each one
+        // is published after the engine saw the previous.
+        bus.publish_samples(sample("mc", 99.0));
         tokio::time::sleep(Duration::from_millis(1100)).await;
-        bus.publish(sample("mc", 99.0));
-        bus.publish(sample("mc", 98.0));
+        bus.publish_samples(sample("mc", 99.0));
         let rows = wait_for(&alerts, "log", 1).await;
         assert_eq!(rows.len(), 1, "{rows:?}");
         assert_eq!(rows[0].0, "rule_fired");
@@ -729,9 +736,9 @@ mod tests {
             .await;
         assert_ne!(snap.status.pid, pid_before, "restarted");
         // Still hot after the restart: no second alert. Then it cools: one recovery.
-        bus.publish(sample("mc", 97.0));
-        bus.publish(sample("mc", 3.0));
-        bus.publish(sample("mc", 2.0));
+        bus.publish_samples(sample("mc", 97.0));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        bus.publish_samples(sample("mc", 3.0));
         let rows = wait_for(&alerts, "log", 2).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         let rows_later = queued(&alerts, "log").await;

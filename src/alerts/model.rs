@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::bus::{Notice, NoticeField, Severity, StateChange};
+use crate::condition::valid_event;
 use crate::program::{ExitInfo, FieldError, State, valid_name};
 
 /// Shown instead of a secret in API answers.
@@ -232,20 +233,9 @@ fn yes() -> bool {
 fn check_url(field: &str, url: &str, errs: &mut Vec<FieldError>) {
     match reqwest::Url::parse(url) {
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
-        _ => errs.push(FieldError {
-            field: field.to_string(),
-            // The value itself is a secret: never echo it.
-            message: "must be an absolute http:// or https:// URL".into(),
-        }),
+        // The value itself is a secret: never echo it.
+        _ => errs.push(FieldError::secret_url(field)),
     }
-}
-
-/// True for an event-kind slug: lowercase letters, digits and `_`, 1–64 chars.
-pub fn valid_event(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 /// Headers warden sets itself; a channel may not override them.
@@ -256,29 +246,21 @@ impl ChannelSpec {
     /// secret values.
     pub fn validate(&self) -> Vec<FieldError> {
         let mut errs = Vec::new();
-        let mut err = |field: &str, message: &str| {
-            errs.push(FieldError {
-                field: field.to_string(),
-                message: message.to_string(),
-            })
-        };
         if !valid_name(&self.name) {
-            err(
-                "name",
-                "must be 1-63 lowercase letters, digits, '-' or '_', starting with a letter or digit",
-            );
+            errs.push(FieldError::invalid_name("name", &self.name));
         }
         for (i, e) in self.events.iter().enumerate() {
             if !valid_event(e) {
-                err(
-                    &format!("events[{i}]"),
-                    "must be an event kind such as crashed, fatal, rule_fired",
-                );
+                errs.push(FieldError::invalid(
+                    format!("events[{i}]"),
+                    e,
+                    "give an event kind such as crashed, fatal, rule_fired",
+                ));
             }
         }
         for (i, p) in self.programs.iter().enumerate() {
             if !valid_name(p) {
-                err(&format!("programs[{i}]"), "must be a program name");
+                errs.push(FieldError::invalid_name(format!("programs[{i}]"), p));
             }
         }
         match &self.target {
@@ -291,16 +273,17 @@ impl ChannelSpec {
                         || RESERVED_HEADERS.contains(&lower.as_str())
                         || lower.starts_with("x-warden-")
                     {
-                        errs.push(FieldError {
-                            field: format!("target.headers.{k}"),
-                            message: "must be a valid header name other than Content-Type, Content-Length, Host, User-Agent and X-Warden-*".into(),
-                        });
+                        errs.push(FieldError::invalid(
+                            format!("target.headers.{k}"),
+                            k,
+                            "give a valid header name other than Content-Type, Content-Length, Host, User-Agent and X-Warden-*",
+                        ));
                     }
                     if reqwest::header::HeaderValue::from_str(v).is_err() {
-                        errs.push(FieldError {
-                            field: format!("target.headers.{k}"),
-                            message: "the value must be visible ASCII".into(),
-                        });
+                        errs.push(FieldError::invalid_secret(
+                            format!("target.headers.{k}"),
+                            "the value must be visible ASCII",
+                        ));
                     }
                 }
             }
@@ -317,17 +300,13 @@ impl ChannelSpec {
                         .bytes()
                         .all(|b| b.is_ascii_alphanumeric() || b == b':' || b == b'_' || b == b'-')
                 {
-                    errs.push(FieldError {
-                        field: "target.bot_token".into(),
-                        message: "must be a bot token like 123456:ABC-DEF… (from @BotFather)"
-                            .into(),
-                    });
+                    errs.push(FieldError::invalid_secret(
+                        "target.bot_token",
+                        "must be a bot token like 123456:ABC-DEF… (from @BotFather)",
+                    ));
                 }
                 if chat_id.trim().is_empty() {
-                    errs.push(FieldError {
-                        field: "target.chat_id".into(),
-                        message: "must be a chat id (a number) or @channelname".into(),
-                    });
+                    errs.push(FieldError::required("target.chat_id"));
                 }
                 check_url("target.api_url", api_url, &mut errs);
             }
@@ -339,10 +318,7 @@ impl ChannelSpec {
                         .bytes()
                         .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
                 {
-                    errs.push(FieldError {
-                        field: "target.topic".into(),
-                        message: "must be 1-64 letters, digits, '-' or '_'".into(),
-                    });
+                    errs.push(FieldError::invalid_name("target.topic", topic));
                 }
             }
         }

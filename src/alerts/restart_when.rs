@@ -12,8 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::model::{Notification, RuleAction};
-use super::rules::{Condition, Rule, Verdict, restart_condition};
+use super::rules::{Rule, Verdict};
 use crate::bus::{Notice, NoticeField, Severity};
+use crate::condition::{Condition, restart_condition};
 use crate::store::events::NewEvent;
 use crate::store::{Store, now_ms};
 use crate::supervisor::Supervisor;
@@ -119,7 +120,5 @@ pub(super) async fn restart(store: &Store, sup: &Supervisor, v: &Verdict) {
         message,
         data,
     };
-    if let Err(e) = store.append_event(ev).await {
-        tracing::error!(error = %e, "cannot store event");
-    }
+    store.record_event(ev).await;
 }

@@ -1,6 +1,6 @@
-//! Alert rules as a pure state machine: conditions parsed from text, evaluated against
-//! resource samples and events, with time passed in (tests drive it with tokio's paused
-//! clock or plain instants).
+//! Alert rules as a pure state machine: conditions (the grammar of `crate::condition`)
+//! evaluated against resource samples and events, with time passed in (tests drive it
+//! with tokio's paused clock or plain instants).
 //!
 //! Two kinds of condition:
 //! - thresholds over a sample metric, held for a duration: `cpu_percent > 90 for 5m`;
@@ -12,395 +12,28 @@
 //! clears; nothing repeats in between. A cooldown keeps it from firing again too soon.
 
 use std::collections::{HashMap, VecDeque};
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::model::{RuleAction, RuleSpec, valid_event};
+use super::model::{RuleAction, RuleSpec};
 use crate::bus::{ProgramSample, Severity};
+use crate::condition::{Condition, Metric};
 use crate::program::{FieldError, valid_name};
 
-/// A numeric field of [`ProgramSample`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Metric {
-    /// Percent of one core.
-    CpuPercent,
-    /// Resident memory.
-    MemoryBytes,
-    /// Virtual memory.
-    VirtualBytes,
-    /// Threads in the process tree.
-    Threads,
-    /// Open files/handles.
-    OpenFiles,
-    /// Disk reads per second.
-    DiskReadBps,
-    /// Disk writes per second.
-    DiskWriteBps,
-    /// Players online (when a game query is configured).
-    Players,
-}
-
-const METRICS: &[(&str, Metric)] = &[
-    ("cpu_percent", Metric::CpuPercent),
-    ("memory_bytes", Metric::MemoryBytes),
-    ("virtual_bytes", Metric::VirtualBytes),
-    ("threads", Metric::Threads),
-    ("open_files", Metric::OpenFiles),
-    ("disk_read_bps", Metric::DiskReadBps),
-    ("disk_write_bps", Metric::DiskWriteBps),
-    ("players", Metric::Players),
-];
-
-impl Metric {
-    fn parse(s: &str) -> Option<Metric> {
-        METRICS.iter().find(|(n, _)| *n == s).map(|(_, m)| *m)
-    }
-
-    /// The metric's name in conditions.
-    pub fn name(self) -> &'static str {
-        METRICS
-            .iter()
-            .find(|(_, m)| *m == self)
-            .map(|(n, _)| *n)
-            .unwrap_or("?")
-    }
-
-    /// Its value in a sample; `None` when the sample does not carry it (players).
-    pub fn of(self, s: &ProgramSample) -> Option<f64> {
-        Some(match self {
-            Metric::CpuPercent => s.cpu_percent,
-            Metric::MemoryBytes => s.memory_bytes as f64,
-            Metric::VirtualBytes => s.virtual_bytes as f64,
-            Metric::Threads => s.threads as f64,
-            Metric::OpenFiles => s.open_files as f64,
-            Metric::DiskReadBps => s.disk_read_bps,
-            Metric::DiskWriteBps => s.disk_write_bps,
-            Metric::Players => f64::from(s.players?),
-        })
-    }
-
-    fn is_bytes(self) -> bool {
-        matches!(
-            self,
-            Metric::MemoryBytes | Metric::VirtualBytes | Metric::DiskReadBps | Metric::DiskWriteBps
-        )
-    }
-
-    /// A value as people read it: `6.2 GiB`, `97.5 %`, `12`.
-    pub fn show(self, v: f64) -> String {
-        if self.is_bytes() {
-            let suffix = if matches!(self, Metric::DiskReadBps | Metric::DiskWriteBps) {
-                "/s"
-            } else {
-                ""
-            };
-            let units = ["B", "KiB", "MiB", "GiB", "TiB"];
-            let mut x = v;
-            let mut i = 0;
-            while x.abs() >= 1024.0 && i < units.len() - 1 {
-                x /= 1024.0;
-                i += 1;
-            }
-            if i == 0 {
-                format!("{x:.0} B{suffix}")
-            } else {
-                format!("{x:.1} {}{suffix}", units[i])
-            }
-        } else if self == Metric::CpuPercent {
-            format!("{v:.1} %")
-        } else {
-            trim_float(v)
-        }
-    }
-}
-
-fn trim_float(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e15 {
-        format!("{v:.0}")
-    } else {
-        format!("{v:.2}")
-    }
-}
-
-/// A comparison.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Op {
-    /// `>`
-    Gt,
-    /// `>=`
-    Ge,
-    /// `<`
-    Lt,
-    /// `<=`
-    Le,
-    /// `==`
-    Eq,
-    /// `!=`
-    Ne,
-}
-
-impl Op {
-    fn parse(s: &str) -> Option<Op> {
-        Some(match s {
-            ">" => Op::Gt,
-            ">=" => Op::Ge,
-            "<" => Op::Lt,
-            "<=" => Op::Le,
-            "==" => Op::Eq,
-            "!=" => Op::Ne,
-            _ => return None,
-        })
-    }
-
-    /// The comparison as written in conditions.
-    pub fn symbol(self) -> &'static str {
-        match self {
-            Op::Gt => ">",
-            Op::Ge => ">=",
-            Op::Lt => "<",
-            Op::Le => "<=",
-            Op::Eq => "==",
-            Op::Ne => "!=",
-        }
-    }
-
-    fn test(self, a: f64, b: f64) -> bool {
-        match self {
-            Op::Gt => a > b,
-            Op::Ge => a >= b,
-            Op::Lt => a < b,
-            Op::Le => a <= b,
-            Op::Eq => a == b,
-            Op::Ne => a != b,
-        }
-    }
-}
-
-/// A parsed condition.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Condition {
-    /// `METRIC OP VALUE [for DURATION]`.
-    Threshold {
-        /// What is measured.
-        metric: Metric,
-        /// How it is compared.
-        op: Op,
-        /// With what.
-        value: f64,
-        /// How long it must hold before firing (zero: at once).
-        hold: Duration,
-    },
-    /// `EVENT >= N in DURATION`.
-    Count {
-        /// Event kind counted.
-        event: String,
-        /// How many make it fire.
-        at_least: u32,
-        /// Within how long.
-        window: Duration,
-    },
-}
-
-/// Parses `90`, `90%`, `6GiB`, `512MB`, `1.5e3`.
-fn parse_value(s: &str) -> Option<f64> {
-    let split = s
-        .find(|c: char| c.is_ascii_alphabetic() || c == '%')
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num.parse().ok()?;
-    let mult = match unit {
-        "" | "%" | "B" => 1.0,
-        "KiB" => 1024.0,
-        "MiB" => 1024.0 * 1024.0,
-        "GiB" => 1024.0 * 1024.0 * 1024.0,
-        "TiB" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
-        "KB" | "kB" => 1e3,
-        "MB" => 1e6,
-        "GB" => 1e9,
-        "TB" => 1e12,
-        _ => return None,
-    };
-    let v = n * mult;
-    v.is_finite().then_some(v)
-}
-
-impl Condition {
-    /// Parses a condition; the error says what is expected.
-    pub fn parse(text: &str) -> Result<Condition, String> {
-        let words: Vec<&str> = text.split_whitespace().collect();
-        let usage = "write `METRIC OP VALUE [for DURATION]` (e.g. `cpu_percent > 90 for 5m`) or `EVENT >= N in DURATION` (e.g. `crashed >= 3 in 10m`), with spaces between the parts";
-        let Some(first) = words.first() else {
-            return Err(format!("is empty; {usage}"));
-        };
-        if let Some(metric) = Metric::parse(first) {
-            let (op, value, hold) = match words.as_slice() {
-                [_, op, value] => (op, value, None),
-                [_, op, value, "for", d] => (op, value, Some(d)),
-                _ => return Err(format!("is not a condition; {usage}")),
-            };
-            let op = Op::parse(op)
-                .ok_or_else(|| format!("unknown comparison {op:?}; use >, >=, <, <=, == or !="))?;
-            let value = parse_value(value).ok_or_else(|| {
-                format!("{value:?} is not a number (units allowed: %, B, KiB, MiB, GiB, TiB, KB, MB, GB, TB)")
-            })?;
-            let hold = match hold {
-                None => Duration::ZERO,
-                Some(d) => crate::duration::parse(d).map_err(|e| e.to_string())?,
-            };
-            return Ok(Condition::Threshold {
-                metric,
-                op,
-                value,
-                hold,
-            });
-        }
-        match words.as_slice() {
-            [event, op @ (">=" | ">"), n, "in", d] => {
-                if !valid_event(event) {
-                    return Err(format!(
-                        "{event:?} is neither a metric ({}) nor an event kind; {usage}",
-                        METRICS
-                            .iter()
-                            .map(|(n, _)| *n)
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ));
-                }
-                let n: u32 = n
-                    .parse()
-                    .map_err(|_| format!("{n:?} is not a whole number"))?;
-                let at_least = if *op == ">" { n.saturating_add(1) } else { n };
-                if at_least == 0 {
-                    return Err("the count must be at least 1".into());
-                }
-                let window = crate::duration::parse(d)
-                    .map_err(|e| e.to_string())
-                    .and_then(|w| {
-                        if w.is_zero() {
-                            Err(format!("the window {d:?} is zero; it must be at least 1s"))
-                        } else {
-                            Ok(w)
-                        }
-                    })?;
-                Ok(Condition::Count {
-                    event: event.to_string(),
-                    at_least,
-                    window,
-                })
-            }
-            _ if Metric::parse(first).is_none() && !valid_event(first) => Err(format!(
-                "{first:?} is neither a metric ({}) nor an event kind; {usage}",
-                METRICS
-                    .iter()
-                    .map(|(n, _)| *n)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )),
-            _ => Err(format!("is not a condition; {usage}")),
-        }
-    }
-}
-
-impl fmt::Display for Condition {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Condition::Threshold {
-                metric,
-                op,
-                value,
-                hold,
-            } => {
-                write!(
-                    f,
-                    "{} {} {}",
-                    metric.name(),
-                    op.symbol(),
-                    metric.show(*value)
-                )?;
-                if !hold.is_zero() {
-                    write!(f, " for {}", crate::duration::format(*hold))?;
-                }
-                Ok(())
-            }
-            Condition::Count {
-                event,
-                at_least,
-                window,
-            } => write!(
-                f,
-                "{event} >= {at_least} in {}",
-                crate::duration::format(*window)
-            ),
-        }
-    }
-}
-
-impl Condition {
-    /// The condition in plain words, as events say it: `memory above 6 GiB for 10m`.
-    pub fn plain(&self) -> String {
-        match self {
-            Condition::Threshold {
-                metric,
-                op,
-                value,
-                hold,
-            } => {
-                let what = match metric {
-                    Metric::CpuPercent => "CPU",
-                    Metric::MemoryBytes => "memory",
-                    Metric::VirtualBytes => "virtual memory",
-                    Metric::Threads => "threads",
-                    Metric::OpenFiles => "open files",
-                    Metric::DiskReadBps => "disk reads",
-                    Metric::DiskWriteBps => "disk writes",
-                    Metric::Players => "players",
-                };
-                let how = match op {
-                    Op::Gt => "above",
-                    Op::Ge => "at or above",
-                    Op::Lt => "below",
-                    Op::Le => "at or below",
-                    Op::Eq => "at",
-                    Op::Ne => "not at",
-                };
-                let amount = match metric {
-                    Metric::MemoryBytes | Metric::VirtualBytes => {
-                        crate::program::power::ByteSize(*value as u64).to_string()
-                    }
-                    Metric::DiskReadBps | Metric::DiskWriteBps => {
-                        format!("{}/s", crate::program::power::ByteSize(*value as u64))
-                    }
-                    Metric::CpuPercent => format!("{} %", trim_float(*value)),
-                    _ => trim_float(*value),
-                };
-                let mut out = format!("{what} {how} {amount}");
-                if !hold.is_zero() {
-                    out.push_str(" for ");
-                    out.push_str(&crate::duration::format(*hold));
-                }
-                out
-            }
-            Condition::Count { .. } => self.to_string(),
-        }
-    }
-}
-
-/// Parses one `restart_when` condition of a program: a resource threshold held for a
-/// while (`memory_bytes > 6GiB for 10m`). The error says what is expected.
-pub fn restart_condition(text: &str) -> Result<Condition, String> {
-    let c = Condition::parse(text)?;
-    match &c {
-        Condition::Count { .. } => Err(format!(
-            "{text:?} counts events; restart_when takes resource conditions only, e.g. `memory_bytes > 6GiB for 10m` (a restart loop is the restart policy's job)"
-        )),
-        Condition::Threshold { hold, .. } if hold.is_zero() => Err(format!(
-            "{text:?} has no duration; add `for DURATION` (e.g. `for 10m`): it is how long the condition must hold, and the shortest time between two restarts"
-        )),
-        Condition::Threshold { .. } => Ok(c),
-    }
+/// A metric's value in a sample; `None` when the sample does not carry it (players).
+fn sample_value(metric: Metric, s: &ProgramSample) -> Option<f64> {
+    Some(match metric {
+        Metric::CpuPercent => s.cpu_percent,
+        Metric::MemoryBytes => s.memory_bytes as f64,
+        Metric::VirtualBytes => s.virtual_bytes as f64,
+        Metric::Threads => s.threads as f64,
+        Metric::OpenFiles => s.open_files as f64,
+        Metric::DiskReadBps => s.disk_read_bps,
+        Metric::DiskWriteBps => s.disk_write_bps,
+        Metric::Players => f64::from(s.players?),
+    })
 }
 
 /// A validated, compiled rule.
@@ -426,36 +59,24 @@ impl Rule {
     pub fn compile(spec: &RuleSpec) -> Result<Option<Rule>, Vec<FieldError>> {
         let mut errs = Vec::new();
         if !valid_name(&spec.name) {
-            errs.push(FieldError {
-                field: "name".into(),
-                message: "must be 1-63 lowercase letters, digits, '-' or '_', starting with a letter or digit".into(),
-            });
+            errs.push(FieldError::invalid_name("name", &spec.name));
         }
         if let Some(p) = &spec.program
             && !valid_name(p)
         {
-            errs.push(FieldError {
-                field: "program".into(),
-                message: "must be a program name".into(),
-            });
+            errs.push(FieldError::invalid_name("program", p));
         }
         let condition = match Condition::parse(&spec.condition) {
             Ok(c) => Some(c),
             Err(m) => {
-                errs.push(FieldError {
-                    field: "condition".into(),
-                    message: m,
-                });
+                errs.push(FieldError::invalid("condition", &spec.condition, &m));
                 None
             }
         };
         if spec.action == Some(RuleAction::Restart)
             && matches!(condition, Some(Condition::Count { .. }))
         {
-            errs.push(FieldError {
-                field: "action".into(),
-                message: "restart applies to resource conditions only; an event count (e.g. a restart loop) is better left to the restart policy".into(),
-            });
+            errs.push(FieldError::conflicts_with("action", "condition"));
         }
         let Some(condition) = condition.filter(|_| errs.is_empty()) else {
             return Err(errs);
@@ -538,6 +159,22 @@ impl RuleSet {
         self.rules = rules;
     }
 
+    /// True when a rule judges samples (a metric threshold): only then does the engine
+    /// follow them.
+    pub fn wants_samples(&self) -> bool {
+        self.rules
+            .iter()
+            .any(|r| matches!(r.condition, Condition::Threshold { .. }))
+    }
+
+    /// True when a rule counts events within a window, which ends on the clock: only
+    /// then does the engine tick.
+    pub fn wants_ticks(&self) -> bool {
+        self.rules
+            .iter()
+            .any(|r| matches!(r.condition, Condition::Count { .. }))
+    }
+
     /// Evaluates threshold rules against a sample.
     pub fn on_sample(&mut self, s: &ProgramSample, now: Instant) -> Vec<Verdict> {
         let mut out = Vec::new();
@@ -554,7 +191,9 @@ impl RuleSet {
             if !rule.watches(&s.program) {
                 continue;
             }
-            let Some(v) = metric.of(s) else { continue };
+            let Some(v) = sample_value(*metric, s) else {
+                continue;
+            };
             let key = (rule.name.clone(), s.program.clone());
             let st = self.states.entry(key.clone()).or_default();
             if op.test(v, *value) {
@@ -769,53 +408,6 @@ mod tests {
     }
 
     #[test]
-    fn conditions_parse_and_print() {
-        let c = Condition::parse("memory_bytes > 6GiB for 2m").expect("parses");
-        assert_eq!(
-            c,
-            Condition::Threshold {
-                metric: Metric::MemoryBytes,
-                op: Op::Gt,
-                value: 6.0 * 1024.0 * 1024.0 * 1024.0,
-                hold: Duration::from_secs(120)
-            }
-        );
-        assert_eq!(c.to_string(), "memory_bytes > 6.0 GiB for 2m");
-        assert_eq!(
-            Condition::parse("cpu_percent > 90% for 5m")
-                .expect("parses")
-                .to_string(),
-            "cpu_percent > 90.0 % for 5m"
-        );
-        assert_eq!(
-            Condition::parse("players == 0 for 30m")
-                .expect("parses")
-                .to_string(),
-            "players == 0 for 30m"
-        );
-        assert_eq!(
-            Condition::parse("crashed >= 3 in 10m").expect("parses"),
-            Condition::Count {
-                event: "crashed".into(),
-                at_least: 3,
-                window: Duration::from_secs(600)
-            }
-        );
-        for bad in [
-            "",
-            "cpu_percent >> 3",
-            "cpu_percent > lots",
-            "cpu_percent > 3 for ever",
-            "Crashed >= 3 in 1m",
-            "crashed >= 0 in 1m",
-            "crashed >= 3 in 0s",
-            "crashed == 3",
-        ] {
-            assert!(Condition::parse(bad).is_err(), "{bad:?} must be rejected");
-        }
-    }
-
-    #[test]
     fn rule_validation_reports_every_field() {
         let spec = RuleSpec {
             name: "Bad".into(),
@@ -1001,24 +593,6 @@ mod tests {
         // `a` is still firing (no repeat); the edited `b` starts afresh and fires.
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].rule.name, "b");
-    }
-
-    #[test]
-    fn restart_conditions_need_a_duration_and_read_in_plain_words() {
-        let c = restart_condition("memory_bytes > 6GiB for 10m").expect("valid");
-        assert_eq!(c.plain(), "memory above 6 GiB for 10m");
-        let c = restart_condition("cpu_percent >= 150 for 30s").expect("valid");
-        assert_eq!(c.plain(), "CPU at or above 150 % for 30s");
-        assert!(
-            restart_condition("memory_bytes > 6GiB")
-                .expect_err("no duration")
-                .contains("for DURATION")
-        );
-        assert!(
-            restart_condition("crashed >= 3 in 10m")
-                .expect_err("a count")
-                .contains("resource conditions only")
-        );
     }
 
     #[test]

@@ -10,12 +10,12 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::AppState;
-use super::authn::Caller;
 use super::error::{ApiError, ErrorBody, Json, Path, Query};
-use crate::access::Perm;
+use super::guard::{Admin, Everywhere, perm};
+use super::paging::{Page, page_body};
+use super::shared::same_name;
 use crate::alerts::model::{ChannelSpec, RuleSpec};
 use crate::alerts::{AlertError, AlertStatus, ChannelView, DeliveryView};
-use crate::program::FieldError;
 
 impl From<AlertError> for ApiError {
     fn from(e: AlertError) -> ApiError {
@@ -26,18 +26,6 @@ impl From<AlertError> for ApiError {
             AlertError::Store(s) => s.into(),
         }
     }
-}
-
-fn name_must_match(url_name: &str, body_name: &str) -> Result<(), ApiError> {
-    if url_name == body_name {
-        return Ok(());
-    }
-    Err(ApiError::validation(vec![FieldError {
-        field: "name".into(),
-        message: format!(
-            "must match the name in the URL ('{url_name}'); renaming is not supported — create a new one instead"
-        ),
-    }]))
 }
 
 /// All channels.
@@ -52,9 +40,8 @@ pub struct ChannelList {
     responses((status = 200, body = ChannelList), (status = 401, body = ErrorBody)))]
 async fn list_channels(
     State(app): State<AppState>,
-    caller: Caller,
+    _: Everywhere<perm::View>,
 ) -> Result<Json<ChannelList>, ApiError> {
-    caller.require_everywhere(Perm::View)?;
     Ok(Json(ChannelList {
         channels: app.alerts.channels(),
     }))
@@ -65,10 +52,9 @@ async fn list_channels(
     responses((status = 201, body = ChannelView), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn create_channel(
     State(app): State<AppState>,
-    caller: Caller,
+    Admin(caller): Admin,
     Json(spec): Json<ChannelSpec>,
 ) -> Result<Response, ApiError> {
-    caller.require_admin()?;
     let view = app.alerts.create_channel(spec).await?;
     app.audit(&caller, "alerts.channel.create", &view.spec.name, None)
         .await;
@@ -81,10 +67,9 @@ async fn create_channel(
     responses((status = 200, body = ChannelView), (status = 404, body = ErrorBody)))]
 async fn get_channel(
     State(app): State<AppState>,
-    caller: Caller,
+    _: Everywhere<perm::View>,
     Path(name): Path<String>,
 ) -> Result<Json<ChannelView>, ApiError> {
-    caller.require_everywhere(Perm::View)?;
     Ok(Json(app.alerts.channel(&name)?))
 }
 
@@ -94,12 +79,11 @@ async fn get_channel(
     responses((status = 200, body = ChannelView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn update_channel(
     State(app): State<AppState>,
-    caller: Caller,
+    Admin(caller): Admin,
     Path(name): Path<String>,
     Json(spec): Json<ChannelSpec>,
 ) -> Result<Json<ChannelView>, ApiError> {
-    caller.require_admin()?;
-    name_must_match(&name, &spec.name)?;
+    same_name(&name, &spec.name)?;
     let view = app.alerts.update_channel(spec).await?;
     app.audit(&caller, "alerts.channel.update", &name, None)
         .await;
@@ -112,10 +96,9 @@ async fn update_channel(
     responses((status = 204), (status = 404, body = ErrorBody)))]
 async fn delete_channel(
     State(app): State<AppState>,
-    caller: Caller,
+    Admin(caller): Admin,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require_admin()?;
     app.alerts.delete_channel(&name).await?;
     app.audit(&caller, "alerts.channel.delete", &name, None)
         .await;
@@ -138,11 +121,10 @@ struct TestQuery {
     responses((status = 200, body = DeliveryView), (status = 404, body = ErrorBody)))]
 async fn test_channel(
     State(app): State<AppState>,
-    caller: Caller,
+    _: Admin,
     Path(name): Path<String>,
     Query(q): Query<TestQuery>,
 ) -> Result<Json<DeliveryView>, ApiError> {
-    caller.require_admin()?;
     let wait = q.wait.unwrap_or(10);
     if wait > 20 {
         return Err(ApiError::new(
@@ -158,53 +140,23 @@ async fn test_channel(
     ))
 }
 
-/// Delivery log paging.
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-struct LogQuery {
-    /// Only deliveries with an id below this (the `next_before` of the previous page).
-    before: Option<i64>,
-    /// Page size, 1-500 (default 50).
-    #[param(minimum = 1, maximum = 500)]
-    limit: Option<u32>,
-}
-
-/// A page of a channel's delivery log.
-#[derive(Serialize, ToSchema)]
-pub struct DeliveryPage {
-    /// Newest first.
-    pub deliveries: Vec<DeliveryView>,
-    /// Pass as `before` for the next (older) page; absent on the last page.
-    pub next_before: Option<i64>,
-}
+page_body!("A page of a channel's delivery log." DeliveryPage, deliveries: DeliveryView, "Newest first.");
 
 /// A channel's delivery log: every notification with its attempts, status and last error.
 #[utoipa::path(get, path = "/api/alerts/channels/{name}/deliveries", tag = "alerts",
-    params(("name" = String, Path, description = "channel name"), LogQuery),
+    params(("name" = String, Path, description = "channel name"), Page),
     responses((status = 200, body = DeliveryPage), (status = 404, body = ErrorBody)))]
 async fn deliveries(
     State(app): State<AppState>,
-    caller: Caller,
+    _: Everywhere<perm::View>,
     Path(name): Path<String>,
-    Query(q): Query<LogQuery>,
+    page: Page,
 ) -> Result<Json<DeliveryPage>, ApiError> {
-    caller.require_everywhere(Perm::View)?;
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_query",
-            "limit must be between 1 and 500",
-        ));
-    }
-    let deliveries = app.alerts.deliveries(&name, q.before, limit).await?;
-    let next_before = (deliveries.len() == limit as usize)
-        .then(|| deliveries.last().map(|d| d.id))
-        .flatten();
-    Ok(Json(DeliveryPage {
-        deliveries,
-        next_before,
-    }))
+    let deliveries = app
+        .alerts
+        .deliveries(&name, page.before, page.limit)
+        .await?;
+    Ok(Json(DeliveryPage::new(&page, deliveries, |d| d.id)))
 }
 
 /// All rules.
@@ -219,9 +171,8 @@ pub struct RuleList {
     responses((status = 200, body = RuleList), (status = 401, body = ErrorBody)))]
 async fn list_rules(
     State(app): State<AppState>,
-    caller: Caller,
+    _: Everywhere<perm::View>,
 ) -> Result<Json<RuleList>, ApiError> {
-    caller.require_everywhere(Perm::View)?;
     Ok(Json(RuleList {
         rules: app.alerts.rules(),
     }))
@@ -232,10 +183,9 @@ async fn list_rules(
     responses((status = 201, body = RuleSpec), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn create_rule(
     State(app): State<AppState>,
-    caller: Caller,
+    Admin(caller): Admin,
     Json(spec): Json<RuleSpec>,
 ) -> Result<Response, ApiError> {
-    caller.require_admin()?;
     let rule = app.alerts.create_rule(spec).await?;
     app.audit(
         &caller,
@@ -253,10 +203,9 @@ async fn create_rule(
     responses((status = 200, body = RuleSpec), (status = 404, body = ErrorBody)))]
 async fn get_rule(
     State(app): State<AppState>,
-    caller: Caller,
+    _: Everywhere<perm::View>,
     Path(name): Path<String>,
 ) -> Result<Json<RuleSpec>, ApiError> {
-    caller.require_everywhere(Perm::View)?;
     Ok(Json(app.alerts.rule(&name)?))
 }
 
@@ -266,12 +215,11 @@ async fn get_rule(
     responses((status = 200, body = RuleSpec), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn update_rule(
     State(app): State<AppState>,
-    caller: Caller,
+    Admin(caller): Admin,
     Path(name): Path<String>,
     Json(spec): Json<RuleSpec>,
 ) -> Result<Json<RuleSpec>, ApiError> {
-    caller.require_admin()?;
-    name_must_match(&name, &spec.name)?;
+    same_name(&name, &spec.name)?;
     let rule = app.alerts.update_rule(spec).await?;
     app.audit(
         &caller,
@@ -289,10 +237,9 @@ async fn update_rule(
     responses((status = 204), (status = 404, body = ErrorBody)))]
 async fn delete_rule(
     State(app): State<AppState>,
-    caller: Caller,
+    Admin(caller): Admin,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require_admin()?;
     app.alerts.delete_rule(&name).await?;
     app.audit(&caller, "alerts.rule.delete", &name, None).await;
     Ok(StatusCode::NO_CONTENT)
@@ -303,9 +250,8 @@ async fn delete_rule(
     responses((status = 200, body = AlertStatus), (status = 401, body = ErrorBody)))]
 async fn status(
     State(app): State<AppState>,
-    caller: Caller,
+    _: Everywhere<perm::View>,
 ) -> Result<Json<AlertStatus>, ApiError> {
-    caller.require_everywhere(Perm::View)?;
     Ok(Json(app.alerts.status().await?))
 }
 

@@ -9,14 +9,16 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Deserialize;
+use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::AppState;
-use super::authn::Caller;
-use super::error::{ApiError, ErrorBody, Json, Query};
-use crate::store::access::{AuditFilter, AuditRow, NewAudit};
+use super::error::{ApiError, ErrorBody, Json};
+use super::guard::Admin;
+use super::paging::{Filter, Page, page_body};
+use crate::access::AuditRecord;
+use crate::store::access::{AuditFilter, NewAudit};
 
 /// What the handler said about the request, filled in while it runs.
 #[derive(Debug, Default)]
@@ -142,9 +144,8 @@ pub async fn record(State(app): State<AppState>, mut req: Request, next: Next) -
     resp
 }
 
-/// Filters and paging of the audit log.
+/// Filters of the audit log.
 #[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// Only this actor (a user name or `token:NAME`).
     user: Option<String>,
@@ -156,61 +157,37 @@ pub struct AuditQuery {
     since: Option<i64>,
     /// Before this time (unix ms).
     until: Option<i64>,
-    /// Only records with an id below this (the `next_before` of the previous page).
-    before: Option<i64>,
-    /// Page size, 1-500 (default 100).
-    #[param(minimum = 1, maximum = 500)]
-    limit: Option<u32>,
 }
 
-/// A page of the audit log, newest first.
-#[derive(Serialize, ToSchema)]
-pub struct AuditPage {
-    /// Records, newest first.
-    pub entries: Vec<AuditRow>,
-    /// Pass as `before` for the next (older) page; absent on the last page.
-    pub next_before: Option<i64>,
+impl Filter for AuditQuery {
+    const DEFAULT_LIMIT: u32 = 100;
 }
+
+page_body!("A page of the audit log, newest first." AuditPage, entries: AuditRecord, "Records, newest first.");
 
 /// Reads the audit log (admin): every state-changing call with who, what, target,
 /// result and address.
-#[utoipa::path(get, path = "/api/audit", tag = "users", params(AuditQuery),
+#[utoipa::path(get, path = "/api/audit", tag = "users", params(Page<AuditQuery>),
     responses((status = 200, body = AuditPage), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
 async fn list(
     State(app): State<AppState>,
-    caller: Caller,
-    Query(q): Query<AuditQuery>,
+    _: Admin,
+    page: Page<AuditQuery>,
 ) -> Result<Json<AuditPage>, ApiError> {
-    caller.require_admin()?;
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::new(
-            axum::http::StatusCode::BAD_REQUEST,
-            "invalid_query",
-            "limit must be between 1 and 500",
-        ));
-    }
+    let q = &page.filter;
     let entries = app
         .store
         .audit_page(AuditFilter {
-            actor: q.user,
-            program: q.program,
-            action: q.action,
+            actor: q.user.clone(),
+            program: q.program.clone(),
+            action: q.action.clone(),
             since: q.since,
             until: q.until,
-            before: q.before,
-            limit,
+            before: page.before,
+            limit: page.limit,
         })
         .await?;
-    let next_before = if entries.len() == limit as usize {
-        entries.last().map(|e| e.id)
-    } else {
-        None
-    };
-    Ok(Json(AuditPage {
-        entries,
-        next_before,
-    }))
+    Ok(Json(AuditPage::new(&page, entries, |e| e.id)))
 }
 
 /// Routes of this module.

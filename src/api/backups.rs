@@ -12,15 +12,14 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::AppState;
-use super::authn::Caller;
-use super::error::{ApiError, ErrorBody, Json, Path, Query};
-use crate::access::Perm;
+use super::error::{ApiError, ErrorBody, Json, Query};
+use super::guard::{OnBackup, OnProgram, OnRestore, perm};
 use crate::backup::manifest::Manifest;
+use crate::backup::record::RestoreRecord;
 use crate::backup::settings::BackupSettings;
 use crate::backup::{
     BackupError, BackupOptions, BackupPreview, BackupView, RestoreOptions, RestoreView,
 };
-use crate::store::backups::RestoreRecord;
 
 impl From<BackupError> for ApiError {
     fn from(e: BackupError) -> ApiError {
@@ -41,10 +40,8 @@ impl From<BackupError> for ApiError {
     responses((status = 200, body = BackupSettings), (status = 404, body = ErrorBody)))]
 async fn get_settings(
     State(app): State<AppState>,
-    caller: Caller,
-    Path(name): Path<String>,
+    OnProgram { name, .. }: OnProgram<perm::View>,
 ) -> Result<Json<BackupSettings>, ApiError> {
-    app.allow(&caller, &name, Perm::View)?;
     Ok(Json(app.backups.settings(&name).await?))
 }
 
@@ -54,11 +51,9 @@ async fn get_settings(
     responses((status = 200, body = BackupSettings), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn put_settings(
     State(app): State<AppState>,
-    caller: Caller,
-    Path(name): Path<String>,
+    OnProgram { caller, name, .. }: OnProgram<perm::Define>,
     Json(settings): Json<BackupSettings>,
 ) -> Result<Json<BackupSettings>, ApiError> {
-    app.allow(&caller, &name, Perm::Define)?;
     app.backups.set_settings(&name, settings).await?;
     app.audit(&caller, "backup.settings", &name, None).await;
     Ok(Json(app.backups.settings(&name).await?))
@@ -86,11 +81,9 @@ const PREVIEW_SAMPLE: usize = 200;
         (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn preview_settings(
     State(app): State<AppState>,
-    caller: Caller,
-    Path(name): Path<String>,
+    OnProgram { name, .. }: OnProgram<perm::FilesRead>,
     Json(req): Json<PreviewRequest>,
 ) -> Result<Json<BackupPreview>, ApiError> {
-    app.allow(&caller, &name, Perm::FilesRead)?;
     Ok(Json(
         app.backups
             .preview(&name, req.include, req.exclude, PREVIEW_SAMPLE)
@@ -111,10 +104,8 @@ pub struct BackupList {
     responses((status = 200, body = BackupList)))]
 async fn list(
     State(app): State<AppState>,
-    caller: Caller,
-    Path(name): Path<String>,
+    OnProgram { name, .. }: OnProgram<perm::View>,
 ) -> Result<Json<BackupList>, ApiError> {
-    app.allow(&caller, &name, Perm::View)?;
     Ok(Json(BackupList {
         backups: app.backups.list(&name).await?,
     }))
@@ -127,10 +118,8 @@ async fn list(
     responses((status = 202, body = BackupView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn create(
     State(app): State<AppState>,
-    caller: Caller,
-    Path(name): Path<String>,
+    OnProgram { caller, name, .. }: OnProgram<perm::Backups>,
 ) -> Result<Response, ApiError> {
-    app.allow(&caller, &name, Perm::Backups)?;
     let id = app
         .backups
         .run(
@@ -157,10 +146,8 @@ async fn create(
     responses((status = 200, body = BackupView), (status = 404, body = ErrorBody)))]
 async fn get_one(
     State(app): State<AppState>,
-    caller: Caller,
-    Path(id): Path<i64>,
+    OnBackup { id, .. }: OnBackup<perm::View>,
 ) -> Result<Json<BackupView>, ApiError> {
-    allow_backup(&app, &caller, id, Perm::View).await?;
     Ok(Json(app.backups.get(id).await?))
 }
 
@@ -170,10 +157,8 @@ async fn get_one(
     responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn delete(
     State(app): State<AppState>,
-    caller: Caller,
-    Path(id): Path<i64>,
+    OnBackup { caller, id, .. }: OnBackup<perm::BackupsRestore>,
 ) -> Result<StatusCode, ApiError> {
-    allow_backup(&app, &caller, id, Perm::BackupsRestore).await?;
     app.backups.delete(id).await?;
     app.audit(&caller, "backup.delete", &id.to_string(), None)
         .await;
@@ -186,10 +171,8 @@ async fn delete(
     responses((status = 202, body = BackupView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn cancel(
     State(app): State<AppState>,
-    caller: Caller,
-    Path(id): Path<i64>,
+    OnBackup { caller, id, .. }: OnBackup<perm::Backups>,
 ) -> Result<Response, ApiError> {
-    allow_backup(&app, &caller, id, Perm::Backups).await?;
     app.backups.get(id).await?;
     app.backups.cancel(id).await?;
     app.audit(&caller, "backup.cancel", &id.to_string(), None)
@@ -204,10 +187,8 @@ async fn cancel(
     responses((status = 202, body = BackupView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn verify(
     State(app): State<AppState>,
-    caller: Caller,
-    Path(id): Path<i64>,
+    OnBackup { caller, id, .. }: OnBackup<perm::Backups>,
 ) -> Result<Response, ApiError> {
-    allow_backup(&app, &caller, id, Perm::Backups).await?;
     let view = app.backups.verify(id).await?;
     app.audit(&caller, "backup.verify", &id.to_string(), None)
         .await;
@@ -220,10 +201,8 @@ async fn verify(
     responses((status = 200, body = Manifest), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn manifest(
     State(app): State<AppState>,
-    caller: Caller,
-    Path(id): Path<i64>,
+    OnBackup { id, .. }: OnBackup<perm::View>,
 ) -> Result<Json<Manifest>, ApiError> {
-    allow_backup(&app, &caller, id, Perm::View).await?;
     Ok(Json(app.backups.manifest(id).await?))
 }
 
@@ -233,10 +212,8 @@ async fn manifest(
     responses((status = 200, description = "the archive, application/zstd"), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn download(
     State(app): State<AppState>,
-    caller: Caller,
-    Path(id): Path<i64>,
+    OnBackup { caller, id, .. }: OnBackup<perm::FilesRead>,
 ) -> Result<Response, ApiError> {
-    allow_backup(&app, &caller, id, Perm::FilesRead).await?;
     let a = app.backups.open_archive(id).await?;
     app.audit(&caller, "backup.download", &id.to_string(), None)
         .await;
@@ -271,11 +248,9 @@ struct RestoreQuery {
     responses((status = 202, body = RestoreView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn restore(
     State(app): State<AppState>,
-    caller: Caller,
-    Path(id): Path<i64>,
+    OnBackup { caller, id, .. }: OnBackup<perm::BackupsRestore>,
     Query(q): Query<RestoreQuery>,
 ) -> Result<Response, ApiError> {
-    allow_backup(&app, &caller, id, Perm::BackupsRestore).await?;
     let view = app
         .backups
         .restore(id, RestoreOptions { stop: q.stop })
@@ -303,10 +278,8 @@ pub struct RestoreList {
     responses((status = 200, body = RestoreList)))]
 async fn list_restores(
     State(app): State<AppState>,
-    caller: Caller,
-    Path(name): Path<String>,
+    OnProgram { name, .. }: OnProgram<perm::View>,
 ) -> Result<Json<RestoreList>, ApiError> {
-    app.allow(&caller, &name, Perm::View)?;
     Ok(Json(RestoreList {
         restores: app.backups.restores(&name).await?,
     }))
@@ -318,10 +291,8 @@ async fn list_restores(
     responses((status = 200, body = RestoreView), (status = 404, body = ErrorBody)))]
 async fn get_restore(
     State(app): State<AppState>,
-    caller: Caller,
-    Path(id): Path<i64>,
+    OnRestore { id, .. }: OnRestore<perm::View>,
 ) -> Result<Json<RestoreView>, ApiError> {
-    allow_restore(&app, &caller, id, Perm::View).await?;
     Ok(Json(app.backups.get_restore(id).await?))
 }
 
@@ -331,36 +302,12 @@ async fn get_restore(
     responses((status = 200, body = RestoreView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn discard(
     State(app): State<AppState>,
-    caller: Caller,
-    Path(id): Path<i64>,
+    OnRestore { caller, id, .. }: OnRestore<perm::BackupsRestore>,
 ) -> Result<Json<RestoreView>, ApiError> {
-    allow_restore(&app, &caller, id, Perm::BackupsRestore).await?;
     let view = app.backups.discard_rollback(id).await?;
     app.audit(&caller, "backup.discard_rollback", &id.to_string(), None)
         .await;
     Ok(Json(view))
-}
-
-/// Fails with 403 unless the caller holds `perm` on the program of backup `id`.
-async fn allow_backup(
-    app: &AppState,
-    caller: &Caller,
-    id: i64,
-    perm: Perm,
-) -> Result<(), ApiError> {
-    let program = app.backups.get(id).await?.record.program;
-    app.allow(caller, &program, perm)
-}
-
-/// Fails with 403 unless the caller holds `perm` on the program of restore `id`.
-async fn allow_restore(
-    app: &AppState,
-    caller: &Caller,
-    id: i64,
-    perm: Perm,
-) -> Result<(), ApiError> {
-    let program = app.backups.get_restore(id).await?.record.program;
-    app.allow(caller, &program, perm)
 }
 
 /// Routes of this module.

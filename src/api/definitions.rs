@@ -15,10 +15,11 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::AppState;
 use super::authn::Caller;
 use super::error::{ApiError, ErrorBody, Json, Path};
+use super::guard::Admin;
 use super::programs::{ApplyResult, apply_programs};
 use crate::access::Perm;
 use crate::alerts::model::{ChannelSpec, MASK};
-use crate::program::{FieldError, ProgramsFile};
+use crate::program::{FieldCode, FieldError, ProgramsFile};
 use crate::schedule::spec::{JobSpec, ScheduleSpec};
 
 /// Which kind of definition.
@@ -60,7 +61,8 @@ pub struct TomlText {
 #[derive(Serialize, ToSchema, Debug, PartialEq)]
 pub struct TomlProblem {
     /// `toml_syntax`, `unknown_field`, `missing_field`, `invalid_value`, `masked_secret`,
-    /// `empty` or `invalid` (a validation message about `field`).
+    /// `empty`, or a validation problem about `field` with the code of `FieldError`
+    /// (`required`, `too_long`…).
     pub code: String,
     /// The field concerned (dotted path, `programs[0].restart.policy`), or the key named
     /// by a parse error; empty when none.
@@ -69,6 +71,10 @@ pub struct TomlProblem {
     pub line: Option<usize>,
     /// 1-based column, when known.
     pub column: Option<usize>,
+    /// The values a validation problem's sentence needs (see `FieldError.params`);
+    /// empty for parse problems.
+    #[schema(value_type = Object)]
+    pub params: serde_json::Map<String, serde_json::Value>,
     /// The parser's or validator's own words.
     pub message: String,
 }
@@ -88,6 +94,7 @@ fn problem(code: &str, field: impl Into<String>, message: impl Into<String>) -> 
         field: field.into(),
         line: None,
         column: None,
+        params: serde_json::Map::new(),
         message: message.into(),
     }
 }
@@ -127,7 +134,10 @@ fn parse<T: DeserializeOwned>(text: &str) -> Result<T, Vec<TomlProblem>> {
 
 fn invalid(prefix: &str, errs: Vec<FieldError>) -> Vec<TomlProblem> {
     errs.into_iter()
-        .map(|e| problem("invalid", format!("{prefix}{}", e.field), e.message))
+        .map(|e| TomlProblem {
+            params: e.params,
+            ..problem(e.code.as_str(), format!("{prefix}{}", e.field), e.message)
+        })
         .collect()
 }
 
@@ -269,11 +279,10 @@ async fn export(
     params(("kind" = DefinitionKind, Path, description = "program, schedule, job or channel")),
     responses((status = 200, body = TomlCheck)))]
 async fn check(
-    caller: Caller,
+    _: Admin,
     Path(kind): Path<DefinitionKind>,
     Json(body): Json<TomlText>,
 ) -> Result<Json<TomlCheck>, ApiError> {
-    caller.require_admin()?;
     Ok(Json(match read(kind, &body.toml) {
         Ok(parsed) => TomlCheck {
             names: parsed.names(),
@@ -294,25 +303,37 @@ async fn check(
         (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn import(
     State(app): State<AppState>,
-    caller: Caller,
+    Admin(caller): Admin,
     Path(kind): Path<DefinitionKind>,
     Json(body): Json<TomlText>,
 ) -> Result<Json<ApplyResult>, ApiError> {
-    caller.require_admin()?;
     let parsed = read(kind, &body.toml).map_err(|problems| {
         ApiError::validation(
             problems
                 .into_iter()
-                .map(|p| FieldError {
-                    field: if p.field.is_empty() {
+                .map(|p| {
+                    let field = if p.field.is_empty() {
                         "toml".into()
                     } else {
                         p.field
-                    },
-                    message: match (p.line, p.column) {
-                        (Some(l), Some(c)) => format!("line {l}, column {c}: {}", p.message),
-                        _ => p.message,
-                    },
+                    };
+                    match (FieldCode::parse(&p.code), p.code.as_str()) {
+                        // A validation problem keeps its code and params.
+                        (Some(code), _) => FieldError {
+                            field,
+                            code,
+                            params: p.params,
+                            message: p.message,
+                        },
+                        (None, "empty" | "missing_field") => FieldError::required(field),
+                        (None, "masked_secret") => FieldError::invalid_secret(field, &p.message),
+                        (None, _) => FieldError::unreadable(
+                            field,
+                            p.line.map(|l| l as u64),
+                            p.column.map(|c| c as u64),
+                            &p.message,
+                        ),
+                    }
                 })
                 .collect(),
         )

@@ -23,6 +23,7 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     details: Vec<FieldError>,
+    params: serde_json::Map<String, serde_json::Value>,
     retry_after: Option<u64>,
 }
 
@@ -43,6 +44,11 @@ pub struct ErrorDetail {
     /// Per-field problems for `validation_failed`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub details: Vec<FieldError>,
+    /// The values a client needs to phrase `code` in its own words (e.g. `name` and
+    /// `state` for `program_active`, `retry_after` for `rate_limited`); absent when none.
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    #[schema(value_type = Option<Object>)]
+    pub params: serde_json::Map<String, serde_json::Value>,
 }
 
 impl ApiError {
@@ -53,8 +59,15 @@ impl ApiError {
             code,
             message: message.into(),
             details: Vec::new(),
+            params: serde_json::Map::new(),
             retry_after: None,
         }
+    }
+
+    /// The same error with a parameter its code's sentence needs.
+    pub fn with_param(mut self, key: &str, value: impl Into<serde_json::Value>) -> ApiError {
+        self.params.insert(key.to_string(), value.into());
+        self
     }
 
     /// The HTTP status.
@@ -112,6 +125,12 @@ impl ApiError {
     pub fn too_many_requests(retry_after_secs: u64) -> ApiError {
         ApiError {
             retry_after: Some(retry_after_secs.max(1)),
+            params: [(
+                "retry_after".to_string(),
+                serde_json::Value::from(retry_after_secs.max(1)),
+            )]
+            .into_iter()
+            .collect(),
             ..Self::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limited",
@@ -157,6 +176,7 @@ impl IntoResponse for ApiError {
                 code: self.code.to_string(),
                 message: self.message,
                 details: self.details,
+                params: self.params,
             },
         };
         let mut resp = (self.status, axum::Json(body)).into_response();
@@ -172,8 +192,28 @@ impl IntoResponse for ApiError {
 impl From<SupError> for ApiError {
     fn from(e: SupError) -> ApiError {
         match e {
-            SupError::NotFound(_) => ApiError::not_found(e.to_string()),
+            SupError::NotFound(ref name) => {
+                let name = name.clone();
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
+                    .with_param("name", name)
+            }
             SupError::Conflict(m) => ApiError::conflict(m),
+            SupError::Exists(ref name) => {
+                let name = name.clone();
+                ApiError::new(StatusCode::CONFLICT, "already_exists", e.to_string())
+                    .with_param("name", name)
+            }
+            SupError::Active { ref name, state } => {
+                let name = name.clone();
+                ApiError::new(StatusCode::CONFLICT, "program_active", e.to_string())
+                    .with_param("name", name)
+                    .with_param("state", state.as_str())
+            }
+            SupError::NotRunning(ref name) => {
+                let name = name.clone();
+                ApiError::new(StatusCode::CONFLICT, "program_not_running", e.to_string())
+                    .with_param("name", name)
+            }
             SupError::Invalid(details) => ApiError::validation(details),
             SupError::Unavailable(m) => ApiError::conflict(m),
             SupError::ShuttingDown => ApiError::unavailable("warden is shutting down"),
@@ -316,3 +356,47 @@ pub struct Query<T>(pub T);
 #[derive(FromRequestParts)]
 #[from_request(via(axum::extract::Path), rejection(ApiError))]
 pub struct Path<T>(pub T);
+
+#[cfg(test)]
+mod tests {
+    fn rust_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                rust_files(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+
+    /// Every error code the server answers with has an English and a Korean sentence in
+    /// the dashboard's catalogue (`error.CODE` in `web/lib/i18n.js`), so a new code cannot
+    /// ship with only the server's English message to show.
+    #[test]
+    fn every_error_code_is_in_the_dashboard_catalogue() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let code_re = regex::Regex::new(r#"(?:StatusCode::[A-Z_]+|\.status\(\)),\s*"([a-z_]+)""#)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut files = Vec::new();
+        rust_files(&root.join("src"), &mut files);
+        let mut codes = std::collections::BTreeSet::new();
+        for f in &files {
+            let text = std::fs::read_to_string(f).unwrap_or_default();
+            for c in code_re.captures_iter(&text) {
+                codes.insert(c[1].to_string());
+            }
+        }
+        assert!(codes.len() > 30, "the scan found too few codes: {codes:?}");
+        for code in [
+            "not_found",
+            "conflict",
+            "validation_failed",
+            "program_active",
+        ] {
+            assert!(codes.contains(code), "the scan missed {code}");
+        }
+        let missing = crate::web::untranslated(codes.iter().map(|c| format!("error.{c}")));
+        assert!(missing.is_empty(), "{missing:#?}");
+    }
+}

@@ -21,7 +21,8 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::AppState;
 use super::authn::Caller;
-use super::error::{ApiError, ErrorBody, Json, Path, Query};
+use super::error::{ApiError, ErrorBody, Json, Query};
+use super::guard::{OnProgram, perm};
 use crate::access::Perm;
 use crate::files::{
     self, ArchiveFormat, Area, Deleted, Extracted, FilesError, Kind, Page, SaveText, Saved,
@@ -32,10 +33,7 @@ use crate::program::{FieldError, ProgramSpec};
 impl From<FilesError> for ApiError {
     fn from(e: FilesError) -> ApiError {
         match e {
-            FilesError::BadPath { field, message } => ApiError::validation(vec![FieldError {
-                field: field.to_string(),
-                message,
-            }]),
+            FilesError::BadPath(e) => ApiError::validation(vec![e]),
             FilesError::NoRoot(m) => ApiError::new(StatusCode::CONFLICT, "no_file_root", m),
             FilesError::NotFound(m) => ApiError::not_found(m),
             FilesError::Conflict(m) => ApiError::conflict(m),
@@ -92,18 +90,15 @@ struct ListQuery {
         (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn list(
     State(app): State<AppState>,
-    caller: Caller,
-    Path(name): Path<String>,
+    OnProgram { name, .. }: OnProgram<perm::FilesRead>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Page>, ApiError> {
-    app.allow(&caller, &name, Perm::FilesRead)?;
     let max = app.files.limits().max_page_entries;
     let limit = q.limit.unwrap_or(200.min(max));
     if !(1..=max).contains(&limit) {
-        return Err(ApiError::validation(vec![FieldError {
-            field: "limit".into(),
-            message: format!("must be between 1 and {max} (files.max_page_entries)"),
-        }]));
+        return Err(ApiError::validation(vec![FieldError::out_of_range(
+            "limit", 1, max,
+        )]));
     }
     let spec = spec_of(&app, &name)?;
     let path = files::parse("path", &q.path)?;
@@ -132,11 +127,9 @@ struct ReadQuery {
         (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn read_text(
     State(app): State<AppState>,
-    caller: Caller,
-    Path(name): Path<String>,
+    OnProgram { caller, name, .. }: OnProgram<perm::FilesRead>,
     Query(q): Query<ReadQuery>,
 ) -> Result<Json<TextFile>, ApiError> {
-    app.allow(&caller, &name, Perm::FilesRead)?;
     let spec = spec_of(&app, &name)?;
     let path = files::parse("path", &q.path)?;
     let mut file = app.files.read_text(&spec, q.area, path.clone()).await?;
@@ -175,11 +168,9 @@ pub struct SaveRequest {
         (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn save_text(
     State(app): State<AppState>,
-    caller: Caller,
-    Path(name): Path<String>,
+    OnProgram { caller, name, .. }: OnProgram<perm::FilesWrite>,
     Json(req): Json<SaveRequest>,
 ) -> Result<Json<Saved>, ApiError> {
-    app.allow(&caller, &name, Perm::FilesWrite)?;
     let spec = spec_of(&app, &name)?;
     let path = files::parse("path", &req.path)?;
     let mut text = req.text;
@@ -192,12 +183,8 @@ async fn save_text(
             Err(FilesError::NotFound(_)) => None,
             Err(e) => return Err(e.into()),
         };
-        text = files::secrets::unmask(file_name, &text, current.as_deref()).map_err(|m| {
-            ApiError::validation(vec![FieldError {
-                field: "text".into(),
-                message: m,
-            }])
-        })?;
+        text = files::secrets::unmask(file_name, &text, current.as_deref())
+            .map_err(|m| ApiError::validation(vec![FieldError::invalid_secret("text", &m)]))?;
     }
     let saved = app
         .files
@@ -238,11 +225,9 @@ pub struct MkdirRequest {
     responses((status = 204), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn mkdir(
     State(app): State<AppState>,
-    caller: Caller,
-    Path(name): Path<String>,
+    OnProgram { caller, name, .. }: OnProgram<perm::FilesWrite>,
     Json(req): Json<MkdirRequest>,
 ) -> Result<StatusCode, ApiError> {
-    app.allow(&caller, &name, Perm::FilesWrite)?;
     let spec = spec_of(&app, &name)?;
     let path = files::parse("path", &req.path)?;
     let shown = path.to_string();
@@ -281,11 +266,9 @@ pub struct Moved {
         (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn move_entry(
     State(app): State<AppState>,
-    caller: Caller,
-    Path(name): Path<String>,
+    OnProgram { caller, name, .. }: OnProgram<perm::FilesWrite>,
     Json(req): Json<MoveRequest>,
 ) -> Result<Json<Moved>, ApiError> {
-    app.allow(&caller, &name, Perm::FilesWrite)?;
     let spec = spec_of(&app, &name)?;
     let from = files::parse("from", &req.from)?;
     let to = files::parse("to", &req.to)?;
@@ -323,11 +306,9 @@ struct DeleteQuery {
         (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn delete(
     State(app): State<AppState>,
-    caller: Caller,
-    Path(name): Path<String>,
+    OnProgram { caller, name, .. }: OnProgram<perm::FilesWrite>,
     Query(q): Query<DeleteQuery>,
 ) -> Result<Json<Deleted>, ApiError> {
-    app.allow(&caller, &name, Perm::FilesWrite)?;
     let spec = spec_of(&app, &name)?;
     let path = files::parse("path", &q.path)?;
     let deleted = app.files.delete(&spec, path, q.recursive).await?;
@@ -361,11 +342,9 @@ pub struct ExtractRequest {
         (status = 429, body = ErrorBody)))]
 async fn extract(
     State(app): State<AppState>,
-    caller: Caller,
-    Path(name): Path<String>,
+    OnProgram { caller, name, .. }: OnProgram<perm::FilesWrite>,
     Json(req): Json<ExtractRequest>,
 ) -> Result<Json<Extracted>, ApiError> {
-    app.allow(&caller, &name, Perm::FilesWrite)?;
     let spec = spec_of(&app, &name)?;
     let path = files::parse("path", &req.path)?;
     let to = files::parse("to", &req.to)?;
@@ -408,11 +387,9 @@ struct DownloadQuery {
         (status = 429, body = ErrorBody)))]
 async fn download(
     State(app): State<AppState>,
-    caller: Caller,
-    Path(name): Path<String>,
+    OnProgram { caller, name, .. }: OnProgram<perm::FilesRead>,
     Query(q): Query<DownloadQuery>,
 ) -> Result<Response, ApiError> {
-    app.allow(&caller, &name, Perm::FilesRead)?;
     let spec = spec_of(&app, &name)?;
     let path = files::parse("path", &q.path)?;
     let mask = q.area == Area::Files && !may_define(&app, &caller, &name);
@@ -511,13 +488,11 @@ fn multipart_error(e: MultipartError) -> ApiError {
         (status = 413, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn upload(
     State(app): State<AppState>,
-    caller: Caller,
-    Path(name): Path<String>,
+    OnProgram { caller, name, .. }: OnProgram<perm::FilesWrite>,
     Query(q): Query<UploadQuery>,
     headers: HeaderMap,
     form: Result<Multipart, MultipartRejection>,
 ) -> Result<Json<UploadResult>, ApiError> {
-    app.allow(&caller, &name, Perm::FilesWrite)?;
     // axum's own rejection is plain text; answer it in the API's error shape.
     let mut form = form.map_err(|r| {
         ApiError::new(
@@ -557,10 +532,7 @@ async fn upload(
             .map_err(multipart_error)?;
         let Some(mut field) = field else { break };
         let Some(file_name) = field.file_name().map(str::to_string) else {
-            return Err(ApiError::validation(vec![FieldError {
-                field: "files".into(),
-                message: "every part must be a file with a filename".into(),
-            }]));
+            return Err(ApiError::validation(vec![FieldError::required("files")]));
         };
         let mut file = up.file(&file_name).await?;
         while let Some(chunk) = tokio::time::timeout(idle, field.chunk())
@@ -585,10 +557,7 @@ async fn upload(
         stored.push(done);
     }
     if stored.is_empty() {
-        return Err(ApiError::validation(vec![FieldError {
-            field: "files".into(),
-            message: "send at least one file part".into(),
-        }]));
+        return Err(ApiError::validation(vec![FieldError::required("files")]));
     }
     Ok(Json(UploadResult { files: stored }))
 }

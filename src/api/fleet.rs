@@ -15,6 +15,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::AppState;
 use super::authn::{Caller, over_https, refused};
 use super::error::{ApiError, ErrorBody, Json, Query};
+use super::guard::{Admin, Everywhere, perm};
 use super::programs::{ConsoleInput, ProgramView};
 use crate::access::Perm;
 use crate::fleet::forward::ForwardError;
@@ -51,11 +52,10 @@ fn own_url(app: &AppState, headers: &HeaderMap, ext: &Extensions) -> Result<Url,
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 async fn prometheus_sd(
     State(app): State<AppState>,
-    caller: Caller,
+    _: Everywhere<perm::View>,
     headers: HeaderMap,
     ext: Extensions,
 ) -> Result<Json<Vec<TargetGroup>>, ApiError> {
-    caller.require_everywhere(Perm::View)?;
     let me = own_url(&app, &headers, &ext)?;
     let nodes = app.store.fleet_nodes().await?;
     Ok(Json(sd_document(&app.cfg.fleet.name, &me, &nodes)))
@@ -70,9 +70,8 @@ async fn prometheus_sd(
         (status = 403, body = ErrorBody)))]
 async fn programs(
     State(app): State<AppState>,
-    caller: Caller,
+    _: Everywhere<perm::View>,
 ) -> Result<Json<FleetPrograms>, ApiError> {
-    caller.require_everywhere(Perm::View)?;
     let now = crate::clock::now_ms();
     let mut local = Vec::new();
     for h in app.sup.list().iter() {
@@ -389,10 +388,9 @@ pub struct MoveRequest {
         (status = 422, body = ErrorBody), (status = 502, body = ErrorBody)))]
 async fn move_program(
     State(app): State<AppState>,
-    caller: Caller,
+    Admin(caller): Admin,
     Json(req): Json<MoveRequest>,
 ) -> Result<Json<Moved>, ApiError> {
-    caller.require_admin()?;
     names_exist(&[("program", &req.program), ("node", &req.to)])?;
     let mover = Mover {
         sup: &app.sup,
@@ -455,10 +453,12 @@ async fn next_part(
 /// A form that cannot be read as the three parts: 422 naming it (only another warden's
 /// `fleet move` sends this form).
 fn incoming_error(e: MultipartError) -> ApiError {
-    ApiError::validation(vec![crate::program::FieldError {
-        field: "form".into(),
-        message: format!("cannot read the arriving program: {}", e.body_text()),
-    }])
+    ApiError::validation(vec![crate::program::FieldError::unreadable(
+        "form",
+        None,
+        None,
+        &format!("cannot read the arriving program: {}", e.body_text()),
+    )])
 }
 
 /// Takes in a program moved from another warden (admin; `warden fleet move` on the
@@ -473,10 +473,9 @@ fn incoming_error(e: MultipartError) -> ApiError {
         (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn incoming(
     State(app): State<AppState>,
-    caller: Caller,
+    _: Admin,
     form: Result<Multipart, MultipartRejection>,
 ) -> Result<(StatusCode, Json<ProgramView>), ApiError> {
-    caller.require_admin()?;
     let mut form = form.map_err(|r| {
         ApiError::new(
             r.status(),
@@ -487,14 +486,7 @@ async fn incoming(
     let idle = app.cfg.api.request_timeout;
     // Parts that are all there but out of order are a form that cannot be used: 422
     // naming the part expected.
-    let wrong = |want: &str| {
-        ApiError::validation(vec![crate::program::FieldError {
-            field: want.to_string(),
-            message: format!(
-                "the form's parts must be definition, manifest and archive, in that order; expected {want} here"
-            ),
-        }])
-    };
+    let wrong = |want: &str| ApiError::validation(vec![crate::program::FieldError::required(want)]);
     let Some(part) = next_part(&mut form, idle)
         .await?
         .filter(|f| f.name() == Some("definition"))
@@ -503,10 +495,12 @@ async fn incoming(
     };
     let definition = part.text().await.map_err(incoming_error)?;
     let spec: crate::program::ProgramSpec = serde_json::from_str(&definition).map_err(|e| {
-        ApiError::validation(vec![crate::program::FieldError {
-            field: "definition".into(),
-            message: format!("not a program definition: {e}"),
-        }])
+        ApiError::validation(vec![crate::program::FieldError::unreadable(
+            "definition",
+            Some(e.line() as u64),
+            Some(e.column() as u64),
+            &format!("not a program definition: {e}"),
+        )])
     })?;
     if app.sup.get(&spec.name).is_ok() {
         return Err(ApiError::conflict(format!(
@@ -522,10 +516,12 @@ async fn incoming(
     };
     let manifest: crate::backup::manifest::Manifest =
         serde_json::from_str(&part.text().await.map_err(incoming_error)?).map_err(|e| {
-            ApiError::validation(vec![crate::program::FieldError {
-                field: "manifest".into(),
-                message: format!("not a backup manifest: {e}"),
-            }])
+            ApiError::validation(vec![crate::program::FieldError::unreadable(
+                "manifest",
+                Some(e.line() as u64),
+                Some(e.column() as u64),
+                &format!("not a backup manifest: {e}"),
+            )])
         })?;
     let root = app.cfg.install.root(&app.cfg.data_dir);
     let arriving = Incoming::begin(&root, &spec.name)

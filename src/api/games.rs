@@ -10,10 +10,9 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::AppState;
 use super::authn::Caller;
-use super::error::{ApiError, ErrorBody, Json, Path};
-use crate::access::Perm;
+use super::error::{ApiError, ErrorBody, Json};
+use super::guard::{OnProgram, perm};
 use crate::games::{GamesError, PlayersInfo};
-use crate::program::FieldError;
 use crate::program::game::{Broadcast, GameProfile, GameSpec, Readiness, StopStep};
 
 impl From<GamesError> for ApiError {
@@ -23,12 +22,10 @@ impl From<GamesError> for ApiError {
             GamesError::NotConfigured(m) => {
                 ApiError::new(StatusCode::CONFLICT, "not_configured", m)
             }
-            GamesError::Invalid(field, message) => ApiError::validation(vec![FieldError {
-                field: field.into(),
-                message,
-            }]),
-            e @ GamesError::NotEmpty { .. } => {
+            GamesError::Invalid(e) => ApiError::validation(vec![e]),
+            e @ GamesError::NotEmpty { online } => {
                 ApiError::new(StatusCode::CONFLICT, "players_online", e.to_string())
+                    .with_param("online", online)
             }
             // Protocol errors name the server and give a hint, never a password, so their
             // text is safe and useful to show.
@@ -70,11 +67,9 @@ pub struct RconReply {
         (status = 422, body = ErrorBody), (status = 502, body = ErrorBody), (status = 504, body = ErrorBody)))]
 async fn rcon(
     State(app): State<AppState>,
-    caller: Caller,
-    Path(name): Path<String>,
+    OnProgram { caller, name, .. }: OnProgram<perm::Players>,
     Json(req): Json<RconRequest>,
 ) -> Result<Json<RconReply>, ApiError> {
-    app.allow(&caller, &name, Perm::Players)?;
     app.audit(&caller, "program.rcon", &name, Some(req.command.clone()))
         .await;
     let output = app.games.rcon(&name, &req.command).await?;
@@ -88,10 +83,8 @@ async fn rcon(
         (status = 502, body = ErrorBody), (status = 504, body = ErrorBody)))]
 async fn players(
     State(app): State<AppState>,
-    caller: Caller,
-    Path(name): Path<String>,
+    OnProgram { name, .. }: OnProgram<perm::View>,
 ) -> Result<Json<PlayersInfo>, ApiError> {
-    app.allow(&caller, &name, Perm::View)?;
     Ok(Json(app.games.players(&name).await?))
 }
 
@@ -118,11 +111,9 @@ pub struct BroadcastReply {
         (status = 422, body = ErrorBody), (status = 502, body = ErrorBody)))]
 async fn broadcast(
     State(app): State<AppState>,
-    caller: Caller,
-    Path(name): Path<String>,
+    OnProgram { caller, name, .. }: OnProgram<perm::Players>,
     Json(req): Json<BroadcastRequest>,
 ) -> Result<Json<BroadcastReply>, ApiError> {
-    app.allow(&caller, &name, Perm::Players)?;
     let method = app.games.broadcast(&name, &req.message).await?;
     app.audit(&caller, "program.broadcast", &name, Some(req.message))
         .await;

@@ -7,11 +7,11 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::AppState;
-use super::authn::Caller;
 use super::error::{ApiError, ErrorBody, Json, Path};
+use super::guard::Admin;
+use crate::access::Subject;
 use crate::access::{Grant, Perm, Perms, Scope};
 use crate::program::FieldError;
-use crate::store::access::Subject;
 
 /// A grant as the API shows it.
 #[derive(Serialize, ToSchema)]
@@ -69,8 +69,7 @@ fn view(r: crate::store::access::GrantRow) -> GrantView {
 /// Lists every grant (admin).
 #[utoipa::path(get, path = "/api/grants", tag = "users",
     responses((status = 200, body = GrantList), (status = 403, body = ErrorBody)))]
-async fn list(State(app): State<AppState>, caller: Caller) -> Result<Json<GrantList>, ApiError> {
-    caller.require_admin()?;
+async fn list(State(app): State<AppState>, _: Admin) -> Result<Json<GrantList>, ApiError> {
     let grants = app.store.grants().await?.into_iter().map(view).collect();
     Ok(Json(GrantList { grants }))
 }
@@ -82,24 +81,23 @@ async fn list(State(app): State<AppState>, caller: Caller) -> Result<Json<GrantL
         (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn set(
     State(app): State<AppState>,
-    caller: Caller,
+    Admin(caller): Admin,
     Json(req): Json<GrantRequest>,
 ) -> Result<Json<GrantList>, ApiError> {
-    caller.require_admin()?;
-    let field = |field: &str, message: String| {
-        ApiError::validation(vec![FieldError {
-            field: field.into(),
-            message,
-        }])
-    };
-    let perms = Perms::parse(&req.perms).map_err(|m| field("perms", m))?;
+    let perms = Perms::parse(&req.perms).map_err(|m| {
+        ApiError::validation(vec![FieldError::invalid(
+            "perms",
+            &req.perms.join(", "),
+            &m,
+        )])
+    })?;
     if let Scope::Program(v) | Scope::Tag(v) = &req.scope
         && !crate::program::valid_name(v)
     {
-        return Err(field(
+        return Err(ApiError::validation(vec![FieldError::invalid_name(
             "scope.value",
-            format!("{v:?} is not a valid program name or tag"),
-        ));
+            v,
+        )]));
     }
     let detail = format!("{:?} {}", req.scope, perms.to_stored());
     app.store
@@ -115,7 +113,7 @@ async fn set(
     app.auth.forget_cached();
     app.audit(&caller, "grant.set", &req.subject, Some(detail))
         .await;
-    list(State(app), caller).await
+    list(State(app), Admin(caller)).await
 }
 
 /// Deletes a grant (admin).
@@ -124,10 +122,9 @@ async fn set(
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn delete(
     State(app): State<AppState>,
-    caller: Caller,
+    Admin(caller): Admin,
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require_admin()?;
     app.store.delete_grant(id).await?;
     app.auth.forget_cached();
     app.audit(&caller, "grant.delete", &id.to_string(), None)

@@ -12,7 +12,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::AppState;
-use crate::health::PartView;
+use crate::health::{PartStatus, PartView};
 
 /// Health answer.
 #[derive(Serialize, ToSchema)]
@@ -143,7 +143,7 @@ pub(super) async fn health(State(app): State<AppState>) -> Response {
         }
     };
     let parts = crate::health::parts();
-    for p in parts.iter().filter(|p| p.status != "ok") {
+    for p in parts.iter().filter(|p| p.status != PartStatus::Ok) {
         failing = true;
         problems.push(format!(
             "{} is down: {}",

@@ -9,10 +9,11 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::AppState;
-use super::authn::Caller;
 use super::error::{ApiError, ErrorBody, Json, Path, Query};
-use crate::access::Perm;
+use super::guard::{Everywhere, OnProgram, perm};
+use crate::backup::record::BackupStatus;
 use crate::history::{StateHistory, Strip, percentile, strip};
+use crate::schedule::record::RunStatus;
 use crate::store::now_ms;
 
 /// The window of an availability strip.
@@ -63,11 +64,9 @@ pub struct AvailabilityView {
     responses((status = 200, body = AvailabilityView), (status = 404, body = ErrorBody)))]
 async fn availability(
     State(app): State<AppState>,
-    caller: Caller,
-    Path(name): Path<String>,
+    OnProgram { name, .. }: OnProgram<perm::View>,
     Query(q): Query<StripParams>,
 ) -> Result<Json<AvailabilityView>, ApiError> {
-    app.allow(&caller, &name, Perm::View)?;
     let now_state = app.sup.get(&name)?.snapshot().status.state;
     let range = q.range.unwrap_or_default();
     let to = now_ms();
@@ -109,7 +108,7 @@ pub struct RunDuration {
     /// How long it ran.
     pub duration_ms: i64,
     /// `succeeded`, `failed`, `cancelled` or `interrupted`.
-    pub state: String,
+    pub state: RunStatus,
 }
 
 /// A job's run durations over time.
@@ -134,11 +133,10 @@ pub struct JobDurations {
     responses((status = 200, body = JobDurations), (status = 404, body = ErrorBody)))]
 async fn job_durations(
     State(app): State<AppState>,
-    caller: Caller,
+    _: Everywhere<perm::View>,
     Path(name): Path<String>,
     Query(q): Query<DurationParams>,
 ) -> Result<Json<JobDurations>, ApiError> {
-    caller.require_everywhere(Perm::View)?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=500).contains(&limit) {
         return Err(ApiError::bad_request("limit must be between 1 and 500"));
@@ -146,7 +144,7 @@ async fn job_durations(
     let rows = app.sched.job_durations(&name, limit).await?;
     let ok: Vec<i64> = rows
         .iter()
-        .filter(|r| r.3 == "succeeded")
+        .filter(|r| r.3 == RunStatus::Succeeded)
         .map(|r| r.2)
         .collect();
     Ok(Json(JobDurations {
@@ -201,17 +199,15 @@ pub struct BackupSizes {
     responses((status = 200, body = BackupSizes), (status = 404, body = ErrorBody)))]
 async fn backup_sizes(
     State(app): State<AppState>,
-    caller: Caller,
-    Path(name): Path<String>,
+    OnProgram { name, .. }: OnProgram<perm::View>,
 ) -> Result<Json<BackupSizes>, ApiError> {
-    app.allow(&caller, &name, Perm::View)?;
     let (dest, usage) = app.backups.destination_space(&name).await?;
     let mut backups: Vec<BackupSize> = app
         .store
         .backups(&name)
         .await?
         .into_iter()
-        .filter(|b| b.status == "ok")
+        .filter(|b| b.status == BackupStatus::Ok)
         .filter_map(|b| {
             Some(BackupSize {
                 id: b.id,

@@ -11,6 +11,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::AppState;
 use super::authn::Caller;
 use super::error::{ApiError, ErrorBody, Json, Path};
+use super::guard::Admin;
 use crate::install::template::{LoadProblem, Origin, Port, Source, Template, Variable};
 use crate::install::{InstallError, InstallRequest, InstallStatus};
 use crate::program::game::GameProfile;
@@ -35,8 +36,14 @@ pub struct TemplateView {
     pub version: u32,
     /// Human title.
     pub title: String,
+    /// The title in Korean, when the template has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title_ko: Option<String>,
     /// About the server.
     pub description: String,
+    /// The description in Korean, when the template has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description_ko: Option<String>,
     /// `shipped` or `user`.
     pub origin: Origin,
     /// Where the files come from.
@@ -66,7 +73,9 @@ impl TemplateView {
             name: t.name,
             version: t.version,
             title: t.title,
+            title_ko: t.title_ko,
             description: t.description,
+            description_ko: t.description_ko,
             origin: t.origin,
             source: t.source,
             systems,
@@ -111,10 +120,9 @@ async fn list_templates(
         (status = 422, body = ErrorBody)))]
 async fn start_install(
     State(app): State<AppState>,
-    caller: Caller,
+    Admin(caller): Admin,
     Json(req): Json<InstallRequest>,
 ) -> Result<Response, ApiError> {
-    caller.require_admin()?;
     let template = req.template.clone();
     // Reads the template files: off the async workers.
     let installer = app.installer.clone();
@@ -137,10 +145,9 @@ async fn start_install(
     responses((status = 200, body = InstallStatus), (status = 404, body = ErrorBody)))]
 async fn install_status(
     State(app): State<AppState>,
-    caller: Caller,
+    _: Admin,
     Path(id): Path<u64>,
 ) -> Result<Json<InstallStatus>, ApiError> {
-    caller.require_admin()?;
     Ok(Json(app.installer.status(id)?))
 }
 
@@ -161,15 +168,16 @@ pub struct SteamPassword {
         (status = 422, body = ErrorBody)))]
 async fn set_steam_password(
     State(app): State<AppState>,
-    caller: Caller,
+    Admin(caller): Admin,
     Json(req): Json<SteamPassword>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require_admin()?;
     if req.password.is_empty() || req.password.contains(['\n', '\r', '\0']) {
-        return Err(ApiError::validation(vec![crate::program::FieldError {
-            field: "password".into(),
-            message: "give the account's password (one line, not empty)".into(),
-        }]));
+        let e = if req.password.is_empty() {
+            crate::program::FieldError::required("password")
+        } else {
+            crate::program::FieldError::control_chars("password")
+        };
+        return Err(ApiError::validation(vec![e]));
     }
     let user = app.installer.set_steam_password(&req.password).await?;
     app.audit(&caller, "install.steam_password", &user, None)

@@ -9,13 +9,13 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::AppState;
-use super::authn::Caller;
 use super::error::{ApiError, ErrorBody, Json, Path, Query};
-use super::schedules::{PageQuery, RunRef, next_before, same_name};
-use crate::access::Perm;
+use super::guard::{Admin, Everywhere, perm};
+use super::paging::{Page, page_body};
+use super::shared::{RunRef, same_name};
+use crate::schedule::record::{JobRunRecord, StepRunRecord};
 use crate::schedule::spec::JobSpec;
-use crate::schedule::{JobInfo, TriggerResult};
-use crate::store::schedule::{JobRunRecord, StepRunRecord};
+use crate::schedule::{JobInfo, TriggerOutcome, TriggerResult};
 
 /// All jobs.
 #[derive(Serialize, ToSchema)]
@@ -27,8 +27,10 @@ pub struct JobList {
 /// Lists every job with its status and duration prediction.
 #[utoipa::path(get, path = "/api/jobs", tag = "jobs",
     responses((status = 200, body = JobList), (status = 401, body = ErrorBody)))]
-async fn list(State(app): State<AppState>, caller: Caller) -> Result<Json<JobList>, ApiError> {
-    caller.require_everywhere(Perm::View)?;
+async fn list(
+    State(app): State<AppState>,
+    _: Everywhere<perm::View>,
+) -> Result<Json<JobList>, ApiError> {
     Ok(Json(JobList {
         jobs: app.sched.jobs().await,
     }))
@@ -40,10 +42,9 @@ async fn list(State(app): State<AppState>, caller: Caller) -> Result<Json<JobLis
     responses((status = 201, body = JobInfo), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn create(
     State(app): State<AppState>,
-    caller: Caller,
+    Admin(caller): Admin,
     Json(spec): Json<JobSpec>,
 ) -> Result<Response, ApiError> {
-    caller.require_admin()?;
     let info = app.sched.create_job(spec).await?;
     app.audit(&caller, "job.create", &info.spec.name, None)
         .await;
@@ -56,10 +57,9 @@ async fn create(
     responses((status = 200, body = JobInfo), (status = 404, body = ErrorBody)))]
 async fn get_one(
     State(app): State<AppState>,
-    caller: Caller,
+    _: Everywhere<perm::View>,
     Path(name): Path<String>,
 ) -> Result<Json<JobInfo>, ApiError> {
-    caller.require_everywhere(Perm::View)?;
     Ok(Json(app.sched.job(&name).await?))
 }
 
@@ -69,11 +69,10 @@ async fn get_one(
     responses((status = 200, body = JobInfo), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn update(
     State(app): State<AppState>,
-    caller: Caller,
+    Admin(caller): Admin,
     Path(name): Path<String>,
     Json(spec): Json<JobSpec>,
 ) -> Result<Json<JobInfo>, ApiError> {
-    caller.require_admin()?;
     same_name(&name, &spec.name)?;
     let info = app.sched.update_job(spec).await?;
     app.audit(&caller, "job.update", &name, None).await;
@@ -96,11 +95,10 @@ struct DeleteQuery {
     responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn delete(
     State(app): State<AppState>,
-    caller: Caller,
+    Admin(caller): Admin,
     Path(name): Path<String>,
     Query(q): Query<DeleteQuery>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require_admin()?;
     app.sched.delete_job(&name, q.force).await?;
     app.audit(&caller, "job.delete", &name, None).await;
     Ok(StatusCode::NO_CONTENT)
@@ -114,16 +112,15 @@ async fn delete(
     responses((status = 202, body = TriggerResult), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn run_now(
     State(app): State<AppState>,
-    caller: Caller,
+    Everywhere { caller, .. }: Everywhere<perm::Schedules>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    caller.require_everywhere(Perm::Schedules)?;
     let r = app
         .sched
         .run_job(&name, format!("manual:{}", caller.0.name))
         .await?;
     app.audit(&caller, "job.run", &name, None).await;
-    if r.outcome == "skipped" {
+    if r.outcome == TriggerOutcome::Skipped {
         return Err(ApiError::conflict(format!(
             "job '{name}' was not started: {} (recorded as run {})",
             r.reason.as_deref().unwrap_or("skipped"),
@@ -141,39 +138,28 @@ async fn run_now(
     responses((status = 202, body = RunRef), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn cancel(
     State(app): State<AppState>,
-    caller: Caller,
+    Everywhere { caller, .. }: Everywhere<perm::Schedules>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    caller.require_everywhere(Perm::Schedules)?;
     let run_id = app.sched.cancel_job(&name).await?;
     app.audit(&caller, "job.cancel", &name, None).await;
     Ok((StatusCode::ACCEPTED, Json(RunRef { run_id })).into_response())
 }
 
-/// A page of job runs, newest first.
-#[derive(Serialize, ToSchema)]
-pub struct JobRunPage {
-    /// Runs (and skipped triggers), newest first.
-    pub runs: Vec<JobRunRecord>,
-    /// Pass as `before` for the next (older) page; absent on the last page.
-    pub next_before: Option<i64>,
-}
+page_body!("A page of job runs, newest first." JobRunPage, runs: JobRunRecord, "Runs (and skipped triggers), newest first.");
 
 /// The job's run history, newest first.
 #[utoipa::path(get, path = "/api/jobs/{name}/runs", tag = "jobs",
-    params(("name" = String, Path, description = "job name"), PageQuery),
+    params(("name" = String, Path, description = "job name"), Page),
     responses((status = 200, body = JobRunPage), (status = 404, body = ErrorBody)))]
 async fn runs(
     State(app): State<AppState>,
-    caller: Caller,
+    _: Everywhere<perm::View>,
     Path(name): Path<String>,
-    Query(q): Query<PageQuery>,
+    page: Page,
 ) -> Result<Json<JobRunPage>, ApiError> {
-    caller.require_everywhere(Perm::View)?;
-    let limit = q.limit()?;
-    let runs = app.sched.job_runs(&name, q.before, limit).await?;
-    let next_before = next_before(runs.iter().map(|r| r.id), limit);
-    Ok(Json(JobRunPage { runs, next_before }))
+    let runs = app.sched.job_runs(&name, page.before, page.limit).await?;
+    Ok(Json(JobRunPage::new(&page, runs, |r| r.id)))
 }
 
 /// A run with every step attempt.
@@ -192,10 +178,9 @@ pub struct JobRunDetail {
     responses((status = 200, body = JobRunDetail), (status = 404, body = ErrorBody)))]
 async fn run_detail(
     State(app): State<AppState>,
-    caller: Caller,
+    _: Everywhere<perm::View>,
     Path((name, id)): Path<(String, i64)>,
 ) -> Result<Json<JobRunDetail>, ApiError> {
-    caller.require_everywhere(Perm::View)?;
     let (run, steps) = app.sched.job_run(&name, id).await?;
     Ok(Json(JobRunDetail { run, steps }))
 }

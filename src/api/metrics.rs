@@ -14,7 +14,8 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::AppState;
 use super::authn::Caller;
-use super::error::{ApiError, ErrorBody, Json, Path, Query};
+use super::error::{ApiError, ErrorBody, Json, Query};
+use super::guard::{Admin, OnProgram, perm};
 use crate::access::Perm;
 use crate::bus::{HostSample, ProgramSample};
 use crate::metrics::{Format, HistoryQuery, ImportError, ProcessSort};
@@ -50,13 +51,6 @@ struct HistoryParams {
     agg: Option<AggParam>,
 }
 
-fn field_error(field: &str, message: impl Into<String>) -> FieldError {
-    FieldError {
-        field: field.into(),
-        message: message.into(),
-    }
-}
-
 fn parse_time(field: &str, v: &str) -> Result<i64, FieldError> {
     if let Ok(ms) = v.parse::<i64>() {
         return Ok(ms);
@@ -64,10 +58,7 @@ fn parse_time(field: &str, v: &str) -> Result<i64, FieldError> {
     chrono::DateTime::parse_from_rfc3339(v)
         .map(|t| t.timestamp_millis())
         .map_err(|_| {
-            field_error(
-                field,
-                format!("{v:?} is neither unix milliseconds nor an RFC 3339 time"),
-            )
+            FieldError::invalid(field, v, "neither unix milliseconds nor an RFC 3339 time")
         })
 }
 
@@ -91,7 +82,7 @@ fn range(from: Option<&str>, to: Option<&str>, default_span: i64) -> Result<(i64
         }
     };
     if problems.is_empty() && from >= to {
-        problems.push(field_error("from", "must be before 'to'"));
+        problems.push(FieldError::too_large("from", "to"));
     }
     if problems.is_empty() {
         Ok((from, to))
@@ -104,9 +95,8 @@ impl HistoryParams {
     fn query(&self) -> Result<HistoryQuery, ApiError> {
         let points = self.points.unwrap_or(300);
         if !(1..=10_000).contains(&points) {
-            return Err(ApiError::validation(vec![field_error(
-                "points",
-                "must be between 1 and 10000",
+            return Err(ApiError::validation(vec![FieldError::out_of_range(
+                "points", 1, 10_000,
             )]));
         }
         let (from, to) = range(self.from.as_deref(), self.to.as_deref(), 3_600_000)?;
@@ -139,7 +129,7 @@ pub struct HistoryView {
     pub from: i64,
     /// End of the range (exclusive), unix ms.
     pub to: i64,
-    /// Tier that answered: `raw`, `1m` or `1h`.
+    /// Tier that answered: `raw`, `1m`, `10m` or `1h`.
     pub tier: &'static str,
     /// Width of each point in ms.
     pub step_ms: i64,
@@ -198,11 +188,9 @@ async fn history(
     responses((status = 200, body = ProgramMetrics), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn program_metrics(
     State(app): State<AppState>,
-    caller: Caller,
-    Path(name): Path<String>,
+    OnProgram { name, .. }: OnProgram<perm::View>,
     Query(p): Query<HistoryParams>,
 ) -> Result<Json<ProgramMetrics>, ApiError> {
-    app.allow(&caller, &name, Perm::View)?;
     app.sup.get(&name)?;
     let history = history(&app, Some(&name), &p).await?;
     Ok(Json(ProgramMetrics {
@@ -332,15 +320,13 @@ pub struct ProcessList {
     responses((status = 200, body = ProcessList), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn system_processes(
     State(app): State<AppState>,
-    caller: Caller,
+    _: Admin,
     Query(p): Query<ProcessParams>,
 ) -> Result<Json<ProcessList>, ApiError> {
-    caller.require_admin()?;
     let limit = p.limit.unwrap_or(20);
     if !(1..=500).contains(&limit) {
-        return Err(ApiError::validation(vec![field_error(
-            "limit",
-            "must be between 1 and 500",
+        return Err(ApiError::validation(vec![FieldError::out_of_range(
+            "limit", 1, 500,
         )]));
     }
     let sort = match p.sort.unwrap_or_default() {
@@ -410,11 +396,9 @@ struct ExportParams {
     responses((status = 200, description = "text/csv or application/x-ndjson stream"), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn export(
     State(app): State<AppState>,
-    caller: Caller,
-    Path(name): Path<String>,
+    OnProgram { name, .. }: OnProgram<perm::View>,
     Query(p): Query<ExportParams>,
 ) -> Result<Response, ApiError> {
-    app.allow(&caller, &name, Perm::View)?;
     app.sup.get(&name)?;
     let (from, to) = range(p.from.as_deref(), p.to.as_deref(), 48 * 3_600_000)?;
     let (format, content_type, ext) = match p.format.unwrap_or_default() {
@@ -469,18 +453,23 @@ pub struct ImportResult {
     responses((status = 200, body = ImportResult), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn import(
     State(app): State<AppState>,
-    caller: Caller,
-    Path(name): Path<String>,
+    OnProgram { caller, name, .. }: OnProgram<perm::Define>,
     body: Body,
 ) -> Result<Json<ImportResult>, ApiError> {
-    app.allow(&caller, &name, Perm::Define)?;
     app.sup.get(&name)?;
     let summary = match app.metrics.import(&name, body.into_data_stream()).await {
         Ok(s) => s,
         Err(ImportError::Invalid { lines, bad }) => {
             let details = lines
                 .into_iter()
-                .map(|l| field_error(&format!("line {}", l.line), l.message))
+                .map(|l| {
+                    FieldError::unreadable(
+                        format!("line {}", l.line),
+                        Some(l.line),
+                        None,
+                        &l.message,
+                    )
+                })
                 .collect();
             let mut e = ApiError::validation(details);
             e = e.with_message(format!(

@@ -14,14 +14,18 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::AppState;
 use super::authn::{Caller, refused};
-use super::error::{ApiError, ErrorBody, Json, Path, Query};
+use super::error::{ApiError, ErrorBody, Json, Query};
+use super::guard::{Admin, OnProgram, perm};
+use super::paging::{Filter, Page, page_body};
+use super::shared::same_name;
 use crate::access::Perm;
 use crate::bus::{ConsoleLine, Event};
 use crate::games::{StopOptions, StopPlan};
+use crate::history::EventRecord;
 use crate::program::{ExitInfo, ProgramSpec, State as LifeState};
-use crate::store::events::EventRecord;
+use crate::program::{GameHealth, StateReason};
 use crate::store::now_ms;
-use crate::supervisor::{GameHealth, ProgramHandle, StateReason};
+use crate::supervisor::ProgramHandle;
 
 /// A program with its live status.
 #[derive(Serialize, ToSchema)]
@@ -144,10 +148,8 @@ async fn create(
     responses((status = 200, body = ProgramView), (status = 404, body = ErrorBody)))]
 async fn get_one(
     State(app): State<AppState>,
-    caller: Caller,
-    Path(name): Path<String>,
+    OnProgram { name, .. }: OnProgram<perm::View>,
 ) -> Result<Json<ProgramView>, ApiError> {
-    app.allow(&caller, &name, Perm::View)?;
     let h = app.sup.get(&name)?;
     Ok(Json(ProgramView::of(&h, now_ms())))
 }
@@ -158,19 +160,10 @@ async fn get_one(
     responses((status = 200, body = ProgramView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn update(
     State(app): State<AppState>,
-    caller: Caller,
-    Path(name): Path<String>,
+    OnProgram { caller, name, .. }: OnProgram<perm::Define>,
     Json(spec): Json<ProgramSpec>,
 ) -> Result<Json<ProgramView>, ApiError> {
-    app.allow(&caller, &name, Perm::Define)?;
-    if spec.name != name {
-        return Err(ApiError::validation(vec![crate::program::FieldError {
-            field: "name".into(),
-            message: format!(
-                "must match the program in the URL ('{name}'); renaming is not supported — create a new program instead"
-            ),
-        }]));
-    }
+    same_name(&name, &spec.name)?;
     resolvable(&spec)?;
     app.sup.update(spec).await?;
     app.audit(&caller, "program.update", &name, None).await;
@@ -193,14 +186,12 @@ struct DeleteQuery {
     responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn delete(
     State(app): State<AppState>,
-    caller: Caller,
-    Path(name): Path<String>,
+    OnProgram { caller, name, .. }: OnProgram<perm::Define>,
     Query(q): Query<DeleteQuery>,
 ) -> Result<StatusCode, ApiError> {
-    app.allow(&caller, &name, Perm::Define)?;
+    // Its update record goes with it (a foreign key), so a later program of that name
+    // is not taken for an install of this template.
     app.sup.delete(&name, q.force).await?;
-    // A later program of that name was not installed from this template.
-    app.updater.forget(&name).await;
     app.audit(&caller, "program.delete", &name, None).await;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -213,10 +204,8 @@ macro_rules! action {
             responses((status = 200, body = ProgramView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
         async fn $fn(
             State(app): State<AppState>,
-            caller: Caller,
-            Path(name): Path<String>,
+            OnProgram { caller, name, .. }: OnProgram<perm::Control>,
         ) -> Result<Json<ProgramView>, ApiError> {
-            app.allow(&caller, &name, Perm::Control)?;
             let h = app.sup.get(&name)?;
             h.$method().await?;
             app.audit(&caller, concat!("program.", stringify!($method)), &name, None).await;
@@ -241,11 +230,9 @@ struct StartQuery {
     responses((status = 200, body = ProgramView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn start(
     State(app): State<AppState>,
-    caller: Caller,
-    Path(name): Path<String>,
+    OnProgram { caller, name, .. }: OnProgram<perm::Control>,
     Query(q): Query<StartQuery>,
 ) -> Result<Json<ProgramView>, ApiError> {
-    app.allow(&caller, &name, Perm::Control)?;
     let h = app.sup.get(&name)?;
     if q.with_deps {
         app.sup.start_with_deps(&name).await?;
@@ -279,7 +266,6 @@ async fn stop_or_restart(
     q: StopQuery,
     restart: bool,
 ) -> Result<Response, ApiError> {
-    app.allow(caller, name, Perm::Control)?;
     let h = app.sup.get(name)?;
     let what = if restart { "restart" } else { "stop" };
     let warn = match q.warn.as_deref() {
@@ -343,8 +329,7 @@ async fn stop_or_restart(
         (status = 504, body = ErrorBody, description = "`only_when_empty`: the game server did not answer in time")))]
 async fn stop(
     State(app): State<AppState>,
-    caller: Caller,
-    Path(name): Path<String>,
+    OnProgram { caller, name, .. }: OnProgram<perm::Control>,
     Query(q): Query<StopQuery>,
 ) -> Result<Response, ApiError> {
     stop_or_restart(&app, &caller, &name, q, false).await
@@ -358,8 +343,7 @@ async fn stop(
         (status = 504, body = ErrorBody, description = "`only_when_empty`: the game server did not answer in time")))]
 async fn restart(
     State(app): State<AppState>,
-    caller: Caller,
-    Path(name): Path<String>,
+    OnProgram { caller, name, .. }: OnProgram<perm::Control>,
     Query(q): Query<StopQuery>,
 ) -> Result<Response, ApiError> {
     stop_or_restart(&app, &caller, &name, q, true).await
@@ -371,81 +355,53 @@ action!(
     "Kills the program's whole process group now."
 );
 
-/// Event paging.
+/// Filter of the event log.
 #[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct EventQuery {
-    /// Only events with an id below this (the `next_before` of the previous page).
-    before: Option<i64>,
-    /// Page size, 1-500 (default 50).
-    #[param(minimum = 1, maximum = 500)]
-    limit: Option<u32>,
+pub struct EventFilter {
     /// Only this program's events (for `/api/events`).
     program: Option<String>,
 }
 
-/// A page of events, newest first.
-#[derive(Serialize, ToSchema)]
-pub struct EventPage {
-    /// Events, newest first.
-    pub events: Vec<EventRecord>,
-    /// Pass as `before` to get the next (older) page; absent on the last page.
-    pub next_before: Option<i64>,
-}
+impl Filter for EventFilter {}
+
+page_body!("A page of events, newest first." EventPage, events: EventRecord, "Events, newest first.");
 
 async fn event_page(
     app: &AppState,
     program: Option<String>,
-    q: &EventQuery,
+    page: &Page<EventFilter>,
     shown: impl Fn(&EventRecord) -> bool,
 ) -> Result<EventPage, ApiError> {
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_query",
-            "limit must be between 1 and 500",
-        ));
-    }
-    let events = app.store.events(program, q.before, limit).await?;
-    let next_before = if events.len() == limit as usize {
-        events.last().map(|e| e.id)
-    } else {
-        None
-    };
+    let events = app.store.events(program, page.before, page.limit).await?;
+    let mut events = EventPage::new(page, events, |e| e.id);
     // Filtered after the page is read: a page may come back shorter (even empty) while
     // `next_before` still leads on through the log.
-    let events = events.into_iter().filter(|e| shown(e)).collect();
-    Ok(EventPage {
-        events,
-        next_before,
-    })
+    events.events.retain(|e| shown(e));
+    Ok(events)
 }
 
 /// A program's lifecycle events, newest first.
 #[utoipa::path(get, path = "/api/programs/{name}/events", tag = "programs",
-    params(("name" = String, Path, description = "program name"), EventQuery),
+    params(("name" = String, Path, description = "program name"), Page<EventFilter>),
     responses((status = 200, body = EventPage), (status = 404, body = ErrorBody)))]
 async fn program_events(
     State(app): State<AppState>,
-    caller: Caller,
-    Path(name): Path<String>,
-    Query(q): Query<EventQuery>,
+    OnProgram { name, .. }: OnProgram<perm::View>,
+    page: Page<EventFilter>,
 ) -> Result<Json<EventPage>, ApiError> {
-    app.allow(&caller, &name, Perm::View)?;
     app.sup.get(&name)?;
-    Ok(Json(event_page(&app, Some(name), &q, |_| true).await?))
+    Ok(Json(event_page(&app, Some(name), &page, |_| true).await?))
 }
 
 /// All events (optionally of one program), newest first.
-#[utoipa::path(get, path = "/api/events", tag = "events", params(EventQuery),
+#[utoipa::path(get, path = "/api/events", tag = "events", params(Page<EventFilter>),
     responses((status = 200, body = EventPage)))]
 async fn all_events(
     State(app): State<AppState>,
     caller: Caller,
-    Query(q): Query<EventQuery>,
+    page: Page<EventFilter>,
 ) -> Result<Json<EventPage>, ApiError> {
-    let program = q.program.clone();
+    let program = page.filter.program.clone();
     if let Some(p) = &program {
         app.allow(&caller, p, Perm::View)?;
     }
@@ -455,7 +411,7 @@ async fn all_events(
         None => everywhere,
         Some(p) => everywhere || app.visible(&caller, p),
     };
-    Ok(Json(event_page(&app, program, &q, shown).await?))
+    Ok(Json(event_page(&app, program, &page, shown).await?))
 }
 
 /// Console tail size.
@@ -494,11 +450,9 @@ pub struct ConsoleTail {
     responses((status = 200, body = ConsoleTail), (status = 404, body = ErrorBody)))]
 async fn console_tail(
     State(app): State<AppState>,
-    caller: Caller,
-    Path(name): Path<String>,
+    OnProgram { name, .. }: OnProgram<perm::Console>,
     Query(q): Query<TailQuery>,
 ) -> Result<Json<ConsoleTail>, ApiError> {
-    app.allow(&caller, &name, Perm::Console)?;
     let h = app.sup.get(&name)?;
     Ok(Json(ConsoleTail {
         lines: h.console_tail(q.lines()?),
@@ -519,16 +473,16 @@ pub struct ConsoleInput {
     responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn console_input(
     State(app): State<AppState>,
-    caller: Caller,
-    Path(name): Path<String>,
+    OnProgram { caller, name, .. }: OnProgram<perm::Console>,
     Json(body): Json<ConsoleInput>,
 ) -> Result<StatusCode, ApiError> {
-    app.allow(&caller, &name, Perm::Console)?;
     if body.line.contains('\n') || body.line.contains('\r') || body.line.len() > 8192 {
-        return Err(ApiError::validation(vec![crate::program::FieldError {
-            field: "line".into(),
-            message: "must be a single line of at most 8192 bytes".into(),
-        }]));
+        let e = if body.line.len() > 8192 {
+            crate::program::FieldError::too_long("line", 8192)
+        } else {
+            crate::program::FieldError::control_chars("line")
+        };
+        return Err(ApiError::validation(vec![e]));
     }
     let h = app.sup.get(&name)?;
     app.audit(&caller, "program.console", &name, Some(body.line.clone()))
@@ -545,11 +499,9 @@ async fn console_input(
     responses((status = 200, description = "application/x-ndjson stream of console lines"), (status = 404, body = ErrorBody)))]
 async fn console_stream(
     State(app): State<AppState>,
-    caller: Caller,
-    Path(name): Path<String>,
+    OnProgram { name, .. }: OnProgram<perm::Console>,
     Query(q): Query<TailQuery>,
 ) -> Result<Response, ApiError> {
-    app.allow(&caller, &name, Perm::Console)?;
     let h = app.sup.get(&name)?;
     let mut bus = app.bus.subscribe();
     let backlog = h.console_tail(q.lines()?);
@@ -630,10 +582,9 @@ pub struct ApplyResult {
     responses((status = 200, body = ApplyResult), (status = 422, body = ErrorBody)))]
 async fn apply(
     State(app): State<AppState>,
-    caller: Caller,
+    Admin(caller): Admin,
     Json(req): Json<ApplyRequest>,
 ) -> Result<Json<ApplyResult>, ApiError> {
-    caller.require_admin()?;
     Ok(Json(apply_programs(&app, &caller, req.programs).await?))
 }
 
@@ -645,65 +596,22 @@ pub(super) async fn apply_programs(
     caller: &Caller,
     programs: Vec<ProgramSpec>,
 ) -> Result<ApplyResult, ApiError> {
-    let mut req = ApplyRequest { programs };
-    for spec in &mut req.programs {
-        // Passwords sent back masked keep the stored ones (so a file made from
-        // `GET /api/programs` applies cleanly).
-        if let Ok(h) = app.sup.get(&spec.name) {
-            spec.keep_secrets(&h.snapshot().spec);
-        }
-    }
-    let mut problems = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    for (i, spec) in req.programs.iter().enumerate() {
-        if !seen.insert(spec.name.clone()) {
-            problems.push(crate::program::FieldError {
-                field: format!("programs[{i}].name"),
-                message: format!("'{}' appears more than once", spec.name),
-            });
-        }
-        let invalid = spec.validate();
-        let unresolved = invalid
-            .is_empty()
-            .then(|| spec.resolve_command().err())
-            .flatten();
-        for p in invalid.into_iter().chain(unresolved) {
-            problems.push(crate::program::FieldError {
-                field: format!("programs[{i}].{}", p.field),
-                message: p.message,
-            });
-        }
-    }
-    if !problems.is_empty() {
-        return Err(ApiError::validation(problems));
-    }
-    app.sup.check_order(&req.programs)?;
-    let mut result = ApplyResult::default();
-    for spec in req.programs {
-        let name = spec.name.clone();
-        match app.sup.get(&name) {
-            Ok(h) if *h.snapshot().spec == spec => result.unchanged.push(name),
-            Ok(_) => {
-                app.sup.update(spec).await?;
-                result.updated.push(name);
-            }
-            Err(_) => {
-                app.sup.create(spec).await?;
-                result.created.push(name);
-            }
-        }
-    }
+    let applied = app.sup.apply(programs).await?;
     app.audit(
         caller,
         "programs.apply",
         "*",
         Some(format!(
             "created {:?}, updated {:?}",
-            result.created, result.updated
+            applied.created, applied.updated
         )),
     )
     .await;
-    Ok(result)
+    Ok(ApplyResult {
+        created: applied.created,
+        updated: applied.updated,
+        unchanged: applied.unchanged,
+    })
 }
 
 /// Waits up to `timeout` for a program to reach `state` (helper for tests and the CLI's `--wait`).
@@ -723,11 +631,9 @@ struct WaitQuery {
     responses((status = 200, body = ProgramView), (status = 404, body = ErrorBody), (status = 408, body = ErrorBody)))]
 async fn wait(
     State(app): State<AppState>,
-    caller: Caller,
-    Path(name): Path<String>,
+    OnProgram { name, .. }: OnProgram<perm::View>,
     Query(q): Query<WaitQuery>,
 ) -> Result<Json<ProgramView>, ApiError> {
-    app.allow(&caller, &name, Perm::View)?;
     let secs = q.timeout.unwrap_or(10);
     if !(1..=25).contains(&secs) {
         return Err(ApiError::new(

@@ -5,81 +5,20 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::AppState;
 use super::authn::Caller;
-use super::error::{ApiError, ErrorBody, Json, Path, Query};
+use super::error::{ApiError, ErrorBody, Json, Path};
+use super::guard::{Admin, OnSchedule, perm};
+use super::paging::{Page, page_body};
+use super::shared::{RunRef, same_name};
 use crate::access::Perm;
 use crate::program::FieldError;
+use crate::schedule::record::ScheduleRunRecord;
 use crate::schedule::spec::ScheduleSpec;
-use crate::schedule::{Fired, SchedError, ScheduleInfo};
-use crate::store::schedule::ScheduleRunRecord;
-
-impl From<SchedError> for ApiError {
-    fn from(e: SchedError) -> ApiError {
-        match e {
-            SchedError::NotFound(m) => ApiError::not_found(m),
-            SchedError::Conflict(m) => ApiError::conflict(m),
-            SchedError::Invalid(details) => ApiError::validation(details),
-            SchedError::Store(s) => s.into(),
-            SchedError::ShuttingDown => ApiError::unavailable("warden is shutting down"),
-            SchedError::Start(_) => ApiError::internal(&e),
-        }
-    }
-}
-
-/// Paging of run history.
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct PageQuery {
-    /// Only runs with an id below this (the `next_before` of the previous page).
-    pub before: Option<i64>,
-    /// Page size, 1-500 (default 50).
-    #[param(minimum = 1, maximum = 500)]
-    pub limit: Option<u32>,
-}
-
-impl PageQuery {
-    /// The validated page size.
-    pub fn limit(&self) -> Result<u32, ApiError> {
-        let limit = self.limit.unwrap_or(50);
-        if !(1..=500).contains(&limit) {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_query",
-                "limit must be between 1 and 500",
-            ));
-        }
-        Ok(limit)
-    }
-}
-
-/// The `next_before` cursor of a page of `limit` items with these ids.
-pub fn next_before(
-    ids: impl DoubleEndedIterator<Item = i64> + ExactSizeIterator,
-    limit: u32,
-) -> Option<i64> {
-    if ids.len() == limit as usize {
-        ids.last()
-    } else {
-        None
-    }
-}
-
-/// Checks that the name in the URL and in the body agree.
-pub fn same_name(url: &str, body: &str) -> Result<(), ApiError> {
-    if url == body {
-        return Ok(());
-    }
-    Err(ApiError::validation(vec![FieldError {
-        field: "name".into(),
-        message: format!(
-            "must match the name in the URL ('{url}'); renaming is not supported — create a new one instead"
-        ),
-    }]))
-}
+use crate::schedule::{Fired, ScheduleInfo};
 
 /// All schedules.
 #[derive(Serialize, ToSchema)]
@@ -125,7 +64,7 @@ fn may(app: &AppState, caller: &Caller, spec: &ScheduleSpec, perm: Perm) -> bool
 }
 
 /// Fails with 403 unless [`may`] allows `perm` on schedule `name`.
-async fn allow_schedule(
+pub(super) async fn allow_schedule(
     app: &AppState,
     caller: &Caller,
     name: &str,
@@ -148,10 +87,9 @@ async fn allow_schedule(
     responses((status = 201, body = ScheduleInfo), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn create(
     State(app): State<AppState>,
-    caller: Caller,
+    Admin(caller): Admin,
     Json(spec): Json<ScheduleSpec>,
 ) -> Result<Response, ApiError> {
-    caller.require_admin()?;
     let info = app.sched.create_schedule(spec).await?;
     app.audit(&caller, "schedule.create", &info.spec.name, None)
         .await;
@@ -164,10 +102,8 @@ async fn create(
     responses((status = 200, body = ScheduleInfo), (status = 404, body = ErrorBody)))]
 async fn get_one(
     State(app): State<AppState>,
-    caller: Caller,
-    Path(name): Path<String>,
+    OnSchedule { name, .. }: OnSchedule<perm::View>,
 ) -> Result<Json<ScheduleInfo>, ApiError> {
-    allow_schedule(&app, &caller, &name, Perm::View).await?;
     Ok(Json(app.sched.schedule(&name).await?))
 }
 
@@ -177,11 +113,10 @@ async fn get_one(
     responses((status = 200, body = ScheduleInfo), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn update(
     State(app): State<AppState>,
-    caller: Caller,
+    Admin(caller): Admin,
     Path(name): Path<String>,
     Json(spec): Json<ScheduleSpec>,
 ) -> Result<Json<ScheduleInfo>, ApiError> {
-    caller.require_admin()?;
     same_name(&name, &spec.name)?;
     let info = app.sched.update_schedule(spec).await?;
     app.audit(&caller, "schedule.update", &name, None).await;
@@ -194,20 +129,12 @@ async fn update(
     responses((status = 204), (status = 404, body = ErrorBody)))]
 async fn delete(
     State(app): State<AppState>,
-    caller: Caller,
+    Admin(caller): Admin,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require_admin()?;
     app.sched.delete_schedule(&name).await?;
     app.audit(&caller, "schedule.delete", &name, None).await;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// A chain run that started or was cancelled.
-#[derive(Serialize, ToSchema)]
-pub struct RunRef {
-    /// The run's id.
-    pub run_id: i64,
 }
 
 /// Runs the schedule's chain now (operator). Its conditions apply; a run already in
@@ -217,10 +144,8 @@ pub struct RunRef {
     responses((status = 202, body = RunRef), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn run_now(
     State(app): State<AppState>,
-    caller: Caller,
-    Path(name): Path<String>,
+    OnSchedule { caller, name, .. }: OnSchedule<perm::Schedules>,
 ) -> Result<Response, ApiError> {
-    allow_schedule(&app, &caller, &name, Perm::Schedules).await?;
     let fired = app
         .sched
         .fire(&name, None, format!("manual:{}", caller.0.name))
@@ -243,39 +168,29 @@ async fn run_now(
     responses((status = 202, body = RunRef), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn cancel(
     State(app): State<AppState>,
-    caller: Caller,
-    Path(name): Path<String>,
+    OnSchedule { caller, name, .. }: OnSchedule<perm::Schedules>,
 ) -> Result<Response, ApiError> {
-    allow_schedule(&app, &caller, &name, Perm::Schedules).await?;
     let run_id = app.sched.cancel_schedule(&name)?;
     app.audit(&caller, "schedule.cancel", &name, None).await;
     Ok((StatusCode::ACCEPTED, Json(RunRef { run_id })).into_response())
 }
 
-/// A page of chain runs, newest first.
-#[derive(Serialize, ToSchema)]
-pub struct ScheduleRunPage {
-    /// Runs, newest first.
-    pub runs: Vec<ScheduleRunRecord>,
-    /// Pass as `before` for the next (older) page; absent on the last page.
-    pub next_before: Option<i64>,
-}
+page_body!("A page of chain runs, newest first." ScheduleRunPage, runs: ScheduleRunRecord, "Runs, newest first.");
 
 /// The schedule's run history (fired, skipped and manual runs), newest first.
 #[utoipa::path(get, path = "/api/schedules/{name}/runs", tag = "schedules",
-    params(("name" = String, Path, description = "schedule name"), PageQuery),
+    params(("name" = String, Path, description = "schedule name"), Page),
     responses((status = 200, body = ScheduleRunPage), (status = 404, body = ErrorBody)))]
 async fn runs(
     State(app): State<AppState>,
-    caller: Caller,
-    Path(name): Path<String>,
-    Query(q): Query<PageQuery>,
+    OnSchedule { name, .. }: OnSchedule<perm::View>,
+    page: Page,
 ) -> Result<Json<ScheduleRunPage>, ApiError> {
-    allow_schedule(&app, &caller, &name, Perm::View).await?;
-    let limit = q.limit()?;
-    let runs = app.sched.schedule_runs(&name, q.before, limit).await?;
-    let next_before = next_before(runs.iter().map(|r| r.id), limit);
-    Ok(Json(ScheduleRunPage { runs, next_before }))
+    let runs = app
+        .sched
+        .schedule_runs(&name, page.before, page.limit)
+        .await?;
+    Ok(Json(ScheduleRunPage::new(&page, runs, |r| r.id)))
 }
 
 /// A trigger to try before saving it.
@@ -319,10 +234,9 @@ async fn preview(
 ) -> Result<Json<TriggerPreview>, ApiError> {
     let count = req.count.unwrap_or(5);
     if !(1..=20).contains(&count) {
-        return Err(ApiError::validation(vec![FieldError {
-            field: "count".into(),
-            message: format!("must be between 1 and 20, not {count}"),
-        }]));
+        return Err(ApiError::validation(vec![FieldError::out_of_range(
+            "count", 1, 20,
+        )]));
     }
     let zone = req.timezone.as_deref().filter(|z| !z.trim().is_empty());
     Ok(Json(

@@ -11,6 +11,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::AppState;
 use super::authn::{Caller, Enrolment, Me, client_ip, locked, origin_of, over_https};
 use super::error::{ApiError, ErrorBody, Json, Query};
+use super::guard::Admin;
 use crate::auth::Role;
 
 /// The user behind a session caller; API tokens have no second factor or sessions.
@@ -322,8 +323,7 @@ pub struct Policy {
 /// The site's security policy (admin).
 #[utoipa::path(get, path = "/api/auth/policy", tag = "auth",
     responses((status = 200, body = Policy), (status = 403, body = ErrorBody)))]
-async fn policy(State(app): State<AppState>, caller: Caller) -> Result<Json<Policy>, ApiError> {
-    caller.require_admin()?;
+async fn policy(State(app): State<AppState>, _: Admin) -> Result<Json<Policy>, ApiError> {
     Ok(Json(Policy {
         require_2fa: app.auth.require_2fa().await?,
     }))
@@ -334,10 +334,9 @@ async fn policy(State(app): State<AppState>, caller: Caller) -> Result<Json<Poli
     responses((status = 200, body = Policy), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn set_policy(
     State(app): State<AppState>,
-    caller: Caller,
+    Admin(caller): Admin,
     Json(body): Json<Policy>,
 ) -> Result<Json<Policy>, ApiError> {
-    caller.require_admin()?;
     app.auth.set_require_2fa(body.require_2fa).await?;
     app.audit(
         &caller,

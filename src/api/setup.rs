@@ -90,10 +90,9 @@ async fn first_admin(
         ));
     }
     if body.password.chars().count() < 8 {
-        return Err(ApiError::validation(vec![FieldError {
-            field: "password".into(),
-            message: "must be at least 8 characters".into(),
-        }]));
+        return Err(ApiError::validation(vec![FieldError::too_short(
+            "password", 8,
+        )]));
     }
     if !app.setup_code.take_if(&body.code) {
         return Err(ApiError::new(

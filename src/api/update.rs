@@ -7,9 +7,8 @@ use axum::response::{IntoResponse, Response};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::AppState;
-use super::authn::Caller;
-use super::error::{ApiError, ErrorBody, Json, Path};
-use crate::access::Perm;
+use super::error::{ApiError, ErrorBody, Json};
+use super::guard::{OnProgram, perm};
 use crate::install::update::{ApplyRequest, UpdateError, UpdateStatus};
 
 impl From<UpdateError> for ApiError {
@@ -35,10 +34,8 @@ impl From<UpdateError> for ApiError {
     responses((status = 200, body = UpdateStatus), (status = 404, body = ErrorBody)))]
 async fn update_status(
     State(app): State<AppState>,
-    caller: Caller,
-    Path(name): Path<String>,
+    OnProgram { name, .. }: OnProgram<perm::View>,
 ) -> Result<Json<UpdateStatus>, ApiError> {
-    app.allow(&caller, &name, Perm::View)?;
     Ok(Json(app.updater.status(&name).await?))
 }
 
@@ -49,10 +46,8 @@ async fn update_status(
         (status = 409, body = ErrorBody), (status = 502, body = ErrorBody)))]
 async fn check_update(
     State(app): State<AppState>,
-    caller: Caller,
-    Path(name): Path<String>,
+    OnProgram { caller, name, .. }: OnProgram<perm::Define>,
 ) -> Result<Json<UpdateStatus>, ApiError> {
-    app.allow(&caller, &name, Perm::Define)?;
     let status = app.updater.check(&name).await?;
     app.audit(
         &caller,
@@ -76,11 +71,9 @@ async fn check_update(
         (status = 409, body = ErrorBody)))]
 async fn apply_update(
     State(app): State<AppState>,
-    caller: Caller,
-    Path(name): Path<String>,
+    OnProgram { caller, name, .. }: OnProgram<perm::Define>,
     Json(req): Json<ApplyRequest>,
 ) -> Result<Response, ApiError> {
-    app.allow(&caller, &name, Perm::Define)?;
     let now = req.now;
     let status = app.updater.apply(&name, req).await?;
     app.audit(

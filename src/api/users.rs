@@ -10,6 +10,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::AppState;
 use super::authn::Caller;
 use super::error::{ApiError, ErrorBody, Json, Path};
+use super::guard::Admin;
 use crate::auth::{NewToken, Role};
 
 /// A user (never with its password hash).
@@ -48,9 +49,8 @@ pub struct PasswordChange {
     responses((status = 200, body = Vec<UserView>), (status = 403, body = ErrorBody)))]
 async fn list_users(
     State(app): State<AppState>,
-    caller: Caller,
+    _: Admin,
 ) -> Result<Json<Vec<UserView>>, ApiError> {
-    caller.require_admin()?;
     let users = app.store.users().await?;
     Ok(Json(
         users
@@ -69,10 +69,9 @@ async fn list_users(
     responses((status = 201), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn add_user(
     State(app): State<AppState>,
-    caller: Caller,
+    Admin(caller): Admin,
     Json(body): Json<NewUser>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require_admin()?;
     app.auth
         .add_user(&body.name, body.password, body.role)
         .await?;
@@ -92,10 +91,9 @@ async fn add_user(
     responses((status = 204), (status = 404, body = ErrorBody)))]
 async fn remove_user(
     State(app): State<AppState>,
-    caller: Caller,
+    Admin(caller): Admin,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require_admin()?;
     app.store.delete_user(&name).await?;
     app.audit(&caller, "user.remove", &name, None).await;
     Ok(StatusCode::NO_CONTENT)
@@ -155,9 +153,8 @@ pub struct TokenRequest {
     responses((status = 200, body = Vec<TokenView>), (status = 403, body = ErrorBody)))]
 async fn list_tokens(
     State(app): State<AppState>,
-    caller: Caller,
+    _: Admin,
 ) -> Result<Json<Vec<TokenView>>, ApiError> {
-    caller.require_admin()?;
     let tokens = app.store.tokens().await?;
     Ok(Json(
         tokens
@@ -181,10 +178,9 @@ async fn list_tokens(
     responses((status = 201, body = NewToken), (status = 403, body = ErrorBody)))]
 async fn create_token(
     State(app): State<AppState>,
-    caller: Caller,
+    Admin(caller): Admin,
     Json(body): Json<TokenRequest>,
 ) -> Result<Response, ApiError> {
-    caller.require_admin()?;
     let t = app
         .auth
         .create_token(&body.name, body.role, Some(caller.0.name.clone()))
@@ -205,10 +201,9 @@ async fn create_token(
     responses((status = 204), (status = 404, body = ErrorBody)))]
 async fn revoke_token(
     State(app): State<AppState>,
-    caller: Caller,
+    Admin(caller): Admin,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require_admin()?;
     let public_id = app.auth.revoke_token(&id).await?;
     app.audit(&caller, "token.revoke", &public_id, None).await;
     Ok(StatusCode::NO_CONTENT)

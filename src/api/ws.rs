@@ -45,7 +45,7 @@ use super::authn::{SESSION_COOKIE, bearer_token, cookie_value, session_expired};
 use super::error::{ApiError, ErrorBody, Query};
 use crate::access::Perm;
 use crate::auth::{AuthError, Principal, Role};
-use crate::bus::{Event, HostSample, ProgramSample, SampleTick};
+use crate::bus::{Event, HostSample, ProgramSample, SampleTick, TickJson};
 use crate::fleet::live::{Deliver, NodeTopics, Relay};
 use crate::program::valid_name;
 
@@ -146,8 +146,6 @@ fn wanted(topics: &Topics, ev: &Event) -> bool {
         Event::Console(line) => topics
             .iter()
             .any(|t| matches!(t, Topic::Console(n) if *n == line.program)),
-        // Sent sample by sample (`tick_messages`).
-        Event::Samples(_) => false,
         // Player counts are a sample series; health is part of a program's status.
         Event::Players(p) => samples_of(topics, &p.program) || topics.contains(&Topic::Programs),
         Event::Health(_) => topics.contains(&Topic::Programs) || topics.contains(&Topic::Events),
@@ -171,7 +169,6 @@ fn permitted(sees: &Sees, everywhere: bool, ev: &Event) -> bool {
     match ev {
         Event::State(s) => view(&s.program),
         Event::Console(line) => sees(Some(&line.program), Perm::Console),
-        Event::Samples(_) => false,
         Event::Players(p) => view(&p.program),
         Event::Health(h) => view(&h.program),
         Event::Notice(n) => n.program.as_deref().map_or(everywhere, view),
@@ -336,31 +333,58 @@ enum Forwarded {
     TooSlow,
 }
 
-/// Filters the bus into the client's queue without ever waiting on the client.
+/// True when `topics` asks for any program's or the host's samples.
+fn wants_samples(topics: &Topics) -> bool {
+    topics
+        .iter()
+        .any(|t| matches!(t, Topic::Samples | Topic::ProgramSamples(_)))
+}
+
+/// Filters the bus and the samples channel into the client's queue without ever waiting
+/// on the client. Samples are followed only while the client asks for some, so a
+/// connection that watches events costs nothing per sampling tick.
 async fn forward(
     mut bus: broadcast::Receiver<Arc<Event>>,
-    topics: watch::Receiver<Arc<Topics>>,
+    mut samples: watch::Receiver<Arc<SampleTick>>,
+    mut topics: watch::Receiver<Arc<Topics>>,
     out: mpsc::Sender<Message>,
     conn: CancellationToken,
     sees: Sees,
 ) -> Forwarded {
     let everywhere = sees(None, Perm::View);
+    let mut following = wants_samples(&topics.borrow());
     loop {
         let received = tokio::select! {
             _ = conn.cancelled() => return Forwarded::Ended,
+            changed = topics.changed() => {
+                if changed.is_err() {
+                    return Forwarded::Ended;
+                }
+                let now = wants_samples(&topics.borrow_and_update());
+                if now && !following {
+                    // From the next tick on, not the one already published.
+                    samples.mark_unchanged();
+                }
+                following = now;
+                continue;
+            }
+            changed = samples.changed(), if following => {
+                if changed.is_err() {
+                    return Forwarded::Ended;
+                }
+                let tick = samples.borrow_and_update().clone();
+                for m in tick_messages(&topics.borrow(), &sees, &tick) {
+                    if out.try_send(m).is_err() {
+                        conn.cancel();
+                        return Forwarded::TooSlow;
+                    }
+                }
+                continue;
+            }
             r = bus.recv() => r,
         };
         let msg = match received {
             Ok(ev) => {
-                if let Event::Samples(tick) = &*ev {
-                    for m in tick_messages(&topics.borrow(), &sees, tick) {
-                        if out.try_send(m).is_err() {
-                            conn.cancel();
-                            return Forwarded::TooSlow;
-                        }
-                    }
-                    continue;
-                }
                 if !wanted(&topics.borrow(), &ev) || !permitted(&sees, everywhere, &ev) {
                     continue;
                 }
@@ -392,32 +416,55 @@ enum SampleMsg<'a> {
     HostSample(&'a HostSample),
 }
 
+/// One sample message as JSON bytes.
+fn sample_json(m: &SampleMsg<'_>) -> Option<bytes::Bytes> {
+    match serde_json::to_vec(m) {
+        Ok(v) => Some(v.into()),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot serialise a sample");
+            None
+        }
+    }
+}
+
+/// The feed's JSON of a whole tick: made once per tick, by the first client to send it.
+fn tick_json(tick: &SampleTick) -> TickJson {
+    TickJson {
+        programs: tick
+            .programs
+            .iter()
+            .map(|s| sample_json(&SampleMsg::Sample(s)))
+            .collect(),
+        host: tick
+            .host
+            .as_ref()
+            .and_then(|h| sample_json(&SampleMsg::HostSample(h))),
+    }
+}
+
 /// The messages of one sampling tick for a client subscribed to `topics` that `sees`:
-/// each program's sample it asked for and may view, then the host's.
+/// each program's sample it asked for and may view, then the host's. The JSON is the
+/// tick's shared copy; a message only counts a reference to it.
 fn tick_messages<'a>(
     topics: &'a Topics,
     sees: &'a Sees,
     tick: &'a SampleTick,
 ) -> impl Iterator<Item = Message> + 'a {
+    let json = tick.json(tick_json);
     let programs = tick
         .programs
         .iter()
-        .filter(|s| samples_of(topics, &s.program) && sees(Some(&s.program), Perm::View))
-        .map(SampleMsg::Sample);
-    let host = tick
+        .zip(&json.programs)
+        .filter(|(s, _)| samples_of(topics, &s.program) && sees(Some(&s.program), Perm::View))
+        .filter_map(|(_, j)| j.clone());
+    let host = json
         .host
         .iter()
         .filter(|_| topics.contains(&Topic::Samples))
-        .map(SampleMsg::HostSample);
+        .cloned();
     programs
         .chain(host)
-        .filter_map(|m| match serde_json::to_string(&m) {
-            Ok(s) => Some(Message::Text(Utf8Bytes::from(s))),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot serialise a sample");
-                None
-            }
-        })
+        .filter_map(|b| Utf8Bytes::try_from(b).ok().map(Message::Text))
 }
 
 /// Keeps one relay (`fleet::live`) per fleet node the client has topics of, each told
@@ -620,6 +667,7 @@ async fn session(
     ));
     tokio::spawn(forward(
         app.bus.subscribe(),
+        app.bus.samples(),
         topics_rx,
         out_tx,
         conn.clone(),
@@ -637,6 +685,10 @@ async fn session(
     let mut last_heard = Instant::now();
     loop {
         tokio::select! {
+            // Checked first: a cancelled connection also ends the forwarder and the relays,
+            // which closes the queue, and a closed queue must not win the race and leave
+            // without the close frame that tells the client why.
+            biased;
             _ = conn.cancelled() => {
                 if app.shutdown.is_cancelled() {
                     close(&mut socket, close_code::AWAY, "warden is shutting down").await;
@@ -869,13 +921,81 @@ mod tests {
         }
         let ended = tokio::time::timeout(
             Duration::from_secs(5),
-            forward(rx, topics_rx, out_tx, conn.clone(), all()),
+            forward(rx, bus.samples(), topics_rx, out_tx, conn.clone(), all()),
         )
         .await
         .expect("forwarder returns");
         assert_eq!(ended, Forwarded::TooSlow);
         assert!(conn.is_cancelled());
         assert!(out_rx.recv().await.is_some());
+    }
+
+    fn tick(programs: &[&str]) -> Arc<SampleTick> {
+        let sample = |p: &&str| ProgramSample {
+            program: (*p).into(),
+            ts: 1,
+            cpu_percent: 1.5,
+            memory_bytes: 2,
+            virtual_bytes: 3,
+            threads: 1,
+            open_files: 4,
+            disk_read_bps: 0.0,
+            disk_write_bps: 0.0,
+            players: None,
+        };
+        Arc::new(SampleTick::new(programs.iter().map(sample).collect(), None))
+    }
+
+    /// Samples reach only the clients that follow them, each the programs it asked for,
+    /// and every client sends the same bytes: a tick is serialised once, not per client.
+    #[tokio::test]
+    async fn a_tick_is_serialised_once_for_every_client_that_follows_samples() {
+        let bus = Bus::new();
+        let conn = CancellationToken::new();
+        let mut outs = Vec::new();
+        let mut keep = Vec::new();
+        for wanted in [&["samples"][..], &["samples:b"], &["events"]] {
+            let (topics_tx, topics_rx) = watch::channel(Arc::new(topics(wanted)));
+            let (out_tx, out_rx) = mpsc::channel(16);
+            tokio::spawn(forward(
+                bus.subscribe(),
+                bus.samples(),
+                topics_rx,
+                out_tx,
+                conn.clone(),
+                all(),
+            ));
+            keep.push(topics_tx);
+            outs.push(out_rx);
+        }
+        // Each follower's receiver was made before the tick: it sees it whenever it runs.
+        bus.publish_samples(tick(&["a", "b"]));
+        let next = |rx: &mut mpsc::Receiver<Message>| match rx.try_recv() {
+            Ok(Message::Text(t)) => Some(t),
+            _ => None,
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while outs[0].len() < 2 || outs[1].is_empty() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "samples never arrived"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let all_a = next(&mut outs[0]).expect("a");
+        let all_b = next(&mut outs[0]).expect("b");
+        let only_b = next(&mut outs[1]).expect("b alone");
+        assert!(all_a.as_str().contains(r#""program":"a""#), "{all_a}");
+        assert!(all_a.as_str().starts_with(r#"{"type":"sample""#), "{all_a}");
+        assert!(only_b.as_str().contains(r#""program":"b""#), "{only_b}");
+        assert_eq!(
+            all_b.as_str().as_ptr(),
+            only_b.as_str().as_ptr(),
+            "both clients send the tick's one copy"
+        );
+        assert!(outs[1].is_empty(), "nothing of a for the client of b");
+        assert!(outs[2].is_empty(), "no samples for a client of events");
+        conn.cancel();
     }
 
     #[tokio::test]
@@ -886,6 +1006,7 @@ mod tests {
         let conn = CancellationToken::new();
         let task = tokio::spawn(forward(
             bus.subscribe(),
+            bus.samples(),
             topics_rx,
             out_tx,
             conn.clone(),

@@ -12,7 +12,7 @@
 //! exactly a directory whose name does not start with `.partial-`; anything interrupted
 //! leaves only a `.partial-` directory, which the next start removes.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -28,8 +28,8 @@ use super::manifest::{
 };
 use super::settings::{Filter, OnChange};
 use super::walk::{ItemKind, WalkOptions, walk};
+use crate::backup::record::Mismatch;
 use crate::os;
-use crate::store::backups::Mismatch;
 
 /// Read size; also the granularity of progress, throttling and cancellation checks.
 const CHUNK: usize = 1 << 20;
@@ -761,16 +761,7 @@ fn verify_with(
         Mode::Extract(p) => Some(p),
         Mode::Full | Mode::AfterWrite => None,
     };
-    let hash_files = !matches!(mode, Mode::AfterWrite);
-    let mut problems = Vec::new();
-    for e in &manifest.entries {
-        if !safe_relative(&e.path) {
-            problems.push(mismatch(
-                &e.path,
-                "unsafe path (absolute or containing '..') in the manifest; refused",
-            ));
-        }
-    }
+    let problems = unsafe_manifest_paths(manifest);
     if !problems.is_empty() {
         return Ok(problems);
     }
@@ -800,204 +791,330 @@ fn verify_with(
     let decoder = zstd::stream::read::Decoder::new(reader)
         .map_err(|e| BackupError::io("cannot read", archive, e))?;
     let mut tar = tar::Archive::new(decoder);
-    let index = manifest.index();
-    let mut seen: HashSet<String> = HashSet::new();
-    let mut buf = vec![0u8; CHUNK];
-    let mut pending_dirs: Vec<PendingDir> = Vec::new();
-    let mut pending_links: Vec<(PathBuf, String)> = Vec::new();
-    // Extraction stops at the first problem: a damaged archive must not half-restore.
-    // Verification goes on to report as many mismatches as it can.
-    let stop_early = staging.is_some();
-    match tar.entries() {
-        Err(e) => problems.push(mismatch("(archive)", format!("unreadable: {e}"))),
-        Ok(entries) => {
-            for entry in entries {
-                meter.check()?;
-                let mut entry = match entry {
-                    Ok(e) => e,
-                    Err(e) => {
-                        problems.push(mismatch("(archive)", format!("unreadable: {e}")));
-                        break;
-                    }
-                };
-                let Ok(raw) = String::from_utf8(entry.path_bytes().into_owned()) else {
-                    problems.push(mismatch("(archive)", "an entry name is not valid UTF-8"));
-                    if stop_early {
-                        break;
-                    }
-                    continue;
-                };
-                if !safe_relative(&raw) {
-                    problems.push(mismatch(
-                        &raw,
-                        "unsafe path (absolute or containing '..'); refused",
-                    ));
-                    if stop_early {
-                        break;
-                    }
-                    continue;
-                }
-                let path = raw.trim_end_matches('/').to_string();
-                let Some(expected) = index.get(path.as_str()).copied() else {
-                    problems.push(mismatch(&path, "in the archive but not in the manifest"));
-                    if stop_early {
-                        break;
-                    }
-                    continue;
-                };
-                if !seen.insert(path.clone()) {
-                    problems.push(mismatch(&path, "appears twice in the archive"));
-                    if stop_early {
-                        break;
-                    }
-                    continue;
-                }
-                let kind = match entry.header().entry_type() {
-                    tar::EntryType::Regular | tar::EntryType::Continuous => EntryKind::File,
-                    tar::EntryType::Directory => EntryKind::Dir,
-                    tar::EntryType::Symlink => EntryKind::Symlink,
-                    other => {
-                        problems.push(mismatch(
-                            &path,
-                            format!("unsupported entry type {other:?} (only files, directories and symlinks); refused"),
-                        ));
-                        if stop_early {
-                            break;
-                        }
-                        continue;
-                    }
-                };
-                if kind != expected.kind {
-                    problems.push(mismatch(
-                        &path,
-                        format!(
-                            "is a {kind:?} in the archive but a {:?} in the manifest",
-                            expected.kind
-                        ),
-                    ));
-                    if stop_early {
-                        break;
-                    }
-                    continue;
-                }
-                let mode = entry.header().mode().unwrap_or(0o644);
-                let dst = staging.map(|s| s.join(&path));
-                meter.file(&path);
-                match kind {
-                    EntryKind::Dir => {
-                        if let Some(dst) = dst {
-                            std::fs::create_dir_all(&dst)
-                                .map_err(|e| BackupError::io("cannot create", &dst, e))?;
-                            pending_dirs.push(PendingDir { path: dst, mode });
-                        }
-                    }
-                    EntryKind::Symlink => {
-                        let target = entry
-                            .link_name_bytes()
-                            .and_then(|b| String::from_utf8(b.into_owned()).ok());
-                        if target != expected.target {
-                            problems
-                                .push(mismatch(&path, "the link target differs from the manifest"));
-                            if stop_early {
-                                break;
-                            }
-                            continue;
-                        }
-                        if let (Some(dst), Some(t)) = (dst, target) {
-                            // Links are made last, so nothing is ever written through one.
-                            pending_links.push((dst, t));
-                        }
-                    }
-                    EntryKind::File => {
-                        let mtime = entry.header().mtime().ok();
-                        let mut out = match &dst {
-                            Some(dst) => {
-                                if let Some(parent) = dst.parent() {
-                                    std::fs::create_dir_all(parent)
-                                        .map_err(|e| BackupError::io("cannot create", parent, e))?;
-                                }
-                                // create_new: never follows or replaces an existing entry.
-                                Some(Writeback::new(
-                                    std::fs::OpenOptions::new()
-                                        .write(true)
-                                        .create_new(true)
-                                        .open(dst)
-                                        .map_err(|e| BackupError::io("cannot create", dst, e))?,
-                                ))
-                            }
-                            None => None,
-                        };
-                        let mut hasher = blake3::Hasher::new();
-                        let mut size = 0u64;
-                        let mut read_error = None;
-                        loop {
-                            let n = match entry.read(&mut buf) {
-                                Ok(0) => break,
-                                Ok(n) => n,
-                                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                                Err(e) => {
-                                    read_error = Some(e);
-                                    break;
-                                }
-                            };
-                            if hash_files {
-                                hasher.update(&buf[..n]);
-                            }
-                            size += n as u64;
-                            if let (Some(out), Some(dst)) = (out.as_mut(), &dst) {
-                                out.write_all(&buf[..n])
-                                    .map_err(|e| BackupError::io("cannot write", dst, e))?;
-                            }
-                            meter.add(n as u64)?;
-                        }
-                        if let Some(e) = read_error {
-                            problems.push(mismatch(&path, format!("unreadable: {e}")));
-                            break;
-                        }
-                        let hash = hasher.finalize().to_hex().to_string();
-                        if size != expected.size {
-                            problems.push(mismatch(
-                                &path,
-                                format!(
-                                    "size {size} differs from the manifest's {}",
-                                    expected.size
-                                ),
-                            ));
-                        } else if hash_files && expected.blake3.as_deref() != Some(hash.as_str()) {
-                            problems.push(mismatch(
-                                &path,
-                                "content differs from the manifest (BLAKE3)",
-                            ));
-                        }
-                        if stop_early && !problems.is_empty() {
-                            break;
-                        }
-                        if let (Some(out), Some(dst)) = (out, &dst) {
-                            let out = out.file;
-                            if let Some(t) = mtime {
-                                let when = SystemTime::UNIX_EPOCH + Duration::from_secs(t);
-                                out.set_modified(when).map_err(|e| {
-                                    BackupError::io("cannot set the time of", dst, e)
-                                })?;
-                            }
-                            // Written to disk in the background; one file-system sync at
-                            // the end makes the whole tree durable.
-                            os::start_writeback(&out, 0, 0);
-                            drop(out);
-                            os::set_file_mode(dst, mode).map_err(|e| {
-                                BackupError::io("cannot set permissions of", dst, e)
-                            })?;
-                        }
-                        meter.file_done();
-                    }
-                }
-            }
-        }
-    }
+    let mut reading = Reading {
+        staging,
+        hash_files: !matches!(mode, Mode::AfterWrite),
+        // Extraction stops at the first problem: a damaged archive must not half-restore.
+        // Verification goes on to report as many mismatches as it can.
+        stop_early: staging.is_some(),
+        index: manifest.index(),
+        seen: HashSet::new(),
+        buf: vec![0u8; CHUNK],
+        pending_dirs: Vec::new(),
+        pending_links: Vec::new(),
+        problems,
+    };
+    reading.entries(&mut tar, meter)?;
+    let Reading {
+        seen,
+        pending_dirs,
+        pending_links,
+        mut problems,
+        stop_early,
+        ..
+    } = reading;
     if stop_early && !problems.is_empty() {
         return Ok(problems);
     }
-    // Read what follows the tar end marker too, so the checksum covers the whole file.
+    check_whole_archive(tar, manifest, &mut problems);
+    for e in &manifest.entries {
+        if !seen.contains(&e.path) {
+            problems.push(mismatch(&e.path, "missing from the archive"));
+        }
+    }
+    meter.report_now();
+    if let Some(staging) = staging
+        && problems.is_empty()
+    {
+        finish_extraction(staging, pending_links, &pending_dirs)?;
+    }
+    Ok(problems)
+}
+
+/// The manifest's entries whose path could write outside the restore directory; any of
+/// them refuses the whole archive before it is opened.
+fn unsafe_manifest_paths(manifest: &Manifest) -> Vec<Mismatch> {
+    manifest
+        .entries
+        .iter()
+        .filter(|e| !safe_relative(&e.path))
+        .map(|e| {
+            mismatch(
+                &e.path,
+                "unsafe path (absolute or containing '..') in the manifest; refused",
+            )
+        })
+        .collect()
+}
+
+/// Whether to go on reading entries after one was handled.
+enum Next {
+    /// Read the next entry.
+    Go,
+    /// Stop reading entries (extraction met a problem, or the stream broke).
+    Stop,
+}
+
+/// The tar stream of an archive file, decompressed, its raw bytes hashed.
+type ArchiveStream =
+    tar::Archive<zstd::stream::read::Decoder<'static, io::BufReader<HashingReader<File>>>>;
+
+/// The state of one pass over an archive's entries.
+struct Reading<'m, 'p> {
+    /// Where entries are written (extraction), or `None` (verification).
+    staging: Option<&'p Path>,
+    /// Compare each file's BLAKE3 with the manifest's.
+    hash_files: bool,
+    /// Stop at the first problem (extraction).
+    stop_early: bool,
+    /// The manifest's entries by path.
+    index: HashMap<&'m str, &'m ManifestEntry>,
+    /// Paths met so far (each may appear once).
+    seen: HashSet<String>,
+    /// The read buffer, one chunk.
+    buf: Vec<u8>,
+    /// Directories whose permissions are applied at the end.
+    pending_dirs: Vec<PendingDir>,
+    /// Symlinks (path, target) made at the end, so nothing is written through one.
+    pending_links: Vec<(PathBuf, String)>,
+    /// What differs from the manifest.
+    problems: Vec<Mismatch>,
+}
+
+impl<'m> Reading<'m, '_> {
+    /// Records a problem with an entry; extraction stops at it.
+    fn refuse(&mut self, problem: Mismatch) -> Next {
+        self.problems.push(problem);
+        if self.stop_early {
+            Next::Stop
+        } else {
+            Next::Go
+        }
+    }
+
+    /// Reads every entry of the tar stream (each checked, and written when extracting).
+    fn entries(
+        &mut self,
+        tar: &mut ArchiveStream,
+        meter: &mut Meter<'_>,
+    ) -> Result<(), BackupError> {
+        let entries = match tar.entries() {
+            Ok(entries) => entries,
+            Err(e) => {
+                self.problems
+                    .push(mismatch("(archive)", format!("unreadable: {e}")));
+                return Ok(());
+            }
+        };
+        for entry in entries {
+            meter.check()?;
+            let mut entry = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    self.problems
+                        .push(mismatch("(archive)", format!("unreadable: {e}")));
+                    break;
+                }
+            };
+            if let Next::Stop = self.entry(&mut entry, meter)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks one entry against the manifest and handles it by kind.
+    fn entry<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        meter: &mut Meter<'_>,
+    ) -> Result<Next, BackupError> {
+        let (path, expected, kind) = match self.identify(entry) {
+            Ok(found) => found,
+            Err(problem) => return Ok(self.refuse(problem)),
+        };
+        let mode = entry.header().mode().unwrap_or(0o644);
+        let dst = self.staging.map(|s| s.join(&path));
+        meter.file(&path);
+        match kind {
+            EntryKind::Dir => {
+                if let Some(dst) = dst {
+                    std::fs::create_dir_all(&dst)
+                        .map_err(|e| BackupError::io("cannot create", &dst, e))?;
+                    self.pending_dirs.push(PendingDir { path: dst, mode });
+                }
+                Ok(Next::Go)
+            }
+            EntryKind::Symlink => {
+                let target = entry
+                    .link_name_bytes()
+                    .and_then(|b| String::from_utf8(b.into_owned()).ok());
+                if target != expected.target {
+                    return Ok(
+                        self.refuse(mismatch(&path, "the link target differs from the manifest"))
+                    );
+                }
+                if let (Some(dst), Some(t)) = (dst, target) {
+                    // Links are made last, so nothing is ever written through one.
+                    self.pending_links.push((dst, t));
+                }
+                Ok(Next::Go)
+            }
+            EntryKind::File => self.file(entry, &path, expected, dst, mode, meter),
+        }
+    }
+
+    /// The entry's path (safe, in the manifest, met once) with its manifest entry and
+    /// kind (the same as the manifest's), or what is wrong with it.
+    fn identify<R: Read>(
+        &mut self,
+        entry: &tar::Entry<'_, R>,
+    ) -> Result<(String, &'m ManifestEntry, EntryKind), Mismatch> {
+        let Ok(raw) = String::from_utf8(entry.path_bytes().into_owned()) else {
+            return Err(mismatch("(archive)", "an entry name is not valid UTF-8"));
+        };
+        if !safe_relative(&raw) {
+            return Err(mismatch(
+                &raw,
+                "unsafe path (absolute or containing '..'); refused",
+            ));
+        }
+        let path = raw.trim_end_matches('/').to_string();
+        let Some(expected) = self.index.get(path.as_str()).copied() else {
+            return Err(mismatch(&path, "in the archive but not in the manifest"));
+        };
+        if !self.seen.insert(path.clone()) {
+            return Err(mismatch(&path, "appears twice in the archive"));
+        }
+        let kind = match entry.header().entry_type() {
+            tar::EntryType::Regular | tar::EntryType::Continuous => EntryKind::File,
+            tar::EntryType::Directory => EntryKind::Dir,
+            tar::EntryType::Symlink => EntryKind::Symlink,
+            other => {
+                return Err(mismatch(
+                    &path,
+                    format!(
+                        "unsupported entry type {other:?} (only files, directories and symlinks); refused"
+                    ),
+                ));
+            }
+        };
+        if kind != expected.kind {
+            return Err(mismatch(
+                &path,
+                format!(
+                    "is a {kind:?} in the archive but a {:?} in the manifest",
+                    expected.kind
+                ),
+            ));
+        }
+        Ok((path, expected, kind))
+    }
+
+    /// Reads a file entry (writing it when extracting), compares its size and BLAKE3 with
+    /// the manifest's, and finishes the written file (time, permissions).
+    fn file<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        path: &str,
+        expected: &ManifestEntry,
+        dst: Option<PathBuf>,
+        mode: u32,
+        meter: &mut Meter<'_>,
+    ) -> Result<Next, BackupError> {
+        let mtime = entry.header().mtime().ok();
+        let mut out = match &dst {
+            Some(dst) => Some(create_staged(dst)?),
+            None => None,
+        };
+        let mut hasher = blake3::Hasher::new();
+        let mut size = 0u64;
+        let mut read_error = None;
+        loop {
+            let n = match entry.read(&mut self.buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    read_error = Some(e);
+                    break;
+                }
+            };
+            if self.hash_files {
+                hasher.update(&self.buf[..n]);
+            }
+            size += n as u64;
+            if let (Some(out), Some(dst)) = (out.as_mut(), &dst) {
+                out.write_all(&self.buf[..n])
+                    .map_err(|e| BackupError::io("cannot write", dst, e))?;
+            }
+            meter.add(n as u64)?;
+        }
+        if let Some(e) = read_error {
+            self.problems
+                .push(mismatch(path, format!("unreadable: {e}")));
+            return Ok(Next::Stop);
+        }
+        let hash = hasher.finalize().to_hex().to_string();
+        if size != expected.size {
+            self.problems.push(mismatch(
+                path,
+                format!("size {size} differs from the manifest's {}", expected.size),
+            ));
+        } else if self.hash_files && expected.blake3.as_deref() != Some(hash.as_str()) {
+            self.problems
+                .push(mismatch(path, "content differs from the manifest (BLAKE3)"));
+        }
+        if self.stop_early && !self.problems.is_empty() {
+            return Ok(Next::Stop);
+        }
+        if let (Some(out), Some(dst)) = (out, &dst) {
+            finish_staged(out, dst, mtime, mode)?;
+        }
+        meter.file_done();
+        Ok(Next::Go)
+    }
+}
+
+/// Creates a file being extracted (and its parent directories). `create_new`: never
+/// follows or replaces an existing entry.
+fn create_staged(dst: &Path) -> Result<Writeback, BackupError> {
+    if let Some(parent) = dst.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| BackupError::io("cannot create", parent, e))?;
+    }
+    Ok(Writeback::new(
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(dst)
+            .map_err(|e| BackupError::io("cannot create", dst, e))?,
+    ))
+}
+
+/// Gives an extracted file its modification time and permissions, and starts writing it
+/// to disk.
+fn finish_staged(
+    out: Writeback,
+    dst: &Path,
+    mtime: Option<u64>,
+    mode: u32,
+) -> Result<(), BackupError> {
+    let out = out.file;
+    if let Some(t) = mtime {
+        let when = SystemTime::UNIX_EPOCH + Duration::from_secs(t);
+        out.set_modified(when)
+            .map_err(|e| BackupError::io("cannot set the time of", dst, e))?;
+    }
+    // Written to disk in the background; one file-system sync at the end makes the whole
+    // tree durable.
+    os::start_writeback(&out, 0, 0);
+    drop(out);
+    os::set_file_mode(dst, mode).map_err(|e| BackupError::io("cannot set permissions of", dst, e))
+}
+
+/// Reads what follows the tar end marker too, so the checksum covers the whole file, and
+/// compares the archive file's size and BLAKE3 with the manifest's.
+fn check_whole_archive(tar: ArchiveStream, manifest: &Manifest, problems: &mut Vec<Mismatch>) {
     let mut decoder = tar.into_inner();
     if let Err(e) = io::copy(&mut decoder, &mut io::sink()) {
         problems.push(mismatch("(archive)", format!("unreadable: {e}")));
@@ -1016,31 +1133,29 @@ fn verify_with(
             ),
         ));
     }
-    for e in &manifest.entries {
-        if !seen.contains(&e.path) {
-            problems.push(mismatch(&e.path, "missing from the archive"));
+}
+
+/// Ends a clean extraction: the symlinks, then the directories' permissions, then one
+/// file-system sync of the staging directory.
+fn finish_extraction(
+    staging: &Path,
+    pending_links: Vec<(PathBuf, String)>,
+    pending_dirs: &[PendingDir],
+) -> Result<(), BackupError> {
+    for (link, target) in pending_links {
+        if let Some(parent) = link.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| BackupError::io("cannot create", parent, e))?;
         }
+        os::symlink(Path::new(&target), &link)
+            .map_err(|e| BackupError::io("cannot create the symlink", &link, e))?;
     }
-    meter.report_now();
-    if staging.is_some() && problems.is_empty() {
-        for (link, target) in pending_links {
-            if let Some(parent) = link.parent() {
-                std::fs::create_dir_all(parent)
-                    .map_err(|e| BackupError::io("cannot create", parent, e))?;
-            }
-            os::symlink(Path::new(&target), &link)
-                .map_err(|e| BackupError::io("cannot create the symlink", &link, e))?;
-        }
-        // Deepest first, so a read-only parent is locked only after its children.
-        for d in pending_dirs.iter().rev() {
-            os::set_file_mode(&d.path, d.mode)
-                .map_err(|e| BackupError::io("cannot set permissions of", &d.path, e))?;
-        }
-        if let Some(staging) = staging {
-            os::sync_filesystem(staging).map_err(|e| BackupError::io("cannot sync", staging, e))?;
-        }
+    // Deepest first, so a read-only parent is locked only after its children.
+    for d in pending_dirs.iter().rev() {
+        os::set_file_mode(&d.path, d.mode)
+            .map_err(|e| BackupError::io("cannot set permissions of", &d.path, e))?;
     }
-    Ok(problems)
+    os::sync_filesystem(staging).map_err(|e| BackupError::io("cannot sync", staging, e))
 }
 
 #[cfg(test)]

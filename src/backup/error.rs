@@ -2,9 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::backup::record::Mismatch;
 use crate::program::FieldError;
 use crate::store::StoreError;
-use crate::store::backups::Mismatch;
 use crate::supervisor::SupError;
 
 /// What can go wrong with a backup, verification or restore.
@@ -85,6 +85,9 @@ impl From<SupError> for BackupError {
         match e {
             SupError::NotFound(_) => BackupError::NotFound(e.to_string()),
             SupError::Conflict(m) | SupError::Unavailable(m) => BackupError::Conflict(m),
+            SupError::Exists(_) | SupError::Active { .. } | SupError::NotRunning(_) => {
+                BackupError::Conflict(e.to_string())
+            }
             SupError::Invalid(d) => BackupError::Invalid(d),
             SupError::Store(s) => BackupError::Store(s),
             SupError::ShuttingDown => BackupError::ShuttingDown,

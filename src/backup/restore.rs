@@ -1,246 +1,304 @@
-//! The file-system side of a restore: where the staging and rollback directories go (next
-//! to the target, so the swap is two renames on one file system), carrying over what the
-//! backup never covered, the swap itself, and finishing or undoing a swap that a crash
-//! interrupted. Blocking functions; the service runs them off the async runtime.
+//! Restoring a backup (the orchestration): reserve the program and the backup, stop the
+//! program if asked, extract and verify into staging and carry over what the backup never
+//! covered (on a worker thread), record the rollback path, swap, start again, record the
+//! outcome; and the restores' read side and rollback discarding. The file-system half is
+//! `restore_fs.rs`.
 
-use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::archive::{self, Control, Progress};
 use super::error::BackupError;
-use super::manifest::Manifest;
-use super::settings::Filter;
-use super::walk::{ItemKind, WalkOptions, walk};
+use super::manifest::MANIFEST_FILE;
+use super::registry::{Activity, BusyGuard, ReadGuard};
+use super::restore_fs;
+use super::service::{BackupService, on_worker_thread, source_dir, stop_limit, wait_stopped};
+use super::view::{RestoreOptions, RestoreView};
+use crate::backup::record::{RestoreRecord, RestoreStatus};
+use crate::bus::BackupActivityKind;
 use crate::os;
+use crate::program::State;
+use crate::store::now_ms;
+use crate::supervisor::ProgramHandle;
+use crate::sync::lock;
 
-/// The directories of one restore.
-#[derive(Debug, Clone)]
-pub struct RestorePaths {
-    /// The program's directory, replaced by the swap.
-    pub target: PathBuf,
-    /// Where the archive is extracted first.
-    pub staging: PathBuf,
-    /// Where the previous data goes (kept until discarded).
-    pub rollback: PathBuf,
+/// Everything a restore task needs.
+struct RestoreJob {
+    handle: ProgramHandle,
+    backup_id: i64,
+    restore_id: i64,
+    dir: PathBuf,
+    /// The program's backup destination.
+    destination: PathBuf,
+    paths: restore_fs::RestorePaths,
+    stop: bool,
+    cancel: CancellationToken,
+    progress: watch::Sender<Progress>,
+    /// The program's reservation and the backup's read mark, released just before the
+    /// outcome is recorded.
+    busy: Option<(BusyGuard, ReadGuard)>,
 }
 
-/// Staging and rollback paths beside `target`, named with `tag` (unique per restore).
-pub fn paths(target: &Path, tag: &str) -> Result<RestorePaths, BackupError> {
-    let (Some(parent), Some(name)) = (target.parent(), target.file_name()) else {
-        return Err(BackupError::Failed(format!(
-            "cannot restore into {}: it has no parent directory to stage the restore in",
-            target.display()
-        )));
-    };
-    let name = name.to_string_lossy();
-    Ok(RestorePaths {
-        target: target.to_path_buf(),
-        staging: parent.join(format!(".{name}.warden-restore-{tag}")),
-        rollback: parent.join(format!("{name}.before-restore-{tag}")),
-    })
+/// Names a restore's staging and rollback directories: its start time, to the millisecond
+/// (restores of one program never run at once, so this is unique).
+fn restore_tag(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y%m%dT%H%M%S%3fZ").to_string())
+        .unwrap_or_else(|| ms.to_string())
 }
 
-/// True if no directory between `root` and `root/rel` is a symlink (so writing there
-/// stays inside `root`).
-fn no_symlink_between(root: &Path, rel: &str) -> bool {
-    let mut cur = root.to_path_buf();
-    let mut segs = rel.split('/').peekable();
-    while let Some(seg) = segs.next() {
-        if segs.peek().is_none() {
-            return true;
+impl BackupService {
+    /// Starts restoring a backup into its program's working directory: refused (409) while
+    /// the program runs unless `opts.stop`. The archive is extracted next to the target,
+    /// verified, then swapped in; the previous data is kept as a rollback copy.
+    pub async fn restore(&self, id: i64, opts: RestoreOptions) -> Result<RestoreView, BackupError> {
+        if self.inner.shutdown.is_cancelled() {
+            return Err(BackupError::ShuttingDown);
         }
-        cur.push(seg);
-        match std::fs::symlink_metadata(&cur) {
-            Ok(m) if m.file_type().is_symlink() => return false,
-            _ => {}
+        let rec = self.record_of(id).await?;
+        let dir = Self::finished_dir(&rec)?;
+        let handle = self.inner.sup.get(&rec.program)?;
+        let target = source_dir(&handle)?;
+        let destination = self.destination(&rec.program, &self.settings(&rec.program).await?);
+        let state = handle.snapshot().status.state;
+        let running = state.is_active() || state == State::Backoff;
+        if running && !opts.stop {
+            return Err(BackupError::Conflict(format!(
+                "program '{}' is {}; stop it first, or restore with stop=true to have warden stop it and start it again afterwards",
+                rec.program,
+                state.as_str()
+            )));
         }
+        let (busy, cancel, progress) = self.reserve(&rec.program, Activity::Reserving)?;
+        let reader = self.read_backup(id)?;
+        let paths = restore_fs::paths(&target, &restore_tag(now_ms()))?;
+        let rid = self
+            .inner
+            .store
+            .insert_restore(
+                id,
+                &rec.program,
+                &target.to_string_lossy(),
+                &paths.staging.to_string_lossy(),
+            )
+            .await?;
+        self.set_activity(&rec.program, Activity::Restore(rid));
+        let msg = format!("restore {rid} of backup {id} started");
+        self.record(
+            &rec.program,
+            "restore_started",
+            msg.clone(),
+            serde_json::json!({ "restore_id": rid, "backup_id": id }),
+        )
+        .await;
+        self.publish(
+            &rec.program,
+            BackupActivityKind::RestoreStarted,
+            id,
+            Some(rid),
+            msg,
+        );
+        let svc = self.clone();
+        self.inner.tasks.spawn(async move {
+            let job = RestoreJob {
+                handle,
+                backup_id: id,
+                restore_id: rid,
+                dir,
+                destination,
+                paths,
+                stop: running,
+                cancel,
+                progress,
+                busy: Some((busy, reader)),
+            };
+            svc.restore_task(job).await;
+        });
+        self.restore_view(rid).await
     }
-    true
-}
 
-/// Brings what the backup did not cover (entries outside its include/exclude globs, such
-/// as a server jar or logs, and everything under `always_keep`, such as backups stored
-/// inside the program's directory) from the current target into the staging directory,
-/// as hard links where possible (copies otherwise), so the swap replaces only what the
-/// backup holds. Returns notes about entries that could not be carried over.
-pub fn carry_over(
-    paths: &RestorePaths,
-    manifest: &Manifest,
-    always_keep: &[PathBuf],
-    cancelled: &dyn Fn() -> bool,
-) -> Result<Vec<String>, BackupError> {
-    let Ok(root) = paths.target.canonicalize() else {
-        return Ok(Vec::new());
-    };
-    let keep: Vec<PathBuf> = always_keep
-        .iter()
-        .filter_map(|k| k.canonicalize().ok())
-        .collect();
-    let filter = Filter::new(&manifest.include, &manifest.exclude).map_err(BackupError::Failed)?;
-    let walked = walk(
-        &root,
-        &filter,
-        &WalkOptions {
-            everything: true,
-            skip: &[],
-            cancelled,
-        },
-    )?;
-    let mut notes = walked.skipped;
-    let carried = walked
-        .items
-        .into_iter()
-        .filter(|i| !i.in_scope || keep.iter().any(|k| i.abs.starts_with(k)));
-    for item in carried {
-        let dst = paths.staging.join(&item.rel);
-        if std::fs::symlink_metadata(&dst).is_ok() {
-            continue;
+    async fn restore_task(&self, mut job: RestoreJob) {
+        let program = job.handle.name().to_string();
+        let result = self.restore_steps(&job).await;
+        if job.stop
+            && let Err(e) = job.handle.start().await
+        {
+            tracing::warn!(program, error = %e, "cannot start the program again after a restore");
         }
-        if !no_symlink_between(&paths.staging, &item.rel) {
-            notes.push(format!(
-                "{}: not carried over, a restored symlink is in its path",
-                item.rel
-            ));
-            continue;
-        }
-        if let Some(parent) = dst.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| BackupError::io("cannot create", parent, e))?;
-        }
-        match item.kind {
-            ItemKind::Dir => std::fs::create_dir_all(&dst)
-                .map_err(|e| BackupError::io("cannot create", &dst, e))?,
-            ItemKind::Symlink { target } => os::symlink(Path::new(&target), &dst)
-                .map_err(|e| BackupError::io("cannot create the symlink", &dst, e))?,
-            ItemKind::File { .. } => {
-                if std::fs::hard_link(&item.abs, &dst).is_err() {
-                    std::fs::copy(&item.abs, &dst).map_err(|e| {
-                        BackupError::io("cannot copy into the restore", &item.abs, e)
-                    })?;
-                }
+        let (status, kind, msg, keep, error) = match result {
+            Ok(had_previous) => (
+                RestoreStatus::Ok,
+                BackupActivityKind::Restored,
+                if had_previous {
+                    format!(
+                        "restore {} of backup {} done; the previous data is kept in {} until discarded",
+                        job.restore_id,
+                        job.backup_id,
+                        job.paths.rollback.display()
+                    )
+                } else {
+                    format!(
+                        "restore {} of backup {} done",
+                        job.restore_id, job.backup_id
+                    )
+                },
+                had_previous,
+                None,
+            ),
+            Err(e) => {
+                let staging = job.paths.staging.clone();
+                let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(staging)).await;
+                (
+                    RestoreStatus::Failed,
+                    BackupActivityKind::RestoreFailed,
+                    format!(
+                        "restore {} of backup {} failed; the data was left as it was: {e}",
+                        job.restore_id, job.backup_id
+                    ),
+                    false,
+                    Some(e.to_string()),
+                )
             }
+        };
+        // Free the program and the backup before the outcome becomes visible.
+        drop(job.busy.take());
+        if let Err(e) = self
+            .inner
+            .store
+            .finish_restore(job.restore_id, status, error, keep)
+            .await
+        {
+            tracing::error!(error = %e, "cannot record the end of a restore");
         }
+        self.record(
+            &program,
+            if status == RestoreStatus::Ok {
+                "restore_finished"
+            } else {
+                "restore_failed"
+            },
+            msg.clone(),
+            serde_json::json!({ "restore_id": job.restore_id, "backup_id": job.backup_id }),
+        )
+        .await;
+        self.publish(&program, kind, job.backup_id, Some(job.restore_id), msg);
     }
-    Ok(notes)
-}
 
-/// Moves the target aside to the rollback path and the staging directory into its
-/// place. If the second rename fails the first is undone, leaving the target as it was.
-/// Returns whether there was previous data (a rollback copy now exists).
-pub fn swap(paths: &RestorePaths) -> Result<bool, BackupError> {
-    let had_target = paths.target.exists();
-    if had_target {
-        std::fs::rename(&paths.target, &paths.rollback).map_err(|e| {
-            BackupError::io("cannot move the current data aside to", &paths.rollback, e)
-        })?;
-    }
-    if let Err(e) = std::fs::rename(&paths.staging, &paths.target) {
-        if had_target && let Err(undo) = std::fs::rename(&paths.rollback, &paths.target) {
-            tracing::error!(error = %undo, rollback = %paths.rollback.display(), "cannot move the previous data back after a failed restore");
+    /// Stop, extract + verify + carry over, record the rollback path, swap.
+    async fn restore_steps(&self, job: &RestoreJob) -> Result<bool, BackupError> {
+        // A sleeping server must not wake on half-swapped files.
+        let _asleep = job.handle.hold_wake();
+        if job.stop {
+            job.handle.stop().await?;
+            wait_stopped(&job.handle, stop_limit(&job.handle)).await?;
         }
-        return Err(BackupError::io(
-            "cannot move the restored data to",
-            &paths.target,
-            e,
-        ));
-    }
-    if let Some(parent) = paths.target.parent()
-        && let Err(e) = os::sync_dir_path(parent)
-    {
-        tracing::warn!(path = %parent.display(), error = %e, "cannot sync after a restore");
-    }
-    Ok(had_target)
-}
-
-/// How an interrupted restore was settled at start.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Recovery {
-    /// The swap had completed; the restore succeeded.
-    Completed,
-    /// The swap never happened or was undone; the target is as before the restore.
-    RolledBack,
-}
-
-/// Settles a restore that was running when warden stopped: a swap that completed is kept;
-/// anything else is undone (previous data moved back) and staging removed.
-pub fn recover(paths: &RestorePaths, rollback_recorded: bool) -> io::Result<Recovery> {
-    let staging_exists = paths.staging.exists();
-    let target_exists = paths.target.exists();
-    let rollback_exists = rollback_recorded && paths.rollback.exists();
-    if !staging_exists && target_exists && rollback_exists {
-        return Ok(Recovery::Completed);
-    }
-    if !target_exists && rollback_exists {
-        std::fs::rename(&paths.rollback, &paths.target)?;
-    }
-    if staging_exists {
-        std::fs::remove_dir_all(&paths.staging)?;
-    }
-    Ok(Recovery::RolledBack)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn setup() -> (tempfile::TempDir, RestorePaths) {
-        let d = tempfile::tempdir().expect("tempdir");
-        let target = d.path().join("world");
-        std::fs::create_dir_all(&target).expect("mkdir");
-        std::fs::write(target.join("old"), "old").expect("write");
-        let p = paths(&target, "t1").expect("paths");
-        std::fs::create_dir_all(&p.staging).expect("mkdir");
-        std::fs::write(p.staging.join("new"), "new").expect("write");
-        (d, p)
-    }
-
-    #[test]
-    fn swap_keeps_the_previous_data_as_rollback() {
-        let (_d, p) = setup();
-        assert!(swap(&p).expect("swap"));
-        assert!(p.target.join("new").exists());
-        assert!(p.rollback.join("old").exists());
-        assert!(!p.staging.exists());
+        let dir = job.dir.clone();
+        let paths = job.paths.clone();
+        let cancel = job.cancel.clone();
+        // Backups kept inside the program's own directory are not part of what is
+        // restored, and must survive the swap.
+        let keep = vec![job.destination.clone()];
+        let progress = job.progress.clone();
+        on_worker_thread(
+            format!("restore-{}", job.restore_id),
+            self.inner.low_priority,
+            move || {
+                let manifest = archive::read_manifest(&dir.join(MANIFEST_FILE))?;
+                match std::fs::remove_dir_all(&paths.staging) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(BackupError::io("cannot clear", &paths.staging, e)),
+                }
+                std::fs::create_dir(&paths.staging)
+                    .map_err(|e| BackupError::io("cannot create", &paths.staging, e))?;
+                let report = |p: &Progress| {
+                    progress.send_replace(p.clone());
+                };
+                let ctl = Control {
+                    cancel: &cancel,
+                    report: &report,
+                    max_bytes_per_second: None,
+                };
+                archive::extract(
+                    &dir.join(&manifest.archive.file),
+                    &manifest,
+                    &paths.staging,
+                    &ctl,
+                )?;
+                let notes =
+                    restore_fs::carry_over(&paths, &manifest, &keep, &|| cancel.is_cancelled())?;
+                for n in notes {
+                    tracing::warn!(note = %n, "restore");
+                }
+                os::sync_dir_path(&paths.staging)
+                    .map_err(|e| BackupError::io("cannot sync", &paths.staging, e))
+            },
+        )
+        .await?;
+        if job.cancel.is_cancelled() {
+            return Err(BackupError::Cancelled);
+        }
+        self.inner
+            .store
+            .set_restore_rollback(job.restore_id, &job.paths.rollback.to_string_lossy())
+            .await?;
+        let paths = job.paths.clone();
+        tokio::task::spawn_blocking(move || restore_fs::swap(&paths))
+            .await
+            .map_err(|_| BackupError::Failed("the swap task failed".into()))?
     }
 
-    #[test]
-    fn a_crash_after_the_first_rename_is_undone() {
-        let (_d, p) = setup();
-        std::fs::rename(&p.target, &p.rollback).expect("first rename");
-        assert_eq!(recover(&p, true).expect("recover"), Recovery::RolledBack);
-        assert!(p.target.join("old").exists());
-        assert!(!p.staging.exists());
+    async fn restore_view(&self, rid: i64) -> Result<RestoreView, BackupError> {
+        let record = self
+            .inner
+            .store
+            .restore_record(rid)
+            .await?
+            .ok_or_else(|| BackupError::NotFound(format!("no restore with id {rid}")))?;
+        let progress = lock(&self.inner.busy)
+            .values()
+            .find(|b| b.activity == Activity::Restore(rid))
+            .map(|b| b.progress.borrow().clone());
+        Ok(RestoreView { record, progress })
     }
 
-    #[test]
-    fn a_completed_swap_is_kept() {
-        let (_d, p) = setup();
-        swap(&p).expect("swap");
-        assert_eq!(recover(&p, true).expect("recover"), Recovery::Completed);
-        assert!(p.target.join("new").exists());
+    /// One restore.
+    pub async fn get_restore(&self, rid: i64) -> Result<RestoreView, BackupError> {
+        self.restore_view(rid).await
     }
 
-    #[test]
-    fn out_of_scope_files_are_carried_over() {
-        let (_d, p) = setup();
-        std::fs::create_dir_all(p.target.join("logs")).expect("mkdir");
-        std::fs::write(p.target.join("logs/latest.log"), "log").expect("write");
-        std::fs::write(p.target.join("server.jar"), "jar").expect("write");
-        let manifest: Manifest = serde_json::from_value(serde_json::json!({
-            "format": 1, "program": "p", "backup_id": 1, "created_at": "", "created_at_ms": 0,
-            "warden_version": "", "source": "", "include": ["old", "new", "backups"], "exclude": [],
-            "archive": {"file": "", "bytes": 0, "blake3": "", "format": "", "zstd_level": 3},
-            "files": 0, "data_bytes": 0, "entries": []
-        }))
-        .expect("manifest");
-        std::fs::create_dir_all(p.target.join("backups/b1")).expect("mkdir");
-        std::fs::write(p.target.join("backups/b1/a.tar.zst"), "zst").expect("write");
-        let keep = vec![p.target.join("backups")];
-        let notes = carry_over(&p, &manifest, &keep, &|| false).expect("carry");
-        assert!(notes.is_empty(), "{notes:?}");
-        assert!(p.staging.join("backups/b1/a.tar.zst").exists());
-        assert!(p.staging.join("logs/latest.log").exists());
-        assert!(p.staging.join("server.jar").exists());
-        // In scope but not in the backup: not carried over (the restore removes it).
-        assert!(!p.staging.join("old").exists());
+    /// A program's restores, newest first.
+    pub async fn restores(&self, program: &str) -> Result<Vec<RestoreRecord>, BackupError> {
+        Ok(self.inner.store.restores(program).await?)
+    }
+
+    /// Deletes the rollback copy a restore kept.
+    pub async fn discard_rollback(&self, rid: i64) -> Result<RestoreView, BackupError> {
+        let r = self.restore_view(rid).await?.record;
+        let (Some(path), None, RestoreStatus::Ok) = (&r.rollback, r.discarded_at, r.status) else {
+            return Err(BackupError::Conflict(format!(
+                "restore {rid} has no rollback copy to discard (it is {}, or the copy was already discarded)",
+                r.status
+            )));
+        };
+        let p = PathBuf::from(path);
+        tokio::task::spawn_blocking(move || match std::fs::remove_dir_all(&p) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(BackupError::io("cannot delete", &p, e)),
+        })
+        .await
+        .map_err(|_| BackupError::Failed("the delete task failed".into()))??;
+        self.inner.store.set_restore_discarded(rid).await?;
+        self.record(
+            &r.program,
+            "restore_rollback_discarded",
+            format!("rollback copy of restore {rid} discarded"),
+            serde_json::json!({ "restore_id": rid }),
+        )
+        .await;
+        self.restore_view(rid).await
     }
 }

@@ -173,11 +173,12 @@ impl Filter {
 }
 
 fn single_line(field: &str, v: &str, problems: &mut Vec<FieldError>) {
-    if v.is_empty() || v.contains('\n') || v.contains('\r') || v.len() > 8192 {
-        problems.push(FieldError {
-            field: field.to_string(),
-            message: "must be a single non-empty line of at most 8192 bytes".into(),
-        });
+    if v.is_empty() {
+        problems.push(FieldError::required(field));
+    } else if v.len() > 8192 {
+        problems.push(FieldError::too_long(field, 8192));
+    } else if v.contains('\n') || v.contains('\r') {
+        problems.push(FieldError::control_chars(field));
     }
 }
 
@@ -185,44 +186,32 @@ impl BackupSettings {
     /// Every problem with these settings, naming its field.
     pub fn validate(&self) -> Vec<FieldError> {
         let mut problems = Vec::new();
-        let mut err = |field: String, message: String| problems.push(FieldError { field, message });
         if self.include.is_empty() {
-            err(
-                "include".into(),
-                "must name at least one path; use [\"**\"] for everything".into(),
-            );
+            problems.push(FieldError::required("include"));
         }
         for (name, list) in [("include", &self.include), ("exclude", &self.exclude)] {
             for (i, p) in list.iter().enumerate() {
                 if p.starts_with('/') || p.split('/').any(|seg| seg == "..") {
-                    err(
-                        format!("{name}[{i}]"),
-                        "must be relative to the program's working directory, without '..'".into(),
-                    );
+                    problems.push(FieldError::invalid_path(format!("{name}[{i}]"), p));
                 } else if let Err(e) = glob(p) {
-                    err(format!("{name}[{i}]"), format!("is not a valid glob: {e}"));
+                    problems.push(FieldError::invalid(
+                        format!("{name}[{i}]"),
+                        p,
+                        &format!("not a valid glob: {e}"),
+                    ));
                 }
             }
         }
         if let Some(d) = &self.destination
             && d.trim().is_empty()
         {
-            err(
-                "destination".into(),
-                "must be a directory path, or be left out for the default".into(),
-            );
+            problems.push(FieldError::required("destination"));
         }
         if !(1..=19).contains(&self.zstd_level) {
-            err(
-                "zstd_level".into(),
-                "must be between 1 (fastest) and 19 (smallest)".into(),
-            );
+            problems.push(FieldError::out_of_range("zstd_level", 1, 19));
         }
         if self.max_mib_per_second == Some(0) {
-            err(
-                "max_mib_per_second".into(),
-                "must be at least 1, or be left out for no limit".into(),
-            );
+            problems.push(FieldError::too_small("max_mib_per_second", 1));
         }
         let r = &self.retention;
         for (name, v) in [
@@ -232,20 +221,14 @@ impl BackupSettings {
             ("keep_monthly", r.keep_monthly),
         ] {
             if v == Some(0) {
-                err(
-                    format!("retention.{name}"),
-                    "must be at least 1, or be left out".into(),
-                );
+                problems.push(FieldError::too_small(format!("retention.{name}"), 1));
             }
         }
         if self.change_retries > 10 {
-            err("change_retries".into(), "must be at most 10".into());
+            problems.push(FieldError::too_large("change_retries", 10));
         }
         if self.stop_during_backup && !(self.pre.is_empty() && self.post.is_empty()) {
-            err(
-                "stop_during_backup".into(),
-                "cannot be combined with pre/post steps: a stopped program reads no console".into(),
-            );
+            problems.push(FieldError::conflicts_with("stop_during_backup", "pre/post"));
         }
         for (name, steps) in [("pre", &self.pre), ("post", &self.post)] {
             for (i, s) in steps.iter().enumerate() {
@@ -254,10 +237,11 @@ impl BackupSettings {
                     single_line(&format!("{name}[{i}].wait_for"), w, &mut problems);
                 }
                 if !(1..=3600).contains(&s.timeout_seconds) {
-                    problems.push(FieldError {
-                        field: format!("{name}[{i}].timeout_seconds"),
-                        message: "must be between 1 and 3600".into(),
-                    });
+                    problems.push(FieldError::out_of_range(
+                        format!("{name}[{i}].timeout_seconds"),
+                        1,
+                        3600,
+                    ));
                 }
             }
         }

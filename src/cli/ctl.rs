@@ -462,7 +462,7 @@ pub async fn fleet_move(remote: &Remote, program: &str, to: &str) -> anyhow::Res
     if remote.json {
         return print_json(&v);
     }
-    let size = backup::human(v["archive_bytes"].as_u64().unwrap_or(0));
+    let size = crate::units::show_bytes(v["archive_bytes"].as_u64().unwrap_or(0) as f64);
     outln!(
         "{program} moved to node {to} ({size}, backup #{} kept here); {}",
         v["backup_id"],

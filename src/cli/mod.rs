@@ -461,8 +461,8 @@ async fn user(cfg: Config, cmd: UserCmd) -> anyhow::Result<()> {
 }
 
 async fn grant(cfg: Config, cmd: GrantCmd) -> anyhow::Result<()> {
+    use crate::access::Subject;
     use crate::access::{Grant, Perms, Scope};
-    use crate::store::access::Subject;
     let store = server::open_store(&cfg.data_dir)?;
     match cmd {
         GrantCmd::Set {

@@ -2,7 +2,7 @@
 //! root, streaming entry by entry in bounded memory (zip: its central directory; zstd: a
 //! window of at most 128 MiB, the format's default limit; tar and gzip: small buffers).
 //!
-//! Every entry name is parsed by `path::RelPath` (no `..`, no absolute path, no drive
+//! Every entry name is parsed by `RelPath` (no `..`, no absolute path, no drive
 //! letter: an archive naming one is refused as a whole) and created through the
 //! destination's directory handle, which refuses symlinks leading out. Links, devices and
 //! other special entries are skipped and counted, never created. The total written is
@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
 
 use super::FilesError;
-use super::path::RelPath;
+use crate::relpath::RelPath;
 
 /// Most entries one archive may hold.
 pub const MAX_ENTRIES: u64 = 200_000;

@@ -2,7 +2,7 @@
 //! its file root (its `cwd`, or the narrower `files_root` below it), plus a read-only
 //! view of its rotated console logs (`DATA/logs/NAME/`).
 //!
-//! Confinement has two fences. `path::RelPath` refuses by syntax anything that could
+//! Confinement has two fences. `crate::relpath::RelPath` refuses by syntax anything that could
 //! name a place outside the root. Then every operation is resolved against an open
 //! handle of the root directory with `cap-std`, which resolves each component beneath
 //! that handle (`openat2(RESOLVE_BENEATH)` on Linux, a component-by-component walk
@@ -15,7 +15,6 @@
 pub mod archive;
 pub mod extract;
 pub mod listing;
-pub mod path;
 pub mod secrets;
 pub mod text;
 mod transfer;
@@ -34,10 +33,10 @@ use utoipa::ToSchema;
 
 use crate::config::FilesConfig;
 use crate::program::ProgramSpec;
+pub use crate::relpath::RelPath;
 pub use archive::ArchiveFormat;
 pub use extract::Extracted;
 pub use listing::{Kind, Page};
-pub use path::RelPath;
 pub use transfer::Uploaded;
 
 /// Which tree of a program a request addresses.
@@ -55,13 +54,8 @@ pub enum Area {
 #[derive(Debug, thiserror::Error)]
 pub enum FilesError {
     /// A client path is not acceptable (422 naming the field).
-    #[error("{field}: {message}")]
-    BadPath {
-        /// The request field holding the path.
-        field: &'static str,
-        /// Why.
-        message: String,
-    },
+    #[error("{}: {}", .0.field, .0.message)]
+    BadPath(crate::program::FieldError),
     /// The program has no usable file root (409).
     #[error("{0}")]
     NoRoot(String),
@@ -131,7 +125,8 @@ fn io_err(what: &str, path: &RelPath, e: io::Error) -> FilesError {
 
 /// Parses a client path, naming the request field in the error.
 pub fn parse(field: &'static str, input: &str) -> Result<RelPath, FilesError> {
-    RelPath::parse(input).map_err(|message| FilesError::BadPath { field, message })
+    RelPath::parse(input)
+        .map_err(|why| FilesError::BadPath(crate::program::FieldError::invalid(field, input, &why)))
 }
 
 /// A text file as the editor gets it.
@@ -426,10 +421,9 @@ impl Files {
             let _guard = crate::sync::lock(&files.inner.save_lock);
             let mut path = req.path;
             if path.is_root() {
-                return Err(FilesError::BadPath {
-                    field: "path",
-                    message: "names the file root, which is a folder".into(),
-                });
+                return Err(FilesError::BadPath(crate::program::FieldError::invalid_path(
+                    "path", "/",
+                )));
             }
             // Saving through a symlink writes the file it points to (inside the root),
             // rather than replacing the link with a file.
@@ -632,17 +626,16 @@ impl Files {
         self.with_root(spec, Area::Files, move |files, root| {
             let _permit = permit;
             let Some((format, _)) = archive.name().and_then(extract::Format::of) else {
-                return Err(FilesError::BadPath {
-                    field: "path",
-                    message: "is not an archive warden can extract (.zip, .tar.zst, .tar.gz, .tar)"
-                        .into(),
-                });
+                return Err(FilesError::BadPath(crate::program::FieldError::not_one_of(
+                    "path",
+                    archive.name().unwrap_or_default(),
+                    &[".zip", ".tar.zst", ".tar.gz", ".tar"],
+                )));
             };
             if to.is_root() {
-                return Err(FilesError::BadPath {
-                    field: "to",
-                    message: "names the file root; extract into a new folder".into(),
-                });
+                return Err(FilesError::BadPath(crate::program::FieldError::invalid_path(
+                    "to", "/",
+                )));
             }
             let file = open_read(&root, &archive)?;
             let meta = file.metadata().map_err(|e| io_err("read", &archive, e))?;

@@ -212,10 +212,9 @@ impl Upload {
     pub async fn file(&mut self, name: &str) -> Result<UploadFile, FilesError> {
         let rel = parse("filename", name)?;
         let Some(file_name) = rel.name().map(str::to_string) else {
-            return Err(FilesError::BadPath {
-                field: "filename",
-                message: "names no file".into(),
-            });
+            return Err(FilesError::BadPath(
+                crate::program::FieldError::invalid_path("filename", name),
+            ));
         };
         let path = self.dir_path.join(&rel);
         let dir = self

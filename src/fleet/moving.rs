@@ -20,6 +20,7 @@ use utoipa::ToSchema;
 use super::Fleet;
 use crate::backup::archive::{self, Control};
 use crate::backup::manifest::Manifest;
+use crate::backup::record::BackupStatus;
 use crate::backup::{BackupOptions, BackupService};
 use crate::program::ProgramSpec;
 use crate::seal::{self, Sealer};
@@ -123,9 +124,7 @@ impl Mover<'_> {
                 message,
                 data,
             };
-            if let Err(e) = self.fleet.store.append_event(ev).await {
-                tracing::error!(error = %e, "cannot store a move event");
-            }
+            self.fleet.store.record_event(ev).await;
         };
         let about = |extra: serde_json::Value| {
             let mut d = serde_json::json!({ "node": node });
@@ -220,10 +219,10 @@ impl Mover<'_> {
             .run_to_end(name, BackupOptions { reason })
             .await
             .map_err(|e| MoveError::Failed(format!("the backup failed: {e}")))?;
-        if record.status != "ok" {
+        if record.status != BackupStatus::Ok {
             return Err(MoveError::Failed(format!(
                 "the backup failed: {}",
-                record.error.unwrap_or_else(|| record.status.clone())
+                record.error.unwrap_or_else(|| record.status.to_string())
             )));
         }
         let manifest =

@@ -55,9 +55,9 @@ pub enum GamesError {
     /// The program lacks the game settings this needs.
     #[error("{0}")]
     NotConfigured(String),
-    /// The request itself is invalid (field, problem).
-    #[error("{1}")]
-    Invalid(&'static str, String),
+    /// The request itself is invalid.
+    #[error("{}: {}", .0.field, .0.message)]
+    Invalid(crate::program::FieldError),
     /// Players are online and the caller asked to act only when empty.
     #[error("{online} player(s) online; not acting because only_when_empty was requested")]
     NotEmpty {
@@ -183,10 +183,11 @@ impl Games {
     /// Runs an RCON command and returns its whole reply.
     pub async fn rcon(&self, name: &str, command: &str) -> Result<String, GamesError> {
         if command.trim().is_empty() || command.contains(['\n', '\r', '\0']) {
-            return Err(GamesError::Invalid(
-                "command",
-                "must be one non-empty line".into(),
-            ));
+            return Err(GamesError::Invalid(if command.trim().is_empty() {
+                crate::program::FieldError::required("command")
+            } else {
+                crate::program::FieldError::control_chars("command")
+            }));
         }
         let (_, game) = self.game_of(name)?;
         let r = game.rcon.as_ref().ok_or_else(|| {
@@ -220,10 +221,13 @@ impl Games {
             || message.len() > MAX_MESSAGE
             || message.contains(['\n', '\r', '\0'])
         {
-            return Err(GamesError::Invalid(
-                "message",
-                format!("must be one non-empty line of at most {MAX_MESSAGE} bytes"),
-            ));
+            return Err(GamesError::Invalid(if message.len() > MAX_MESSAGE {
+                crate::program::FieldError::too_long("message", MAX_MESSAGE)
+            } else if message.contains(['\n', '\r', '\0']) {
+                crate::program::FieldError::control_chars("message")
+            } else {
+                crate::program::FieldError::required("message")
+            }));
         }
         let (h, game) = self.game_of(name)?;
         match game.effective_broadcast() {
@@ -266,14 +270,11 @@ impl Games {
         if warn.len() > stop::MAX_WARNINGS
             || warn.first().is_some_and(|w| *w > stop::MAX_WARN_SECONDS)
         {
-            return Err(GamesError::Invalid(
-                "warn",
-                format!(
-                    "give at most {} lead times of at most {} seconds",
-                    stop::MAX_WARNINGS,
-                    stop::MAX_WARN_SECONDS
-                ),
-            ));
+            return Err(GamesError::Invalid(if warn.len() > stop::MAX_WARNINGS {
+                crate::program::FieldError::too_many("warn", stop::MAX_WARNINGS)
+            } else {
+                crate::program::FieldError::too_large("warn", stop::MAX_WARN_SECONDS)
+            }));
         }
         let active = h.snapshot().status.state.is_active();
         let mut players = None;
@@ -431,9 +432,7 @@ impl Inner {
             message,
             data,
         };
-        if let Err(e) = self.store.append_event(ev).await {
-            tracing::error!(error = %e, "cannot store event");
-        }
+        self.store.record_event(ev).await;
     }
 
     /// Publishes a health change; changes that matter to people (becoming unhealthy,

@@ -17,10 +17,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::Inner;
 use crate::bus::{Event, PlayersSample, Stream};
+use crate::program::GameHealth;
 use crate::program::game::{GameSpec, Readiness};
 use crate::program::{HealthState, ProgramSpec, State};
 use crate::store::now_ms;
-use crate::supervisor::{GameHealth, ProgramHandle, Snapshot};
+use crate::supervisor::{ProgramHandle, Snapshot};
 
 /// How often a readiness query is retried while a program starts.
 const READY_POLL: Duration = Duration::from_secs(1);

@@ -68,9 +68,7 @@ pub(super) async fn run_steps(
         message: format!("stopping with the game's steps: {}", listed.join(", ")),
         data: serde_json::Value::Null,
     };
-    if let Err(e) = store.append_event(ev).await {
-        tracing::warn!(error = %e, "cannot store event");
-    }
+    store.record_event(ev).await;
     let last = steps.len().saturating_sub(1);
     for (i, step) in steps.iter().enumerate() {
         let result = run_step(step, &clients).await;

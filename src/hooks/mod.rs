@@ -198,9 +198,7 @@ async fn execute(store: &Store, bus: &Bus, http: &reqwest::Client, run: Run) {
         message: message.clone(),
         data: json!({"hook": what, "on": run.kind, "output": output}),
     };
-    if let Err(e) = store.append_event(ev).await {
-        tracing::error!(error = %e, "cannot store a hook event");
-    }
+    store.record_event(ev).await;
     if let Err(why) = result {
         tracing::warn!(program = %run.program, hook = %what, error = %why, "hook failed");
         bus.publish(Event::Notice(Notice {

@@ -184,13 +184,6 @@ struct Inner {
     http: reqwest::Client,
 }
 
-fn field(field: &str, message: impl Into<String>) -> FieldError {
-    FieldError {
-        field: field.into(),
-        message: message.into(),
-    }
-}
-
 impl Installer {
     /// A service installing under `cfg.root(data_dir)`.
     pub fn new(
@@ -240,18 +233,14 @@ impl Installer {
     pub fn start(&self, req: InstallRequest) -> Result<InstallStatus, InstallError> {
         let (all, _) = self.templates();
         let Some(t) = all.into_iter().find(|t| t.name == req.template) else {
-            return Err(InstallError::Invalid(vec![field(
+            return Err(InstallError::Invalid(vec![FieldError::not_found(
                 "template",
-                format!(
-                    "no template {:?}; `warden templates` lists them",
-                    req.template
-                ),
+                &req.template,
             )]));
         };
         if !crate::program::valid_name(&req.name) {
-            return Err(InstallError::Invalid(vec![field(
-                "name",
-                "1 to 63 lowercase letters, digits, '-' and '_', starting with a letter or digit",
+            return Err(InstallError::Invalid(vec![FieldError::invalid_name(
+                "name", &req.name,
             )]));
         }
         let values = t.resolve(&req.values).map_err(InstallError::Invalid)?;

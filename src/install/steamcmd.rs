@@ -24,7 +24,8 @@ pub enum Platform {
     Linux,
 }
 
-/// A Steam account login (`+login USER PASSWORD [GUARDCODE]`); anonymous without one.
+/// A Steam account login (`login USER PASSWORD [GUARDCODE]`, run from a [`LoginScript`]);
+/// anonymous without one.
 #[derive(Clone)]
 pub struct Login {
     /// Account name (`install.steam_user`).
@@ -142,8 +143,11 @@ impl SteamError {
     }
 }
 
-/// The command line for one run.
-pub fn args(job: &SteamJob) -> Vec<String> {
+/// The command line for one run. An account's login is not on it, since every user of
+/// the machine can read a command line: `+runscript LOGIN_SCRIPT` stands in its place,
+/// and that file (readable by warden's user only, see [`LoginScript`]) holds the `login`
+/// command.
+pub fn args(job: &SteamJob, login_script: Option<&Path>) -> Vec<String> {
     let mut a = Vec::new();
     if let Some(p) = job.platform {
         a.push("+@sSteamCmdForcePlatformType".into());
@@ -154,16 +158,15 @@ pub fn args(job: &SteamJob) -> Vec<String> {
     }
     a.push("+force_install_dir".into());
     a.push(job.dir.display().to_string());
-    a.push("+login".into());
-    match &job.login {
-        Some(l) => {
-            a.push(l.user.clone());
-            a.push(l.password.clone());
-            if let Some(code) = l.guard_code.as_deref().filter(|c| !c.is_empty()) {
-                a.push(code.to_string());
-            }
+    match login_script {
+        Some(script) => {
+            a.push("+runscript".into());
+            a.push(script.display().to_string());
         }
-        None => a.push("anonymous".into()),
+        None => {
+            a.push("+login".into());
+            a.push("anonymous".into());
+        }
     }
     a.push("+app_update".into());
     a.push(job.app.to_string());
@@ -176,6 +179,57 @@ pub fn args(job: &SteamJob) -> Vec<String> {
     }
     a.push("+quit".into());
     a
+}
+
+/// The SteamCMD script that logs in to an account: a private temporary file, deleted
+/// when this is dropped (after the run).
+pub struct LoginScript(tempfile::NamedTempFile);
+
+impl LoginScript {
+    /// Writes `login USER PASSWORD [CODE]` to a new file only warden's user can read
+    /// (0600 on Unix; the user's own temporary folder on Windows). A part holding a
+    /// double quote or a control character is refused: SteamCMD's script cannot carry it,
+    /// and a line break would smuggle in another command.
+    pub fn write(login: &Login) -> Result<LoginScript, SteamError> {
+        let mut line = String::from("login");
+        let code = login.guard_code.as_deref().filter(|c| !c.is_empty());
+        for part in [
+            Some(login.user.as_str()),
+            Some(login.password.as_str()),
+            code,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if part.is_empty() || part.chars().any(|c| c == '"' || c.is_control()) {
+                return Err(SteamError::LoginFailed(
+                    "the account name, password or Steam Guard code is empty or holds a double quote or a control character, which SteamCMD cannot take".into(),
+                ));
+            }
+            line.push(' ');
+            if part.contains(char::is_whitespace) {
+                line.push('"');
+                line.push_str(part);
+                line.push('"');
+            } else {
+                line.push_str(part);
+            }
+        }
+        line.push('\n');
+        let mut file = tempfile::Builder::new()
+            .prefix("warden-steam-login-")
+            .tempfile()
+            .map_err(|e| SteamError::Failed(format!("cannot write the login script: {e}")))?;
+        std::io::Write::write_all(&mut file, line.as_bytes())
+            .and_then(|()| file.as_file().sync_all())
+            .map_err(|e| SteamError::Failed(format!("cannot write the login script: {e}")))?;
+        Ok(LoginScript(file))
+    }
+
+    /// Where it is.
+    pub fn path(&self) -> &Path {
+        self.0.path()
+    }
 }
 
 /// What one output line says.
@@ -284,8 +338,9 @@ pub async fn run_once(
     job: &SteamJob,
     on_progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<(), SteamError> {
+    let script = job.login.as_ref().map(LoginScript::write).transpose()?;
     let mut cmd = tokio::process::Command::new(&job.steamcmd);
-    cmd.args(args(job))
+    cmd.args(args(job, script.as_ref().map(LoginScript::path)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -496,7 +551,7 @@ mod tests {
     #[test]
     fn the_command_line_puts_the_platform_before_the_login() {
         assert_eq!(
-            args(&job()).join(" "),
+            args(&job(), None).join(" "),
             "+@sSteamCmdForcePlatformType windows +force_install_dir /srv/ark +login anonymous \
              +app_update 2430930 -beta experimental validate +quit"
         );
@@ -507,7 +562,7 @@ mod tests {
             ..job()
         };
         assert_eq!(
-            args(&plain).join(" "),
+            args(&plain, None).join(" "),
             "+force_install_dir /srv/ark +login anonymous +app_update 2430930 +quit"
         );
         let mut with_account = job();
@@ -518,14 +573,54 @@ mod tests {
             guard_code: Some("X7K2P".into()),
         });
         assert_eq!(
-            args(&with_account).join(" "),
-            "+force_install_dir /srv/ark +login alice pw X7K2P \
-             +app_update 2430930 -beta experimental validate +quit"
+            args(&with_account, Some(Path::new("/tmp/login"))).join(" "),
+            "+force_install_dir /srv/ark +runscript /tmp/login \
+             +app_update 2430930 -beta experimental validate +quit",
+            "an account's login is in the script, not on the command line"
         );
         assert!(
             !format!("{with_account:?}").contains("pw\""),
             "the password is not logged"
         );
+    }
+
+    #[test]
+    fn the_login_script_is_private_quoted_and_gone_after_use() {
+        let login = |password: &str, code: Option<&str>| Login {
+            user: "alice".into(),
+            password: password.into(),
+            guard_code: code.map(Into::into),
+        };
+        let script = LoginScript::write(&login("correct horse", Some("X7K2P"))).unwrap();
+        let path = script.path().to_path_buf();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "login alice \"correct horse\" X7K2P\n"
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "only warden's user reads it");
+        }
+        drop(script);
+        assert!(!path.exists(), "deleted after the run");
+        let plain = LoginScript::write(&login("pw", None)).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(plain.path()).unwrap(),
+            "login alice pw\n"
+        );
+        // A line break would start another SteamCMD command; a quote would end the part.
+        for bad in ["pw\n+quit", "p\"w", ""] {
+            assert_eq!(
+                LoginScript::write(&login(bad, None))
+                    .err()
+                    .map(|e| e.code()),
+                Some("login_failed"),
+                "{bad:?}"
+            );
+        }
+        assert!(LoginScript::write(&login("pw", Some("X7\nK2P"))).is_err());
     }
 
     #[test]

@@ -54,9 +54,16 @@ pub struct Template {
     pub version: u32,
     /// Human title.
     pub title: String,
+    /// The title in Korean, shown by the dashboard in Korean mode (`title` otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title_ko: Option<String>,
     /// One paragraph about the server.
     #[serde(default)]
     pub description: String,
+    /// The description in Korean, shown by the dashboard in Korean mode (`description`
+    /// otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description_ko: Option<String>,
     /// Where the server's files come from.
     pub source: Source,
     /// The command line per OS (`linux`, `windows`).
@@ -195,6 +202,10 @@ pub struct Port {
     /// What it is for.
     #[serde(default)]
     pub description: String,
+    /// What it is for, in Korean, shown by the dashboard in Korean mode (`description`
+    /// otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description_ko: Option<String>,
 }
 
 /// Transport of a port.
@@ -247,6 +258,10 @@ pub struct Variable {
     /// What it means.
     #[serde(default)]
     pub description: String,
+    /// What it means, in Korean, shown by the dashboard in Korean mode (`description`
+    /// otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description_ko: Option<String>,
 }
 
 /// A TOML string, integer or boolean, as text.
@@ -487,6 +502,7 @@ impl Template {
                 generate: false,
                 required: false,
                 description: p.description.clone(),
+                description_ko: p.description_ko.clone(),
             })
             .collect();
         v.extend(self.variables.iter().cloned());
@@ -692,13 +708,7 @@ impl Template {
         let mut errs = Vec::new();
         for k in set.keys() {
             if !vars.iter().any(|v| &v.name == k) {
-                errs.push(FieldError {
-                    field: format!("values.{k}"),
-                    message: format!(
-                        "template '{}' has no variable {k:?}; `warden templates` lists them",
-                        self.name
-                    ),
-                });
+                errs.push(FieldError::not_found(format!("values.{k}"), k));
             }
         }
         let mut out = BTreeMap::new();
@@ -706,19 +716,19 @@ impl Template {
             let value = match set.get(&v.name) {
                 Some(s) => s.clone(),
                 None if v.required => {
-                    errs.push(FieldError {
-                        field: format!("values.{}", v.name),
-                        message: format!("must be set ({}): --set {}=…", v.description, v.name),
-                    });
+                    errs.push(FieldError::required(format!("values.{}", v.name)));
                     continue;
                 }
                 None if v.secret && v.generate && v.default.is_empty() => random_secret(),
                 None => v.default.clone(),
             };
             if let Err(e) = check_value(v, &value) {
-                errs.push(FieldError {
-                    field: format!("values.{}", v.name),
-                    message: e,
+                let f = format!("values.{}", v.name);
+                errs.push(match v.kind {
+                    _ if value.contains(['\n', '\r']) => FieldError::control_chars(f),
+                    VarType::Boolean => FieldError::not_one_of(f, &value, &["true", "false"]),
+                    VarType::Port => FieldError::out_of_range(f, 1, 65535),
+                    _ => FieldError::invalid(f, &value, &e),
                 });
                 continue;
             }
@@ -741,22 +751,16 @@ impl Template {
         values.insert("dir".into(), dir.display().to_string());
         let fill_or = |field: &str, text: &str| -> String {
             fill(text, &values).unwrap_or_else(|e| {
-                errs.borrow_mut().push(FieldError {
-                    field: field.into(),
-                    message: e,
-                });
+                errs.borrow_mut().push(FieldError::invalid(field, text, &e));
                 String::new()
             })
         };
         let Some(line) = self.command.get(os) else {
-            return Err(vec![FieldError {
-                field: "template".into(),
-                message: format!(
-                    "template '{}' has no command line for {os} (only {})",
-                    self.name,
-                    self.systems().join(", ")
-                ),
-            }]);
+            return Err(vec![FieldError::not_one_of(
+                "template",
+                os,
+                &self.systems(),
+            )]);
         };
         let mut command = fill_or("command", &line.command);
         // An absolute command (`/usr/bin/java`) stays as it is; a relative one with a
@@ -821,10 +825,8 @@ impl Template {
                 match v.parse::<u16>() {
                     Ok(p) if p > 0 => Some(p),
                     _ => {
-                        errs.borrow_mut().push(FieldError {
-                            field: field.into(),
-                            message: format!("{v:?} is not a port"),
-                        });
+                        errs.borrow_mut()
+                            .push(FieldError::out_of_range(field, 1, 65535));
                         None
                     }
                 }
@@ -935,6 +937,41 @@ fn random_secret() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every shipped template speaks Korean too: its title, its description and every
+    /// port's and variable's description that has an English one. A new shipped template
+    /// without them fails here, before a Korean user sees English in the wizard.
+    #[test]
+    fn every_shipped_text_has_a_korean_one() {
+        fn korean(text: &Option<String>) -> bool {
+            text.as_deref()
+                .is_some_and(|t| t.chars().any(|c| ('\u{AC00}'..='\u{D7A3}').contains(&c)))
+        }
+        let mut missing = Vec::new();
+        for t in shipped() {
+            if !korean(&t.title_ko) {
+                missing.push(format!("{}: title_ko", t.name));
+            }
+            if !korean(&t.description_ko) {
+                missing.push(format!("{}: description_ko", t.name));
+            }
+            for p in t.ports.iter().filter(|p| !p.description.is_empty()) {
+                if !korean(&p.description_ko) {
+                    missing.push(format!("{}: port {} description_ko", t.name, p.name));
+                }
+            }
+            for v in t.variables.iter().filter(|v| !v.description.is_empty()) {
+                if !korean(&v.description_ko) {
+                    missing.push(format!("{}: variable {} description_ko", t.name, v.name));
+                }
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "missing Korean text:\n{}",
+            missing.join("\n")
+        );
+    }
 
     #[test]
     fn every_shipped_template_is_valid_and_renders_for_its_systems() {

@@ -30,6 +30,7 @@ use utoipa::ToSchema;
 
 use super::template::{Flavor, Source};
 use super::{Failure, Installer, download, steamcmd, vdf};
+use crate::backup::record::{BackupStatus, RestoreStatus};
 use crate::backup::{BackupService, RestoreOptions};
 use crate::bus::{Bus, Event, Notice, NoticeField, Severity, Stream};
 use crate::games::{Games, GamesError};
@@ -38,6 +39,7 @@ use crate::program::update::{ApplyMode, UpdateSpec};
 use crate::store::events::NewEvent;
 use crate::store::{Store, now_ms};
 use crate::supervisor::{ProgramHandle, Supervisor};
+use crate::text_enum::text_enum;
 
 /// How often the waiting step asks the server who is online.
 const PLAYER_POLL: Duration = Duration::from_secs(2);
@@ -107,11 +109,35 @@ pub struct Pipeline {
     pub force_at_ms: Option<i64>,
 }
 
+text_enum! {
+    /// What the updater does with a program right now.
+    pub enum UpdateState {
+        /// Nothing.
+        Idle = "idle",
+        /// Asking the source for the latest build.
+        Checking = "checking",
+        /// An update is under way.
+        Updating = "updating",
+    }
+}
+
+text_enum! {
+    /// How an update ended.
+    pub enum UpdateResult {
+        /// The new build runs.
+        Succeeded = "succeeded",
+        /// The new build failed and the old one was put back.
+        RolledBack = "rolled_back",
+        /// It failed before anything was changed, or could not be undone.
+        Failed = "failed",
+    }
+}
+
 /// How the last update ended.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Outcome {
     /// `succeeded`, `rolled_back` or `failed`.
-    pub result: String,
+    pub result: UpdateResult,
     /// The build it tried to install.
     pub build: String,
     /// What happened, for people.
@@ -176,7 +202,7 @@ pub struct UpdateStatus {
     /// True when the last check found a build other than the installed one.
     pub update_available: bool,
     /// `idle`, `checking` or `updating`.
-    pub state: String,
+    pub state: UpdateState,
     /// The step of the update under way.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub step: Option<Step>,
@@ -250,7 +276,7 @@ struct Inner {
     /// Programs with a check or an update under way.
     busy: std::sync::Mutex<BTreeSet<String>>,
     /// Live state of each busy program (`checking`, `updating`).
-    live: std::sync::Mutex<BTreeMap<String, &'static str>>,
+    live: std::sync::Mutex<BTreeMap<String, UpdateState>>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -419,24 +445,6 @@ impl Updater {
         self.inner.tasks.wait().await;
     }
 
-    /// Records what a fresh install is (called by the installer once it is defined).
-    pub async fn installed(
-        &self,
-        program: &str,
-        template: &str,
-        source: Source,
-        build: Option<String>,
-    ) {
-        save_installed(&self.inner.store, program, template, source, build).await;
-    }
-
-    /// Forgets what `program` was installed from (it was deleted).
-    pub async fn forget(&self, program: &str) {
-        if let Err(e) = self.inner.store.delete_update_record(program).await {
-            tracing::warn!(program, error = %e, "cannot remove the update record of a deleted program");
-        }
-    }
-
     async fn load(&self, program: &str) -> Result<Option<UpdateRecord>, UpdateError> {
         load(&self.inner.store, program).await
     }
@@ -483,7 +491,7 @@ impl Updater {
                 installed: None,
                 available: None,
                 update_available: false,
-                state: "idle".into(),
+                state: UpdateState::Idle,
                 step: None,
                 pipeline: None,
                 next_window: "never: not installed from a template".into(),
@@ -497,8 +505,8 @@ impl Updater {
         let live = crate::sync::lock(&self.inner.live).get(program).copied();
         let state = match (&rec.pipeline, live) {
             (_, Some(s)) => s,
-            (Some(_), None) => "updating",
-            (None, None) => "idle",
+            (Some(_), None) => UpdateState::Updating,
+            (None, None) => UpdateState::Idle,
         };
         let next_window = match (&rec.pipeline, settings.apply) {
             (
@@ -526,7 +534,7 @@ impl Updater {
             source: Some(rec.source),
             installed: rec.installed_build,
             available: rec.available_build,
-            state: state.to_string(),
+            state,
             step: rec.pipeline.as_ref().map(|p| p.step),
             pipeline: rec.pipeline,
             next_window,
@@ -538,7 +546,7 @@ impl Updater {
         })
     }
 
-    fn mark_busy(&self, program: &str, what: &'static str) -> Result<BusyGuard, UpdateError> {
+    fn mark_busy(&self, program: &str, what: UpdateState) -> Result<BusyGuard, UpdateError> {
         if !crate::sync::lock(&self.inner.busy).insert(program.to_string()) {
             return Err(UpdateError::Busy(format!(
                 "an update or check of '{program}' is under way; see `warden ctl update status {program}`"
@@ -560,7 +568,7 @@ impl Updater {
             )));
         }
         refuse_fixed_source(program, &rec.source)?;
-        let guard = self.mark_busy(program, "checking")?;
+        let guard = self.mark_busy(program, UpdateState::Checking)?;
         let result = self.check_now(program).await;
         drop(guard);
         result?;
@@ -674,7 +682,7 @@ impl Updater {
             )));
         }
         refuse_fixed_source(program, &rec.source)?;
-        let guard = self.mark_busy(program, "updating")?;
+        let guard = self.mark_busy(program, UpdateState::Updating)?;
         let me = self.clone();
         let name = program.to_string();
         let shutdown = self.inner.shutdown.clone();
@@ -708,7 +716,7 @@ impl Updater {
         let rec = self.load(program).await.map_err(|e| e.to_string())?;
         match rec {
             Some(UpdateRecord { last: Some(l), .. }) if Some(l.ts) != before => {
-                if l.result == "succeeded" {
+                if l.result == UpdateResult::Succeeded {
                     Ok(l.message)
                 } else {
                     Err(l.message)
@@ -757,7 +765,7 @@ impl Updater {
                 if !due || rec.pipeline.is_some() || self.inner.sup.get(&program).is_err() {
                     continue;
                 }
-                let Ok(guard) = self.mark_busy(&program, "checking") else {
+                let Ok(guard) = self.mark_busy(&program, UpdateState::Checking) else {
                     continue;
                 };
                 let checked = self.check_now(&program).await;
@@ -791,9 +799,7 @@ impl Updater {
             message: message.clone(),
             data,
         };
-        if let Err(e) = self.inner.store.append_event(ev).await {
-            tracing::error!(error = %e, "cannot store update event");
-        }
+        self.inner.store.record_event(ev).await;
         self.inner.bus.publish(Event::Notice(Notice {
             kind: kind.to_string(),
             severity,
@@ -889,7 +895,7 @@ impl Updater {
                 rec.installed_build = Some(target.clone());
                 rec.pipeline = None;
                 rec.last = Some(Outcome {
-                    result: "succeeded".into(),
+                    result: UpdateResult::Succeeded,
                     build: target.clone(),
                     message: format!("build {target} is installed and ready"),
                     code: None,
@@ -1268,10 +1274,10 @@ impl Updater {
             )
             .await
             .map_err(|e| fail(format!("the backup before the update failed: {e}")))?;
-        if done.status != "ok" {
+        if done.status != BackupStatus::Ok {
             return Err(fail(format!(
                 "the backup before the update failed: {}",
-                done.error.unwrap_or(done.status)
+                done.error.unwrap_or_else(|| done.status.to_string())
             )));
         }
         if let Some(p) = rec.pipeline.as_mut() {
@@ -1321,7 +1327,7 @@ impl Updater {
         if !touched {
             rec.pipeline = None;
             rec.last = Some(Outcome {
-                result: "failed".into(),
+                result: UpdateResult::Failed,
                 build: build.clone(),
                 message: f.message.clone(),
                 code: Some(f.code.clone()),
@@ -1347,7 +1353,7 @@ impl Updater {
         if !self.settings_of(program).rollback {
             rec.pipeline = None;
             rec.last = Some(Outcome {
-                result: "failed".into(),
+                result: UpdateResult::Failed,
                 build: build.clone(),
                 message: f.message.clone(),
                 code: Some(f.code.clone()),
@@ -1430,7 +1436,7 @@ impl Updater {
             )
         };
         rec.last = Some(Outcome {
-            result: "rolled_back".into(),
+            result: UpdateResult::RolledBack,
             build: build.clone(),
             message: message.clone(),
             code: Some("rolled_back".into()),
@@ -1463,9 +1469,9 @@ impl Updater {
                 .get_restore(rid)
                 .await
                 .map_err(|e| format!("cannot read restore {rid}: {e}"))?;
-            match r.record.status.as_str() {
-                "running" => {}
-                "ok" => {
+            match r.record.status {
+                RestoreStatus::Running => {}
+                RestoreStatus::Ok => {
                     // The broken build's data is not worth keeping.
                     if let Err(e) = b.discard_rollback(rid).await {
                         tracing::warn!(error = %e, "cannot discard the restore's rollback copy");
@@ -1509,7 +1515,7 @@ impl Updater {
             if self.inner.sup.get(&program).is_err() {
                 continue;
             }
-            let Ok(guard) = self.mark_busy(&program, "updating") else {
+            let Ok(guard) = self.mark_busy(&program, UpdateState::Updating) else {
                 continue;
             };
             tracing::warn!(

@@ -4,10 +4,12 @@
 //!
 //! Data flow: the sampler thread (`sampler.rs`, reniced) reads the trees of running
 //! programs from the supervisor's handles and `/proc` once per interval → publishes the
-//! tick as one `Event::Samples` on the bus, keeps it as the latest values here and hands
-//! it to the service task over a bounded queue (one shared `Arc`, never copied) → the service buffers ticks
-//! and writes them in one store job every batch interval, then runs one bounded rollup
-//! and prune step. On shutdown the service flushes what it holds before the store closes.
+//! tick on the bus's samples channel (`Bus::samples`), keeps it as the latest values here
+//! and collects it (one shared `Arc`, never copied) → once per batch interval it hands
+//! the collected ticks to the service task over a bounded queue → the service writes them
+//! in one store job, then runs one bounded rollup and prune step. Between batches nothing
+//! but the sampler thread wakes. On shutdown the sampler hands over what it collected and
+//! the service writes everything before the store closes.
 //!
 //! Architecture invariant: the sampler never scans the process table; only the
 //! on-demand, admin-only process list does.
@@ -38,9 +40,12 @@ pub use codec::Format;
 use codec::{Field, HOST_FIELDS, PROGRAM_FIELDS};
 use tiers::Tiers;
 
-/// Ticks queued between the sampler thread and the service. When full (the store is
-/// stuck far behind), the sampler drops the tick and counts its samples as dropped.
-const TICK_QUEUE: usize = 64;
+/// Batches queued between the sampler thread and the service. When full (the store is
+/// stuck far behind), the sampler drops the batch and counts its samples as dropped.
+const TICK_QUEUE: usize = 16;
+/// Longest wait at shutdown for the sampler's last batch (it is sent as soon as the
+/// sampler sees the stop, so this only bounds a sampler stuck in a read).
+const LAST_BATCH_WAIT: Duration = Duration::from_secs(2);
 /// Ticks kept in the write buffer while store writes fail; beyond this the oldest tick is
 /// dropped (and counted), so a broken disk cannot grow warden's memory without bound.
 const MAX_BUFFERED_TICKS: usize = 3600;
@@ -82,6 +87,8 @@ pub(crate) struct Shared {
     tick_queue: AtomicU64,
     /// Samples in the write buffer.
     buffered: AtomicU64,
+    /// Samples the sampler collected for its next batch.
+    pending: AtomicU64,
     /// Duration of the last batch write, in µs (until committed).
     write_us: AtomicU64,
     /// Batch writes that failed.
@@ -200,7 +207,7 @@ struct Service {
     shared: Arc<Shared>,
     store: Store,
     cfg: MetricsConfig,
-    rx: mpsc::Receiver<Arc<SampleTick>>,
+    rx: mpsc::Receiver<Vec<Arc<SampleTick>>>,
     buf: VecDeque<Arc<SampleTick>>,
     /// Latest sample time written; minutes before its minute are complete.
     flushed_upto: Option<i64>,
@@ -229,6 +236,7 @@ impl Metrics {
             stretched: AtomicBool::new(false),
             tick_queue: AtomicU64::new(0),
             buffered: AtomicU64::new(0),
+            pending: AtomicU64::new(0),
             write_us: AtomicU64::new(0),
             write_failures: AtomicU64::new(0),
             import_seq: AtomicI64::new(0),
@@ -241,6 +249,7 @@ impl Metrics {
             shared: shared.clone(),
             tx,
             interval: cfg.sample_interval,
+            batch: cfg.batch_interval,
             threshold: cfg.saturation_cpu_percent,
             stretch: cfg.saturation_stretch,
             nice: cfg.nice,
@@ -289,9 +298,14 @@ impl Metrics {
     pub fn queue_figures(&self) -> (u64, u64, u64) {
         (
             self.shared.tick_queue.load(Ordering::Relaxed),
-            self.shared.buffered.load(Ordering::Relaxed),
+            self.buffered(),
             self.shared.dropped.load(Ordering::Relaxed),
         )
+    }
+
+    /// Samples taken and not yet written: the sampler's next batch and the service's buffer.
+    fn buffered(&self) -> u64 {
+        self.shared.buffered.load(Ordering::Relaxed) + self.shared.pending.load(Ordering::Relaxed)
     }
 
     /// The latest host sample.
@@ -560,7 +574,7 @@ impl Metrics {
             runtime_queue: rt.global_queue_depth(),
             store_queue: self.store.write_queue_depth(),
             tick_queue: self.shared.tick_queue.load(Ordering::Relaxed),
-            buffered: self.shared.buffered.load(Ordering::Relaxed),
+            buffered: self.buffered(),
             dropped: self.shared.dropped.load(Ordering::Relaxed),
             write_seconds: self.shared.write_us.load(Ordering::Relaxed) as f64 / 1e6,
             write_failures: self.shared.write_failures.load(Ordering::Relaxed),
@@ -638,42 +652,45 @@ impl Drop for DiscardOnDrop {
 impl Service {
     async fn run(mut self, shutdown: CancellationToken, stop_sampler: std::sync::mpsc::Sender<()>) {
         let part = crate::health::watch("metrics-writer");
-        let mut flush = tokio::time::interval(self.cfg.batch_interval);
-        flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        flush.tick().await;
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                tick = self.rx.recv() => match tick {
-                    Some(t) => self.push(t),
+                batch = self.rx.recv() => match batch {
+                    Some(b) => {
+                        // A failed write is retried with the next batch.
+                        self.push(b);
+                        self.flush().await;
+                        self.maintain().await;
+                    }
                     None => break,
                 },
-                _ = flush.tick() => {
-                    self.flush().await;
-                    self.maintain().await;
-                }
             }
         }
-        // Stop the sampler, take what it already queued, and write everything.
+        // Stop the sampler, take its last batch (the queue closes when its thread ends),
+        // and write everything.
         let _ = stop_sampler.send(());
         drop(stop_sampler);
-        while let Ok(t) = self.rx.try_recv() {
-            self.push(t);
+        let deadline = tokio::time::Instant::now() + LAST_BATCH_WAIT;
+        while let Ok(Some(b)) = tokio::time::timeout_at(deadline, self.rx.recv()).await {
+            self.push(b);
         }
         self.flush().await;
         part.finish();
     }
 
-    fn push(&mut self, t: Arc<SampleTick>) {
-        if self.buf.len() >= MAX_BUFFERED_TICKS
-            && let Some(old) = self.buf.pop_front()
-        {
-            let n = old.programs.len() as u64 + u64::from(old.host.is_some());
-            self.shared.dropped.fetch_add(n, Ordering::Relaxed);
+    fn push(&mut self, batch: Vec<Arc<SampleTick>>) {
+        for t in batch {
+            if self.buf.len() >= MAX_BUFFERED_TICKS
+                && let Some(old) = self.buf.pop_front()
+            {
+                self.shared
+                    .dropped
+                    .fetch_add(old.samples(), Ordering::Relaxed);
+            }
+            self.buf.push_back(t);
         }
-        self.buf.push_back(t);
-        let n: usize = self.buf.iter().map(|t| t.programs.len() + 1).sum();
-        self.shared.buffered.store(n as u64, Ordering::Relaxed);
+        let n: u64 = self.buf.iter().map(|t| t.samples()).sum();
+        self.shared.buffered.store(n, Ordering::Relaxed);
     }
 
     async fn flush(&mut self) {
@@ -752,6 +769,7 @@ impl Service {
             for (tier, keep) in [
                 (Tier::Raw, self.cfg.raw_retention),
                 (Tier::Minute, self.cfg.minute_retention),
+                (Tier::TenMinutes, self.cfg.minute_retention),
                 (Tier::Hour, self.cfg.hour_retention),
             ] {
                 for _ in 0..10 {

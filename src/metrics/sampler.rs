@@ -1,7 +1,9 @@
 //! The sampler thread: once per interval it reads the process tree of every running
 //! program (found from the supervisor's handles, then through `/proc` children links —
 //! never a scan of every process) and the host, turns cumulative counters into rates,
-//! publishes the samples on the bus and hands them to the metrics service.
+//! publishes the samples on the bus's samples channel and collects them into a batch
+//! that it hands to the metrics service once per batch interval (the service wakes once
+//! per batch, not once per tick).
 //!
 //! It is a plain thread rather than a task because reading `/proc` is blocking I/O, and
 //! because its priority is lowered on its own: nice is inherited by processes spawned
@@ -16,7 +18,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use super::Shared;
-use crate::bus::{Bus, DiskUsage, Event, HostSample, ProgramSample, SampleTick};
+use crate::bus::{Bus, DiskUsage, HostSample, ProgramSample, SampleTick};
 use crate::os::{self, CpuTimes, NetTotals, ProcReader, ProcStat};
 use crate::store::now_ms;
 use crate::supervisor::Supervisor;
@@ -166,8 +168,10 @@ pub(super) struct Sampler {
     pub sup: Supervisor,
     pub bus: Bus,
     pub shared: Arc<Shared>,
-    pub tx: mpsc::Sender<Arc<SampleTick>>,
+    pub tx: mpsc::Sender<Vec<Arc<SampleTick>>>,
     pub interval: Duration,
+    /// How often the collected ticks go to the service.
+    pub batch: Duration,
     pub threshold: f64,
     pub stretch: u32,
     pub nice: i32,
@@ -188,6 +192,9 @@ impl Sampler {
         let mut host: Option<HostState> = None;
         let mut mounts: Vec<(String, String)> = Vec::new();
         let mut tick_no: u32 = 0;
+        // Ticks not yet handed to the service, and since when they are collected.
+        let mut pending: Vec<Arc<SampleTick>> = Vec::new();
+        let mut collecting = Instant::now();
         loop {
             crate::health::injected_fault("sampler");
             let started = Instant::now();
@@ -235,35 +242,54 @@ impl Sampler {
             let host_cpu = host_sample.as_ref().map(|h| h.cpu_percent).unwrap_or(0.0);
             let n = programs.len() as u64 + u64::from(host_sample.is_some());
             if n > 0 {
-                // One shared tick: one bus event (each subscriber wakes once per tick),
-                // the latest values and the service's batch, without copying a sample.
-                let tick = Arc::new(SampleTick {
-                    programs,
-                    host: host_sample,
-                });
-                self.bus.publish(Event::Samples(tick.clone()));
+                // One shared tick: the followers of samples, the latest values and the
+                // service's batch, without copying a sample.
+                let tick = Arc::new(SampleTick::new(programs, host_sample));
+                self.bus.publish_samples(tick.clone());
                 self.shared.set_latest(&tick);
-                // Full means the service is far behind (the store is stuck): the samples
-                // are dropped and counted rather than queued without bound.
-                if self.tx.try_send(tick).is_err() {
-                    self.shared.dropped.fetch_add(n, Ordering::Relaxed);
-                }
-                let depth = self.tx.max_capacity() - self.tx.capacity();
-                self.shared
-                    .tick_queue
-                    .store(depth as u64, Ordering::Relaxed);
+                pending.push(tick);
             } else {
                 self.shared.set_latest(&Arc::default());
             }
+            if collecting.elapsed() >= self.batch {
+                self.hand_over(&mut pending);
+                collecting = Instant::now();
+            }
+            self.shared
+                .pending
+                .store(pending.iter().map(|t| t.samples()).sum(), Ordering::Relaxed);
             let interval = next_interval(self.interval, host_cpu, self.threshold, self.stretch);
             self.shared
                 .record_tick(started.elapsed(), interval, interval > self.interval);
             let wait = interval.saturating_sub(started.elapsed());
             match stop.recv_timeout(wait) {
                 Err(RecvTimeoutError::Timeout) => {}
-                Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+                Ok(()) | Err(RecvTimeoutError::Disconnected) => {
+                    // The service writes this last batch before the store closes.
+                    self.hand_over(&mut pending);
+                    self.shared.pending.store(0, Ordering::Relaxed);
+                    return;
+                }
             }
         }
+    }
+
+    /// Hands the collected ticks to the service. A full queue means the service is far
+    /// behind (the store is stuck): the samples are dropped and counted rather than
+    /// queued without bound.
+    fn hand_over(&self, pending: &mut Vec<Arc<SampleTick>>) {
+        if pending.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(pending);
+        let n: u64 = batch.iter().map(|t| t.samples()).sum();
+        if self.tx.try_send(batch).is_err() {
+            self.shared.dropped.fetch_add(n, Ordering::Relaxed);
+        }
+        let depth = self.tx.max_capacity() - self.tx.capacity();
+        self.shared
+            .tick_queue
+            .store(depth as u64, Ordering::Relaxed);
     }
 }
 

@@ -353,9 +353,10 @@ impl ProcReader {
     /// process whose `schedstat` run time (nanoseconds, so even a microsecond of work
     /// shows) has not moved is not read at all: its last reading stands. A process that
     /// ran for less than a clock tick looks idle to `stat`, and a sleeping process's
-    /// memory can shrink, so every process is read in full at least every
-    /// `REFRESH_TICKS` ticks: its counters are cumulative, so nothing is lost, only
-    /// attributed up to that many ticks late.
+    /// memory can shrink, so every process is read again at least every `REFRESH_TICKS`
+    /// ticks: in full, unless its scheduler clock has not moved since its last full
+    /// reading (then `stat` for its memory is all that can have changed). Counters are
+    /// cumulative, so nothing is lost, only attributed up to that many ticks late.
     pub fn tree(&mut self, root: u32, max: usize, out: &mut Vec<ProcStat>) {
         out.clear();
         let mut stack = std::mem::take(&mut self.stack);
@@ -391,10 +392,17 @@ impl ProcReader {
                 continue;
             };
             let sched = sched.filter(|_| st.threads == 1);
+            // Not run since its last full reading: the fields of `stat` that move when it
+            // runs are the same, and either that reading is recent or (a refresh) the
+            // scheduler clock has not moved since it, to the nanosecond. A refresh of such a process
+            // needs only the memory that `stat` just gave; it restarts the count.
             if let Some(q) = self.quiet.get_mut(&pid)
                 && q.activity == act
-                && q.age < REFRESH_TICKS
+                && (q.age < REFRESH_TICKS || (sched.is_some() && q.full_sched == sched))
             {
+                if q.age >= REFRESH_TICKS {
+                    q.age = 0;
+                }
                 q.used = true;
                 st.read_bytes = q.read_bytes;
                 st.write_bytes = q.write_bytes;
@@ -412,6 +420,7 @@ impl ProcReader {
             let q = self.quiet.entry(pid).or_default();
             q.activity = act;
             q.sched = sched;
+            q.full_sched = sched;
             q.last = st;
             q.age = 0;
             q.used = true;
@@ -607,6 +616,57 @@ pub fn mount_usage(mount: &str, fs_type: &str) -> Option<MountUsage> {
     })
 }
 
+/// Lets go of the pages of warden's own executable that start-up touched: every
+/// read-only mapping of the program file is advised `MADV_PAGEOUT`. Start-up runs code
+/// that steady running never does again (migrations, boot, adoption, route building),
+/// and the kernel maps a program file in large folios, so after start-up most of a
+/// 25 MB executable counts in warden's RSS although an idle warden runs a few hundred KB
+/// of it. The pages are clean file pages: nothing is written, and the code that runs
+/// later faults back in from the file (page cache) as needed. Returns the bytes of the
+/// mappings advised; failures (an old kernel without `MADV_PAGEOUT`) only leave the
+/// pages where they were.
+pub fn release_startup_code() -> u64 {
+    let Ok(exe) = std::fs::read_link("/proc/self/exe") else {
+        return 0;
+    };
+    let Some(exe) = exe.to_str() else {
+        return 0;
+    };
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+        return 0;
+    };
+    let mut advised = 0u64;
+    for (start, len) in maps.lines().filter_map(|l| read_only_mapping_of(l, exe)) {
+        let Some(ptr) = std::ptr::NonNull::new(start as *mut std::ffi::c_void) else {
+            continue;
+        };
+        // SAFETY: the range is a whole mapping of this process as /proc/self/maps lists
+        // it, read-only and backed by the executable: advising it changes no memory
+        // content, only whether clean pages stay resident.
+        let r =
+            unsafe { nix::sys::mman::madvise(ptr, len, nix::sys::mman::MmapAdvise::MADV_PAGEOUT) };
+        if r.is_ok() {
+            advised += len as u64;
+        }
+    }
+    advised
+}
+
+/// The start and length of a `/proc/self/maps` line's mapping when it is a read-only
+/// mapping of the file `exe`.
+fn read_only_mapping_of(line: &str, exe: &str) -> Option<(usize, usize)> {
+    let mut fields = line.split_ascii_whitespace();
+    let range = fields.next()?;
+    let perms = fields.next()?;
+    if !line.ends_with(exe) || perms.as_bytes().get(1) != Some(&b'-') {
+        return None;
+    }
+    let (a, b) = range.split_once('-')?;
+    let start = usize::from_str_radix(a, 16).ok()?;
+    let end = usize::from_str_radix(b, 16).ok()?;
+    Some((start, end.checked_sub(start).filter(|n| *n > 0)?))
+}
+
 /// Lowers the priority of the calling thread only (nice `nice`, 0–19). On Linux a
 /// thread's nice value is its own, and processes inherit the value of the thread that
 /// spawned them: so renicing only warden's sampler thread keeps programs, which are
@@ -660,6 +720,9 @@ struct Quiet {
     /// The main thread's run time and time slices (`/proc/PID/schedstat`) just before
     /// the last `stat` reading, for single-threaded processes only.
     sched: Option<(u64, u64)>,
+    /// `sched` at the last full reading: while it still reads the same, the process has
+    /// not run at all since, and nothing but its memory can have changed.
+    full_sched: Option<(u64, u64)>,
     /// The last `stat` reading, in full.
     last: ProcStat,
     /// Ticks since the full reading.
@@ -833,7 +896,7 @@ mod tests {
     }
 
     #[test]
-    fn an_idle_process_is_read_in_full_only_every_few_ticks() {
+    fn an_idle_process_is_read_from_schedstat_and_refreshed_from_stat() {
         let mut r = ProcReader::new();
         let mut child = std::process::Command::new("sleep")
             .arg("30")
@@ -843,11 +906,17 @@ mod tests {
         let mut out = Vec::new();
         // Until `sleep` has started and settled, its stat moves and every tick reads it in
         // full; then a tick that finds it unchanged reuses the full reading (age grows).
+        // Settled means its scheduler clock has not moved since that full reading either:
+        // a full reading taken while it was still going to sleep (less than a clock tick
+        // of work, so `stat` looks the same) is rightly followed by another full one.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
             r.tree(pid, 10, &mut out);
             r.end_tick();
-            if r.quiet.get(&pid).is_some_and(|q| q.age >= 2) {
+            if r.quiet
+                .get(&pid)
+                .is_some_and(|q| q.age >= 2 && q.sched.is_some() && q.sched == q.full_sched)
+            {
                 break;
             }
             assert!(
@@ -882,7 +951,8 @@ mod tests {
             "an idle single-threaded process is known from its schedstat alone"
         );
         r.end_tick();
-        // Within REFRESH_TICKS more ticks it is read in full again (age back to 0).
+        // Within REFRESH_TICKS more ticks its memory is read again (age back to 0): from
+        // `stat` alone, as its scheduler clock proves it did not run; `io` is not read.
         let mut refreshed = false;
         for _ in 0..=REFRESH_TICKS {
             r.tree(pid, 10, &mut out);
@@ -892,7 +962,16 @@ mod tests {
             }
             r.end_tick();
         }
-        assert!(refreshed, "an idle process is re-read in full periodically");
+        assert!(
+            refreshed,
+            "an idle process's memory is re-read periodically"
+        );
+        let used = |r: &ProcReader, f| r.open.get(&(pid, f)).is_some_and(|(_, used)| *used);
+        assert!(
+            used(&r, PidFile::Stat) && !used(&r, PidFile::Io),
+            "the refresh of a process that did not run reads its stat, not its io"
+        );
+        assert_eq!(out[0].open_files, full.open_files);
         child.kill().expect("kill");
         child.wait().expect("reap");
         r.tree(pid, 10, &mut out);
@@ -967,6 +1046,40 @@ mod tests {
             "zombie: {found:?}"
         );
         let _ = child.wait();
+    }
+
+    #[test]
+    fn only_read_only_mappings_of_the_executable_are_released() {
+        let exe = "/usr/bin/warden";
+        let line = |perms: &str, path: &str| {
+            format!("55d0c4a00000-55d0c4c00000 {perms} 00000000 fd:01 123  {path}")
+        };
+        assert_eq!(
+            read_only_mapping_of(&line("r-xp", exe), exe),
+            Some((0x55d0c4a00000, 0x200000))
+        );
+        assert!(read_only_mapping_of(&line("r--p", exe), exe).is_some());
+        assert_eq!(
+            read_only_mapping_of(&line("rw-p", exe), exe),
+            None,
+            "written data stays"
+        );
+        assert_eq!(
+            read_only_mapping_of(&line("r-xp", "/usr/lib/libc.so.6"), exe),
+            None
+        );
+        assert_eq!(read_only_mapping_of("garbage", exe), None);
+    }
+
+    /// On this kernel the advice takes: the executable's resident pages shrink.
+    #[test]
+    fn start_up_code_pages_leave_the_resident_set() {
+        let file_rss = || super::super::unix::own_status_bytes("RssFile").expect("RssFile");
+        let before = file_rss();
+        let advised = release_startup_code();
+        let after = file_rss();
+        assert!(advised > 0, "the test binary's own mappings were advised");
+        assert!(after < before, "RssFile {before} B → {after} B");
     }
 
     #[test]

@@ -32,6 +32,33 @@ pub use windows::*;
 mod files;
 pub use files::*;
 
+/// CPU priority class of warden's own process on Windows (programs always start at normal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Priority {
+    /// Runs only when the machine is otherwise idle.
+    Idle,
+    /// Below the game servers it supervises (the default).
+    #[default]
+    BelowNormal,
+    /// Like any other program.
+    Normal,
+    /// Above normal programs.
+    AboveNormal,
+    /// Above nearly everything; rarely wise.
+    High,
+}
+
+/// Windows-only settings.
+#[derive(Debug, Clone)]
+pub struct WindowsConfig {
+    /// Priority class warden sets for itself at start.
+    pub priority: Priority,
+    /// Create each program's job object with "kill on job close", so that programs die
+    /// with warden even when it crashes. Incompatible with `on_shutdown = "leave"`.
+    pub kill_programs_on_exit: bool,
+}
+
 /// The environment variable naming the program a child runs for (also read by programs).
 pub const PROGRAM_VAR: &str = "WARDEN_PROGRAM";
 

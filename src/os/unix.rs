@@ -12,7 +12,7 @@ use nix::sys::signal::{Signal, killpg};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
-use crate::config::{Priority, WindowsConfig};
+use super::{Priority, WindowsConfig};
 use crate::program::ExitInfo;
 
 /// The `[windows]` settings have no Unix meaning: a lower niceness for warden would be
@@ -218,8 +218,17 @@ pub fn release_free_memory() {
 /// warden's private memory (`RssAnon`: resident anonymous pages), in bytes.
 #[cfg(target_os = "linux")]
 pub fn private_memory() -> Option<u64> {
+    own_status_bytes("RssAnon")
+}
+
+/// A size field (in kB) of `/proc/self/status`, e.g. `RssAnon`, in bytes.
+#[cfg(target_os = "linux")]
+pub(super) fn own_status_bytes(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("RssAnon:"))?;
+    let line = status.lines().find(|l| {
+        l.strip_prefix(field)
+            .is_some_and(|rest| rest.starts_with(':'))
+    })?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     kib.checked_mul(1024)
 }

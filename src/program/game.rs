@@ -525,40 +525,33 @@ impl GameSpec {
 
     /// Adds every problem of this section to `errs`, with fields under `game.`.
     pub fn validate(&self, errs: &mut Vec<FieldError>) {
-        let mut err = |field: &str, message: String| {
-            errs.push(FieldError {
-                field: format!("game.{field}"),
-                message,
-            })
-        };
-        let secret = |s: &Secret, field: &str, err: &mut dyn FnMut(&str, String)| {
+        let mut err = |e: FieldError| errs.push(e.prefixed("game."));
+        let secret = |s: &Secret, field: &str, err: &mut dyn FnMut(FieldError)| {
             if s.is_mask() {
-                err(
+                err(FieldError::invalid(
                     field,
-                    format!(
-                        "{MASK:?} stands for the stored password, but none is stored; send the real password"
-                    ),
-                );
+                    MASK,
+                    "it stands for the stored password, but none is stored; send the real password",
+                ));
             } else if s.expose().is_empty() {
-                err(field, "must not be empty".into());
-            } else if s.expose().len() > MAX_LINE || s.expose().contains(['\0', '\n', '\r']) {
-                err(
-                    field,
-                    format!("must be at most {MAX_LINE} bytes on one line without NUL"),
-                );
+                err(FieldError::required(field));
+            } else if s.expose().len() > MAX_LINE {
+                err(FieldError::too_long(field, MAX_LINE));
+            } else if s.expose().contains(['\0', '\n', '\r']) {
+                err(FieldError::control_chars(field));
             }
         };
         if let Some(r) = &self.rcon {
             check_host(&r.host, "rcon.host", &mut err);
             if r.port == 0 {
-                err("rcon.port", "must be between 1 and 65535".into());
+                err(FieldError::out_of_range("rcon.port", 1, 65535));
             }
             secret(&r.password, "rcon.password", &mut err);
         }
         if let Some(r) = &self.rest {
             check_host(&r.host, "rest.host", &mut err);
             if r.port == 0 {
-                err("rest.port", "must be between 1 and 65535".into());
+                err(FieldError::out_of_range("rest.port", 1, 65535));
             }
             secret(&r.password, "rest.password", &mut err);
         }
@@ -567,108 +560,96 @@ impl GameSpec {
                 QueryKind::Slp | QueryKind::A2s | QueryKind::Tcp => {
                     check_host(&q.host, "query.host", &mut err);
                     if q.port.unwrap_or(0) == 0 {
-                        err("query.port", "is required for this kind (1-65535)".into());
+                        err(FieldError::out_of_range("query.port", 1, 65535));
                     }
                 }
                 QueryKind::Http => match &q.url {
                     Some(u) if u.starts_with("http://") || u.starts_with("https://") => {
                         if u.contains('@') {
-                            err(
+                            err(FieldError::invalid(
                                 "query.url",
-                                "must not contain credentials (they would be shown and logged)"
-                                    .into(),
-                            );
+                                u,
+                                "it must not contain credentials (they would be shown and logged)",
+                            ));
                         }
                     }
-                    _ => err(
-                        "query.url",
-                        "is required for kind http and must start with http:// or https://".into(),
-                    ),
+                    Some(u) => err(FieldError::invalid_url("query.url", u)),
+                    None => err(FieldError::required("query.url")),
                 },
                 QueryKind::Palworld => {
                     if self.rest.is_none() {
-                        err(
-                            "query.kind",
-                            "palworld queries use the REST API: add a game.rest section".into(),
-                        );
+                        err(FieldError::needs("query.kind", "game.rest"));
                     }
                 }
             }
             if q.kind != QueryKind::Http && (q.expect_status.is_some() || q.body_contains.is_some())
             {
-                err(
-                    "query",
-                    "expect_status and body_contains apply only to kind http".into(),
-                );
+                err(FieldError::conflicts_with("query", "query.kind"));
             }
         }
         let query = self.effective_query().is_some();
         match &self.readiness {
             Some(Readiness::LogLine(p)) => {
-                if p.is_empty() || p.len() > MAX_PATTERN {
-                    err(
-                        "readiness.log_line",
-                        format!("must be 1-{MAX_PATTERN} characters"),
-                    );
+                if p.is_empty() {
+                    err(FieldError::required("readiness.log_line"));
+                } else if p.len() > MAX_PATTERN {
+                    err(FieldError::too_long("readiness.log_line", MAX_PATTERN));
                 } else if let Err(e) = regex::RegexBuilder::new(p).size_limit(1 << 20).build() {
-                    err(
+                    err(FieldError::invalid(
                         "readiness.log_line",
-                        format!("is not a valid regular expression: {e}"),
-                    );
+                        p,
+                        &format!("not a regular expression: {e}"),
+                    ));
                 }
             }
-            Some(Readiness::Query) if !query => err(
-                "readiness",
-                "readiness \"query\" needs a game.query (or game.rest for palworld)".into(),
-            ),
+            Some(Readiness::Query) if !query => err(FieldError::needs("readiness", "game.query")),
             _ => {}
         }
         if let Some(l) = &self.liveness {
             if !(1..=3600).contains(&l.interval_seconds) {
-                err(
+                err(FieldError::out_of_range(
                     "liveness.interval_seconds",
-                    "must be between 1 and 3600".into(),
-                );
+                    1,
+                    3600,
+                ));
             }
             if !(1..=100).contains(&l.failures) {
-                err("liveness.failures", "must be between 1 and 100".into());
+                err(FieldError::out_of_range("liveness.failures", 1, 100));
             }
             let missing = match l.check {
-                LivenessCheck::Query if !query => Some("a game.query"),
-                LivenessCheck::Rcon if self.rcon.is_none() => Some("a game.rcon section"),
-                LivenessCheck::Rest if self.rest.is_none() => Some("a game.rest section"),
+                LivenessCheck::Query if !query => Some("game.query"),
+                LivenessCheck::Rcon if self.rcon.is_none() => Some("game.rcon"),
+                LivenessCheck::Rest if self.rest.is_none() => Some("game.rest"),
                 _ => None,
             };
             if let Some(what) = missing {
-                err("liveness.check", format!("this check needs {what}"));
+                err(FieldError::needs("liveness.check", what));
             }
         }
         if !(1..=86_400).contains(&self.players_interval_seconds) {
-            err(
+            err(FieldError::out_of_range(
                 "players_interval_seconds",
-                "must be between 1 and 86400".into(),
-            );
+                1,
+                86_400,
+            ));
         }
         if let Some(steps) = &self.stop_steps {
             if steps.len() > MAX_STOP_STEPS {
-                err(
-                    "stop_steps",
-                    format!("at most {MAX_STOP_STEPS} steps are allowed"),
-                );
+                err(FieldError::too_many("stop_steps", MAX_STOP_STEPS));
             }
             for (i, s) in steps.iter().enumerate() {
                 let field = format!("stop_steps[{i}]");
                 match s {
                     StopStep::Rcon(c) => {
                         if self.rcon.is_none() {
-                            err(&field, "an rcon step needs a game.rcon section".into());
+                            err(FieldError::needs(field.as_str(), "game.rcon"));
                         }
                         check_line(c, &field, &mut err);
                     }
                     StopStep::Stdin(c) => check_line(c, &field, &mut err),
                     StopStep::RestSave | StopStep::RestShutdown { .. } => {
                         if self.rest.is_none() {
-                            err(&field, "a rest step needs a game.rest section".into());
+                            err(FieldError::needs(field.as_str(), "game.rest"));
                         }
                     }
                 }
@@ -677,45 +658,47 @@ impl GameSpec {
         match &self.broadcast {
             Some(Broadcast::Rcon(t)) => {
                 if self.rcon.is_none() {
-                    err(
-                        "broadcast",
-                        "rcon broadcasts need a game.rcon section".into(),
-                    );
+                    err(FieldError::needs("broadcast", "game.rcon"));
                 }
                 check_template(t, &mut err);
             }
             Some(Broadcast::Stdin(t)) => check_template(t, &mut err),
-            Some(Broadcast::RestAnnounce) if self.rest.is_none() => err(
-                "broadcast",
-                "rest_announce needs a game.rest section".into(),
-            ),
+            Some(Broadcast::RestAnnounce) if self.rest.is_none() => {
+                err(FieldError::needs("broadcast", "game.rest"));
+            }
             _ => {}
         }
     }
 }
 
-fn check_host(host: &str, field: &str, err: &mut dyn FnMut(&str, String)) {
+fn check_host(host: &str, field: &str, err: &mut dyn FnMut(FieldError)) {
     if host.is_empty() || host.len() > 253 || host.contains(['/', '@', ' ', '\0']) {
-        err(field, "must be a host name or IP address".into());
-    }
-}
-
-fn check_line(line: &str, field: &str, err: &mut dyn FnMut(&str, String)) {
-    if line.trim().is_empty() || line.len() > MAX_LINE || line.contains(['\0', '\n', '\r']) {
-        err(
+        err(FieldError::invalid(
             field,
-            format!("must be one non-empty line of at most {MAX_LINE} bytes"),
-        );
+            host,
+            "give a host name or IP address",
+        ));
     }
 }
 
-fn check_template(template: &str, err: &mut dyn FnMut(&str, String)) {
+fn check_line(line: &str, field: &str, err: &mut dyn FnMut(FieldError)) {
+    if line.trim().is_empty() {
+        err(FieldError::required(field));
+    } else if line.len() > MAX_LINE {
+        err(FieldError::too_long(field, MAX_LINE));
+    } else if line.contains(['\0', '\n', '\r']) {
+        err(FieldError::control_chars(field));
+    }
+}
+
+fn check_template(template: &str, err: &mut dyn FnMut(FieldError)) {
     check_line(template, "broadcast", err);
     if !template.contains("{message}") {
-        err(
+        err(FieldError::invalid(
             "broadcast",
-            "the template must contain {message}, e.g. \"say {message}\"".into(),
-        );
+            template,
+            "the template must contain {message}, e.g. \"say {message}\"",
+        ));
     }
 }
 

@@ -96,54 +96,46 @@ pub fn validate(
     prefix: &str,
     errs: &mut Vec<FieldError>,
 ) {
-    let mut err = |field: String, message: String| errs.push(FieldError { field, message });
+    let mut err = |e: FieldError| errs.push(e);
     for (i, h) in hooks.iter().enumerate() {
         let f = |name: &str| format!("{prefix}hooks[{i}].{name}");
         if h.on.is_empty() {
-            err(f("on"), "list at least one event kind, or \"*\"".into());
+            err(FieldError::required(f("on")));
         }
         for k in &h.on {
             if !valid_kind(k) {
-                err(
+                err(FieldError::invalid(
                     f("on"),
-                    format!("{k:?} is not an event kind (snake_case, e.g. crashed) or \"*\""),
-                );
+                    k,
+                    "give an event kind (snake_case, e.g. crashed) or \"*\"",
+                ));
             }
         }
         match (&h.command, &h.url) {
-            (Some(_), Some(_)) | (None, None) => {
-                err(f("command"), "give either command or url".into());
-            }
+            (Some(_), Some(_)) => err(FieldError::conflicts_with(f("command"), "url")),
+            (None, None) => err(FieldError::required(f("command"))),
             (Some(c), None) if c.trim().is_empty() || c.contains('\0') => {
-                err(f("command"), "must not be empty".into());
+                err(FieldError::required(f("command")));
             }
             (None, Some(u)) if !(u.starts_with("http://") || u.starts_with("https://")) => {
-                err(
-                    f("url"),
-                    format!("{u:?} must start with http:// or https://"),
-                );
+                err(FieldError::invalid_url(f("url"), u));
             }
             _ => {}
         }
         if h.timeout_seconds == 0 || h.timeout_seconds > 3600 {
-            err(f("timeout_seconds"), "must be between 1 and 3600".into());
+            err(FieldError::out_of_range(f("timeout_seconds"), 1, 3600));
         }
     }
     for (name, a) in actions {
         let f = |field: &str| format!("{prefix}actions.{name}.{field}");
         if !valid_action_name(name) {
-            err(
-                format!("{prefix}actions"),
-                format!(
-                    "{name:?} is not a valid action name: 1-40 lowercase letters, digits, '-' or '_'"
-                ),
-            );
+            err(FieldError::invalid_name(format!("{prefix}actions"), name));
         }
         if a.command.trim().is_empty() || a.command.contains('\0') {
-            err(f("command"), "must not be empty".into());
+            err(FieldError::required(f("command")));
         }
         if a.timeout_seconds == 0 || a.timeout_seconds > 3600 {
-            err(f("timeout_seconds"), "must be between 1 and 3600".into());
+            err(FieldError::out_of_range(f("timeout_seconds"), 1, 3600));
         }
     }
 }

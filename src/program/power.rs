@@ -2,13 +2,12 @@
 //! `limits`, and sleep when empty (`idle`). Types, parsing and validation only; the
 //! supervisor enforces order, `os` applies limits, `sleep` guards the ports.
 
-use std::fmt;
-
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::game::QueryKind;
 use super::{FieldError, ProgramSpec, valid_name};
+use crate::units::ByteSize;
 
 /// Default `deps_timeout_seconds`: five minutes, long enough for a database to recover.
 pub fn default_deps_timeout() -> u64 {
@@ -18,72 +17,6 @@ pub fn default_deps_timeout() -> u64 {
 /// True for the default, which is then not serialised (stored specs stay as they were).
 pub fn is_default_deps_timeout(v: &u64) -> bool {
     *v == default_deps_timeout()
-}
-
-/// An amount of memory: a number of bytes, or text with a unit (`6GiB`, `512M`, `2 GB`).
-/// Serialised as bytes, so a spec read back compares equal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[schema(value_type = u64)]
-pub struct ByteSize(pub u64);
-
-impl<'de> Deserialize<'de> for ByteSize {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            N(u64),
-            S(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::N(n) => Ok(ByteSize(n)),
-            Raw::S(s) => parse_bytes(&s).map(ByteSize).ok_or_else(|| {
-                serde::de::Error::custom(format!(
-                    "{s:?} is not an amount of memory; write e.g. 6GiB, 512MiB, 2G or a number of bytes"
-                ))
-            }),
-        }
-    }
-}
-
-impl fmt::Display for ByteSize {
-    /// `6 GiB`, `512 MiB`, `1.5 GiB`: how limits are shown in messages.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let units = ["B", "KiB", "MiB", "GiB", "TiB"];
-        let mut x = self.0 as f64;
-        let mut i = 0;
-        while x >= 1024.0 && i < units.len() - 1 {
-            x /= 1024.0;
-            i += 1;
-        }
-        if x.fract() == 0.0 {
-            write!(f, "{x:.0} {}", units[i])
-        } else {
-            write!(f, "{x:.1} {}", units[i])
-        }
-    }
-}
-
-/// Parses `6GiB`, `6G` (binary, as Java's `-Xmx`), `6GB` (decimal), `512 MiB`, `1024`.
-pub fn parse_bytes(s: &str) -> Option<u64> {
-    let s = s.trim();
-    let split = s.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num.trim().parse().ok()?;
-    let k = 1024f64;
-    let mult = match unit.trim() {
-        "" | "B" => 1.0,
-        "K" | "k" | "KiB" => k,
-        "M" | "MiB" => k * k,
-        "G" | "GiB" => k * k * k,
-        "T" | "TiB" => k * k * k * k,
-        "KB" | "kB" => 1e3,
-        "MB" => 1e6,
-        "GB" => 1e9,
-        "TB" => 1e12,
-        _ => return None,
-    };
-    let v = n * mult;
-    (v.is_finite() && v >= 0.0 && v < u64::MAX as f64).then_some(v as u64)
 }
 
 /// Scheduling priority of a program's processes: `nice` on Linux, the priority class on
@@ -238,72 +171,61 @@ fn parse_range(s: &str) -> Option<(u32, u32)> {
 
 /// Adds the problems of the power sections of `spec` to `errs`.
 pub fn validate(spec: &ProgramSpec, errs: &mut Vec<FieldError>) {
-    let mut err = |field: &str, message: String| {
-        errs.push(FieldError {
-            field: field.to_string(),
-            message,
-        })
-    };
+    let mut err = |e: FieldError| errs.push(e);
     for (field, list) in [("after", &spec.after), ("requires", &spec.requires)] {
         for dep in list {
             if !valid_name(dep) {
-                err(field, format!("{dep:?} is not a program name"));
+                err(FieldError::invalid_name(field, dep));
             } else if *dep == spec.name {
-                err(field, format!("'{dep}' cannot wait for itself"));
+                err(FieldError::cycle(field, &format!("{dep} -> {dep}")));
             }
         }
     }
     if spec.deps_timeout_seconds == 0 || spec.deps_timeout_seconds > 86_400 {
-        err("deps_timeout_seconds", "must be between 1 and 86400".into());
+        err(FieldError::out_of_range("deps_timeout_seconds", 1, 86_400));
     }
     if let Some(l) = &spec.limits {
         if let Some(m) = l.memory_max
             && m.0 < 4 * 1024 * 1024
         {
-            err(
-                "limits.memory_max",
-                format!("{m} is too small for any program; give at least 4 MiB"),
-            );
+            err(FieldError::too_small("limits.memory_max", "4 MiB"));
         }
         if let Some(c) = l.cpu_max
             && !(c.is_finite() && (1.0..=100_000.0).contains(&c))
         {
-            err(
-                "limits.cpu_max",
-                "must be a percentage of one core between 1 and 100000 (150 = one and a half cores)"
-                    .into(),
-            );
+            err(FieldError::out_of_range("limits.cpu_max", 1, 100_000));
         }
         if l.pids_max == Some(0) {
-            err("limits.pids_max", "must be at least 1".into());
+            err(FieldError::too_small("limits.pids_max", 1));
         }
         if let Some(w) = l.io_weight
             && !(1..=10_000).contains(&w)
         {
-            err("limits.io_weight", "must be between 1 and 10000".into());
+            err(FieldError::out_of_range("limits.io_weight", 1, 10_000));
         }
         if l.cpu_affinity.iter().any(|&c| c >= 1024) {
-            err("limits.cpu_affinity", "cores are numbered 0 to 1023".into());
+            err(FieldError::out_of_range("limits.cpu_affinity", 0, 1023));
         }
     }
     if spec.restart_when.len() > 16 {
-        err("restart_when", "at most 16 conditions".into());
+        err(FieldError::too_many("restart_when", 16));
     }
     for (i, text) in spec.restart_when.iter().enumerate() {
-        if let Err(m) = crate::alerts::rules::restart_condition(text) {
-            err(&format!("restart_when[{i}]"), m);
+        if let Err(m) = crate::condition::restart_condition(text) {
+            err(FieldError::invalid(format!("restart_when[{i}]"), text, &m));
         }
     }
     if let Some(idle) = &spec.idle {
         if idle.empty_seconds == 0 {
-            err("idle.empty_seconds", "must be at least 1".into());
+            err(FieldError::too_small("idle.empty_seconds", 1));
         }
         for r in &idle.keep_awake {
             if parse_range(r).is_none() {
-                err(
+                err(FieldError::invalid(
                     "idle.keep_awake",
-                    format!("{r:?} is not a range of local hours; write e.g. \"18:00-23:30\""),
-                );
+                    r,
+                    "write a range of local hours such as \"18:00-23:30\"",
+                ));
             }
         }
         let has_query = spec
@@ -317,22 +239,15 @@ pub fn validate(spec: &ProgramSpec, errs: &mut Vec<FieldError>) {
                 )
             });
         if !has_query {
-            err(
-                "idle",
-                "needs a game section whose query counts players (slp, a2s or palworld)".into(),
-            );
+            err(FieldError::needs("idle", "game.query"));
         }
         if idle.effective_listen(spec).is_empty() {
-            err(
-                "idle.listen",
-                "no port to listen on while asleep: set idle.listen (e.g. [{protocol = \"minecraft\", port = 25565}]) or a game query with a port"
-                    .into(),
-            );
+            err(FieldError::required("idle.listen"));
         }
         if let Some(m) = &idle.motd
             && m.chars().count() > 200
         {
-            err("idle.motd", "must be at most 200 characters".into());
+            err(FieldError::too_long("idle.motd", 200));
         }
     }
 }
@@ -340,19 +255,6 @@ pub fn validate(spec: &ProgramSpec, errs: &mut Vec<FieldError>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn bytes_parse_with_units() {
-        assert_eq!(parse_bytes("6GiB"), Some(6 << 30));
-        assert_eq!(parse_bytes("6G"), Some(6 << 30));
-        assert_eq!(parse_bytes("512 MiB"), Some(512 << 20));
-        assert_eq!(parse_bytes("2GB"), Some(2_000_000_000));
-        assert_eq!(parse_bytes("1024"), Some(1024));
-        assert_eq!(parse_bytes("lots"), None);
-        assert_eq!(parse_bytes("5 parsecs"), None);
-        assert_eq!(ByteSize(6 << 30).to_string(), "6 GiB");
-        assert_eq!(ByteSize(1536 << 20).to_string(), "1.5 GiB");
-    }
 
     #[test]
     fn limits_read_text_and_numbers() {

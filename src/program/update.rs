@@ -140,80 +140,74 @@ impl UpdateSpec {
 
     /// Problems with these settings, fields named `update.…`.
     pub fn validate(&self, errs: &mut Vec<FieldError>) {
-        let mut err = |field: &str, message: String| {
-            errs.push(FieldError {
-                field: format!("update.{field}"),
-                message,
-            })
-        };
-        let check = |t: &str| crate::duration::parse(t).map_err(|e| e.to_string());
+        let mut err = |e: FieldError| errs.push(e.prefixed("update."));
+        let check = |t: &str| crate::duration::parse(t).ok();
         if let Some(c) = &self.check_interval {
             match check(c) {
-                Ok(d) if d < MIN_CHECK_INTERVAL => err(
-                    "check_interval",
-                    format!("{c} is too often; check at most once a minute (e.g. 6h)"),
-                ),
-                Ok(_) => {}
-                Err(e) => err("check_interval", format!("{e}; write it like 6h or 30m")),
+                Some(d) if d < MIN_CHECK_INTERVAL => {
+                    err(FieldError::too_small("check_interval", "1m"));
+                }
+                Some(_) => {}
+                None => err(FieldError::invalid_duration("check_interval", c)),
             }
         }
         match check(&self.ready_timeout) {
-            Ok(d) if d.is_zero() || d > Duration::from_secs(86_400) => {
-                err("ready_timeout", "must be between 1s and 1d".into())
+            Some(d) if d.is_zero() || d > Duration::from_secs(86_400) => {
+                err(FieldError::out_of_range("ready_timeout", "1s", "1d"));
             }
-            Ok(_) => {}
-            Err(e) => err("ready_timeout", format!("{e}; write it like 10m")),
+            Some(_) => {}
+            None => err(FieldError::invalid_duration(
+                "ready_timeout",
+                &self.ready_timeout,
+            )),
         }
         let max_wait = match &self.max_wait {
             Some(m) => match check(m) {
-                Ok(d) if d.is_zero() || d > Duration::from_secs(7 * 86_400) => {
-                    err("max_wait", "must be between 1s and 7d".into());
+                Some(d) if d.is_zero() || d > Duration::from_secs(7 * 86_400) => {
+                    err(FieldError::out_of_range("max_wait", "1s", "7d"));
                     None
                 }
-                Ok(d) => Some(d),
-                Err(e) => {
-                    err("max_wait", format!("{e}; write it like 2h"));
+                Some(d) => Some(d),
+                None => {
+                    err(FieldError::invalid_duration("max_wait", m));
                     None
                 }
             },
             None => None,
         };
         if self.apply == ApplyMode::WarnThenForce && self.max_wait.is_none() {
-            err(
-                "max_wait",
-                "warn_then_force needs max_wait: how long to wait for the server to empty before forcing".into(),
-            );
+            err(FieldError::required("max_wait"));
         }
         if let Some(line) = &self.announce_line {
             if line.is_empty() {
-                err("announce_line", "an empty pattern matches every line; give the line the server prints (a regular expression)".into());
+                err(FieldError::required("announce_line"));
             } else if let Err(e) = regex::Regex::new(line) {
-                err("announce_line", format!("not a regular expression: {e}"));
+                err(FieldError::invalid(
+                    "announce_line",
+                    line,
+                    &format!("not a regular expression: {e}"),
+                ));
             }
         }
         if let Some(d) = &self.announce_debounce {
             match check(d) {
-                Ok(v) if v.is_zero() => {
-                    err("announce_debounce", "must be at least 1s, e.g. 10m".into())
-                }
-                Ok(_) => {}
-                Err(e) => err("announce_debounce", format!("{e}; write it like 10m")),
+                Some(v) if v.is_zero() => err(FieldError::too_small("announce_debounce", "1s")),
+                Some(_) => {}
+                None => err(FieldError::invalid_duration("announce_debounce", d)),
             }
         }
         if self.warn.len() > MAX_WARNINGS {
-            err("warn", format!("give at most {MAX_WARNINGS} warnings"));
+            err(FieldError::too_many("warn", MAX_WARNINGS));
         }
         for w in &self.warn {
             match check(w) {
-                Ok(d) if d.is_zero() => err("warn", format!("{w} is no lead time")),
-                Ok(d) if max_wait.is_some_and(|m| d > m) => err(
+                Some(d) if d.is_zero() => err(FieldError::too_small("warn", "1s")),
+                Some(d) if max_wait.is_some_and(|m| d > m) => err(FieldError::too_large(
                     "warn",
-                    format!(
-                        "{w} is longer than max_wait; players are warned before the forced stop"
-                    ),
-                ),
-                Ok(_) => {}
-                Err(e) => err("warn", format!("{e}; write lead times like 10m, 1m, 10s")),
+                    self.max_wait.clone().unwrap_or_default(),
+                )),
+                Some(_) => {}
+                None => err(FieldError::invalid_duration("warn", w)),
             }
         }
     }

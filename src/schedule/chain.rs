@@ -7,13 +7,35 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use super::Scheduler;
 use super::job::Triggered;
 use super::run::RunState;
+use super::service::Scheduler;
 use super::spec::{OnFailure, ScheduleSpec, TaskKind};
 use crate::program::State;
+use crate::schedule::record::RunStatus;
 use crate::store::now_ms;
 use crate::supervisor::ProgramHandle;
+use crate::text_enum::text_enum;
+
+text_enum! {
+    /// Where one task of a chain run is.
+    pub enum TaskState {
+        /// Not reached yet.
+        Pending = "pending",
+        /// Waiting for its offset.
+        Waiting = "waiting",
+        /// Running.
+        Running = "running",
+        /// Done.
+        Succeeded = "succeeded",
+        /// Failed.
+        Failed = "failed",
+        /// Not run: an earlier task aborted the chain.
+        Skipped = "skipped",
+        /// The chain was cancelled.
+        Cancelled = "cancelled",
+    }
+}
 
 /// One task's result in a run record.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -24,7 +46,7 @@ pub struct TaskResult {
     pub kind: &'static str,
     /// `pending`, `waiting` (its offset), `running`, `succeeded`, `failed`, `skipped`
     /// (an earlier task aborted the chain) or `cancelled`.
-    pub state: &'static str,
+    pub state: TaskState,
     /// Unix ms when it began (after its offset).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub started_at: Option<i64>,
@@ -44,7 +66,7 @@ pub fn initial(spec: &ScheduleSpec) -> Vec<TaskResult> {
         .map(|(index, t)| TaskResult {
             index,
             kind: t.action.kind(),
-            state: "pending",
+            state: TaskState::Pending,
             started_at: None,
             ended_at: None,
             message: None,
@@ -55,7 +77,7 @@ pub fn initial(spec: &ScheduleSpec) -> Vec<TaskResult> {
 /// How a chain ended.
 pub struct ChainEnd {
     /// `succeeded`, `failed` or `cancelled`.
-    pub state: &'static str,
+    pub state: RunStatus,
     /// The first failure, naming the task.
     pub error: Option<String>,
 }
@@ -74,22 +96,26 @@ pub async fn run(
     let mut cancelled = false;
     for (i, task) in spec.tasks.iter().enumerate() {
         if aborted || cancelled {
-            results[i].state = if cancelled { "cancelled" } else { "skipped" };
+            results[i].state = if cancelled {
+                TaskState::Cancelled
+            } else {
+                TaskState::Skipped
+            };
             continue;
         }
         if task.offset_seconds > 0 {
-            results[i].state = "waiting";
+            results[i].state = TaskState::Waiting;
             save(store, run_id, &results).await;
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(task.offset_seconds)) => {}
                 _ = cancel.cancelled() => {
                     cancelled = true;
-                    results[i].state = "cancelled";
+                    results[i].state = TaskState::Cancelled;
                     continue;
                 }
             }
         }
-        results[i].state = "running";
+        results[i].state = TaskState::Running;
         results[i].started_at = Some(now_ms());
         save(store, run_id, &results).await;
         let outcome = tokio::select! {
@@ -100,14 +126,14 @@ pub async fn run(
         match outcome {
             None => {
                 cancelled = true;
-                results[i].state = "cancelled";
+                results[i].state = TaskState::Cancelled;
             }
             Some(Ok(msg)) => {
-                results[i].state = "succeeded";
+                results[i].state = TaskState::Succeeded;
                 results[i].message = Some(msg);
             }
             Some(Err(why)) => {
-                results[i].state = "failed";
+                results[i].state = TaskState::Failed;
                 failures.push(format!("task {} ({}): {why}", i + 1, task.action.kind()));
                 results[i].message = Some(why);
                 if task.on_failure == OnFailure::Abort {
@@ -117,11 +143,11 @@ pub async fn run(
         }
     }
     let state = if !failures.is_empty() {
-        "failed"
+        RunStatus::Failed
     } else if cancelled {
-        "cancelled"
+        RunStatus::Cancelled
     } else {
-        "succeeded"
+        RunStatus::Succeeded
     };
     let mut error = (!failures.is_empty()).then(|| failures.join("; "));
     if aborted {
@@ -142,7 +168,7 @@ fn to_json(results: &[TaskResult]) -> serde_json::Value {
 
 async fn save(store: &crate::store::Store, run_id: i64, results: &[TaskResult]) {
     if let Err(e) = store
-        .update_schedule_run(run_id, "running", None, to_json(results))
+        .update_schedule_run(run_id, RunStatus::Running, None, to_json(results))
         .await
     {
         tracing::warn!(run_id, error = %e, "cannot record a chain's progress");

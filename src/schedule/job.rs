@@ -16,12 +16,14 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
 
+use super::error::SchedError;
 use super::policy::{Decision, decide};
 use super::run::{self, RunOutcome, RunState};
+use super::shared::Shared;
 use super::spec::JobSpec;
-use super::{SchedError, Shared};
 use crate::bus::JobEventKind;
 use crate::os;
+use crate::schedule::record::{RunStatus, StepStatus};
 use crate::store::now_ms;
 use crate::store::schedule::LiveStep;
 
@@ -413,7 +415,7 @@ impl Actor {
             .insert_job_run(
                 &job,
                 source.clone(),
-                "running",
+                RunStatus::Running,
                 None,
                 prediction.map(|p| (p.p50_ms, p.p90_ms)),
                 Some(sh.owner.id.clone()),
@@ -478,7 +480,7 @@ impl Actor {
             .insert_job_run(
                 job,
                 source.to_string(),
-                "skipped",
+                RunStatus::Skipped,
                 Some(reason.clone()),
                 None,
                 None,
@@ -540,7 +542,7 @@ impl Actor {
             .store
             .finish_job_run(
                 cur.run_id,
-                outcome.state.as_str(),
+                outcome.state.into(),
                 outcome.retries,
                 outcome.error.clone(),
             )
@@ -589,7 +591,7 @@ impl Actor {
         if let Err(e) = self
             .sh
             .store
-            .interrupt_job_run(o.run_id, "lost", error.clone())
+            .interrupt_job_run(o.run_id, StepStatus::Lost, error.clone())
             .await
         {
             tracing::error!(job = %job, error = %e, "cannot record the end of a leftover run");
@@ -648,7 +650,7 @@ impl Actor {
                 if let Err(e) = self
                     .sh
                     .store
-                    .interrupt_job_run(run_id, "interrupted", error.clone())
+                    .interrupt_job_run(run_id, StepStatus::Interrupted, error.clone())
                     .await
                 {
                     tracing::error!(job = %job, error = %e, "cannot record an interrupted run");

@@ -11,31 +11,19 @@ pub fn validate_graph(steps: &[StepSpec]) -> Vec<FieldError> {
     let mut errs = Vec::new();
     let mut index: HashMap<&str, usize> = HashMap::new();
     for (i, s) in steps.iter().enumerate() {
-        if let Some(first) = index.insert(s.name.as_str(), i) {
-            errs.push(FieldError {
-                field: format!("steps[{i}].name"),
-                message: format!(
-                    "step '{}' is defined twice (steps[{first}] and steps[{i}])",
-                    s.name
-                ),
-            });
+        if index.insert(s.name.as_str(), i).is_some() {
+            errs.push(FieldError::duplicate(format!("steps[{i}].name"), &s.name));
         }
     }
     for (i, s) in steps.iter().enumerate() {
         for d in &s.depends_on {
             if d == &s.name {
-                errs.push(FieldError {
-                    field: format!("steps[{i}].depends_on"),
-                    message: format!("step '{}' depends on itself", s.name),
-                });
+                errs.push(FieldError::cycle(
+                    format!("steps[{i}].depends_on"),
+                    &format!("{0} -> {0}", s.name),
+                ));
             } else if !index.contains_key(d.as_str()) {
-                errs.push(FieldError {
-                    field: format!("steps[{i}].depends_on"),
-                    message: format!(
-                        "step '{}' depends on '{d}', which is not a step of this job",
-                        s.name
-                    ),
-                });
+                errs.push(FieldError::not_found(format!("steps[{i}].depends_on"), d));
             }
         }
     }
@@ -44,14 +32,10 @@ pub fn validate_graph(steps: &[StepSpec]) -> Vec<FieldError> {
     }
     if let Some(cycle) = find_cycle(steps, &index) {
         let names: Vec<&str> = cycle.iter().map(|&i| steps[i].name.as_str()).collect();
-        errs.push(FieldError {
-            field: "steps".into(),
-            message: format!(
-                "the dependencies form a cycle: {} -> {}",
-                names.join(" -> "),
-                names[0]
-            ),
-        });
+        errs.push(FieldError::cycle(
+            "steps",
+            &format!("{} -> {}", names.join(" -> "), names[0]),
+        ));
     }
     errs
 }
@@ -228,10 +212,8 @@ mod tests {
         let errs = validate_graph(&s);
         assert_eq!(errs.len(), 1);
         assert_eq!(errs[0].field, "steps");
-        assert_eq!(
-            errs[0].message,
-            "the dependencies form a cycle: a -> c -> b -> a"
-        );
+        assert_eq!(errs[0].code, crate::program::FieldCode::Cycle);
+        assert_eq!(errs[0].params["path"], "a -> c -> b -> a");
     }
 
     #[test]
@@ -239,14 +221,14 @@ mod tests {
         let s = steps(&[("a", &["zz"]), ("a", &[]), ("b", &["b"])]);
         let msgs: Vec<String> = validate_graph(&s)
             .into_iter()
-            .map(|e| format!("{}: {}", e.field, e.message))
+            .map(|e| format!("{}: {} {}", e.field, e.code.as_str(), e.message))
             .collect();
         assert_eq!(
             msgs,
             [
-                "steps[1].name: step 'a' is defined twice (steps[0] and steps[1])",
-                "steps[0].depends_on: step 'a' depends on 'zz', which is not a step of this job",
-                "steps[2].depends_on: step 'b' depends on itself",
+                "steps[1].name: duplicate \"a\" appears more than once",
+                "steps[0].depends_on: not_found \"zz\" does not exist",
+                "steps[2].depends_on: cycle these would wait for each other forever: b -> b; remove one of the links",
             ]
         );
     }

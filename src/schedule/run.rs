@@ -10,12 +10,13 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::Shared;
 use super::plan::{Plan, StepState};
 use super::policy::{Prediction, backoff_delay, overrun_marks};
+use super::shared::Shared;
 use super::spec::JobSpec;
 use super::step::{self, Attempt, Outcome};
 use crate::bus::JobEventKind;
+use crate::schedule::record::RunStatus;
 
 /// Final state of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +39,17 @@ impl RunState {
             RunState::Failed => "failed",
             RunState::Cancelled => "cancelled",
             RunState::Skipped => "skipped",
+        }
+    }
+}
+
+impl From<RunState> for RunStatus {
+    fn from(s: RunState) -> RunStatus {
+        match s {
+            RunState::Succeeded => RunStatus::Succeeded,
+            RunState::Failed => RunStatus::Failed,
+            RunState::Cancelled => RunStatus::Cancelled,
+            RunState::Skipped => RunStatus::Skipped,
         }
     }
 }

@@ -7,6 +7,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use crate::backup::record::BackupStatus;
+
 /// A boxed future answering with a result or a readable error.
 pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = Result<T, String>> + Send + 'a>>;
 
@@ -88,8 +90,8 @@ impl BackupOps for crate::backup::BackupService {
                 .run_to_end(program, opts)
                 .await
                 .map_err(|e| e.to_string())?;
-            match r.status.as_str() {
-                "ok" => Ok(format!(
+            match r.status {
+                BackupStatus::Ok => Ok(format!(
                     "backup {} of '{program}': {} files, {} bytes archived",
                     r.id,
                     r.files.unwrap_or(0),

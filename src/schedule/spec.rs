@@ -247,84 +247,72 @@ impl ScheduleSpec {
     /// when it is valid.
     pub fn validate(&self, known: &Known<'_>) -> (Vec<FieldError>, Option<(Trigger, Zone)>) {
         let mut errs = Vec::new();
-        let mut err = |field: String, message: String| errs.push(FieldError { field, message });
+        let mut err = |e: FieldError| errs.push(e);
         if !valid_name(&self.name) {
-            err(
-                "name".into(),
-                format!(
-                    "{:?} is not a valid name: use 1-63 lowercase letters, digits, '-' or '_', starting with a letter or digit",
-                    self.name
-                ),
-            );
+            err(FieldError::invalid_name("name", &self.name));
         }
         let zone = match Zone::parse(self.timezone.as_deref()) {
             Ok(z) => Some(z),
-            Err(m) => {
-                err("timezone".into(), m);
+            Err(_) => {
+                err(FieldError::invalid_timezone(
+                    "timezone",
+                    self.timezone.as_deref().unwrap_or_default(),
+                ));
                 None
             }
         };
         let trigger = match Trigger::parse(&self.trigger) {
             Ok(t) => Some(t),
             Err(m) => {
-                err("trigger".into(), m);
+                err(FieldError::invalid_cron("trigger", self.trigger.trim(), &m));
                 None
             }
         };
         if self.tasks.is_empty() {
-            err("tasks".into(), "must contain at least one task".into());
+            err(FieldError::required("tasks"));
         }
         if self.tasks.len() > 100 {
-            err("tasks".into(), "must contain at most 100 tasks".into());
+            err(FieldError::too_many("tasks", 100));
         }
         let program_known = |p: &str| known.programs.contains(p);
         if let Some(p) = &self.conditions.skip_if_not_running
             && !program_known(p)
         {
-            err(
-                "conditions.skip_if_not_running".into(),
-                format!("no program named '{p}'"),
-            );
+            err(FieldError::unknown_program(
+                "conditions.skip_if_not_running",
+                p,
+            ));
         }
         if let Some(p) = &self.conditions.only_when_empty
             && !program_known(p)
         {
-            err(
-                "conditions.only_when_empty".into(),
-                format!("no program named '{p}'"),
-            );
+            err(FieldError::unknown_program("conditions.only_when_empty", p));
         }
         for (i, task) in self.tasks.iter().enumerate() {
             let at = format!("tasks[{i}]");
-            let what = format!("task {} ({})", i + 1, task.action.kind());
             if task.offset_seconds > 7 * 86_400 {
-                err(
+                err(FieldError::too_large(
                     format!("{at}.offset_seconds"),
-                    "must be at most 604800 (7 days)".into(),
-                );
+                    7 * 86_400,
+                ));
             }
             if let Some(p) = task.action.program()
                 && !program_known(p)
             {
-                err(
+                err(FieldError::unknown_program(
                     format!("{at}.action.program"),
-                    format!("{what}: no program named '{p}'"),
-                );
+                    p,
+                ));
             }
             match &task.action {
-                TaskKind::Console { line, .. }
-                    if line.contains('\n') || line.contains('\r') || line.len() > 8192 =>
-                {
-                    err(
-                        format!("{at}.action.line"),
-                        format!("{what}: must be a single line of at most 8192 bytes"),
-                    );
+                TaskKind::Console { line, .. } if line.len() > 8192 => {
+                    err(FieldError::too_long(format!("{at}.action.line"), 8192));
+                }
+                TaskKind::Console { line, .. } if line.contains('\n') || line.contains('\r') => {
+                    err(FieldError::control_chars(format!("{at}.action.line")));
                 }
                 TaskKind::Job { job, .. } if !known.jobs.contains(job) => {
-                    err(
-                        format!("{at}.action.job"),
-                        format!("{what}: no job named '{job}'"),
-                    );
+                    err(FieldError::not_found(format!("{at}.action.job"), job));
                 }
                 TaskKind::Http {
                     method,
@@ -335,44 +323,42 @@ impl ScheduleSpec {
                     ..
                 } => {
                     if !HTTP_METHODS.contains(&method.as_str()) {
-                        err(
+                        err(FieldError::not_one_of(
                             format!("{at}.action.method"),
-                            format!(
-                                "{what}: {method:?} is not supported; use one of {}",
-                                HTTP_METHODS.join(", ")
-                            ),
-                        );
+                            method,
+                            HTTP_METHODS,
+                        ));
                     }
                     match reqwest::Url::parse(url) {
                         Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() => {}
-                        _ => err(
-                            format!("{at}.action.url"),
-                            format!("{what}: must be an absolute http:// or https:// URL"),
-                        ),
+                        _ => err(FieldError::invalid_url(format!("{at}.action.url"), url)),
                     }
                     for (k, v) in headers {
                         if reqwest::header::HeaderName::from_bytes(k.as_bytes()).is_err()
                             || reqwest::header::HeaderValue::from_str(v).is_err()
                         {
-                            err(
+                            err(FieldError::invalid(
                                 format!("{at}.action.headers"),
-                                format!("{what}: header {k:?} is not a valid HTTP header"),
-                            );
+                                k,
+                                "not a valid HTTP header",
+                            ));
                         }
                     }
                     if *timeout_seconds == 0 || *timeout_seconds > 3600 {
-                        err(
+                        err(FieldError::out_of_range(
                             format!("{at}.action.timeout_seconds"),
-                            format!("{what}: must be between 1 and 3600"),
-                        );
+                            1,
+                            3600,
+                        ));
                     }
                     if let Some(s) = expect_status
                         && !(100..=599).contains(s)
                     {
-                        err(
+                        err(FieldError::out_of_range(
                             format!("{at}.action.expect_status"),
-                            format!("{what}: must be an HTTP status (100-599)"),
-                        );
+                            100,
+                            599,
+                        ));
                     }
                 }
                 _ => {}
@@ -542,16 +528,13 @@ pub struct StepSpec {
 
 fn validate_retry(at: &str, r: &RetrySpec, errs: &mut Vec<FieldError>) {
     if r.max_retries > 100 {
-        errs.push(FieldError {
-            field: format!("{at}.max_retries"),
-            message: "must be at most 100".into(),
-        });
+        errs.push(FieldError::too_large(format!("{at}.max_retries"), 100));
     }
     if r.max_delay_ms < r.delay_ms {
-        errs.push(FieldError {
-            field: format!("{at}.max_delay_ms"),
-            message: format!("must be at least {at}.delay_ms ({})", r.delay_ms),
-        });
+        errs.push(FieldError::too_small(
+            format!("{at}.max_delay_ms"),
+            r.delay_ms,
+        ));
     }
 }
 
@@ -560,88 +543,46 @@ impl JobSpec {
     pub fn validate(&self) -> Vec<FieldError> {
         let mut errs = Vec::new();
         if !valid_name(&self.name) {
-            errs.push(FieldError {
-                field: "name".into(),
-                message: format!(
-                    "{:?} is not a valid name: use 1-63 lowercase letters, digits, '-' or '_', starting with a letter or digit",
-                    self.name
-                ),
-            });
+            errs.push(FieldError::invalid_name("name", &self.name));
         }
         if self.steps.is_empty() {
-            errs.push(FieldError {
-                field: "steps".into(),
-                message: "must contain at least one step".into(),
-            });
+            errs.push(FieldError::required("steps"));
         }
         if self.steps.len() > 200 {
-            errs.push(FieldError {
-                field: "steps".into(),
-                message: "must contain at most 200 steps".into(),
-            });
+            errs.push(FieldError::too_many("steps", 200));
         }
         if self.concurrency == Some(0) {
-            errs.push(FieldError {
-                field: "concurrency".into(),
-                message: "must be at least 1 (leave it out for the host's default)".into(),
-            });
+            errs.push(FieldError::too_small("concurrency", 1));
         }
         if !STOP_SIGNALS.contains(&self.stop_signal.as_str()) {
-            errs.push(FieldError {
-                field: "stop_signal".into(),
-                message: format!(
-                    "{:?} is not supported; use one of {}",
-                    self.stop_signal,
-                    STOP_SIGNALS.join(", ")
-                ),
-            });
+            errs.push(FieldError::not_one_of(
+                "stop_signal",
+                &self.stop_signal,
+                STOP_SIGNALS,
+            ));
         }
         if self.stop_timeout_seconds == 0 || self.stop_timeout_seconds > 3600 {
-            errs.push(FieldError {
-                field: "stop_timeout_seconds".into(),
-                message: "must be between 1 and 3600".into(),
-            });
+            errs.push(FieldError::out_of_range("stop_timeout_seconds", 1, 3600));
         }
         validate_retry("retry", &self.retry, &mut errs);
         for (i, s) in self.steps.iter().enumerate() {
             let at = format!("steps[{i}]");
             if !valid_name(&s.name) {
-                errs.push(FieldError {
-                    field: format!("{at}.name"),
-                    message: format!(
-                        "{:?} is not a valid step name: use 1-63 lowercase letters, digits, '-' or '_'",
-                        s.name
-                    ),
-                });
+                errs.push(FieldError::invalid_name(format!("{at}.name"), &s.name));
             }
             if s.command.trim().is_empty() {
-                errs.push(FieldError {
-                    field: format!("{at}.command"),
-                    message: format!("step '{}': must not be empty", s.name),
-                });
+                errs.push(FieldError::required(format!("{at}.command")));
             }
             if s.command.contains('\0') || s.args.iter().any(|a| a.contains('\0')) {
-                errs.push(FieldError {
-                    field: format!("{at}.command"),
-                    message: format!("step '{}': must not contain NUL bytes", s.name),
-                });
+                errs.push(FieldError::control_chars(format!("{at}.command")));
             }
             for k in s.env.keys() {
                 if k.is_empty() || k.contains('=') || k.contains('\0') {
-                    errs.push(FieldError {
-                        field: format!("{at}.env"),
-                        message: format!("step '{}': {k:?} is not a valid variable name", s.name),
-                    });
+                    errs.push(FieldError::invalid_name(format!("{at}.env"), k));
                 }
             }
             if s.timeout_seconds == Some(0) {
-                errs.push(FieldError {
-                    field: format!("{at}.timeout_seconds"),
-                    message: format!(
-                        "step '{}': must be at least 1 (leave it out for no limit)",
-                        s.name
-                    ),
-                });
+                errs.push(FieldError::too_small(format!("{at}.timeout_seconds"), 1));
             }
             if let Some(r) = &s.retry {
                 validate_retry(&format!("{at}.retry"), r, &mut errs);

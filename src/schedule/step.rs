@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::spec::{FailureClass, JobSpec, StepSpec};
 use crate::os;
+use crate::schedule::record::StepStatus;
 use crate::store::schedule::StepEnd;
 use crate::store::{Store, now_ms};
 
@@ -131,10 +132,10 @@ impl Attempt<'_> {
         };
         let tail = read_tail(&log);
         let (state, failure, message) = match &outcome {
-            Outcome::Succeeded => ("succeeded", None, "exit code 0".to_string()),
-            Outcome::Failed(class, why) => ("failed", Some(class.as_str()), why.clone()),
+            Outcome::Succeeded => (StepStatus::Succeeded, None, "exit code 0".to_string()),
+            Outcome::Failed(class, why) => (StepStatus::Failed, Some(class.as_str()), why.clone()),
             Outcome::Cancelled => (
-                "cancelled",
+                StepStatus::Cancelled,
                 Some("cancelled"),
                 format!(
                     "cancelled ({})",
@@ -236,10 +237,12 @@ impl Attempt<'_> {
                 .finish_step_run(
                     id,
                     StepEnd {
-                        state: "failed",
+                        state: StepStatus::Failed,
+                        exit_code: None,
+                        signal: None,
                         failure: Some(FailureClass::Spawn.as_str()),
                         message: why.to_string(),
-                        ..StepEnd::default()
+                        output_tail: None,
                     },
                 )
                 .await

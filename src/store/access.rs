@@ -1,30 +1,9 @@
 //! Grants (per-program permissions of users and tokens) and reading the audit log.
 
 use rusqlite::params;
-use serde::Serialize;
-use utoipa::ToSchema;
 
 use super::{Store, StoreError, now_ms};
-use crate::access::{Grant, Perms, Scope};
-
-/// Who a grant is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Subject {
-    /// A user, by name.
-    User,
-    /// An API token, by public id.
-    Token,
-}
-
-impl Subject {
-    fn as_str(self) -> &'static str {
-        match self {
-            Subject::User => "user",
-            Subject::Token => "token",
-        }
-    }
-}
+use crate::access::{AuditRecord, Grant, Perms, Scope, Subject};
 
 /// A stored grant.
 #[derive(Debug, Clone)]
@@ -37,29 +16,6 @@ pub struct GrantRow {
     pub subject: String,
     /// What it covers and allows.
     pub grant: Grant,
-}
-
-/// One audit record.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct AuditRow {
-    /// Row id (page with `before`).
-    pub id: i64,
-    /// Unix ms.
-    pub ts: i64,
-    /// Who: a user name or `token:NAME`.
-    pub actor: String,
-    /// What, e.g. `program.start`.
-    pub action: String,
-    /// The object acted on.
-    pub target: String,
-    /// The program concerned, if any.
-    pub program: Option<String>,
-    /// `ok` or `failed: …`.
-    pub result: String,
-    /// The client's address.
-    pub address: Option<String>,
-    /// Details (never a secret).
-    pub detail: Option<String>,
 }
 
 /// An audit record to append.
@@ -245,7 +201,7 @@ impl Store {
     }
 
     /// A page of the audit log, newest first.
-    pub async fn audit_page(&self, f: AuditFilter) -> Result<Vec<AuditRow>, StoreError> {
+    pub async fn audit_page(&self, f: AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
         self.read(move |c| {
             let mut st = c.prepare(
                 "SELECT id, ts, actor, action, target, program, result, address, detail FROM audit
@@ -262,7 +218,7 @@ impl Store {
                     f.actor, f.program, f.action, f.since, f.until, f.before, f.limit
                 ],
                 |r| {
-                    Ok(AuditRow {
+                    Ok(AuditRecord {
                         id: r.get(0)?,
                         ts: r.get(1)?,
                         actor: r.get(2)?,

@@ -7,6 +7,7 @@
 
 use rusqlite::{OptionalExtension, params};
 
+use super::definitions::{self, Kind};
 use super::{Store, StoreError, now_ms};
 
 /// Outbox row statuses.
@@ -151,17 +152,10 @@ pub enum Definitions {
 }
 
 impl Definitions {
-    fn table(self) -> &'static str {
+    fn kind(self) -> Kind {
         match self {
-            Definitions::Channels => "alert_channels",
-            Definitions::Rules => "alert_rules",
-        }
-    }
-
-    fn noun(self) -> &'static str {
-        match self {
-            Definitions::Channels => "alert channel",
-            Definitions::Rules => "alert rule",
+            Definitions::Channels => definitions::ALERT_CHANNELS,
+            Definitions::Rules => definitions::ALERT_RULES,
         }
     }
 }
@@ -172,26 +166,16 @@ impl Store {
         &self,
         which: Definitions,
     ) -> Result<Vec<DefinitionRow>, StoreError> {
-        let store = self.clone();
-        self.read(move |c| {
-            let mut st = c.prepare(&format!(
-                "SELECT id, name, spec FROM {} ORDER BY name",
-                which.table()
-            ))?;
-            let rows = st.query_map([], |r| {
-                Ok(DefinitionRow {
-                    id: r.get(0)?,
-                    name: r.get(1)?,
-                    spec: r.get(2)?,
-                })
-            })?;
-            let mut out = rows.collect::<Result<Vec<_>, _>>()?;
-            for row in &mut out {
-                row.spec = super::sealed::unseal_text(&row.spec, store.secrets())?;
-            }
-            Ok(out)
-        })
-        .await
+        Ok(self
+            .named_list(which.kind())
+            .await?
+            .into_iter()
+            .map(|row| DefinitionRow {
+                id: row.id,
+                name: row.name,
+                spec: row.spec.to_string(),
+            })
+            .collect())
     }
 
     /// Inserts a definition; `Conflict` if the name is taken. Returns its id.
@@ -201,26 +185,8 @@ impl Store {
         name: String,
         spec: String,
     ) -> Result<i64, StoreError> {
-        let spec = super::sealed::seal_text(&spec, self.secrets())?;
-        self.write(move |t| {
-            let now = now_ms();
-            let n = t.execute(
-                &format!(
-                    "INSERT INTO {}(name, spec, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)
-                     ON CONFLICT(name) DO NOTHING",
-                    which.table()
-                ),
-                params![name, spec, now],
-            )?;
-            if n == 0 {
-                return Err(StoreError::Conflict(format!(
-                    "an {} named '{name}' already exists",
-                    which.noun()
-                )));
-            }
-            Ok(t.last_insert_rowid())
-        })
-        .await
+        let spec: serde_json::Value = serde_json::from_str(&spec)?;
+        self.named_insert(which.kind(), &name, &spec).await
     }
 
     /// Replaces a definition; `NotFound` if there is none.
@@ -230,24 +196,8 @@ impl Store {
         name: String,
         spec: String,
     ) -> Result<(), StoreError> {
-        let spec = super::sealed::seal_text(&spec, self.secrets())?;
-        self.write(move |t| {
-            let n = t.execute(
-                &format!(
-                    "UPDATE {} SET spec = ?2, updated_at = ?3 WHERE name = ?1",
-                    which.table()
-                ),
-                params![name, spec, now_ms()],
-            )?;
-            if n == 0 {
-                return Err(StoreError::NotFound(format!(
-                    "no {} named '{name}'",
-                    which.noun()
-                )));
-            }
-            Ok(())
-        })
-        .await
+        let spec: serde_json::Value = serde_json::from_str(&spec)?;
+        self.named_update(which.kind(), &name, &spec).await
     }
 
     /// Deletes a definition (a channel's outbox rows go with it); `NotFound` if none.
@@ -256,20 +206,7 @@ impl Store {
         which: Definitions,
         name: String,
     ) -> Result<(), StoreError> {
-        self.write(move |t| {
-            let n = t.execute(
-                &format!("DELETE FROM {} WHERE name = ?1", which.table()),
-                params![name],
-            )?;
-            if n == 0 {
-                return Err(StoreError::NotFound(format!(
-                    "no {} named '{name}'",
-                    which.noun()
-                )));
-            }
-            Ok(())
-        })
-        .await
+        self.named_delete(which.kind(), &name, true).await
     }
 
     /// Queues notifications in one transaction, keeping at most `cap` pending rows.

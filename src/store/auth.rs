@@ -595,16 +595,8 @@ impl Store {
 
     /// Stores a security setting.
     pub async fn set_auth_setting(&self, key: &str, value: String) -> Result<(), StoreError> {
-        let key = key.to_string();
-        self.write(move |t| {
-            t.execute(
-                "INSERT INTO auth_settings(key, value) VALUES (?1, ?2)
-                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                params![key, value],
-            )?;
-            Ok(())
-        })
-        .await
+        self.upsert("auth_settings", ("key", key.to_string()), ("value", value))
+            .await
     }
 
     /// Appends to the audit log (detached).

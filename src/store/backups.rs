@@ -3,63 +3,15 @@
 //! restore with the paths needed to finish or undo it after a crash.
 
 use rusqlite::{OptionalExtension, params};
-use serde::Serialize;
-use utoipa::ToSchema;
 
 use super::{Store, StoreError, now_ms};
-
-/// A per-file (or whole-archive) problem found by verification.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, ToSchema)]
-pub struct Mismatch {
-    /// Path inside the archive, or `(archive)` for the archive as a whole.
-    pub path: String,
-    /// What is wrong.
-    pub problem: String,
-}
-
-/// One backup attempt.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct BackupRecord {
-    /// Backup id.
-    pub id: i64,
-    /// Program the backup was taken of.
-    pub program: String,
-    /// `running`, `ok`, `failed`, `cancelled` or `interrupted` (warden stopped mid-way).
-    pub status: String,
-    /// Who or what asked for it (`manual by alice`, `schedule nightly`…).
-    pub reason: String,
-    /// Unix ms.
-    pub started_at: i64,
-    /// Unix ms.
-    pub finished_at: Option<i64>,
-    /// Directory holding the archive and its manifest (finished backups only).
-    pub path: Option<String>,
-    /// Size of the compressed archive.
-    pub archive_bytes: Option<u64>,
-    /// Files in the archive.
-    pub files: Option<u64>,
-    /// Bytes of file data before compression.
-    pub data_bytes: Option<u64>,
-    /// BLAKE3 of the archive file, hex.
-    pub checksum: Option<String>,
-    /// Why it failed.
-    pub error: Option<String>,
-    /// Things worth knowing that did not fail the backup (a post step failed, a file
-    /// changed while it was read…).
-    pub warnings: Vec<String>,
-    /// Unix ms of the last verification.
-    pub verified_at: Option<i64>,
-    /// Outcome of the last verification.
-    pub verify_ok: Option<bool>,
-    /// Problems found by the last verification.
-    pub verify_problems: Vec<Mismatch>,
-}
+use crate::backup::record::{BackupRecord, BackupStatus, Mismatch, RestoreRecord, RestoreStatus};
 
 /// The outcome of a backup attempt, written once when it ends.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct BackupOutcome {
     /// `ok`, `failed` or `cancelled`.
-    pub status: String,
+    pub status: BackupStatus,
     /// Directory of the finished backup.
     pub path: Option<String>,
     /// Compressed size.
@@ -74,33 +26,6 @@ pub struct BackupOutcome {
     pub error: Option<String>,
     /// Non-fatal notes.
     pub warnings: Vec<String>,
-}
-
-/// One restore.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct RestoreRecord {
-    /// Restore id.
-    pub id: i64,
-    /// The backup restored.
-    pub backup_id: i64,
-    /// Program whose data was replaced.
-    pub program: String,
-    /// `running`, `ok`, `failed` or `interrupted`.
-    pub status: String,
-    /// Unix ms.
-    pub started_at: i64,
-    /// Unix ms.
-    pub finished_at: Option<i64>,
-    /// The directory that was replaced.
-    pub target: String,
-    /// Where the archive was extracted before the swap.
-    pub staging: String,
-    /// The previous data, kept until discarded.
-    pub rollback: Option<String>,
-    /// Why it failed.
-    pub error: Option<String>,
-    /// Unix ms when the rollback copy was deleted.
-    pub discarded_at: Option<i64>,
 }
 
 const BACKUP_COLS: &str = "id, program, status, reason, started_at, finished_at, path, archive_bytes, files, data_bytes, checksum, error, warnings, verified_at, verify_ok, verify_problems";
@@ -357,11 +282,10 @@ impl Store {
     pub async fn finish_restore(
         &self,
         id: i64,
-        status: &str,
+        status: RestoreStatus,
         error: Option<String>,
         keep_rollback: bool,
     ) -> Result<(), StoreError> {
-        let status = status.to_string();
         self.write(move |t| {
             t.execute(
                 "UPDATE restores SET status = ?2, finished_at = ?3, error = ?4,
@@ -438,10 +362,14 @@ mod tests {
             .finish_backup(
                 a,
                 BackupOutcome {
-                    status: "ok".into(),
+                    status: BackupStatus::Ok,
+                    path: None,
+                    archive_bytes: None,
                     files: Some(3),
+                    data_bytes: None,
+                    checksum: None,
+                    error: None,
                     warnings: vec!["w".into()],
-                    ..Default::default()
                 },
             )
             .await
@@ -451,7 +379,7 @@ mod tests {
         assert_eq!(interrupted[0].id, b);
         let list = store.backups("p").await.expect("list");
         assert_eq!(list.len(), 2);
-        assert_eq!(list[0].status, "interrupted");
+        assert_eq!(list[0].status, BackupStatus::Interrupted);
         assert_eq!(list[1].files, Some(3));
         assert_eq!(list[1].warnings, vec!["w".to_string()]);
         store

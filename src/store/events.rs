@@ -1,11 +1,9 @@
 //! The durable event log: lifecycle transitions and warden's own events, newest first.
 
 use rusqlite::{OptionalExtension, params};
-use serde::Serialize;
-use utoipa::ToSchema;
 
 use super::{Store, StoreError};
-use crate::history::Change;
+use crate::history::{Change, EventRecord};
 use crate::program::State;
 
 /// A program's stored state changes around a window (see [`Store::state_history`]).
@@ -17,27 +15,6 @@ pub struct StoredStates {
     pub before: Option<State>,
     /// Changes within the window, oldest first.
     pub changes: Vec<Change>,
-}
-
-/// One stored event.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct EventRecord {
-    /// Monotonic id; use it as the `before` cursor for the next page.
-    pub id: i64,
-    /// Unix ms.
-    pub ts: i64,
-    /// RFC 3339 time, for people.
-    pub time: String,
-    /// Program name; absent for warden's own events.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub program: Option<String>,
-    /// Kind, e.g. `state`, `program_created`, `warden_started`.
-    pub kind: String,
-    /// Readable summary.
-    pub message: String,
-    /// Structured details; null for events that carry none.
-    #[schema(value_type = Option<Object>)]
-    pub data: serde_json::Value,
 }
 
 /// An event to append.
@@ -63,16 +40,22 @@ fn rfc3339(ts: i64) -> String {
 
 impl Store {
     /// Appends an event without waiting for the commit (the writer queue is bounded, so
-    /// this waits only when the writer is far behind).
-    pub async fn append_event(&self, ev: NewEvent) -> Result<(), StoreError> {
-        self.write_detached("event", move |t| {
-            t.execute(
-                "INSERT INTO events(ts, program, kind, message, data) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![ev.ts, ev.program, ev.kind, ev.message, ev.data.to_string()],
-            )?;
-            Ok(())
-        })
-        .await
+    /// this waits only when the writer is far behind). It cannot fail its caller: the
+    /// writer counts and logs a lost record, and a store already closed (shutdown) is
+    /// logged here. An event is worth keeping, never worth failing the work it reports.
+    pub async fn record_event(&self, ev: NewEvent) {
+        let queued = self
+            .write_detached("event", move |t| {
+                t.execute(
+                    "INSERT INTO events(ts, program, kind, message, data) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![ev.ts, ev.program, ev.kind, ev.message, ev.data.to_string()],
+                )?;
+                Ok(())
+            })
+            .await;
+        if let Err(e) = queued {
+            tracing::error!(error = %e, "cannot store event");
+        }
     }
 
     /// A page of events, newest first: those with `id < before` (all when `None`), at

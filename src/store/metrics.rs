@@ -1,5 +1,5 @@
-//! Resource history tables: batched sample inserts, incremental rollups into 1-minute and
-//! 1-hour tiers, bounded pruning, bucketed range queries, export pages, and all-or-nothing
+//! Resource history tables: batched sample inserts, incremental rollups into 1-minute,
+//! 10-minute and 1-hour tiers, bounded pruning, bucketed range queries, export pages, and all-or-nothing
 //! imports staged in a temporary table of the writer connection.
 //!
 //! The store knows columns of integers only; what they mean (and their scale) is the
@@ -17,7 +17,9 @@ pub struct Family {
     pub raw: &'static str,
     /// 1-minute rollups.
     pub minute: &'static str,
-    /// 1-hour rollups.
+    /// 10-minute rollups (from the minutes).
+    pub ten: &'static str,
+    /// 1-hour rollups (from the 10 minutes).
     pub hour: &'static str,
     /// Value columns, in the order of [`Row::values`].
     pub columns: &'static [&'static str],
@@ -29,6 +31,7 @@ pub struct Family {
 pub static PROGRAMS: Family = Family {
     raw: "metric_raw",
     minute: "metric_1m",
+    ten: "metric_10m",
     hour: "metric_1h",
     columns: &[
         "cpu", "mem", "virt", "threads", "files", "rd", "wr", "players",
@@ -40,6 +43,7 @@ pub static PROGRAMS: Family = Family {
 pub static HOST: Family = Family {
     raw: "host_raw",
     minute: "host_1m",
+    ten: "host_10m",
     hour: "host_1h",
     columns: &[
         "cpu",
@@ -65,12 +69,16 @@ pub enum Tier {
     Raw,
     /// 1-minute min/avg/max.
     Minute,
+    /// 10-minute min/avg/max.
+    TenMinutes,
     /// 1-hour min/avg/max.
     Hour,
 }
 
-/// One minute and one hour in ms: the rollup buckets.
+/// One minute, ten minutes and one hour in ms: the rollup buckets.
 pub const MINUTE_MS: i64 = 60_000;
+/// Ten minutes in ms.
+pub const TEN_MINUTES_MS: i64 = 600_000;
 /// One hour in ms.
 pub const HOUR_MS: i64 = 3_600_000;
 
@@ -80,6 +88,7 @@ impl Tier {
         match self {
             Tier::Raw => "raw",
             Tier::Minute => "1m",
+            Tier::TenMinutes => "10m",
             Tier::Hour => "1h",
         }
     }
@@ -88,6 +97,7 @@ impl Tier {
         match self {
             Tier::Raw => fam.raw,
             Tier::Minute => fam.minute,
+            Tier::TenMinutes => fam.ten,
             Tier::Hour => fam.hour,
         }
     }
@@ -318,8 +328,19 @@ fn insert_rows(
     Ok(())
 }
 
+/// The rollup tiers of `fam` in order, each computed from the one before it: (source
+/// table, rollup table, whether the source holds raw samples, bucket width in ms).
+fn rollup_chain(fam: &Family) -> [(&'static str, &'static str, bool, i64); 3] {
+    [
+        (fam.raw, fam.minute, true, MINUTE_MS),
+        (fam.minute, fam.ten, false, TEN_MINUTES_MS),
+        (fam.ten, fam.hour, false, HOUR_MS),
+    ]
+}
+
 /// Recomputes the 1-minute rollups of minutes touching `[from, to]` from raw rows, then
-/// the 1-hour rollups of hours touching that range from the minute rows.
+/// the 10-minute and 1-hour rollups of the periods touching that range from the finer
+/// tier below each.
 fn rollup_range(
     t: &Transaction<'_>,
     fam: &Family,
@@ -327,18 +348,14 @@ fn rollup_range(
     from: i64,
     to: i64,
 ) -> Result<(), StoreError> {
-    let (m0, m1) = (
-        bucket_start(from, MINUTE_MS),
-        bucket_start(to, MINUTE_MS) + MINUTE_MS,
-    );
-    t.prepare_cached(&rollup_sql(fam, fam.raw, fam.minute, true, MINUTE_MS))?
-        .execute(params![id, m0, m1])?;
-    let (h0, h1) = (
-        bucket_start(from, HOUR_MS),
-        bucket_start(to, HOUR_MS) + HOUR_MS,
-    );
-    t.prepare_cached(&rollup_sql(fam, fam.minute, fam.hour, false, HOUR_MS))?
-        .execute(params![id, h0, h1])?;
+    for (src, dst, from_raw, bucket) in rollup_chain(fam) {
+        let (b0, b1) = (
+            bucket_start(from, bucket),
+            bucket_start(to, bucket) + bucket,
+        );
+        t.prepare_cached(&rollup_sql(fam, src, dst, from_raw, bucket))?
+            .execute(params![id, b0, b1])?;
+    }
     Ok(())
 }
 
@@ -364,8 +381,9 @@ impl Store {
     }
 
     /// One bounded step of the background rollup of `fam`: computes the 1-minute rows of
-    /// at most `max_span` ms of complete minutes before `upto`, then the 1-hour rows of the
-    /// hours completed by them. Returns true when more complete minutes are waiting.
+    /// at most `max_span` ms of complete minutes before `upto`, then the 10-minute rows of
+    /// the periods completed by them, then the 1-hour rows of the hours completed by
+    /// those. Returns true when more complete minutes are waiting.
     pub async fn rollup_step(
         &self,
         fam: &'static Family,
@@ -374,29 +392,33 @@ impl Store {
     ) -> Result<bool, StoreError> {
         self.write(move |t| {
             let ids = all_series(t, fam)?;
-            let target = bucket_start(upto, MINUTE_MS);
+            let [(raw, minute, from_raw, minute_ms), coarser @ ..] = rollup_chain(fam);
+            let target = bucket_start(upto, minute_ms);
             // A first run starts one span back: older raw rows can only come from imports,
             // which roll up what they bring themselves.
-            let from = state(t, fam.minute)?.unwrap_or(target - max_span);
+            let from = state(t, minute)?.unwrap_or(target - max_span);
             let to = target.min(from + max_span);
             if to > from {
                 let mut st =
-                    t.prepare_cached(&rollup_sql(fam, fam.raw, fam.minute, true, MINUTE_MS))?;
+                    t.prepare_cached(&rollup_sql(fam, raw, minute, from_raw, minute_ms))?;
                 for id in &ids {
                     st.execute(params![id, from, to])?;
                 }
-                set_state(t, fam.minute, to)?;
+                set_state(t, minute, to)?;
             }
-            let minute_done = to.max(from);
-            let hour_target = bucket_start(minute_done, HOUR_MS);
-            let hfrom = state(t, fam.hour)?.unwrap_or(bucket_start(from, HOUR_MS));
-            if hour_target > hfrom {
-                let mut st =
-                    t.prepare_cached(&rollup_sql(fam, fam.minute, fam.hour, false, HOUR_MS))?;
-                for id in &ids {
-                    st.execute(params![id, hfrom, hour_target])?;
+            // Each coarser tier covers the periods the tier below has completed.
+            let mut done = to.max(from);
+            for (src, dst, from_raw, bucket) in coarser {
+                let target = bucket_start(done, bucket);
+                let start = state(t, dst)?.unwrap_or(bucket_start(from, bucket));
+                if target > start {
+                    let mut st = t.prepare_cached(&rollup_sql(fam, src, dst, from_raw, bucket))?;
+                    for id in &ids {
+                        st.execute(params![id, start, target])?;
+                    }
+                    set_state(t, dst, target)?;
                 }
-                set_state(t, fam.hour, hour_target)?;
+                done = target.max(start);
             }
             Ok(to < target)
         })
@@ -622,12 +644,13 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&dir.path().join("m.db")).expect("open");
         let base = 1_700_000_000_000 - 1_700_000_000_000 % HOUR_MS;
-        // Minute 0: cpu 10, 20, 30 (avg 20); minute 1: cpu 100 (avg 100).
+        // Minute 0: cpu 10, 20, 30 (avg 20); minute 1: cpu 100 (avg 100); minute 10: 50.
         let rows = vec![
             row(base, 10),
             row(base + 1000, 20),
             row(base + 2000, 30),
             row(base + MINUTE_MS, 100),
+            row(base + TEN_MINUTES_MS, 50),
         ];
         store
             .insert_samples(vec![("p".into(), rows)], vec![])
@@ -653,10 +676,28 @@ mod tests {
             )
             .await
             .expect("query");
-        assert_eq!(m.len(), 2);
+        assert_eq!(m.len(), 3);
         assert_eq!(m[0].1[0], Some(20.0));
         assert_eq!(m[1].1[0], Some(100.0));
-        // The hour: weighted (10+20+30+100)/4 = 40, not (20+100)/2 = 60.
+        // Ten minutes from the minutes: weighted (10+20+30+100)/4 = 40, not (20+100)/2.
+        let ten = store
+            .metric_buckets(
+                &PROGRAMS,
+                Some("p".into()),
+                BucketQuery {
+                    tier: Tier::TenMinutes,
+                    agg: Agg::Avg,
+                    from: base,
+                    to: base + HOUR_MS,
+                    step: TEN_MINUTES_MS,
+                },
+            )
+            .await
+            .expect("query");
+        let cpu: Vec<_> = ten.iter().map(|(ts, v)| (*ts - base, v[0])).collect();
+        assert_eq!(cpu, [(0, Some(40.0)), (TEN_MINUTES_MS, Some(50.0))]);
+        // The hour from the ten minutes, still weighted by samples:
+        // (10+20+30+100+50)/5 = 42, not (40+50)/2.
         let h = store
             .metric_buckets(
                 &PROGRAMS,
@@ -675,7 +716,7 @@ mod tests {
             h,
             vec![(
                 base,
-                vec![Some(40.0), Some(400.0), None, None, None, None, None, None]
+                vec![Some(42.0), Some(420.0), None, None, None, None, None, None]
             )]
         );
         let hmax = store
@@ -721,9 +762,53 @@ mod tests {
                 .prune_metrics(&PROGRAMS, Tier::Raw, base + HOUR_MS, 3)
                 .await
                 .expect("prune"),
-            1
+            2
         );
         store.close().await;
+    }
+
+    /// Migration 0013 fills the 10-minute tier from the minute rows an older warden
+    /// stored, weighted by their sample counts, and starts its rollup where the minutes'
+    /// had got.
+    #[test]
+    fn the_ten_minute_tier_is_filled_from_existing_minutes() {
+        let mut c = Connection::open_in_memory().expect("db");
+        let m = crate::store::migrations();
+        m.to_version(&mut c, 12).expect("schema 12");
+        let base = 1_700_000_000_000 - 1_700_000_000_000 % HOUR_MS;
+        for (ts, n, cpu) in [
+            (base, 3, 20),
+            (base + MINUTE_MS, 1, 100),
+            (base + TEN_MINUTES_MS, 2, 50),
+        ] {
+            c.execute(
+                "INSERT INTO metric_1m (series, ts, n, cpu_min, cpu_avg, cpu_max) VALUES (1, ?1, ?2, ?3, ?3, ?3)",
+                params![ts, n, cpu],
+            )
+            .expect("minute row");
+        }
+        c.execute(
+            "INSERT INTO metric_rollup_state (target, upto) VALUES ('metric_1m', ?1)",
+            params![base + TEN_MINUTES_MS + 5 * MINUTE_MS],
+        )
+        .expect("state");
+        m.to_latest(&mut c).expect("migrate");
+        let rows: Vec<(i64, i64, i64)> = c
+            .prepare("SELECT ts, n, cpu_avg FROM metric_10m ORDER BY ts")
+            .expect("select")
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        assert_eq!(rows, [(base, 4, 40), (base + TEN_MINUTES_MS, 2, 50)]);
+        let upto: i64 = c
+            .query_row(
+                "SELECT upto FROM metric_rollup_state WHERE target = 'metric_10m'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("state");
+        assert_eq!(upto, base + TEN_MINUTES_MS);
     }
 
     #[tokio::test]

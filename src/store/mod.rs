@@ -10,6 +10,7 @@ pub mod access;
 pub mod alerts;
 pub mod auth;
 pub mod backups;
+pub mod definitions;
 pub mod events;
 pub mod fleet;
 pub mod metrics;
@@ -117,9 +118,11 @@ pub struct StoreHealth {
 
 /// Shared between the writer thread and the handles. A std mutex: held only to copy or
 /// update a few fields, never across `.await` or I/O.
-#[derive(Default)]
 struct WriterHealth {
     state: Mutex<StoreHealth>,
+    /// Whether writes fail now, for those who react to a change (`Store::failing`)
+    /// instead of polling.
+    failing: tokio::sync::watch::Sender<bool>,
     /// Unix ms when a failure was last logged: a disk that flaps between some room and
     /// none is logged at most once a minute. Used by the writer thread only.
     logged_ms: std::sync::atomic::AtomicI64,
@@ -127,12 +130,26 @@ struct WriterHealth {
     told: std::sync::atomic::AtomicBool,
 }
 
+impl Default for WriterHealth {
+    fn default() -> Self {
+        WriterHealth {
+            state: Mutex::default(),
+            failing: tokio::sync::watch::Sender::new(false),
+            logged_ms: Default::default(),
+            told: Default::default(),
+        }
+    }
+}
+
 impl WriterHealth {
     fn update(&self, f: impl FnOnce(&mut StoreHealth)) {
-        {
+        let failing = {
             let mut h = crate::sync::lock(&self.state);
             f(&mut h);
-        }
+            h.failing_since_ms.is_some()
+        };
+        self.failing
+            .send_if_modified(|v| std::mem::replace(v, failing) != failing);
     }
 
     fn snapshot(&self) -> StoreHealth {
@@ -188,6 +205,8 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("migrations/0010_updates.sql")),
         M::up(include_str!("migrations/0011_secrets.sql")),
         M::up(include_str!("migrations/0012_steam_account.sql")),
+        M::up(include_str!("migrations/0013_metric_10m.sql")),
+        M::up(include_str!("migrations/0014_updates_follow_programs.sql")),
     ])
 }
 
@@ -299,6 +318,29 @@ impl Store {
             .map_err(|e| e.located(&self.inner.dir))
     }
 
+    /// Inserts or replaces the row of `table` whose `key.0` column is `key.1`, setting
+    /// its `value.0` column to `value.1` (settings, the Steam account): one statement for
+    /// the key-value tables.
+    pub(crate) async fn upsert(
+        &self,
+        table: &'static str,
+        key: (&'static str, String),
+        value: (&'static str, String),
+    ) -> Result<(), StoreError> {
+        let ((key_col, key), (value_col, value)) = (key, value);
+        self.write(move |t| {
+            t.execute(
+                &format!(
+                    "INSERT INTO {table}({key_col}, {value_col}) VALUES (?1, ?2)
+                     ON CONFLICT({key_col}) DO UPDATE SET {value_col} = excluded.{value_col}"
+                ),
+                rusqlite::params![key, value],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
     /// Queues a write without waiting for it to commit. Used for append-only records
     /// (events) where the producer must not wait for disk; the queue is bounded, so this
     /// still waits when the writer is far behind. A failure is counted in
@@ -383,6 +425,11 @@ impl Store {
     /// How the writer is doing (for `/health` and `/metrics`).
     pub fn health(&self) -> StoreHealth {
         self.inner.health.snapshot()
+    }
+
+    /// Whether writes fail now; `changed()` wakes when that flips.
+    pub fn failing(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.inner.health.failing.subscribe()
     }
 
     /// The data directory (the database's folder), absolute.

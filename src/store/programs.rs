@@ -3,7 +3,8 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::{Store, StoreError, now_ms, sealed};
+use super::definitions::{self, Save};
+use super::{Store, StoreError};
 use crate::program::ProgramSpec;
 
 /// Identity of a child process recorded while it runs.
@@ -29,13 +30,6 @@ pub struct IntentRow {
 }
 
 impl Store {
-    /// `spec` as JSON with its secret fields sealed, as the store keeps it.
-    pub(crate) fn sealed_json<T: serde::Serialize>(&self, spec: &T) -> Result<String, StoreError> {
-        let mut v = serde_json::to_value(spec)?;
-        sealed::seal(&mut v, self.secrets())?;
-        Ok(v.to_string())
-    }
-
     /// Records what warden means to do with a program; returns once committed.
     pub async fn set_intent(&self, name: &str, row: IntentRow) -> Result<(), StoreError> {
         let name = name.to_string();
@@ -78,69 +72,38 @@ impl Store {
 
     /// All program specs, ordered by name.
     pub async fn program_specs(&self) -> Result<Vec<ProgramSpec>, StoreError> {
-        let store = self.clone();
-        self.read(move |c| {
-            let mut st = c.prepare("SELECT spec FROM programs ORDER BY name")?;
-            let rows = st.query_map([], |r| r.get::<_, String>(0))?;
-            let mut out = Vec::new();
-            for json in rows {
-                let mut v: serde_json::Value = serde_json::from_str(&json?)?;
-                sealed::unseal(&mut v, store.secrets())?;
-                out.push(serde_json::from_value(v)?);
-            }
-            Ok(out)
-        })
-        .await
+        self.named_list(definitions::PROGRAMS)
+            .await?
+            .into_iter()
+            .map(|row| Ok(serde_json::from_value(row.spec)?))
+            .collect()
     }
 
     /// Inserts a new program; `Conflict` if the name is taken.
     pub async fn insert_program(&self, spec: ProgramSpec) -> Result<(), StoreError> {
-        let json = self.sealed_json(&spec)?;
-        self.write(move |t| {
-            let now = now_ms();
-            let n = t.execute(
-                "INSERT INTO programs(name, spec, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)
-                 ON CONFLICT(name) DO NOTHING",
-                params![spec.name, json, now],
-            )?;
-            if n == 0 {
-                return Err(StoreError::Conflict(format!(
-                    "a program named '{}' already exists",
-                    spec.name
-                )));
-            }
-            Ok(())
-        })
-        .await
+        self.named_insert(definitions::PROGRAMS, &spec.name, &spec)
+            .await
+            .map(drop)
     }
 
     /// Replaces an existing program's spec; `NotFound` if there is none.
     pub async fn update_program(&self, spec: ProgramSpec) -> Result<(), StoreError> {
-        let json = self.sealed_json(&spec)?;
-        self.write(move |t| {
-            let n = t.execute(
-                "UPDATE programs SET spec = ?2, updated_at = ?3 WHERE name = ?1",
-                params![spec.name, json, now_ms()],
-            )?;
-            if n == 0 {
-                return Err(StoreError::NotFound(format!(
-                    "no program named '{}'",
-                    spec.name
-                )));
-            }
-            Ok(())
-        })
-        .await
+        self.named_update(definitions::PROGRAMS, &spec.name, &spec)
+            .await
+    }
+
+    /// Stores new and changed programs in one transaction: all of them, or none.
+    pub async fn save_programs(&self, specs: &[(Save, &ProgramSpec)]) -> Result<(), StoreError> {
+        let rows: Vec<(Save, &str, &ProgramSpec)> = specs
+            .iter()
+            .map(|(save, spec)| (*save, spec.name.as_str(), *spec))
+            .collect();
+        self.named_save_all(definitions::PROGRAMS, &rows).await
     }
 
     /// Deletes a program (its runtime row goes with it).
     pub async fn delete_program(&self, name: &str) -> Result<(), StoreError> {
-        let name = name.to_string();
-        self.write(move |t| {
-            t.execute("DELETE FROM programs WHERE name = ?1", params![name])?;
-            Ok(())
-        })
-        .await
+        self.named_delete(definitions::PROGRAMS, name, false).await
     }
 
     /// Records the identity of a freshly spawned child. Awaited before the program is

@@ -6,9 +6,12 @@
 use rusqlite::{OptionalExtension, Row, params};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use utoipa::ToSchema;
 
+use super::definitions::{self, Kind};
 use super::{Store, StoreError, now_ms};
+use crate::schedule::record::{
+    JobRunRecord, RunStatus, ScheduleRunRecord, StepRunRecord, StepStatus,
+};
 
 /// A stored definition with its bookkeeping.
 #[derive(Debug, Clone)]
@@ -21,93 +24,11 @@ pub struct DefRow<T> {
     pub last_fire_at: Option<i64>,
 }
 
-/// One run of a schedule's chain.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct ScheduleRunRecord {
-    /// Run id; use it as the `before` cursor for the next page.
-    pub id: i64,
-    /// Schedule name.
-    pub schedule: String,
-    /// `schedule`, `missed` (run once at start) or `manual:<user>`.
-    pub source: String,
-    /// The fire time the run belongs to (unix ms); absent for manual runs.
-    pub scheduled_for: Option<i64>,
-    /// Unix ms.
-    pub started_at: i64,
-    /// Unix ms; absent while running.
-    pub ended_at: Option<i64>,
-    /// `running`, `succeeded`, `failed`, `cancelled`, `skipped` or `interrupted`.
-    pub state: String,
-    /// Why it failed or was skipped.
-    pub error: Option<String>,
-    /// Per-task results, in chain order.
-    #[schema(value_type = Vec<crate::schedule::chain::TaskResult>)]
-    pub tasks: serde_json::Value,
-}
-
-/// One run of a job (or a skipped trigger).
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct JobRunRecord {
-    /// Run id; use it as the `before` cursor for the next page.
-    pub id: i64,
-    /// Job name.
-    pub job: String,
-    /// Who or what triggered it: `manual:<user>` or `schedule:<name>`.
-    pub source: String,
-    /// `running`, `succeeded`, `failed`, `cancelled`, `skipped` or `interrupted`.
-    pub state: String,
-    /// Unix ms.
-    pub started_at: i64,
-    /// Unix ms; absent while running.
-    pub ended_at: Option<i64>,
-    /// Wall time of the run.
-    pub duration_ms: Option<i64>,
-    /// Retries of all its steps together.
-    pub retries: i64,
-    /// Why it failed or was skipped.
-    pub error: Option<String>,
-    /// Median duration predicted when it started.
-    pub predicted_p50_ms: Option<i64>,
-    /// 90th percentile predicted when it started.
-    pub predicted_p90_ms: Option<i64>,
-}
-
-/// One attempt of one step.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct StepRunRecord {
-    /// Row id.
-    pub id: i64,
-    /// Step name.
-    pub step: String,
-    /// 0 for the first try; equals the number of retries before it.
-    pub attempt: i64,
-    /// `running`, `succeeded`, `failed`, `cancelled`, `interrupted` or `lost`.
-    pub state: String,
-    /// Unix ms.
-    pub started_at: i64,
-    /// Unix ms.
-    pub ended_at: Option<i64>,
-    /// Wall time.
-    pub duration_ms: Option<i64>,
-    /// Process id.
-    pub pid: Option<u32>,
-    /// Exit code, when it exited normally.
-    pub exit_code: Option<i32>,
-    /// Signal that ended it.
-    pub signal: Option<String>,
-    /// Failure class: `exit`, `timeout`, `spawn` or `cancelled`.
-    pub failure: Option<String>,
-    /// Readable outcome, e.g. `exit code 3`.
-    pub message: Option<String>,
-    /// The last lines of its output (stdout and stderr together).
-    pub output_tail: Option<String>,
-}
-
 /// The end of a step attempt.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct StepEnd {
     /// Final state.
-    pub state: &'static str,
+    pub state: StepStatus,
     /// Exit code.
     pub exit_code: Option<i32>,
     /// Signal name.
@@ -210,17 +131,10 @@ pub enum DefKind {
 }
 
 impl DefKind {
-    fn table(self) -> &'static str {
+    fn kind(self) -> Kind {
         match self {
-            DefKind::Schedule => "schedules",
-            DefKind::Job => "jobs",
-        }
-    }
-
-    fn noun(self) -> &'static str {
-        match self {
-            DefKind::Schedule => "schedule",
-            DefKind::Job => "job",
+            DefKind::Schedule => definitions::SCHEDULES,
+            DefKind::Job => definitions::JOBS,
         }
     }
 }
@@ -231,37 +145,17 @@ impl Store {
         &self,
         kind: DefKind,
     ) -> Result<Vec<DefRow<T>>, StoreError> {
-        let store = self.clone();
-        self.read(move |c| {
-            let last = match kind {
-                DefKind::Schedule => "last_fire_at",
-                DefKind::Job => "NULL",
-            };
-            let mut st = c.prepare(&format!(
-                "SELECT spec, updated_at, {last} FROM {} ORDER BY name",
-                kind.table()
-            ))?;
-            let rows = st.query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, Option<i64>>(2)?,
-                ))
-            })?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (json, updated_at, last_fire_at) = row?;
-                let mut v: serde_json::Value = serde_json::from_str(&json)?;
-                super::sealed::unseal(&mut v, store.secrets())?;
-                out.push(DefRow {
-                    spec: serde_json::from_value(v)?,
-                    updated_at,
-                    last_fire_at,
-                });
-            }
-            Ok(out)
-        })
-        .await
+        self.named_list(kind.kind())
+            .await?
+            .into_iter()
+            .map(|row| {
+                Ok(DefRow {
+                    spec: serde_json::from_value(row.spec)?,
+                    updated_at: row.updated_at,
+                    last_fire_at: row.extra,
+                })
+            })
+            .collect()
     }
 
     /// Inserts a definition; `Conflict` if the name is taken.
@@ -271,26 +165,7 @@ impl Store {
         name: &str,
         spec: &T,
     ) -> Result<(), StoreError> {
-        let json = self.sealed_json(spec)?;
-        let name = name.to_string();
-        self.write(move |t| {
-            let n = t.execute(
-                &format!(
-                    "INSERT INTO {}(name, spec, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)
-                     ON CONFLICT(name) DO NOTHING",
-                    kind.table()
-                ),
-                params![name, json, now_ms()],
-            )?;
-            if n == 0 {
-                return Err(StoreError::Conflict(format!(
-                    "a {} named '{name}' already exists",
-                    kind.noun()
-                )));
-            }
-            Ok(())
-        })
-        .await
+        self.named_insert(kind.kind(), name, spec).await.map(drop)
     }
 
     /// Replaces a definition; `NotFound` if there is none.
@@ -300,38 +175,12 @@ impl Store {
         name: &str,
         spec: &T,
     ) -> Result<(), StoreError> {
-        let json = self.sealed_json(spec)?;
-        let name = name.to_string();
-        self.write(move |t| {
-            let n = t.execute(
-                &format!(
-                    "UPDATE {} SET spec = ?2, updated_at = ?3 WHERE name = ?1",
-                    kind.table()
-                ),
-                params![name, json, now_ms()],
-            )?;
-            if n == 0 {
-                return Err(StoreError::NotFound(format!(
-                    "no {} named '{name}'",
-                    kind.noun()
-                )));
-            }
-            Ok(())
-        })
-        .await
+        self.named_update(kind.kind(), name, spec).await
     }
 
     /// Deletes a definition with its history (and, for jobs, its lease).
     pub async fn delete_def(&self, kind: DefKind, name: &str) -> Result<(), StoreError> {
-        let name = name.to_string();
-        self.write(move |t| {
-            t.execute(
-                &format!("DELETE FROM {} WHERE name = ?1", kind.table()),
-                params![name],
-            )?;
-            Ok(())
-        })
-        .await
+        self.named_delete(kind.kind(), name, false).await
     }
 
     /// Records the fire time of a schedule's latest run.
@@ -353,14 +202,14 @@ impl Store {
         schedule: &str,
         source: String,
         scheduled_for: Option<i64>,
-        state: &'static str,
+        state: RunStatus,
         error: Option<String>,
         tasks: serde_json::Value,
     ) -> Result<i64, StoreError> {
         let schedule = schedule.to_string();
         self.write(move |t| {
             let now = now_ms();
-            let ended = (state != "running").then_some(now);
+            let ended = (state != RunStatus::Running).then_some(now);
             t.execute(
                 "INSERT INTO schedule_runs(schedule, source, scheduled_for, started_at, ended_at, state, error, tasks)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -375,12 +224,12 @@ impl Store {
     pub async fn update_schedule_run(
         &self,
         id: i64,
-        state: &'static str,
+        state: RunStatus,
         error: Option<String>,
         tasks: serde_json::Value,
     ) -> Result<(), StoreError> {
         self.write(move |t| {
-            let ended = (state != "running").then(now_ms);
+            let ended = (state != RunStatus::Running).then(now_ms);
             t.execute(
                 "UPDATE schedule_runs SET state = ?2, error = ?3, tasks = ?4, ended_at = ?5 WHERE id = ?1",
                 params![id, state, error, tasks.to_string(), ended],
@@ -447,7 +296,7 @@ impl Store {
         &self,
         job: &str,
         source: String,
-        state: &'static str,
+        state: RunStatus,
         error: Option<String>,
         predicted: Option<(i64, i64)>,
         owner: Option<String>,
@@ -455,7 +304,7 @@ impl Store {
         let job = job.to_string();
         self.write(move |t| {
             let now = now_ms();
-            let (ended, duration) = if state == "running" {
+            let (ended, duration) = if state == RunStatus::Running {
                 (None, None)
             } else {
                 (Some(now), Some(0))
@@ -486,7 +335,7 @@ impl Store {
     pub async fn finish_job_run(
         &self,
         id: i64,
-        state: &'static str,
+        state: RunStatus,
         retries: u32,
         error: Option<String>,
     ) -> Result<(), StoreError> {
@@ -624,7 +473,7 @@ impl Store {
         &self,
         job: &str,
         limit: u32,
-    ) -> Result<Vec<(i64, i64, i64, String)>, StoreError> {
+    ) -> Result<Vec<(i64, i64, i64, RunStatus)>, StoreError> {
         let job = job.to_string();
         self.read(move |c| {
             let mut st = c.prepare_cached(
@@ -681,7 +530,7 @@ impl Store {
     pub async fn interrupt_job_run(
         &self,
         id: i64,
-        step_state: &'static str,
+        step_state: StepStatus,
         error: String,
     ) -> Result<(), StoreError> {
         self.write(move |t| {
@@ -911,7 +760,14 @@ mod tests {
         let mut ids = Vec::new();
         for _ in 0..4 {
             let id = store
-                .insert_job_run("j", "manual:t".into(), "running", None, Some((5, 9)), None)
+                .insert_job_run(
+                    "j",
+                    "manual:t".into(),
+                    RunStatus::Running,
+                    None,
+                    Some((5, 9)),
+                    None,
+                )
                 .await
                 .expect("run");
             let s = store
@@ -922,16 +778,18 @@ mod tests {
                 .finish_step_run(
                     s,
                     StepEnd {
-                        state: "succeeded",
+                        state: StepStatus::Succeeded,
                         exit_code: Some(0),
+                        signal: None,
+                        failure: None,
                         message: "exit code 0".into(),
-                        ..StepEnd::default()
+                        output_tail: None,
                     },
                 )
                 .await
                 .expect("finish step");
             store
-                .finish_job_run(id, "succeeded", 0, None)
+                .finish_job_run(id, RunStatus::Succeeded, 0, None)
                 .await
                 .expect("finish");
             ids.push(id);
@@ -950,7 +808,7 @@ mod tests {
         assert!(store.job_run("j", ids[0]).await.expect("db").is_none());
         // A run left running with a live step is found for recovery.
         let id = store
-            .insert_job_run("j", "manual:t".into(), "running", None, None, None)
+            .insert_job_run("j", "manual:t".into(), RunStatus::Running, None, None, None)
             .await
             .expect("run");
         store
@@ -961,7 +819,7 @@ mod tests {
         assert_eq!(running.len(), 1);
         assert_eq!((running[0].1[0].pid, running[0].1[0].start_time), (42, 7));
         store
-            .interrupt_job_run(id, "lost", "gone".into())
+            .interrupt_job_run(id, StepStatus::Lost, "gone".into())
             .await
             .expect("interrupt");
         assert!(store.running_job_runs("j").await.expect("db").is_empty());

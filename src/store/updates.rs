@@ -51,19 +51,6 @@ impl Store {
         .await
     }
 
-    /// Removes the update record of `program` (deleted).
-    pub async fn delete_update_record(&self, program: &str) -> Result<(), StoreError> {
-        let program = program.to_string();
-        self.write(move |t| {
-            t.execute(
-                "DELETE FROM program_updates WHERE program = ?1",
-                params![program],
-            )?;
-            Ok(())
-        })
-        .await
-    }
-
     /// The stored password of Steam account `user` (opened), if one is stored.
     pub async fn steam_password(&self, user: &str) -> Result<Option<String>, StoreError> {
         let user = user.to_string();
@@ -89,15 +76,39 @@ impl Store {
     pub async fn put_steam_password(&self, user: &str, password: &str) -> Result<(), StoreError> {
         let spec = serde_json::json!({"name": user, "password": password}).to_string();
         let spec = super::sealed::seal_text(&spec, self.secrets())?;
-        let user = user.to_string();
-        self.write(move |t| {
-            t.execute(
-                "INSERT INTO steam_accounts (name, spec) VALUES (?1, ?2)
-                 ON CONFLICT(name) DO UPDATE SET spec = excluded.spec",
-                params![user, spec],
-            )?;
-            Ok(())
-        })
-        .await
+        self.upsert("steam_accounts", ("name", user.to_string()), ("spec", spec))
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::definitions::PROGRAMS;
+    use super::*;
+
+    #[tokio::test]
+    async fn an_update_record_goes_with_its_program() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("u.db")).expect("open");
+        let spec = serde_json::json!({"name": "srv"});
+        store.named_insert(PROGRAMS, "srv", &spec).await.unwrap();
+        store
+            .put_update_record("srv", "{\"template\":\"valheim\"}".into(), 1)
+            .await
+            .unwrap();
+        assert!(store.update_record("srv").await.unwrap().is_some());
+        // Deleted by any path, the program takes its record along: a new `srv` is not
+        // taken for an install of `valheim`.
+        store.delete_program("srv").await.unwrap();
+        assert_eq!(store.update_record("srv").await.unwrap(), None);
+        store.named_insert(PROGRAMS, "srv", &spec).await.unwrap();
+        assert_eq!(store.update_record("srv").await.unwrap(), None);
+        // A record needs its program.
+        assert!(
+            store
+                .put_update_record("ghost", "{}".into(), 1)
+                .await
+                .is_err()
+        );
     }
 }

@@ -16,10 +16,11 @@ use super::deps::{self, Peers};
 use super::lifecycle::{Action, Input, Lifecycle};
 use super::limits;
 use super::stop_hook::{StdinWriter, StopRequest};
-use super::{Command, Ctx, GameHealth, ProgramStatus, Snapshot, StateReason, SupError};
+use super::{Command, Ctx, Snapshot, SupError};
 use crate::bus::{StateChange, Stream};
 use crate::os;
 use crate::program::{ExitInfo, ProgramSpec, State};
+use crate::program::{GameHealth, ProgramStatus, StateReason};
 use crate::store::now_ms;
 use crate::store::programs::{IntentRow, RuntimeRow};
 
@@ -409,10 +410,7 @@ impl Actor {
 
     async fn send_stdin(&mut self, line: String) -> Result<(), SupError> {
         let Some(p) = &self.proc else {
-            return Err(SupError::Unavailable(format!(
-                "program '{}' is not running",
-                self.spec.name
-            )));
+            return Err(SupError::NotRunning(self.spec.name.clone()));
         };
         let Some(tx) = &p.stdin else {
             return Err(SupError::Unavailable(format!(

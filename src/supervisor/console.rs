@@ -188,9 +188,15 @@ async fn writer_task(
 ) {
     let mut log = Log::new(logs, program);
     loop {
-        // A quiet console (a stopped program) closes its file, so deleting the file
-        // frees its space and nothing holds it open; the next line reopens it.
-        let line = match tokio::time::timeout(IDLE_CLOSE, rx.recv()).await {
+        // A quiet console (a stopped or silent program) closes its file, so deleting the
+        // file frees its space and nothing holds it open; the next line reopens it. With
+        // the file closed there is nothing left to time: the task sleeps until a line
+        // comes, so 50 silent programs cost no wake-ups.
+        let next = match log.idle_close() {
+            Some(after) => tokio::time::timeout(after, rx.recv()).await,
+            None => Ok(rx.recv().await),
+        };
+        let line = match next {
             Ok(Some(line)) => line,
             Ok(None) => break,
             Err(_) => {
@@ -310,6 +316,12 @@ impl Log {
     fn close(&mut self) {
         self.flush();
         self.file = None;
+    }
+
+    /// How long a quiet console keeps its file open: `IDLE_CLOSE` while one is open,
+    /// `None` (no timer) once it is closed.
+    fn idle_close(&self) -> Option<Duration> {
+        self.file.as_ref().map(|_| IDLE_CLOSE)
     }
 
     /// A failed open, write or flush: the file is dropped (what its buffer still held
@@ -454,6 +466,40 @@ mod tests {
         assert_eq!(got[5], ("last".into(), false));
         let total: usize = got.iter().map(|p| p.0.len()).sum();
         assert_eq!(total, 1 + 1 + long.len() + 4);
+    }
+
+    #[test]
+    fn a_closed_log_needs_no_timer() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut log = Log::new(
+            LogSettings {
+                dir: dir.path().to_path_buf(),
+                max_bytes: 1 << 20,
+                keep: 1,
+            },
+            "p".into(),
+        );
+        assert_eq!(log.idle_close(), None, "nothing open, nothing to close");
+        log.write(&ConsoleLine {
+            program: "p".into(),
+            ts: 0,
+            stream: Stream::Stdout,
+            text: "hello".into(),
+            split: false,
+        });
+        assert_eq!(
+            log.idle_close(),
+            Some(IDLE_CLOSE),
+            "an open file is closed when quiet"
+        );
+        log.close();
+        assert_eq!(
+            log.idle_close(),
+            None,
+            "closed: the writer sleeps until a line comes"
+        );
+        let text = std::fs::read_to_string(dir.path().join("console.log")).expect("log");
+        assert!(text.contains("hello"), "written before closing: {text:?}");
     }
 
     #[test]

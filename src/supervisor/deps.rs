@@ -90,13 +90,7 @@ pub(crate) fn find_cycle<'a>(
 
 /// The field error for a cycle, naming it.
 pub(crate) fn cycle_error(cycle: &[String]) -> FieldError {
-    FieldError {
-        field: "after".into(),
-        message: format!(
-            "programs would wait for each other forever: {}; remove one of these entries from after/requires",
-            cycle.join(" -> ")
-        ),
-    }
+    FieldError::cycle("after", &cycle.join(" -> "))
 }
 
 /// The programs in stop order: every program after all programs that wait for it

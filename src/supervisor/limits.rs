@@ -8,8 +8,9 @@ use super::Ctx;
 use crate::bus::{Event, Notice, NoticeField, Severity};
 use crate::os::LimitSettings;
 use crate::program::ExitInfo;
-use crate::program::power::{ByteSize, Limits};
+use crate::program::power::Limits;
 use crate::store::now_ms;
+use crate::units::ByteSize;
 
 /// The spec's limits as the OS layer takes them.
 pub(super) fn settings(l: &Limits) -> LimitSettings {

@@ -18,15 +18,14 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::task::TaskTracker;
-use utoipa::ToSchema;
 
 use crate::bus::{Bus, ConsoleLine, Event, ProgramChange, ProgramChangeKind, StateChange};
 use crate::config::SupervisorConfig;
 use crate::os;
-use crate::program::{ExitInfo, FieldError, HealthState, ProgramSpec, State};
+use crate::program::{FieldError, GameHealth, ProgramSpec, ProgramStatus, State};
+use crate::store::definitions::Save;
 use crate::store::events::NewEvent;
 use crate::store::programs::RuntimeRow;
 use crate::store::{Store, StoreError, now_ms};
@@ -45,6 +44,20 @@ pub enum SupError {
     /// The request conflicts with the program's current state or an existing program.
     #[error("{0}")]
     Conflict(String),
+    /// A program with this name exists already.
+    #[error("a program named '{0}' already exists")]
+    Exists(String),
+    /// The program is running (or starting, stopping…) and the request needs it stopped.
+    #[error("program '{name}' is {}; stop it first, or delete with force=true to stop it and then delete it", state.as_str())]
+    Active {
+        /// The program.
+        name: String,
+        /// Its state.
+        state: State,
+    },
+    /// The program is not running, and the request needs it running.
+    #[error("program '{0}' is not running")]
+    NotRunning(String),
     /// The spec is invalid.
     #[error("the program definition is invalid")]
     Invalid(Vec<FieldError>),
@@ -57,74 +70,6 @@ pub enum SupError {
     /// The program's actor is gone (warden is shutting down).
     #[error("warden is shutting down")]
     ShuttingDown,
-}
-
-/// Runtime status of a program.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct ProgramStatus {
-    /// Lifecycle state.
-    pub state: State,
-    /// Process id of the running process.
-    pub pid: Option<u32>,
-    /// Unix ms of the last state change.
-    pub since_ms: i64,
-    /// Unix ms when the current process was spawned.
-    pub started_at_ms: Option<i64>,
-    /// Automatic restarts since the last requested start.
-    pub restarts: u32,
-    /// How the last process ended.
-    pub last_exit: Option<ExitInfo>,
-    /// True when the process was adopted from a previous warden run.
-    pub adopted: bool,
-    /// Game health and players of the current process, reported by `games` (absent
-    /// without a game section or before the first report).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub game: Option<GameHealth>,
-    /// Why the program is crashed or gave up (absent otherwise).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<StateReason>,
-    /// What enforces the resource limits of the current process (`cgroup v1`, `cgroup
-    /// v2`, `job object`); absent without group limits.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub limits_mode: Option<String>,
-}
-
-/// Why a program is in a failed state, as stable codes a client translates.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
-pub struct StateReason {
-    /// `spawn_failed` (its process could not be started) or `gave_up` (it failed too
-    /// often within the restart window).
-    pub code: &'static str,
-    /// For `spawn_failed`: `command_not_found`, `not_executable`, `cwd_missing`, `limits`
-    /// (its resource limits could not be applied) or `other`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cause: Option<&'static str>,
-    /// The command or directory concerned.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub subject: Option<String>,
-    /// The same in English words.
-    pub message: String,
-}
-
-/// Game health and players of a program's current process.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema, Default)]
-pub struct GameHealth {
-    /// Liveness result.
-    pub health: HealthState,
-    /// Consecutive failed liveness checks.
-    pub failures: u32,
-    /// Unix ms of the last liveness check.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub checked_ms: Option<i64>,
-    /// Why the last check failed.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-    /// Players online at the last sample.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub players: Option<u32>,
-    /// Player limit at the last sample.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_players: Option<u32>,
 }
 
 /// What a handle sees of a program: its spec and status, replaced atomically.
@@ -334,9 +279,7 @@ impl Ctx {
             message,
             data,
         };
-        if let Err(e) = self.store.append_event(ev).await {
-            tracing::error!(error = %e, "cannot store event");
-        }
+        self.store.record_event(ev).await;
         self.bus.publish(Event::State(change));
     }
 
@@ -349,10 +292,19 @@ impl Ctx {
             message,
             data: serde_json::Value::Null,
         };
-        if let Err(e) = self.store.append_event(ev).await {
-            tracing::error!(error = %e, "cannot store event");
-        }
+        self.store.record_event(ev).await;
     }
+}
+
+/// What [`Supervisor::apply`] did, by program name.
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// Programs created.
+    pub created: Vec<String>,
+    /// Programs whose definition changed.
+    pub updated: Vec<String>,
+    /// Programs already as described.
+    pub unchanged: Vec<String>,
 }
 
 /// The registry of program actors.
@@ -486,22 +438,27 @@ impl Supervisor {
             .insert_program(spec.clone())
             .await
             .map_err(|e| match e {
-                StoreError::Conflict(m) => SupError::Conflict(m),
+                StoreError::Conflict(_) => SupError::Exists(spec.name.clone()),
                 other => SupError::Store(other),
             })?;
+        Ok(self.supervise_new(spec).await)
+    }
+
+    /// Starts the actor of a newly stored program (started if `autostart`) and says so.
+    async fn supervise_new(&self, spec: ProgramSpec) -> ProgramHandle {
+        let name = spec.name.clone();
         self.inner
             .ctx
             .record(
-                Some(&spec.name),
+                Some(&name),
                 "program_created",
-                format!("program '{}' created", spec.name),
+                format!("program '{name}' created"),
             )
             .await;
         let autostart = spec.autostart;
-        let name = spec.name.clone();
         let handle = self.spawn_actor(Arc::new(spec), Boot::fresh(autostart));
         self.changed(name, ProgramChangeKind::Created);
-        Ok(handle)
+        handle
     }
 
     /// Replaces a program's definition. A running process keeps running; the new
@@ -517,6 +474,11 @@ impl Supervisor {
         }
         self.check_order(std::slice::from_ref(&spec))?;
         self.inner.ctx.store.update_program(spec.clone()).await?;
+        self.hand_over(&handle, spec).await
+    }
+
+    /// Gives a program's actor its newly stored definition and says so.
+    async fn hand_over(&self, handle: &ProgramHandle, spec: ProgramSpec) -> Result<(), SupError> {
         let name = spec.name.clone();
         handle.call(|r| Command::Update(Arc::new(spec), r)).await?;
         self.inner
@@ -537,10 +499,10 @@ impl Supervisor {
         let handle = self.get(name)?;
         let state = handle.snapshot().status.state;
         if state.is_active() && !force {
-            return Err(SupError::Conflict(format!(
-                "program '{name}' is {}; stop it first, or delete with force=true to stop it and then delete it",
-                state.as_str()
-            )));
+            return Err(SupError::Active {
+                name: name.to_string(),
+                state,
+            });
         }
         handle.shutdown(true).await;
         self.inner.ctx.store.delete_program(name).await?;
@@ -555,6 +517,81 @@ impl Supervisor {
             .await;
         self.changed(name.to_string(), ProgramChangeKind::Deleted);
         Ok(())
+    }
+
+    /// Creates and updates `specs` as one change, as `warden apply` asks: every spec is
+    /// checked first (valid, names unique, command found on this machine, no waiting
+    /// cycle with the stored programs), then all new and changed ones are stored in one
+    /// transaction, under the lock that create, update and delete take, so no other
+    /// change interleaves and a refusal or a store failure changes nothing. Only then
+    /// are actors started or told. Passwords sent back masked keep their stored values.
+    /// A problem's field names its place in the list (`programs[2].command`).
+    pub async fn apply(&self, mut specs: Vec<ProgramSpec>) -> Result<Applied, SupError> {
+        let _guard = self.inner.mutate.lock().await;
+        let mut problems = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for (i, spec) in specs.iter_mut().enumerate() {
+            if let Ok(h) = self.get(&spec.name) {
+                spec.keep_secrets(&h.snapshot().spec);
+            }
+            if !seen.insert(spec.name.clone()) {
+                problems.push(FieldError::duplicate(
+                    format!("programs[{i}].name"),
+                    &spec.name,
+                ));
+            }
+            let invalid = spec.validate();
+            let unresolved = invalid
+                .is_empty()
+                .then(|| spec.resolve_command().err())
+                .flatten();
+            let at = format!("programs[{i}].");
+            problems.extend(
+                invalid
+                    .into_iter()
+                    .chain(unresolved)
+                    .map(|p| p.prefixed(&at)),
+            );
+        }
+        if !problems.is_empty() {
+            return Err(SupError::Invalid(problems));
+        }
+        self.check_order(&specs)?;
+        let mut applied = Applied::default();
+        let mut changes = Vec::new();
+        for spec in specs {
+            match self.get(&spec.name) {
+                Ok(h) if *h.snapshot().spec == spec => applied.unchanged.push(spec.name),
+                Ok(h) => changes.push((spec, Some(h))),
+                Err(_) => changes.push((spec, None)),
+            }
+        }
+        let rows: Vec<(Save, &ProgramSpec)> = changes
+            .iter()
+            .map(|(spec, h)| {
+                let save = if h.is_some() {
+                    Save::Existing
+                } else {
+                    Save::New
+                };
+                (save, spec)
+            })
+            .collect();
+        self.inner.ctx.store.save_programs(&rows).await?;
+        for (spec, handle) in changes {
+            let name = spec.name.clone();
+            match handle {
+                Some(h) => {
+                    self.hand_over(&h, spec).await?;
+                    applied.updated.push(name);
+                }
+                None => {
+                    self.supervise_new(spec).await;
+                    applied.created.push(name);
+                }
+            }
+        }
+        Ok(applied)
     }
 
     /// Refuses (422, naming the cycle) definitions that would make programs wait for

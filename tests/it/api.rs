@@ -224,6 +224,27 @@ async fn bad_requests_get_precise_4xx_with_the_error_shape() {
         fields.contains(&"name") && fields.contains(&"command") && fields.contains(&"stop.signal"),
         "{fields:?}"
     );
+    // Each detail carries a stable code and the values its sentence needs.
+    let by_field = |f: &str| {
+        v["error"]["details"]
+            .as_array()
+            .and_then(|d| d.iter().find(|d| d["field"] == f))
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(by_field("name")["code"], "invalid_name", "{v}");
+    assert_eq!(by_field("name")["params"]["value"], "Bad Name", "{v}");
+    assert_eq!(by_field("command")["code"], "required", "{v}");
+    let signal = by_field("stop.signal");
+    assert_eq!(signal["code"], "not_one_of", "{v}");
+    assert_eq!(signal["params"]["value"], "SIGNOPE", "{v}");
+    assert_eq!(signal["params"]["allowed"][0], "SIGTERM", "{v}");
+    assert!(
+        signal["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("SIGNOPE")),
+        "{v}"
+    );
     // Unknown program, route, method, bad query.
     let (st, v) = w.get("/api/programs/ghost").await;
     assert_eq!(st, 404);
@@ -253,12 +274,13 @@ async fn bad_requests_get_precise_4xx_with_the_error_shape() {
     assert_error_shape(&v, "invalid_query");
     let (st, v) = w.post("/api/programs", sh("q", "true")).await;
     assert_eq!(st, 409);
-    assert_error_shape(&v, "conflict");
+    assert_error_shape(&v, "already_exists");
+    assert_eq!(v["error"]["params"]["name"], "q", "{v}");
     let (st, v) = w
         .post("/api/programs/q/console", json!({"line": "x"}))
         .await;
     assert_eq!(st, 409, "input to a stopped program: {v}");
-    assert_error_shape(&v, "conflict");
+    assert_error_shape(&v, "program_not_running");
 }
 
 #[tokio::test]

@@ -39,11 +39,16 @@ async fn an_unresolvable_command_is_refused_on_save() {
         )
         .await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["error"]["details"][0]["code"], "command_not_found", "{v}");
+    assert_eq!(
+        v["error"]["details"][0]["params"]["value"], "no-such-tool-x1",
+        "{v}"
+    );
     assert!(
         v["error"]["message"]
             .as_str()
             .unwrap_or("")
-            .contains("not in PATH"),
+            .contains("PATH"),
         "{v}"
     );
     // A script without the execute bit is named as such.

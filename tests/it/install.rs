@@ -349,7 +349,11 @@ async fn concurrent_installs_run_one_steamcmd_at_a_time() {
         let s = wait_install(&w, id).await;
         assert_eq!(s["state"], "installed", "{s}");
     }
-    let lines = file_lines(&log);
+    // The start and end of each run (the log also holds each run's command line).
+    let lines: Vec<String> = file_lines(&log)
+        .into_iter()
+        .filter(|l| l.starts_with("start ") || l.starts_with("end "))
+        .collect();
     assert_eq!(lines.len(), 4, "{lines:?}");
     let mut spans: Vec<(String, u128)> = lines
         .iter()
@@ -376,15 +380,12 @@ async fn concurrent_installs_run_one_steamcmd_at_a_time() {
 pub(crate) async fn mojang_double(jar: &'static [u8]) -> String {
     use axum::Router;
     use axum::routing::get;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
     let good = {
         use sha1::Digest;
         let d = sha1::Sha1::digest(jar);
         d.iter().map(|b| format!("{b:02x}")).collect::<String>()
     };
+    http_double(|base| {
     let manifest = json!({
         "latest": {"release": "1.99.1", "snapshot": "99w01a"},
         "versions": [
@@ -398,7 +399,7 @@ pub(crate) async fn mojang_double(jar: &'static [u8]) -> String {
             "javaVersion": {"component": "java-runtime-delta", "majorVersion": 21}})
     };
     let (v1, v0) = (version(good), version("0".repeat(40)));
-    let app = Router::new()
+    Router::new()
         .route(
             "/mc/game/version_manifest_v2.json",
             get(move || async move { axum::Json(manifest) }),
@@ -411,9 +412,9 @@ pub(crate) async fn mojang_double(jar: &'static [u8]) -> String {
             "/v1/packages/1.99.0.json",
             get(move || async move { axum::Json(v0) }),
         )
-        .route("/v1/objects/server.jar", get(move || async move { jar }));
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    base
+        .route("/v1/objects/server.jar", get(move || async move { jar }))
+    })
+    .await
 }
 
 #[tokio::test]
@@ -658,10 +659,6 @@ async fn the_cli_lists_templates_and_installs_from_one() {
 async fn paper_double(jar: &'static [u8]) -> String {
     use axum::Router;
     use axum::routing::get;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
     let good = {
         use sha2::Digest;
         let d = sha2::Sha256::digest(jar);
@@ -696,8 +693,7 @@ async fn paper_double(jar: &'static [u8]) -> String {
             "/v2/projects/paper/versions/1.99.0/builds/8/downloads/paper-1.99.0-8.jar",
             get(move || async move { jar }),
         );
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    base
+    http_double(|_| app).await
 }
 
 #[tokio::test]
@@ -842,13 +838,6 @@ async fn steamcmd_installer_double() -> (String, std::sync::Arc<std::sync::atomi
     let archive = b.into_inner().expect("tar").finish().expect("gz");
     let hits = std::sync::Arc::new(AtomicUsize::new(0));
     let h2 = hits.clone();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!(
-        "http://{}/client/installer/",
-        listener.local_addr().expect("addr")
-    );
     let app = Router::new().route(
         "/client/installer/steamcmd_linux.tar.gz",
         get(move || {
@@ -862,8 +851,8 @@ async fn steamcmd_installer_double() -> (String, std::sync::Arc<std::sync::atomi
             }
         }),
     );
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (base, hits)
+    let base = http_double(|_| app).await;
+    (format!("{base}/client/installer/"), hits)
 }
 
 #[tokio::test]

@@ -227,7 +227,8 @@ async fn deleting_a_running_program_is_refused_unless_forced() {
         )
         .await;
     assert_eq!(st, 409, "{v}");
-    assert_eq!(v["error"]["code"], "conflict");
+    assert_eq!(v["error"]["code"], "program_active");
+    assert_eq!(v["error"]["params"]["name"], "d", "{v}");
     assert!(
         v["error"]["message"]
             .as_str()

@@ -43,6 +43,7 @@ mod upgrade;
 mod web;
 mod web_admin;
 mod web_charts;
+mod web_errors;
 mod web_fleet;
 mod web_forms;
 mod web_grants;

@@ -1066,6 +1066,23 @@ async fn a_steam_account_with_steam_guard_logs_in_with_a_supplied_code() {
     let done = wait_install_end(w, &v).await;
     assert_eq!(done["state"], "installed", "{done}");
 
+    // The password and the code never were on SteamCMD's command line (which every user
+    // of the machine can read): they came in a script only warden's user could read,
+    // gone once SteamCMD ended.
+    let log = std::fs::read_to_string(f.tmp.path().join("steamcmd.log")).expect("log");
+    for run in log.lines().filter(|l| l.starts_with("args ")) {
+        assert!(!run.contains("horse") && !run.contains("G7K2P"), "{run}");
+    }
+    let scripts: Vec<&str> = log.lines().filter(|l| l.starts_with("script ")).collect();
+    assert!(scripts.len() >= 2, "both logins ran from a script: {log}");
+    for line in scripts {
+        let (path, mode) = line["script ".len()..]
+            .rsplit_once(' ')
+            .expect("path and mode");
+        assert_eq!(mode, "600", "{line}");
+        assert!(!std::path::Path::new(path).exists(), "{path} left behind");
+    }
+
     // An update asks again (a mobile code is needed at every login): the apply fails
     // before touching the server, its outcome says steam_guard, and the CLI's
     // --guard-code carries the code through.
@@ -1152,4 +1169,58 @@ async fn an_update_whose_build_needs_a_newer_java_fails_before_the_server_is_tou
     assert_eq!(mc_version(&w, "mc").await.as_deref(), Some("1.16.5"));
     assert_eq!(std::fs::read(dir.join("server.jar")).expect("jar"), old_jar);
     assert_eq!(servers_folder(&w), ["mc"]);
+}
+
+/// The program page's update panel asks for the Steam Guard code when the last update
+/// stopped at `steam_guard`, and the update sent again with it installs the new build.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_update_panel_asks_for_a_steam_guard_code() {
+    use crate::web::{ADMIN_PASSWORD, add_user, finish_clean, login_seeing, open_browser};
+    let f = fixture_with(
+        &[("FAKE_STEAMCMD_ACCOUNT", "alice:correct horse:G7K2P")],
+        "steam_user = \"alice\"\n",
+    )
+    .await;
+    let w = &f.w;
+    let (code, v) = w
+        .put(
+            "/api/install/steam-account",
+            json!({"password": "correct horse"}),
+        )
+        .await;
+    assert!(code.is_success(), "{v}");
+    let (_, v) = w
+        .post(
+            "/api/install",
+            json!({"template": "upd-game", "name": "sg", "values": {}, "guard_code": "G7K2P"}),
+        )
+        .await;
+    let done = wait_install_end(w, &v).await;
+    assert_eq!(done["state"], "installed", "{done}");
+    f.publish("101");
+    apply(w, "sg", json!({})).await;
+    let s = wait_outcome(w, "sg", Duration::from_secs(60)).await;
+    assert_eq!(s["last"]["code"], "steam_guard", "{s}");
+
+    add_user(w, "admin", "admin", ADMIN_PASSWORD);
+    let profile = tempfile::tempdir().expect("profile dir");
+    let (browser, ui, events) = open_browser(profile.path()).await;
+    ui.page.goto(w.url.as_str()).await.expect("open warden");
+    login_seeing(&ui, "admin", ADMIN_PASSWORD, "sg").await;
+    ui.go(
+        "#/p/sg",
+        "!!document.querySelector('[data-update-guard] #update-guard')",
+    )
+    .await;
+    ui.type_into("#update-guard", "G7K2P").await;
+    ui.click("[data-update-guard] [data-guard-submit]").await;
+    ui.wait(
+        "(document.querySelector('[data-update] [data-installed]') || {textContent: ''}).textContent.trim() === '101'",
+        Duration::from_secs(90),
+        "build 101 installed with the code",
+    )
+    .await;
+    let s = update_status(w, "sg").await;
+    assert_eq!(s["installed"], "101", "{s}");
+    finish_clean(browser, &ui, events).await;
 }

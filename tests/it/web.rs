@@ -23,6 +23,10 @@ use futures_util::StreamExt;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+/// How long a page may take to show what a test awaits: generous, since a wait ends as
+/// soon as the page shows it, and the suite shares two cores with Chromium.
+pub(crate) const UI_WAIT: Duration = Duration::from_secs(30);
+
 pub(crate) const ADMIN_PASSWORD: &str = "admin-password-1";
 pub(crate) const VIEWER_PASSWORD: &str = "viewer-password-1";
 
@@ -301,6 +305,43 @@ pub(crate) async fn open_browser(profile: &Path) -> (Browser, Ui, tokio::task::J
         viewport: std::sync::Mutex::new((1280, 900)),
     };
     (browser, ui, events)
+}
+
+/// Chromium on warden's page, with the profile folder it lives in; end it with
+/// [`Browsing::finish`].
+pub(crate) struct Browsing {
+    browser: Browser,
+    events: tokio::task::JoinHandle<()>,
+    _profile: tempfile::TempDir,
+}
+
+impl Browsing {
+    /// Ends the test as [`finish_clean`] does.
+    pub(crate) async fn finish(self, ui: &Ui) {
+        finish_clean(self.browser, ui, self.events).await;
+    }
+}
+
+/// Adds the user `admin` (password [`ADMIN_PASSWORD`]) and opens warden's page, signed
+/// out, in Chromium with a fresh profile.
+pub(crate) async fn open_warden(w: &Warden) -> (Browsing, Ui) {
+    add_user(w, "admin", "admin", ADMIN_PASSWORD);
+    let profile = tempfile::tempdir().expect("profile dir");
+    let (browser, ui, events) = open_browser(profile.path()).await;
+    ui.page.goto(w.url.as_str()).await.expect("open warden");
+    let browsing = Browsing {
+        browser,
+        events,
+        _profile: profile,
+    };
+    (browsing, ui)
+}
+
+/// [`open_warden`], then signed in as `admin` with the overview listing `program`.
+pub(crate) async fn admin_seeing(w: &Warden, program: &str) -> (Browsing, Ui) {
+    let (browsing, ui) = open_warden(w).await;
+    login_seeing(&ui, "admin", ADMIN_PASSWORD, program).await;
+    (browsing, ui)
 }
 
 pub(crate) fn add_user(w: &Warden, name: &str, role: &str, password: &str) {

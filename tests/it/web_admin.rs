@@ -13,9 +13,9 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::common::*;
-use crate::web::{ADMIN_PASSWORD, Ui, add_user, create_demo, finish_clean, login, open_browser};
+use crate::web::{ADMIN_PASSWORD, Ui, admin_seeing, create_demo, login, open_warden};
 
-const T: Duration = Duration::from_secs(10);
+const T: Duration = crate::web::UI_WAIT;
 
 /// The `data-action` of every audit row on the page.
 async fn audit_actions(ui: &Ui) -> Vec<String> {
@@ -27,7 +27,6 @@ async fn audit_actions(ui: &Ui) -> Vec<String> {
 async fn the_audit_log_shows_who_did_what_and_filters() {
     let w = Warden::start().await;
     create_demo(&w).await;
-    add_user(&w, "admin", "admin", ADMIN_PASSWORD);
     // Done through the API with the fixture's admin token: a start, a stop, and enough
     // folder creations for a second page (50 records a page).
     let (st, v) = w.post("/api/programs/demo/start", json!(null)).await;
@@ -52,10 +51,7 @@ async fn the_audit_log_shows_who_did_what_and_filters() {
     })
     .await;
 
-    let profile = tempfile::tempdir().expect("profile dir");
-    let (browser, ui, events) = open_browser(profile.path()).await;
-    ui.page.goto(w.url.as_str()).await.expect("open warden");
-    login(&ui, "admin", ADMIN_PASSWORD).await;
+    let (browsing, ui) = admin_seeing(&w, "demo").await;
     // In the navigation for an administrator.
     ui.click("nav a[href='#/audit']").await;
     ui.wait(
@@ -161,7 +157,7 @@ async fn the_audit_log_shows_who_did_what_and_filters() {
     ui.set_width(390, 844).await;
     ui.assert_fits(390, "the audit log on a phone").await;
     ui.shot("audit-ko-phone").await;
-    finish_clean(browser, &ui, events).await;
+    browsing.finish(&ui).await;
 }
 
 /// The text of the listing's entry names, in order.
@@ -185,14 +181,10 @@ async fn confirm(ui: &Ui) {
 async fn files_are_managed_like_in_a_file_manager() {
     let w = Warden::start().await;
     create_demo(&w).await;
-    add_user(&w, "admin", "admin", ADMIN_PASSWORD);
     let root = w.data_dir.join("demo-world");
     std::fs::write(root.join("server.properties"), "motd=hi\n").expect("file");
 
-    let profile = tempfile::tempdir().expect("profile dir");
-    let (browser, ui, events) = open_browser(profile.path()).await;
-    ui.page.goto(w.url.as_str()).await.expect("open warden");
-    login(&ui, "admin", ADMIN_PASSWORD).await;
+    let (browsing, ui) = admin_seeing(&w, "demo").await;
     ui.go(
         "#/p/demo/files",
         "!!document.querySelector('[data-entry=\"server.properties\"]')",
@@ -400,7 +392,7 @@ async fn files_are_managed_like_in_a_file_manager() {
     ui.set_width(390, 844).await;
     ui.assert_fits(390, "the file manager on a phone").await;
     ui.shot("files-ko-phone").await;
-    finish_clean(browser, &ui, events).await;
+    browsing.finish(&ui).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -416,12 +408,8 @@ async fn a_server_is_installed_from_the_wizard() {
     )
     .await;
     create_demo(&w).await;
-    add_user(&w, "admin", "admin", ADMIN_PASSWORD);
 
-    let profile = tempfile::tempdir().expect("profile dir");
-    let (browser, ui, events) = open_browser(profile.path()).await;
-    ui.page.goto(w.url.as_str()).await.expect("open warden");
-    login(&ui, "admin", ADMIN_PASSWORD).await;
+    let (browsing, ui) = admin_seeing(&w, "demo").await;
     ui.click("[data-new-server]").await;
     ui.wait(
         "!!document.querySelector('[data-template=valheim] [data-choose]') && \
@@ -436,7 +424,8 @@ async fn a_server_is_installed_from_the_wizard() {
     assert!(
         card.contains("Valheim")
             && card.contains("SteamCMD app 896660")
-            && card.contains("2456/udp"),
+            && card.contains("2456/udp")
+            && card.contains("Valheim dedicated server."),
         "{card}"
     );
     ui.click("[data-template=valheim] [data-choose]").await;
@@ -446,6 +435,11 @@ async fn a_server_is_installed_from_the_wizard() {
         "the Valheim form",
     )
     .await;
+    // In English the template's own texts show as written.
+    let help: String = ui
+        .eval("document.querySelector('#iw-v-world-help [data-variable-description]').textContent")
+        .await;
+    assert_eq!(help, "World name (its save files).");
     // Defaults filled in, the password a password field, the number fields numeric.
     let (name, game, world, pw_type, public_type): (String, String, String, String, String) = ui
         .eval(
@@ -537,14 +531,13 @@ async fn a_server_is_installed_from_the_wizard() {
         .collect();
     assert!(unexpected.is_empty(), "failed requests: {unexpected:#?}");
     ui.problems.lock().expect("lock").network.clear();
-    finish_clean(browser, &ui, events).await;
+    browsing.finish(&ui).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_host_processes_are_listed_with_their_programs() {
     let w = Warden::start().await;
     create_demo(&w).await;
-    add_user(&w, "admin", "admin", ADMIN_PASSWORD);
     let (st, v) = w.post("/api/programs/demo/start", json!(null)).await;
     assert!(st.is_success(), "{v}");
     w.wait_state("demo", "running", Duration::from_secs(15))
@@ -552,10 +545,7 @@ async fn the_host_processes_are_listed_with_their_programs() {
     let (_, demo) = w.get("/api/programs/demo").await;
     let pid = demo["pid"].as_u64().expect("the demo's pid");
 
-    let profile = tempfile::tempdir().expect("profile dir");
-    let (browser, ui, events) = open_browser(profile.path()).await;
-    ui.page.goto(w.url.as_str()).await.expect("open warden");
-    login(&ui, "admin", ADMIN_PASSWORD).await;
+    let (browsing, ui) = admin_seeing(&w, "demo").await;
     ui.click("nav a[href='#/processes']").await;
     ui.wait(
         "!!document.querySelector('[data-processes-page] [data-pid]')",
@@ -602,7 +592,7 @@ async fn the_host_processes_are_listed_with_their_programs() {
         "the program page from the process list",
     )
     .await;
-    finish_clean(browser, &ui, events).await;
+    browsing.finish(&ui).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -624,11 +614,8 @@ async fn a_java_too_old_for_the_build_is_explained_in_korean() {
     )
     .await;
     create_demo(&w).await;
-    add_user(&w, "admin", "admin", ADMIN_PASSWORD);
 
-    let profile = tempfile::tempdir().expect("profile dir");
-    let (browser, ui, events) = open_browser(profile.path()).await;
-    ui.page.goto(w.url.as_str()).await.expect("open warden");
+    let (browsing, ui) = open_warden(&w).await;
     let _: bool = ui
         .eval("localStorage.setItem('warden.lang', 'ko'); location.reload(); true")
         .await;
@@ -679,5 +666,5 @@ async fn a_java_too_old_for_the_build_is_explained_in_korean() {
     );
     let (code, _) = w.get("/api/programs/minecraft-vanilla").await;
     assert_eq!(code, StatusCode::NOT_FOUND);
-    finish_clean(browser, &ui, events).await;
+    browsing.finish(&ui).await;
 }

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::common::*;
 use crate::web::{ADMIN_PASSWORD, Ui, add_user, create_demo, login, open_browser};
 
-const T: Duration = Duration::from_secs(10);
+const T: Duration = crate::web::UI_WAIT;
 
 /// The datetimes of the next runs the builder shows, once it shows five.
 async fn preview_runs(ui: &Ui) -> Vec<String> {

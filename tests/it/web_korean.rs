@@ -43,6 +43,14 @@ const ALLOWED: &[&str] = &[
     "ARK",
     "Source",
     "SteamCMD",
+    "Steam",
+    "Mojang",
+    "PaperMC",
+    "EULA",
+    "Windows",
+    "Linux",
+    "TCP",
+    "UDP",
     "Java",
     // PaperMC's server, a brand.
     "Paper",
@@ -61,15 +69,38 @@ const ALLOWED: &[&str] = &[
     "stop",
 ];
 
+/// Technical words the shipped templates' Korean texts keep as they are: option names and
+/// values, a signal, a URL's scheme, a game's world names.
+const TEMPLATE_WORDS: &[&str] = &[
+    "accept_eula",
+    "true",
+    "latest",
+    "https",
+    "Xms",
+    "Xmx",
+    "SIGINT",
+    "sv_setsteamaccount",
+    "hostname",
+    "GameWorld",
+    "Navezgane",
+    "RWG",
+];
+
 /// Visible English words on the page, outside names, code, inputs and user data, as
 /// `word (in "its text")`.
 pub(crate) async fn english_words(ui: &Ui, names: &[&str]) -> Vec<String> {
+    english_words_in(ui, "#app", names).await
+}
+
+/// [`english_words`] within the element `selector` (e.g. one error message).
+pub(crate) async fn english_words_in(ui: &Ui, selector: &str, names: &[&str]) -> Vec<String> {
     let allowed: Vec<&str> = ALLOWED.iter().chain(names.iter()).copied().collect();
     let allowed = serde_json::to_string(&allowed).expect("json");
     let js = format!(
         "(() => {{ const allowed = new Set({allowed}); const out = []; \
            const skip = 'code, pre, kbd, samp, .console, script, style, option, textarea, input, select, .c-name, [data-user-data], .uplot .u-legend .u-value, time'; \
-           const walker = document.createTreeWalker(document.getElementById('app'), NodeFilter.SHOW_TEXT); \
+           const root = document.querySelector({selector:?}); if (!root) return ['(no element {selector})']; \
+           const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT); \
            let n; while ((n = walker.nextNode())) {{ \
              const el = n.parentElement; if (!el || el.closest(skip)) continue; \
              if (!el.checkVisibility()) continue; \
@@ -150,6 +181,15 @@ async fn every_page_reads_in_korean() {
         "sweep",
         "Asia/Seoul",
     ];
+    // On the install pages also the shipped templates' technical words.
+    let template_names: Vec<&str> = names.iter().chain(TEMPLATE_WORDS).copied().collect();
+    let allowed_on = |hash: &str| {
+        if hash == "#/install" {
+            template_names.clone()
+        } else {
+            names.to_vec()
+        }
+    };
     let mut found = Vec::new();
     for w in english_words(&ui, &names).await {
         found.push(format!("login: {w}"));
@@ -195,7 +235,7 @@ async fn every_page_reads_in_korean() {
         let _: bool = ui
             .eval("new Promise(r => setTimeout(() => r(true), 400))")
             .await;
-        for word in english_words(&ui, &names).await {
+        for word in english_words(&ui, &allowed_on(hash)).await {
             found.push(format!("{hash}: {word}"));
         }
         ui.shot(&format!(
@@ -209,9 +249,28 @@ async fn every_page_reads_in_korean() {
     for word in english_words(&ui, &names).await {
         found.push(format!("#/about: {word}"));
     }
+    // Shipped templates speak Korean: the Valheim card's title and description, and in its
+    // wizard (opened below) the variables' help.
+    ui.go(
+        "#/install",
+        "!!document.querySelector('[data-template=valheim] [data-template-title]')",
+    )
+    .await;
+    let (title, about): (String, String) = ui
+        .eval(
+            "['[data-template-title]', '[data-template-description]'] \
+               .map(s => document.querySelector('[data-template=valheim] ' + s).textContent)",
+        )
+        .await;
+    assert_eq!(title, "발헤임");
+    assert_eq!(
+        about,
+        "발헤임 전용 서버입니다. 월드는 서버 폴더의 saves/ 아래에 저장되며, SIGINT를 받으면 깔끔하게 종료됩니다."
+    );
 
     // Sections and dialogs that open on a click: a job's history with its durations, the
-    // TOML export of a program and the TOML import, the alert rule's pickers.
+    // TOML export of a program and the TOML import, the alert rule's pickers, the install
+    // wizard's form for a template.
     let opened = [
         (
             "#/schedules",
@@ -233,16 +292,26 @@ async fn every_page_reads_in_korean() {
             "[data-add-rule]",
             "!!document.querySelector('[data-condition-builder]')",
         ),
+        (
+            "#/install",
+            "[data-choose=valheim]",
+            "!!document.querySelector('[data-install-form=valheim] #iw-v-password')",
+        ),
     ];
     for (hash, button, ready) in opened {
         ui.go(hash, &format!("!!document.querySelector({button:?})"))
             .await;
         ui.click(button).await;
         ui.wait(ready, Duration::from_secs(10), button).await;
-        for word in english_words(&ui, &names).await {
+        for word in english_words(&ui, &allowed_on(hash)).await {
             found.push(format!("{hash} {button}: {word}"));
         }
     }
+    // The wizard is still open: a variable's help is the template's Korean text.
+    let help: String = ui
+        .eval("document.querySelector('#iw-v-world-help [data-variable-description]').textContent")
+        .await;
+    assert_eq!(help, "월드 이름입니다(저장 파일 이름으로도 쓰입니다).");
 
     // Events are sentences: the backup's size is humanised, the requested stop reads
     // as a stop.

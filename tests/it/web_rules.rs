@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::alerts::{Receiver, wait_hits};
 use crate::common::*;
-use crate::web::{ADMIN_PASSWORD, add_user, finish_clean, login_seeing, open_browser};
+use crate::web::admin_seeing;
 use crate::web_korean::english_words;
 use reqwest::StatusCode;
 use serde_json::json;
@@ -24,12 +24,8 @@ async fn rules_and_channels_are_made_from_pickers_and_fire() {
     w.create(spec).await;
     w.create(json!({"name": "quiet", "command": "sleep", "args": ["1000"]}))
         .await;
-    add_user(&w, "admin", "admin", ADMIN_PASSWORD);
 
-    let profile = tempfile::tempdir().expect("profile dir");
-    let (browser, ui, events) = open_browser(profile.path()).await;
-    ui.page.goto(w.url.as_str()).await.expect("open warden");
-    login_seeing(&ui, "admin", ADMIN_PASSWORD, "looper").await;
+    let (browsing, ui) = admin_seeing(&w, "looper").await;
     ui.go("#/alerts", "!!document.querySelector('[data-add-channel]')")
         .await;
 
@@ -171,5 +167,5 @@ async fn rules_and_channels_are_made_from_pickers_and_fire() {
     assert_eq!(hits[0].body["event"], "rule_fired", "{}", hits[0].body);
     assert_eq!(hits[0].body["rule"], "crash-loop", "{}", hits[0].body);
 
-    finish_clean(browser, &ui, events).await;
+    browsing.finish(&ui).await;
 }

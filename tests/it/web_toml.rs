@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::common::*;
-use crate::web::{ADMIN_PASSWORD, Ui, add_user, finish_clean, login_seeing, open_browser};
+use crate::web::{Ui, admin_seeing};
 use crate::web_korean::english_words;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -143,11 +143,7 @@ async fn a_program_round_trips_through_toml() {
         .await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{r}");
 
-    add_user(&w, "admin", "admin", ADMIN_PASSWORD);
-    let profile = tempfile::tempdir().expect("profile dir");
-    let (browser, ui, events) = open_browser(profile.path()).await;
-    ui.page.goto(w.url.as_str()).await.expect("open warden");
-    login_seeing(&ui, "admin", ADMIN_PASSWORD, "rt").await;
+    let (browsing, ui) = admin_seeing(&w, "rt").await;
 
     // Export on the program's page shows the same text.
     ui.go("#/p/rt", "!!document.querySelector('[data-export-toml]')")
@@ -261,5 +257,5 @@ async fn a_program_round_trips_through_toml() {
     assert!(found.is_empty(), "English in the Korean import: {found:?}");
     ui.shot("toml-import-ko").await;
 
-    finish_clean(browser, &ui, events).await;
+    browsing.finish(&ui).await;
 }

@@ -1,5 +1,6 @@
 // The REST client: JSON in and out, the CSRF header on state-changing requests, and the
-// API's error shape turned into ApiError (code, message, per-field details).
+// API's error shape turned into ApiError (code, params, message, per-field details);
+// lib/errors.js phrases it for people.
 
 let csrfToken = null;
 let onUnauthorized = () => {};
@@ -11,6 +12,7 @@ export class ApiError extends Error {
     this.status = status;
     this.code = e.code || 'http_error';
     this.details = e.details || [];
+    this.params = e.params || {};
   }
 }
 

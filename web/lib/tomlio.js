@@ -7,6 +7,7 @@
 import { useState } from 'preact/hooks';
 import { html } from './html.js';
 import { addStrings, t } from './i18n.js';
+import { fieldText } from './errors.js';
 import { api, seg } from './api.js';
 import { copyText, toast, toastError } from './ui.js';
 
@@ -65,11 +66,21 @@ addStrings({
   },
 });
 
-/** A problem as a sentence in the user's language; the parser's own words stay quoted. */
+/** Codes of problems in reading the text; any other code is a validation problem's. */
+const PARSE_CODES = ['toml_syntax', 'unknown_field', 'missing_field', 'invalid_value', 'masked_secret', 'empty'];
+
+/**
+ * A problem as a sentence in the user's language: a parse problem with the parser's own
+ * words quoted, a validation problem phrased from its code and params.
+ */
 function Problem({ p }) {
   const where = p.line != null ? t('toml.where', { line: p.line, column: p.column }) : '';
-  const known = ['toml_syntax', 'unknown_field', 'missing_field', 'invalid_value', 'masked_secret', 'empty', 'invalid'];
-  const code = known.includes(p.code) ? p.code : 'invalid';
+  if (!PARSE_CODES.includes(p.code)) {
+    return html`<li data-problem-code=${p.code} data-problem-field=${p.field} data-problem-line=${p.line ?? ''}>
+      <span data-problem-text>${where}<code>${p.field}</code>: ${fieldText(p)}</span>
+    </li>`;
+  }
+  const code = p.code;
   return html`<li data-problem-code=${p.code} data-problem-field=${p.field} data-problem-line=${p.line ?? ''}>
     <span data-problem-text>${where}${withField(t(`toml.problem.${code}`), p.field)}</span>
     ${' '}<code class="small">${p.message}</code>
@@ -84,7 +95,7 @@ function withField(sentence, field) {
 
 /** The 422 details of a failed import as problems. */
 const problemsOf = (err) =>
-  (err.details || []).map((d) => ({ code: 'invalid', field: d.field, message: d.message, line: null, column: null }));
+  (err.details || []).map((d) => ({ code: d.code, params: d.params, field: d.field, message: d.message, line: null, column: null }));
 
 function Overlay({ label, onClose, children }) {
   return html`<div class="overlay" role="dialog" aria-modal="true" aria-label=${label}

@@ -5,6 +5,9 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { html } from './html.js';
 import { t, fmt } from './i18n.js';
 import { api, seg } from './api.js';
+import { errorText, fieldText } from './errors.js';
+
+export { errorText, fieldText };
 import { allowed } from './session.js';
 import { useNow, refreshProgram } from './stores.js';
 
@@ -217,9 +220,7 @@ export function ToastHost() {
 
 /** A toast for a failed request, phrased from the API's error. */
 export function toastError(e) {
-  if (e.status === 0) toast(t('error.network'), 'error');
-  else if (e.status === 403) toast(t('error.forbidden', { msg: e.message }), 'error');
-  else toast(t('common.error', { msg: e.message }), 'error');
+  toast(errorText(e), 'error');
 }
 
 // ---- forms ----------------------------------------------------------------------------------
@@ -235,14 +236,14 @@ export function Field({ id, label, help, error, children }) {
 }
 
 /**
- * The API's 422 details as `{field: message}` (messages of one field joined); `known`
+ * The API's 422 details as `{field: sentence}` (sentences of one field joined); `known`
  * maps an API field name to the form's key, or returns null for fields the form lacks.
  */
 export function errorsByField(err, known) {
   const out = {};
   for (const d of err.details || []) {
     const key = known(d.field);
-    if (key) out[key] = out[key] ? `${out[key]} ${d.message}` : d.message;
+    if (key) out[key] = out[key] ? `${out[key]} ${fieldText(d)}` : fieldText(d);
   }
   return out;
 }
@@ -250,8 +251,8 @@ export function errorsByField(err, known) {
 /** The details `errorsByField` could not place, as one line for the form's summary. */
 export function unplacedErrors(err, known) {
   const rest = (err.details || []).filter((d) => !known(d.field));
-  if (!rest.length) return (err.details || []).length ? null : err.message;
-  return rest.map((d) => `${d.field}: ${d.message}`).join(' · ');
+  if (!rest.length) return (err.details || []).length ? null : errorText(err);
+  return rest.map((d) => `${d.field}: ${fieldText(d)}`).join(' · ');
 }
 
 /** Copies text, also on plain-http LAN addresses where the Clipboard API is missing. */

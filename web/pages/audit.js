@@ -7,7 +7,7 @@ import { html } from '../lib/html.js';
 import { t, fmt, addStrings } from '../lib/i18n.js';
 import { api } from '../lib/api.js';
 import { can } from '../lib/session.js';
-import { Field } from '../lib/ui.js';
+import { errorText, Field } from '../lib/ui.js';
 
 addStrings({
   en: {
@@ -109,7 +109,7 @@ export function AuditPage() {
     api
       .get(`/api/audit?${query(filters, cursors[at])}`)
       .then(setPage)
-      .catch((e) => setError(e.message));
+      .catch((e) => setError(errorText(e)));
   }, [filters, cursors]);
 
   if (!can('admin')) return html`<main id="main" tabindex="-1" class="page"><p>${t('common.forbidden')}</p></main>`;

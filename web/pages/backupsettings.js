@@ -8,7 +8,7 @@ import { html } from '../lib/html.js';
 import { addStrings, fmt, plural, t } from '../lib/i18n.js';
 import { api, seg } from '../lib/api.js';
 import { allowed, can } from '../lib/session.js';
-import { errorsByField, Field, toast, toastError, unplacedErrors } from '../lib/ui.js';
+import { errorText, errorsByField, Field, toast, toastError, unplacedErrors } from '../lib/ui.js';
 
 addStrings({
   en: {
@@ -190,7 +190,7 @@ export function BackupSettings({ program }) {
       api
         .post(`/api/programs/${seg(name)}/backup-settings/preview`, { include: lines(include), exclude: lines(exclude) })
         .then((p) => alive && setPreview({ ok: p }))
-        .catch((e) => alive && setPreview({ error: (e.details || []).map((d) => `${d.field}: ${d.message}`).join(' · ') || e.message }))
+        .catch((e) => alive && setPreview({ error: errorText(e) }))
         .finally(() => alive && setPreviewBusy(false));
     }, 300);
     return () => {

@@ -9,7 +9,7 @@ import { html } from '../lib/html.js';
 import { addStrings, t, fmt } from '../lib/i18n.js';
 import { api, seg } from '../lib/api.js';
 import { describeTrigger } from '../lib/cron.js';
-import { Field, toast } from '../lib/ui.js';
+import { errorText, Field, fieldText, toast } from '../lib/ui.js';
 
 addStrings({
   en: {
@@ -337,10 +337,10 @@ function serverErrors(err, known) {
   const by = {};
   const rest = [];
   for (const d of err.details || []) {
-    if (known.test(d.field)) by[d.field] = by[d.field] ? `${by[d.field]} ${d.message}` : d.message;
-    else rest.push(`${d.field}: ${d.message}`);
+    if (known.test(d.field)) by[d.field] = by[d.field] ? `${by[d.field]} ${fieldText(d)}` : fieldText(d);
+    else rest.push(`${d.field}: ${fieldText(d)}`);
   }
-  const summary = rest.length ? rest.join(' · ') : (err.details || []).length ? t('form.invalid') : err.message;
+  const summary = rest.length ? rest.join(' · ') : (err.details || []).length ? t('form.invalid') : errorText(err);
   return [by, summary];
 }
 
@@ -506,8 +506,8 @@ export function ScheduleBuilder({ initial, editing, onDone }) {
   };
 
   const r = preview.result;
-  const triggerError = errors.trigger || (r && !r.valid ? r.errors.filter((x) => x.field === 'trigger').map((x) => x.message).join(' ') : null);
-  const zoneError = errors.timezone || (r && !r.valid ? r.errors.filter((x) => x.field === 'timezone').map((x) => x.message).join(' ') : null);
+  const triggerError = errors.trigger || (r && !r.valid ? r.errors.filter((x) => x.field === 'trigger').map(fieldText).join(' ') : null);
+  const zoneError = errors.timezone || (r && !r.valid ? r.errors.filter((x) => x.field === 'timezone').map(fieldText).join(' ') : null);
   const explained = expr && describeTrigger(expr);
   const conditionOptions = [['', t('sb.noCondition')], ...names.programs.map((p) => [p, p])];
 

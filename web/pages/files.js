@@ -9,7 +9,7 @@ import { html } from '../lib/html.js';
 import { t, fmt, plural, addStrings } from '../lib/i18n.js';
 import { api, seg } from '../lib/api.js';
 import { allowed } from '../lib/session.js';
-import { confirmAction, href, toast, toastError } from '../lib/ui.js';
+import { confirmAction, errorText, fieldText, href, toast, toastError } from '../lib/ui.js';
 
 const PAGE = 100;
 
@@ -140,7 +140,7 @@ function NameForm({ id, label, initial = '', action, onSubmit, onCancel }) {
     try {
       await onSubmit(value.trim());
     } catch (err) {
-      setError(err.details && err.details.length ? err.details.map((d) => d.message).join(' ') : err.message);
+      setError(err.details && err.details.length ? err.details.map((d) => fieldText(d)).join(' ') : errorText(err));
       setBusy(false);
     }
   };
@@ -172,7 +172,7 @@ function Editor({ name, path, onClose }) {
         setConflict(false);
         setError(null);
       })
-      .catch((e) => setError(e.message));
+      .catch((e) => setError(errorText(e)));
   useEffect(() => {
     load();
   }, [name, path]);
@@ -263,7 +263,7 @@ export function FilesPage({ name }) {
         setNext(r.next_after ?? null);
         setSelected((old) => new Set([...old].filter((n) => r.entries.some((e) => e.name === n))));
       })
-      .catch((e) => setError(e.message));
+      .catch((e) => setError(errorText(e)));
   }, [name, dir, version]);
   const reload = () => setVersion((v) => v + 1);
   const more = () =>

@@ -11,7 +11,7 @@ import { addStrings, fmt, t } from '../lib/i18n.js';
 import { api, seg } from '../lib/api.js';
 import { live } from '../lib/live.js';
 import { allowed } from '../lib/session.js';
-import { ACTIVE, confirmAction, href, StateBadge, toastError } from '../lib/ui.js';
+import { ACTIVE, confirmAction, errorText, href, StateBadge, toastError } from '../lib/ui.js';
 
 addStrings({
   en: {
@@ -232,7 +232,7 @@ export function FleetPage() {
   if (failed) {
     return html`<main id="main" tabindex="-1" class="page"><section class="card">
       <h1>${t('fleet.title')}</h1>
-      <p class="empty">${failed.status === 403 ? t('fleet.forbidden') : t('common.error', { msg: failed.message })}</p>
+      <p class="empty">${failed.status === 403 ? t('fleet.forbidden') : errorText(failed)}</p>
     </section></main>`;
   }
   return html`<main id="main" tabindex="-1" class="page" data-fleet>

@@ -9,7 +9,7 @@ import { api, seg } from '../lib/api.js';
 import { can } from '../lib/session.js';
 import { refreshProgram } from '../lib/stores.js';
 import { describeStep, gameProfiles } from '../lib/games.js';
-import { Field, href, navigate, toast, toastError } from '../lib/ui.js';
+import { errorText, Field, fieldText, href, navigate, toast, toastError } from '../lib/ui.js';
 
 const SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGKILL'];
 const POLICIES = ['never', 'on-failure', 'always'];
@@ -388,7 +388,7 @@ export function ProgramForm({ name }) {
         setBase(p);
         setForm(fromSpec(p));
       })
-      .catch((e) => setSummary(e.message));
+      .catch((e) => setSummary(errorText(e)));
   }, [name]);
 
   if (!can('admin')) return html`<main id="main" tabindex="-1" class="page"><p>${t('common.forbidden')}</p></main>`;
@@ -437,10 +437,10 @@ export function ProgramForm({ name }) {
       const byField = {};
       for (const d of err.details || []) {
         const key = formKey(d.field);
-        if (key) byField[key] = byField[key] ? `${byField[key]} ${d.message}` : d.message;
+        if (key) byField[key] = byField[key] ? `${byField[key]} ${fieldText(d)}` : fieldText(d);
       }
       setErrors(byField);
-      setSummary(Object.keys(byField).length ? t('form.invalid') : err.message);
+      setSummary(Object.keys(byField).length ? t('form.invalid') : errorText(err));
       focusFirst(byField);
       setBusy(false);
     }

@@ -9,7 +9,7 @@ import { api, seg } from '../lib/api.js';
 import { allowed } from '../lib/session.js';
 import { gameProfiles } from '../lib/games.js';
 import { refreshProgram } from '../lib/stores.js';
-import { ACTIVE, confirmAction, Field, OutcomeBadge, toast, toastError } from '../lib/ui.js';
+import { ACTIVE, confirmAction, errorText, Field, OutcomeBadge, toast, toastError } from '../lib/ui.js';
 
 function Health({ status }) {
   if (!status) return html`<p class="muted small">${t('game.noStatus')}</p>`;
@@ -143,7 +143,7 @@ function WarnedStop({ p }) {
       if (r && r.at_ms) setPlan(r);
       await refreshProgram(p.name);
     } catch (err) {
-      if (err.code === 'players_online') setError(err.message);
+      if (err.code === 'players_online') setError(errorText(err));
       else toastError(err);
     }
   };

@@ -4,16 +4,19 @@
 // are shown beside their fields), then follow the install's progress
 // (`GET /api/install/{id}`) until the new program is ready to open.
 //
-// Template titles, descriptions and variable descriptions come from the template files
-// (shipped or the administrator's own in DATA/templates) and are shown as written, marked
-// as English; the wizard's own words are translated.
+// Template titles, descriptions and variable (and port) descriptions come from the
+// template files (shipped or the administrator's own in DATA/templates). In Korean mode
+// their Korean texts (`title_ko`, `description_ko`: every shipped template has them) are
+// shown as warden's own words; a text without one is shown as written, marked as English
+// user data, as it is in English mode. The wizard's own words are translated.
 
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { html } from '../lib/html.js';
-import { t, fmt, addStrings } from '../lib/i18n.js';
+import { t, fmt, addStrings, has, currentLang } from '../lib/i18n.js';
 import { api } from '../lib/api.js';
 import { can } from '../lib/session.js';
-import { Field, errorsByField, href, unplacedErrors } from '../lib/ui.js';
+import { errorText, Field, errorsByField, href, unplacedErrors } from '../lib/ui.js';
+import { GuardForm } from '../lib/guard.js';
 
 addStrings({
   en: {
@@ -55,6 +58,20 @@ addStrings({
     'install.failedBody': 'Nothing was left behind. Fix the cause and install again.',
     'install.failed.java_too_old': 'Minecraft {minecraft} needs Java {need}, but {java} is Java {have}. Install Java {need}, or set install.java in warden’s config to a Java {need} executable.',
     'install.failed.java_missing': 'No Java was found that can run this server. Install Java, or set install.java in warden’s config to its executable.',
+    'install.failed.disk_full': 'The disk is full. Free space and try again.',
+    'install.failed.no_subscription': 'This Steam account does not own this server, or the app needs another login.',
+    'install.failed.steam_guard': 'Steam asks for a Steam Guard code. Enter it below to install again.',
+    'install.failed.login_failed': 'Steam refused the login. Check the account name and password.',
+    'install.failed.rate_limited': 'Steam asks to wait before the next login. Try again later.',
+    'install.failed.timeout': 'The download took too long. Check the network and try again.',
+    'install.failed.steamcmd_missing': 'SteamCMD cannot be run. Install it, or set install.steamcmd in warden’s config.',
+    'install.failed.steamcmd_failed': 'SteamCMD failed. Its last words are below.',
+    'install.failed.checksum_mismatch': 'The download is damaged (its checksum does not match). Try again.',
+    'install.failed.download_failed': 'The download failed. Check the network and try again.',
+    'install.failed.unknown_version': 'This version is not known. Choose another one.',
+    'install.failed.write_failed': 'The files could not be written. Check the folder’s permissions and free space.',
+    'install.failed.define_failed': 'The files are in place, but the program could not be created.',
+    'install.failed.other': 'The install failed (code {code}).',
     'install.again': 'Try again',
     'install.problems': 'Some template files in the data directory could not be used:',
   },
@@ -97,6 +114,20 @@ addStrings({
     'install.failedBody': '남은 파일은 없습니다. 원인을 고친 뒤 다시 설치하세요.',
     'install.failed.java_too_old': 'Minecraft {minecraft}에는 Java {need} 이상이 필요한데 {java}은(는) Java {have}입니다. Java {need}을(를) 설치하거나, warden 설정 파일에서 install.java를 Java {need} 실행 파일 경로로 지정하세요.',
     'install.failed.java_missing': '이 서버를 실행할 Java를 찾지 못했습니다. Java를 설치하거나, warden 설정 파일에서 install.java를 그 실행 파일 경로로 지정하세요.',
+    'install.failed.disk_full': '디스크가 가득 찼습니다. 공간을 확보한 뒤 다시 시도하세요.',
+    'install.failed.no_subscription': '이 Steam 계정에는 이 서버가 없거나, 다른 계정으로 로그인해야 합니다.',
+    'install.failed.steam_guard': 'Steam이 Steam Guard 코드를 요구합니다. 아래에 입력해 다시 설치하세요.',
+    'install.failed.login_failed': 'Steam이 로그인을 거부했습니다. 계정 이름과 비밀번호를 확인하세요.',
+    'install.failed.rate_limited': 'Steam이 다음 로그인까지 기다리라고 합니다. 나중에 다시 시도하세요.',
+    'install.failed.timeout': '내려받기가 너무 오래 걸렸습니다. 네트워크를 확인하고 다시 시도하세요.',
+    'install.failed.steamcmd_missing': 'SteamCMD를 실행할 수 없습니다. 설치하거나 warden 설정 파일에서 install.steamcmd를 지정하세요.',
+    'install.failed.steamcmd_failed': 'SteamCMD가 실패했습니다. 마지막 출력은 아래에 있습니다.',
+    'install.failed.checksum_mismatch': '내려받은 파일이 손상되었습니다(체크섬 불일치). 다시 시도하세요.',
+    'install.failed.download_failed': '내려받기에 실패했습니다. 네트워크를 확인하고 다시 시도하세요.',
+    'install.failed.unknown_version': '알 수 없는 버전입니다. 다른 버전을 고르세요.',
+    'install.failed.write_failed': '파일을 쓸 수 없습니다. 폴더 권한과 남은 공간을 확인하세요.',
+    'install.failed.define_failed': '파일은 준비되었지만 프로그램을 만들 수 없었습니다.',
+    'install.failed.other': '설치에 실패했습니다 (코드 {code}).',
     'install.again': '다시 시도',
     'install.problems': '데이터 폴더의 템플릿 파일 일부를 쓸 수 없습니다:',
   },
@@ -112,19 +143,35 @@ function sourceText(source) {
   return t('install.source.url');
 }
 
+/** A template's text `field` (`title`, or `description` of the template, a port or a
+ * variable) in the user's language: its Korean one (`FIELD_ko`) in Korean mode when it has
+ * one, else the English one as written; with the language it is in. */
+function textOf(item, field) {
+  const ko = currentLang() === 'ko' && item[`${field}_ko`];
+  return ko ? { text: ko, lang: 'ko' } : { text: item[field], lang: 'en' };
+}
+
+/** The attributes of a [`textOf`] text: its language, and on an English one the user-data
+ * mark (the template's words as written, which the Korean page walk skips). */
+function marks(text) {
+  return { lang: text.lang, 'data-user-data': text.lang === 'en' ? '' : undefined };
+}
+
 function TemplateCard({ tpl, onChoose }) {
+  const title = textOf(tpl, 'title');
+  const about = textOf(tpl, 'description');
   return html`<li class="card template-card" data-template=${tpl.name}>
-    <h3 data-user-data lang="en">${tpl.title}</h3>
+    <h3 data-template-title ...${marks(title)}>${title.text}</h3>
     <p class="muted small"><code>${tpl.name}</code> · ${sourceText(tpl.source)}
       ${tpl.game_profile && html` · <code>${tpl.game_profile}</code>`}</p>
-    <p data-user-data lang="en">${tpl.description}</p>
+    <p data-template-description ...${marks(about)}>${about.text}</p>
     ${tpl.ports.length > 0 &&
     html`<p class="small">${t('install.ports')}: ${tpl.ports.map(
       (p, i) => html`${i ? ', ' : ''}<code>${p.port}/${p.protocol}</code>`,
     )}</p>`}
     ${tpl.installable_here
       ? html`<button type="button" class="btn primary" data-choose=${tpl.name}
-          aria-label=${t('install.chooseLabel', { title: tpl.title })} onClick=${() => onChoose(tpl)}>${t('install.choose')}</button>`
+          aria-label=${t('install.chooseLabel', { title: title.text })} onClick=${() => onChoose(tpl)}>${t('install.choose')}</button>`
       : html`<p class="muted small">${t('install.notHere')} <code>${tpl.systems.join(', ')}</code></p>`}
   </li>`;
 }
@@ -137,7 +184,8 @@ function initialValues(tpl) {
 }
 
 function helpFor(v) {
-  const own = v.description ? html`<span lang="en" data-user-data>${v.description}</span>` : null;
+  const about = textOf(v, 'description');
+  const own = about.text ? html`<span data-variable-description ...${marks(about)}>${about.text}</span>` : null;
   let hint = null;
   if (v.secret) {
     hint = v.default === MASK ? t('install.help.secretDefault') : v.generate ? t('install.help.secretGenerated') : t('install.help.secret');
@@ -172,6 +220,7 @@ function InstallForm({ tpl, onBack, onStarted }) {
   const [errors, setErrors] = useState({});
   const [summary, setSummary] = useState(null);
   const [busy, setBusy] = useState(false);
+  const title = textOf(tpl, 'title');
   const known = (field) => {
     if (field === 'name') return 'name';
     const m = /^values\.(.+)$/.exec(field || '');
@@ -190,8 +239,9 @@ function InstallForm({ tpl, onBack, onStarted }) {
     }
     setBusy(true);
     try {
-      const status = await api.post('/api/install', { template: tpl.name, name: name.trim(), values: sent });
-      onStarted(status);
+      const req = { template: tpl.name, name: name.trim(), values: sent };
+      const status = await api.post('/api/install', req);
+      onStarted(status, req);
     } catch (err) {
       setErrors(errorsByField(err, known));
       setSummary(unplacedErrors(err, known));
@@ -201,7 +251,7 @@ function InstallForm({ tpl, onBack, onStarted }) {
   };
   return html`<section class="card" aria-labelledby="iw-form-h" data-install-form=${tpl.name}>
     <div class="toolbar">
-      <h2 id="iw-form-h" data-user-data lang="en">${tpl.title}</h2>
+      <h2 id="iw-form-h" ...${marks(title)}>${title.text}</h2>
       <span class="grow"></span>
       <button type="button" class="btn" onClick=${onBack}>${t('install.back')}</button>
     </div>
@@ -223,7 +273,7 @@ function InstallForm({ tpl, onBack, onStarted }) {
   </section>`;
 }
 
-function Progress({ start, onAgain }) {
+function Progress({ start, onAgain, onGuard }) {
   const [st, setSt] = useState(start);
   const [error, setError] = useState(null);
   const timer = useRef(null);
@@ -238,7 +288,7 @@ function Progress({ start, onAgain }) {
           setSt(s);
         })
         .catch((e) => {
-          setError(e.message);
+          setError(errorText(e));
           setSt((old) => ({ ...old }));
         });
     }, POLL_MS);
@@ -267,22 +317,24 @@ function Progress({ start, onAgain }) {
     html`<div class="note error-note" role="alert" data-install-failed=${st.error?.code || ''}>
       ${failureText(st.error) && html`<p data-install-why>${failureText(st.error)}</p>`}
       <p class="reason"><code>${st.error?.message || ''}</code></p>
+      ${st.error?.code === 'steam_guard' && onGuard && html`<${GuardForm} id="iw-guard" label=${t('guard.install')} onSubmit=${onGuard} />`}
       <p>${t('install.failedBody')}</p>
       <button type="button" class="btn" onClick=${onAgain}>${t('install.again')}</button>
     </div>`}
   </section>`;
 }
 
-/** A sentence in the user's language for failures the dashboard knows (the server's
- * English message stays below it, as the details). */
+/** A sentence in the user's language for a failure's code (the server's English message
+ * stays below it, as the details). */
 function failureText(err) {
   if (!err) return null;
   if (err.code === 'java_too_old') {
     const m = /Minecraft (\S+) needs Java (\d+); (.+) is Java (\d+)\./.exec(err.message || '');
     if (m) return t('install.failed.java_too_old', { minecraft: m[1], need: m[2], java: m[3], have: m[4] });
   }
-  if (err.code === 'java_missing') return t('install.failed.java_missing');
-  return null;
+  if (err.code === 'java_too_old') return t('install.failed.other', { code: err.code });
+  const key = `install.failed.${err.code}`;
+  return has(key) ? t(key) : t('install.failed.other', { code: err.code });
 }
 
 export function InstallPage() {
@@ -290,12 +342,14 @@ export function InstallPage() {
   const [error, setError] = useState(null);
   const [chosen, setChosen] = useState(null);
   const [started, setStarted] = useState(null);
+  // The last install request, sent again with a Steam Guard code when Steam asks for one.
+  const [request, setRequest] = useState(null);
   useEffect(() => {
     if (!can('admin')) return;
     api
       .get('/api/templates')
       .then(setList)
-      .catch((e) => setError(e.message));
+      .catch((e) => setError(errorText(e)));
   }, []);
   if (!can('admin')) return html`<main id="main" tabindex="-1" class="page"><p>${t('common.forbidden')}</p></main>`;
   return html`<main id="main" tabindex="-1" class="page" data-install-page>
@@ -306,9 +360,14 @@ export function InstallPage() {
     </div>
     ${error && html`<p class="error" role="alert">${error}</p>`}
     ${started
-      ? html`<${Progress} key=${started.id} start=${started} onAgain=${() => setStarted(null)} />`
+      ? html`<${Progress} key=${started.id} start=${started} onAgain=${() => setStarted(null)}
+          onGuard=${request && (async (code) => setStarted(await api.post('/api/install', { ...request, guard_code: code })))} />`
       : chosen
-        ? html`<${InstallForm} key=${chosen.name} tpl=${chosen} onBack=${() => setChosen(null)} onStarted=${setStarted} />`
+        ? html`<${InstallForm} key=${chosen.name} tpl=${chosen} onBack=${() => setChosen(null)}
+            onStarted=${(status, req) => {
+              setRequest(req);
+              setStarted(status);
+            }} />`
         : list == null
           ? !error && html`<p class="muted">${t('common.loading')}</p>`
           : html`<section aria-labelledby="iw-pick-h">

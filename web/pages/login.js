@@ -6,7 +6,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { html } from '../lib/html.js';
 import { addStrings, t } from '../lib/i18n.js';
 import { api } from '../lib/api.js';
-import { Field } from '../lib/ui.js';
+import { errorText, Field } from '../lib/ui.js';
 
 const FIRST_ADMIN = 'warden user add admin --role admin --password-stdin';
 
@@ -79,7 +79,7 @@ function FirstAdmin({ onLogin, onTaken }) {
       if (err.status === 403) setError(t('setup.badCode'));
       else if (err.status === 409) onTaken();
       else if (err.status === 429) setError(t('login.rate'));
-      else setError(t('common.error', { msg: err.message }));
+      else setError(errorText(err));
       setBusy(false);
     }
   };
@@ -146,7 +146,7 @@ function SecondStep({ challenge, onLogin, onRestart }) {
       if (err.status === 401 && err.code === 'login_expired') onRestart(t('login2fa.expired'));
       else if (err.status === 401) setError(t('login2fa.wrong'));
       else if (err.status === 429) setError(t('login.rate'));
-      else setError(t('common.error', { msg: err.message }));
+      else setError(errorText(err));
       setBusy(false);
     }
   };
@@ -206,7 +206,7 @@ export function Login({ onLogin, expired }) {
     } catch (err) {
       if (err.status === 429) setError(t('login.rate'));
       else if (err.status === 401) setError(t('login.failed'));
-      else setError(t('common.error', { msg: err.message }));
+      else setError(errorText(err));
       setBusy(false);
     }
   };

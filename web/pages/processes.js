@@ -7,7 +7,7 @@ import { html } from '../lib/html.js';
 import { t, fmt, addStrings } from '../lib/i18n.js';
 import { api } from '../lib/api.js';
 import { can } from '../lib/session.js';
-import { Field, href } from '../lib/ui.js';
+import { errorText, Field, href } from '../lib/ui.js';
 
 addStrings({
   en: {
@@ -71,7 +71,7 @@ export function ProcessesPage() {
           setAt(Date.now());
           setError(null);
         })
-        .catch((e) => !stop && setError(e.message))
+        .catch((e) => !stop && setError(errorText(e)))
         .finally(() => {
           if (!stop && live) timer = setTimeout(load, REFRESH_S * 1000);
         });

@@ -8,10 +8,12 @@ import { addStrings, fmt, t } from '../lib/i18n.js';
 import { api, seg } from '../lib/api.js';
 import { allowed } from '../lib/session.js';
 import { toast, toastError } from '../lib/ui.js';
+import { GuardForm } from '../lib/guard.js';
 
 addStrings({
   en: {
     'update.title': 'Updates',
+    'update.guard': 'The last update stopped because Steam asks for a Steam Guard code. Enter it to update again.',
     'update.installed': 'Installed build',
     'update.available': 'Available build',
     'update.unknown': 'not checked yet',
@@ -44,6 +46,7 @@ addStrings({
   },
   ko: {
     'update.title': '업데이트',
+    'update.guard': 'Steam이 Steam Guard 코드를 요구해 지난 업데이트가 멈췄습니다. 코드를 입력해 다시 업데이트하세요.',
     'update.installed': '설치된 빌드',
     'update.available': '사용 가능한 빌드',
     'update.unknown': '아직 확인 안 함',
@@ -136,5 +139,14 @@ export function UpdatePanel({ name }) {
       <div><dt>${t('update.window')}</dt><dd>${windowText}</dd></div>
       ${s.last && html`<div><dt>${t('update.last')}</dt><dd>${t(`update.result.${s.last.result}`)} · <span class="num">${s.last.build}</span> · <time class="small num">${fmt.time(s.last.ts)}</time></dd></div>`}
     </dl>
+    ${define && s.state === 'idle' && s.last && s.last.code === 'steam_guard' &&
+    html`<div class="note" role="status" data-update-guard>
+      <p>${t('update.guard')}</p>
+      <${GuardForm} id="update-guard" label=${t('guard.update')} onSubmit=${async (code) => {
+        await api.post(`/api/programs/${seg(name)}/update/apply`, { now: true, guard_code: code });
+        toast(t('update.started'));
+        await load();
+      }} />
+    </div>`}
   </section>`;
 }

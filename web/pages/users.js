@@ -5,7 +5,7 @@ import { html } from '../lib/html.js';
 import { t, fmt } from '../lib/i18n.js';
 import { api, seg } from '../lib/api.js';
 import { can, session } from '../lib/session.js';
-import { confirmAction, copyText, Field, toast, toastError } from '../lib/ui.js';
+import { confirmAction, copyText, errorText, Field, toast, toastError } from '../lib/ui.js';
 
 const ROLES = ['viewer', 'operator', 'admin'];
 
@@ -39,7 +39,7 @@ function Users() {
       setPassword('');
       load();
     } catch (err) {
-      setError(err.message);
+      setError(errorText(err));
     }
   };
 
@@ -136,7 +136,7 @@ function Tokens() {
       setName('');
       load();
     } catch (err) {
-      setError(err.message);
+      setError(errorText(err));
     }
   };
 

@@ -12,6 +12,7 @@ use futures_util::StreamExt;
 use serde_json::Value;
 
 use super::{Client, fmt_ms, print_json};
+use crate::units::show_bytes;
 
 /// `warden ctl backup`.
 #[derive(Subcommand)]
@@ -88,21 +89,6 @@ pub enum BackupCmd {
     },
 }
 
-pub(super) fn human(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = bytes as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
-}
-
 fn print_backups(list: &[Value]) {
     outln!(
         "{:>5} {:<11} {:<19} {:>10} {:>7} {:<8} REASON",
@@ -124,7 +110,10 @@ fn print_backups(list: &[Value]) {
             b["id"].as_i64().unwrap_or(0),
             b["status"].as_str().unwrap_or(""),
             b["started_at"].as_i64().map(fmt_ms).unwrap_or_default(),
-            b["archive_bytes"].as_u64().map(human).unwrap_or("-".into()),
+            b["archive_bytes"]
+                .as_u64()
+                .map(|n| show_bytes(n as f64))
+                .unwrap_or("-".into()),
             b["files"]
                 .as_u64()
                 .map(|n| n.to_string())
@@ -149,8 +138,8 @@ fn progress_line(p: &Value) -> String {
         "{:<10} {:>3}% {} / {}  {}",
         p["phase"].as_str().unwrap_or(""),
         pct,
-        human(done),
-        human(total),
+        show_bytes(done as f64),
+        show_bytes(total as f64),
         p["current_file"].as_str().unwrap_or("")
     )
 }
@@ -437,6 +426,6 @@ async fn download(c: &Client, id: i64, output: Option<PathBuf>) -> anyhow::Resul
     tokio::fs::rename(&tmp, &out)
         .await
         .with_context(|| format!("cannot rename {} to {}", tmp.display(), out.display()))?;
-    errln!("{} written ({})", out.display(), human(n));
+    errln!("{} written ({})", out.display(), show_bytes(n as f64));
     Ok(())
 }

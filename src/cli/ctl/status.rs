@@ -5,8 +5,8 @@
 
 use serde_json::Value;
 
-use super::backup::human;
 use super::{Client, fmt_ms, fmt_uptime};
+use crate::units::show_bytes;
 
 /// Prints the detailed view of `name`.
 pub(super) async fn detailed(c: &Client, name: &str) -> anyhow::Result<()> {
@@ -73,7 +73,10 @@ fn lines(
             "CPU",
             format!("{:.1} %", cur["cpu_percent"].as_f64().unwrap_or(0.0)),
         ));
-        out.push(("Memory", human(cur["memory_bytes"].as_u64().unwrap_or(0))));
+        out.push((
+            "Memory",
+            show_bytes(cur["memory_bytes"].as_u64().unwrap_or(0) as f64),
+        ));
     }
     if let Some(mode) = p["limits_mode"].as_str() {
         out.push(("Limits by", mode.to_string()));
@@ -132,7 +135,7 @@ fn last_backup(backups: Option<&Value>) -> Option<String> {
     let when = fmt_ms(b["finished_at"].as_i64().or(b["started_at"].as_i64())?);
     let status = b["status"].as_str().unwrap_or("");
     Some(match b["archive_bytes"].as_u64() {
-        Some(size) if status == "ok" => format!("{when}, {}", human(size)),
+        Some(size) if status == "ok" => format!("{when}, {}", show_bytes(size as f64)),
         _ => format!("{when}, {status}"),
     })
 }

@@ -43,7 +43,7 @@ use windows_sys::Win32::System::Threading::{
 };
 use windows_sys::Win32::UI::WindowsAndMessaging::{SW_HIDE, ShowWindow};
 
-use crate::config::{Priority, WindowsConfig};
+use super::{Priority, WindowsConfig};
 use crate::program::ExitInfo;
 
 /// Exit code given to processes when warden terminates their job (a kill). Chosen to be
@@ -358,6 +358,12 @@ pub fn tune_allocator() {}
 
 /// The Windows heap decommits freed memory itself.
 pub fn release_free_memory() {}
+
+/// Windows trims the working set of image pages itself when memory is wanted; warden
+/// does not force it (the private working set is what Task Manager shows).
+pub fn release_startup_code() -> u64 {
+    0
+}
 
 /// warden's private working set is read by the metrics code on Windows; not needed here.
 pub fn private_memory() -> Option<u64> {

@@ -473,6 +473,19 @@ pub async fn start_logged(log_level: &str) -> (Warden, PathBuf) {
     (w, log)
 }
 
+/// An HTTP double on a free local port: `routes` is given its base URL
+/// (`http://127.0.0.1:PORT`, for documents that link to themselves) and returns the router
+/// to serve until the test ends. Returns the base URL.
+pub async fn http_double(routes: impl FnOnce(&str) -> axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let app = routes(&base);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    base
+}
+
 /// An HTTP client for tests. warden enables reqwest's rustls without a default crypto
 /// provider, so every client needs one installed first (ring, as warden itself does).
 pub fn http_client() -> reqwest::Client {

@@ -1,11 +1,12 @@
 //! Paths as clients send them: parsed into validated components relative to a program's
-//! file root, before anything touches the disk.
+//! file root, before anything touches the disk. A floor module (it imports nothing of
+//! warden), so `program` checks `files_root` with it and `files` builds on it.
 //!
 //! This is the first of two fences. It refuses, by syntax alone, everything that could
 //! name a place outside the root on any OS: `..`, absolute paths, Windows drive letters,
 //! UNC paths and alternate data streams (any `\` or `:`), percent-encoded separators
 //! (which some layer might decode later), and NUL bytes. The second fence is the
-//! directory handle every operation is resolved against (see `files::root`), which also
+//! directory handle every operation is resolved against (see `files`), which also
 //! stops symlinks pointing outside — a syntactically clean path can still reach a link.
 
 use std::fmt;
