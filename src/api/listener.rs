@@ -447,7 +447,10 @@ impl Conn {
             .serve_connection(TokioIo::new(io), TowerToHyperService::new(svc))
             .with_upgrades();
         tokio::pin!(conn);
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        // Wakes only when the connection could first have been idle for the whole
+        // timeout, not on a fixed tick: an idle keep-alive connection costs one wake-up.
+        let idle_check = tokio::time::sleep(limits.idle_timeout);
+        tokio::pin!(idle_check);
         let mut closing = false;
         loop {
             tokio::select! {
@@ -467,15 +470,23 @@ impl Conn {
                     closing = true;
                     conn.as_mut().graceful_shutdown();
                 }
-                _ = tick.tick() => {
+                _ = idle_check.as_mut() => {
                     let now = u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
-                    let idle = now.saturating_sub(state.last_ms.load(Ordering::Relaxed));
-                    if state.active.load(Ordering::Relaxed) == 0
-                        && Duration::from_millis(idle) >= limits.idle_timeout
-                    {
+                    let idle = Duration::from_millis(
+                        now.saturating_sub(state.last_ms.load(Ordering::Relaxed)),
+                    );
+                    let busy = state.active.load(Ordering::Relaxed) > 0;
+                    if !busy && idle >= limits.idle_timeout {
                         tracing::debug!(%addr, "closing an idle HTTP connection");
                         return;
                     }
+                    // Busy, or used since: look again when the timeout could next have
+                    // run out (a request in flight counts from the next look). At least
+                    // a second apart, as the old fixed tick was.
+                    let wait = if busy { limits.idle_timeout } else { limits.idle_timeout - idle };
+                    idle_check
+                        .as_mut()
+                        .reset(tokio::time::Instant::now() + wait.max(Duration::from_secs(1)));
                 }
             }
         }

@@ -235,3 +235,48 @@ async fn a_quiet_stream_is_working_not_idle() {
     .expect("the line within 30 s");
     assert!(got, "the stream was closed during the silence: {seen:?}");
 }
+
+/// A keep-alive connection at rest is closed once it has been idle for the whole timeout:
+/// not before (its last use counts, not when it opened) and not long after.
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed_at_the_idle_timeout() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let w = Warden::start_in(tmp.path(), "[api]\nidle_timeout_seconds = 2\n").await;
+    let addr = w.url.trim_start_matches("http://").to_string();
+    let took = tokio::task::spawn_blocking(move || {
+        let mut s = TcpStream::connect(&addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(15)))
+            .expect("timeout");
+        let mut buf = [0u8; 4096];
+        // Used twice, 1.5 s apart: the second use restarts the idle count.
+        for _ in 0..2 {
+            s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+                .expect("write");
+            let n = s.read(&mut buf).expect("the answer");
+            assert!(
+                String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"),
+                "{}",
+                String::from_utf8_lossy(&buf[..n])
+            );
+            std::thread::sleep(Duration::from_millis(1500));
+        }
+        let started = Instant::now() - Duration::from_millis(1500);
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => return Ok(started.elapsed()),
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                    return Ok(started.elapsed());
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    })
+    .await
+    .expect("join")
+    .expect("the server closed the connection");
+    assert!(
+        took >= Duration::from_millis(1900) && took < Duration::from_secs(5),
+        "closed {took:?} after its last use (idle timeout 2 s)"
+    );
+}
