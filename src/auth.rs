@@ -558,12 +558,11 @@ impl Auth {
 
     /// Resolves a session cookie.
     pub async fn session(&self, cookie: &str) -> Result<Principal, AuthError> {
-        let row = self
+        let (row, grants) = self
             .store
             .session(sha256(cookie.as_bytes()))
             .await?
             .ok_or(AuthError::Invalid)?;
-        let grants = self.store.grants_of(Subject::User, &row.user).await?;
         // Record use at most once a minute per session, off the request path.
         if now_ms() - row.last_seen_at > 60_000
             && !row.public_id.is_empty()
@@ -635,7 +634,7 @@ impl Auth {
         }
         let rest = token.strip_prefix("wdn_").ok_or(AuthError::Invalid)?;
         let (public_id, secret) = rest.split_once('_').ok_or(AuthError::Invalid)?;
-        let row = self
+        let (row, grants) = self
             .store
             .token(public_id)
             .await?
@@ -648,7 +647,7 @@ impl Auth {
             name: format!("token:{}", row.name),
             role: Role::parse(&row.role).ok_or(AuthError::Invalid)?,
             csrf: None,
-            grants: self.store.grants_of(Subject::Token, &row.public_id).await?,
+            grants,
             session_id: None,
         };
         // Record use at most once a minute per token, off the request path.

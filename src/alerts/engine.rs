@@ -437,13 +437,12 @@ async fn report_drops(d: &Deps, n: u64) {
         d.cfg.outbox_max_pending
     );
     tracing::warn!(dropped = n, "{message}");
-    let ev = NewEvent {
-        ts: now_ms(),
-        program: None,
-        kind: "alerts_dropped".into(),
+    let ev = NewEvent::now(
+        None,
+        "alerts_dropped",
         message,
-        data: serde_json::json!({ "dropped": n }),
-    };
+        serde_json::json!({ "dropped": n }),
+    );
     d.store.record_event(ev).await;
 }
 
@@ -463,12 +462,11 @@ async fn restart(d: &Deps, v: &Verdict) {
         Err(e) => format!("rule '{}' could not restart the program: {e}", v.rule.name),
     };
     tracing::info!(program = %v.program, "{outcome}");
-    let ev = NewEvent {
-        ts: now_ms(),
-        program: Some(v.program.clone()),
-        kind: "alert_action".into(),
-        message: outcome,
-        data: serde_json::json!({ "rule": v.rule.name, "action": "restart" }),
-    };
+    let ev = NewEvent::now(
+        Some(&v.program),
+        "alert_action",
+        outcome,
+        serde_json::json!({ "rule": v.rule.name, "action": "restart" }),
+    );
     d.store.record_event(ev).await;
 }

@@ -113,12 +113,6 @@ pub(super) async fn restart(store: &Store, sup: &Supervisor, v: &Verdict) {
     if let Err(e) = &outcome {
         data["error"] = e.clone().into();
     }
-    let ev = NewEvent {
-        ts: now_ms(),
-        program: Some(v.program.clone()),
-        kind: kind.into(),
-        message,
-        data,
-    };
+    let ev = NewEvent::now(Some(&v.program), kind, message, data);
     store.record_event(ev).await;
 }

@@ -232,14 +232,27 @@ pub fn router(app: AppState) -> Router {
     // timeout: they carry their own body limit and are merged after the timeout layer
     // is applied, so it does not wrap them.
     let (api, uploads, doc) = routes(app.cfg.files.max_upload_bytes);
-    let doc = Arc::new(doc);
+    // Kept as the bytes it is served as: the document as a `Value` tree held about 1 MB
+    // of small allocations for as long as warden runs.
+    let doc = axum::body::Bytes::from(serde_json::to_vec(&doc).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "cannot serialise the OpenAPI document");
+        b"null".to_vec()
+    }));
     let timeout = app.cfg.api.request_timeout;
     let body_limit = app.cfg.api.body_limit_bytes;
     api.route(
         "/api/openapi.json",
         get(move || {
             let doc = doc.clone();
-            async move { axum::Json(doc.as_ref().clone()) }
+            async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        axum::http::HeaderValue::from_static("application/json"),
+                    )],
+                    doc,
+                )
+            }
         }),
     )
     .layer(axum::extract::DefaultBodyLimit::max(body_limit))

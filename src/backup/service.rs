@@ -94,13 +94,7 @@ impl BackupService {
         message: String,
         data: serde_json::Value,
     ) {
-        let ev = NewEvent {
-            ts: now_ms(),
-            program: Some(program.to_string()),
-            kind: kind.to_string(),
-            message,
-            data,
-        };
+        let ev = NewEvent::now(Some(program), kind, message, data);
         self.inner.store.record_event(ev).await;
     }
 

@@ -117,13 +117,7 @@ impl Mover<'_> {
 
         let was_running = handle.snapshot().status.state.is_active();
         let note = |kind: &'static str, message: String, data: serde_json::Value| async move {
-            let ev = NewEvent {
-                ts: crate::store::now_ms(),
-                program: Some(name.to_string()),
-                kind: kind.to_string(),
-                message,
-                data,
-            };
+            let ev = NewEvent::now(Some(name), kind, message, data);
             self.fleet.store.record_event(ev).await;
         };
         let about = |extra: serde_json::Value| {

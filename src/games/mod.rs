@@ -425,13 +425,7 @@ impl Inner {
         message: String,
         data: serde_json::Value,
     ) {
-        let ev = NewEvent {
-            ts: now_ms(),
-            program: Some(program.to_string()),
-            kind: kind.into(),
-            message,
-            data,
-        };
+        let ev = NewEvent::now(Some(program), kind, message, data);
         self.store.record_event(ev).await;
     }
 

@@ -11,7 +11,6 @@ use utoipa::ToSchema;
 use crate::program::game::StopStep;
 use crate::store::Store;
 use crate::store::events::NewEvent;
-use crate::store::now_ms;
 use crate::supervisor::stop_hook::StdinWriter;
 
 /// Most warnings in one warned stop.
@@ -61,13 +60,12 @@ pub(super) async fn run_steps(
     clients: StepClients,
 ) -> Result<(), String> {
     let listed: Vec<String> = steps.iter().map(describe).collect();
-    let ev = NewEvent {
-        ts: now_ms(),
-        program: Some(program.clone()),
-        kind: "stop_steps".into(),
-        message: format!("stopping with the game's steps: {}", listed.join(", ")),
-        data: serde_json::Value::Null,
-    };
+    let ev = NewEvent::now(
+        Some(&program),
+        "stop_steps",
+        format!("stopping with the game's steps: {}", listed.join(", ")),
+        serde_json::Value::Null,
+    );
     store.record_event(ev).await;
     let last = steps.len().saturating_sub(1);
     for (i, step) in steps.iter().enumerate() {

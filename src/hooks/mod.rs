@@ -191,13 +191,12 @@ async fn execute(store: &Store, bus: &Bus, http: &reqwest::Client, run: Run) {
             String::new(),
         ),
     };
-    let ev = NewEvent {
-        ts: now_ms(),
-        program: Some(run.program.clone()),
-        kind: kind.into(),
-        message: message.clone(),
-        data: json!({"hook": what, "on": run.kind, "output": output}),
-    };
+    let ev = NewEvent::now(
+        Some(&run.program),
+        kind,
+        message.clone(),
+        json!({"hook": what, "on": run.kind, "output": output}),
+    );
     store.record_event(ev).await;
     if let Err(why) = result {
         tracing::warn!(program = %run.program, hook = %what, error = %why, "hook failed");

@@ -791,14 +791,8 @@ impl Updater {
         message: String,
         data: serde_json::Value,
     ) {
-        let ts = now_ms();
-        let ev = NewEvent {
-            ts,
-            program: Some(program.to_string()),
-            kind: kind.to_string(),
-            message: message.clone(),
-            data,
-        };
+        let ev = NewEvent::now(Some(program), kind, message.clone(), data);
+        let ts = ev.ts;
         self.inner.store.record_event(ev).await;
         self.inner.bus.publish(Event::Notice(Notice {
             kind: kind.to_string(),

@@ -302,6 +302,14 @@ pub(super) fn render(
             "Resident memory of warden itself.",
             me.rss_bytes as f64,
         );
+        if let Some(private) = crate::os::private_memory() {
+            gauge(
+                o,
+                "warden_process_private_memory_bytes",
+                "Memory of warden itself that no other process shares (Linux: resident anonymous memory; Windows: private bytes).",
+                private as f64,
+            );
+        }
         gauge(
             o,
             "warden_process_threads",

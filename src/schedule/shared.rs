@@ -99,14 +99,8 @@ impl Shared {
             predicted_p90_ms,
         };
         tracing::info!(job, run_id, kind = kind.event_kind(), message = %ev.message, "job");
-        let stored = NewEvent {
-            ts: ev.ts,
-            program: None,
-            kind: kind.event_kind().into(),
-            message: ev.message.clone(),
-            data: serde_json::to_value(&ev).unwrap_or(serde_json::Value::Null),
-        };
-        self.store.record_event(stored).await;
+        self.store_event(ev.ts, kind.event_kind(), &ev.message, &ev)
+            .await;
         self.bus.publish(Event::Job(ev));
     }
 
@@ -126,15 +120,28 @@ impl Shared {
             message,
         };
         tracing::info!(schedule, kind = kind.event_kind(), message = %ev.message, "schedule");
+        self.store_event(ev.ts, kind.event_kind(), &ev.message, &ev)
+            .await;
+        self.bus.publish(Event::Schedule(ev));
+    }
+
+    /// Stores a job or schedule event, its whole record as the data, before it is
+    /// published.
+    async fn store_event(
+        &self,
+        ts: i64,
+        kind: &str,
+        message: &str,
+        record: &impl serde::Serialize,
+    ) {
         let stored = NewEvent {
-            ts: ev.ts,
+            ts,
             program: None,
-            kind: kind.event_kind().into(),
-            message: ev.message.clone(),
-            data: serde_json::to_value(&ev).unwrap_or(serde_json::Value::Null),
+            kind: kind.into(),
+            message: message.to_string(),
+            data: serde_json::to_value(record).unwrap_or(serde_json::Value::Null),
         };
         self.store.record_event(stored).await;
-        self.bus.publish(Event::Schedule(ev));
     }
 
     /// Deletes runs beyond `keep_runs` and their output directories.

@@ -81,24 +81,31 @@ fn grant_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<GrantRow>> {
 
 const GRANT_COLS: &str = "id, subject_kind, subject, scope_kind, scope, perms";
 
+/// The grants of one user or token, read on `c` (so a caller can read them in the same
+/// trip to a reader as the session or token they belong to).
+pub(super) fn grants_in(
+    c: &rusqlite::Connection,
+    kind: Subject,
+    subject: &str,
+) -> Result<Vec<Grant>, StoreError> {
+    let mut st = c.prepare_cached(&format!(
+        "SELECT {GRANT_COLS} FROM grants WHERE subject_kind = ?1 AND subject = ?2 ORDER BY id"
+    ))?;
+    let rows = st.query_map(params![kind.as_str(), subject], grant_from)?;
+    let mut out = Vec::new();
+    for r in rows {
+        if let Some(g) = r? {
+            out.push(g.grant);
+        }
+    }
+    Ok(out)
+}
+
 impl Store {
     /// The grants of one user or token.
     pub async fn grants_of(&self, kind: Subject, subject: &str) -> Result<Vec<Grant>, StoreError> {
         let subject = subject.to_string();
-        self.read(move |c| {
-            let mut st = c.prepare(&format!(
-                "SELECT {GRANT_COLS} FROM grants WHERE subject_kind = ?1 AND subject = ?2 ORDER BY id"
-            ))?;
-            let rows = st.query_map(params![kind.as_str(), subject], grant_from)?;
-            let mut out = Vec::new();
-            for r in rows {
-                if let Some(g) = r? {
-                    out.push(g.grant);
-                }
-            }
-            Ok(out)
-        })
-        .await
+        self.read(move |c| grants_in(c, kind, &subject)).await
     }
 
     /// Every grant, by subject.

@@ -3,7 +3,9 @@
 
 use rusqlite::{OptionalExtension, params};
 
+use super::access::grants_in;
 use super::{Store, StoreError, now_ms};
+use crate::access::{Grant, Subject};
 
 /// A user row.
 #[derive(Debug, Clone)]
@@ -228,16 +230,27 @@ impl Store {
         .await
     }
 
-    /// A token by its public id (revoked ones included; the caller checks).
-    pub async fn token(&self, public_id: &str) -> Result<Option<TokenRow>, StoreError> {
+    /// A token by its public id (revoked ones included; the caller checks) with its
+    /// grants, in one trip to a reader.
+    pub async fn token(
+        &self,
+        public_id: &str,
+    ) -> Result<Option<(TokenRow, Vec<Grant>)>, StoreError> {
         let public_id = public_id.to_string();
         self.read(move |c| {
-            Ok(c.query_row(
-                &format!("SELECT {TOKEN_COLS} FROM api_tokens WHERE public_id = ?1"),
-                params![public_id],
-                token_from,
-            )
-            .optional()?)
+            let row = c
+                .prepare_cached(&format!(
+                    "SELECT {TOKEN_COLS} FROM api_tokens WHERE public_id = ?1"
+                ))?
+                .query_row(params![public_id], token_from)
+                .optional()?;
+            match row {
+                Some(row) => {
+                    let grants = grants_in(c, Subject::Token, &row.public_id)?;
+                    Ok(Some((row, grants)))
+                }
+                None => Ok(None),
+            }
         })
         .await
     }
@@ -331,16 +344,21 @@ impl Store {
         Ok(public_id)
     }
 
-    /// A live (unexpired) session by the hash of its cookie value.
-    pub async fn session(&self, id_hash: Vec<u8>) -> Result<Option<SessionRow>, StoreError> {
+    /// A live (unexpired) session by the hash of its cookie value, with its user's
+    /// grants, in one trip to a reader.
+    pub async fn session(
+        &self,
+        id_hash: Vec<u8>,
+    ) -> Result<Option<(SessionRow, Vec<Grant>)>, StoreError> {
         self.read(move |c| {
-            Ok(c.query_row(
-                "SELECT u.name, u.role, s.csrf, coalesce(s.public_id, ''),
-                        coalesce(s.last_seen_at, s.created_at)
-                 FROM sessions s JOIN users u ON u.id = s.user_id
-                 WHERE s.id_hash = ?1 AND s.expires_at > ?2",
-                params![id_hash, now_ms()],
-                |r| {
+            let row = c
+                .prepare_cached(
+                    "SELECT u.name, u.role, s.csrf, coalesce(s.public_id, ''),
+                            coalesce(s.last_seen_at, s.created_at)
+                     FROM sessions s JOIN users u ON u.id = s.user_id
+                     WHERE s.id_hash = ?1 AND s.expires_at > ?2",
+                )?
+                .query_row(params![id_hash, now_ms()], |r| {
                     Ok(SessionRow {
                         user: r.get(0)?,
                         role: r.get(1)?,
@@ -348,9 +366,15 @@ impl Store {
                         public_id: r.get(3)?,
                         last_seen_at: r.get(4)?,
                     })
-                },
-            )
-            .optional()?)
+                })
+                .optional()?;
+            match row {
+                Some(row) => {
+                    let grants = grants_in(c, Subject::User, &row.user)?;
+                    Ok(Some((row, grants)))
+                }
+                None => Ok(None),
+            }
         })
         .await
     }

@@ -2,7 +2,7 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, now_ms};
 use crate::history::{Change, EventRecord};
 use crate::program::State;
 
@@ -30,6 +30,24 @@ pub struct NewEvent {
     pub message: String,
     /// Structured details.
     pub data: serde_json::Value,
+}
+
+impl NewEvent {
+    /// An event that happens now.
+    pub fn now(
+        program: Option<&str>,
+        kind: impl Into<String>,
+        message: impl Into<String>,
+        data: serde_json::Value,
+    ) -> NewEvent {
+        NewEvent {
+            ts: now_ms(),
+            program: program.map(str::to_string),
+            kind: kind.into(),
+            message: message.into(),
+            data,
+        }
+    }
 }
 
 fn rfc3339(ts: i64) -> String {

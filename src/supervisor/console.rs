@@ -22,6 +22,10 @@ use crate::store::now_ms;
 pub const MAX_LINE: usize = 16 * 1024;
 /// Lines queued between readers and the writer task.
 const QUEUE: usize = 1024;
+/// Read buffer of each output stream. Small on purpose: a program has two streams for as
+/// long as it runs, mostly silent, and a zeroed 64 KiB buffer each cost 6.4 MB of heap for
+/// 50 programs. A chatty program only needs more reads (8 KiB is about 80 lines each).
+const READ_BUFFER: usize = 8 * 1024;
 
 /// The in-memory tail of a program's console. A std mutex: held only to push or copy,
 /// never across `.await`.
@@ -33,7 +37,9 @@ pub struct Ring {
 impl Ring {
     fn new(cap: usize) -> Ring {
         Ring {
-            lines: Mutex::new(VecDeque::with_capacity(cap.min(4096))),
+            // Grows with the output: most programs never fill it, and a silent one holds
+            // nothing.
+            lines: Mutex::new(VecDeque::new()),
             cap,
         }
     }
@@ -117,7 +123,7 @@ impl Console {
         let tx = self.tx.clone();
         let program = self.program.clone();
         tokio::spawn(async move {
-            let mut reader = BufReader::with_capacity(64 * 1024, src);
+            let mut reader = BufReader::with_capacity(READ_BUFFER, src);
             let mut buf: Vec<u8> = Vec::new();
             loop {
                 let piece = match read_piece(&mut reader, &mut buf).await {

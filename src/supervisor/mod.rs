@@ -285,13 +285,7 @@ impl Ctx {
 
     /// Records an event that is not a state change (program created, warden started…).
     pub async fn record(&self, program: Option<&str>, kind: &str, message: String) {
-        let ev = NewEvent {
-            ts: now_ms(),
-            program: program.map(str::to_string),
-            kind: kind.into(),
-            message,
-            data: serde_json::Value::Null,
-        };
+        let ev = NewEvent::now(program, kind, message, serde_json::Value::Null);
         self.store.record_event(ev).await;
     }
 }

@@ -548,6 +548,18 @@ async fn system_endpoints_and_prometheus_text() {
     ] {
         assert!(text.contains(needle), "missing {needle}:\n{text}");
     }
+    // warden's private memory: a few MB, part of its resident memory.
+    let gauge = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
+    };
+    let private = gauge("warden_process_private_memory_bytes");
+    let resident = gauge("warden_process_resident_memory_bytes");
+    assert!(
+        private > 1e6 && private < resident,
+        "private {private} of resident {resident}"
+    );
     let mut promtool = Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())

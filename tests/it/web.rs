@@ -121,7 +121,10 @@ impl Ui {
             .find_element(selector)
             .await
             .unwrap_or_else(|e| panic!("no element {selector}: {e}"));
-        el.click().await.expect("focus");
+        // Focus, not a click: a click lands on coordinates taken a moment earlier, and a
+        // page still settling (a preview or a chart loading above) can move another
+        // element there, such as a `<details>` summary that then closes.
+        el.focus().await.expect("focus");
         el.type_str(text).await.expect("type");
     }
 

@@ -365,9 +365,9 @@ pub fn release_startup_code() -> u64 {
     0
 }
 
-/// warden's private working set is read by the metrics code on Windows; not needed here.
+/// warden's private memory in bytes (`PrivateUsage`).
 pub fn private_memory() -> Option<u64> {
-    None
+    readings::own_private_bytes()
 }
 
 /// Windows has no per-process open-handle limit to raise (handles are bounded by memory):

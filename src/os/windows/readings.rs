@@ -46,8 +46,8 @@ use windows_sys::Win32::System::SystemInformation::{
 };
 use windows_sys::Win32::System::SystemServices::VER_NT_WORKSTATION;
 use windows_sys::Win32::System::Threading::{
-    ALL_PROCESSOR_GROUPS, GetActiveProcessorCount, GetExitCodeProcess, GetProcessHandleCount,
-    GetProcessIoCounters, GetProcessTimes, GetSystemTimes, IO_COUNTERS,
+    ALL_PROCESSOR_GROUPS, GetActiveProcessorCount, GetCurrentProcess, GetExitCodeProcess,
+    GetProcessHandleCount, GetProcessIoCounters, GetProcessTimes, GetSystemTimes, IO_COUNTERS,
     PROCESS_QUERY_LIMITED_INFORMATION,
 };
 use windows_sys::Win32::System::WindowsProgramming::{
@@ -107,16 +107,7 @@ fn read_process(h: RawHandle) -> Option<ProcStat> {
         cpu_ns: ticks_to_ns(filetime(times[2]).saturating_add(filetime(times[3]))),
         ..ProcStat::default()
     };
-    let mut mem = PROCESS_MEMORY_COUNTERS_EX {
-        cb: size_of::<PROCESS_MEMORY_COUNTERS_EX>() as u32,
-        ..Default::default()
-    };
-    // SAFETY: `mem` is a PROCESS_MEMORY_COUNTERS_EX with `cb` set to its size, which the
-    // API accepts in place of the shorter PROCESS_MEMORY_COUNTERS it is declared with.
-    let ok = unsafe {
-        GetProcessMemoryInfo(h, (&raw mut mem).cast::<PROCESS_MEMORY_COUNTERS>(), mem.cb)
-    };
-    if ok != 0 {
+    if let Some(mem) = memory_counters(h) {
         st.rss_bytes = mem.WorkingSetSize as u64;
         st.virtual_bytes = mem.PrivateUsage as u64;
     }
@@ -619,6 +610,29 @@ pub fn mount_usage(mount: &str, fs_type: &str) -> Option<MountUsage> {
         total,
         used: total.saturating_sub(free),
     })
+}
+
+/// A process's memory counters (`h`: a handle with query rights, or the current process's
+/// pseudo-handle).
+fn memory_counters(h: RawHandle) -> Option<PROCESS_MEMORY_COUNTERS_EX> {
+    let mut mem = PROCESS_MEMORY_COUNTERS_EX {
+        cb: size_of::<PROCESS_MEMORY_COUNTERS_EX>() as u32,
+        ..Default::default()
+    };
+    // SAFETY: `mem` is a PROCESS_MEMORY_COUNTERS_EX with `cb` set to its size, which the
+    // API accepts in place of the shorter PROCESS_MEMORY_COUNTERS it is declared with.
+    let ok = unsafe {
+        GetProcessMemoryInfo(h, (&raw mut mem).cast::<PROCESS_MEMORY_COUNTERS>(), mem.cb)
+    };
+    (ok != 0).then_some(mem)
+}
+
+/// warden's own private bytes (`PrivateUsage`: the memory committed to it alone, the
+/// figure beside Task Manager's private working set; under Wine, its resident anonymous
+/// memory).
+pub fn own_private_bytes() -> Option<u64> {
+    // SAFETY: GetCurrentProcess returns a pseudo-handle that needs no closing.
+    memory_counters(unsafe { GetCurrentProcess() }).map(|m| m.PrivateUsage as u64)
 }
 
 #[cfg(test)]
