@@ -18,7 +18,7 @@ Needs `wine` (or $WARDEN_WINE) and warden.exe: $WARDEN_EXE, default
 target/x86_64-pc-windows-gnu/release/warden.exe (build it with
 `cargo build --release --target x86_64-pc-windows-gnu -p warden`). Wine 8's bcrypt lacks
 ProcessPrng: `.ci/windows` builds the test-only target/wine/bcryptprimitives.dll, which is
-copied beside the exe when present. $WINEPREFIX is used as given (default: a temporary
+copied beside the exe when present (from beside $WARDEN_EXE or from target/wine). $WINEPREFIX is used as given (default: a temporary
 prefix, created on the first run in about a minute).
 
 Usage: python3 bench/windows_memory.py [--programs N] [--settle S]
@@ -76,9 +76,11 @@ def main():
     os.makedirs(env["WINEPREFIX"], exist_ok=True)
     exe = os.path.join(work, "warden.exe")
     shutil.copy(EXE, exe)
-    shim = os.path.join(ROOT, "target", "wine", "bcryptprimitives.dll")
-    if os.path.exists(shim):
-        shutil.copy(shim, work)
+    for shim in (os.path.join(os.path.dirname(EXE), "bcryptprimitives.dll"),
+                 os.path.join(ROOT, "target", "wine", "bcryptprimitives.dll")):
+        if os.path.exists(shim):
+            shutil.copy(shim, work)
+            break
     data = os.path.join(work, "data")
     os.makedirs(data)
     with open(os.path.join(work, "warden.toml"), "w") as f:

@@ -30,8 +30,8 @@ const MARK: &str = "/restart_when[";
 /// Conditions that do not parse (a spec stored before validation knew them) are skipped.
 pub(super) fn rules_of(sup: &Supervisor) -> Vec<Arc<Rule>> {
     let mut out = Vec::new();
-    for h in sup.list() {
-        let spec = h.snapshot().spec.clone();
+    for snap in sup.snapshots() {
+        let spec = &snap.spec;
         for (i, text) in spec.restart_when.iter().enumerate() {
             let Ok(condition) = restart_condition(text) else {
                 continue;

@@ -209,11 +209,11 @@ impl Me {
         let everywhere = access.perms_everywhere();
         let programs = app
             .sup
-            .list()
+            .snapshots()
             .iter()
-            .filter_map(|h| {
-                let perms = access.perms_on(h.name(), &h.snapshot().spec.tags);
-                (perms != everywhere).then(|| (h.name().to_string(), perms.names()))
+            .filter_map(|s| {
+                let perms = access.perms_on(&s.spec.name, &s.spec.tags);
+                (perms != everywhere).then(|| (s.spec.name.clone(), perms.names()))
             })
             .collect();
         Me {

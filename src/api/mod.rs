@@ -234,10 +234,11 @@ pub fn router(app: AppState) -> Router {
     let (api, uploads, doc) = routes(app.cfg.files.max_upload_bytes);
     // Kept as the bytes it is served as: the document as a `Value` tree held about 1 MB
     // of small allocations for as long as warden runs.
-    let doc = axum::body::Bytes::from(serde_json::to_vec(&doc).unwrap_or_else(|e| {
+    let doc = serde_json::to_vec(&doc).unwrap_or_else(|e| {
         tracing::error!(error = %e, "cannot serialise the OpenAPI document");
         b"null".to_vec()
-    }));
+    });
+    let doc = axum::body::Bytes::from(doc.into_boxed_slice());
     let timeout = app.cfg.api.request_timeout;
     let body_limit = app.cfg.api.body_limit_bytes;
     api.route(

@@ -25,7 +25,7 @@ use crate::history::EventRecord;
 use crate::program::{ExitInfo, ProgramSpec, State as LifeState};
 use crate::program::{GameHealth, StateReason};
 use crate::store::now_ms;
-use crate::supervisor::ProgramHandle;
+use crate::supervisor::{ProgramHandle, Snapshot};
 
 /// A program with its live status.
 #[derive(Serialize, ToSchema)]
@@ -62,7 +62,10 @@ pub struct ProgramView {
 
 impl ProgramView {
     pub(super) fn of(h: &ProgramHandle, now: i64) -> ProgramView {
-        let snap = h.snapshot();
+        ProgramView::from_snapshot(&h.snapshot(), now)
+    }
+
+    fn from_snapshot(snap: &Snapshot, now: i64) -> ProgramView {
         let s = &snap.status;
         ProgramView {
             // Never show stored passwords (game settings, secret-named env variables).
@@ -102,14 +105,10 @@ async fn list(State(app): State<AppState>, caller: Caller) -> Result<Json<Progra
     let now = now_ms();
     let programs = app
         .sup
-        .list()
+        .snapshots()
         .iter()
-        .filter(|h| {
-            caller
-                .perms_on(h.name(), &h.snapshot().spec.tags)
-                .has(Perm::View)
-        })
-        .map(|h| ProgramView::of(h, now))
+        .filter(|s| caller.perms_on(&s.spec.name, &s.spec.tags).has(Perm::View))
+        .map(|s| ProgramView::from_snapshot(s, now))
         .collect();
     Ok(Json(ProgramList { programs }))
 }

@@ -525,9 +525,9 @@ impl Metrics {
     pub async fn processes(&self, sort: ProcessSort, limit: usize) -> Vec<ProcessView> {
         let roots: HashMap<u32, String> = self
             .sup
-            .list()
+            .snapshots()
             .iter()
-            .filter_map(|h| h.snapshot().status.pid.map(|p| (p, h.name().to_string())))
+            .filter_map(|s| s.status.pid.map(|p| (p, s.spec.name.clone())))
             .collect();
         let window = Duration::from_millis(250);
         let first = tokio::task::spawn_blocking(|| ProcReader::new().all_processes())
@@ -599,9 +599,8 @@ impl Metrics {
         };
         let mut limits: Vec<prometheus::ProgramLimits> = Vec::new();
         let mut states: Vec<prometheus::ProgramStates> = Vec::new();
-        for h in self.sup.list().iter().filter(|h| shown(h.name())) {
-            let snap = h.snapshot();
-            let name = h.name().to_string();
+        for snap in self.sup.snapshots().iter().filter(|s| shown(&s.spec.name)) {
+            let name = snap.spec.name.clone();
             if let Some(l) = snap.spec.limits.as_ref() {
                 limits.push((
                     name.clone(),

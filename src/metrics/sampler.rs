@@ -200,8 +200,8 @@ impl Sampler {
             let started = Instant::now();
             let ts = now_ms();
             let mut programs = Vec::with_capacity(trees.len());
-            for h in self.sup.list() {
-                let snap = h.snapshot();
+            for snap in self.sup.snapshots() {
+                let name = snap.spec.name.as_str();
                 let Some(pid) = snap.status.pid else {
                     continue;
                 };
@@ -209,16 +209,16 @@ impl Sampler {
                 // slower interval): the `players` series.
                 let players = snap.status.game.as_ref().and_then(|g| g.players);
                 reader.tree(pid, MAX_TREE, &mut buf);
-                if !trees.contains_key(h.name()) {
-                    trees.insert(h.name().to_string(), TreeState::default());
+                if !trees.contains_key(name) {
+                    trees.insert(name.to_string(), TreeState::default());
                 }
-                let Some(state) = trees.get_mut(h.name()) else {
+                let Some(state) = trees.get_mut(name) else {
                     continue;
                 };
                 state.seen = tick_no;
                 if let Some(r) = fold_tree(state, Instant::now(), &buf) {
                     programs.push(ProgramSample {
-                        program: h.name().to_string(),
+                        program: name.to_string(),
                         ts,
                         cpu_percent: r.cpu_percent,
                         memory_bytes: r.memory_bytes,

@@ -410,6 +410,15 @@ impl Supervisor {
             .collect()
     }
 
+    /// Every program's latest snapshot, in name order: for readers of the state alone
+    /// (the program list, the sampler's tick), cheaper than cloning every handle.
+    pub fn snapshots(&self) -> Vec<Arc<Snapshot>> {
+        crate::sync::read(&self.inner.programs)
+            .values()
+            .map(ProgramHandle::snapshot)
+            .collect()
+    }
+
     /// One program.
     pub fn get(&self, name: &str) -> Result<ProgramHandle, SupError> {
         crate::sync::read(&self.inner.programs)
