@@ -2,7 +2,7 @@
 """warden.exe's own memory under Wine, idle with 50 programs (issue 21's Windows figure).
 
 Runs the cross-built `warden.exe serve` under Wine with N (default 50) programs that wait
-forever (`cmd.exe /c pause`, its stdin a pipe that never ends), lets it settle for SETTLE
+forever (`cmd.exe /c pause`, its stdin a pipe that never ends; started by `apply`), lets it settle for SETTLE
 seconds (default 75: past the first memory check), then prints:
   - what Windows' own API tells warden about itself through Wine
     (`warden_process_private_memory_bytes` = PROCESS_MEMORY_COUNTERS_EX.PrivateUsage,
@@ -92,7 +92,8 @@ def main():
 
     token = run("token", "create", "bench", "--role", "admin", "--data-dir", wine_path(data)).strip()
     programs = "".join(
-        f'[[program]]\nname = "idle-{i}"\ncommand = "cmd.exe"\nargs = ["/c", "pause"]\n\n'
+        f'[[program]]\nname = "idle-{i}"\ncommand = "cmd.exe"\nargs = ["/c", "pause"]\n'
+        'autostart = true\n\n'
         for i in range(args.programs))
     with open(os.path.join(work, "programs.toml"), "w") as f:
         f.write(programs)
@@ -111,11 +112,7 @@ def main():
         subprocess.run([WINE, exe, "apply", wine_path(os.path.join(work, "programs.toml"))],
                        env=env_cli, check=True, capture_output=True, timeout=300,
                        stdin=subprocess.DEVNULL)
-        for i in range(args.programs):
-            req = urllib.request.Request(f"{url}/api/programs/idle-{i}/start", method="POST",
-                                         data=b"", headers={"Authorization": "Bearer " + token})
-            urllib.request.urlopen(req, timeout=60).read()
-        deadline = time.time() + 120
+        deadline = time.time() + 300
         running = 0
         while time.time() < deadline:
             req = urllib.request.Request(f"{url}/api/programs",
@@ -128,7 +125,8 @@ def main():
         print(f"{running} of {args.programs} programs running; settling {args.settle} s",
               file=sys.stderr)
         time.sleep(args.settle)
-        text = urllib.request.urlopen(f"{url}/metrics", timeout=60).read().decode()
+        req = urllib.request.Request(f"{url}/metrics", headers={"Authorization": "Bearer " + token})
+        text = urllib.request.urlopen(req, timeout=60).read().decode()
         private = gauge(text, "warden_process_private_memory_bytes")
         working_set = gauge(text, "warden_process_resident_memory_bytes")
         pid = server.pid

@@ -59,6 +59,9 @@ pub struct WindowsConfig {
     pub kill_programs_on_exit: bool,
 }
 
+/// One of a program's output streams, as its console reads it.
+pub type OutputReader = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
+
 /// The environment variable naming the program a child runs for (also read by programs).
 pub const PROGRAM_VAR: &str = "WARDEN_PROGRAM";
 

@@ -32,6 +32,33 @@ pub fn apply_settings(cfg: &WindowsConfig) -> io::Result<()> {
 /// until then): programs get it back, so their own files are made as before.
 static STARTING_UMASK: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(u32::MAX);
 
+/// A program's stdout and stderr, captured for its console.
+pub struct Output;
+
+impl Output {
+    /// Sends `cmd`'s stdout and stderr into pipes that warden reads.
+    pub async fn capture(cmd: &mut tokio::process::Command) -> io::Result<Output> {
+        cmd.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        Ok(Output)
+    }
+
+    /// The readers of the spawned child's stdout and stderr (non-blocking pipes: no
+    /// thread is held while the program is silent).
+    pub fn readers(self, child: &mut tokio::process::Child) -> [Option<super::OutputReader>; 2] {
+        [
+            child
+                .stdout
+                .take()
+                .map(|r| Box::new(r) as super::OutputReader),
+            child
+                .stderr
+                .take()
+                .map(|r| Box::new(r) as super::OutputReader),
+        ]
+    }
+}
+
 /// Puts the child in a new process group led by itself, so that the whole tree it forks
 /// can be signalled at once, and so a Ctrl-C at warden's terminal does not reach it.
 pub fn prepare_command(cmd: &mut tokio::process::Command) {

@@ -696,8 +696,6 @@ impl Actor {
                 format!("{}:{generation}", self.instance),
             )
             .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
             .kill_on_drop(false);
         if let Some(cwd) = &spec.cwd {
             if !std::path::Path::new(cwd).is_dir() {
@@ -710,6 +708,13 @@ impl Actor {
             cmd.current_dir(cwd);
         }
         os::prepare_command(&mut cmd);
+        let output = os::Output::capture(&mut cmd).await.map_err(|e| {
+            failed(
+                "other",
+                &spec.command,
+                format!("cannot capture the output of {}: {e}", spec.command),
+            )
+        })?;
         let mut limiter = match &spec.limits {
             Some(l) => Some(
                 os::limit_command(
@@ -729,6 +734,9 @@ impl Actor {
             None => None,
         };
         let spawned = cmd.spawn();
+        // Closes warden's copies of the child's ends of its pipes (Windows hands them
+        // over in the command): the child's exit must be the pipes' end of file.
+        drop(cmd);
         if let Some(l) = &mut limiter {
             l.spawned();
         }
@@ -784,10 +792,11 @@ impl Actor {
         // lines since the start, and a line read in the same instant must not fall before.
         let started_at = now_ms();
         let mut readers = Vec::with_capacity(2);
-        if let Some(out) = child.stdout.take() {
+        let [out, err] = output.readers(&mut child);
+        if let Some(out) = out {
             readers.push(self.console.attach(Stream::Stdout, out));
         }
-        if let Some(err) = child.stderr.take() {
+        if let Some(err) = err {
             readers.push(self.console.attach(Stream::Stderr, err));
         }
         let stdin = child.stdin.take().map(|mut sink| {

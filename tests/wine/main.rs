@@ -319,6 +319,63 @@ async fn wine_program_lifecycle_console_and_windows_paths() {
 }
 
 #[tokio::test]
+async fn wine_many_silent_programs_leave_the_api_answering() {
+    // Each running program has two output streams open for as long as it runs. Read the
+    // way tokio reads an anonymous pipe on Windows, each held a thread of the blocking pool
+    // (16) while the program was silent: eight programs filled it, and every store read,
+    // so nearly all of the API, waited behind them until the request timed out.
+    let test = "wine_many_silent_programs_leave_the_api_answering";
+    let Some(wine) = Wine::from_env(test) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let w = wine.serve(&tmp.path().join("data"), "").await;
+    const PROGRAMS: usize = 12;
+    for i in 0..PROGRAMS {
+        w.create(json!({
+            "name": format!("quiet-{i}"),
+            "command": "cmd.exe",
+            "args": ["/c", "pause"],
+            "autostart": true,
+        }))
+        .await;
+    }
+    // One more that speaks: its output still arrives line by line.
+    w.create(json!({
+        "name": "speaks",
+        "command": "cmd.exe",
+        "args": ["/c", "echo first line& echo second line& pause"],
+        "autostart": true,
+    }))
+    .await;
+    for i in 0..PROGRAMS {
+        w.wait_state(&format!("quiet-{i}"), "running", LONG).await;
+    }
+    wait_console(&w, "speaks", "second line").await;
+    // Store reads answer at once: the events of a program, and a new token's first use.
+    let viewer = wine.token(&win(&w.data_dir), "viewer");
+    let started = std::time::Instant::now();
+    let (st, v) = w.get("/api/events?program=quiet-0&limit=5").await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, v) = w
+        .call_as(Some(&viewer), Method::GET, "/api/programs", None)
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["programs"].as_array().map(Vec::len), Some(PROGRAMS + 1));
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "store reads took {:?} with {PROGRAMS} silent programs",
+        started.elapsed()
+    );
+    // A program's exit still ends its streams: stopping one ends its readers, and it
+    // starts again with new ones.
+    w.post("/api/programs/quiet-0/stop", json!(null)).await;
+    w.wait_state("quiet-0", "stopped", LONG).await;
+    w.post("/api/programs/quiet-0/start", json!(null)).await;
+    w.wait_state("quiet-0", "running", LONG).await;
+}
+
+#[tokio::test]
 async fn wine_stop_kills_the_whole_tree_through_the_job() {
     let test = "wine_stop_kills_the_whole_tree_through_the_job";
     let Some(wine) = Wine::from_env(test) else {

@@ -9,10 +9,12 @@
 
 mod acl;
 mod job;
+mod pipes;
 mod readings;
 pub mod service;
 mod storage;
 
+pub use pipes::Output;
 pub use readings::{ProcReader, available_memory, mount_usage};
 pub use storage::{set_file_mode, start_writeback, symlink, sync_filesystem};
 
