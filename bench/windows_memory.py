@@ -10,9 +10,12 @@ seconds (default 75: past the first memory check), then prints:
   - the Linux view of the same process (/proc/PID/status: RssAnon, RssFile), which
     includes Wine's own DLLs and heaps on top of warden's.
 
-Wine maps Windows' memory counters onto the Linux process (PrivateUsage comes from its
-resident anonymous memory), so both figures carry Wine's overhead: an upper bound for
-warden on Windows, where the system DLLs are shared images.
+Wine 8 reports PrivateUsage as 0 and WorkingSetSize as the Linux process's whole resident
+set, which includes warden.exe's image (Wine reads a PE file whose sections are not
+page-aligned into anonymous memory; on Windows it is a shared, file-backed image) and
+Wine's own memory. So the script also prints an estimate of warden's own private memory:
+the process's RssAnon less the image's size and less the RssAnon of an idle Wine process
+(one of the `cmd.exe` programs).
 
 Needs `wine` (or $WARDEN_WINE) and warden.exe: $WARDEN_EXE, default
 target/x86_64-pc-windows-gnu/release/warden.exe (build it with
@@ -51,6 +54,31 @@ def status_kb(pid, field):
             if line.startswith(field + ":"):
                 return int(line.split()[1])
     return 0
+
+
+def size_of_image(path):
+    """SizeOfImage of a PE32+ file: what Wine reads into memory for it when its sections
+    are not page-aligned in the file (mingw's are not), so it counts as anonymous memory."""
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    pe = int.from_bytes(head[0x3C:0x40], "little")
+    optional = pe + 24
+    return int.from_bytes(head[optional + 56:optional + 60], "little")
+
+
+def wine_children(marker):
+    """Linux pids of the Wine processes whose command line contains `marker`."""
+    pids = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                if marker in f.read():
+                    pids.append(int(name))
+        except OSError:
+            pass
+    return pids
 
 
 def gauge(text, name):
@@ -137,8 +165,15 @@ def main():
         fmt = lambda b: "n/a" if b is None else f"{b / 1e6:.1f}"
         print(f"| private bytes (PrivateUsage, as Windows' API reports it) | {fmt(private)} |")
         print(f"| working set (WorkingSetSize) | {fmt(working_set)} |")
-        print(f"| Linux view: RssAnon (warden + Wine) | {status_kb(pid, 'RssAnon') / 1e3:.1f} |")
-        print(f"| Linux view: RssFile | {status_kb(pid, 'RssFile') / 1e3:.1f} |")
+        anon = status_kb(pid, "RssAnon") / 1e3
+        image = size_of_image(exe) / 1e6
+        floors = sorted(status_kb(p, "RssAnon") / 1e3 for p in wine_children(b"pause"))
+        floor = floors[len(floors) // 2] if floors else 0.0
+        print(f"| Linux view: RssAnon of warden.exe (warden + Wine) | {anon:.1f} |")
+        print(f"| Linux view: RssFile of warden.exe | {status_kb(pid, 'RssFile') / 1e3:.1f} |")
+        print(f"| warden.exe's image, read into anonymous memory by Wine (SizeOfImage) | {image:.1f} |")
+        print(f"| Wine's own floor: RssAnon of an idle `cmd.exe /c pause` (median of {len(floors)}) | {floor:.1f} |")
+        print(f"| **estimate of warden's own private memory** (RssAnon - image - floor) | **{anon - image - floor:.1f}** |")
     finally:
         server.terminate()
         try:
