@@ -342,16 +342,20 @@ pub async fn run_once(
     let mut cmd = tokio::process::Command::new(&job.steamcmd);
     cmd.args(args(job, script.as_ref().map(LoginScript::path)))
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .kill_on_drop(true);
     if let Some(parent) = job.steamcmd.parent().filter(|p| p.is_dir()) {
         cmd.current_dir(parent);
     }
     crate::os::prepare_command(&mut cmd);
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| SteamError::NotRunnable(job.steamcmd.display().to_string(), e.to_string()))?;
+    let not_runnable = |e: std::io::Error| {
+        SteamError::NotRunnable(job.steamcmd.display().to_string(), e.to_string())
+    };
+    let output = crate::os::Output::capture(&mut cmd)
+        .await
+        .map_err(not_runnable)?;
+    let mut child = cmd.spawn().map_err(not_runnable)?;
+    // Closes warden's copies of the child's pipe ends (see `os::Output`).
+    drop(cmd);
     let pid = child.id();
     if let Err(e) = crate::os::attach_child(&child) {
         // On Windows the child is still suspended: it must not linger unseen.
@@ -362,11 +366,8 @@ pub async fn run_once(
         ));
     }
     let (tx, mut rx) = mpsc::channel(256);
-    if let Some(out) = child.stdout.take() {
-        tokio::spawn(pump(out, tx.clone()));
-    }
-    if let Some(err) = child.stderr.take() {
-        tokio::spawn(pump(err, tx.clone()));
+    for stream in output.readers(&mut child).into_iter().flatten() {
+        tokio::spawn(pump(stream, tx.clone()));
     }
     drop(tx);
     let read = async {
@@ -467,8 +468,6 @@ pub async fn latest_build(
     let mut cmd = tokio::process::Command::new(steamcmd);
     cmd.args(info_args(app, platform))
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .kill_on_drop(true);
     if let Some(parent) = steamcmd.parent().filter(|p| p.is_dir()) {
         cmd.current_dir(parent);
@@ -476,18 +475,20 @@ pub async fn latest_build(
     crate::os::prepare_command(&mut cmd);
     let not_runnable =
         |e: std::io::Error| SteamError::NotRunnable(steamcmd.display().to_string(), e.to_string());
+    let output = crate::os::Output::capture(&mut cmd)
+        .await
+        .map_err(not_runnable)?;
     let mut child = cmd.spawn().map_err(not_runnable)?;
+    // Closes warden's copies of the child's pipe ends (see `os::Output`).
+    drop(cmd);
     let pid = child.id();
     if let Err(e) = crate::os::attach_child(&child) {
         let _ = child.start_kill();
         return Err(not_runnable(e));
     }
     let (tx, mut rx) = mpsc::channel(256);
-    if let Some(out) = child.stdout.take() {
-        tokio::spawn(pump(out, tx.clone()));
-    }
-    if let Some(err) = child.stderr.take() {
-        tokio::spawn(pump(err, tx.clone()));
+    for stream in output.readers(&mut child).into_iter().flatten() {
+        tokio::spawn(pump(stream, tx.clone()));
     }
     drop(tx);
     let read = async {
