@@ -174,16 +174,7 @@ async fn a_half_sent_request_head_is_cut_at_the_header_read_timeout() {
         let started = Instant::now();
         let mut buf = [0u8; 512];
         // Closed by the server (EOF, maybe after a 408), not by our read timeout.
-        loop {
-            match s.read(&mut buf) {
-                Ok(0) => return Ok(started.elapsed()),
-                Ok(_) => continue,
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
-                    return Ok(started.elapsed());
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        closed_after(&mut s, &mut buf, started)
     })
     .await
     .expect("join");
@@ -261,16 +252,7 @@ async fn an_idle_keep_alive_connection_is_closed_at_the_idle_timeout() {
             std::thread::sleep(Duration::from_millis(1500));
         }
         let started = Instant::now() - Duration::from_millis(1500);
-        loop {
-            match s.read(&mut buf) {
-                Ok(0) => return Ok(started.elapsed()),
-                Ok(_) => continue,
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
-                    return Ok(started.elapsed());
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        closed_after(&mut s, &mut buf, started)
     })
     .await
     .expect("join")
@@ -279,4 +261,23 @@ async fn an_idle_keep_alive_connection_is_closed_at_the_idle_timeout() {
         took >= Duration::from_millis(1900) && took < Duration::from_secs(5),
         "closed {took:?} after its last use (idle timeout 2 s)"
     );
+}
+
+/// Reads `s` until the server closes it (end of file or a reset); how long after
+/// `started` that was. A read error (our own read timeout included) is returned.
+fn closed_after(
+    s: &mut std::net::TcpStream,
+    buf: &mut [u8],
+    started: Instant,
+) -> std::io::Result<Duration> {
+    loop {
+        match s.read(buf) {
+            Ok(0) => return Ok(started.elapsed()),
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                return Ok(started.elapsed());
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
