@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use futures_util::FutureExt as _;
 use futures_util::future::BoxFuture;
 use game_proto::ProtoError;
 use tokio::sync::broadcast::error::RecvError;
@@ -26,7 +27,7 @@ use tokio::task::AbortHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::bus::{Bus, Event, HealthChange, Notice, NoticeField, Severity};
+use crate::bus::{Bus, Event, HealthChange, Notice, NoticeField, ProgramChangeKind, Severity};
 use crate::config::GamesConfig;
 use crate::program::HealthState;
 use crate::program::game::{Broadcast, GameSpec};
@@ -38,9 +39,8 @@ use crate::supervisor::{ProgramHandle, Snapshot, SupError, Supervisor};
 pub use clients::PlayersInfo;
 pub use stop::{StopOptions, StopPlan};
 
-/// How often the set of programs is compared with the running monitors (programs created
-/// or changed without a state change are picked up within this time).
-const RECONCILE: Duration = Duration::from_secs(5);
+/// Wait before a monitor that panicked runs again.
+const MONITOR_RETRY: Duration = Duration::from_secs(1);
 /// Longest wait for the service's tasks at shutdown.
 const STOP_WAIT: Duration = Duration::from_secs(2);
 /// Longest broadcast message.
@@ -398,9 +398,7 @@ impl Inner {
         {
             return;
         }
-        let task = self
-            .tasks
-            .spawn(monitor::run(self.clone(), h.clone(), self.shutdown.clone()));
+        let task = self.tasks.spawn(monitored(self.clone(), h.clone()));
         if let Some(old) = monitors.insert(
             h.name().to_string(),
             Monitored {
@@ -552,34 +550,63 @@ impl SleepGuard for Games {
     }
 }
 
-/// The loop that keeps one monitor per program: started on state events and at every
-/// reconcile tick, until shutdown.
-async fn games_loop(inner: Arc<Inner>, sup: Supervisor) {
-    let mut bus = inner.bus.subscribe();
-    let mut tick = tokio::time::interval(RECONCILE);
+/// Runs a program's monitor until it ends. A monitor that panics (a bug, or an answer it
+/// did not expect) is reported in `/health` and runs again a moment later, its plan made
+/// afresh from the program's snapshot: nothing has to poll the monitors to notice one
+/// that died.
+async fn monitored(svc: Arc<Inner>, handle: ProgramHandle) {
+    let part = format!("game monitor {}", handle.name());
     loop {
+        let run = monitor::run(svc.clone(), handle.clone(), svc.shutdown.clone());
+        match std::panic::AssertUnwindSafe(run).catch_unwind().await {
+            Ok(()) => return,
+            Err(payload) => {
+                let cause = format!("panicked: {}", crate::health::panic_text(payload));
+                crate::health::failed(&part, &cause);
+            }
+        }
         tokio::select! {
+            _ = svc.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(MONITOR_RETRY) => {}
+        }
+        crate::health::restarted(&part);
+    }
+}
+
+/// Makes sure every program has its monitor.
+fn monitor_all(inner: &Arc<Inner>, sup: &Supervisor) {
+    for h in sup.list() {
+        inner.ensure_monitor(&h);
+    }
+}
+
+/// The loop that keeps one monitor per program: one for each program at the start, then
+/// for each program created, redefined or changing state, until shutdown. It wakes only
+/// for those events; nothing is polled while programs sit idle.
+async fn games_loop(inner: Arc<Inner>, sup: Supervisor) {
+    // Subscribed first: a program created while the monitors start is not missed.
+    let mut bus = inner.bus.subscribe();
+    monitor_all(&inner, &sup);
+    loop {
+        let ev = tokio::select! {
             _ = inner.shutdown.cancelled() => break,
-            _ = tick.tick() => {
-                for h in sup.list() {
+            ev = bus.recv() => ev,
+        };
+        match ev {
+            Ok(ev) => {
+                let program = match &*ev {
+                    Event::State(change) => &change.program,
+                    Event::Program(change) if change.change != ProgramChangeKind::Deleted => {
+                        &change.program
+                    }
+                    _ => continue,
+                };
+                if let Ok(h) = sup.get(program) {
                     inner.ensure_monitor(&h);
                 }
             }
-            ev = bus.recv() => match ev {
-                Ok(ev) => {
-                    if let Event::State(change) = &*ev
-                        && let Ok(h) = sup.get(&change.program)
-                    {
-                        inner.ensure_monitor(&h);
-                    }
-                }
-                Err(RecvError::Lagged(_)) => {
-                    for h in sup.list() {
-                        inner.ensure_monitor(&h);
-                    }
-                }
-                Err(RecvError::Closed) => break,
-            },
+            Err(RecvError::Lagged(_)) => monitor_all(&inner, &sup),
+            Err(RecvError::Closed) => break,
         }
     }
 }

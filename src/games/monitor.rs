@@ -33,6 +33,7 @@ const QUOTE: usize = 120;
 
 /// Follows one program until its actor ends or warden shuts down.
 pub(super) async fn run(svc: Arc<Inner>, handle: ProgramHandle, shutdown: CancellationToken) {
+    crate::health::injected_fault(&format!("game monitor {}", handle.name()));
     let mut rx = handle.watch();
     let mut m = Monitor::new(svc, handle);
     loop {

@@ -160,6 +160,38 @@ async fn health(w: &Warden) -> (StatusCode, Value) {
     w.call_as(None, reqwest::Method::GET, "/health", None).await
 }
 
+/// warden in `dir` with `part` made to panic once (debug builds honour
+/// `WARDEN_FAULT_PANIC`, see `injected_fault`).
+async fn launch_failing(dir: &Path, part: &str) -> Warden {
+    launch(
+        dir,
+        "log_level = \"warn\"\n",
+        Stdio::null(),
+        Stdio::null(),
+        &[("WARDEN_FAULT_PANIC", part)],
+    )
+    .await
+}
+
+/// Waits until `/health` is 200 again with `part` back up after one restart, and checks
+/// that the failure on record is the injected one.
+async fn rebuilt(w: &Warden, part: &str) {
+    let p = wait_until(Duration::from_secs(20), part, || async {
+        let (st, v) = health(w).await;
+        let parts = v["components"]["parts"].as_array()?.clone();
+        let p = parts.into_iter().find(|p| p["name"] == part)?;
+        (st == StatusCode::OK && p["status"] == "ok" && p["restarts"] == 1).then_some(p)
+    })
+    .await;
+    assert!(
+        p["last_failure"]
+            .as_str()
+            .unwrap_or("")
+            .contains("injected fault"),
+        "{p}"
+    );
+}
+
 #[tokio::test]
 async fn broken_stdout_and_stderr_pipes_neither_stop_answers_nor_ctrl_c() {
     // `warden serve 2>&1 | tee out.log`, then the reader goes away.
@@ -500,30 +532,45 @@ async fn a_part_that_dies_is_named_by_health_and_one_that_can_restart_does() {
     // The event pruner can: it is restarted and /health is 200 again, with the failure
     // on record.
     let tmp = tempfile::tempdir().expect("tempdir");
-    let mut w = launch(
-        tmp.path(),
-        "log_level = \"warn\"\n",
-        Stdio::null(),
-        Stdio::null(),
-        &[("WARDEN_FAULT_PANIC", "event-pruner")],
-    )
-    .await;
-    let v = wait_until(Duration::from_secs(20), "the pruner restarted", || async {
-        let (st, v) = health(&w).await;
-        let parts = v["components"]["parts"].as_array()?.clone();
-        let p = parts.into_iter().find(|p| p["name"] == "event-pruner")?;
-        (st == StatusCode::OK && p["restarts"] == 1 && p["status"] == "ok").then_some(p)
-    })
-    .await;
-    assert!(
-        v["last_failure"]
-            .as_str()
-            .unwrap_or("")
-            .contains("injected fault"),
-        "{v}"
-    );
+    let mut w = launch_failing(tmp.path(), "event-pruner").await;
+    rebuilt(&w, "event-pruner").await;
     let code = signal_and_wait(&mut w.child, nix::sys::signal::Signal::SIGTERM);
     assert_eq!(code, Some(0));
+}
+
+/// A game monitor that panics is rebuilt by itself (nothing polls the monitors) and does
+/// its work again: `/health` shows the failure and the restart, and readiness on the
+/// `Done (` line still moves the program to running, long before the 120 s fallback that
+/// applies when no monitor follows the program.
+#[tokio::test]
+async fn a_panicking_game_monitor_is_rebuilt_and_still_sees_readiness() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let w = launch_failing(tmp.path(), "game monitor mc").await;
+    let world = w.data_dir.join("world");
+    // The monitor starts with the program, and panics at once (debug builds only, see
+    // `injected_fault`).
+    w.create(json!({
+        "name": "mc",
+        "command": bin(),
+        "args": ["demo-game", "--startup-ms", "500", "--save-dir", world],
+        "start_seconds": 120,
+        "stop": {"stdin": "stop", "timeout_seconds": 20},
+        "game": {"profile": "minecraft"},
+    }))
+    .await;
+    rebuilt(&w, "game monitor mc").await;
+    let (st, v) = w.post("/api/programs/mc/start", json!(null)).await;
+    assert!(st.is_success(), "{v}");
+    w.wait_state("mc", "running", Duration::from_secs(30)).await;
+    let ready = wait_until(Duration::from_secs(20), "the running event", || async {
+        w.events("mc")
+            .await
+            .into_iter()
+            .find(|e| e["data"]["to"] == "running")
+    })
+    .await;
+    let reason = ready["data"]["reason"].as_str().unwrap_or("");
+    assert!(reason.starts_with("ready: console line"), "{reason}");
 }
 
 /// A program's actor that panics is rebuilt: the running child is taken over (same pid,
@@ -532,14 +579,7 @@ async fn a_part_that_dies_is_named_by_health_and_one_that_can_restart_does() {
 #[tokio::test]
 async fn a_panicking_program_actor_is_rebuilt_and_keeps_supervising() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let w = launch(
-        tmp.path(),
-        "log_level = \"warn\"\n",
-        Stdio::null(),
-        Stdio::null(),
-        &[("WARDEN_FAULT_PANIC", "program sleeper")],
-    )
-    .await;
+    let w = launch_failing(tmp.path(), "program sleeper").await;
     let pid = running_sleeper(&w, "sleeper").await;
     // A console line makes the actor panic (debug builds only, see `injected_fault`).
     let (st, v) = w
@@ -559,20 +599,7 @@ async fn a_panicking_program_actor_is_rebuilt_and_keeps_supervising() {
     )
     .await;
     assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{v}");
-    let part = wait_until(Duration::from_secs(20), "the actor rebuilt", || async {
-        let (st, v) = health(&w).await;
-        let parts = v["components"]["parts"].as_array()?.clone();
-        let p = parts.into_iter().find(|p| p["name"] == "program sleeper")?;
-        (st == StatusCode::OK && p["status"] == "ok" && p["restarts"] == 1).then_some(p)
-    })
-    .await;
-    assert!(
-        part["last_failure"]
-            .as_str()
-            .unwrap_or("")
-            .contains("injected fault"),
-        "{part}"
-    );
+    rebuilt(&w, "program sleeper").await;
     // The same child, taken over; no second copy was started.
     let v = w
         .wait_state("sleeper", "running", Duration::from_secs(10))
