@@ -21,7 +21,7 @@ use super::Shared;
 use crate::bus::{Bus, DiskUsage, HostSample, ProgramSample, SampleTick};
 use crate::os::{self, CpuTimes, NetTotals, ProcReader, ProcStat};
 use crate::store::now_ms;
-use crate::supervisor::Supervisor;
+use crate::supervisor::{Snapshot, Supervisor};
 
 /// Most processes counted in one program's tree per tick (a fork bomb must not make one
 /// tick unbounded).
@@ -44,12 +44,42 @@ pub(super) struct TreeState {
     at: Option<Instant>,
     /// Root identity: a restarted program starts over.
     root: (u32, u64),
-    /// Counters per process, keyed by (pid, start time).
-    procs: HashMap<(u32, u64), Prev>,
-    /// The previous tick's map, kept for its allocation.
-    scratch: HashMap<(u32, u64), Prev>,
-    /// The tick that last saw the program running (others are forgotten).
-    seen: u32,
+    /// Counters per process, sorted by (pid, start time): one or a few processes per tree
+    /// in the common case, searched in one small contiguous block rather than a hash map.
+    procs: Vec<((u32, u64), Prev)>,
+    /// The previous tick's list, kept for its allocation.
+    scratch: Vec<((u32, u64), Prev)>,
+}
+
+/// A running program as the sampler follows it: what its snapshot said when the
+/// programs last changed, and its tree's counters.
+struct Tracked {
+    name: String,
+    pid: u32,
+    /// The latest player count the games service reported (sampled at its own, slower
+    /// interval): the `players` series.
+    players: Option<u32>,
+    tree: TreeState,
+}
+
+/// The running programs of `snapshots`, each with the tree state it had in `old` (a
+/// program no longer running is forgotten; one that restarted starts over in
+/// [`fold_tree`], which sees a new root).
+fn track(snapshots: &[Arc<Snapshot>], old: Vec<Tracked>) -> Vec<Tracked> {
+    let mut trees: HashMap<String, TreeState> = old.into_iter().map(|t| (t.name, t.tree)).collect();
+    snapshots
+        .iter()
+        .filter_map(|snap| {
+            let pid = snap.status.pid?;
+            let name = snap.spec.name.clone();
+            Some(Tracked {
+                pid,
+                players: snap.status.game.as_ref().and_then(|g| g.players),
+                tree: trees.remove(&name).unwrap_or_default(),
+                name,
+            })
+        })
+        .collect()
 }
 
 /// Rates and gauges of a tree since the previous reading.
@@ -83,7 +113,7 @@ pub(super) fn fold_tree(
         .at
         .map(|t| now.saturating_duration_since(t))
         .unwrap_or_default();
-    // Reuses last tick's map: nothing allocated per tick once a tree's size settles.
+    // Reuses last tick's list: nothing allocated per tick once a tree's size settles.
     let mut next = std::mem::take(&mut state.scratch);
     next.clear();
     let (mut cpu, mut rd, mut wr) = (0u64, 0u64, 0u64);
@@ -98,11 +128,15 @@ pub(super) fn fold_tree(
     };
     for p in procs {
         let key = (p.pid, p.start_time);
-        let before = state.procs.get(&key).copied().unwrap_or(Prev {
-            cpu_ns: 0,
-            read_bytes: 0,
-            write_bytes: 0,
-        });
+        let before = state
+            .procs
+            .binary_search_by_key(&key, |(k, _)| *k)
+            .map(|i| state.procs[i].1)
+            .unwrap_or(Prev {
+                cpu_ns: 0,
+                read_bytes: 0,
+                write_bytes: 0,
+            });
         cpu += p.cpu_ns.saturating_sub(before.cpu_ns);
         rd += p.read_bytes.saturating_sub(before.read_bytes);
         wr += p.write_bytes.saturating_sub(before.write_bytes);
@@ -110,15 +144,16 @@ pub(super) fn fold_tree(
         rates.virtual_bytes += p.virtual_bytes;
         rates.threads += p.threads;
         rates.open_files += p.open_files;
-        next.insert(
+        next.push((
             key,
             Prev {
                 cpu_ns: p.cpu_ns,
                 read_bytes: p.read_bytes,
                 write_bytes: p.write_bytes,
             },
-        );
+        ));
     }
+    next.sort_unstable_by_key(|(k, _)| *k);
     state.at = Some(now);
     state.root = root;
     state.scratch = std::mem::replace(&mut state.procs, next);
@@ -186,7 +221,10 @@ impl Sampler {
             tracing::warn!(error = %e, nice = self.nice, "cannot lower the sampler's priority");
         }
         let mut reader = ProcReader::new();
-        let mut trees: HashMap<String, TreeState> = HashMap::new();
+        // The running programs, read again from their snapshots only when the
+        // supervisor's change count moved: an idle tick touches no program's state.
+        let mut tracked: Vec<Tracked> = Vec::new();
+        let mut seen_changes: Option<u64> = None;
         let mut buf: Vec<ProcStat> = Vec::new();
         let mut cpus: Vec<CpuTimes> = Vec::new();
         let mut host: Option<HostState> = None;
@@ -199,26 +237,19 @@ impl Sampler {
             crate::health::injected_fault("sampler");
             let started = Instant::now();
             let ts = now_ms();
-            let mut programs = Vec::with_capacity(trees.len());
-            for snap in self.sup.snapshots() {
-                let name = snap.spec.name.as_str();
-                let Some(pid) = snap.status.pid else {
-                    continue;
-                };
-                // The latest player count the games service reported (sampled at its own,
-                // slower interval): the `players` series.
-                let players = snap.status.game.as_ref().and_then(|g| g.players);
-                reader.tree(pid, MAX_TREE, &mut buf);
-                if !trees.contains_key(name) {
-                    trees.insert(name.to_string(), TreeState::default());
-                }
-                let Some(state) = trees.get_mut(name) else {
-                    continue;
-                };
-                state.seen = tick_no;
-                if let Some(r) = fold_tree(state, Instant::now(), &buf) {
+            // Read before the snapshots: a change published in between moves the count
+            // again, and the next tick reads them once more.
+            let changes = self.sup.changes();
+            if seen_changes != Some(changes) {
+                tracked = track(&self.sup.snapshots(), std::mem::take(&mut tracked));
+                seen_changes = Some(changes);
+            }
+            let mut programs = Vec::with_capacity(tracked.len());
+            for t in &mut tracked {
+                reader.tree(t.pid, MAX_TREE, &mut buf);
+                if let Some(r) = fold_tree(&mut t.tree, Instant::now(), &buf) {
                     programs.push(ProgramSample {
-                        program: name.to_string(),
+                        program: t.name.clone(),
                         ts,
                         cpu_percent: r.cpu_percent,
                         memory_bytes: r.memory_bytes,
@@ -227,12 +258,10 @@ impl Sampler {
                         open_files: r.open_files,
                         disk_read_bps: r.disk_read_bps,
                         disk_write_bps: r.disk_write_bps,
-                        players,
+                        players: t.players,
                     });
                 }
             }
-            // Forget programs that stopped or were deleted.
-            trees.retain(|_, t| t.seen == tick_no);
             reader.end_tick();
             if tick_no.is_multiple_of(MOUNTS_EVERY) {
                 mounts = reader.local_mounts();

@@ -9,14 +9,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::io::AsyncWriteExt;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 
 use super::console::Console;
 use super::deps::{self, Peers};
 use super::lifecycle::{Action, Input, Lifecycle};
 use super::limits;
 use super::stop_hook::{StdinWriter, StopRequest};
-use super::{Command, Ctx, Snapshot, SupError};
+use super::{Command, Ctx, Snapshot, SnapshotTx, SupError};
 use crate::bus::{StateChange, Stream};
 use crate::os;
 use crate::program::{ExitInfo, ProgramSpec, State};
@@ -140,7 +140,7 @@ pub(super) struct Actor {
     ctx: Ctx,
     lc: Lifecycle,
     rx: Mailbox,
-    snapshot: watch::Sender<Arc<Snapshot>>,
+    snapshot: SnapshotTx,
     console: Console,
     proc: Option<Proc>,
     timer: Option<tokio::time::Instant>,
@@ -189,7 +189,7 @@ impl Actor {
         spec: Arc<ProgramSpec>,
         ctx: Ctx,
         rx: Mailbox,
-        snapshot: watch::Sender<Arc<Snapshot>>,
+        snapshot: SnapshotTx,
         console: Console,
         instance: Arc<str>,
         peers: Peers,
@@ -1029,10 +1029,10 @@ impl Actor {
                 .and_then(|l| l.mode())
                 .map(str::to_string),
         };
-        self.snapshot.send_replace(Arc::new(Snapshot {
+        self.snapshot.publish(Snapshot {
             spec: self.spec.clone(),
             status,
-        }));
+        });
     }
 }
 

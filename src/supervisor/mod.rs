@@ -15,6 +15,7 @@ pub mod wake_hook;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -319,6 +320,30 @@ struct Inner {
     tasks: TaskTracker,
     /// Names this data directory in the marker every child carries.
     instance: Arc<str>,
+    /// Advanced by every snapshot an actor publishes and every program added or removed
+    /// (see [`Supervisor::changes`]).
+    changes: Arc<AtomicU64>,
+}
+
+/// A program's snapshot channel as its actor holds it: publishing also advances the
+/// supervisor's change count, after the new snapshot is visible.
+#[derive(Clone)]
+pub(super) struct SnapshotTx {
+    tx: watch::Sender<Arc<Snapshot>>,
+    changes: Arc<AtomicU64>,
+}
+
+impl SnapshotTx {
+    /// Publishes the program's new snapshot.
+    fn publish(&self, snapshot: Snapshot) {
+        self.tx.send_replace(Arc::new(snapshot));
+        self.changes.fetch_add(1, Ordering::Release);
+    }
+
+    /// The latest snapshot.
+    fn borrow(&self) -> watch::Ref<'_, Arc<Snapshot>> {
+        self.tx.borrow()
+    }
 }
 
 impl Supervisor {
@@ -337,6 +362,7 @@ impl Supervisor {
                 instance: Arc::from(os::instance_id(
                     ctx.logs_dir.parent().unwrap_or(&ctx.logs_dir),
                 )),
+                changes: Arc::new(AtomicU64::new(0)),
             }),
         };
         let guard = sup.inner.mutate.lock().await;
@@ -389,10 +415,14 @@ impl Supervisor {
             holds: wake_hook::WakeHolds::default(),
         };
         crate::sync::write(&self.inner.programs).insert(spec.name.clone(), handle.clone());
+        self.inner.changes.fetch_add(1, Ordering::Release);
         let parts = ActorParts {
             ctx: ctx.clone(),
             mailbox,
-            snapshot: snap_tx,
+            snapshot: SnapshotTx {
+                tx: snap_tx,
+                changes: self.inner.changes.clone(),
+            },
             console,
             instance: self.inner.instance.clone(),
             peers: self.inner.programs.clone(),
@@ -408,6 +438,13 @@ impl Supervisor {
             .values()
             .cloned()
             .collect()
+    }
+
+    /// A count that every published snapshot and every program added or removed
+    /// advances. A reader that saw the same count before reading [`snapshots`](Self::snapshots)
+    /// has nothing new to read (the sampler re-reads them only when it moved).
+    pub fn changes(&self) -> u64 {
+        self.inner.changes.load(Ordering::Acquire)
     }
 
     /// Every program's latest snapshot, in name order: for readers of the state alone
@@ -510,6 +547,7 @@ impl Supervisor {
         handle.shutdown(true).await;
         self.inner.ctx.store.delete_program(name).await?;
         crate::sync::write(&self.inner.programs).remove(name);
+        self.inner.changes.fetch_add(1, Ordering::Release);
         self.inner
             .ctx
             .record(
@@ -700,7 +738,7 @@ impl Supervisor {
 struct ActorParts {
     ctx: Ctx,
     mailbox: MailboxSlot,
-    snapshot: watch::Sender<Arc<Snapshot>>,
+    snapshot: SnapshotTx,
     console: Console,
     instance: Arc<str>,
     peers: deps::Peers,

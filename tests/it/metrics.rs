@@ -139,6 +139,19 @@ async fn cpu_and_memory_of_whole_process_trees() {
     w.create(sh("burn", "while :; do :; done")).await;
     w.post("/api/programs/burn/start", json!(null)).await;
     wait_busy(&w, "burn").await;
+    // Killed and replaced: the samples follow the new process (a sampler still reading
+    // the old pid would find nothing and this would time out).
+    let old = w.program("burn").await["pid"].as_u64().expect("pid");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(old as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill the burner");
+    w.wait_program("burn", Duration::from_secs(20), "a new burner", |v| {
+        v["state"] == "running" && v["pid"].as_u64().is_some_and(|p| p != old)
+    })
+    .await;
+    wait_busy(&w, "burn").await;
     w.post("/api/programs/burn/stop", json!(null)).await;
     w.wait_state("burn", "stopped", Duration::from_secs(20))
         .await;
