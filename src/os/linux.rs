@@ -199,8 +199,8 @@ impl ProcReader {
     /// `self.buf`. Returns false when it cannot be read.
     fn load_kept(&mut self, path: &'static str) -> bool {
         if let Some(f) = self.host.get(path) {
-            if read_at_start(f, &mut self.bytes) {
-                return take_utf8(&self.bytes, &mut self.buf);
+            if let Some(n) = read_at_start(f, &mut self.bytes) {
+                return take_utf8(&self.bytes[..n], &mut self.buf);
             }
             self.host.remove(path);
         }
@@ -208,11 +208,11 @@ impl ProcReader {
         let Ok(f) = File::open(path) else {
             return false;
         };
-        if !read_at_start(&f, &mut self.bytes) {
+        let Some(n) = read_at_start(&f, &mut self.bytes) else {
             return false;
-        }
+        };
         self.host.insert(path, f);
-        take_utf8(&self.bytes, &mut self.buf)
+        take_utf8(&self.bytes[..n], &mut self.buf)
     }
 
     /// Reads a per-process file into `self.buf` through the open-file cache; `self.path`
@@ -221,8 +221,8 @@ impl ProcReader {
         let key = (pid, which);
         if let Some((f, used)) = self.open.get_mut(&key) {
             *used = true;
-            if read_at_start(f, &mut self.bytes) {
-                return take_utf8(&self.bytes, &mut self.buf);
+            if let Some(n) = read_at_start(f, &mut self.bytes) {
+                return take_utf8(&self.bytes[..n], &mut self.buf);
             }
             // Gone (or the pid was reused by a new process, whose files are new ones).
             self.open.remove(&key);
@@ -231,13 +231,13 @@ impl ProcReader {
         let Ok(f) = File::open(&self.path) else {
             return false;
         };
-        if !read_at_start(&f, &mut self.bytes) {
+        let Some(n) = read_at_start(&f, &mut self.bytes) else {
             return false;
-        }
+        };
         if self.open.len() < MAX_OPEN {
             self.open.insert(key, (f, true));
         }
-        take_utf8(&self.bytes, &mut self.buf)
+        take_utf8(&self.bytes[..n], &mut self.buf)
     }
 
     /// Closes the files of processes not read since the previous call (they exited or
@@ -567,25 +567,29 @@ impl ProcReader {
     }
 }
 
-/// Reads all of `f` from offset 0 into `out` (cleared first). A read well short of the
-/// buffer is the end (see [`CHUNK`]), which saves the second read per file.
-fn read_at_start(f: &File, out: &mut Vec<u8>) -> bool {
-    out.clear();
-    let mut chunk = [0u8; CHUNK];
+/// Reads all of `f` from offset 0 into the start of `buf` and returns how many bytes it
+/// read, or `None` when it cannot be read. A read well short of the free space is the end
+/// (see [`CHUNK`]), which saves the second read per file. `buf` keeps its length between
+/// calls: it is zero-filled once, when it grows, not on every read.
+fn read_at_start(f: &File, buf: &mut Vec<u8>) -> Option<usize> {
+    let mut filled = 0;
     loop {
-        match f.read_at(&mut chunk, out.len() as u64) {
-            Ok(0) => return true,
+        if buf.len() < filled + CHUNK {
+            buf.resize(filled + CHUNK, 0);
+        }
+        match f.read_at(&mut buf[filled..filled + CHUNK], filled as u64) {
+            Ok(0) => return Some(filled),
             Ok(n) => {
-                out.extend_from_slice(&chunk[..n]);
+                filled += n;
                 if n + RECORD_MARGIN <= CHUNK {
-                    return true;
+                    return Some(filled);
                 }
-                if out.len() as u64 > MAX_FILE {
-                    return false;
+                if filled as u64 > MAX_FILE {
+                    return None;
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return false,
+            Err(_) => return None,
         }
     }
 }
@@ -805,15 +809,13 @@ fn parse_cpu_line(line: &str) -> CpuTimes {
 
 fn parse_meminfo(text: &str) -> MemInfo {
     let mut m = MemInfo::default();
+    // The four fields come in the first twenty of some fifty lines: the rest is not
+    // parsed once they are all found.
+    let mut missing = 4;
     for line in text.lines() {
         let Some((k, v)) = line.split_once(':') else {
             continue;
         };
-        let kb: u64 = v
-            .split_ascii_whitespace()
-            .next()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
         let slot = match k {
             "MemTotal" => &mut m.total,
             "MemAvailable" => &mut m.available,
@@ -821,7 +823,16 @@ fn parse_meminfo(text: &str) -> MemInfo {
             "SwapFree" => &mut m.swap_free,
             _ => continue,
         };
+        let kb: u64 = v
+            .split_ascii_whitespace()
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
         *slot = kb * 1024;
+        missing -= 1;
+        if missing == 0 {
+            break;
+        }
     }
     m
 }

@@ -242,14 +242,27 @@ pub fn release_free_memory() {
     }
 }
 
-/// warden's private memory (`RssAnon`: resident anonymous pages), in bytes.
+/// warden's private memory (resident anonymous pages, `RssAnon`), in bytes: resident
+/// less shared pages of `/proc/self/statm` (shared counts the file-backed and shmem
+/// pages), a line of a few numbers where `/proc/self/status` is forty formatted fields.
 #[cfg(target_os = "linux")]
 pub fn private_memory() -> Option<u64> {
-    own_status_bytes("RssAnon")
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let mut pages = statm
+        .split_ascii_whitespace()
+        .skip(1)
+        .map(|v| v.parse::<u64>().ok());
+    let (resident, shared) = (pages.next()??, pages.next()??);
+    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .and_then(|p| u64::try_from(p).ok())
+        .unwrap_or(4096);
+    resident.saturating_sub(shared).checked_mul(page)
 }
 
 /// A size field (in kB) of `/proc/self/status`, e.g. `RssAnon`, in bytes.
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", test))]
 pub(super) fn own_status_bytes(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| {
@@ -541,6 +554,22 @@ pub fn set_file_mode(path: &std::path::Path, mode: u32) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `resident − shared` of `statm` is the `RssAnon` that `status` shows (read a moment
+    /// apart, so within a little).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn private_memory_is_rss_anon() {
+        let keep = vec![1u8; 8 << 20];
+        let private = private_memory().expect("statm");
+        let anon = own_status_bytes("RssAnon").expect("RssAnon");
+        assert!(private >= 8 << 20, "{private} B with 8 MiB in use");
+        assert!(
+            private.abs_diff(anon) < 1 << 20,
+            "statm {private} B, status {anon} B"
+        );
+        drop(keep);
+    }
 
     #[test]
     fn own_start_time_is_stable_and_others_differ() {

@@ -273,17 +273,25 @@ fn insert_sql(fam: &Family, table: &str) -> String {
 
 /// The id of a named series, creating it when `create`.
 fn series_id(c: &Connection, name: &str, create: bool) -> Result<Option<i64>, StoreError> {
+    let find = |c: &Connection| -> Result<Option<i64>, StoreError> {
+        Ok(
+            c.prepare_cached("SELECT id FROM metric_series WHERE name = ?1")?
+                .query_row(params![name], |r| r.get(0))
+                .optional()?,
+        )
+    };
+    // Looked up first: the series of a sampled program exists after its first batch.
+    if let Some(id) = find(c)? {
+        return Ok(Some(id));
+    }
     if create {
         c.prepare_cached(
             "INSERT INTO metric_series(name) VALUES (?1) ON CONFLICT(name) DO NOTHING",
         )?
         .execute(params![name])?;
+        return find(c);
     }
-    Ok(
-        c.prepare_cached("SELECT id FROM metric_series WHERE name = ?1")?
-            .query_row(params![name], |r| r.get(0))
-            .optional()?,
-    )
+    Ok(None)
 }
 
 fn all_series(c: &Connection, fam: &Family) -> Result<Vec<i64>, StoreError> {
@@ -321,6 +329,15 @@ fn insert_rows(
     rows: &[Row],
 ) -> Result<(), StoreError> {
     let mut st = t.prepare_cached(&insert_sql(fam, table))?;
+    insert_with(&mut st, id, rows)
+}
+
+/// Writes rows for series `id` with a prepared insert of [`insert_sql`].
+fn insert_with(
+    st: &mut rusqlite::CachedStatement<'_>,
+    id: i64,
+    rows: &[Row],
+) -> Result<(), StoreError> {
     for row in rows {
         let head = [Some(id), Some(row.ts)];
         st.execute(params_from_iter(head.iter().chain(row.values.iter())))?;
@@ -368,11 +385,12 @@ impl Store {
         host: Vec<Row>,
     ) -> Result<(), StoreError> {
         self.write(move |t| {
+            let mut st = t.prepare_cached(&insert_sql(&PROGRAMS, PROGRAMS.raw))?;
             for (name, rows) in &programs {
                 let Some(id) = series_id(t, name, true)? else {
                     continue;
                 };
-                insert_rows(t, &PROGRAMS, PROGRAMS.raw, id, rows)?;
+                insert_with(&mut st, id, rows)?;
             }
             insert_rows(t, &HOST, HOST.raw, 0, &host)?;
             Ok(())

@@ -36,6 +36,8 @@ const WRITE_QUEUE: usize = 4096;
 const MAX_BATCH: usize = 512;
 /// Read connections; SQLite in WAL mode lets them run beside the writer.
 const READERS: usize = 4;
+/// Prepared statements the writer keeps.
+const WRITER_STATEMENTS: usize = 64;
 
 /// Errors from the store. Messages never contain SQL; callers map them to user-facing text.
 #[derive(Debug, thiserror::Error)]
@@ -232,6 +234,11 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(|e| open_err(&e))?;
         configure(&conn).map_err(|e| open_err(&e))?;
+        // Room for every statement the writer runs in steady state (sample and event
+        // inserts, each rollup tier of both families, their state rows, pruning…): with
+        // rusqlite's default of 16 they evicted each other and were parsed again every
+        // batch.
+        conn.set_prepared_statement_cache_capacity(WRITER_STATEMENTS);
         migrations()
             .to_latest(&mut conn)
             .map_err(|e| StoreError::Migration(e.to_string()))?;
