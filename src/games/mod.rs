@@ -39,8 +39,10 @@ use crate::supervisor::{ProgramHandle, Snapshot, SupError, Supervisor};
 pub use clients::PlayersInfo;
 pub use stop::{StopOptions, StopPlan};
 
-/// Wait before a monitor that panicked runs again.
+/// Wait before a monitor that panicked runs again, doubled after each further panic up to
+/// [`MONITOR_RETRY_MAX`] (a monitor that fails every time must not flood the log).
 const MONITOR_RETRY: Duration = Duration::from_secs(1);
+const MONITOR_RETRY_MAX: Duration = Duration::from_secs(60);
 /// Longest wait for the service's tasks at shutdown.
 const STOP_WAIT: Duration = Duration::from_secs(2);
 /// Longest broadcast message.
@@ -551,11 +553,12 @@ impl SleepGuard for Games {
 }
 
 /// Runs a program's monitor until it ends. A monitor that panics (a bug, or an answer it
-/// did not expect) is reported in `/health` and runs again a moment later, its plan made
-/// afresh from the program's snapshot: nothing has to poll the monitors to notice one
-/// that died.
+/// did not expect) is reported in `/health` and runs again a second later (then after 2,
+/// 4… up to 60 s if it keeps failing), its plan made afresh from the program's snapshot:
+/// nothing has to poll the monitors to notice one that died.
 async fn monitored(svc: Arc<Inner>, handle: ProgramHandle) {
     let part = format!("game monitor {}", handle.name());
+    let mut retry = MONITOR_RETRY;
     loop {
         let run = monitor::run(svc.clone(), handle.clone(), svc.shutdown.clone());
         match std::panic::AssertUnwindSafe(run).catch_unwind().await {
@@ -567,8 +570,9 @@ async fn monitored(svc: Arc<Inner>, handle: ProgramHandle) {
         }
         tokio::select! {
             _ = svc.shutdown.cancelled() => return,
-            _ = tokio::time::sleep(MONITOR_RETRY) => {}
+            _ = tokio::time::sleep(retry) => {}
         }
+        retry = (retry * 2).min(MONITOR_RETRY_MAX);
         crate::health::restarted(&part);
     }
 }
