@@ -320,20 +320,8 @@ fn set_state(t: &Transaction<'_>, target: &str, upto: i64) -> Result<(), StoreEr
     Ok(())
 }
 
-/// Writes rows into `table` of `fam` for series `id`.
-fn insert_rows(
-    t: &Transaction<'_>,
-    fam: &Family,
-    table: &str,
-    id: i64,
-    rows: &[Row],
-) -> Result<(), StoreError> {
-    let mut st = t.prepare_cached(&insert_sql(fam, table))?;
-    insert_with(&mut st, id, rows)
-}
-
 /// Writes rows for series `id` with a prepared insert of [`insert_sql`].
-fn insert_with(
+fn insert_rows(
     st: &mut rusqlite::CachedStatement<'_>,
     id: i64,
     rows: &[Row],
@@ -390,9 +378,13 @@ impl Store {
                 let Some(id) = series_id(t, name, true)? else {
                     continue;
                 };
-                insert_with(&mut st, id, rows)?;
+                insert_rows(&mut st, id, rows)?;
             }
-            insert_rows(t, &HOST, HOST.raw, 0, &host)?;
+            insert_rows(
+                &mut t.prepare_cached(&insert_sql(&HOST, HOST.raw))?,
+                0,
+                &host,
+            )?;
             Ok(())
         })
         .await
