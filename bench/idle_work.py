@@ -8,12 +8,22 @@ misses of a simulated cache do not move with the neighbours: this is how a chang
 idle path is judged. Valgrind runs warden's threads one at a time and much slower, which
 the idle path (a tick per second, a batch per 10 s) easily keeps up with.
 
-    python3 bench/idle_work.py [--window 120] [--programs 50] BIN [BIN...]
+    python3 bench/idle_work.py [--window 120] [--programs 50] [--list] [--history] BIN [BIN...]
 
 Each binary in turn: start it under callgrind, create and start the programs, wait for
 the first batches, zero the counters, wait the window, dump, and read the totals. The
 window should hold whole minutes: a batch is written every 10 s and rollups once a minute,
 so a short window's figure depends on how many of them fell into it.
+
+With --list, the program list (GET /api/programs, a new connection each time, as
+peers.py asks it) is also asked once a second through the window, and the work each
+request added is printed: the same run's total less the idle figure of a run without it.
+
+With --history, the store starts as a warden that has run for a year would have it: every
+tier of every program and of the host filled to its default retention (48 hours of 1 s
+samples, 30 days of minutes and 10 minutes, 365 days of hours; about 1.2 GB), so the
+window also sees the work that grows with the history (pruning, rollups into full
+tables). Seeding takes a minute or two.
 """
 
 import argparse
@@ -21,8 +31,10 @@ import json
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.request
 
@@ -35,7 +47,40 @@ PARTS = [
 ]
 
 
-def run(binary, window, programs):
+# Default retention of each tier (config.rs) and its step, in seconds.
+TIERS = [("raw", 48 * 3600, 1), ("1m", 30 * 86400, 60), ("10m", 30 * 86400, 600),
+         ("1h", 365 * 86400, 3600)]
+
+
+def seed(db, programs):
+    """Fills every metric tier of `programs` series and the host to its retention."""
+    c = sqlite3.connect(db)
+    c.execute("PRAGMA synchronous = OFF")
+    now = int(time.time())
+    c.executemany("INSERT INTO metric_series(id, name) VALUES (?, ?)",
+                  [(i + 1, f"idle-{i}") for i in range(programs)])
+    for fam, ncols, series in [("metric", 8, range(1, programs + 1)), ("host", 12, [0])]:
+        for tier, keep, step in TIERS:
+            table = f"{fam}_{tier}"
+            width = ncols if tier == "raw" else 1 + 3 * ncols
+            marks = ", ".join(["?"] * (2 + width))
+            end = now - now % 60 - 60 if tier == "raw" else now - now % step - step
+            start = now - keep + 120
+            start += -start % step
+            for sid in series:
+                c.executemany(
+                    f"INSERT INTO {table} VALUES ({marks})",
+                    ((sid, ts * 1000, *[ts % 997] * width)
+                     for ts in range(start, end, step)))
+            if tier != "raw":
+                c.execute("INSERT OR REPLACE INTO metric_rollup_state VALUES (?, ?)",
+                          (table, (end if tier == "1m" else now - now % step) * 1000))
+        c.commit()
+    c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    c.close()
+
+
+def run(binary, window, programs, listing=False, history=False):
     d = tempfile.mkdtemp(prefix="warden-idle-work-")
     try:
         cfg = os.path.join(d, "bench.toml")
@@ -44,6 +89,8 @@ def run(binary, window, programs):
         token = subprocess.run(
             [binary, "token", "create", "bench", "--role", "admin", "--data-dir", d],
             check=True, capture_output=True, text=True).stdout.strip()
+        if history:
+            seed(os.path.join(d, "warden.db"), programs)
         out = os.path.join(d, "callgrind.out")
         proc = subprocess.Popen(
             ["valgrind", "--tool=callgrind", "--cache-sim=yes",
@@ -70,7 +117,15 @@ def run(binary, window, programs):
         subprocess.run(["callgrind_control", "-z", str(proc.pid)], check=True,
                        capture_output=True)
         t0 = time.time()
-        time.sleep(window)
+        asked = 0
+        if listing:
+            # One request a second on the clock, however long each took under valgrind.
+            while time.time() < t0 + window:
+                call("GET", "/api/programs")
+                asked += 1
+                time.sleep(max(0.0, t0 + asked - time.time()))
+        else:
+            time.sleep(window)
         subprocess.run(["callgrind_control", "-d", str(proc.pid)], check=True,
                        capture_output=True)
         elapsed = time.time() - t0
@@ -80,7 +135,7 @@ def run(binary, window, programs):
         text = subprocess.run(
             ["callgrind_annotate", "--inclusive=yes", "--threshold=100", out + ".1"],
             check=True, capture_output=True, text=True).stdout
-        return elapsed, text
+        return elapsed, text, asked
     finally:
         shutil.rmtree(d, ignore_errors=True)
 
@@ -90,7 +145,7 @@ def numbers(line):
     return [int(n.replace(",", "")) for n in re.findall(r"([\d,]+) \(\s*[\d.]+%\)", line)]
 
 
-def summarize(name, elapsed, text):
+def summarize(name, elapsed, text, asked=0, idle_ir=None):
     events = None
     totals = None
     parts = {p: 0 for p, _ in PARTS}
@@ -117,12 +172,21 @@ def summarize(name, elapsed, text):
     split = "  ".join(f"{p} {per_s(v) / 1e3:.0f}k" for p, v in parts.items())
     print(f"{name:28} {ir / 1e6:8.2f} M instr/s {d1 / 1e3:8.1f} k D1 misses/s "
           f"{ll:8.0f} LL misses/s   {split}  other {per_s(rest) / 1e3:.0f}k", flush=True)
+    if asked and idle_ir is not None:
+        per_request = (ir - idle_ir) * elapsed / asked
+        print(f"{'':28} {asked} lists asked: {per_request / 1e3:.0f}k instructions per "
+              "request above idle", flush=True)
+    return ir
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--window", type=float, default=120)
     ap.add_argument("--programs", type=int, default=50)
+    ap.add_argument("--list", action="store_true",
+                    help="also measure the program list asked once a second")
+    ap.add_argument("--history", action="store_true",
+                    help="start from a store filled to the default retention")
     ap.add_argument("binaries", nargs="+")
     a = ap.parse_args()
     if not shutil.which("valgrind"):
@@ -130,8 +194,12 @@ def main():
     print(f"{a.programs} x `sleep 100000`, {a.window:.0f} s window, under callgrind "
           "(instructions per second of wall time)")
     for b in a.binaries:
-        elapsed, text = run(b, a.window, a.programs)
-        summarize(os.path.basename(b), elapsed, text)
+        elapsed, text, _ = run(b, a.window, a.programs, history=a.history)
+        idle_ir = summarize(os.path.basename(b), elapsed, text)
+        if a.list:
+            elapsed, text, asked = run(b, a.window, a.programs, listing=True,
+                                       history=a.history)
+            summarize(os.path.basename(b) + " + list", elapsed, text, asked, idle_ir)
 
 
 if __name__ == "__main__":

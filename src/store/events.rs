@@ -56,6 +56,12 @@ fn rfc3339(ts: i64) -> String {
         .unwrap_or_default()
 }
 
+/// Deletes at most `?2` events older than `?1`, oldest first. Ordered by time so the walk
+/// is the `events_by_ts` range of old rows; ordered by id, it was a scan of the whole
+/// table whenever nothing was old.
+const PRUNE_EVENTS: &str =
+    "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE ts < ?1 ORDER BY ts LIMIT ?2)";
+
 impl Store {
     /// Appends an event without waiting for the commit (the writer queue is bounded, so
     /// this waits only when the writer is far behind). It cannot fail its caller: the
@@ -177,12 +183,31 @@ impl Store {
     /// Deletes events older than `cutoff_ms`, at most `max_rows` per call so a large
     /// backlog is pruned in small steps. Returns how many were deleted.
     pub async fn prune_events(&self, cutoff_ms: i64, max_rows: u32) -> Result<usize, StoreError> {
-        self.write(move |t| {
-            Ok(t.execute(
-                "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE ts < ?1 ORDER BY id LIMIT ?2)",
-                params![cutoff_ms, max_rows],
-            )?)
-        })
-        .await
+        self.write(move |t| Ok(t.execute(PRUNE_EVENTS, params![cutoff_ms, max_rows])?))
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pruning when nothing is old reads no rows, however many events are stored.
+    #[test]
+    fn pruning_reads_only_old_events() {
+        let mut c = rusqlite::Connection::open_in_memory().expect("db");
+        crate::store::migrations()
+            .to_latest(&mut c)
+            .expect("schema");
+        c.execute_batch(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000)
+             INSERT INTO events(ts, kind, message) SELECT 1000 + i, 'started', '' FROM n",
+        )
+        .expect("events");
+        let mut st = c.prepare(PRUNE_EVENTS).expect("sql");
+        assert_eq!(st.execute(params![1000, 5000]).expect("prune"), 0);
+        let steps = st.get_status(rusqlite::StatementStatus::VmStep);
+        assert!(steps < 100, "{steps} steps to find no old event");
+        assert_eq!(st.execute(params![1011, 5000]).expect("prune"), 10);
     }
 }

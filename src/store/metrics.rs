@@ -333,6 +333,19 @@ fn insert_rows(
     Ok(())
 }
 
+/// SQL deleting the rows of series `?1` older than `?2`, at most `?3` of them. The bound
+/// is the time of the `?3`-th row past the oldest, looked for only among the rows older
+/// than `?2`: once a minute, every tier of every series is pruned, and a walk over
+/// `?3` rows of a full table each time (whether or not they were old) cost more than
+/// everything else warden does while idle.
+fn prune_sql(table: &str) -> String {
+    format!(
+        "DELETE FROM {table} WHERE series = ?1 AND ts < min(?2, coalesce(
+           (SELECT ts FROM {table} WHERE series = ?1 AND ts < ?2 ORDER BY ts LIMIT 1 OFFSET ?3),
+           ?2))"
+    )
+}
+
 /// The rollup tiers of `fam` in order, each computed from the one before it: (source
 /// table, rollup table, whether the source holds raw samples, bucket width in ms).
 fn rollup_chain(fam: &Family) -> [(&'static str, &'static str, bool, i64); 3] {
@@ -445,12 +458,7 @@ impl Store {
         max_rows: u32,
     ) -> Result<usize, StoreError> {
         self.write(move |t| {
-            let table = tier.table(fam);
-            let sql = format!(
-                "DELETE FROM {table} WHERE series = ?1 AND ts < min(?2, coalesce(
-                   (SELECT ts FROM {table} WHERE series = ?1 ORDER BY ts LIMIT 1 OFFSET ?3), ?2))"
-            );
-            let mut st = t.prepare_cached(&sql)?;
+            let mut st = t.prepare_cached(&prune_sql(tier.table(fam)))?;
             let mut left = max_rows as usize;
             for id in all_series(t, fam)? {
                 if left == 0 {
@@ -775,6 +783,42 @@ mod tests {
             2
         );
         store.close().await;
+    }
+
+    /// Pruning a full table walks the rows it deletes, not the `max_rows` bound: the
+    /// old statement stepped through 5,000 rows of every tier of every series each minute.
+    #[test]
+    fn pruning_walks_only_the_rows_it_deletes() {
+        let mut c = Connection::open_in_memory().expect("db");
+        crate::store::migrations()
+            .to_latest(&mut c)
+            .expect("schema");
+        let base = 1_700_000_000_000_i64;
+        {
+            let t = c.transaction().expect("tx");
+            let mut ins = t
+                .prepare_cached(&insert_sql(&PROGRAMS, PROGRAMS.raw))
+                .expect("sql");
+            let rows: Vec<Row> = (0..20_000).map(|i| row(base + i * 1000, i)).collect();
+            insert_rows(&mut ins, 1, &rows).expect("rows");
+            drop(ins);
+            t.commit().expect("commit");
+        }
+        let mut st = c.prepare(&prune_sql(PROGRAMS.raw)).expect("sql");
+        // 10 rows are older than the cutoff; up to 5,000 may go.
+        let deleted = st.execute(params![1, base + 10_000, 5000]).expect("prune");
+        assert_eq!(deleted, 10);
+        let steps = st.get_status(rusqlite::StatementStatus::VmStep);
+        assert!(steps < 500, "{steps} steps to delete 10 rows");
+        // The bound still holds when more are old.
+        let deleted = st
+            .execute(params![1, base + 1_000_000, 300])
+            .expect("prune");
+        assert_eq!(deleted, 300);
+        let left: i64 = c
+            .query_row("SELECT count(*) FROM metric_raw", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(left, 20_000 - 310);
     }
 
     /// Migration 0013 fills the 10-minute tier from the minute rows an older warden
