@@ -17,7 +17,8 @@ so a short window's figure depends on how many of them fell into it.
 
 With --list, the program list (GET /api/programs, a new connection each time, as
 peers.py asks it) is also asked once a second through the window, and the work each
-request added is printed: the same run's total less the idle figure of a run without it.
+request added is printed: the rest (everything but the store writer, the sampler and the
+metrics service, which serve no request) less the rest of a run without the list.
 
 With --history, the store starts as a warden that has run for a year would have it: every
 tier of every program and of the host filled to its default retention (48 hours of 1 s
@@ -145,7 +146,7 @@ def numbers(line):
     return [int(n.replace(",", "")) for n in re.findall(r"([\d,]+) \(\s*[\d.]+%\)", line)]
 
 
-def summarize(name, elapsed, text, asked=0, idle_ir=None):
+def summarize(name, elapsed, text, asked=0, idle_rest=None):
     events = None
     totals = None
     parts = {p: 0 for p, _ in PARTS}
@@ -172,11 +173,11 @@ def summarize(name, elapsed, text, asked=0, idle_ir=None):
     split = "  ".join(f"{p} {per_s(v) / 1e3:.0f}k" for p, v in parts.items())
     print(f"{name:28} {ir / 1e6:8.2f} M instr/s {d1 / 1e3:8.1f} k D1 misses/s "
           f"{ll:8.0f} LL misses/s   {split}  other {per_s(rest) / 1e3:.0f}k", flush=True)
-    if asked and idle_ir is not None:
-        per_request = (ir - idle_ir) * elapsed / asked
+    if asked and idle_rest is not None:
+        per_request = (per_s(rest) - idle_rest) * elapsed / asked
         print(f"{'':28} {asked} lists asked: {per_request / 1e3:.0f}k instructions per "
               "request above idle", flush=True)
-    return ir
+    return per_s(rest)
 
 
 def main():
@@ -195,11 +196,11 @@ def main():
           "(instructions per second of wall time)")
     for b in a.binaries:
         elapsed, text, _ = run(b, a.window, a.programs, history=a.history)
-        idle_ir = summarize(os.path.basename(b), elapsed, text)
+        idle_rest = summarize(os.path.basename(b), elapsed, text)
         if a.list:
             elapsed, text, asked = run(b, a.window, a.programs, listing=True,
                                        history=a.history)
-            summarize(os.path.basename(b) + " + list", elapsed, text, asked, idle_ir)
+            summarize(os.path.basename(b) + " + list", elapsed, text, asked, idle_rest)
 
 
 if __name__ == "__main__":

@@ -241,6 +241,7 @@ pub async fn serve(
         fleet: crate::fleet::Fleet::new(store.clone(), cfg.data_dir.clone(), cfg.fleet.timeout),
         installer: installer.clone(),
         updater: updater.clone(),
+        spec_json: Default::default(),
     });
     let trimmer = tokio::spawn(crate::health::guarded(
         "memory-trimmer",

@@ -26,7 +26,7 @@ mod jobs;
 pub mod listener;
 mod metrics;
 pub mod paging;
-mod programs;
+pub mod programs;
 mod schedules;
 mod security;
 pub mod setup;
@@ -100,6 +100,8 @@ pub struct App {
     pub installer: crate::install::Installer,
     /// Update checks and safe updates of installed servers.
     pub updater: crate::install::update::Updater,
+    /// The JSON of each listed program's definition, while it is unchanged.
+    pub spec_json: programs::SpecJson,
 }
 
 /// Shared handler state.

@@ -34,6 +34,14 @@ pub struct ProgramView {
     /// when there is nothing to mask, so listing copies no specs.
     #[serde(flatten)]
     pub spec: Arc<ProgramSpec>,
+    /// The live status, beside the definition's fields.
+    #[serde(flatten)]
+    pub status: StatusView,
+}
+
+/// A program's live status.
+#[derive(Serialize, ToSchema)]
+pub struct StatusView {
     /// Lifecycle state.
     pub state: LifeState,
     /// Process id, when running.
@@ -66,14 +74,27 @@ impl ProgramView {
     }
 
     fn from_snapshot(snap: &Snapshot, now: i64) -> ProgramView {
-        let s = &snap.status;
         ProgramView {
-            // Never show stored passwords (game settings, secret-named env variables).
-            spec: if snap.spec.has_secrets() {
-                Arc::new(snap.spec.masked())
-            } else {
-                snap.spec.clone()
-            },
+            spec: shown_spec(&snap.spec),
+            status: StatusView::of(snap, now),
+        }
+    }
+}
+
+/// The definition as answered: stored passwords (game settings, secret-named
+/// environment variables) are never shown.
+fn shown_spec(spec: &Arc<ProgramSpec>) -> Arc<ProgramSpec> {
+    if spec.has_secrets() {
+        Arc::new(spec.masked())
+    } else {
+        spec.clone()
+    }
+}
+
+impl StatusView {
+    fn of(snap: &Snapshot, now: i64) -> StatusView {
+        let s = &snap.status;
+        StatusView {
             state: s.state,
             pid: s.pid,
             uptime_seconds: s
@@ -98,19 +119,82 @@ pub struct ProgramList {
     pub programs: Vec<ProgramView>,
 }
 
+/// The JSON of each program's definition as it is listed, kept while the definition is
+/// unchanged. A dashboard or a script asks the list every second or so, and serialising
+/// every definition each time was two thirds of the list's work; a definition changes
+/// only when it is edited. Holds one entry per program listed, replaced when the
+/// definition (its `Arc`) is another, dropped when the program is gone.
+#[derive(Default)]
+pub struct SpecJson(std::sync::Mutex<std::collections::HashMap<String, CachedSpec>>);
+
+/// A definition and its JSON object. Holding the `Arc` keeps its address from being
+/// reused by another definition while the entry lives, so pointer equality is identity.
+struct CachedSpec {
+    spec: Arc<ProgramSpec>,
+    json: Arc<[u8]>,
+}
+
+impl SpecJson {
+    /// The list body for `snaps`: exactly what serialising a [`ProgramList`] of them
+    /// gives, with each definition's JSON taken from the cache.
+    fn list_body(
+        &self,
+        snaps: &[&Snapshot],
+        all: &[Arc<Snapshot>],
+        now: i64,
+    ) -> serde_json::Result<Vec<u8>> {
+        let mut cache = crate::sync::lock(&self.0);
+        if cache.len() > all.len() {
+            cache.retain(|name, _| all.iter().any(|s| s.spec.name == *name));
+        }
+        let mut body = Vec::with_capacity(64 + snaps.len() * 512);
+        body.extend_from_slice(b"{\"programs\":[");
+        for (i, snap) in snaps.iter().enumerate() {
+            if i > 0 {
+                body.push(b',');
+            }
+            let json = match cache.get(&snap.spec.name) {
+                Some(c) if Arc::ptr_eq(&c.spec, &snap.spec) => c.json.clone(),
+                _ => {
+                    let json: Arc<[u8]> = serde_json::to_vec(&shown_spec(&snap.spec))?.into();
+                    cache.insert(
+                        snap.spec.name.clone(),
+                        CachedSpec {
+                            spec: snap.spec.clone(),
+                            json: json.clone(),
+                        },
+                    );
+                    json
+                }
+            };
+            // `{spec fields}` and `{status fields}` become `{spec fields,status fields}`:
+            // the spec object without its `}`, then the status object with its `{`
+            // turned into the comma (both always have fields: a name, a state).
+            body.extend_from_slice(json.strip_suffix(b"}").unwrap_or(&json));
+            let at = body.len();
+            serde_json::to_writer(&mut body, &StatusView::of(snap, now))?;
+            body[at] = b',';
+        }
+        body.extend_from_slice(b"]}");
+        Ok(body)
+    }
+}
+
 /// Lists every program with its status, in one call.
 #[utoipa::path(get, path = "/api/programs", tag = "programs",
     responses((status = 200, body = ProgramList), (status = 401, body = ErrorBody)))]
-async fn list(State(app): State<AppState>, caller: Caller) -> Result<Json<ProgramList>, ApiError> {
-    let now = now_ms();
-    let programs = app
-        .sup
-        .snapshots()
+async fn list(State(app): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+    let all = app.sup.snapshots();
+    let visible: Vec<&Snapshot> = all
         .iter()
+        .map(|s| &**s)
         .filter(|s| caller.perms_on(&s.spec.name, &s.spec.tags).has(Perm::View))
-        .map(|s| ProgramView::from_snapshot(s, now))
         .collect();
-    Ok(Json(ProgramList { programs }))
+    let body = app
+        .spec_json
+        .list_body(&visible, &all, now_ms())
+        .map_err(|e| ApiError::internal(&e))?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// 422 when a spec that is otherwise valid names a command that cannot be run here
@@ -674,4 +758,87 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(console_tail, console_input))
         .routes(routes!(console_stream))
         .routes(routes!(apply))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::program::ProgramStatus;
+
+    fn snapshot(json: serde_json::Value, state: LifeState) -> Arc<Snapshot> {
+        let spec: ProgramSpec = serde_json::from_value(json).expect("spec");
+        Arc::new(Snapshot {
+            spec: Arc::new(spec),
+            status: ProgramStatus {
+                state,
+                pid: Some(42),
+                since_ms: 1_000,
+                started_at_ms: Some(1_000),
+                restarts: 2,
+                last_exit: Some(ExitInfo {
+                    code: None,
+                    signal: Some("SIGKILL".into()),
+                    description: "killed by SIGKILL".into(),
+                }),
+                adopted: false,
+                game: None,
+                reason: None,
+                limits_mode: Some("cgroup v2".into()),
+            },
+        })
+    }
+
+    fn plain(snaps: &[&Snapshot], now: i64) -> Vec<u8> {
+        let programs = snaps
+            .iter()
+            .map(|s| ProgramView::from_snapshot(s, now))
+            .collect();
+        serde_json::to_vec(&ProgramList { programs }).expect("json")
+    }
+
+    /// The list body built from cached definitions is byte for byte the serialised
+    /// [`ProgramList`], stays so when a definition changes, shows no password, and the
+    /// cache forgets programs that are gone.
+    #[test]
+    fn the_cached_list_is_the_serialised_list() {
+        let cache = SpecJson::default();
+        let mut all = vec![
+            snapshot(
+                serde_json::json!({"name": "web", "command": "sleep", "args": ["9"]}),
+                LifeState::Running,
+            ),
+            snapshot(
+                serde_json::json!({"name": "db", "command": "sleep",
+                    "env": {"DB_PASSWORD": "hunter2"}}),
+                LifeState::Backoff,
+            ),
+        ];
+        let now = 61_000;
+        for _ in 0..2 {
+            let snaps: Vec<&Snapshot> = all.iter().map(|s| &**s).collect();
+            let body = cache.list_body(&snaps, &all, now).expect("body");
+            assert_eq!(
+                String::from_utf8_lossy(&body),
+                String::from_utf8_lossy(&plain(&snaps, now))
+            );
+            assert!(!String::from_utf8_lossy(&body).contains("hunter2"));
+        }
+        // An edited definition is a new Arc: its JSON is made again.
+        all[0] = snapshot(
+            serde_json::json!({"name": "web", "command": "sleep", "args": ["10"]}),
+            LifeState::Stopped,
+        );
+        let snaps: Vec<&Snapshot> = all.iter().map(|s| &**s).collect();
+        let body = cache.list_body(&snaps, &all, now).expect("body");
+        assert_eq!(body, plain(&snaps, now));
+        assert!(String::from_utf8_lossy(&body).contains("[\"10\"]"));
+        // A caller seeing none of them gets an empty list; a deleted program is dropped.
+        assert_eq!(
+            cache.list_body(&[], &all, now).expect("body"),
+            plain(&[], now)
+        );
+        all.pop();
+        cache.list_body(&[], &all, now).expect("body");
+        assert_eq!(crate::sync::lock(&cache.0).len(), 1);
+    }
 }
