@@ -195,10 +195,7 @@ mod tests {
     /// Pruning when nothing is old reads no rows, however many events are stored.
     #[test]
     fn pruning_reads_only_old_events() {
-        let mut c = rusqlite::Connection::open_in_memory().expect("db");
-        crate::store::migrations()
-            .to_latest(&mut c)
-            .expect("schema");
+        let c = crate::store::memory_db();
         c.execute_batch(
             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000)
              INSERT INTO events(ts, kind, message) SELECT 1000 + i, 'started', '' FROM n",

@@ -826,10 +826,7 @@ mod tests {
     /// group them (a grouped rollup built one per series per minute).
     #[test]
     fn rollups_read_in_key_order() {
-        let mut c = Connection::open_in_memory().expect("db");
-        crate::store::migrations()
-            .to_latest(&mut c)
-            .expect("schema");
+        let c = crate::store::memory_db();
         for fam in [&PROGRAMS, &HOST] {
             for (src, dst, from_raw, _) in rollup_chain(fam) {
                 let plan: Vec<String> = c
@@ -856,10 +853,7 @@ mod tests {
     /// old statement stepped through 5,000 rows of every tier of every series each minute.
     #[test]
     fn pruning_walks_only_the_rows_it_deletes() {
-        let mut c = Connection::open_in_memory().expect("db");
-        crate::store::migrations()
-            .to_latest(&mut c)
-            .expect("schema");
+        let mut c = crate::store::memory_db();
         let base = 1_700_000_000_000_i64;
         {
             let t = c.transaction().expect("tx");

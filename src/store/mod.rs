@@ -193,6 +193,14 @@ struct Inner {
     secrets: crate::seal::Sealer,
 }
 
+/// An in-memory database with the current schema, for unit tests of the SQL itself.
+#[cfg(test)]
+pub(crate) fn memory_db() -> Connection {
+    let mut c = Connection::open_in_memory().expect("in-memory database");
+    migrations().to_latest(&mut c).expect("schema");
+    c
+}
+
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(include_str!("migrations/0001_init.sql")),
