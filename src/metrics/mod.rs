@@ -33,7 +33,9 @@ use tokio_util::sync::CancellationToken;
 use crate::bus::{Bus, HostSample, ProgramSample, SampleTick};
 use crate::config::MetricsConfig;
 use crate::os::{HostFacts, ProcReader};
-use crate::store::metrics::{Agg, BucketQuery, Family, HOST, ImportSummary, PROGRAMS, Row, Tier};
+use crate::store::metrics::{
+    Agg, BucketQuery, Family, HOST, ImportSummary, MINUTE_MS, PROGRAMS, Row, Tier, bucket_start,
+};
 use crate::store::{Store, StoreError, now_ms};
 use crate::supervisor::Supervisor;
 pub use codec::Format;
@@ -98,6 +100,22 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    fn new(interval: Duration) -> Shared {
+        Shared {
+            latest: RwLock::new(Latest::default()),
+            dropped: AtomicU64::new(0),
+            tick_us: AtomicU64::new(0),
+            interval_ms: AtomicU64::new(interval.as_millis() as u64),
+            stretched: AtomicBool::new(false),
+            tick_queue: AtomicU64::new(0),
+            buffered: AtomicU64::new(0),
+            pending: AtomicU64::new(0),
+            write_us: AtomicU64::new(0),
+            write_failures: AtomicU64::new(0),
+            import_seq: AtomicI64::new(0),
+        }
+    }
+
     fn set_latest(&self, tick: &Arc<SampleTick>) {
         let mut l = crate::sync::write(&self.latest);
         if let Some(h) = &tick.host {
@@ -211,6 +229,10 @@ struct Service {
     buf: VecDeque<Arc<SampleTick>>,
     /// Latest sample time written; minutes before its minute are complete.
     flushed_upto: Option<i64>,
+    /// The minute up to which both families' rollups last caught up: until a batch
+    /// reaches the next minute, another rollup step would find nothing to do, so none is
+    /// asked of the store writer.
+    rolled_upto: Option<i64>,
     last_prune: Option<Instant>,
 }
 
@@ -228,19 +250,7 @@ impl Metrics {
         bus: Bus,
         shutdown: CancellationToken,
     ) -> std::io::Result<(Metrics, JoinHandle<()>)> {
-        let shared = Arc::new(Shared {
-            latest: RwLock::new(Latest::default()),
-            dropped: AtomicU64::new(0),
-            tick_us: AtomicU64::new(0),
-            interval_ms: AtomicU64::new(cfg.sample_interval.as_millis() as u64),
-            stretched: AtomicBool::new(false),
-            tick_queue: AtomicU64::new(0),
-            buffered: AtomicU64::new(0),
-            pending: AtomicU64::new(0),
-            write_us: AtomicU64::new(0),
-            write_failures: AtomicU64::new(0),
-            import_seq: AtomicI64::new(0),
-        });
+        let shared = Arc::new(Shared::new(cfg.sample_interval));
         let (tx, rx) = mpsc::channel(TICK_QUEUE);
         let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
         let sampler = sampler::Sampler {
@@ -257,15 +267,7 @@ impl Metrics {
         std::thread::Builder::new()
             .name("metrics-sampler".into())
             .spawn(move || supervise_sampler(&sampler, &stop_rx))?;
-        let service = Service {
-            shared: shared.clone(),
-            store: store.clone(),
-            cfg: cfg.clone(),
-            rx,
-            buf: VecDeque::new(),
-            flushed_upto: None,
-            last_prune: None,
-        };
+        let service = Service::new(shared.clone(), store.clone(), cfg.clone(), rx);
         let task = tokio::spawn(service.run(shutdown, stop_tx));
         let tiers = Tiers {
             sample_ms: ms(cfg.sample_interval),
@@ -649,6 +651,24 @@ impl Drop for DiscardOnDrop {
 }
 
 impl Service {
+    fn new(
+        shared: Arc<Shared>,
+        store: Store,
+        cfg: MetricsConfig,
+        rx: mpsc::Receiver<Vec<Arc<SampleTick>>>,
+    ) -> Service {
+        Service {
+            shared,
+            store,
+            cfg,
+            rx,
+            buf: VecDeque::new(),
+            flushed_upto: None,
+            rolled_upto: None,
+            last_prune: None,
+        }
+    }
+
     async fn run(mut self, shutdown: CancellationToken, stop_sampler: std::sync::mpsc::Sender<()>) {
         let part = crate::health::watch("metrics-writer");
         loop {
@@ -738,23 +758,34 @@ impl Service {
         }
     }
 
+    /// Up to six bounded rollup steps of `fam`; true when it has caught up with `upto`.
+    async fn roll_up(&self, fam: &'static Family, upto: i64) -> bool {
+        for _ in 0..6 {
+            match self.store.rollup_step(fam, upto, ROLLUP_SPAN_MS).await {
+                Ok(true) => tokio::task::yield_now().await,
+                Ok(false) => return true,
+                Err(e) => {
+                    tracing::warn!(error = %e, "metrics rollup failed");
+                    return false;
+                }
+            }
+        }
+        false
+    }
+
     /// One bounded round of rollups (each step rolls ≤ 10 minutes of every series) and,
     /// once a minute, of pruning (≤ 5000 rows per step, a few steps per round).
     async fn maintain(&mut self) {
         let Some(upto) = self.flushed_upto else {
             return;
         };
-        for fam in [&PROGRAMS, &HOST] {
-            for _ in 0..6 {
-                match self.store.rollup_step(fam, upto, ROLLUP_SPAN_MS).await {
-                    Ok(true) => tokio::task::yield_now().await,
-                    Ok(false) => break,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "metrics rollup failed");
-                        break;
-                    }
-                }
+        let minute = bucket_start(upto, MINUTE_MS);
+        if self.rolled_upto != Some(minute) {
+            let mut caught_up = true;
+            for fam in [&PROGRAMS, &HOST] {
+                caught_up &= self.roll_up(fam, upto).await;
             }
+            self.rolled_upto = caught_up.then_some(minute);
         }
         if self
             .last_prune
@@ -812,4 +843,77 @@ fn supervise_sampler(sampler: &sampler::Sampler, stop: &std::sync::mpsc::Receive
         }
     }
     part.finish();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::ProgramSample;
+
+    fn sample(ts: i64, cpu: f64) -> ProgramSample {
+        ProgramSample {
+            program: "p".into(),
+            ts,
+            cpu_percent: cpu,
+            memory_bytes: 1 << 20,
+            virtual_bytes: 1 << 21,
+            threads: 1,
+            open_files: 3,
+            disk_read_bps: 0.0,
+            disk_write_bps: 0.0,
+            players: None,
+        }
+    }
+
+    /// Batches of 10 s, minute after minute: each minute is rolled up once it is
+    /// complete, and the rollup steps left out while a minute fills never leave one out.
+    #[tokio::test]
+    async fn each_completed_minute_is_rolled_up() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("m.db")).expect("open");
+        let cfg = crate::config::Config::defaults().expect("defaults").metrics;
+        let (_tx, rx) = mpsc::channel(1);
+        let mut service = Service::new(
+            Arc::new(Shared::new(cfg.sample_interval)),
+            store.clone(),
+            cfg,
+            rx,
+        );
+        // Five minutes ago, on a minute: within the first rollup's reach.
+        let now = now_ms();
+        let base = bucket_start(now, MINUTE_MS) - 5 * MINUTE_MS;
+        for batch in 0..30_i64 {
+            let ticks = (0..10)
+                .map(|i| {
+                    let ts = base + (batch * 10 + i) * 1000;
+                    let minute = (ts - base) / MINUTE_MS;
+                    Arc::new(SampleTick::new(vec![sample(ts, minute as f64)], None))
+                })
+                .collect();
+            service.push(ticks);
+            service.flush().await;
+            service.maintain().await;
+            let minutes = store
+                .metric_buckets(
+                    &PROGRAMS,
+                    Some("p".into()),
+                    BucketQuery {
+                        tier: Tier::Minute,
+                        agg: Agg::Avg,
+                        from: base,
+                        to: base + 5 * MINUTE_MS,
+                        step: MINUTE_MS,
+                    },
+                )
+                .await
+                .expect("minutes");
+            // The minutes before the one the last sample is in, each the mean of its own
+            // samples (CPU is stored in hundredths).
+            let complete = (batch * 10 + 9) * 1000 / MINUTE_MS;
+            let avgs: Vec<Option<f64>> = minutes.iter().map(|(_, v)| v[0]).collect();
+            let want: Vec<Option<f64>> = (0..complete).map(|m| Some(m as f64 * 100.0)).collect();
+            assert_eq!(avgs, want, "after batch {batch}");
+        }
+        store.close().await;
+    }
 }
