@@ -290,12 +290,15 @@ impl Buckets {
 /// statement's own work (binding, running, resetting) that one per row did.
 const ROWS_PER_INSERT: usize = 10;
 
-/// SQL inserting `rows` rows of `(series, ts, columns…)` into `table`.
-fn insert_sql(fam: &Family, table: &str, rows: usize) -> String {
+/// SQL inserting `rows` raw rows of `(series, ts, columns…)` of `fam`.
+fn insert_sql(fam: &Family, rows: usize) -> String {
     let cols = fam.columns.join(", ");
     let row = format!("({})", vec!["?"; fam.columns.len() + 2].join(", "));
     let values = vec![row; rows].join(", ");
-    format!("INSERT OR REPLACE INTO {table} (series, ts, {cols}) VALUES {values}")
+    format!(
+        "INSERT OR REPLACE INTO {} (series, ts, {cols}) VALUES {values}",
+        fam.raw
+    )
 }
 
 /// The id of a named series, creating it when `create`.
@@ -347,13 +350,13 @@ fn set_state(t: &Transaction<'_>, target: &str, upto: i64) -> Result<(), StoreEr
     Ok(())
 }
 
-/// Writes the rows of series `id` of `fam` into `table`, [`ROWS_PER_INSERT`] at a time
+/// Writes raw rows of series `id` of `fam`, [`ROWS_PER_INSERT`] at a time
 /// with `full` (the prepared [`insert_sql`] of that many rows, kept by the caller across
 /// series), the rest with one statement of their number.
 fn insert_rows(
     t: &Transaction<'_>,
     full: &mut rusqlite::CachedStatement<'_>,
-    (fam, table): (&Family, &str),
+    fam: &Family,
     id: i64,
     rows: &[Row],
 ) -> Result<(), StoreError> {
@@ -371,7 +374,7 @@ fn insert_rows(
     }
     let rest = chunks.remainder();
     if !rest.is_empty() {
-        t.prepare_cached(&insert_sql(fam, table, rest.len()))?
+        t.prepare_cached(&insert_sql(fam, rest.len()))?
             .execute(params_from_iter(values(rest)))?;
     }
     Ok(())
@@ -426,16 +429,15 @@ impl Store {
         host: Vec<Row>,
     ) -> Result<(), StoreError> {
         self.write(move |t| {
-            let mut full =
-                t.prepare_cached(&insert_sql(&PROGRAMS, PROGRAMS.raw, ROWS_PER_INSERT))?;
+            let mut full = t.prepare_cached(&insert_sql(&PROGRAMS, ROWS_PER_INSERT))?;
             for (name, rows) in &programs {
                 let Some(id) = series_id(t, name, true)? else {
                     continue;
                 };
-                insert_rows(t, &mut full, (&PROGRAMS, PROGRAMS.raw), id, rows)?;
+                insert_rows(t, &mut full, &PROGRAMS, id, rows)?;
             }
-            let mut full = t.prepare_cached(&insert_sql(&HOST, HOST.raw, ROWS_PER_INSERT))?;
-            insert_rows(t, &mut full, (&HOST, HOST.raw), 0, &host)?;
+            let mut full = t.prepare_cached(&insert_sql(&HOST, ROWS_PER_INSERT))?;
+            insert_rows(t, &mut full, &HOST, 0, &host)?;
             Ok(())
         })
         .await
@@ -858,11 +860,11 @@ mod tests {
         {
             let t = c.transaction().expect("tx");
             let mut full = t
-                .prepare_cached(&insert_sql(&PROGRAMS, PROGRAMS.raw, ROWS_PER_INSERT))
+                .prepare_cached(&insert_sql(&PROGRAMS, ROWS_PER_INSERT))
                 .expect("sql");
             // 20,003: whole statements of ten and a remainder.
             let rows: Vec<Row> = (0..20_003).map(|i| row(base + i * 1000, i)).collect();
-            insert_rows(&t, &mut full, (&PROGRAMS, PROGRAMS.raw), 1, &rows).expect("rows");
+            insert_rows(&t, &mut full, &PROGRAMS, 1, &rows).expect("rows");
             drop(full);
             t.commit().expect("commit");
         }
